@@ -1,0 +1,322 @@
+// Every actor's typed interface in one place: read this file to know the
+// whole system's contracts. Mains and the transport include this header,
+// never another actor's implementation.
+//
+//   transport (libcoap thread + companion) ──► gateway ──► registry ──► node actors
+//                                                     ├──► job supervisor ──► job actors
+//                                                     └──► system actor
+//   everything that persists ──► persistence (the only SQLite user)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/server/store.hpp"
+#include "model/json.hpp"
+#include "model/types.hpp"
+
+namespace coapfleet {
+
+/// Who sent a request: address and port as the transport saw them, and the
+/// authenticated identity once DTLS exists (empty until then).
+struct peer {
+  std::string address;
+  uint16_t port = 0;
+  std::string identity;
+};
+template <class F> auto inspect(F& f, peer& x) { return f(x.address, x.port, x.identity); }
+
+/// A CoAP answer as the transport sends it. `code` is class*100+detail
+/// (205 = 2.05). `after` asks the transport to stop the process once the
+/// response has left: 0 nothing, 1 shutdown, 2 restart.
+struct coap_reply {
+  uint16_t code = 205;
+  uint16_t content_format = 50;  ///< 50 application/json, 0 text/plain
+  std::string payload;
+  uint32_t max_age = UINT32_MAX;  ///< UINT32_MAX: no Max-Age option
+  uint8_t after = 0;
+};
+template <class F> auto inspect(F& f, coap_reply& x) {
+  return f(x.code, x.content_format, x.payload, x.max_age, x.after);
+}
+
+/// `GET /nodes` query filters (empty = any).
+struct node_filter {
+  std::string status;
+  std::string node_id;
+};
+template <class F> auto inspect(F& f, node_filter& x) { return f(x.status, x.node_id); }
+
+/// A registration's outcome.
+struct registered {
+  std::string node_id;
+  bool created = false;  ///< false: re-registration of a known node
+};
+template <class F> auto inspect(F& f, registered& x) { return f(x.node_id, x.created); }
+
+/// What a node actor tells the registry when its liveness or health changes.
+struct node_summary {
+  std::string node_id;
+  model::node_status status = model::node_status::online;
+  bool healthy = true;
+  bool has_health = false;
+  std::vector<std::string> error_messages;
+};
+template <class F> auto inspect(F& f, node_summary& x) {
+  return f(x.node_id, x.status, x.healthy, x.has_health, x.error_messages);
+}
+
+/// A job target as the registry resolves it when a job is triggered.
+struct job_target {
+  std::string node_id;
+  std::string ip_address;
+  uint16_t port = 5683;
+  model::node_status status = model::node_status::online;
+};
+template <class F> auto inspect(F& f, job_target& x) {
+  return f(x.node_id, x.ip_address, x.port, x.status);
+}
+
+/// Everything the store holds, read once at start-up.
+struct loaded_state {
+  std::vector<model::node_record> nodes;
+  std::vector<model::job_record> jobs;
+};
+template <class F> auto inspect(F& f, loaded_state& x) { return f(x.nodes, x.jobs); }
+
+/// A group of writes that must be durable together before the caller answers.
+struct write_batch {
+  std::vector<server::write_op> ops;
+};
+
+/// Counts for `POST /system {"action":"status"}`.
+struct fleet_counts {
+  uint32_t nodes = 0;
+  uint32_t jobs = 0;
+};
+template <class F> auto inspect(F& f, fleet_counts& x) { return f(x.nodes, x.jobs); }
+
+namespace model {
+template <class F> auto inspect(F& f, unhealthy_node& x) { return f(x.node_id, x.error_messages); }
+template <class F> auto inspect(F& f, server_stats& x) {
+  return f(x.cpu_percent, x.rss_bytes, x.database, x.uptime_seconds);
+}
+template <class F> auto inspect(F& f, fleet_health& x) {
+  return f(x.status, x.timestamp, x.total_nodes, x.online_nodes, x.stale_nodes,
+           x.healthy_nodes, x.unhealthy_nodes, x.offline_nodes, x.unhealthy, x.server);
+}
+template <class F> auto inspect(F& f, system_info& x) {
+  return f(x.timestamp, x.uptime_seconds, x.version, x.available_actions);
+}
+template <class F> auto inspect(F& f, system_status& x) {
+  return f(x.timestamp, x.database, x.uptime_seconds, x.nodes, x.jobs);
+}
+}  // namespace model
+
+// -- errors: values up to the edge, where the transport maps them to CoAP ------
+
+/// Error codes of the application; the transport maps each to a CoAP code.
+enum class api_errc : uint8_t {
+  bad_request = 1,  ///< 4.00
+  forbidden,        ///< 4.03
+  not_found,        ///< 4.04
+  conflict,         ///< 4.09
+  too_large,        ///< 4.13
+  internal,         ///< 5.00
+  unavailable,      ///< 5.03
+};
+constexpr caf::atom_value api_category = caf::atom("coapfleet");
+
+/// An application error: what went wrong, and the request field at fault.
+/// The context message holds (what, field, detail_key, detail_value).
+inline caf::error make_api_error(api_errc code, std::string what, std::string field = {},
+                                 std::string key = {}, std::string value = {}) {
+  return caf::error{static_cast<uint8_t>(code), api_category,
+                    caf::make_message(std::move(what), std::move(field), std::move(key),
+                                      std::move(value))};
+}
+
+}  // namespace coapfleet
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(coapfleet::write_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(coapfleet::server::put_health)
+
+// -- type IDs ---------------------------------------------------------------------
+
+CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::peer))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::coap_reply))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::node_filter))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::registered))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::node_summary))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::job_target))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::job_target>))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::loaded_state))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::fleet_counts))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::node_registration))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::health_report))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::node_record))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::model::node_record>))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::job_spec))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::job_record))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::model::job_record>))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::update_report))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::update_notification))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::fleet_health))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_info))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_status))
+CAF_END_TYPE_ID_BLOCK(coapfleet)
+
+// -- atoms (at most 10 characters) --------------------------------------------------
+
+namespace coapfleet::atom {
+using create = caf::atom_constant<caf::atom("create")>;
+using install = caf::atom_constant<caf::atom("install")>;
+using status = caf::atom_constant<caf::atom("status")>;
+using report = caf::atom_constant<caf::atom("report")>;
+using cancel = caf::atom_constant<caf::atom("cancel")>;
+using list = caf::atom_constant<caf::atom("list")>;
+using get = caf::atom_constant<caf::atom("get")>;
+using enroll = caf::atom_constant<caf::atom("enroll")>;      ///< register a node
+using health = caf::atom_constant<caf::atom("health")>;
+using summary = caf::atom_constant<caf::atom("summary")>;
+using resolve = caf::atom_constant<caf::atom("resolve")>;
+using route = caf::atom_constant<caf::atom("route")>;
+using notify = caf::atom_constant<caf::atom("notify")>;
+using notified = caf::atom_constant<caf::atom("notified")>;
+using tick = caf::atom_constant<caf::atom("tick")>;
+using deadline = caf::atom_constant<caf::atom("deadline")>;
+using write = caf::atom_constant<caf::atom("write")>;
+using commit = caf::atom_constant<caf::atom("commit")>;
+using load = caf::atom_constant<caf::atom("load")>;
+using ping = caf::atom_constant<caf::atom("ping")>;
+using flush = caf::atom_constant<caf::atom("flush")>;
+using count = caf::atom_constant<caf::atom("count")>;
+using info = caf::atom_constant<caf::atom("info")>;
+using action = caf::atom_constant<caf::atom("action")>;
+using reply = caf::atom_constant<caf::atom("reply")>;
+using resume = caf::atom_constant<caf::atom("resume")>;
+}  // namespace coapfleet::atom
+
+namespace coapfleet {
+
+// -- persistence ---------------------------------------------------------------------
+
+/// The persistence actor: owns the SQLite store; group-commits writes.
+using persistence_actor = caf::typed_actor<
+  /// Reads everything stored (once, at start-up).
+  caf::replies_to<atom::load>::with<loaded_state>,
+  /// Durable writes: answers once they are committed (fsync'd), with an
+  /// error when the transaction failed (then none of them happened).
+  caf::replies_to<atom::write, write_batch>::with<bool>,
+  /// Telemetry: the latest health of a node; committed within the flush
+  /// interval (at most one second), never acknowledged.
+  caf::reacts_to<atom::health, server::put_health>,
+  /// True when the database answered a query just now.
+  caf::replies_to<atom::ping>::with<bool>,
+  /// Commits everything pending and checkpoints the WAL (before a stop).
+  caf::replies_to<atom::flush>::with<bool>,
+  /// Internal: run the group commit now / the health flush timer fired.
+  caf::reacts_to<atom::commit>, caf::reacts_to<atom::tick>>;
+
+// -- nodes ------------------------------------------------------------------------------
+
+/// One actor per registered node: its registration, latest health and liveness.
+using node_actor = caf::typed_actor<
+  /// A health report (hot path, never answered: the transport already did).
+  caf::reacts_to<atom::health, model::health_report, model::millis>,
+  /// A re-registration: new registration data, heard of at the given time.
+  caf::reacts_to<atom::enroll, model::node_registration, model::millis>,
+  /// The node's full record (liveness computed now).
+  caf::replies_to<atom::get>::with<model::node_record>,
+  /// Liveness timer.
+  caf::reacts_to<atom::tick>>;
+
+/// The node registry: registration, the node directory, fleet-wide views.
+using registry_actor = caf::typed_actor<
+  /// `POST /nodes`: upsert; answers when the registration is durable.
+  caf::replies_to<atom::enroll, model::node_registration, peer>::with<registered>,
+  /// `GET /nodes`: every node matching the filter, sorted by node_id.
+  caf::replies_to<atom::list, node_filter>::with<std::vector<model::node_record>>,
+  /// `GET /health`: the fleet's health (server stats filled in by the gateway).
+  caf::replies_to<atom::health>::with<model::fleet_health>,
+  /// From node actors: liveness or health changed.
+  caf::reacts_to<atom::summary, node_summary>,
+  /// From job actors: resolve target_nodes (["all"] or ids); unknown ids are
+  /// a bad_request naming them.
+  caf::replies_to<atom::resolve, std::vector<std::string>>::with<std::vector<job_target>>,
+  /// Number of registered nodes.
+  caf::replies_to<atom::count>::with<uint32_t>>;
+
+// -- update jobs ----------------------------------------------------------------------
+
+/// One actor per job: its targets, node states, status and deadline.
+using job_actor = caf::typed_actor<
+  /// Trigger: resolve targets, mark them pending, persist, answer, notify agents.
+  caf::replies_to<atom::install, peer>::with<model::job_record>,
+  /// Current state.
+  caf::replies_to<atom::get>::with<model::job_record>,
+  /// An agent's step report; answers when durable.
+  caf::replies_to<atom::report, model::update_report>::with<bool>,
+  /// Cancel every node that has not finished.
+  caf::replies_to<atom::cancel, peer>::with<model::job_record>,
+  /// From the transport: the agent answered the notification (true) or not.
+  caf::reacts_to<atom::notified, std::string, bool, std::string>,
+  /// The job's install deadline passed.
+  caf::reacts_to<atom::deadline>,
+  /// After a restart: re-notify nodes that were never reached.
+  caf::reacts_to<atom::resume>>;
+
+/// The update-job supervisor: creates jobs, owns the job directory, routes.
+using job_supervisor_actor = caf::typed_actor<
+  caf::replies_to<atom::create, model::job_spec, peer>::with<model::job_record>,
+  caf::replies_to<atom::install, std::string, peer>::with<model::job_record>,
+  caf::replies_to<atom::status, std::string>::with<model::job_record>,
+  caf::replies_to<atom::report, model::update_report, peer>::with<bool>,
+  caf::replies_to<atom::cancel, std::string, peer>::with<model::job_record>,
+  /// `GET /updates`: every job, oldest first.
+  caf::replies_to<atom::list>::with<std::vector<model::job_record>>,
+  caf::replies_to<atom::count>::with<uint32_t>>;
+
+// -- system ---------------------------------------------------------------------------
+
+/// The system actor: `GET /system`, `POST /system` actions.
+using system_actor = caf::typed_actor<
+  caf::replies_to<atom::info>::with<model::system_info>,
+  caf::replies_to<atom::status>::with<model::system_status>,
+  /// restart / shutdown: answers when allowed; the transport stops the
+  /// process after the response has left. forbidden when disabled.
+  caf::replies_to<atom::action, uint8_t /*system_action*/, peer>::with<bool>>;
+
+// -- transport ----------------------------------------------------------------------------
+
+/// What the transport (an actor_companion on the libcoap thread) accepts.
+using transport_actor = caf::typed_actor<
+  /// A node actor exists for node_id: PUT /health for it is routed there.
+  caf::reacts_to<atom::route, std::string, node_actor>,
+  /// Send POST /updates/available to an agent and tell `job` how it went
+  /// with (notified, node_id, ok, detail).
+  caf::reacts_to<atom::notify, job_actor, std::string /*ip*/, uint16_t /*port*/,
+                 model::update_notification>,
+  /// The answer to request `id` (from the gateway).
+  caf::reacts_to<atom::reply, uint64_t, coap_reply>>;
+
+/// The gateway: turns a typed request of the transport into a request to the
+/// owning actor and the typed answer (or error) into a coap_reply.
+using gateway_actor = caf::typed_actor<
+  caf::reacts_to<atom::enroll, uint64_t, model::node_registration, peer>,
+  caf::reacts_to<atom::list, uint64_t, node_filter>,
+  caf::reacts_to<atom::health, uint64_t>,
+  caf::reacts_to<atom::create, uint64_t, model::job_spec, peer>,
+  caf::reacts_to<atom::install, uint64_t, std::string, peer>,
+  caf::reacts_to<atom::status, uint64_t, std::string>,
+  caf::reacts_to<atom::report, uint64_t, model::update_report, peer>,
+  caf::reacts_to<atom::cancel, uint64_t, std::string, peer>,
+  caf::reacts_to<atom::get, uint64_t>,  ///< GET /updates
+  caf::reacts_to<atom::info, uint64_t>,  ///< GET /system
+  caf::reacts_to<atom::action, uint64_t, uint8_t /*system_action*/, peer>>;
+
+}  // namespace coapfleet

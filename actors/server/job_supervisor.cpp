@@ -1,0 +1,189 @@
+#include "actors/server/job_supervisor.hpp"
+
+#include <memory>
+#include <random>
+#include <unordered_map>
+
+#include "actors/clock.hpp"
+#include "actors/log.hpp"
+
+namespace coapfleet::server {
+
+namespace {
+
+struct job_supervisor_state {
+  static inline const char* name = "job-supervisor";
+  job_supervisor_config cfg;
+  std::unordered_map<std::string, job_actor> jobs;
+  std::vector<std::string> order;  ///< creation order, for listings
+  std::unordered_map<std::string, bool> creating;
+  registry_actor registry;
+  persistence_actor persistence;
+  transport_actor transport;
+  std::mt19937_64 rng{std::random_device{}()};
+};
+
+using self_ptr = job_supervisor_actor::stateful_pointer<job_supervisor_state>;
+
+/// Job ids look like the seed's: three groups of six hex digits.
+std::string new_job_id(job_supervisor_state& st) {
+  static const char hex[] = "0123456789abcdef";
+  for (;;) {
+    std::string id;
+    auto bits = st.rng();
+    for (int i = 0; i < 18; ++i) {
+      if (i == 6 || i == 12)
+        id += '-';
+      id += hex[bits & 0xf];
+      bits >>= 4;
+    }
+    if (!st.jobs.count(id) && !st.creating.count(id))
+      return id;
+  }
+}
+
+caf::error unknown_job(const std::string& id) {
+  return make_api_error(api_errc::not_found, "job not found", "job_id", "job_id", id);
+}
+
+job_actor add_job(self_ptr self, model::job_record rec) {
+  auto& st = self->state;
+  auto id = rec.job_id;
+  auto j = spawn_job(self->system(), std::move(rec), st.cfg.job, st.registry, st.persistence,
+                     st.transport);
+  self->link_to(j);  // job actors end with the supervisor
+  st.jobs.emplace(id, j);
+  st.order.push_back(id);
+  return j;
+}
+
+struct job_collector {
+  caf::typed_response_promise<std::vector<model::job_record>> rp;
+  std::vector<model::job_record> out;  ///< in creation order
+  std::vector<bool> have;
+  size_t pending = 0;
+  void done_one() {
+    if (--pending > 0)
+      return;
+    std::vector<model::job_record> result;
+    result.reserve(out.size());
+    for (size_t i = 0; i < out.size(); ++i)
+      if (have[i])
+        result.emplace_back(std::move(out[i]));
+    rp.deliver(std::move(result));
+  }
+};
+
+}  // namespace
+
+job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor_config cfg,
+                                          std::vector<model::job_record> jobs,
+                                          registry_actor registry,
+                                          persistence_actor persistence,
+                                          transport_actor transport) {
+  auto fn = [](self_ptr self, job_supervisor_config cfg, std::vector<model::job_record> jobs,
+               registry_actor registry, persistence_actor persistence,
+               transport_actor transport) -> job_supervisor_actor::behavior_type {
+    auto& st = self->state;
+    st.cfg = cfg;
+    st.registry = std::move(registry);
+    st.persistence = std::move(persistence);
+    st.transport = std::move(transport);
+    size_t resumed = 0;
+    for (auto& rec : jobs) {
+      bool running = rec.status == model::job_status::in_progress;
+      auto j = add_job(self, std::move(rec));
+      if (running) {
+        self->send(j, atom::resume::value);
+        ++resumed;
+      }
+    }
+    CF_INFO("job-supervisor", "started with ", st.jobs.size(), " jobs (", resumed,
+            " in progress)");
+    return {
+      [self](atom::create, model::job_spec& spec,
+             const peer& from) -> caf::result<model::job_record> {
+        auto& st = self->state;
+        auto problem = model::validate_job_spec(spec);
+        if (!problem.empty())
+          return make_api_error(api_errc::bad_request, problem.error, problem.field);
+        model::job_record rec;
+        rec.job_id = new_job_id(st);
+        rec.spec = std::move(spec);
+        rec.status = model::job_status::created;
+        rec.created_at = rec.updated_at = now_millis();
+        st.creating.emplace(rec.job_id, true);
+        write_batch batch;
+        batch.ops.emplace_back(put_job{rec});
+        auto rp = self->make_response_promise<model::job_record>();
+        self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
+          .then(
+            [self, rp, rec, from](bool) mutable {
+              self->state.creating.erase(rec.job_id);
+              CF_INFO("job-supervisor", "job ", rec.job_id, " created: ", rec.spec.name, " ",
+                      rec.spec.version, " (", rec.spec.package_type, ") by ", from.address);
+              add_job(self, rec);
+              rp.deliver(std::move(rec));
+            },
+            [self, rp, id = rec.job_id](caf::error& err) mutable {
+              self->state.creating.erase(id);
+              rp.deliver(std::move(err));
+            });
+        return rp;
+      },
+      [self](atom::install, const std::string& id,
+             const peer& from) -> caf::result<model::job_record> {
+        auto i = self->state.jobs.find(id);
+        if (i == self->state.jobs.end())
+          return unknown_job(id);
+        return self->delegate(i->second, atom::install::value, from);
+      },
+      [self](atom::status, const std::string& id) -> caf::result<model::job_record> {
+        auto i = self->state.jobs.find(id);
+        if (i == self->state.jobs.end())
+          return unknown_job(id);
+        return self->delegate(i->second, atom::get::value);
+      },
+      [self](atom::report, model::update_report& r, const peer&) -> caf::result<bool> {
+        auto i = self->state.jobs.find(r.job_id);
+        if (i == self->state.jobs.end())
+          return unknown_job(r.job_id);
+        return self->delegate(i->second, atom::report::value, std::move(r));
+      },
+      [self](atom::cancel, const std::string& id,
+             const peer& from) -> caf::result<model::job_record> {
+        auto i = self->state.jobs.find(id);
+        if (i == self->state.jobs.end())
+          return unknown_job(id);
+        return self->delegate(i->second, atom::cancel::value, from);
+      },
+      [self](atom::list) -> caf::result<std::vector<model::job_record>> {
+        auto& st = self->state;
+        auto c = std::make_shared<job_collector>();
+        c->rp = self->make_response_promise<std::vector<model::job_record>>();
+        if (st.order.empty()) {
+          c->rp.deliver(std::vector<model::job_record>{});
+          return c->rp;
+        }
+        c->out.resize(st.order.size());
+        c->have.assign(st.order.size(), false);
+        c->pending = st.order.size();
+        for (size_t k = 0; k < st.order.size(); ++k)
+          self->request(st.jobs[st.order[k]], std::chrono::seconds(10), atom::get::value)
+            .then(
+              [c, k](model::job_record& r) {
+                c->out[k] = std::move(r);
+                c->have[k] = true;
+                c->done_one();
+              },
+              [c](caf::error&) { c->done_one(); });
+        return c->rp;
+      },
+      [self](atom::count) -> uint32_t { return static_cast<uint32_t>(self->state.jobs.size()); },
+    };
+  };
+  return sys.spawn(fn, std::move(cfg), std::move(jobs), std::move(registry),
+                   std::move(persistence), std::move(transport));
+}
+
+}  // namespace coapfleet::server

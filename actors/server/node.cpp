@@ -1,0 +1,127 @@
+#include "actors/server/node.hpp"
+
+#include "actors/clock.hpp"
+#include "actors/log.hpp"
+#include "model/rules.hpp"
+
+namespace coapfleet::server {
+
+namespace {
+
+struct node_state {
+  static inline const char* name = "node";
+  model::node_record record;
+  liveness_config cfg;
+  registry_actor registry;
+  persistence_actor persistence;
+  bool tick_pending = false;
+  node_summary last_summary;  ///< what the registry knows of us
+  bool summary_sent = false;
+};
+
+using self_ptr = node_actor::stateful_pointer<node_state>;
+
+model::node_status compute_status(const node_state& st, model::millis now) {
+  return model::liveness(st.record.last_seen, now, st.cfg.stale_after.count(),
+                         st.cfg.offline_after.count());
+}
+
+/// Tells the registry when what it summarizes of this node changed.
+void publish_summary(self_ptr self) {
+  auto& st = self->state;
+  node_summary s;
+  s.node_id = st.record.reg.node_id;
+  s.status = st.record.status;
+  s.has_health = st.record.has_health;
+  s.healthy = !st.record.has_health || st.record.health.overall_healthy;
+  if (s.has_health && !s.healthy)
+    s.error_messages = st.record.health.error_messages;
+  if (st.summary_sent && s.status == st.last_summary.status && s.healthy == st.last_summary.healthy
+      && s.has_health == st.last_summary.has_health
+      && s.error_messages == st.last_summary.error_messages)
+    return;
+  st.last_summary = s;
+  st.summary_sent = true;
+  self->send(st.registry, atom::summary::value, std::move(s));
+}
+
+/// Keeps exactly one liveness timer pending while the node can still age.
+void arm_timer(self_ptr self, model::millis now) {
+  auto& st = self->state;
+  if (st.tick_pending || st.record.status == model::node_status::offline)
+    return;
+  auto due = st.record.last_seen
+             + (st.record.status == model::node_status::online ? st.cfg.stale_after.count()
+                                                               : st.cfg.offline_after.count());
+  auto delay = std::max<model::millis>(due - now, 1);
+  st.tick_pending = true;
+  self->delayed_send(self, std::chrono::milliseconds(delay), atom::tick::value);
+}
+
+void heard_from(self_ptr self, model::millis now) {
+  auto& st = self->state;
+  st.record.last_seen = std::max(st.record.last_seen, now);
+  auto before = st.record.status;
+  st.record.status = model::node_status::online;
+  if (before != model::node_status::online)
+    CF_INFO("node", "node ", st.record.reg.node_id, " is online again (was ", to_string(before),
+            ")");
+  publish_summary(self);
+  arm_timer(self, now);
+}
+
+}  // namespace
+
+node_actor spawn_node(caf::actor_system& sys, model::node_record record, liveness_config cfg,
+                      registry_actor registry, persistence_actor persistence) {
+  auto fn = [](self_ptr self, model::node_record record, liveness_config cfg,
+               registry_actor registry,
+               persistence_actor persistence) -> node_actor::behavior_type {
+    auto& st = self->state;
+    st.record = std::move(record);
+    st.cfg = cfg;
+    st.registry = std::move(registry);
+    st.persistence = std::move(persistence);
+    auto now = now_millis();
+    st.record.status = compute_status(st, now);
+    publish_summary(self);
+    arm_timer(self, now);
+    return {
+      [self](atom::health, model::health_report& report, model::millis at) {
+        auto& st = self->state;
+        st.record.health = report;
+        st.record.has_health = true;
+        st.record.health_at = at;
+        self->send(st.persistence, atom::health::value,
+                   server::put_health{std::move(report), at});
+        heard_from(self, at);
+      },
+      [self](atom::enroll, model::node_registration& reg, model::millis at) {
+        self->state.record.reg = std::move(reg);
+        heard_from(self, at);
+      },
+      [self](atom::get) -> model::node_record {
+        auto& st = self->state;
+        auto out = st.record;
+        out.status = compute_status(st, now_millis());
+        return out;
+      },
+      [self](atom::tick) {
+        auto& st = self->state;
+        st.tick_pending = false;
+        auto now = now_millis();
+        auto status = compute_status(st, now);
+        if (status != st.record.status) {
+          CF_INFO("node", "node ", st.record.reg.node_id, " is ", to_string(status),
+                  " (last seen ", model::format_time(st.record.last_seen), ")");
+          st.record.status = status;
+          publish_summary(self);
+        }
+        arm_timer(self, now);
+      },
+    };
+  };
+  return sys.spawn(fn, std::move(record), cfg, std::move(registry), std::move(persistence));
+}
+
+}  // namespace coapfleet::server

@@ -1,0 +1,20 @@
+// A node actor owns one registered node: its registration, latest health,
+// and liveness (online → stale → offline when reports stop).
+#pragma once
+
+#include <chrono>
+
+#include "actors/interfaces.hpp"
+
+namespace coapfleet::server {
+
+struct liveness_config {
+  std::chrono::milliseconds stale_after{std::chrono::seconds(60)};
+  std::chrono::milliseconds offline_after{std::chrono::seconds(180)};
+};
+
+node_actor spawn_node(caf::actor_system& sys, model::node_record record,
+                      liveness_config cfg, registry_actor registry,
+                      persistence_actor persistence);
+
+}  // namespace coapfleet::server

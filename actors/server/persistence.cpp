@@ -1,0 +1,120 @@
+#include "actors/server/persistence.hpp"
+
+#include <unordered_map>
+
+#include "actors/log.hpp"
+
+namespace coapfleet::server {
+
+namespace {
+
+struct persistence_state {
+  static inline const char* name = "persistence";
+  std::unique_ptr<store> db;
+  persistence_config cfg;
+  /// Durable writes waiting for the next commit, with who waits for them.
+  std::vector<write_op> pending;
+  std::vector<caf::typed_response_promise<bool>> waiting;
+  /// Latest health per node, not yet committed.
+  std::unordered_map<std::string, put_health> dirty_health;
+  bool commit_scheduled = false;
+  bool health_timer = false;
+  uint64_t commits = 0;
+};
+
+using self_ptr = persistence_actor::stateful_pointer<persistence_state>;
+
+/// Commits everything pending in one transaction and answers every waiter.
+void commit_now(self_ptr self) {
+  auto& st = self->state;
+  st.commit_scheduled = false;
+  if (st.pending.empty() && st.dirty_health.empty())
+    return;
+  std::vector<write_op> ops;
+  ops.swap(st.pending);
+  auto waiting = std::move(st.waiting);
+  st.waiting.clear();
+  auto durable = ops.size();
+  ops.reserve(ops.size() + st.dirty_health.size());
+  for (auto& kv : st.dirty_health)
+    ops.emplace_back(std::move(kv.second));
+  st.dirty_health.clear();
+  bool ok = st.db->apply(ops);
+  ++st.commits;
+  if (ok) {
+    CF_TRACE("persistence", "committed ops=", ops.size(), " durable=", durable,
+             " waiters=", waiting.size());
+    for (auto& rp : waiting)
+      rp.deliver(true);
+  } else {
+    CF_ERROR("persistence", "commit failed: ", st.db->last_error(), " ops=", ops.size());
+    auto err = make_api_error(api_errc::internal,
+                              "database write failed: " + st.db->last_error());
+    for (auto& rp : waiting)
+      rp.deliver(err);
+  }
+}
+
+void schedule_commit(self_ptr self) {
+  if (!self->state.commit_scheduled) {
+    self->state.commit_scheduled = true;
+    // Lands behind every message already queued: those writes join this commit.
+    self->send(self, atom::commit::value);
+  }
+}
+
+}  // namespace
+
+persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<store> db,
+                                    persistence_config cfg) {
+  auto fn = [](self_ptr self, std::shared_ptr<std::unique_ptr<store>> db,
+               persistence_config cfg) -> persistence_actor::behavior_type {
+    self->state.db = std::move(*db);
+    self->state.cfg = cfg;
+    return {
+      [self](atom::load) -> loaded_state {
+        loaded_state out;
+        out.nodes = self->state.db->load_nodes();
+        out.jobs = self->state.db->load_jobs();
+        CF_INFO("persistence", "loaded nodes=", out.nodes.size(), " jobs=", out.jobs.size(),
+                " from ", self->state.db->path());
+        return out;
+      },
+      [self](atom::write, write_batch& batch) -> caf::result<bool> {
+        auto& st = self->state;
+        for (auto& op : batch.ops)
+          st.pending.emplace_back(std::move(op));
+        auto rp = self->make_response_promise<bool>();
+        st.waiting.emplace_back(rp);
+        schedule_commit(self);
+        return rp;
+      },
+      [self](atom::health, server::put_health& h) {
+        auto& st = self->state;
+        auto id = h.health.node_id;
+        st.dirty_health[id] = std::move(h);
+        if (!st.health_timer) {
+          st.health_timer = true;
+          self->delayed_send(self, st.cfg.health_flush, atom::tick::value);
+        }
+      },
+      [self](atom::commit) { commit_now(self); },
+      [self](atom::ping) -> bool { return self->state.db->ping(); },
+      [self](atom::tick) {
+        self->state.health_timer = false;
+        commit_now(self);
+      },
+      [self](atom::flush) -> bool {
+        // Before a stop: commit what is pending and fold the WAL back.
+        commit_now(self);
+        self->state.db->checkpoint();
+        CF_INFO("persistence", "flushed and checkpointed ", self->state.db->path());
+        return true;
+      },
+    };
+  };
+  auto holder = std::make_shared<std::unique_ptr<store>>(std::move(db));
+  return sys.spawn(fn, holder, cfg);
+}
+
+}  // namespace coapfleet::server

@@ -1,0 +1,21 @@
+// The persistence actor owns the SQLite store (the only code that touches it)
+// and group-commits: every write queued while a commit runs joins the next one.
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include "actors/interfaces.hpp"
+
+namespace coapfleet::server {
+
+struct persistence_config {
+  /// Latest-health telemetry is committed at least this often.
+  std::chrono::milliseconds health_flush{500};
+};
+
+/// Spawns the persistence actor on an opened store.
+persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<store> db,
+                                    persistence_config cfg);
+
+}  // namespace coapfleet::server

@@ -1,0 +1,419 @@
+// The SQLite store: migrations, prepared statements, group commit, loads.
+// Only the persistence actor uses it, from one thread. The SQL text is in
+// store_sql.cpp.
+#include "actors/server/store.hpp"
+
+#include <sqlite3.h>
+#include <strings.h>
+
+#include <cstdlib>
+#include <exception>
+#include <unordered_map>
+
+#include "model/json.hpp"
+
+namespace coapfleet::server {
+
+// The SQL text, in store_sql.cpp.
+namespace sql {
+extern const char* const schema_v1;
+extern const char *const upsert_node, *const upsert_health, *const touch_node,
+    *const insert_job, *const update_job, *const upsert_state, *const select_nodes,
+    *const select_jobs, *const select_states;
+}  // namespace sql
+
+namespace {
+
+std::string column_text(sqlite3_stmt* s, int i) {
+  auto p = sqlite3_column_text(s, i);
+  return p ? std::string{reinterpret_cast<const char*>(p),
+                         static_cast<size_t>(sqlite3_column_bytes(s, i))}
+           : std::string{};
+}
+
+void bind(sqlite3_stmt* s, int i, const std::string& v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+}
+/// Binds NULL for an empty (absent) optional string.
+void bind_opt(sqlite3_stmt* s, int i, const std::string& v) {
+  if (v.empty())
+    sqlite3_bind_null(s, i);
+  else
+    bind(s, i, v);
+}
+void bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+
+}  // namespace
+
+/// The prepared statements, plus the helpers that need the store's private
+/// state (a nested class has access to it).
+struct store::statements {
+  store& self;
+  sqlite3_stmt *begin = nullptr, *commit = nullptr, *rollback = nullptr, *ping = nullptr,
+               *checkpoint = nullptr, *upsert_node = nullptr, *upsert_health = nullptr,
+               *touch_node = nullptr, *insert_job = nullptr, *update_job = nullptr,
+               *upsert_state = nullptr, *select_nodes = nullptr, *select_jobs = nullptr,
+               *select_states = nullptr;
+
+  explicit statements(store& s) : self(s) {}
+  ~statements() {
+    for (sqlite3_stmt* s : {begin, commit, rollback, ping, checkpoint, upsert_node,
+                            upsert_health, touch_node, insert_job, update_job, upsert_state,
+                            select_nodes, select_jobs, select_states})
+      sqlite3_finalize(s);  // a no-op on null
+  }
+
+  bool fail(const std::string& what, const char* msg = nullptr) {
+    self.error_ = self.path_ + ": " + what + ": "
+                  + (msg ? msg : self.db_ ? sqlite3_errmsg(self.db_) : "out of memory");
+    return false;
+  }
+
+  bool exec(const char* sql, const std::string& what) {
+    char* msg = nullptr;
+    bool ok = sqlite3_exec(self.db_, sql, nullptr, nullptr, &msg) == SQLITE_OK;
+    if (!ok)
+      fail(what, msg);
+    sqlite3_free(msg);
+    return ok;
+  }
+
+  /// Runs an ad-hoc one-row statement and returns its first column.
+  bool query_text(const char* sql, std::string& out) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(self.db_, sql, -1, &s, nullptr) != SQLITE_OK)
+      return fail(std::string{"cannot prepare '"} + sql + "'");
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+      out = column_text(s, 0);
+    bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+    if (!ok)
+      fail(std::string{"cannot run '"} + sql + "'");
+    sqlite3_finalize(s);
+    return ok;
+  }
+
+  /// Steps a write statement to completion, then resets and unbinds it.
+  bool run(sqlite3_stmt* s, const char* what) {
+    int rc = sqlite3_step(s);
+    bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+    if (!ok)
+      fail(what);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return ok;
+  }
+
+  bool prepare(sqlite3_stmt*& s, const char* text) {
+    if (sqlite3_prepare_v3(self.db_, text, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr)
+        == SQLITE_OK)
+      return true;
+    return fail(std::string{"cannot prepare '"} + text + "'");
+  }
+
+  /// Keeps a decoded JSON column; a bad one is left default and noted in
+  /// last_error() (loading goes on: one bad row must not hide the others).
+  template <class T>
+  bool take(model::decoded<T>&& d, T& into, const char* column, const std::string& id) {
+    if (!d.ok()) {
+      self.error_ = self.path_ + ": cannot decode " + column + " of " + id + ": " + d.err.error;
+      return false;
+    }
+    into = std::move(d.value);
+    return true;
+  }
+
+  bool migrate();
+  bool prepare_all();
+
+  bool write(const put_node& op);
+  bool write(const put_health& op);
+  bool write(const put_job& op);
+  bool write(const put_job_status& op);
+  bool write(const put_node_state& op);
+  bool write_state(const std::string& job_id, const model::node_job_state& st);
+};
+
+bool store::statements::migrate() {
+  std::string v;
+  if (!query_text("PRAGMA user_version", v))
+    return false;
+  int version = std::atoi(v.c_str());
+  if (version == schema_version)
+    return true;
+  bool ok = true;
+  // Take the write lock, then look again: another process may have migrated.
+  if (version < schema_version) {
+    if (!exec("BEGIN IMMEDIATE", "cannot begin migration"))
+      return false;
+    ok = query_text("PRAGMA user_version", v);
+    version = std::atoi(v.c_str());
+  }
+  if (ok && version > schema_version) {
+    self.error_ = self.path_ + ": database schema version " + std::to_string(version)
+                  + " is newer than this server (" + std::to_string(schema_version) + ")";
+    ok = false;
+  }
+  if (ok && version < 1)
+    ok = exec(sql::schema_v1, "cannot create schema v1");
+  // Later versions: if (ok && version < 2) ok = exec(migrate_v1_to_v2, ...);
+  if (ok && !sqlite3_get_autocommit(self.db_))
+    ok = exec("COMMIT", "cannot commit migration");
+  if (!ok && !sqlite3_get_autocommit(self.db_))
+    sqlite3_exec(self.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  return ok;
+}
+
+bool store::statements::prepare_all() {
+  return prepare(begin, "BEGIN IMMEDIATE") && prepare(commit, "COMMIT")
+         && prepare(rollback, "ROLLBACK") && prepare(ping, "SELECT 1")
+         && prepare(checkpoint, "PRAGMA wal_checkpoint(TRUNCATE)")
+         && prepare(upsert_node, sql::upsert_node)
+         && prepare(upsert_health, sql::upsert_health)
+         && prepare(touch_node, sql::touch_node)
+         && prepare(insert_job, sql::insert_job)
+         && prepare(update_job, sql::update_job)
+         && prepare(upsert_state, sql::upsert_state)
+         && prepare(select_nodes, sql::select_nodes)
+         && prepare(select_jobs, sql::select_jobs)
+         && prepare(select_states, sql::select_states);
+}
+
+bool store::statements::write(const put_node& op) {
+  const auto& r = op.reg;
+  bind(upsert_node, 1, r.node_id);
+  bind_opt(upsert_node, 2, r.hostname);
+  bind(upsert_node, 3, r.ip_address);
+  bind(upsert_node, 4, int64_t{r.port});
+  bind(upsert_node, 5, model::encode_strings(r.services));
+  bind(upsert_node, 6, model::encode_strings(r.drivers));
+  bind(upsert_node, 7, model::encode_attributes(r.system_info));
+  bind_opt(upsert_node, 8, r.reported_status);
+  bind(upsert_node, 9, op.registered_at);
+  bind(upsert_node, 10, op.last_seen);
+  return run(upsert_node, "cannot store node");
+}
+
+bool store::statements::write(const put_health& op) {
+  bind(upsert_health, 1, op.health.node_id);
+  bind(upsert_health, 2, model::encode_health_report(op.health));
+  bind(upsert_health, 3, op.at);
+  if (!run(upsert_health, "cannot store health"))
+    return false;
+  if (sqlite3_changes(self.db_) == 0)
+    return true;  // unknown node: skipped
+  bind(touch_node, 1, op.health.node_id);
+  bind(touch_node, 2, op.at);
+  return run(touch_node, "cannot update last_seen");
+}
+
+bool store::statements::write(const put_job& op) {
+  const auto& j = op.job;
+  bind(insert_job, 1, j.job_id);
+  bind(insert_job, 2, j.spec.name);
+  bind(insert_job, 3, j.spec.version);
+  bind(insert_job, 4, j.spec.package_type);
+  bind(insert_job, 5, model::encode_job_spec(j.spec));
+  bind(insert_job, 6, std::string{model::to_string(j.status)});
+  bind(insert_job, 7, j.created_at);
+  bind(insert_job, 8, j.updated_at);
+  bind_opt(insert_job, 9, j.error_message);
+  if (!run(insert_job, "cannot store job"))
+    return false;
+  for (const auto& st : j.nodes)
+    if (!write_state(j.job_id, st))
+      return false;
+  return true;
+}
+
+bool store::statements::write(const put_job_status& op) {
+  bind(update_job, 1, op.job_id);
+  bind(update_job, 2, std::string{model::to_string(op.status)});
+  bind(update_job, 3, op.updated_at);
+  bind_opt(update_job, 4, op.error_message);
+  return run(update_job, "cannot store job status");
+}
+
+bool store::statements::write(const put_node_state& op) {
+  return write_state(op.job_id, op.state);
+}
+
+bool store::statements::write_state(const std::string& job_id,
+                                    const model::node_job_state& st) {
+  bind(upsert_state, 1, job_id);
+  bind(upsert_state, 2, st.node_id);
+  bind(upsert_state, 3, std::string{model::to_string(st.state)});
+  bind(upsert_state, 4, int64_t{st.progress});
+  bind(upsert_state, 5, int64_t{st.result});
+  bind_opt(upsert_state, 6, st.error_message);
+  bind(upsert_state, 7, st.updated_at);
+  return run(upsert_state, "cannot store node state");
+}
+
+// -- store -------------------------------------------------------------------
+
+std::unique_ptr<store> store::open(const std::string& path, std::string& error) {
+  std::unique_ptr<store> self{new store};
+  self->path_ = path;
+  self->st_ = std::make_unique<statements>(*self);
+  auto& st = *self->st_;
+  auto bail = [&]() -> std::unique_ptr<store> {
+    error = self->error_;
+    return nullptr;
+  };
+  if (sqlite3_open_v2(path.c_str(), &self->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      nullptr)
+      != SQLITE_OK) {
+    st.fail("cannot open database");
+    return bail();
+  }
+  sqlite3_busy_timeout(self->db_, 5000);
+  std::string mode;
+  if (!st.query_text("PRAGMA journal_mode = WAL", mode))
+    return bail();
+  if (strcasecmp(mode.c_str(), "wal") != 0) {
+    self->error_ = path + ": cannot switch to WAL journal mode (still '" + mode + "')";
+    return bail();
+  }
+  // FULL: in WAL mode every commit syncs the WAL, so an acknowledged write
+  // survives kill -9 and a power loss.
+  std::string sync;
+  if (!st.exec("PRAGMA synchronous = FULL", "cannot set synchronous = FULL")
+      || !st.query_text("PRAGMA synchronous", sync))
+    return bail();
+  if (sync != "2") {  // 2 = FULL
+    self->error_ = path + ": cannot set synchronous = FULL (still " + sync + ")";
+    return bail();
+  }
+  if (!st.exec("PRAGMA foreign_keys = ON", "cannot enable foreign keys") || !st.migrate()
+      || !st.prepare_all())
+    return bail();
+  return self;
+}
+
+store::~store() {
+  st_.reset();  // finalize every statement before closing
+  if (db_)
+    sqlite3_close_v2(db_);
+}
+
+bool store::apply(const std::vector<write_op>& ops) {
+  if (ops.empty())
+    return true;
+  auto& st = *st_;
+  if (!st.run(st.begin, "cannot begin transaction"))
+    return false;
+  bool ok = true;
+  try {
+    for (const auto& op : ops)
+      if (!(ok = std::visit([&st](const auto& o) { return st.write(o); }, op)))
+        break;
+  } catch (const std::exception& e) {
+    error_ = path_ + ": " + e.what();
+    ok = false;
+  }
+  if (ok && st.run(st.commit, "cannot commit transaction"))
+    return true;
+  if (!sqlite3_get_autocommit(db_)) {  // some errors roll back on their own
+    std::string keep = error_;
+    st.run(st.rollback, "cannot roll back");
+    error_ = keep;
+  }
+  return false;
+}
+
+std::vector<model::node_record> store::load_nodes() {
+  std::vector<model::node_record> out;
+  auto s = st_->select_nodes;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    model::node_record n;
+    n.reg.node_id = column_text(s, 0);
+    n.reg.hostname = column_text(s, 1);
+    n.reg.ip_address = column_text(s, 2);
+    n.reg.port = static_cast<uint16_t>(sqlite3_column_int(s, 3));
+    const auto& id = n.reg.node_id;
+    st_->take(model::decode_strings(column_text(s, 4)), n.reg.services, "services", id);
+    st_->take(model::decode_strings(column_text(s, 5)), n.reg.drivers, "drivers", id);
+    st_->take(model::decode_attributes(column_text(s, 6)), n.reg.system_info, "system_info", id);
+    n.reg.reported_status = column_text(s, 7);
+    n.registered_at = sqlite3_column_int64(s, 8);
+    n.last_seen = sqlite3_column_int64(s, 9);
+    if (sqlite3_column_type(s, 10) != SQLITE_NULL
+        && st_->take(model::decode_health_report(column_text(s, 10)), n.health, "health", id)) {
+      n.has_health = true;
+      n.health.node_id = id;
+      n.health_at = sqlite3_column_int64(s, 11);
+    }
+    out.push_back(std::move(n));
+  }
+  if (rc != SQLITE_DONE)
+    st_->fail("cannot load nodes");
+  sqlite3_reset(s);
+  return out;
+}
+
+std::vector<model::job_record> store::load_jobs() {
+  std::vector<model::job_record> out;
+  std::unordered_map<std::string, size_t> index;
+  auto s = st_->select_jobs;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    model::job_record j;
+    j.job_id = column_text(s, 0);
+    st_->take(model::decode_job_spec(column_text(s, 1)), j.spec, "spec", j.job_id);
+    if (!model::from_string(column_text(s, 2), j.status))
+      error_ = path_ + ": bad status of job " + j.job_id;
+    j.created_at = sqlite3_column_int64(s, 3);
+    j.updated_at = sqlite3_column_int64(s, 4);
+    j.error_message = column_text(s, 5);
+    index.emplace(j.job_id, out.size());
+    out.push_back(std::move(j));
+  }
+  if (rc != SQLITE_DONE)
+    st_->fail("cannot load jobs");
+  sqlite3_reset(s);
+  s = st_->select_states;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto i = index.find(column_text(s, 0));
+    if (i == index.end())
+      continue;
+    model::node_job_state n;
+    n.node_id = column_text(s, 1);
+    if (!model::from_string(column_text(s, 2), n.state))
+      error_ = path_ + ": bad status of node " + n.node_id + " in job " + i->first;
+    n.progress = sqlite3_column_int(s, 3);
+    n.result = sqlite3_column_int(s, 4);
+    n.error_message = column_text(s, 5);
+    n.updated_at = sqlite3_column_int64(s, 6);
+    out[i->second].nodes.push_back(std::move(n));
+  }
+  if (rc != SQLITE_DONE)
+    st_->fail("cannot load job node states");
+  sqlite3_reset(s);
+  return out;
+}
+
+bool store::ping() {
+  auto s = st_->ping;
+  bool ok = s && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1;
+  if (!ok)
+    st_->fail("ping failed");
+  if (s)
+    sqlite3_reset(s);
+  return ok;
+}
+
+void store::checkpoint() {
+  auto s = st_->checkpoint;
+  if (!s)
+    return;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE)
+    st_->fail("checkpoint failed");
+  sqlite3_reset(s);
+}
+
+}  // namespace coapfleet::server

@@ -1,0 +1,82 @@
+// The SQLite store: schema, migrations and prepared statements. Only the
+// persistence actor uses it (one thread); it is a plain class so that it can
+// be unit-tested on a real file without an actor system.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "model/types.hpp"
+
+struct sqlite3;
+
+namespace coapfleet::server {
+
+/// One write the server acknowledges (or, for health, batches).
+struct put_node {
+  model::node_registration reg;
+  model::millis registered_at = 0;
+  model::millis last_seen = 0;
+};
+struct put_health {
+  model::health_report health;
+  model::millis at = 0;  ///< also becomes the node's last_seen
+};
+struct put_job {
+  model::job_record job;  ///< spec, status, times, error, and node states
+};
+struct put_job_status {
+  std::string job_id;
+  model::job_status status = model::job_status::created;
+  model::millis updated_at = 0;
+  std::string error_message;
+};
+struct put_node_state {
+  std::string job_id;
+  model::node_job_state state;
+};
+using write_op = std::variant<put_node, put_health, put_job, put_job_status, put_node_state>;
+
+class store {
+public:
+  /// Opens (creating if needed) the database at `path`, sets WAL mode and
+  /// synchronous=FULL, and migrates the schema to the current version.
+  /// Returns null and sets `error` on failure.
+  static std::unique_ptr<store> open(const std::string& path, std::string& error);
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  /// Current schema version (PRAGMA user_version after migration).
+  static constexpr int schema_version = 1;
+
+  /// Applies all writes in one transaction (group commit): all or nothing.
+  /// Returns false and sets last_error() on failure (then nothing changed).
+  bool apply(const std::vector<write_op>& ops);
+
+  /// Every node with its latest health (has_health set when there is one).
+  /// `status` is left online; the caller computes liveness.
+  std::vector<model::node_record> load_nodes();
+  /// Every job with its node states (sorted by node_id), oldest first.
+  std::vector<model::job_record> load_jobs();
+
+  /// Runs a trivial query; false when the database does not answer.
+  bool ping();
+  /// Runs a WAL checkpoint (TRUNCATE); used at shutdown.
+  void checkpoint();
+
+  const std::string& last_error() const { return error_; }
+  const std::string& path() const { return path_; }
+
+private:
+  store() = default;
+  struct statements;
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<statements> st_;
+  std::string error_;
+  std::string path_;
+};
+
+}  // namespace coapfleet::server

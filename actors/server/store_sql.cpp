@@ -1,0 +1,109 @@
+// The SQL of the store: the schema and the prepared statements' text.
+// store.cpp declares these constants in its own `sql` namespace block.
+namespace coapfleet::server::sql {
+
+// Times are milliseconds since the epoch; statuses are stored as their
+// to_string names; lists and objects as JSON text (model/json.hpp).
+extern const char* const schema_v1 = R"sql(
+CREATE TABLE nodes (
+  node_id         TEXT PRIMARY KEY,
+  hostname        TEXT,
+  ip_address      TEXT NOT NULL,
+  port            INTEGER NOT NULL,
+  services        TEXT,
+  drivers         TEXT,
+  system_info     TEXT,
+  reported_status TEXT,
+  registered_at   INTEGER,
+  last_seen       INTEGER
+);
+CREATE TABLE health (
+  node_id     TEXT PRIMARY KEY REFERENCES nodes(node_id) ON DELETE CASCADE,
+  report      TEXT,
+  received_at INTEGER
+);
+CREATE TABLE jobs (
+  job_id        TEXT PRIMARY KEY,
+  seq           INTEGER NOT NULL,
+  name          TEXT,
+  version       TEXT,
+  package_type  TEXT,
+  spec          TEXT,
+  status        TEXT,
+  created_at    INTEGER,
+  updated_at    INTEGER,
+  error_message TEXT
+);
+CREATE UNIQUE INDEX jobs_by_seq ON jobs(seq);
+CREATE TABLE job_nodes (
+  job_id        TEXT REFERENCES jobs(job_id) ON DELETE CASCADE,
+  node_id       TEXT,
+  status        TEXT,
+  progress      INTEGER,
+  result        INTEGER,
+  error_message TEXT,
+  updated_at    INTEGER,
+  PRIMARY KEY (job_id, node_id)
+);
+PRAGMA user_version = 1;
+)sql";
+
+extern const char* const upsert_node =
+    "INSERT INTO nodes(node_id, hostname, ip_address, port, services, drivers,"
+    " system_info, reported_status, registered_at, last_seen)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    " ON CONFLICT(node_id) DO UPDATE SET hostname = excluded.hostname,"
+    " ip_address = excluded.ip_address, port = excluded.port,"
+    " services = excluded.services, drivers = excluded.drivers,"
+    " system_info = excluded.system_info,"
+    " reported_status = excluded.reported_status,"
+    " last_seen = excluded.last_seen";
+
+// Health of a node that is not registered is dropped: the node table
+// is authoritative, and one stray report must not fail the batch.
+extern const char* const upsert_health =
+    "INSERT INTO health(node_id, report, received_at)"
+    " SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM nodes WHERE node_id = ?1)"
+    " ON CONFLICT(node_id) DO UPDATE SET report = excluded.report,"
+    " received_at = excluded.received_at";
+
+extern const char* const touch_node =
+    "UPDATE nodes SET last_seen = ?2 WHERE node_id = ?1";
+
+extern const char* const insert_job =
+    "INSERT INTO jobs(job_id, seq, name, version, package_type, spec, status,"
+    " created_at, updated_at, error_message)"
+    " VALUES(?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs),"
+    " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+extern const char* const update_job =
+    "UPDATE jobs SET status = ?2, updated_at = ?3, error_message = ?4"
+    " WHERE job_id = ?1";
+
+// Likewise a node state of an unknown job is dropped.
+extern const char* const upsert_state =
+    "INSERT INTO job_nodes(job_id, node_id, status, progress, result,"
+    " error_message, updated_at)"
+    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7"
+    " WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ?1)"
+    " ON CONFLICT(job_id, node_id) DO UPDATE SET status = excluded.status,"
+    " progress = excluded.progress, result = excluded.result,"
+    " error_message = excluded.error_message,"
+    " updated_at = excluded.updated_at";
+
+extern const char* const select_nodes =
+    "SELECT n.node_id, n.hostname, n.ip_address, n.port, n.services,"
+    " n.drivers, n.system_info, n.reported_status, n.registered_at,"
+    " n.last_seen, h.report, h.received_at"
+    " FROM nodes n LEFT JOIN health h ON h.node_id = n.node_id"
+    " ORDER BY n.node_id";
+
+extern const char* const select_jobs =
+    "SELECT job_id, spec, status, created_at, updated_at, error_message"
+    " FROM jobs ORDER BY seq";
+
+extern const char* const select_states =
+    "SELECT job_id, node_id, status, progress, result, error_message,"
+    " updated_at FROM job_nodes ORDER BY job_id, node_id";
+
+}  // namespace coapfleet::server::sql

@@ -1,0 +1,181 @@
+// coapfleet-server: the main server. Assembles the actors and the CoAP
+// transport, runs until a signal or a restart/shutdown request, then stops
+// gracefully (everything committed) and, for a restart, executes itself anew.
+#include <csignal>
+#include <cstdio>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include "actors/clock.hpp"
+#include "actors/interfaces.hpp"
+#include "actors/log.hpp"
+#include "actors/server/job_supervisor.hpp"
+#include "actors/server/persistence.hpp"
+#include "actors/server/registry.hpp"
+#include "actors/server/system.hpp"
+#include "transport/gateway.hpp"
+#include "transport/server_transport.hpp"
+
+using namespace coapfleet;
+
+namespace {
+
+struct options {
+  transport::server_transport_config transport;
+  std::string db = "coapfleet.db";
+  std::string log_level = "info";
+  double stale_after = 60;
+  double offline_after = 180;
+  unsigned health_flush_ms = 500;
+  unsigned job_timeout = 3600;
+  bool notify_offline = false;
+  bool no_system_actions = false;
+  size_t max_payload = 64 * 1024;
+};
+
+int serve(options& opt, bool& restart) {
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::coapfleet>();
+  cfg.set("logger.console", caf::atom("none"));
+  caf::actor_system sys{cfg};
+
+  std::string error;
+  auto db = server::store::open(opt.db, error);
+  if (!db) {
+    CF_ERROR("main", "cannot open database ", opt.db, ": ", error);
+    return 1;
+  }
+  transport::server_transport net{sys, opt.transport};
+  if (!net.open(error)) {
+    CF_ERROR("main", error);
+    return 1;
+  }
+  auto persistence = server::spawn_persistence(
+    sys, std::move(db), server::persistence_config{std::chrono::milliseconds(opt.health_flush_ms)});
+  loaded_state loaded;
+  {
+    caf::scoped_actor self{sys};
+    bool ok = false;
+    self->request(persistence, caf::infinite, atom::load::value)
+      .receive([&](loaded_state& st) { loaded = std::move(st); ok = true; },
+               [&](caf::error& err) { error = caf::to_string(err); });
+    if (!ok) {
+      CF_ERROR("main", "cannot load state: ", error);
+      return 1;
+    }
+  }
+  auto node_count = loaded.nodes.size();
+  auto job_count = loaded.jobs.size();
+  server::registry_config rcfg;
+  rcfg.liveness.stale_after = std::chrono::milliseconds(static_cast<int64_t>(opt.stale_after * 1000));
+  rcfg.liveness.offline_after =
+    std::chrono::milliseconds(static_cast<int64_t>(opt.offline_after * 1000));
+  auto registry = server::spawn_registry(sys, rcfg, std::move(loaded.nodes), persistence,
+                                         net.handle());
+  server::job_supervisor_config jcfg;
+  jcfg.job.default_timeout = std::chrono::seconds(opt.job_timeout);
+  jcfg.job.skip_offline = !opt.notify_offline;
+  auto jobs = server::spawn_job_supervisor(sys, jcfg, std::move(loaded.jobs), registry,
+                                           persistence, net.handle());
+  server::system_config scfg;
+  scfg.allow_actions = !opt.no_system_actions;
+  scfg.started_at = now_millis();
+  auto system = server::spawn_system(sys, scfg, persistence, registry, jobs);
+  auto gateway = transport::spawn_gateway(
+    sys, transport::gateway_config{},
+    transport::gateway_peers{net.handle(), registry, jobs, system, persistence});
+  net.set_gateway(gateway);
+
+  CF_INFO("main", "coapfleet-server ", COAPFLEET_VERSION, " listening on ",
+          net.endpoint_description());
+  CF_INFO("main", "data: ", opt.db, " (SQLite, WAL) with ", node_count, " nodes and ", job_count,
+          " jobs");
+  CF_INFO("main", "liveness: stale after ", opt.stale_after, " s, offline after ",
+          opt.offline_after, " s; system actions ",
+          opt.no_system_actions ? "disabled" : "enabled");
+
+  auto reason = net.run();
+
+  // Graceful stop: nothing new comes in; commit everything, then end actors.
+  {
+    caf::scoped_actor self{sys};
+    self->request(persistence, std::chrono::seconds(10), atom::flush::value)
+      .receive([](bool) {},
+               [](caf::error& err) {
+                 CF_ERROR("main", "final flush failed: ", caf::to_string(err));
+               });
+  }
+  for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(system),
+                 caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
+                 caf::actor_cast<caf::actor>(persistence)})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  restart = reason == transport::stop_reason::restart;
+  CF_INFO("main", restart ? "restarting" : "stopped", " cleanly");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  CLI::App app{"coapfleet-server: the main server of a coapfleet fleet (CoAP, port 5683)"};
+  app.add_option("--bind", opt.transport.bind, "IPv4/IPv6 address to listen on")
+    ->capture_default_str();
+  app.add_option("--port", opt.transport.port, "UDP port to listen on")->capture_default_str();
+  app.add_option("--db", opt.db, "SQLite database file")->capture_default_str();
+  app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error or off")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--stale-after", opt.stale_after,
+                 "seconds without a report before a node is stale")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
+  app.add_option("--offline-after", opt.offline_after,
+                 "seconds without a report before a node is offline")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
+  app.add_option("--health-flush-ms", opt.health_flush_ms,
+                 "health telemetry is committed at least this often (ms, at most 1000)")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 1000u));
+  app.add_option("--job-timeout", opt.job_timeout,
+                 "seconds after a trigger before unfinished nodes time out")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 30u * 86400u));
+  app.add_flag("--notify-offline", opt.notify_offline,
+               "notify nodes that are offline at trigger time instead of skipping them");
+  app.add_flag("--no-system-actions", opt.no_system_actions,
+               "refuse POST /system restart and shutdown (4.03)");
+  app.add_option("--max-payload", opt.transport.max_payload,
+                 "largest accepted request body in bytes (4.13 above)")
+    ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (opt.offline_after <= opt.stale_after) {
+    std::fprintf(stderr, "--offline-after must be greater than --stale-after\n");
+    return 2;
+  }
+  log::level lvl;
+  log::parse_level(opt.log_level, lvl);
+  log::set_level(lvl);
+
+  // SIGINT/SIGTERM are taken by the transport's signalfd; block them in
+  // every thread before any thread exists.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  bool restart = false;
+  int rc = serve(opt, restart);
+  if (rc == 0 && restart) {
+    std::fflush(nullptr);
+    pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
+    ::execv("/proc/self/exe", argv);
+    std::perror("coapfleet-server: restart failed");
+    return 1;
+  }
+  return rc;
+}

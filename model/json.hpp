@@ -1,0 +1,151 @@
+// JSON codec of the wire API (RapidJSON inside, never in this interface).
+// Decoders validate completely and name the field at fault; encoders produce
+// the exact shapes of the API contract (DESIGN.md §4).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/types.hpp"
+
+namespace coapfleet::model {
+
+/// What is wrong with a request body: a message and, where one is at fault,
+/// the field's name. Encoded as {"error": ..., "field": ...}.
+struct problem {
+  std::string error;
+  std::string field;
+  bool empty() const { return error.empty(); }
+};
+
+template <class T>
+struct decoded {
+  T value{};
+  problem err;
+  bool ok() const { return err.empty(); }
+};
+
+// -- requests ------------------------------------------------------------------
+
+/// `POST /nodes`. `source_address` is the request's peer address, used when
+/// the body has no `ip_address`.
+decoded<node_registration> decode_node_registration(std::string_view body,
+                                                    const std::string& source_address);
+
+/// `PUT /health` (and the agent's health sample).
+decoded<health_report> decode_health_report(std::string_view body);
+
+enum class updates_action : uint8_t { create, install, status, report, cancel };
+
+/// `POST /updates`: one of create (no action or "create"), install, status,
+/// report, cancel. Only the members that belong to the action are filled.
+struct updates_request {
+  updates_action action = updates_action::create;
+  job_spec spec;         ///< create
+  std::string job_id;    ///< install, status, cancel
+  update_report report;  ///< report
+};
+decoded<updates_request> decode_updates_request(std::string_view body);
+
+/// Validates a job spec's fields per package_type (also used on stored specs).
+problem validate_job_spec(const job_spec& spec);
+
+enum class system_action : uint8_t { status, restart, shutdown };
+const char* to_string(system_action a);
+decoded<system_action> decode_system_request(std::string_view body);
+
+/// The agent's `POST /updates/available`.
+decoded<update_notification> decode_update_notification(std::string_view body);
+
+/// True for 1..64 characters of [A-Za-z0-9._-].
+bool valid_node_id(std::string_view id);
+
+// -- responses -------------------------------------------------------------------
+
+/// ISO 8601 UTC with seconds, e.g. "2025-09-17T10:00:00Z".
+std::string format_time(millis t);
+
+std::string encode_problem(const problem& p);
+/// {"error": error} plus extra string fields (name, value) pairs.
+std::string encode_error(std::string_view error,
+                         const std::vector<std::pair<std::string, std::string>>& extra = {});
+
+/// {"message": message} plus extra string fields (success answers).
+std::string encode_message(std::string_view message,
+                           const std::vector<std::pair<std::string, std::string>>& extra = {});
+
+std::string encode_health_report(const health_report& h);
+std::string encode_node_registration(const node_registration& r);
+
+/// One node as `GET /nodes` lists it: the registration plus `status`,
+/// `last_seen`, `registered_at` and, when known, `health`.
+std::string encode_node(const node_record& n);
+/// {"nodes":[...]}
+std::string encode_nodes(const std::vector<node_record>& nodes);
+
+/// Fleet health for `GET /health`.
+struct unhealthy_node {
+  std::string node_id;
+  std::vector<std::string> error_messages;
+};
+struct server_stats {
+  double cpu_percent = absent;  ///< of one core, since the previous sample
+  uint64_t rss_bytes = 0;
+  std::string database;         ///< "connected" / "error: ..."
+  double uptime_seconds = 0;
+};
+struct fleet_health {
+  std::string status;  ///< healthy | degraded | unhealthy | unknown
+  millis timestamp = 0;
+  uint32_t total_nodes = 0, online_nodes = 0, stale_nodes = 0, healthy_nodes = 0,
+           unhealthy_nodes = 0, offline_nodes = 0;
+  std::vector<unhealthy_node> unhealthy;
+  server_stats server;
+};
+std::string encode_fleet_health(const fleet_health& h);
+
+/// {"job_id", "status":"created", "message"}
+std::string encode_job_created(const job_record& j);
+/// {"success":true, "message":"Update job <id> triggered successfully", "job_id", ...}
+std::string encode_job_triggered(const job_record& j);
+/// {"job_id","status","node_statuses":{...},"error_message":null|"...",
+///  "counts":{...},"progress":n,"nodes":[{node_id,status,progress,result,error_message,updated_at}],...}
+std::string encode_job_status(const job_record& j);
+/// One job as `GET /updates` lists it.
+std::string encode_job_summary(const job_record& j);
+/// {"updates":[...]}
+std::string encode_jobs(const std::vector<job_record>& jobs);
+
+std::string encode_update_report(const update_report& r);  // agent → server
+std::string encode_update_notification(const update_notification& n);
+
+/// `GET /system` of the main server.
+struct system_info {
+  millis timestamp = 0;
+  double uptime_seconds = 0;
+  std::string version;
+  std::vector<std::string> available_actions;  ///< empty when actions are disabled
+};
+std::string encode_system_info(const system_info& s);
+
+/// `POST /system {"action":"status"}`.
+struct system_status {
+  millis timestamp = 0;
+  std::string database;  ///< "connected" or "disconnected"
+  double uptime_seconds = 0;
+  uint32_t nodes = 0;
+  uint32_t jobs = 0;
+};
+std::string encode_system_status(const system_status& s);
+
+/// Encodes a job spec as a JSON object (persistence keeps specs this way).
+std::string encode_job_spec(const job_spec& s);
+decoded<job_spec> decode_job_spec(std::string_view json);
+/// Attribute objects and string lists as JSON text (persistence).
+std::string encode_attributes(const attributes& a);
+decoded<attributes> decode_attributes(std::string_view json);
+std::string encode_strings(const std::vector<std::string>& v);
+decoded<std::vector<std::string>> decode_strings(std::string_view json);
+
+}  // namespace coapfleet::model

@@ -1,0 +1,207 @@
+// Value types of the fleet: nodes, health reports, update jobs.
+// Pure C++: no I/O, no CAF, no libcoap. Optional numbers are NaN when absent
+// (JSON null or missing), optional strings are empty; that keeps every type
+// trivially inspectable for the actor system's message registry.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace coapfleet::model {
+
+/// Milliseconds since the Unix epoch (UTC).
+using millis = int64_t;
+
+constexpr double absent = std::numeric_limits<double>::quiet_NaN();
+inline bool present(double x) { return !std::isnan(x); }
+
+// -- scalar attribute values (system_info) -----------------------------------
+
+/// One scalar JSON value of a free-form attribute object (`system_info`).
+struct scalar {
+  enum kind_t : uint8_t { null_v, bool_v, number_v, string_v };
+  uint8_t kind = null_v;
+  bool flag = false;
+  double number = 0;
+  std::string text;
+
+  static scalar of(std::string s) { scalar x; x.kind = string_v; x.text = std::move(s); return x; }
+  static scalar of(double d) { scalar x; x.kind = number_v; x.number = d; return x; }
+  static scalar of_bool(bool b) { scalar x; x.kind = bool_v; x.flag = b; return x; }
+  friend bool operator==(const scalar& a, const scalar& b) {
+    return a.kind == b.kind && a.flag == b.flag
+           && (a.number == b.number || (std::isnan(a.number) && std::isnan(b.number)))
+           && a.text == b.text;
+  }
+};
+
+using attributes = std::vector<std::pair<std::string, scalar>>;
+
+// -- nodes -----------------------------------------------------------------
+
+enum class node_status : uint8_t { online, stale, offline };
+const char* to_string(node_status s);
+
+/// What a node sends with `POST /nodes` (after validation and defaults).
+struct node_registration {
+  std::string node_id;      ///< 1..64 of [A-Za-z0-9._-]
+  std::string hostname;     ///< optional, empty when absent
+  std::string ip_address;   ///< defaults to the request's source address
+  uint16_t port = 5683;     ///< where the agent listens for notifications
+  std::vector<std::string> services;
+  std::vector<std::string> drivers;
+  attributes system_info;
+  std::string reported_status;  ///< what the node said (`status`), informative
+};
+
+/// A node health report (`PUT /health`), also the agent's `GET /health`.
+struct health_report {
+  std::string node_id;
+  std::string timestamp;          ///< as the node sent it, empty when absent
+  bool overall_healthy = true;
+  double cpu_percent = absent;    ///< 0..100
+  double memory_percent = absent; ///< 0..100
+  double disk_percent = absent;   ///< 0..100
+  double temperature = absent;    ///< degrees Celsius
+  double uptime_seconds = absent; ///< >= 0
+  std::vector<std::pair<std::string, bool>> services_status;
+  std::vector<std::string> error_messages;
+};
+
+/// Everything the server knows of one node: its registration, the latest
+/// health report and what the server itself keeps (times, liveness).
+struct node_record {
+  node_registration reg;
+  node_status status = node_status::online;
+  millis registered_at = 0;
+  millis last_seen = 0;
+  bool has_health = false;
+  health_report health;   ///< meaningful when has_health
+  millis health_at = 0;   ///< when the latest health report arrived
+};
+
+// -- update jobs ---------------------------------------------------------------
+
+/// Per node, per job. Order matters: the first six are a forward chain.
+enum class node_update_state : uint8_t {
+  pending, notified, downloading, downloaded, installing, succeeded,
+  failed, timed_out, cancelled, skipped,
+};
+const char* to_string(node_update_state s);
+bool from_string(const std::string& s, node_update_state& out);
+bool is_terminal(node_update_state s);
+
+enum class job_status : uint8_t {
+  created, in_progress, completed, failed, partially_failed, cancelled,
+};
+const char* to_string(job_status s);
+bool from_string(const std::string& s, job_status& out);
+
+/// LwM2M object 5 update result codes.
+enum class update_result : uint8_t {
+  initial = 0, success = 1, not_enough_storage = 2, out_of_memory = 3,
+  connection_lost = 4, integrity_check_failed = 5, unsupported_package_type = 6,
+  invalid_uri = 7, update_failed = 8, unsupported_protocol = 9, cancelled = 10,
+};
+
+/// The body of a create request (`POST /updates` without action).
+struct job_spec {
+  std::string name;
+  std::string version;
+  std::string package_type;               ///< pip | apt | file | script
+  std::vector<std::string> target_nodes;  ///< ["all"] or node ids
+  std::vector<std::string> packages;      ///< pip, apt
+  std::string artifact;                   ///< file
+  std::string target_path;                ///< file (absolute)
+  std::string mode;                       ///< file, optional octal string "0644"
+  std::string script;                     ///< script
+  std::string description;                ///< optional free text
+  int32_t timeout_seconds = 0;            ///< per-node install timeout, 0 = default
+};
+
+/// One node's part in one job.
+struct node_job_state {
+  std::string node_id;
+  node_update_state state = node_update_state::pending;
+  int32_t progress = -1;       ///< 0..100, -1 unknown
+  int32_t result = 0;          ///< update_result code
+  std::string error_message;   ///< empty when none
+  millis updated_at = 0;
+};
+
+/// Counts of nodes per state, derived from the node states of a job.
+struct job_counts {
+  uint32_t total = 0;
+  uint32_t by_state[10] = {};
+  uint32_t finished() const;  ///< nodes in a terminal state
+  uint32_t of(node_update_state s) const { return by_state[static_cast<int>(s)]; }
+};
+
+/// A job as stored and reported.
+struct job_record {
+  std::string job_id;
+  job_spec spec;
+  job_status status = job_status::created;
+  millis created_at = 0;
+  millis updated_at = 0;
+  std::string error_message;         ///< job-level, empty when none
+  std::vector<node_job_state> nodes; ///< sorted by node_id once triggered
+};
+
+/// An agent's step report (`POST /updates {"action":"report"}`).
+struct update_report {
+  std::string job_id;
+  std::string node_id;
+  node_update_state state = node_update_state::pending;
+  int32_t progress = -1;
+  int32_t result = -1;  ///< -1 absent
+  std::string error_message;
+};
+
+/// What `POST /updates/available` carries to an agent.
+struct update_notification {
+  std::string job_id;
+  std::string node_id;
+  job_spec spec;
+  std::string server;  ///< optional hint where to report; empty = sender
+};
+
+// -- inspect (for the actor system's message registry; pure templates) ---------
+
+template <class F> auto inspect(F& f, scalar& x) { return f(x.kind, x.flag, x.number, x.text); }
+template <class F> auto inspect(F& f, node_registration& x) {
+  return f(x.node_id, x.hostname, x.ip_address, x.port, x.services, x.drivers,
+           x.system_info, x.reported_status);
+}
+template <class F> auto inspect(F& f, health_report& x) {
+  return f(x.node_id, x.timestamp, x.overall_healthy, x.cpu_percent, x.memory_percent,
+           x.disk_percent, x.temperature, x.uptime_seconds, x.services_status,
+           x.error_messages);
+}
+template <class F> auto inspect(F& f, node_record& x) {
+  return f(x.reg, x.status, x.registered_at, x.last_seen, x.has_health, x.health,
+           x.health_at);
+}
+template <class F> auto inspect(F& f, job_spec& x) {
+  return f(x.name, x.version, x.package_type, x.target_nodes, x.packages, x.artifact,
+           x.target_path, x.mode, x.script, x.description, x.timeout_seconds);
+}
+template <class F> auto inspect(F& f, node_job_state& x) {
+  return f(x.node_id, x.state, x.progress, x.result, x.error_message, x.updated_at);
+}
+template <class F> auto inspect(F& f, job_counts& x) { return f(x.total, x.by_state); }
+template <class F> auto inspect(F& f, job_record& x) {
+  return f(x.job_id, x.spec, x.status, x.created_at, x.updated_at, x.error_message, x.nodes);
+}
+template <class F> auto inspect(F& f, update_report& x) {
+  return f(x.job_id, x.node_id, x.state, x.progress, x.result, x.error_message);
+}
+template <class F> auto inspect(F& f, update_notification& x) {
+  return f(x.job_id, x.node_id, x.spec, x.server);
+}
+
+}  // namespace coapfleet::model

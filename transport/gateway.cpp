@@ -1,0 +1,247 @@
+#include "transport/gateway.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
+
+#include "actors/clock.hpp"
+#include "actors/log.hpp"
+
+namespace coapfleet::transport {
+
+coap_reply json_reply(uint16_t code, std::string payload) {
+  coap_reply r;
+  r.code = code;
+  r.content_format = 50;
+  r.payload = std::move(payload);
+  return r;
+}
+
+coap_reply error_reply(const caf::error& err) {
+  if (err.category() == api_category) {
+    static const uint16_t codes[] = {500, 400, 403, 404, 409, 413, 500, 503};
+    auto c = err.code() < sizeof(codes) / sizeof(codes[0]) ? codes[err.code()] : 500;
+    std::string what, field, key, value;
+    auto& ctx = err.context();
+    if (ctx.match_elements<std::string, std::string, std::string, std::string>()) {
+      what = ctx.get_as<std::string>(0);
+      field = ctx.get_as<std::string>(1);
+      key = ctx.get_as<std::string>(2);
+      value = ctx.get_as<std::string>(3);
+    }
+    std::vector<std::pair<std::string, std::string>> extra;
+    if (!field.empty())
+      extra.emplace_back("field", field);
+    if (!key.empty())
+      extra.emplace_back(key, value);
+    auto r = json_reply(c, model::encode_error(what, extra));
+    if (c == 503)
+      r.max_age = 5;
+    return r;
+  }
+  if (err == caf::sec::request_timeout) {
+    auto r = json_reply(503, model::encode_error("server busy: the request timed out, retry later"));
+    r.max_age = 5;
+    return r;
+  }
+  return json_reply(500, model::encode_error("internal error: " + caf::to_string(err)));
+}
+
+namespace {
+
+struct gateway_state {
+  static inline const char* name = "gateway";
+  gateway_config cfg;
+  gateway_peers peers;
+  // CPU usage of the server process between two GET /health.
+  double last_cpu_seconds = 0;
+  model::millis last_cpu_at = 0;
+};
+
+using self_ptr = gateway_actor::stateful_pointer<gateway_state>;
+
+void answer(self_ptr self, uint64_t id, coap_reply r) {
+  self->send(self->state.peers.transport, atom::reply::value, id, std::move(r));
+}
+
+/// Resident memory and CPU share of this process, from /proc/self.
+model::server_stats process_stats(gateway_state& st) {
+  model::server_stats out;
+  long pages_total = 0, pages_rss = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages_total, &pages_rss) == 2)
+      out.rss_bytes = static_cast<uint64_t>(pages_rss) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    std::fclose(f);
+  }
+  std::ifstream stat("/proc/self/stat");
+  std::string line;
+  if (std::getline(stat, line)) {
+    auto close = line.rfind(')');
+    if (close != std::string::npos) {
+      // Fields after the command name: state is field 3, utime 14, stime 15.
+      unsigned long utime = 0, stime = 0;
+      const char* p = line.c_str() + close + 2;
+      int field = 3;
+      while (*p && field < 14) {
+        if (*p == ' ')
+          ++field;
+        ++p;
+      }
+      if (std::sscanf(p, "%lu %lu", &utime, &stime) == 2) {
+        double secs = static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+        auto now = now_millis();
+        if (st.last_cpu_at > 0 && now > st.last_cpu_at)
+          out.cpu_percent = 100.0 * (secs - st.last_cpu_seconds) / ((now - st.last_cpu_at) / 1000.0);
+        st.last_cpu_seconds = secs;
+        st.last_cpu_at = now;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_peers peers) {
+  auto fn = [](self_ptr self, gateway_config cfg,
+               gateway_peers peers) -> gateway_actor::behavior_type {
+    self->state.cfg = cfg;
+    self->state.peers = std::move(peers);
+    auto timeout = cfg.request_timeout;
+    auto fail = [self](uint64_t id) {
+      return [self, id](caf::error& err) {
+        if (err.category() != api_category)
+          CF_WARN("gateway", "request ", id, " failed: ", caf::to_string(err));
+        answer(self, id, error_reply(err));
+      };
+    };
+    return {
+      [=](atom::enroll, uint64_t id, model::node_registration& reg, peer& from) {
+        self->request(self->state.peers.registry, timeout, atom::enroll::value, std::move(reg),
+                      std::move(from))
+          .then(
+            [=](registered& r) {
+              answer(self, id,
+                     json_reply(201, model::encode_message("Node registered successfully",
+                                                         {{"node_id", r.node_id}})));
+            },
+            fail(id));
+      },
+      [=](atom::list, uint64_t id, node_filter& filter) {
+        self->request(self->state.peers.registry, timeout, atom::list::value, std::move(filter))
+          .then(
+            [=](std::vector<model::node_record>& nodes) {
+              answer(self, id, json_reply(205, model::encode_nodes(nodes)));
+            },
+            fail(id));
+      },
+      [=](atom::health, uint64_t id) {
+        self->request(self->state.peers.registry, timeout, atom::health::value)
+          .then(
+            [=](model::fleet_health& h) {
+              h.server = process_stats(self->state);
+              self->request(self->state.peers.persistence, std::chrono::seconds(5),
+                            atom::ping::value)
+                .then(
+                  [=](bool ok) mutable {
+                    h.server.database = ok ? "connected" : "disconnected";
+                    answer(self, id, json_reply(205, model::encode_fleet_health(h)));
+                  },
+                  [=](caf::error&) mutable {
+                    h.server.database = "disconnected";
+                    answer(self, id, json_reply(205, model::encode_fleet_health(h)));
+                  });
+            },
+            fail(id));
+      },
+      [=](atom::create, uint64_t id, model::job_spec& spec, peer& from) {
+        self->request(self->state.peers.jobs, timeout, atom::create::value, std::move(spec),
+                      std::move(from))
+          .then(
+            [=](model::job_record& j) {
+              answer(self, id, json_reply(201, model::encode_job_created(j)));
+            },
+            fail(id));
+      },
+      [=](atom::install, uint64_t id, std::string& job_id, peer& from) {
+        self->request(self->state.peers.jobs, timeout, atom::install::value, std::move(job_id),
+                      std::move(from))
+          .then(
+            [=](model::job_record& j) {
+              answer(self, id, json_reply(204, model::encode_job_triggered(j)));
+            },
+            fail(id));
+      },
+      [=](atom::status, uint64_t id, std::string& job_id) {
+        self->request(self->state.peers.jobs, timeout, atom::status::value, std::move(job_id))
+          .then(
+            [=](model::job_record& j) {
+              answer(self, id, json_reply(205, model::encode_job_status(j)));
+            },
+            fail(id));
+      },
+      [=](atom::report, uint64_t id, model::update_report& r, peer& from) {
+        self->request(self->state.peers.jobs, timeout, atom::report::value, std::move(r),
+                      std::move(from))
+          .then(
+            [=](bool) {
+              answer(self, id, json_reply(204, model::encode_message("Report accepted")));
+            },
+            fail(id));
+      },
+      [=](atom::cancel, uint64_t id, std::string& job_id, peer& from) {
+        self->request(self->state.peers.jobs, timeout, atom::cancel::value, std::move(job_id),
+                      std::move(from))
+          .then(
+            [=](model::job_record& j) {
+              answer(self, id, json_reply(204, model::encode_job_status(j)));
+            },
+            fail(id));
+      },
+      [=](atom::get, uint64_t id) {
+        self->request(self->state.peers.jobs, timeout, atom::list::value)
+          .then(
+            [=](std::vector<model::job_record>& jobs) {
+              answer(self, id, json_reply(205, model::encode_jobs(jobs)));
+            },
+            fail(id));
+      },
+      [=](atom::info, uint64_t id) {
+        self->request(self->state.peers.system, timeout, atom::info::value)
+          .then(
+            [=](model::system_info& s) {
+              answer(self, id, json_reply(205, model::encode_system_info(s)));
+            },
+            fail(id));
+      },
+      [=](atom::action, uint64_t id, uint8_t action, peer& from) {
+        auto a = static_cast<model::system_action>(action);
+        if (a == model::system_action::status) {
+          self->request(self->state.peers.system, timeout, atom::status::value)
+            .then(
+              [=](model::system_status& s) {
+                answer(self, id, json_reply(205, model::encode_system_status(s)));
+              },
+              fail(id));
+          return;
+        }
+        self->request(self->state.peers.system, timeout, atom::action::value, action,
+                      std::move(from))
+          .then(
+            [=](bool) {
+              auto r = json_reply(204, model::encode_message(
+                                         a == model::system_action::restart
+                                           ? "Server restart initiated"
+                                           : "Server shutdown initiated",
+                                         {{"action", model::to_string(a)}}));
+              r.after = a == model::system_action::restart ? 2 : 1;
+              answer(self, id, std::move(r));
+            },
+            fail(id));
+      },
+    };
+  };
+  return sys.spawn(fn, cfg, std::move(peers));
+}
+
+}  // namespace coapfleet::transport

@@ -1,0 +1,420 @@
+// The main server's CoAP resources: one handler per resource and method,
+// all registered in register_resources(). Handlers only decode, route and
+// answer; the work happens in the actors.
+#include <arpa/inet.h>
+#include <cstring>
+
+#include "actors/clock.hpp"
+#include "actors/log.hpp"
+#include "transport/gateway.hpp"
+#include "transport/server_impl.hpp"
+
+namespace coapfleet::transport {
+
+server_transport::impl* transport_of(coap_session_t* session) {
+  return static_cast<server_transport::impl*>(coap_get_app_data(coap_session_get_context(session)));
+}
+
+peer peer_of(const coap_session_t* session) {
+  peer p;
+  const coap_address_t* a = coap_session_get_addr_remote(session);
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (a->addr.sa.sa_family == AF_INET) {
+    inet_ntop(AF_INET, &a->addr.sin.sin_addr, buf, sizeof buf);
+    p.port = ntohs(a->addr.sin.sin_port);
+  } else if (a->addr.sa.sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &a->addr.sin6.sin6_addr, buf, sizeof buf);
+    p.port = ntohs(a->addr.sin6.sin6_port);
+    // An IPv4 client on a dual-stack socket: report its IPv4 form.
+    if (std::strncmp(buf, "::ffff:", 7) == 0 && std::strchr(buf + 7, '.'))
+      std::memmove(buf, buf + 7, std::strlen(buf + 7) + 1);
+  }
+  p.address = buf;
+  return p;
+}
+
+namespace {
+
+void release_string(coap_session_t*, void* app_ptr) {
+  delete static_cast<std::string*>(app_ptr);
+}
+
+}  // namespace
+
+void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
+             const coap_string_t* query, coap_pdu_t* response, const coap_reply& reply) {
+  coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(reply.code)));
+  int max_age = reply.max_age == UINT32_MAX ? -1 : static_cast<int>(reply.max_age);
+  auto* body = new std::string(reply.payload);
+  coap_add_data_large_response(resource, session, request, response, query,
+                               reply.content_format, max_age, 0, body->size(),
+                               reinterpret_cast<const uint8_t*>(body->data()), release_string,
+                               body);
+}
+
+namespace {
+
+using impl = server_transport::impl;
+
+coap_reply problem_reply(uint16_t code, const model::problem& p) {
+  return json_reply(code, model::encode_problem(p));
+}
+
+coap_reply text_reply(uint16_t code, std::string text) {
+  coap_reply r;
+  r.code = code;
+  r.content_format = 0;
+  r.payload = std::move(text);
+  return r;
+}
+
+/// The request body, after the checks every body-carrying request gets:
+/// content format (none, 0 or 50, else 4.15) and size (4.13 above the limit).
+bool read_body(impl& t, const coap_pdu_t* request, std::string_view& body, coap_reply& error) {
+  coap_opt_iterator_t it;
+  if (coap_opt_t* opt = coap_check_option(request, COAP_OPTION_CONTENT_FORMAT, &it)) {
+    auto cf = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
+    if (cf != COAP_MEDIATYPE_TEXT_PLAIN && cf != COAP_MEDIATYPE_APPLICATION_JSON) {
+      error = json_reply(415, model::encode_error(
+                                "unsupported content format " + std::to_string(cf)
+                                  + ": send application/json (50), text/plain (0) or none",
+                                {{"field", "content-format"}}));
+      return false;
+    }
+  }
+  size_t len = 0, offset = 0, total = 0;
+  const uint8_t* data = nullptr;
+  if (!coap_get_data_large(request, &len, &data, &offset, &total)) {
+    body = {};
+    return true;
+  }
+  if (total > t.cfg.max_payload || len > t.cfg.max_payload) {
+    error = json_reply(413, model::encode_error("payload too large: " + std::to_string(total)
+                                                  + " bytes, the limit is "
+                                                  + std::to_string(t.cfg.max_payload)));
+    return false;
+  }
+  body = std::string_view(reinterpret_cast<const char*>(data), len);
+  return true;
+}
+
+std::string exchange_key(coap_session_t* session, const coap_pdu_t* request) {
+  auto p = peer_of(session);
+  auto token = coap_pdu_get_token(request);
+  std::string key = p.address + "|" + std::to_string(p.port) + "|"
+                    + std::to_string(coap_pdu_get_mid(request)) + "|";
+  key.append(reinterpret_cast<const char*>(token.s), token.length);
+  return key;
+}
+
+/// Control-plane requests: answered after the owning actor has acted (and
+/// persisted), as a separate response through libcoap's async support.
+/// `start` sends the typed request with the id the answer will carry.
+template <class Start>
+void answer_async(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
+                  const coap_string_t* query, coap_pdu_t* response, Start&& start) {
+  auto& t = *transport_of(session);
+  if (coap_async_t* async = coap_find_async(session, coap_pdu_get_token(request))) {
+    auto* p = static_cast<pending_request*>(coap_async_get_app_data(async));
+    if (p == nullptr || !p->ready)
+      return;  // a retransmission while the answer is being prepared
+    respond(resource, session, request, query, response, p->reply);
+    t.remember(p->dedup_key, p->reply);
+    if (p->reply.after != 0)
+      t.request_stop(p->reply.after == 2 ? stop_reason::restart : stop_reason::shutdown);
+    t.pending.erase(p->id);  // libcoap frees the async itself after this call
+    return;
+  }
+  auto key = exchange_key(session, request);
+  if (const coap_reply* done = t.recall(key)) {
+    respond(resource, session, request, query, response, *done);
+    return;
+  }
+  coap_async_t* async = coap_register_async(session, request, 0);
+  if (async == nullptr) {
+    respond(resource, session, request, query, response,
+            json_reply(500, model::encode_error("internal error: cannot defer the answer")));
+    return;
+  }
+  auto p = std::make_unique<pending_request>();
+  p->id = t.next_id++;
+  p->async = async;
+  p->dedup_key = std::move(key);
+  coap_async_set_app_data(async, p.get());
+  auto id = p->id;
+  t.pending.emplace(id, std::move(p));
+  start(t, id, peer_of(session));
+}
+
+void reply_now(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+               const coap_string_t* q, coap_pdu_t* resp, const coap_reply& reply) {
+  respond(r, s, req, q, resp, reply);
+}
+
+// -- /test ----------------------------------------------------------------------------
+
+void hnd_get_test(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                  const coap_string_t* q, coap_pdu_t* resp) {
+  reply_now(r, s, req, q, resp, text_reply(205, "Test resource working"));
+}
+
+// -- /health --------------------------------------------------------------------------
+
+void hnd_get_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                    const coap_string_t* q, coap_pdu_t* resp) {
+  answer_async(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
+    caf::anon_send(t.gateway, atom::health::value, id);
+  });
+}
+
+/// The hot path: decoded, routed to the node actor and answered at once
+/// (piggybacked); the node actor owns everything that follows.
+void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                    const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *transport_of(s);
+  std::string_view body;
+  coap_reply error;
+  if (!read_body(t, req, body, error))
+    return reply_now(r, s, req, q, resp, error);
+  auto h = model::decode_health_report(body);
+  if (!h.ok())
+    return reply_now(r, s, req, q, resp, problem_reply(400, h.err));
+  auto i = t.routes.find(h.value.node_id);
+  if (i == t.routes.end())
+    return reply_now(r, s, req, q, resp,
+                     json_reply(404, model::encode_error("node not registered",
+                                                         {{"node_id", h.value.node_id}})));
+  caf::anon_send(i->second, atom::health::value, std::move(h.value), now_millis());
+  reply_now(r, s, req, q, resp, text_reply(204, "Health status updated"));
+}
+
+// -- /nodes ---------------------------------------------------------------------------
+
+void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                   const coap_string_t* q, coap_pdu_t* resp) {
+  node_filter filter;
+  if (q && q->length > 0) {
+    std::string query(reinterpret_cast<const char*>(q->s), q->length);
+    size_t pos = 0;
+    while (pos <= query.size()) {
+      auto end = query.find('&', pos);
+      auto part = query.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+      pos = end == std::string::npos ? query.size() + 1 : end + 1;
+      if (part.empty())
+        continue;
+      auto eq = part.find('=');
+      auto key = part.substr(0, eq);
+      auto value = eq == std::string::npos ? std::string{} : part.substr(eq + 1);
+      if (key == "status") {
+        if (value != "online" && value != "stale" && value != "offline")
+          return reply_now(r, s, req, q, resp,
+                           json_reply(400, model::encode_error(
+                                             "query status must be online, stale or offline",
+                                             {{"field", "status"}})));
+        filter.status = value;
+      } else if (key == "node_id") {
+        filter.node_id = value;
+      } else {
+        return reply_now(r, s, req, q, resp,
+                         json_reply(400, model::encode_error("unknown query parameter " + key
+                                                               + " (expected status, node_id)",
+                                                             {{"field", key}})));
+      }
+    }
+  }
+  answer_async(r, s, req, q, resp, [&filter](impl& t, uint64_t id, peer) {
+    caf::anon_send(t.gateway, atom::list::value, id, std::move(filter));
+  });
+}
+
+void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                    const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *transport_of(s);
+  if (coap_find_async(s, coap_pdu_get_token(req)) == nullptr) {
+    std::string_view body;
+    coap_reply error;
+    if (!read_body(t, req, body, error))
+      return reply_now(r, s, req, q, resp, error);
+    auto reg = model::decode_node_registration(body, peer_of(s).address);
+    if (!reg.ok())
+      return reply_now(r, s, req, q, resp, problem_reply(400, reg.err));
+    return answer_async(r, s, req, q, resp, [&reg](impl& t, uint64_t id, peer from) {
+      caf::anon_send(t.gateway, atom::enroll::value, id, std::move(reg.value), std::move(from));
+    });
+  }
+  answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+}
+
+// -- /updates -------------------------------------------------------------------------
+
+void hnd_get_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                     const coap_string_t* q, coap_pdu_t* resp) {
+  answer_async(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
+    caf::anon_send(t.gateway, atom::get::value, id);
+  });
+}
+
+void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                      const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *transport_of(s);
+  if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  std::string_view body;
+  coap_reply error;
+  if (!read_body(t, req, body, error))
+    return reply_now(r, s, req, q, resp, error);
+  auto u = model::decode_updates_request(body);
+  if (!u.ok())
+    return reply_now(r, s, req, q, resp, problem_reply(400, u.err));
+  answer_async(r, s, req, q, resp, [&u](impl& t, uint64_t id, peer from) {
+    auto& v = u.value;
+    switch (v.action) {
+      case model::updates_action::create:
+        caf::anon_send(t.gateway, atom::create::value, id, std::move(v.spec), std::move(from));
+        break;
+      case model::updates_action::install:
+        caf::anon_send(t.gateway, atom::install::value, id, std::move(v.job_id),
+                       std::move(from));
+        break;
+      case model::updates_action::status:
+        caf::anon_send(t.gateway, atom::status::value, id, std::move(v.job_id));
+        break;
+      case model::updates_action::report:
+        caf::anon_send(t.gateway, atom::report::value, id, std::move(v.report), std::move(from));
+        break;
+      case model::updates_action::cancel:
+        caf::anon_send(t.gateway, atom::cancel::value, id, std::move(v.job_id), std::move(from));
+        break;
+    }
+  });
+}
+
+// -- /system --------------------------------------------------------------------------
+
+void hnd_get_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                    const coap_string_t* q, coap_pdu_t* resp) {
+  answer_async(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
+    caf::anon_send(t.gateway, atom::info::value, id);
+  });
+}
+
+void hnd_post_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                     const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *transport_of(s);
+  if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  std::string_view body;
+  coap_reply error;
+  if (!read_body(t, req, body, error))
+    return reply_now(r, s, req, q, resp, error);
+  auto a = model::decode_system_request(body);
+  if (!a.ok())
+    return reply_now(r, s, req, q, resp, problem_reply(400, a.err));
+  answer_async(r, s, req, q, resp, [&a](impl& t, uint64_t id, peer from) {
+    caf::anon_send(t.gateway, atom::action::value, id, static_cast<uint8_t>(a.value),
+                   std::move(from));
+  });
+}
+
+// -- wrong methods and unknown paths ------------------------------------------------------
+
+const char* method_name(const coap_pdu_t* req) {
+  switch (coap_pdu_get_code(req)) {
+    case COAP_REQUEST_CODE_GET: return "GET";
+    case COAP_REQUEST_CODE_POST: return "POST";
+    case COAP_REQUEST_CODE_PUT: return "PUT";
+    case COAP_REQUEST_CODE_DELETE: return "DELETE";
+    case COAP_REQUEST_CODE_FETCH: return "FETCH";
+    case COAP_REQUEST_CODE_PATCH: return "PATCH";
+    case COAP_REQUEST_CODE_IPATCH: return "iPATCH";
+    default: return "this method";
+  }
+}
+
+std::string path_of(coap_resource_t* r) {
+  auto* uri = coap_resource_get_uri_path(r);
+  return uri ? "/" + std::string(reinterpret_cast<const char*>(uri->s), uri->length) : "?";
+}
+
+void hnd_not_allowed(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                     const coap_string_t* q, coap_pdu_t* resp) {
+  auto* allowed = static_cast<const char*>(coap_resource_get_userdata(r));
+  reply_now(r, s, req, q, resp,
+            json_reply(405, model::encode_error(std::string("method ") + method_name(req)
+                                                  + " not allowed on " + path_of(r),
+                                                {{"allowed", allowed ? allowed : ""}})));
+}
+
+void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                 const coap_string_t* q, coap_pdu_t* resp) {
+  std::string path;
+  coap_opt_iterator_t it;
+  coap_option_iterator_init(req, &it, COAP_OPT_ALL);
+  while (coap_opt_t* opt = coap_option_next(&it))
+    if (it.number == COAP_OPTION_URI_PATH) {
+      path += '/';
+      path.append(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+    }
+  reply_now(r, s, req, q, resp,
+            json_reply(404, model::encode_error("no such resource",
+                                                {{"path", path.empty() ? "/" : path}})));
+}
+
+struct resource_spec {
+  const char* path;
+  const char* allowed;  ///< for 4.05 answers
+  const char* rt;
+  const char* iface;
+  const char* ct;
+  coap_method_handler_t get, post, put;
+};
+
+}  // namespace
+
+bool server_transport::impl::register_resources() {
+  static const resource_spec specs[] = {
+    {"test", "GET", "\"coapfleet.test\"", nullptr, "0", hnd_get_test, nullptr, nullptr},
+    {"health", "GET, PUT", "\"coapfleet.health\"", "\"core.s\"", "50", hnd_get_health, nullptr,
+     hnd_put_health},
+    {"nodes", "GET, POST", "\"coapfleet.nodes\"", "\"core.b\"", "50", hnd_get_nodes,
+     hnd_post_nodes, nullptr},
+    {"updates", "GET, POST", "\"coapfleet.updates\"", "\"core.b\"", "50", hnd_get_updates,
+     hnd_post_updates, nullptr},
+    {"system", "GET, POST", "\"coapfleet.system\"", "\"core.p\"", "50", hnd_get_system,
+     hnd_post_system, nullptr},
+  };
+  static const coap_request_t methods[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
+                                           COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
+                                           COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
+                                           COAP_REQUEST_IPATCH};
+  for (auto& spec : specs) {
+    auto* r = coap_resource_init(coap_make_str_const(spec.path), 0);
+    if (!r)
+      return false;
+    coap_resource_set_userdata(r, const_cast<char*>(spec.allowed));
+    for (auto m : methods) {
+      coap_method_handler_t h = hnd_not_allowed;
+      if (m == COAP_REQUEST_GET && spec.get)
+        h = spec.get;
+      else if (m == COAP_REQUEST_POST && spec.post)
+        h = spec.post;
+      else if (m == COAP_REQUEST_PUT && spec.put)
+        h = spec.put;
+      coap_register_request_handler(r, m, h);
+    }
+    coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(spec.rt), 0);
+    if (spec.iface)
+      coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const(spec.iface), 0);
+    coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const(spec.ct), 0);
+    coap_add_resource(ctx, r);
+  }
+  auto* unknown = coap_resource_unknown_init2(hnd_unknown, 0);
+  if (!unknown)
+    return false;
+  for (auto m : methods)
+    coap_register_request_handler(unknown, m, hnd_unknown);
+  coap_add_resource(ctx, unknown);
+  return true;
+}
+
+}  // namespace coapfleet::transport
