@@ -58,6 +58,8 @@ struct server_transport::impl {
   uint64_t next_id = 1;
   std::unordered_map<uint64_t, std::unique_ptr<pending_request>> pending;
   void complete(uint64_t id, coap_reply reply);
+  /// Serves the actor mailbox until `p` is ready or `timeout_ms` passed.
+  bool wait_for(const pending_request& p, unsigned timeout_ms);
 
   // -- answers already sent, replayed for retransmitted requests --
   struct cached_answer {
@@ -81,6 +83,7 @@ struct server_transport::impl {
   bool stopping = false;
   stop_reason reason = stop_reason::signal;
   int64_t stop_deadline = 0;
+  int64_t stop_started = 0;
   void request_stop(stop_reason why);
 
   bool register_resources();

@@ -98,6 +98,12 @@ bool read_body(impl& t, const coap_pdu_t* request, std::string_view& body, coap_
   return true;
 }
 
+coap_reply stopping_reply() {
+  auto r = json_reply(503, model::encode_error("server is stopping, retry shortly"));
+  r.max_age = 5;
+  return r;
+}
+
 std::string exchange_key(coap_session_t* session, const coap_pdu_t* request) {
   auto p = peer_of(session);
   auto token = coap_pdu_get_token(request);
@@ -125,6 +131,8 @@ void answer_async(coap_resource_t* resource, coap_session_t* session, const coap
     t.pending.erase(p->id);  // libcoap frees the async itself after this call
     return;
   }
+  if (t.stopping)
+    return respond(resource, session, request, query, response, stopping_reply());
   auto key = exchange_key(session, request);
   if (const coap_reply* done = t.recall(key)) {
     respond(resource, session, request, query, response, *done);
@@ -146,6 +154,36 @@ void answer_async(coap_resource_t* resource, coap_session_t* session, const coap
   start(t, id, peer_of(session));
 }
 
+/// Reads are answered piggybacked: the handler waits (bounded) for the
+/// gateway's answer while still serving the actor mailbox. libcoap 4.3.1's
+/// coap-client cannot follow a block-wise body that starts in a separate
+/// response, and reads (node lists, job status) can be large.
+template <class Start>
+void answer_sync(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
+                 const coap_string_t* query, coap_pdu_t* response, Start&& start) {
+  auto& t = *transport_of(session);
+  if (t.stopping)
+    return respond(resource, session, request, query, response, stopping_reply());
+  auto p = std::make_unique<pending_request>();
+  p->id = t.next_id++;
+  auto id = p->id;
+  auto* raw = p.get();
+  t.pending.emplace(id, std::move(p));
+  start(t, id, peer_of(session));
+  if (!t.wait_for(*raw, t.cfg.read_wait_ms)) {
+    t.pending.erase(id);
+    auto busy = json_reply(503, model::encode_error("server busy: no answer within "
+                                                    + std::to_string(t.cfg.read_wait_ms)
+                                                    + " ms, retry later"));
+    busy.max_age = 5;
+    respond(resource, session, request, query, response, busy);
+    return;
+  }
+  auto reply = std::move(raw->reply);
+  t.pending.erase(id);
+  respond(resource, session, request, query, response, reply);
+}
+
 void reply_now(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                const coap_string_t* q, coap_pdu_t* resp, const coap_reply& reply) {
   respond(r, s, req, q, resp, reply);
@@ -162,7 +200,7 @@ void hnd_get_test(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 
 void hnd_get_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
-  answer_async(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
+  answer_sync(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
     caf::anon_send(t.gateway, atom::health::value, id);
   });
 }
@@ -172,6 +210,8 @@ void hnd_get_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
 void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *transport_of(s);
+  if (t.stopping)
+    return reply_now(r, s, req, q, resp, stopping_reply());
   std::string_view body;
   coap_reply error;
   if (!read_body(t, req, body, error))
@@ -222,7 +262,7 @@ void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
       }
     }
   }
-  answer_async(r, s, req, q, resp, [&filter](impl& t, uint64_t id, peer) {
+  answer_sync(r, s, req, q, resp, [&filter](impl& t, uint64_t id, peer) {
     caf::anon_send(t.gateway, atom::list::value, id, std::move(filter));
   });
 }
@@ -249,7 +289,7 @@ void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
 
 void hnd_get_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                      const coap_string_t* q, coap_pdu_t* resp) {
-  answer_async(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
+  answer_sync(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
     caf::anon_send(t.gateway, atom::get::value, id);
   });
 }
@@ -266,6 +306,10 @@ void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
   auto u = model::decode_updates_request(body);
   if (!u.ok())
     return reply_now(r, s, req, q, resp, problem_reply(400, u.err));
+  if (u.value.action == model::updates_action::status)  // a read, possibly large
+    return answer_sync(r, s, req, q, resp, [&u](impl& t, uint64_t id, peer) {
+      caf::anon_send(t.gateway, atom::status::value, id, std::move(u.value.job_id));
+    });
   answer_async(r, s, req, q, resp, [&u](impl& t, uint64_t id, peer from) {
     auto& v = u.value;
     switch (v.action) {
@@ -293,7 +337,7 @@ void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
 
 void hnd_get_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
-  answer_async(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
+  answer_sync(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
     caf::anon_send(t.gateway, atom::info::value, id);
   });
 }
@@ -310,6 +354,11 @@ void hnd_post_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* re
   auto a = model::decode_system_request(body);
   if (!a.ok())
     return reply_now(r, s, req, q, resp, problem_reply(400, a.err));
+  if (a.value == model::system_action::status)
+    return answer_sync(r, s, req, q, resp, [&a](impl& t, uint64_t id, peer from) {
+      caf::anon_send(t.gateway, atom::action::value, id, static_cast<uint8_t>(a.value),
+                     std::move(from));
+    });
   answer_async(r, s, req, q, resp, [&a](impl& t, uint64_t id, peer from) {
     caf::anon_send(t.gateway, atom::action::value, id, static_cast<uint8_t>(a.value),
                    std::move(from));

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -59,9 +60,29 @@ void server_transport::impl::complete(uint64_t id, coap_reply reply) {
     return;  // the client's session went away meanwhile
   i->second->reply = std::move(reply);
   i->second->ready = true;
+  if (i->second->async == nullptr)
+    return;  // a read: its handler is waiting in wait_for()
   // libcoap calls the resource handler again with the original request,
   // which then sends this reply as a separate response.
   coap_async_trigger(i->second->async);
+}
+
+bool server_transport::impl::wait_for(const pending_request& p, unsigned timeout_ms) {
+  auto deadline = steady_millis() + timeout_ms;
+  pollfd fds{event_fd, POLLIN, 0};
+  drain_mailbox();
+  while (!p.ready) {
+    auto left = deadline - steady_millis();
+    if (left <= 0)
+      return false;
+    if (::poll(&fds, 1, static_cast<int>(left)) > 0) {
+      uint64_t count;
+      while (::read(event_fd, &count, sizeof count) > 0) {
+      }
+    }
+    drain_mailbox();
+  }
+  return true;
 }
 
 void server_transport::impl::remember(const std::string& key, const coap_reply& reply) {
@@ -89,7 +110,8 @@ void server_transport::impl::request_stop(stop_reason why) {
     return;
   stopping = true;
   reason = why;
-  stop_deadline = steady_millis() + 3000;
+  stop_deadline = steady_millis() + 2000;
+  stop_started = steady_millis();
   CF_INFO("transport", "stopping (", why == stop_reason::restart ? "restart"
                                      : why == stop_reason::shutdown ? "shutdown" : "signal",
           "): delivering what is in flight");
@@ -146,7 +168,7 @@ coap_response_t on_response(coap_session_t* session, const coap_pdu_t* sent,
     std::string body;
     if (coap_get_data(received, &len, &data) && len > 0)
       body.assign(reinterpret_cast<const char*>(data), std::min<size_t>(len, 200));
-    char code_text[8];
+    char code_text[16];
     std::snprintf(code_text, sizeof code_text, "%d.%02d", cls, detail);
     t->finish_outgoing(key, false,
                        "agent at " + t->outgoing[key].where + " refused the notification: "
@@ -356,7 +378,11 @@ stop_reason server_transport::run() {
       }
     }
     coap_io_process(d.ctx, COAP_IO_NO_WAIT);
-    if (d.stopping && (coap_can_exit(d.ctx) || steady_millis() > d.stop_deadline))
+    // Stop once nothing waits for an acknowledgement (libcoap keeps finished
+    // block-wise bodies around for a while, hence the cap), or at the deadline.
+    if (d.stopping
+        && ((coap_can_exit(d.ctx) && steady_millis() - d.stop_started > 50)
+            || steady_millis() - d.stop_started > 500 || steady_millis() > d.stop_deadline))
       break;
   }
   return d.reason;

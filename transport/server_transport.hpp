@@ -17,6 +17,7 @@ struct server_transport_config {
   size_t max_payload = 64 * 1024;      ///< larger request bodies get 4.13
   unsigned session_timeout_s = 120;    ///< idle client sessions are dropped after this
   unsigned max_idle_sessions = 20000;  ///< and never more than this many kept
+  unsigned read_wait_ms = 5000;        ///< reads not answered by then get 5.03
 };
 
 enum class stop_reason { signal, shutdown, restart };

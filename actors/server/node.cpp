@@ -64,7 +64,7 @@ void heard_from(self_ptr self, model::millis now) {
   auto before = st.record.status;
   st.record.status = model::node_status::online;
   if (before != model::node_status::online)
-    CF_INFO("node", "node ", st.record.reg.node_id, " is online again (was ", to_string(before),
+    CF_DEBUG("node", "node ", st.record.reg.node_id, " is online again (was ", to_string(before),
             ")");
   publish_summary(self);
   arm_timer(self, now);
@@ -112,7 +112,7 @@ node_actor spawn_node(caf::actor_system& sys, model::node_record record, livenes
         auto now = now_millis();
         auto status = compute_status(st, now);
         if (status != st.record.status) {
-          CF_INFO("node", "node ", st.record.reg.node_id, " is ", to_string(status),
+          CF_DEBUG("node", "node ", st.record.reg.node_id, " is ", to_string(status),
                   " (last seen ", model::format_time(st.record.last_seen), ")");
           st.record.status = status;
           publish_summary(self);
