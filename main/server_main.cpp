@@ -83,7 +83,7 @@ int serve(options& opt, bool& restart) {
   scfg.started_at = now_millis();
   auto system = server::spawn_system(sys, scfg, persistence, registry, jobs);
   auto gateway = transport::spawn_gateway(
-    sys, transport::gateway_config{},
+    sys, transport::gateway_config{std::chrono::seconds(30), scfg.started_at},
     transport::gateway_peers{net.handle(), registry, jobs, system, persistence});
   net.set_gateway(gateway);
 

@@ -140,6 +140,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
           .then(
             [=](model::fleet_health& h) {
               h.server = process_stats(self->state);
+              h.server.uptime_seconds = (now_millis() - self->state.cfg.started_at) / 1000.0;
               self->request(self->state.peers.persistence, std::chrono::seconds(5),
                             atom::ping::value)
                 .then(

@@ -13,6 +13,8 @@ namespace coapfleet::transport {
 struct gateway_config {
   /// A request that gets no answer within this time is answered 5.03.
   std::chrono::seconds request_timeout{std::chrono::seconds(30)};
+  /// When the server started (for the uptime in GET /health).
+  model::millis started_at = 0;
 };
 
 struct gateway_peers {

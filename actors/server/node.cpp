@@ -82,7 +82,7 @@ node_actor spawn_node(caf::actor_system& sys, model::node_record record, livenes
     st.cfg = cfg;
     st.registry = std::move(registry);
     st.persistence = std::move(persistence);
-    auto now = now_millis();
+    auto now = st.cfg.now();
     st.record.status = compute_status(st, now);
     publish_summary(self);
     arm_timer(self, now);
@@ -103,13 +103,13 @@ node_actor spawn_node(caf::actor_system& sys, model::node_record record, livenes
       [self](atom::get) -> model::node_record {
         auto& st = self->state;
         auto out = st.record;
-        out.status = compute_status(st, now_millis());
+        out.status = compute_status(st, st.cfg.now());
         return out;
       },
       [self](atom::tick) {
         auto& st = self->state;
         st.tick_pending = false;
-        auto now = now_millis();
+        auto now = st.cfg.now();
         auto status = compute_status(st, now);
         if (status != st.record.status) {
           CF_DEBUG("node", "node ", st.record.reg.node_id, " is ", to_string(status),

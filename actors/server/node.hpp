@@ -4,11 +4,14 @@
 
 #include <chrono>
 
+#include "actors/clock.hpp"
 #include "actors/interfaces.hpp"
 
 namespace coapfleet::server {
 
 struct liveness_config {
+  /// Where "now" comes from (tests replace it with a controlled clock).
+  model::millis (*now)() = now_millis;
   std::chrono::milliseconds stale_after{std::chrono::seconds(60)};
   std::chrono::milliseconds offline_after{std::chrono::seconds(180)};
 };

@@ -89,7 +89,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       [self](atom::enroll, model::node_registration& reg,
              const peer& from) -> caf::result<registered> {
         auto& st = self->state;
-        auto now = now_millis();
+        auto now = st.cfg.liveness.now();
         auto i = st.nodes.find(reg.node_id);
         auto registered_at = i != st.nodes.end() ? i->second.registered_at : now;
         write_batch batch;
@@ -156,7 +156,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       [self](atom::health) -> model::fleet_health {
         auto& st = self->state;
         model::fleet_health h;
-        h.timestamp = now_millis();
+        h.timestamp = st.cfg.liveness.now();
         uint32_t online_healthy = 0;
         for (auto& kv : st.nodes) {
           auto& s = kv.second.summary;
@@ -176,8 +176,6 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
             ++online_healthy;
         }
         h.status = model::fleet_status(h.total_nodes, online_healthy);
-        if (h.total_nodes > 0 && online_healthy == h.total_nodes)
-          h.status = "healthy";
         return h;
       },
       [self](atom::summary, node_summary& s) {
