@@ -227,7 +227,7 @@ private:
 
 /// The members of a job spec. `core` makes name, version and package_type
 /// required (requests); persistence reads them as optional.
-void read_spec(reader& r, job_spec& s, bool core) {
+void read_spec(reader& r, job_spec& s, bool core, bool server_fields) {
   if (core) {
     r.required_string("name", s.name);
     r.required_string("version", s.version);
@@ -242,6 +242,10 @@ void read_spec(reader& r, job_spec& s, bool core) {
   r.optional_string("artifact", s.artifact);
   r.optional_string("target_path", s.target_path);
   r.optional_string("mode", s.mode);
+  if (server_fields) {  // set by the server, never taken from an operator's request
+    r.optional_string("artifact_sha256", s.artifact_sha256);
+    r.optional_int("artifact_size", s.artifact_size, 0, INT32_MAX);
+  }
   r.optional_string("script", s.script);
   r.optional_string("description", s.description);
   r.optional_int("timeout_seconds", s.timeout_seconds, core ? 1 : 0, 86400);
@@ -345,7 +349,7 @@ decoded<updates_request> decode_updates_request(std::string_view body) {
   if (action == "create") {
     q.action = updates_action::create;
     q.spec.target_nodes = {"all"};
-    read_spec(r, q.spec, true);
+    read_spec(r, q.spec, true, false);
     if (r.ok())
       r.err = validate_job_spec(q.spec);
   } else if (action == "install" || action == "status" || action == "cancel") {
@@ -415,7 +419,7 @@ decoded<update_notification> decode_update_notification(std::string_view body) {
   auto& n = d.value;
   r.required_nonempty("job_id", n.job_id);
   r.required_node_id(n.node_id);
-  read_spec(r, n.spec, true);
+  read_spec(r, n.spec, true, true);
   r.optional_string("server", n.server);
   if (r.ok()) {
     // The targets concern the server; an agent gets none or the server's own.
@@ -434,7 +438,7 @@ decoded<job_spec> decode_job_spec(std::string_view json) {
   if (!parse_object(json, doc, d.err))
     return d;
   reader r{doc};
-  read_spec(r, d.value, false);
+  read_spec(r, d.value, false, true);
   d.err = r.err;
   return d;
 }

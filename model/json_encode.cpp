@@ -137,6 +137,9 @@ void spec_members(writer& w, const job_spec& s) {
   optional_member(w, "artifact", s.artifact);
   optional_member(w, "target_path", s.target_path);
   optional_member(w, "mode", s.mode);
+  optional_member(w, "artifact_sha256", s.artifact_sha256);
+  if (s.artifact_size > 0)
+    member(w, "artifact_size", s.artifact_size);
   optional_member(w, "script", s.script);
   optional_member(w, "description", s.description);
   if (s.timeout_seconds != 0)

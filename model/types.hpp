@@ -118,6 +118,8 @@ struct job_spec {
   std::string artifact;                   ///< file
   std::string target_path;                ///< file (absolute)
   std::string mode;                       ///< file, optional octal string "0644"
+  std::string artifact_sha256;            ///< file: set by the server from its store
+  int32_t artifact_size = 0;              ///< file: bytes, set by the server
   std::string script;                     ///< script
   std::string description;                ///< optional free text
   int32_t timeout_seconds = 0;            ///< per-node install timeout, 0 = default
@@ -188,7 +190,8 @@ template <class F> auto inspect(F& f, node_record& x) {
 }
 template <class F> auto inspect(F& f, job_spec& x) {
   return f(x.name, x.version, x.package_type, x.target_nodes, x.packages, x.artifact,
-           x.target_path, x.mode, x.script, x.description, x.timeout_seconds);
+           x.target_path, x.mode, x.artifact_sha256, x.artifact_size, x.script, x.description,
+           x.timeout_seconds);
 }
 template <class F> auto inspect(F& f, node_job_state& x) {
   return f(x.node_id, x.state, x.progress, x.result, x.error_message, x.updated_at);

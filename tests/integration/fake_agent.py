@@ -2,8 +2,12 @@
 """A minimal CoAP endpoint that plays a worker agent in tests: it answers
 POST /updates/available with 2.04 (piggybacked ACK) and records each body.
 
-Usage: fake_agent.py HOST PORT RECORD_FILE [--code 2.04]
+Usage: fake_agent.py HOST PORT RECORD_FILE [--code 2.04] [--fallback-any-port] [--reuse]
 Each notification body is appended to RECORD_FILE as one line of JSON.
+Prints "ready HOST PORT" once it listens. The port is bound exclusively (so
+two agents never share one address unnoticed) unless --reuse is given; with
+--fallback-any-port a taken PORT is replaced by a free one, printed on the
+ready line.
 """
 import socket
 import sys
@@ -48,9 +52,15 @@ def main():
         cls, detail = c.split(".")
         answer = int(cls) << 5 | int(detail)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    print("ready", flush=True)
+    if "--reuse" in sys.argv:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        if "--fallback-any-port" not in sys.argv:
+            raise
+        sock.bind((host, 0))
+    print("ready %s %d" % sock.getsockname(), flush=True)
     while True:
         data, src = sock.recvfrom(65536)
         msg = parse(data)
@@ -61,10 +71,12 @@ def main():
             continue
         reply_code = answer if path == "updates/available" and code == 2 else 0x84
         reply = bytes([0x60 | len(token), reply_code, mid >> 8, mid & 0xFF]) + token
-        sock.sendto(reply, src)
         if reply_code == answer and path == "updates/available":
+            # Recorded before the answer leaves: whoever sees the effect of
+            # the answer finds the body already written.
             with open(record, "a") as f:
                 f.write(payload.decode() + "\n")
+        sock.sendto(reply, src)
 
 
 if __name__ == "__main__":
