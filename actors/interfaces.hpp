@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,13 +35,51 @@ template <class F> auto inspect(F& f, peer& x) { return f(x.address, x.port, x.i
 /// response has left: 0 nothing, 1 shutdown, 2 restart.
 struct coap_reply {
   uint16_t code = 205;
-  uint16_t content_format = 50;  ///< 50 application/json, 0 text/plain
+  uint16_t content_format = 50;  ///< 50 application/json, 0 text/plain, 42 octet-stream
   std::string payload;
   uint32_t max_age = UINT32_MAX;  ///< UINT32_MAX: no Max-Age option
   uint8_t after = 0;
+  uint64_t etag = 0;              ///< 0: no ETag option
+  /// A large immutable body shared instead of `payload` (artifact contents);
+  /// local only, never serialized.
+  std::shared_ptr<const std::string> shared_body;
 };
 template <class F> auto inspect(F& f, coap_reply& x) {
-  return f(x.code, x.content_format, x.payload, x.max_age, x.after);
+  return f(x.code, x.content_format, x.payload, x.max_age, x.after, x.etag);
+}
+
+/// A request this process sends as a CoAP client (agent → server reports,
+/// server → agent notifications, block-by-block artifact downloads).
+struct client_request {
+  uint8_t method = 2;          ///< 1 GET, 2 POST, 3 PUT, 4 DELETE
+  std::string host;            ///< IP literal
+  uint16_t port = 5683;
+  std::string path;            ///< "updates/available", "artifacts/fw.bin"
+  std::string query;           ///< without '?', may be empty
+  std::string payload;
+  uint16_t content_format = 50;
+  int32_t block2_num = -1;     ///< >= 0: ask for this block only (manual block-wise)
+  uint8_t block2_szx = 6;      ///< block size 2^(szx+4): 6 = 1024 bytes
+};
+template <class F> auto inspect(F& f, client_request& x) {
+  return f(x.method, x.host, x.port, x.path, x.query, x.payload, x.content_format,
+           x.block2_num, x.block2_szx);
+}
+
+/// Its answer. code 0: no answer (timeout, unreachable); `error` says why.
+struct client_response {
+  uint16_t code = 0;           ///< class*100+detail, e.g. 204
+  std::string payload;
+  std::string error;
+  std::string etag;            ///< raw ETag option bytes, if any
+  int32_t block2_num = -1;     ///< the block this answer carries (manual block-wise)
+  bool block2_more = false;
+  uint8_t block2_szx = 6;
+  int64_t size2 = -1;          ///< total body size when the server said so
+};
+template <class F> auto inspect(F& f, client_response& x) {
+  return f(x.code, x.payload, x.error, x.etag, x.block2_num, x.block2_more, x.block2_szx,
+           x.size2);
 }
 
 /// `GET /nodes` query filters (empty = any).
@@ -149,6 +188,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(coapfleet::server::put_health)
 CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::peer))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::coap_reply))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::client_request))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::client_response))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::node_filter))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::registered))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::node_summary))

@@ -11,47 +11,6 @@
 
 namespace coapfleet::transport {
 
-server_transport::impl* transport_of(coap_session_t* session) {
-  return static_cast<server_transport::impl*>(coap_get_app_data(coap_session_get_context(session)));
-}
-
-peer peer_of(const coap_session_t* session) {
-  peer p;
-  const coap_address_t* a = coap_session_get_addr_remote(session);
-  char buf[INET6_ADDRSTRLEN] = {0};
-  if (a->addr.sa.sa_family == AF_INET) {
-    inet_ntop(AF_INET, &a->addr.sin.sin_addr, buf, sizeof buf);
-    p.port = ntohs(a->addr.sin.sin_port);
-  } else if (a->addr.sa.sa_family == AF_INET6) {
-    inet_ntop(AF_INET6, &a->addr.sin6.sin6_addr, buf, sizeof buf);
-    p.port = ntohs(a->addr.sin6.sin6_port);
-    // An IPv4 client on a dual-stack socket: report its IPv4 form.
-    if (std::strncmp(buf, "::ffff:", 7) == 0 && std::strchr(buf + 7, '.'))
-      std::memmove(buf, buf + 7, std::strlen(buf + 7) + 1);
-  }
-  p.address = buf;
-  return p;
-}
-
-namespace {
-
-void release_string(coap_session_t*, void* app_ptr) {
-  delete static_cast<std::string*>(app_ptr);
-}
-
-}  // namespace
-
-void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
-             const coap_string_t* query, coap_pdu_t* response, const coap_reply& reply) {
-  coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(reply.code)));
-  int max_age = reply.max_age == UINT32_MAX ? -1 : static_cast<int>(reply.max_age);
-  auto* body = new std::string(reply.payload);
-  coap_add_data_large_response(resource, session, request, response, query,
-                               reply.content_format, max_age, 0, body->size(),
-                               reinterpret_cast<const uint8_t*>(body->data()), release_string,
-                               body);
-}
-
 namespace {
 
 using impl = server_transport::impl;
@@ -119,7 +78,7 @@ std::string exchange_key(coap_session_t* session, const coap_pdu_t* request) {
 template <class Start>
 void answer_async(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
                   const coap_string_t* query, coap_pdu_t* response, Start&& start) {
-  auto& t = *transport_of(session);
+  auto& t = *server_of(session);
   if (coap_async_t* async = coap_find_async(session, coap_pdu_get_token(request))) {
     auto* p = static_cast<pending_request*>(coap_async_get_app_data(async));
     if (p == nullptr || !p->ready)
@@ -131,7 +90,7 @@ void answer_async(coap_resource_t* resource, coap_session_t* session, const coap
     t.pending.erase(p->id);  // libcoap frees the async itself after this call
     return;
   }
-  if (t.stopping)
+  if (t.stopping())
     return respond(resource, session, request, query, response, stopping_reply());
   auto key = exchange_key(session, request);
   if (const coap_reply* done = t.recall(key)) {
@@ -145,7 +104,7 @@ void answer_async(coap_resource_t* resource, coap_session_t* session, const coap
     return;
   }
   auto p = std::make_unique<pending_request>();
-  p->id = t.next_id++;
+  p->id = t.next_id();
   p->async = async;
   p->dedup_key = std::move(key);
   coap_async_set_app_data(async, p.get());
@@ -161,11 +120,11 @@ void answer_async(coap_resource_t* resource, coap_session_t* session, const coap
 template <class Start>
 void answer_sync(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
                  const coap_string_t* query, coap_pdu_t* response, Start&& start) {
-  auto& t = *transport_of(session);
-  if (t.stopping)
+  auto& t = *server_of(session);
+  if (t.stopping())
     return respond(resource, session, request, query, response, stopping_reply());
   auto p = std::make_unique<pending_request>();
-  p->id = t.next_id++;
+  p->id = t.next_id();
   auto id = p->id;
   auto* raw = p.get();
   t.pending.emplace(id, std::move(p));
@@ -209,8 +168,8 @@ void hnd_get_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
 /// (piggybacked); the node actor owns everything that follows.
 void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
-  auto& t = *transport_of(s);
-  if (t.stopping)
+  auto& t = *server_of(s);
+  if (t.stopping())
     return reply_now(r, s, req, q, resp, stopping_reply());
   std::string_view body;
   coap_reply error;
@@ -269,7 +228,7 @@ void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 
 void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
-  auto& t = *transport_of(s);
+  auto& t = *server_of(s);
   if (coap_find_async(s, coap_pdu_get_token(req)) == nullptr) {
     std::string_view body;
     coap_reply error;
@@ -296,7 +255,7 @@ void hnd_get_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* re
 
 void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                       const coap_string_t* q, coap_pdu_t* resp) {
-  auto& t = *transport_of(s);
+  auto& t = *server_of(s);
   if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
     return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
   std::string_view body;
@@ -344,7 +303,7 @@ void hnd_get_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
 
 void hnd_post_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                      const coap_string_t* q, coap_pdu_t* resp) {
-  auto& t = *transport_of(s);
+  auto& t = *server_of(s);
   if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
     return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
   std::string_view body;

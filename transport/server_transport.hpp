@@ -1,26 +1,26 @@
-// The CoAP transport of the main server: owns the libcoap context on one
-// thread (the only code that calls coap_*), converts datagrams to typed
+// The CoAP transport of the main server: converts datagrams to typed
 // messages and typed answers back to CoAP responses, and sends the server's
-// own requests (update notifications to agents).
+// own requests (update notifications to agents). Runs on one thread; see
+// runtime.hpp for the loop and the bridge to the actors.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "actors/interfaces.hpp"
+#include "transport/runtime.hpp"
 
 namespace coapfleet::transport {
 
 struct server_transport_config {
   std::string bind = "0.0.0.0";
   uint16_t port = 5683;
-  size_t max_payload = 64 * 1024;      ///< larger request bodies get 4.13
-  unsigned session_timeout_s = 120;    ///< idle client sessions are dropped after this
-  unsigned max_idle_sessions = 20000;  ///< and never more than this many kept
-  unsigned read_wait_ms = 5000;        ///< reads not answered by then get 5.03
+  size_t max_payload = 64 * 1024;        ///< larger request bodies get 4.13
+  size_t max_artifact = 64 * 1024 * 1024;  ///< PUT /artifacts/<name> limit
+  unsigned session_timeout_s = 120;      ///< idle client sessions are dropped after this
+  unsigned max_idle_sessions = 20000;    ///< and never more than this many kept
+  unsigned read_wait_ms = 5000;          ///< reads not answered by then get 5.03
 };
-
-enum class stop_reason { signal, shutdown, restart };
 
 class server_transport {
 public:
@@ -33,10 +33,9 @@ public:
   transport_actor handle() const;
   void set_gateway(gateway_actor gateway);
   /// Runs the I/O loop on the calling thread until SIGINT/SIGTERM or a
-  /// restart/shutdown answer has left. Pending CON messages get a moment
-  /// to be delivered before it returns.
+  /// restart/shutdown answer has left.
   stop_reason run();
-  /// "udp 0.0.0.0:5683"
+  /// "coap://0.0.0.0:5683 (udp)"
   std::string endpoint_description() const;
 
   struct impl;

@@ -246,6 +246,7 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
         } else {
           CF_WARN("job", "job ", st.record.job_id, " node ", node_id, ": ", detail);
           n->state = model::node_update_state::failed;
+          n->result = static_cast<int32_t>(model::update_result::update_failed);
           n->error_message = detail;
         }
         n->updated_at = now;

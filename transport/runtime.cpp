@@ -1,0 +1,481 @@
+#include "transport/runtime.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "actors/log.hpp"
+
+namespace coapfleet::transport {
+
+int64_t steady_millis() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+bool make_address(const std::string& ip, uint16_t port, coap_address_t& out) {
+  coap_address_init(&out);
+  if (inet_pton(AF_INET, ip.c_str(), &out.addr.sin.sin_addr) == 1) {
+    out.addr.sin.sin_family = AF_INET;
+    out.addr.sin.sin_port = htons(port);
+    out.size = sizeof(out.addr.sin);
+    return true;
+  }
+  if (inet_pton(AF_INET6, ip.c_str(), &out.addr.sin6.sin6_addr) == 1) {
+    out.addr.sin6.sin6_family = AF_INET6;
+    out.addr.sin6.sin6_port = htons(port);
+    out.size = sizeof(out.addr.sin6);
+    return true;
+  }
+  return false;
+}
+
+runtime* runtime_of(coap_session_t* session) {
+  return static_cast<runtime*>(coap_get_app_data(coap_session_get_context(session)));
+}
+
+peer peer_of(const coap_session_t* session) {
+  peer p;
+  const coap_address_t* a = coap_session_get_addr_remote(session);
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (a->addr.sa.sa_family == AF_INET) {
+    inet_ntop(AF_INET, &a->addr.sin.sin_addr, buf, sizeof buf);
+    p.port = ntohs(a->addr.sin.sin_port);
+  } else if (a->addr.sa.sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &a->addr.sin6.sin6_addr, buf, sizeof buf);
+    p.port = ntohs(a->addr.sin6.sin6_port);
+    // An IPv4 client on a dual-stack socket: report its IPv4 form.
+    if (std::strncmp(buf, "::ffff:", 7) == 0 && std::strchr(buf + 7, '.'))
+      std::memmove(buf, buf + 7, std::strlen(buf + 7) + 1);
+  }
+  p.address = buf;
+  return p;
+}
+
+namespace {
+
+void release_string(coap_session_t*, void* app_ptr) {
+  delete static_cast<std::string*>(app_ptr);
+}
+
+void release_shared(coap_session_t*, void* app_ptr) {
+  delete static_cast<std::shared_ptr<const std::string>*>(app_ptr);
+}
+
+std::string session_key(const void* s, const std::string& suffix) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%p|", s);
+  return buf + suffix;
+}
+
+std::string token_string(coap_bin_const_t t) {
+  return std::string(reinterpret_cast<const char*>(t.s), t.length);
+}
+
+}  // namespace
+
+void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
+             const coap_string_t* query, coap_pdu_t* response, const coap_reply& reply) {
+  coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(reply.code)));
+  int max_age = reply.max_age == UINT32_MAX ? -1 : static_cast<int>(reply.max_age);
+  if (reply.shared_body) {
+    auto* keep = new std::shared_ptr<const std::string>(reply.shared_body);
+    coap_add_data_large_response(resource, session, request, response, query,
+                                 reply.content_format, max_age, reply.etag, (*keep)->size(),
+                                 reinterpret_cast<const uint8_t*>((*keep)->data()),
+                                 release_shared, keep);
+    return;
+  }
+  auto* body = new std::string(reply.payload);
+  coap_add_data_large_response(resource, session, request, response, query,
+                               reply.content_format, max_age, reply.etag, body->size(),
+                               reinterpret_cast<const uint8_t*>(body->data()), release_string,
+                               body);
+}
+
+// -- client answers ---------------------------------------------------------------------
+
+coap_response_t on_response(coap_session_t* session, const coap_pdu_t*,
+                            const coap_pdu_t* received, const coap_mid_t) {
+  auto* rt = runtime_of(session);
+  auto key = session_key(session, token_string(coap_pdu_get_token(received)));
+  if (!rt->outgoing_.count(key))
+    return COAP_RESPONSE_OK;
+  client_response r;
+  auto code = coap_pdu_get_code(received);
+  r.code = static_cast<uint16_t>((code >> 5) * 100 + (code & 0x1f));
+  size_t len = 0, offset = 0, total = 0;
+  const uint8_t* data = nullptr;
+  if (coap_get_data_large(received, &len, &data, &offset, &total) && len > 0)
+    r.payload.assign(reinterpret_cast<const char*>(data), len);
+  coap_opt_iterator_t it;
+  if (coap_opt_t* opt = coap_check_option(received, COAP_OPTION_ETAG, &it))
+    r.etag.assign(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+  coap_block_t block;
+  if (coap_get_block(received, COAP_OPTION_BLOCK2, &block)) {
+    r.block2_num = static_cast<int32_t>(block.num);
+    r.block2_more = block.m;
+    r.block2_szx = static_cast<uint8_t>(block.szx);
+  }
+  if (coap_opt_t* opt = coap_check_option(received, COAP_OPTION_SIZE2, &it))
+    r.size2 = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
+  rt->finish(key, std::move(r));
+  return COAP_RESPONSE_OK;
+}
+
+void on_nack(coap_session_t* session, const coap_pdu_t* sent, const coap_nack_reason_t reason,
+             const coap_mid_t mid) {
+  auto* rt = runtime_of(session);
+  std::string key;
+  if (sent)
+    key = session_key(session, token_string(coap_pdu_get_token(sent)));
+  if (!rt->outgoing_.count(key)) {
+    auto i = rt->outgoing_by_mid_.find(session_key(session, std::to_string(mid)));
+    if (i == rt->outgoing_by_mid_.end())
+      return;
+    key = i->second;
+  }
+  auto o = rt->outgoing_.find(key);
+  if (o == rt->outgoing_.end())
+    return;
+  client_response r;
+  r.error = std::string("no answer from ") + o->second.where + ": "
+            + (reason == COAP_NACK_TOO_MANY_RETRIES ? "no answer after all retransmissions"
+               : reason == COAP_NACK_NOT_DELIVERABLE ? "not deliverable"
+               : reason == COAP_NACK_ICMP_ISSUE      ? "ICMP error (port unreachable?)"
+               : reason == COAP_NACK_RST             ? "reset by peer"
+                                                     : "transport failure");
+  rt->finish(key, std::move(r));
+}
+
+void runtime::finish(const std::string& key, client_response r) {
+  auto i = outgoing_.find(key);
+  if (i == outgoing_.end())
+    return;
+  auto done = std::move(i->second.done);
+  outgoing_.erase(i);
+  for (auto j = outgoing_by_mid_.begin(); j != outgoing_by_mid_.end();)
+    j = j->second == key ? outgoing_by_mid_.erase(j) : std::next(j);
+  if (done)
+    done(std::move(r));
+}
+
+coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip, uint16_t port,
+                                        std::string& error) {
+  auto key = session_key(c, ip + ":" + std::to_string(port));
+  auto s = sessions_.find(key);
+  if (s != sessions_.end())
+    return s->second;
+  coap_address_t dst;
+  if (!make_address(ip, port, dst)) {
+    error = ip + " is not an IP address";
+    return nullptr;
+  }
+  auto* session = coap_new_client_session(c, nullptr, &dst, COAP_PROTO_UDP);
+  if (!session) {
+    error = "cannot create a CoAP session";
+    return nullptr;
+  }
+  sessions_.emplace(key, session);
+  return session;
+}
+
+void runtime::send_request(const client_request& req, response_callback done) {
+  auto where = req.host + ":" + std::to_string(req.port);
+  auto fail = [&](const std::string& why) {
+    client_response r;
+    r.error = "cannot send to " + where + ": " + why;
+    if (done)
+      done(std::move(r));
+  };
+  bool manual_blocks = req.block2_num >= 0;
+  std::string error;
+  auto* session = client_session(manual_blocks ? raw_context() : ctx, req.host, req.port, error);
+  if (!session)
+    return fail(error);
+  auto* pdu = coap_new_pdu(COAP_MESSAGE_CON, static_cast<coap_pdu_code_t>(req.method), session);
+  if (!pdu)
+    return fail("cannot allocate a PDU");
+  uint8_t token[8];
+  size_t token_len = 0;
+  coap_session_new_token(session, &token_len, token);
+  coap_add_token(pdu, token_len, token);
+  size_t start = 0;
+  while (start <= req.path.size()) {
+    auto end = req.path.find('/', start);
+    if (end == std::string::npos)
+      end = req.path.size();
+    if (end > start)
+      coap_add_option(pdu, COAP_OPTION_URI_PATH, end - start,
+                      reinterpret_cast<const uint8_t*>(req.path.data() + start));
+    start = end + 1;
+  }
+  uint8_t buf[8];
+  if (!req.payload.empty())
+    coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
+                    coap_encode_var_safe(buf, sizeof buf, req.content_format), buf);
+  if (!req.query.empty()) {
+    size_t qs = 0;
+    while (qs <= req.query.size()) {
+      auto end = req.query.find('&', qs);
+      if (end == std::string::npos)
+        end = req.query.size();
+      if (end > qs)
+        coap_add_option(pdu, COAP_OPTION_URI_QUERY, end - qs,
+                        reinterpret_cast<const uint8_t*>(req.query.data() + qs));
+      qs = end + 1;
+    }
+  }
+  if (manual_blocks)
+    coap_add_option(pdu, COAP_OPTION_BLOCK2,
+                    coap_encode_var_safe(buf, sizeof buf,
+                                         (static_cast<unsigned>(req.block2_num) << 4)
+                                           | (req.block2_szx & 7)),
+                    buf);
+  if (!req.payload.empty()) {
+    auto* body = new std::string(req.payload);
+    coap_add_data_large_request(session, pdu, body->size(),
+                                reinterpret_cast<const uint8_t*>(body->data()), release_string,
+                                body);
+  }
+  auto key = session_key(session, std::string(reinterpret_cast<char*>(token), token_len));
+  outgoing_[key] = outgoing{std::move(done), where};
+  auto mid = coap_send(session, pdu);
+  if (mid == COAP_INVALID_MID) {
+    auto cb = std::move(outgoing_[key].done);
+    outgoing_.erase(key);
+    client_response r;
+    r.error = "cannot send to " + where + ": send failed";
+    if (cb)
+      cb(std::move(r));
+    return;
+  }
+  outgoing_by_mid_[session_key(session, std::to_string(mid))] = key;
+}
+
+// -- runtime -------------------------------------------------------------------------------
+
+runtime::runtime(caf::actor_system& sys) : sys_(sys), unit_(&sys) {
+}
+
+runtime::~runtime() {
+  if (companion_) {
+    self()->on_enqueue(nullptr);
+    self()->cleanup(caf::error{}, &unit_);
+  }
+  for (auto& kv : sessions_)
+    coap_session_release(kv.second);
+  sessions_.clear();
+  if (ctx)
+    coap_free_context(ctx);
+  if (raw_ctx_)
+    coap_free_context(raw_ctx_);
+  for (int fd : {event_fd_, signal_fd_, epoll_fd_})
+    if (fd >= 0)
+      ::close(fd);
+  coap_cleanup();
+}
+
+caf::actor_companion* runtime::self() {
+  return static_cast<caf::actor_companion*>(caf::actor_cast<caf::abstract_actor*>(companion_));
+}
+
+caf::actor runtime::handle() const {
+  return caf::actor_cast<caf::actor>(companion_);
+}
+
+void runtime::set_behavior(caf::behavior b) {
+  self()->become(std::move(b));
+}
+
+void runtime::drain_mailbox() {
+  std::deque<caf::mailbox_element_ptr> batch;
+  {
+    std::lock_guard<std::mutex> guard{mailbox_mutex_};
+    batch.swap(mailbox_);
+  }
+  for (auto& m : batch)
+    self()->activate(&unit_, *m);
+}
+
+void runtime::complete(uint64_t id, coap_reply reply) {
+  auto i = pending.find(id);
+  if (i == pending.end())
+    return;  // the client went away meanwhile
+  i->second->reply = std::move(reply);
+  i->second->ready = true;
+  // An async write: libcoap calls the resource handler again with the
+  // original request, which then sends this reply as a separate response.
+  if (i->second->async != nullptr)
+    coap_async_trigger(i->second->async);
+}
+
+bool runtime::wait_for(const pending_request& p, unsigned timeout_ms) {
+  auto deadline = steady_millis() + timeout_ms;
+  pollfd fds{event_fd_, POLLIN, 0};
+  drain_mailbox();
+  while (!p.ready) {
+    auto left = deadline - steady_millis();
+    if (left <= 0)
+      return false;
+    if (::poll(&fds, 1, static_cast<int>(left)) > 0) {
+      uint64_t count;
+      while (::read(event_fd_, &count, sizeof count) > 0) {
+      }
+    }
+    drain_mailbox();
+  }
+  return true;
+}
+
+void runtime::remember(const std::string& key, const coap_reply& reply) {
+  constexpr size_t capacity = 8192;
+  if (key.empty())
+    return;
+  auto copy = reply;
+  copy.shared_body.reset();  // big bodies are never replayed from here
+  answered_[key] = cached_answer{std::move(copy), steady_millis()};
+  answered_order_.push_back(key);
+  while (answered_order_.size() > capacity) {
+    answered_.erase(answered_order_.front());
+    answered_order_.pop_front();
+  }
+}
+
+const coap_reply* runtime::recall(const std::string& key) {
+  constexpr int64_t exchange_lifetime_ms = 247000;
+  auto i = answered_.find(key);
+  if (i == answered_.end() || steady_millis() - i->second.at > exchange_lifetime_ms)
+    return nullptr;
+  return &i->second.reply;
+}
+
+void runtime::request_stop(stop_reason why) {
+  if (stopping_)
+    return;
+  stopping_ = true;
+  reason_ = why;
+  stop_started_ = steady_millis();
+  CF_INFO("transport", "stopping (", why == stop_reason::restart ? "restart"
+                                     : why == stop_reason::shutdown ? "shutdown" : "signal",
+          "): delivering what is in flight");
+}
+
+bool runtime::open(uint8_t block_mode, std::string& error) {
+  coap_startup();
+  coap_set_log_level(log::enabled(log::level::trace) ? LOG_DEBUG : LOG_EMERG);
+  event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  signal_fd_ = ::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (event_fd_ < 0 || signal_fd_ < 0 || epoll_fd_ < 0) {
+    error = std::string("cannot create event descriptors: ") + std::strerror(errno);
+    return false;
+  }
+  // The bridge: actors enqueue into our mailbox and wake the loop by eventfd.
+  companion_ = caf::actor_cast<caf::strong_actor_ptr>(sys_.spawn<caf::actor_companion>());
+  self()->on_enqueue([this](caf::mailbox_element_ptr ptr) {
+    {
+      std::lock_guard<std::mutex> guard{mailbox_mutex_};
+      mailbox_.push_back(std::move(ptr));
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(event_fd_, &one, sizeof one);
+  });
+  ctx = coap_new_context(nullptr);
+  if (!ctx) {
+    error = "cannot create a CoAP context";
+    return false;
+  }
+  coap_set_app_data(ctx, this);
+  coap_context_set_block_mode(ctx, block_mode);
+  coap_register_response_handler(ctx, on_response);
+  coap_register_nack_handler(ctx, on_nack);
+  return true;
+}
+
+bool runtime::listen(const std::string& addr, uint16_t port, std::string& error) {
+  coap_address_t a;
+  if (!make_address(addr, port, a)) {
+    error = addr + " is not an IPv4 or IPv6 address";
+    return false;
+  }
+  if (!coap_new_endpoint(ctx, &a, COAP_PROTO_UDP)) {
+    error = "cannot listen on " + addr + ":" + std::to_string(port)
+            + " (address in use or not local?)";
+    return false;
+  }
+  return true;
+}
+
+coap_context_t* runtime::raw_context() {
+  if (raw_ctx_)
+    return raw_ctx_;
+  raw_ctx_ = coap_new_context(nullptr);
+  if (!raw_ctx_)
+    return ctx;
+  coap_set_app_data(raw_ctx_, this);
+  coap_context_set_block_mode(raw_ctx_, 0);
+  coap_register_response_handler(raw_ctx_, on_response);
+  coap_register_nack_handler(raw_ctx_, on_nack);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = coap_context_get_coap_fd(raw_ctx_);
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, ev.data.fd, &ev);
+  return raw_ctx_;
+}
+
+stop_reason runtime::run() {
+  auto add = [&](int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  };
+  add(coap_context_get_coap_fd(ctx));
+  add(event_fd_);
+  add(signal_fd_);
+  drain_mailbox();
+  coap_io_process(ctx, COAP_IO_NO_WAIT);
+  epoll_event events[8];
+  for (;;) {
+    // libcoap's own epoll fd also carries its retransmission timer; the
+    // one-second cap is only a safety net, never a polling interval.
+    int n = ::epoll_wait(epoll_fd_, events, 8, stopping_ ? 20 : 1000);
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.fd == event_fd_) {
+        uint64_t count;
+        while (::read(event_fd_, &count, sizeof count) > 0) {
+        }
+        drain_mailbox();
+      } else if (events[i].data.fd == signal_fd_) {
+        signalfd_siginfo info;
+        while (::read(signal_fd_, &info, sizeof info) > 0) {
+        }
+        request_stop(stop_reason::signal);
+      }
+    }
+    coap_io_process(ctx, COAP_IO_NO_WAIT);
+    if (raw_ctx_)
+      coap_io_process(raw_ctx_, COAP_IO_NO_WAIT);
+    // Stop once nothing waits for an acknowledgement (libcoap keeps finished
+    // block-wise bodies around for a while, hence the cap).
+    if (stopping_) {
+      auto spent = steady_millis() - stop_started_;
+      if ((coap_can_exit(ctx) && spent > 50) || spent > 500)
+        break;
+    }
+  }
+  return reason_;
+}
+
+}  // namespace coapfleet::transport

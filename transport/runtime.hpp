@@ -1,0 +1,137 @@
+// The CoAP runtime shared by the server's and the agent's transports: one
+// thread that owns libcoap (the only code calling coap_*), woken by libcoap's
+// epoll fd, an eventfd for actor messages (an actor_companion bridges CAF to
+// this loop) and a signalfd for SIGINT/SIGTERM. It also carries what every
+// transport needs: deferred answers (async writes, bounded waits for reads),
+// a cache of answers for retransmitted requests, outgoing client requests,
+// and a graceful stop.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <caf/actor_companion.hpp>
+#include <caf/scoped_execution_unit.hpp>
+#include <coap3/coap.h>
+
+#include "actors/interfaces.hpp"
+
+namespace coapfleet::transport {
+
+enum class stop_reason { signal, shutdown, restart };
+
+/// A request waiting for an actor's answer.
+struct pending_request {
+  uint64_t id = 0;
+  coap_async_t* async = nullptr;  ///< null: a read whose handler waits
+  bool ready = false;
+  coap_reply reply;
+  std::string dedup_key;
+};
+
+using response_callback = std::function<void(client_response)>;
+
+class runtime {
+public:
+  explicit runtime(caf::actor_system& sys);
+  virtual ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  /// Descriptors, the companion and the main context (block mode given).
+  bool open(uint8_t block_mode, std::string& error);
+  /// Listens on addr:port (UDP) with the main context.
+  bool listen(const std::string& addr, uint16_t port, std::string& error);
+  /// A second context without libcoap's block handling, for requests that
+  /// fetch one block at a time (resumable downloads). Created on demand.
+  coap_context_t* raw_context();
+  /// Installs the companion's behavior (the messages this transport takes).
+  void set_behavior(caf::behavior b);
+  /// The companion, as an untyped handle.
+  caf::actor handle() const;
+
+  /// Runs the loop until a signal or request_stop(); returns why it stopped.
+  stop_reason run();
+  void request_stop(stop_reason why);
+  bool stopping() const { return stopping_; }
+
+  // -- deferred answers ----------------------------------------------------------
+  uint64_t next_id() { return next_id_++; }
+  std::unordered_map<uint64_t, std::unique_ptr<pending_request>> pending;
+  /// The answer for request `id` arrived (async ones are triggered).
+  void complete(uint64_t id, coap_reply reply);
+  /// Serves the actor mailbox until `p` is ready or the timeout passed.
+  bool wait_for(const pending_request& p, unsigned timeout_ms);
+  void remember(const std::string& key, const coap_reply& reply);
+  const coap_reply* recall(const std::string& key);
+
+  // -- client requests ---------------------------------------------------------------
+  /// Sends a confirmable request; `done` runs on this thread with the answer
+  /// (or code 0 and the reason when none came).
+  void send_request(const client_request& req, response_callback done);
+
+  coap_context_t* ctx = nullptr;
+
+protected:
+  caf::actor_system& sys_;
+
+private:
+  caf::actor_companion* self();
+  void drain_mailbox();
+  coap_session_t* client_session(coap_context_t* c, const std::string& ip, uint16_t port,
+                                 std::string& error);
+
+  struct outgoing {
+    response_callback done;
+    std::string where;
+  };
+  friend coap_response_t on_response(coap_session_t*, const coap_pdu_t*, const coap_pdu_t*,
+                                     const coap_mid_t);
+  friend void on_nack(coap_session_t*, const coap_pdu_t*, const coap_nack_reason_t,
+                      const coap_mid_t);
+  void finish(const std::string& key, client_response r);
+
+  coap_context_t* raw_ctx_ = nullptr;
+  int event_fd_ = -1;
+  int signal_fd_ = -1;
+  int epoll_fd_ = -1;
+  caf::strong_actor_ptr companion_;
+  caf::scoped_execution_unit unit_;
+  std::mutex mailbox_mutex_;  // the only lock: between CAF threads and this loop
+  std::deque<caf::mailbox_element_ptr> mailbox_;
+  uint64_t next_id_ = 1;
+  struct cached_answer {
+    coap_reply reply;
+    int64_t at = 0;
+  };
+  std::unordered_map<std::string, cached_answer> answered_;
+  std::deque<std::string> answered_order_;
+  std::unordered_map<std::string, outgoing> outgoing_;           ///< session|token
+  std::unordered_map<std::string, std::string> outgoing_by_mid_;  ///< session|mid → key
+  std::unordered_map<std::string, coap_session_t*> sessions_;     ///< ctx|ip:port
+  bool stopping_ = false;
+  stop_reason reason_ = stop_reason::signal;
+  int64_t stop_started_ = 0;
+};
+
+/// The runtime a libcoap callback belongs to.
+runtime* runtime_of(coap_session_t* session);
+
+/// "1.2.3.4" / "::1" and the port of the session's peer.
+peer peer_of(const coap_session_t* session);
+
+/// Fills `response` with a reply (code, content format, Max-Age, ETag, body;
+/// block-wise when larger than one datagram).
+void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
+             const coap_string_t* query, coap_pdu_t* response, const coap_reply& reply);
+
+/// IPv4/IPv6 literal + port → address; false when not a literal.
+bool make_address(const std::string& ip, uint16_t port, coap_address_t& out);
+
+int64_t steady_millis();
+
+}  // namespace coapfleet::transport
