@@ -30,6 +30,15 @@ struct peer {
 };
 template <class F> auto inspect(F& f, peer& x) { return f(x.address, x.port, x.identity); }
 
+/// Immutable bytes shared between threads without copying (an artifact's
+/// contents, mapped from its file).
+class shared_bytes {
+public:
+  virtual ~shared_bytes() = default;
+  virtual const uint8_t* data() const = 0;
+  virtual size_t size() const = 0;
+};
+
 /// A CoAP answer as the transport sends it. `code` is class*100+detail
 /// (205 = 2.05). `after` asks the transport to stop the process once the
 /// response has left: 0 nothing, 1 shutdown, 2 restart.
@@ -42,7 +51,7 @@ struct coap_reply {
   uint64_t etag = 0;              ///< 0: no ETag option
   /// A large immutable body shared instead of `payload` (artifact contents);
   /// local only, never serialized.
-  std::shared_ptr<const std::string> shared_body;
+  std::shared_ptr<const shared_bytes> shared_body;
 };
 template <class F> auto inspect(F& f, coap_reply& x) {
   return f(x.code, x.content_format, x.payload, x.max_age, x.after, x.etag);
@@ -81,6 +90,32 @@ template <class F> auto inspect(F& f, client_response& x) {
   return f(x.code, x.payload, x.error, x.etag, x.block2_num, x.block2_more, x.block2_szx,
            x.size2);
 }
+
+/// An artifact in the server's store.
+struct artifact_info {
+  std::string name;
+  int64_t size = 0;
+  std::string sha256;  ///< lower-case hex
+  model::millis uploaded_at = 0;
+  uint64_t etag() const;  ///< the first 8 bytes of the SHA-256
+};
+template <class F> auto inspect(F& f, artifact_info& x) {
+  return f(x.name, x.size, x.sha256, x.uploaded_at);
+}
+
+/// An artifact with its contents, for serving.
+struct artifact_blob {
+  artifact_info info;
+  std::shared_ptr<const shared_bytes> bytes;  ///< local only
+};
+template <class F> auto inspect(F& f, artifact_blob& x) { return f(x.info); }
+
+/// An upload: the whole body (reassembled from Block1 by the transport).
+struct artifact_upload {
+  std::string name;
+  std::string body;
+};
+template <class F> auto inspect(F& f, artifact_upload& x) { return f(x.name, x.body); }
 
 /// `GET /nodes` query filters (empty = any).
 struct node_filter {
@@ -197,6 +232,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::job_target>))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::loaded_state))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::fleet_counts))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::artifact_info))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::artifact_info>))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::artifact_blob))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::artifact_upload))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::node_registration))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::health_report))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::node_record))
@@ -240,6 +279,10 @@ using info = caf::atom_constant<caf::atom("info")>;
 using action = caf::atom_constant<caf::atom("action")>;
 using reply = caf::atom_constant<caf::atom("reply")>;
 using resume = caf::atom_constant<caf::atom("resume")>;
+using artifact = caf::atom_constant<caf::atom("artifact")>;
+using upload = caf::atom_constant<caf::atom("upload")>;
+using request = caf::atom_constant<caf::atom("request")>;
+using response = caf::atom_constant<caf::atom("response")>;
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -262,6 +305,20 @@ using persistence_actor = caf::typed_actor<
   caf::replies_to<atom::flush>::with<bool>,
   /// Internal: run the group commit now / the health flush timer fired.
   caf::reacts_to<atom::commit>, caf::reacts_to<atom::tick>>;
+
+// -- artifacts -------------------------------------------------------------------------
+
+/// The artifact store: files beside the database, written atomically, with
+/// their SHA-256; the only code that touches that directory.
+using artifact_store_actor = caf::typed_actor<
+  /// Stores an upload (replacing a previous version atomically).
+  caf::replies_to<atom::upload, artifact_upload>::with<artifact_info>,
+  /// An artifact's contents for serving (mapped, shared); not_found if absent.
+  caf::replies_to<atom::get, std::string>::with<artifact_blob>,
+  /// An artifact's description; not_found if absent.
+  caf::replies_to<atom::info, std::string>::with<artifact_info>,
+  /// Every artifact, sorted by name.
+  caf::replies_to<atom::list>::with<std::vector<artifact_info>>>;
 
 // -- nodes ------------------------------------------------------------------------------
 
@@ -343,7 +400,10 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<atom::notify, job_actor, std::string /*ip*/, uint16_t /*port*/,
                  model::update_notification>,
   /// The answer to request `id` (from the gateway).
-  caf::reacts_to<atom::reply, uint64_t, coap_reply>>;
+  caf::reacts_to<atom::reply, uint64_t, coap_reply>,
+  /// An artifact exists (or was replaced): serve /artifacts/<name>, and
+  /// forget any cached contents of an older version.
+  caf::reacts_to<atom::artifact, std::string>>;
 
 /// The gateway: turns a typed request of the transport into a request to the
 /// owning actor and the typed answer (or error) into a coap_reply.
@@ -358,6 +418,9 @@ using gateway_actor = caf::typed_actor<
   caf::reacts_to<atom::cancel, uint64_t, std::string, peer>,
   caf::reacts_to<atom::get, uint64_t>,  ///< GET /updates
   caf::reacts_to<atom::info, uint64_t>,  ///< GET /system
-  caf::reacts_to<atom::action, uint64_t, uint8_t /*system_action*/, peer>>;
+  caf::reacts_to<atom::action, uint64_t, uint8_t /*system_action*/, peer>,
+  caf::reacts_to<atom::upload, uint64_t, artifact_upload, peer>,     ///< PUT /artifacts/<name>
+  caf::reacts_to<atom::artifact, uint64_t, std::string>,             ///< GET /artifacts/<name>
+  caf::reacts_to<atom::list, uint64_t, atom::artifact>>;             ///< GET /artifacts
 
 }  // namespace coapfleet

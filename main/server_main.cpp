@@ -10,6 +10,7 @@
 #include "actors/clock.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/log.hpp"
+#include "actors/server/artifact_store.hpp"
 #include "actors/server/job_supervisor.hpp"
 #include "actors/server/persistence.hpp"
 #include "actors/server/registry.hpp"
@@ -24,6 +25,7 @@ namespace {
 struct options {
   transport::server_transport_config transport;
   std::string db = "coapfleet.db";
+  std::string artifacts;  ///< default: "artifacts" beside the database
   std::string log_level = "info";
   double stale_after = 60;
   double offline_after = 180;
@@ -76,21 +78,23 @@ int serve(options& opt, bool& restart) {
   server::job_supervisor_config jcfg;
   jcfg.job.default_timeout = std::chrono::seconds(opt.job_timeout);
   jcfg.job.skip_offline = !opt.notify_offline;
+  auto artifacts = server::spawn_artifact_store(
+    sys, server::artifact_store_config{opt.artifacts}, net.handle());
   auto jobs = server::spawn_job_supervisor(sys, jcfg, std::move(loaded.jobs), registry,
-                                           persistence, net.handle());
+                                           persistence, net.handle(), artifacts);
   server::system_config scfg;
   scfg.allow_actions = !opt.no_system_actions;
   scfg.started_at = now_millis();
   auto system = server::spawn_system(sys, scfg, persistence, registry, jobs);
   auto gateway = transport::spawn_gateway(
     sys, transport::gateway_config{std::chrono::seconds(30), scfg.started_at},
-    transport::gateway_peers{net.handle(), registry, jobs, system, persistence});
+    transport::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-server ", COAPFLEET_VERSION, " listening on ",
           net.endpoint_description());
   CF_INFO("main", "data: ", opt.db, " (SQLite, WAL) with ", node_count, " nodes and ", job_count,
-          " jobs");
+          " jobs; artifacts in ", opt.artifacts);
   CF_INFO("main", "liveness: stale after ", opt.stale_after, " s, offline after ",
           opt.offline_after, " s; system actions ",
           opt.no_system_actions ? "disabled" : "enabled");
@@ -107,6 +111,7 @@ int serve(options& opt, bool& restart) {
                });
   }
   for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(system),
+                 caf::actor_cast<caf::actor>(artifacts),
                  caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
                  caf::actor_cast<caf::actor>(persistence)})
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
@@ -124,6 +129,11 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   app.add_option("--port", opt.transport.port, "UDP port to listen on")->capture_default_str();
   app.add_option("--db", opt.db, "SQLite database file")->capture_default_str();
+  app.add_option("--artifacts", opt.artifacts,
+                 "directory of uploaded artifacts (default: artifacts/ beside the database)");
+  app.add_option("--max-artifact", opt.transport.max_artifact,
+                 "largest accepted artifact upload in bytes")
+    ->capture_default_str();
   app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error or off")
     ->capture_default_str()
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -154,6 +164,11 @@ int main(int argc, char** argv) {
   if (opt.offline_after <= opt.stale_after) {
     std::fprintf(stderr, "--offline-after must be greater than --stale-after\n");
     return 2;
+  }
+  if (opt.artifacts.empty()) {
+    auto slash = opt.db.rfind('/');
+    opt.artifacts = (slash == std::string::npos ? std::string(".") : opt.db.substr(0, slash))
+                    + "/artifacts";
   }
   log::level lvl;
   log::parse_level(opt.log_level, lvl);

@@ -60,6 +60,12 @@ struct gateway_state {
 
 using self_ptr = gateway_actor::stateful_pointer<gateway_state>;
 
+/// {"name","size","sha256","uploaded_at"}: names are [A-Za-z0-9._-], hashes hex.
+std::string encode_artifact(const artifact_info& a) {
+  return "{\"name\":\"" + a.name + "\",\"size\":" + std::to_string(a.size) + ",\"sha256\":\""
+         + a.sha256 + "\",\"uploaded_at\":\"" + model::format_time(a.uploaded_at) + "\"}";
+}
+
 void answer(self_ptr self, uint64_t id, coap_reply r) {
   self->send(self->state.peers.transport, atom::reply::value, id, std::move(r));
 }
@@ -212,6 +218,43 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
           .then(
             [=](model::system_info& s) {
               answer(self, id, json_reply(205, model::encode_system_info(s)));
+            },
+            fail(id));
+      },
+      [=](atom::upload, uint64_t id, artifact_upload& up, peer& from) {
+        auto name = up.name;
+        auto size = up.body.size();
+        self->request(self->state.peers.artifacts, timeout, atom::upload::value, std::move(up))
+          .then(
+            [=](artifact_info& a) {
+              CF_INFO("gateway", "artifact ", a.name, " (", size, " bytes) uploaded by ",
+                      from.address);
+              answer(self, id, json_reply(204, encode_artifact(a)));
+            },
+            fail(id));
+      },
+      [=](atom::artifact, uint64_t id, std::string& name) {
+        self->request(self->state.peers.artifacts, timeout, atom::get::value, std::move(name))
+          .then(
+            [=](artifact_blob& b) {
+              coap_reply r;
+              r.code = 205;
+              r.content_format = 42;  // application/octet-stream
+              r.etag = b.info.etag();
+              r.shared_body = b.bytes;
+              answer(self, id, std::move(r));
+            },
+            fail(id));
+      },
+      [=](atom::list, uint64_t id, atom::artifact) {
+        self->request(self->state.peers.artifacts, timeout, atom::list::value)
+          .then(
+            [=](std::vector<artifact_info>& all) {
+              std::string out = "{\"artifacts\":[";
+              for (size_t i = 0; i < all.size(); ++i)
+                out += (i ? "," : "") + encode_artifact(all[i]);
+              out += "]}";
+              answer(self, id, json_reply(205, std::move(out)));
             },
             fail(id));
       },

@@ -23,6 +23,7 @@ struct gateway_peers {
   job_supervisor_actor jobs;
   system_actor system;
   persistence_actor persistence;
+  artifact_store_actor artifacts;
 };
 
 gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_peers peers);

@@ -65,7 +65,7 @@ void release_string(coap_session_t*, void* app_ptr) {
 }
 
 void release_shared(coap_session_t*, void* app_ptr) {
-  delete static_cast<std::shared_ptr<const std::string>*>(app_ptr);
+  delete static_cast<std::shared_ptr<const shared_bytes>*>(app_ptr);
 }
 
 std::string session_key(const void* s, const std::string& suffix) {
@@ -85,11 +85,10 @@ void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_
   coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(reply.code)));
   int max_age = reply.max_age == UINT32_MAX ? -1 : static_cast<int>(reply.max_age);
   if (reply.shared_body) {
-    auto* keep = new std::shared_ptr<const std::string>(reply.shared_body);
+    auto* keep = new std::shared_ptr<const shared_bytes>(reply.shared_body);
     coap_add_data_large_response(resource, session, request, response, query,
                                  reply.content_format, max_age, reply.etag, (*keep)->size(),
-                                 reinterpret_cast<const uint8_t*>((*keep)->data()),
-                                 release_shared, keep);
+                                 (*keep)->data(), release_shared, keep);
     return;
   }
   auto* body = new std::string(reply.payload);

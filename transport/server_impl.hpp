@@ -18,10 +18,13 @@ struct server_transport::impl : runtime {
   std::unordered_map<std::string, node_actor> routes;  ///< node_id → node actor
   /// Artifact contents being served (name → body and ETag), filled on demand.
   struct served_artifact {
-    std::shared_ptr<const std::string> body;
+    std::shared_ptr<const shared_bytes> body;
     uint64_t etag = 0;
   };
   std::unordered_map<std::string, served_artifact> artifacts;
+  std::unordered_map<std::string, coap_resource_t*> artifact_resources;
+  /// Serves /artifacts/<name> from now on (idempotent; drops a cached older version).
+  bool add_artifact_resource(const std::string& name);
 
   void send_notification(job_actor job, const std::string& ip, uint16_t port,
                          const model::update_notification& note);

@@ -73,6 +73,7 @@ bool server_transport::open(std::string& error) {
     [dp](atom::notify, job_actor& job, std::string& ip, uint16_t port,
          model::update_notification& note) { dp->send_notification(job, ip, port, note); },
     [dp](atom::reply, uint64_t id, coap_reply& reply) { dp->complete(id, std::move(reply)); },
+    [dp](atom::artifact, std::string& name) { dp->add_artifact_resource(name); },
   });
   if (!d.listen(d.cfg.bind, d.cfg.port, error))
     return false;

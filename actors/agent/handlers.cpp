@@ -2,12 +2,11 @@
 // shell, own process group, output captured through one pipe read with poll(),
 // timeout with SIGTERM then SIGKILL to the whole group.
 //
-// Between fork() and exec the child only makes async-signal-safe calls
-// (setpgid, sigaction, sigprocmask, chdir, dup2, fcntl, open, raw syscalls,
-// execve, write, _exit): everything that allocates (argv, envp, the PATH
-// candidates) is prepared in the parent, so this is safe in a multi-threaded
-// process. The PATH search is done by hand for the same reason (execvp may
-// allocate and does not take an environment).
+// Everything that allocates (argv, envp, the PATH candidates) is prepared here
+// in the parent before fork(); the child's side (handlers_spawn.cpp) only
+// makes async-signal-safe calls, so this is safe in a multi-threaded process.
+// The PATH search is done by hand for the same reason (execvp may allocate
+// and does not take an environment).
 #include "actors/agent/handlers.hpp"
 
 #include <fcntl.h>
@@ -28,6 +27,13 @@ extern char** environ;
 
 namespace coapfleet::agent {
 
+namespace detail {
+// handlers_spawn.cpp: the child's side between fork and exec.
+[[noreturn]] void exec_child(const char* cwd, int devnull, int outw, int errw, int maxfd,
+                             const sigset_t& empty_mask, char* const* argv, char* const* envp,
+                             const char* const* candidates, size_t ncandidates);
+}  // namespace detail
+
 namespace {
 
 using steady = std::chrono::steady_clock;
@@ -36,13 +42,10 @@ constexpr size_t tail_max_bytes = 2048;
 constexpr int tail_max_lines = 20;
 constexpr auto kill_grace = std::chrono::seconds(2);
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-
-/// What the child reports through the CLOEXEC pipe when it cannot exec.
+/// What the child reports through the CLOEXEC pipe when it cannot exec:
+/// {stage, errno}, stage 1 = chdir, 2 = exec, 3 = stdio setup.
 struct spawn_error {
-  int stage;  // 1 = chdir, 2 = exec, 3 = stdio setup
+  int stage;
   int err;
 };
 
@@ -106,92 +109,6 @@ std::vector<std::string> exec_candidates(const std::string& argv0) {
     pos = colon + 1;
   }
   return out;
-}
-
-// -- child side (async-signal-safe only) ----------------------------------------
-
-void child_report(int errfd, int stage, int err) {
-  spawn_error e{stage, err};
-  const char* p = reinterpret_cast<const char*>(&e);
-  size_t left = sizeof e;
-  while (left > 0) {
-    ssize_t n = write(errfd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  _exit(127);
-}
-
-struct linux_dirent64_hdr {
-  uint64_t d_ino;
-  int64_t d_off;
-  unsigned short d_reclen;
-  unsigned char d_type;
-  char d_name[1];
-};
-
-/// Marks every fd >= 3 close-on-exec (the spawn-error pipe already is), so
-/// the program starts with exactly stdin/stdout/stderr.
-void child_cloexec_all(int maxfd) {
-#ifdef SYS_close_range
-  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
-#endif
-  int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    alignas(8) char buf[4096];
-    bool ok = true;
-    while (true) {
-      long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
-      if (n < 0) { ok = false; break; }
-      if (n == 0) break;
-      for (long off = 0; off < n;) {
-        auto* d = reinterpret_cast<linux_dirent64_hdr*>(buf + off);
-        off += d->d_reclen;
-        int fd = 0;
-        bool digits = d->d_name[0] != '\0';
-        for (const char* c = d->d_name; *c; ++c) {
-          if (*c < '0' || *c > '9') { digits = false; break; }
-          fd = fd * 10 + (*c - '0');
-        }
-        if (digits && fd >= 3 && fd != dfd) fcntl(fd, F_SETFD, FD_CLOEXEC);
-      }
-    }
-    close(dfd);
-    if (ok) return;
-  }
-  for (int fd = 3; fd < maxfd; ++fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
-}
-
-[[noreturn]] void child_exec(const char* cwd, int devnull, int outw, int errw, int maxfd,
-                             const sigset_t& empty_mask, char* const* argv, char* const* envp,
-                             const char* const* candidates, size_t ncandidates) {
-  setpgid(0, 0);
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigaction(sig, &sa, nullptr);  // EINVAL for libc-internal signals: fine
-  }
-  sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
-  if (cwd && *cwd && chdir(cwd) != 0) child_report(errw, 1, errno);
-  if (dup2(devnull, 0) < 0 || dup2(outw, 1) < 0 || dup2(outw, 2) < 0)
-    child_report(errw, 3, errno);
-  child_cloexec_all(maxfd);
-  int err = ENOENT;
-  bool saw_eacces = false;
-  for (size_t i = 0; i < ncandidates; ++i) {
-    execve(candidates[i], argv, envp);
-    err = errno;
-    if (err == EACCES) saw_eacces = true;
-    else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV
-             && err != ETIMEDOUT)
-      break;
-  }
-  if (saw_eacces && (err == ENOENT || err == ENOTDIR)) err = EACCES;
-  child_report(errw, 2, err);
 }
 
 // -- parent side ---------------------------------------------------------------------
@@ -262,7 +179,7 @@ run_info run(const std::vector<std::string>& argv, const std::string& cwd,
 
   pid_t pid = fork();
   if (pid == 0)
-    child_exec(cwd.c_str(), devnull, outp[1], errp[1], maxfd, empty_mask, cargv.data(), envp,
+    detail::exec_child(cwd.c_str(), devnull, outp[1], errp[1], maxfd, empty_mask, cargv.data(), envp,
                ccand.data(), ccand.size());
   int fork_err = errno;
   close_fd(outp[1]);

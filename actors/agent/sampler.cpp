@@ -144,7 +144,8 @@ void scan_processes(const std::string& proc_root,
   if (!d) return;
   int dfd = ::dirfd(d);
   char path[sizeof(dirent::d_name) + 16];
-  char buf[512];
+  char comm_buf[64];
+  char cmd_buf[512];
   // Marks every not yet found entry named `name`; true when one matched.
   auto mark = [&](std::string_view name, const char* pid) {
     bool matched = false;
@@ -164,19 +165,19 @@ void scan_processes(const std::string& proc_root,
     if (!e) break;
     if (!all_digits(e->d_name)) continue;
     std::snprintf(path, sizeof path, "%s/comm", e->d_name);
-    ssize_t n = read_once(dfd, path, buf, 64);
+    ssize_t n = read_once(dfd, path, comm_buf, sizeof comm_buf);
     if (n <= 0) continue;  // gone meanwhile
-    std::string_view comm(buf, static_cast<size_t>(n));
+    std::string_view comm(comm_buf, static_cast<size_t>(n));
     if (!comm.empty() && comm.back() == '\n') comm.remove_suffix(1);
     if (mark(comm, e->d_name)) continue;
     // comm is cut to 15 characters and may be renamed: try argv[0] too.
     std::snprintf(path, sizeof path, "%s/cmdline", e->d_name);
-    n = read_once(dfd, path, buf, sizeof buf);
+    n = read_once(dfd, path, cmd_buf, sizeof cmd_buf);
     if (n <= 0) continue;  // kernel thread, zombie or gone
-    std::string_view cmd(buf, static_cast<size_t>(n));
+    std::string_view cmd(cmd_buf, static_cast<size_t>(n));
     auto nul = cmd.find('\0');
     if (nul == std::string_view::npos) {
-      if (static_cast<size_t>(n) == sizeof buf) continue;  // argv[0] longer than we read
+      if (static_cast<size_t>(n) == sizeof cmd_buf) continue;  // argv[0] longer than we read
     } else {
       cmd = cmd.substr(0, nul);
     }

@@ -20,6 +20,7 @@ struct job_supervisor_state {
   registry_actor registry;
   persistence_actor persistence;
   transport_actor transport;
+  artifact_store_actor artifacts;
   std::mt19937_64 rng{std::random_device{}()};
 };
 
@@ -57,6 +58,33 @@ job_actor add_job(self_ptr self, model::job_record rec) {
   return j;
 }
 
+/// Persists a new job, then spawns its actor and answers.
+void create_job(self_ptr self, model::job_spec spec, const peer& from,
+                caf::typed_response_promise<model::job_record> rp) {
+  auto& st = self->state;
+  model::job_record rec;
+  rec.job_id = new_job_id(st);
+  rec.spec = std::move(spec);
+  rec.status = model::job_status::created;
+  rec.created_at = rec.updated_at = now_millis();
+  st.creating.emplace(rec.job_id, true);
+  write_batch batch;
+  batch.ops.emplace_back(put_job{rec});
+  self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
+    .then(
+      [self, rp, rec, from](bool) mutable {
+        self->state.creating.erase(rec.job_id);
+        CF_INFO("job-supervisor", "job ", rec.job_id, " created: ", rec.spec.name, " ",
+                rec.spec.version, " (", rec.spec.package_type, ") by ", from.address);
+        add_job(self, rec);
+        rp.deliver(std::move(rec));
+      },
+      [self, rp, id = rec.job_id](caf::error& err) mutable {
+        self->state.creating.erase(id);
+        rp.deliver(std::move(err));
+      });
+}
+
 struct job_collector {
   caf::typed_response_promise<std::vector<model::job_record>> rp;
   std::vector<model::job_record> out;  ///< in creation order
@@ -80,11 +108,14 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
                                           std::vector<model::job_record> jobs,
                                           registry_actor registry,
                                           persistence_actor persistence,
-                                          transport_actor transport) {
+                                          transport_actor transport,
+                                          artifact_store_actor artifacts) {
   auto fn = [](self_ptr self, job_supervisor_config cfg, std::vector<model::job_record> jobs,
                registry_actor registry, persistence_actor persistence,
-               transport_actor transport) -> job_supervisor_actor::behavior_type {
+               transport_actor transport,
+               artifact_store_actor artifacts) -> job_supervisor_actor::behavior_type {
     auto& st = self->state;
+    st.artifacts = std::move(artifacts);
     st.cfg = cfg;
     st.registry = std::move(registry);
     st.persistence = std::move(persistence);
@@ -103,32 +134,25 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
     return {
       [self](atom::create, model::job_spec& spec,
              const peer& from) -> caf::result<model::job_record> {
-        auto& st = self->state;
         auto problem = model::validate_job_spec(spec);
         if (!problem.empty())
           return make_api_error(api_errc::bad_request, problem.error, problem.field);
-        model::job_record rec;
-        rec.job_id = new_job_id(st);
-        rec.spec = std::move(spec);
-        rec.status = model::job_status::created;
-        rec.created_at = rec.updated_at = now_millis();
-        st.creating.emplace(rec.job_id, true);
-        write_batch batch;
-        batch.ops.emplace_back(put_job{rec});
         auto rp = self->make_response_promise<model::job_record>();
-        self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
+        if (spec.package_type != "file") {
+          create_job(self, std::move(spec), from, rp);
+          return rp;
+        }
+        // A file job names an artifact: it must exist, and the job carries
+        // its SHA-256 so every node verifies exactly that version.
+        self->request(self->state.artifacts, std::chrono::seconds(10), atom::info::value,
+                      spec.artifact)
           .then(
-            [self, rp, rec, from](bool) mutable {
-              self->state.creating.erase(rec.job_id);
-              CF_INFO("job-supervisor", "job ", rec.job_id, " created: ", rec.spec.name, " ",
-                      rec.spec.version, " (", rec.spec.package_type, ") by ", from.address);
-              add_job(self, rec);
-              rp.deliver(std::move(rec));
+            [self, spec, from, rp](artifact_info& a) mutable {
+              spec.artifact_sha256 = a.sha256;
+              spec.artifact_size = static_cast<int32_t>(a.size);
+              create_job(self, std::move(spec), from, rp);
             },
-            [self, rp, id = rec.job_id](caf::error& err) mutable {
-              self->state.creating.erase(id);
-              rp.deliver(std::move(err));
-            });
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
       [self](atom::install, const std::string& id,
@@ -183,7 +207,7 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
     };
   };
   return sys.spawn(fn, std::move(cfg), std::move(jobs), std::move(registry),
-                   std::move(persistence), std::move(transport));
+                   std::move(persistence), std::move(transport), std::move(artifacts));
 }
 
 }  // namespace coapfleet::server

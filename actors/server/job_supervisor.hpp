@@ -19,6 +19,7 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
                                           std::vector<model::job_record> jobs,
                                           registry_actor registry,
                                           persistence_actor persistence,
-                                          transport_actor transport);
+                                          transport_actor transport,
+                                          artifact_store_actor artifacts);
 
 }  // namespace coapfleet::server

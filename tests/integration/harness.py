@@ -524,6 +524,14 @@ def coap(port_or_url, method, path="", body=None, content_format=None, wait=10, 
             os.unlink(out)
 
 
+def _trace(result):
+    """coap-client's own account of an exchange, for failure messages."""
+    if isinstance(result, CoapResult):
+        return "\n-- coap-client stdout:\n%s\n-- stderr:\n%s" % (result.stdout[-1500:],
+                                                              result.stderr[-500:])
+    return ""
+
+
 def error_names(body_json, name):
     """True when an error body names `name` (its field or its text)."""
     return body_json.get("field") == name or name in json.dumps(body_json)
@@ -536,7 +544,7 @@ class Server:
         self.workdir = workdir
         self.extra = list(extra)
         self.port = port or free_port()
-        self.db = db or os.path.join(workdir, "fleet.db")
+        self.db = db or os.path.join(workdir, name + ".db")
         self.log_path = os.path.join(workdir, name + ".log")
         self.proc = None
 
@@ -741,7 +749,7 @@ class ServerTestCase(unittest.TestCase):
 
     def assertErrorJson(self, result, code, names=None):
         """`result` has `code` and a JSON body with "error" (naming `names`)."""
-        self.assertEqual(result.code, code, "answer: %r" % (result,))
+        self.assertEqual(result.code, code, "answer: %r%s" % (result, _trace(result)))
         body = result.json()
         self.assertIsInstance(body, dict, result)
         self.assertIn("error", body, result)

@@ -2,9 +2,11 @@
 """Update jobs end to end: the server notifies fake agents (fake_agent.py on
 127.1.0.x, port 5683 when free), agents' reports move the per-node states,
 the job status follows, unreachable targets fail, timeouts and cancel work."""
+import json
 import os
 import socket
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -280,6 +282,50 @@ class JobsTest(JobHelpers, h.ServerTestCase):
         self.assertErrorJson(self.install(job2), "4.00", "job_id")
         self.assertEqual(self.notifications(self.a3, job2), [])
 
+    def test_retransmitted_requests_act_once(self):
+        """A CON retransmitted after its answer was sent (the answer or our ACK
+        lost) is answered again, and acts once (DESIGN §8: deduplicate)."""
+        def exchange(c, datagram, token):
+            c.send_raw(datagram)
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                data = c.recv_raw(0.5)
+                m = h.decode_message(data) if data else None
+                if m is None:
+                    continue
+                if m.type == h.CON:
+                    c.send_raw(h.encode_message(h.ACK, 0, m.mid))
+                if m.code >= 64 and m.token == token:
+                    return m
+            self.fail("no answer")
+
+        name = "dedup-%d" % os.getpid()
+        body = json.dumps({"name": name, "version": "1", "package_type": "pip",
+                           "target_nodes": ["n1"], "packages": ["x==1"]}).encode()
+        with h.RawClient(h.HOST, self.server.port) as c:
+            token = b"dd01"
+            dg = h.encode_message(h.CON, 2, 0x4D01, token,
+                                  h.request_options("updates", 50), body)
+            first = exchange(c, dg, token)
+            second = exchange(c, dg, token)
+            self.assertEqual(first.code_text, "2.01")
+            self.assertEqual(second.code_text, "2.01")
+            job = json.loads(first.payload)["job_id"]
+            self.assertEqual(json.loads(second.payload)["job_id"], job)
+            listed = [j for j in self.server.coap("get", "updates").json()["updates"]
+                      if j["name"] == name]
+            self.assertEqual(len(listed), 1, listed)
+            # A retransmitted report is not refused as an illegal transition.
+            self.assertEqual(self.install(job).code, "2.04")
+            self.wait_states(job, {"n1": "notified"})
+            token = b"dd02"
+            rep = json.dumps({"action": "report", "job_id": job, "node_id": "n1",
+                              "status": "succeeded"}).encode()
+            dg = h.encode_message(h.CON, 2, 0x4D02, token, h.request_options("updates", 50), rep)
+            self.assertEqual(exchange(c, dg, token).code_text, "2.04")
+            self.assertEqual(exchange(c, dg, token).code_text, "2.04")
+            self.assertEqual(self.status(job)["status"], "completed")
+
     def test_job_listing(self):
         job = self.create(["n1", "n2"], description="listing check")
         listed = {j["job_id"]: j for j in self.server.coap("get", "updates").json()["updates"]}
@@ -330,6 +376,68 @@ class JobTimeoutTest(JobHelpers, h.ServerTestCase):
         self.assertEqual(self.install(job).code, "2.04")
         st = self.wait_job(job, "failed", timeout=30)
         self.assertEqual(st["node_statuses"], {"t-only": "timed_out"})
+
+
+class LargeJobTest(JobHelpers, h.ServerTestCase):
+    """A job on 150 nodes (all at one fake agent)."""
+
+    N = 150
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.agent = cls.new_agent("127.1.0.8")
+        bodies = [{"node_id": "big-%03d" % i, "ip_address": cls.agent.ip,
+                   "port": cls.agent.port} for i in range(cls.N)]
+        acked, failures = h.register_stream(cls.server.port, bodies)
+        assert len(acked) == cls.N and not failures, failures
+
+    def raw_updates(self, body):
+        r = self.server.raw("post", "updates", body)
+        return r
+
+    def test_large_job_runs_to_completed(self):
+        job = self.create(["all"])
+        r = self.raw_updates({"action": "install", "job_id": job})
+        self.assertEqual(r.code, "2.04", r)
+        self.assertEqual(r.json()["job_id"], job)
+        ids = ["big-%03d" % i for i in range(self.N)]
+        self.wait_states(job, {i: "notified" for i in ids}, timeout=60)
+        self.assertEqual(sorted(b["node_id"] for b in self.notifications(self.agent, job)), ids)
+        for i in ids:
+            r = self.raw_updates({"action": "report", "job_id": job, "node_id": i,
+                                  "status": "succeeded"})
+            self.assertEqual(r.code, "2.04", r)
+        # The status read (piggybacked, block-wise) is whole through coap-client.
+        st = self.status(job)
+        self.assertEqual(st["status"], "completed")
+        self.assertEqual(len(st["node_statuses"]), self.N)
+        self.assertEqual(st["counts"]["succeeded"], self.N)
+
+    # Control-plane answers go out as separate (async) responses; when one is
+    # larger than a block, libcoap 4.3.1's coap-client cannot follow a
+    # block-wise body that starts in a separate response ("large body receive
+    # internal issue"): it prints nothing and waits until -B runs out. The
+    # install answer lists every target in target_nodes, so for ~60+ targets
+    # `coap-client -m post -f - .../updates` with {"action":"install"} shows no
+    # answer at all although the job was triggered. (The server already
+    # answers reads piggybacked for exactly this reason.)
+    @unittest.expectedFailure
+    def test_install_answer_readable_by_coap_client(self):
+        job = self.create(["all"])
+        r = self.server.coap("post", "updates", {"action": "install", "job_id": job}, wait=3)
+        self.assertEqual(r.code, "2.04", r)
+        self.assertEqual(r.json()["job_id"], job)
+
+    # The same for cancel: its answer is the whole job status (every node).
+    @unittest.expectedFailure
+    def test_cancel_answer_readable_by_coap_client(self):
+        job = self.create(["all"])
+        r = self.raw_updates({"action": "install", "job_id": job})
+        self.assertEqual(r.code, "2.04", r)
+        r = self.server.coap("post", "updates", {"action": "cancel", "job_id": job}, wait=3)
+        self.assertEqual(r.code, "2.04", r)
+        self.assertEqual(r.json()["status"], "cancelled")
 
 
 if __name__ == "__main__":

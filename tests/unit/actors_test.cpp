@@ -12,6 +12,7 @@
 
 #include "actors/interfaces.hpp"
 #include "actors/log.hpp"
+#include "actors/server/artifact_store.hpp"
 #include "actors/server/job_supervisor.hpp"
 #include "actors/server/persistence.hpp"
 #include "actors/server/registry.hpp"
@@ -37,6 +38,7 @@ transport_actor::behavior_type mock_transport(transport_actor::pointer,
     [log](atom::notify, job_actor& job, std::string& ip, uint16_t port,
           model::update_notification& n) { log->notes.emplace_back(job, ip, port, n); },
     [](atom::reply, uint64_t, coap_reply&) {},
+    [](atom::artifact, std::string&) {},
   };
 }
 
@@ -51,6 +53,7 @@ struct fixture {
   transport_actor transport;
   registry_actor registry;
   job_supervisor_actor jobs;
+  artifact_store_actor artifacts;
   server::liveness_config liveness;
 
   fixture() {
@@ -80,8 +83,10 @@ struct fixture {
     registry = server::spawn_registry(*sys, rc, std::move(loaded.nodes), persistence, transport);
     server::job_supervisor_config jc;
     jc.job.default_timeout = 60s;
+    artifacts = server::spawn_artifact_store(
+      *sys, server::artifact_store_config{(dir / "artifacts").string(), false}, transport);
     jobs = server::spawn_job_supervisor(*sys, jc, std::move(loaded.jobs), registry, persistence,
-                                        transport);
+                                        transport, artifacts);
     sched->run();
   }
 
@@ -89,6 +94,7 @@ struct fixture {
   loaded_state restart() {
     auto out = ask<loaded_state>(persistence, atom::load::value);
     for (auto h : {caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
+                   caf::actor_cast<caf::actor>(artifacts),
                    caf::actor_cast<caf::actor>(persistence), caf::actor_cast<caf::actor>(transport)})
       caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
     sched->run();
@@ -99,6 +105,7 @@ struct fixture {
 
   ~fixture() {
     for (auto h : {caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
+                   caf::actor_cast<caf::actor>(artifacts),
                    caf::actor_cast<caf::actor>(persistence), caf::actor_cast<caf::actor>(transport)})
       caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
     sched->run();

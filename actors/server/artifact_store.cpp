@@ -1,0 +1,293 @@
+#include "actors/server/artifact_store.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <map>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "actors/clock.hpp"
+#include "actors/log.hpp"
+#include "model/json.hpp"
+
+namespace coapfleet {
+
+uint64_t artifact_info::etag() const {
+  uint64_t out = 0;
+  for (size_t i = 0; i + 1 < sha256.size() && i < 16; i += 2)
+    out = (out << 8) | static_cast<uint64_t>(std::stoul(sha256.substr(i, 2), nullptr, 16));
+  return out == 0 ? 1 : out;  // 0 means "no ETag" to the transport
+}
+
+namespace server {
+
+bool valid_artifact_name(const std::string& name) {
+  if (name.empty() || name.size() > 128 || name == "." || name == "..")
+    return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+namespace {
+
+/// A read-only mapping of an artifact file.
+class mapped_file : public shared_bytes {
+public:
+  static std::shared_ptr<const mapped_file> open(const std::string& path, std::string& error) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      error = std::strerror(errno);
+      return nullptr;
+    }
+    struct stat st {};
+    ::fstat(fd, &st);
+    auto out = std::shared_ptr<mapped_file>(new mapped_file);
+    out->size_ = static_cast<size_t>(st.st_size);
+    if (out->size_ > 0) {
+      void* p = ::mmap(nullptr, out->size_, PROT_READ, MAP_SHARED, fd, 0);
+      if (p == MAP_FAILED) {
+        error = std::strerror(errno);
+        ::close(fd);
+        return nullptr;
+      }
+      out->data_ = static_cast<const uint8_t*>(p);
+    }
+    ::close(fd);
+    return out;
+  }
+  ~mapped_file() override {
+    if (data_)
+      ::munmap(const_cast<uint8_t*>(data_), size_);
+  }
+  const uint8_t* data() const override { return data_ ? data_ : &empty_; }
+  size_t size() const override { return size_; }
+
+private:
+  mapped_file() = default;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  static inline const uint8_t empty_ = 0;
+};
+
+std::string sha256_hex(const void* data, size_t len) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  EVP_Digest(data, len, md, &md_len, EVP_sha256(), nullptr);
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < md_len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 0xf];
+  }
+  return out;
+}
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    auto w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+/// Writes `data` to dir/name atomically (temp file, fsync, rename, fsync dir).
+bool write_atomically(const std::string& dir, const std::string& name, const std::string& data,
+                      std::string& error) {
+  auto tmp = dir + "/.tmp-" + name + "-" + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = "cannot create " + tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  bool ok = write_all(fd, data.data(), data.size()) && ::fsync(fd) == 0;
+  if (!ok)
+    error = "cannot write " + tmp + ": " + std::strerror(errno);
+  ::close(fd);
+  if (ok && ::rename(tmp.c_str(), (dir + "/" + name).c_str()) != 0) {
+    error = "cannot rename " + tmp + ": " + std::strerror(errno);
+    ok = false;
+  }
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
+}
+
+std::string read_file(const std::string& path) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0)
+    out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+std::string meta_name(const std::string& name) { return ".meta-" + name + ".json"; }
+
+std::string encode_meta(const artifact_info& a) {
+  // Names are [A-Za-z0-9._-] and hashes hex: nothing to escape.
+  return "{\"name\":\"" + a.name + "\",\"size\":" + std::to_string(a.size) + ",\"sha256\":\""
+         + a.sha256 + "\",\"uploaded_at\":" + std::to_string(a.uploaded_at) + "}";
+}
+
+bool decode_meta(const std::string& text, artifact_info& a) {
+  auto attrs = model::decode_attributes(text);
+  if (!attrs.ok())
+    return false;
+  for (auto& [k, v] : attrs.value) {
+    if (k == "sha256" && v.kind == model::scalar::string_v)
+      a.sha256 = v.text;
+    else if (k == "size" && v.kind == model::scalar::number_v)
+      a.size = static_cast<int64_t>(v.number);
+    else if (k == "uploaded_at" && v.kind == model::scalar::number_v)
+      a.uploaded_at = static_cast<model::millis>(v.number);
+  }
+  return a.sha256.size() == 64;
+}
+
+struct artifact_store_state {
+  static inline const char* name = "artifact-store";
+  artifact_store_config cfg;
+  transport_actor transport;
+  std::map<std::string, artifact_info> index;
+  std::map<std::string, std::shared_ptr<const mapped_file>> mapped;  ///< serving cache
+};
+
+using self_ptr = artifact_store_actor::stateful_pointer<artifact_store_state>;
+
+/// Reads the directory: every artifact with valid metadata (recomputed when
+/// the metadata is missing or does not match the file's size).
+void scan(self_ptr self) {
+  auto& st = self->state;
+  DIR* d = ::opendir(st.cfg.directory.c_str());
+  if (!d)
+    return;
+  while (auto* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.empty() || name[0] == '.' || !valid_artifact_name(name))
+      continue;
+    auto path = st.cfg.directory + "/" + name;
+    struct stat sb {};
+    if (::stat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode))
+      continue;
+    artifact_info a;
+    a.name = name;
+    if (!decode_meta(read_file(st.cfg.directory + "/" + meta_name(name)), a)
+        || a.size != sb.st_size) {
+      std::string err;
+      auto m = mapped_file::open(path, err);
+      if (!m)
+        continue;
+      a.size = static_cast<int64_t>(m->size());
+      a.sha256 = sha256_hex(m->data(), m->size());
+      a.uploaded_at = static_cast<model::millis>(sb.st_mtime) * 1000;
+      write_atomically(st.cfg.directory, meta_name(name), encode_meta(a), err);
+    }
+    st.index[name] = a;
+  }
+  ::closedir(d);
+}
+
+caf::error not_found(const std::string& name) {
+  return make_api_error(api_errc::not_found, "artifact not found", "artifact", "name", name);
+}
+
+}  // namespace
+
+artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store_config cfg,
+                                          transport_actor transport) {
+  auto fn = [](self_ptr self, artifact_store_config cfg,
+               transport_actor transport) -> artifact_store_actor::behavior_type {
+    auto& st = self->state;
+    st.cfg = std::move(cfg);
+    st.transport = std::move(transport);
+    if (::mkdir(st.cfg.directory.c_str(), 0755) != 0 && errno != EEXIST)
+      CF_ERROR("artifact-store", "cannot create ", st.cfg.directory, ": ", std::strerror(errno));
+    scan(self);
+    for (auto& kv : st.index)
+      self->send(st.transport, atom::artifact::value, kv.first);
+    CF_INFO("artifact-store", st.index.size(), " artifacts in ", st.cfg.directory);
+    return {
+      [self](atom::upload, artifact_upload& up) -> caf::result<artifact_info> {
+        auto& st = self->state;
+        if (!valid_artifact_name(up.name))
+          return make_api_error(api_errc::bad_request,
+                                "artifact name must be 1..128 characters of A-Z a-z 0-9 . _ -",
+                                "name");
+        artifact_info a;
+        a.name = up.name;
+        a.size = static_cast<int64_t>(up.body.size());
+        a.sha256 = sha256_hex(up.body.data(), up.body.size());
+        a.uploaded_at = now_millis();
+        std::string err;
+        if (!write_atomically(st.cfg.directory, up.name, up.body, err)
+            || !write_atomically(st.cfg.directory, meta_name(up.name), encode_meta(a), err)) {
+          CF_ERROR("artifact-store", err);
+          return make_api_error(api_errc::internal, "cannot store artifact: " + err);
+        }
+        st.index[a.name] = a;
+        st.mapped.erase(a.name);
+        CF_INFO("artifact-store", "stored ", a.name, " size=", a.size, " sha256=", a.sha256);
+        self->send(st.transport, atom::artifact::value, a.name);
+        return a;
+      },
+      [self](atom::get, const std::string& name) -> caf::result<artifact_blob> {
+        auto& st = self->state;
+        auto i = st.index.find(name);
+        if (i == st.index.end())
+          return not_found(name);
+        auto& m = st.mapped[name];
+        if (!m) {
+          std::string err;
+          m = mapped_file::open(st.cfg.directory + "/" + name, err);
+          if (!m) {
+            st.mapped.erase(name);
+            return make_api_error(api_errc::internal, "cannot read artifact: " + err);
+          }
+        }
+        return artifact_blob{i->second, m};
+      },
+      [self](atom::info, const std::string& name) -> caf::result<artifact_info> {
+        auto i = self->state.index.find(name);
+        if (i == self->state.index.end())
+          return not_found(name);
+        return i->second;
+      },
+      [self](atom::list) -> std::vector<artifact_info> {
+        std::vector<artifact_info> out;
+        for (auto& kv : self->state.index)
+          out.push_back(kv.second);
+        return out;
+      },
+    };
+  };
+  if (cfg.detached)
+    return sys.spawn<caf::detached>(fn, std::move(cfg), std::move(transport));
+  return sys.spawn(fn, std::move(cfg), std::move(transport));
+}
+
+}  // namespace server
+}  // namespace coapfleet

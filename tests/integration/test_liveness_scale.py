@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Liveness (online → stale → offline → online again), GET /nodes filters,
+offline targets skipped at trigger time, and 5,000 nodes listed whole by
+coap-client."""
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+
+def node_status(server, node_id):
+    r = h.coap(server.port, "get", "nodes?node_id=" + node_id)
+    assert r.code == "2.05", r
+    nodes = r.json()["nodes"]
+    return nodes[0]["status"] if nodes else None
+
+
+class LivenessTest(h.ServerTestCase):
+    """Each test has its own server (fleet-wide counts are checked)."""
+
+    start_server = False
+
+    def setUp(self):
+        self.server = self.new_server(["--stale-after", "1", "--offline-after", "2"])
+
+    def wait_status(self, node_id, status, timeout=15):
+        try:
+            return h.deadline_poll(lambda: node_status(self.server, node_id) == status, timeout,
+                                   interval=0.1, what="%s %s" % (node_id, status))
+        except AssertionError:
+            self.fail("%s never became %s (now %s)"
+                      % (node_id, status, node_status(self.server, node_id)))
+
+    def fleet(self):
+        r = self.server.coap("get", "health")
+        self.assertEqual(r.code, "2.05", r)
+        return r.json()
+
+    def test_stale_offline_and_back(self):
+        s = self.server
+        self.assertEqual(s.coap("post", "nodes", {"node_id": "live-1"}).code, "2.01")
+        self.assertEqual(s.coap("put", "health", {"node_id": "live-1", "overall_healthy": True,
+                                                  "cpu_percent": 3.0}).code, "2.04")
+        # Poll GET /nodes and GET /health side by side (raw client: fast) and
+        # record the sequence of states each of them shows.
+        seen_nodes, seen_health = [], []
+
+        def fleet_state(f):
+            if f["total_nodes"] != 1:
+                return "total=%d" % f["total_nodes"]
+            if f["online_nodes"] == 1:
+                return "online"
+            if f["offline_nodes"] == 1:
+                return "offline"
+            if f.get("stale_nodes", 1) == 1 and f["online_nodes"] == 0:
+                return "stale"
+            return repr(f)
+
+        def track():
+            r = s.raw("get", "nodes", query=["node_id=live-1"])
+            st = r.json()["nodes"][0]["status"]
+            if not seen_nodes or seen_nodes[-1] != st:
+                seen_nodes.append(st)
+            f = fleet_state(s.raw("get", "health").json())
+            if not seen_health or seen_health[-1] != f:
+                seen_health.append(f)
+            return seen_nodes[-1] == "offline" and seen_health[-1] == "offline"
+        h.deadline_poll(track, 15, interval=0.02, what="live-1 offline")
+        self.assertEqual(seen_nodes, ["online", "stale", "offline"])
+        self.assertEqual(seen_health, ["online", "stale", "offline"])
+        fleet = self.fleet()
+        self.assertEqual(fleet["offline_nodes"], 1, fleet)
+        self.assertEqual(fleet["online_nodes"], 0, fleet)
+        self.assertEqual(fleet["total_nodes"], 1, fleet)
+        self.assertIn(fleet["status"], ("unhealthy", "degraded"), fleet)
+        r = h.coap(s.port, "get", "nodes?status=offline")
+        self.assertEqual([n["node_id"] for n in r.json()["nodes"]], ["live-1"])
+        r = h.coap(s.port, "get", "nodes?status=online")
+        self.assertEqual(r.json()["nodes"], [])
+        before = [n for n in s.coap("get", "nodes").json()["nodes"]][0]["last_seen"]
+
+        # A new report brings it back at once.
+        self.assertEqual(s.coap("put", "health", {"node_id": "live-1",
+                                                  "overall_healthy": True}).code, "2.04")
+        self.wait_status("live-1", "online", timeout=2)
+        fleet = self.fleet()
+        self.assertEqual((fleet["online_nodes"], fleet["offline_nodes"]), (1, 0), fleet)
+        self.assertEqual(fleet["status"], "healthy")
+        after = s.coap("get", "nodes").json()["nodes"][0]["last_seen"]
+        self.assertGreater(after, before)
+
+        # Re-registration counts as a sign of life as well.
+        self.wait_status("live-1", "offline")
+        self.assertEqual(s.coap("post", "nodes", {"node_id": "live-1"}).code, "2.01")
+        self.wait_status("live-1", "online", timeout=2)
+
+    def test_offline_target_is_skipped(self):
+        s = self.server
+        agent = self.new_agent("127.1.0.9")
+        for node in ("sk-on", "sk-off"):
+            r = s.coap("post", "nodes", {"node_id": node, "ip_address": agent.ip,
+                                         "port": agent.port})
+            self.assertEqual(r.code, "2.01")
+        self.wait_status("sk-off", "offline")
+        self.assertEqual(s.coap("put", "health", {"node_id": "sk-on"}).code, "2.04")
+        r = s.coap("post", "updates", {"name": "skip", "version": "1", "package_type": "pip",
+                                       "target_nodes": ["sk-on", "sk-off"], "packages": ["x"]})
+        job = r.json()["job_id"]
+        self.assertEqual(s.coap("post", "updates", {"action": "install", "job_id": job}).code,
+                         "2.04")
+        h.deadline_poll(lambda: s.coap("post", "updates", {"action": "status", "job_id": job})
+                        .json()["node_statuses"] == {"sk-on": "notified", "sk-off": "skipped"},
+                        15, what="sk-on notified, sk-off skipped")
+        self.assertEqual([b["node_id"] for b in agent.bodies()], ["sk-on"])
+
+    def test_notify_offline_flag(self):
+        s = self.new_server(["--stale-after", "1", "--offline-after", "2", "--notify-offline"])
+        agent = self.new_agent("127.1.0.10")
+        r = s.coap("post", "nodes", {"node_id": "no-1", "ip_address": agent.ip,
+                                     "port": agent.port})
+        self.assertEqual(r.code, "2.01")
+        h.deadline_poll(lambda: node_status(s, "no-1") == "offline", 15, what="no-1 offline")
+        job = s.coap("post", "updates", {"name": "n", "version": "1", "package_type": "pip",
+                                         "target_nodes": ["no-1"], "packages": ["x"]}
+                     ).json()["job_id"]
+        self.assertEqual(s.coap("post", "updates", {"action": "install", "job_id": job}).code,
+                         "2.04")
+        h.deadline_poll(lambda: s.coap("post", "updates", {"action": "status", "job_id": job})
+                        .json()["node_statuses"] == {"no-1": "notified"}, 15,
+                        what="offline node notified anyway")
+        self.assertEqual([b["node_id"] for b in agent.bodies()], ["no-1"])
+
+
+class RegistrationTest(h.ServerTestCase):
+    def test_ip_address_defaults_to_source_and_upsert(self):
+        with h.RawClient(h.HOST, self.server.port, local=("127.0.0.5", 0)) as c:
+            r = c.request("post", "nodes", {"node_id": "src-1", "hostname": "first"})
+            self.assertEqual(r.code, "2.01", r)
+        nodes = self.server.coap("get", "nodes").json()["nodes"]
+        self.assertEqual([(n["node_id"], n["ip_address"], n["hostname"]) for n in nodes],
+                         [("src-1", "127.0.0.5", "first")])
+        registered_at = nodes[0].get("registered_at")
+        # Re-registration is normal: same node, new data.
+        r = self.server.coap("post", "nodes", {"node_id": "src-1", "hostname": "second",
+                                               "ip_address": "127.0.0.6", "port": 5700,
+                                               "services": ["mqtt"]})
+        self.assertEqual(r.code, "2.01", r)
+        self.assertEqual(r.json(), {"message": "Node registered successfully",
+                                    "node_id": "src-1"})
+        nodes = self.server.coap("get", "nodes").json()["nodes"]
+        self.assertEqual(len(nodes), 1)
+        n = nodes[0]
+        self.assertEqual((n["hostname"], n["ip_address"], n["port"], n["services"]),
+                         ("second", "127.0.0.6", 5700, ["mqtt"]))
+        if registered_at is not None:
+            self.assertEqual(n["registered_at"], registered_at)
+
+
+class NodeFilterTest(h.ServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        for i in range(5):
+            r = cls.server.coap("post", "nodes", {"node_id": "f-%d" % i, "hostname": "h%d" % i})
+            assert r.code == "2.01", r
+
+    def ids(self, query):
+        r = h.coap(self.server.port, "get", "nodes" + query)
+        self.assertEqual(r.code, "2.05", r)
+        return sorted(n["node_id"] for n in r.json()["nodes"])
+
+    def test_filters(self):
+        all_ids = ["f-%d" % i for i in range(5)]
+        self.assertEqual(self.ids(""), all_ids)
+        self.assertEqual(self.ids("?status=online"), all_ids)
+        self.assertEqual(self.ids("?status=offline"), [])
+        self.assertEqual(self.ids("?status=stale"), [])
+        self.assertEqual(self.ids("?node_id=f-3"), ["f-3"])
+        self.assertEqual(self.ids("?node_id=f-3&status=online"), ["f-3"])
+        self.assertEqual(self.ids("?node_id=f-3&status=offline"), [])
+        self.assertEqual(self.ids("?node_id=nobody"), [])
+
+    def test_bad_filters(self):
+        for query, field in (("?status=bogus", "status"), ("?status=", "status"),
+                             ("?status=ONLINE", "status"), ("?color=red", "color"),
+                             ("?nodeid=f-1", "nodeid")):
+            with self.subTest(query=query):
+                r = h.coap(self.server.port, "get", "nodes" + query)
+                self.assertErrorJson(r, "4.00", field)
+
+
+class ScaleTest(h.ServerTestCase):
+    N = 5000
+
+    def test_5000_nodes_listed_whole(self):
+        ids = ["scale-%05d" % i for i in range(self.N)]
+        bodies = ({"node_id": i, "hostname": "host-" + i, "ip_address": "127.2.%d.%d"
+                   % (n // 250, n % 250 + 1), "services": ["ssh", "docker"],
+                   "drivers": ["gpio"], "system_info": {"os": "linux", "arch": "arm64"}}
+                  for n, i in enumerate(ids))
+        t0 = time.monotonic()
+        acked, failures = h.register_stream(self.server.port, bodies, window=32)
+        t1 = time.monotonic()
+        self.assertEqual(failures, [])
+        self.assertEqual(len(acked), self.N)
+        r = h.coap(self.server.port, "get", "nodes", wait=60)
+        t2 = time.monotonic()
+        self.assertEqual(r.code, "2.05", r.stdout[-500:])
+        nodes = r.json()["nodes"]
+        self.assertEqual(len(nodes), self.N)
+        self.assertEqual(sorted(n["node_id"] for n in nodes), ids)
+        self.assertEqual(len({n["ip_address"] for n in nodes}), self.N)
+        self.assertTrue(all(n["hostname"] == "host-" + n["node_id"] for n in nodes))
+        fleet = self.server.coap("get", "health").json()
+        self.assertEqual(fleet["total_nodes"], self.N)
+        self.assertEqual(fleet["online_nodes"], self.N)
+        sys.stderr.write("\n  %d registrations in %.2f s (%.0f/s); GET /nodes (%d bytes) "
+                         "through coap-client in %.2f s\n"
+                         % (self.N, t1 - t0, self.N / (t1 - t0), len(r.body), t2 - t1))
+
+
+if __name__ == "__main__":
+    h.main()
