@@ -190,6 +190,28 @@ template <class F> auto inspect(F& f, system_status& x) {
 }
 }  // namespace model
 
+/// What the agent tells about its node in GET /system.
+struct agent_system_info {
+  std::string node_id;
+  std::string hostname;
+  std::string os;
+  std::string arch;
+  std::string kernel;
+  uint32_t cpus = 0;
+  uint64_t memory_total_bytes = 0;
+  double uptime_seconds = 0;
+  std::string agent_version;
+  std::string server;  ///< coap://host:port it reports to
+  bool registered = false;
+  std::string current_job;  ///< empty when idle
+  uint32_t queued_jobs = 0;
+};
+template <class F> auto inspect(F& f, agent_system_info& x) {
+  return f(x.node_id, x.hostname, x.os, x.arch, x.kernel, x.cpus, x.memory_total_bytes,
+           x.uptime_seconds, x.agent_version, x.server, x.registered, x.current_job,
+           x.queued_jobs);
+}
+
 // -- errors: values up to the edge, where the transport maps them to CoAP ------
 
 /// Error codes of the application; the transport maps each to a CoAP code.
@@ -236,6 +258,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::artifact_info>))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::artifact_blob))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::artifact_upload))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::agent_system_info))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::node_registration))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::health_report))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::node_record))
@@ -422,5 +445,63 @@ using gateway_actor = caf::typed_actor<
   caf::reacts_to<atom::upload, uint64_t, artifact_upload, peer>,     ///< PUT /artifacts/<name>
   caf::reacts_to<atom::artifact, uint64_t, std::string>,             ///< GET /artifacts/<name>
   caf::reacts_to<atom::list, uint64_t, atom::artifact>>;             ///< GET /artifacts
+
+// -- the worker agent --------------------------------------------------------------------
+
+/// The metrics actor: samples the node every interval, hands each sample to
+/// the reporter and the transport (which serves GET /health from it).
+using metrics_actor = caf::typed_actor<
+  /// The latest sample.
+  caf::replies_to<atom::get>::with<model::health_report>,
+  /// Facts for GET /system (without the reporter's and installer's parts).
+  caf::replies_to<atom::info>::with<agent_system_info>,
+  /// Sampling timer.
+  caf::reacts_to<atom::tick>>;
+
+/// The reporter: registers with the server, sends health, and delivers job
+/// step reports in order (kept on disk until the server took them).
+using reporter_actor = caf::typed_actor<
+  /// A new health sample to send.
+  caf::reacts_to<atom::health, model::health_report>,
+  /// A job step to deliver (queued, persisted, in order).
+  caf::reacts_to<atom::report, model::update_report>,
+  /// Whether the server currently knows this node.
+  caf::replies_to<atom::status>::with<bool>,
+  /// Answers of the transport to this actor's requests.
+  caf::reacts_to<atom::response, uint64_t, client_response>,
+  /// Retry timer (backoff).
+  caf::reacts_to<atom::tick>>;
+
+/// The installer: accepts update notifications (journaled before the 2.04),
+/// runs one job at a time (download, verify, install) and reports each step.
+using installer_actor = caf::typed_actor<
+  /// POST /updates/available: true once the job is journaled (or was known).
+  caf::replies_to<atom::notify, model::update_notification>::with<bool>,
+  /// Current job id (empty when idle) and the number queued.
+  caf::replies_to<atom::status>::with<std::string, uint32_t>,
+  /// Block answers of the transport during a download.
+  caf::reacts_to<atom::response, uint64_t, client_response>,
+  /// A handler run finished (from its worker): ok, result code, message.
+  caf::reacts_to<atom::report, bool, int32_t, std::string>,
+  /// Retry timer for downloads.
+  caf::reacts_to<atom::tick>>;
+
+/// The agent's gateway: typed requests of the agent's transport to the
+/// agent's actors, answers back as coap_reply.
+using agent_gateway_actor = caf::typed_actor<
+  /// GET /system
+  caf::reacts_to<atom::info, uint64_t>,
+  /// POST /updates/available
+  caf::reacts_to<atom::notify, uint64_t, model::update_notification, peer>>;
+
+/// What the agent's transport accepts.
+using agent_transport_actor = caf::typed_actor<
+  /// Send a CoAP request; the answer goes back to the sender as
+  /// (response, id, client_response).
+  caf::reacts_to<atom::request, uint64_t, client_request>,
+  /// The latest health sample, served by GET /health.
+  caf::reacts_to<atom::health, model::health_report>,
+  /// The answer to a deferred request `id`.
+  caf::reacts_to<atom::reply, uint64_t, coap_reply>>;
 
 }  // namespace coapfleet

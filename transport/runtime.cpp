@@ -289,6 +289,10 @@ caf::actor runtime::handle() const {
   return caf::actor_cast<caf::actor>(companion_);
 }
 
+caf::strong_actor_ptr runtime::current_sender() {
+  return self()->current_sender();
+}
+
 void runtime::set_behavior(caf::behavior b) {
   self()->become(std::move(b));
 }

@@ -53,6 +53,8 @@ public:
   void set_behavior(caf::behavior b);
   /// The companion, as an untyped handle.
   caf::actor handle() const;
+  /// Who sent the actor message being handled right now.
+  caf::strong_actor_ptr current_sender();
 
   /// Runs the loop until a signal or request_stop(); returns why it stopped.
   stop_reason run();

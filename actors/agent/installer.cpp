@@ -1,0 +1,328 @@
+#include "actors/agent/installer.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actors/agent/journal.hpp"
+#include "actors/log.hpp"
+
+namespace coapfleet::agent {
+
+namespace {
+
+constexpr uint8_t block_szx = 6;  // 1024-byte blocks
+constexpr int64_t block_size = 1024;
+
+struct download_state {
+  std::string path;
+  int fd = -1;
+  int64_t next_block = 0;
+  uint64_t request_id = 0;
+  int retries = 0;
+  int last_reported_decile = -1;
+};
+
+struct installer_state {
+  static inline const char* name = "installer";
+  installer_config cfg;
+  reporter_actor reporter;
+  agent_transport_actor transport;
+  job_journal journal;
+  std::string journal_path;
+  bool busy = false;
+  download_state dl;
+  uint64_t next_id = 1;
+};
+
+using self_ptr = installer_actor::stateful_pointer<installer_state>;
+
+void start_next(self_ptr self);
+
+void save(self_ptr self) {
+  std::string err;
+  if (!save_journal(self->state.journal_path, self->state.journal, err))
+    CF_ERROR("installer", err);
+}
+
+const model::update_notification& current(self_ptr self) {
+  return self->state.journal.jobs.front().note;
+}
+
+void report(self_ptr self, model::node_update_state s, int32_t progress = -1,
+            int32_t result = -1, std::string error = {}) {
+  model::update_report r;
+  r.job_id = current(self).job_id;
+  r.node_id = self->state.cfg.node_id;
+  r.state = s;
+  r.progress = progress;
+  r.result = result;
+  r.error_message = std::move(error);
+  self->send(self->state.reporter, atom::report::value, std::move(r));
+}
+
+void close_download(self_ptr self) {
+  auto& dl = self->state.dl;
+  if (dl.fd >= 0)
+    ::close(dl.fd);
+  dl = download_state{};
+}
+
+/// Ends the current job (reported), forgets its download, starts the next.
+void finish(self_ptr self, bool ok, int32_t result, std::string error) {
+  auto& st = self->state;
+  auto job = current(self);
+  if (ok) {
+    CF_INFO("installer", "job ", job.job_id, " succeeded");
+    report(self, model::node_update_state::succeeded, 100, result);
+  } else {
+    CF_WARN("installer", "job ", job.job_id, " failed (result ", result, "): ", error);
+    report(self, model::node_update_state::failed, -1, result, std::move(error));
+  }
+  auto path = st.dl.path;
+  close_download(self);
+  if (!path.empty())
+    ::unlink(path.c_str());
+  ::unlink((st.cfg.state_dir + "/downloads/" + job.job_id + ".part").c_str());
+  st.journal.finish_front();
+  save(self);
+  st.busy = false;
+  start_next(self);
+}
+
+/// Runs the package_type handler on a worker thread of its own: handlers
+/// block (child processes, file copies) and must not stall other actors.
+void run_install(self_ptr self) {
+  auto& st = self->state;
+  auto& front = st.journal.jobs.front();
+  if (front.phase != job_phase::installing) {
+    front.phase = job_phase::installing;
+    save(self);
+  }
+  report(self, model::node_update_state::installing);
+  auto note = front.note;
+  auto cfg = st.cfg.handlers;
+  auto download = st.cfg.state_dir + "/downloads/" + note.job_id + ".part";
+  auto installer = caf::actor_cast<installer_actor>(self);
+  CF_INFO("installer", "job ", note.job_id, ": installing (", note.spec.package_type, ")");
+  self->system().spawn<caf::detached>([note, cfg, download, installer](caf::event_based_actor* w) {
+    install_outcome out;
+    auto& spec = note.spec;
+    if (spec.package_type == "pip")
+      out = install_pip(spec, cfg);
+    else if (spec.package_type == "apt")
+      out = install_apt(spec, cfg);
+    else if (spec.package_type == "script")
+      out = run_script(spec, cfg);
+    else if (spec.package_type == "file")
+      out = install_file(spec, download, spec.artifact_sha256, cfg);
+    else
+      out = install_outcome{false, static_cast<int32_t>(model::update_result::unsupported_package_type),
+                            "unsupported package_type " + spec.package_type};
+    w->send(installer, atom::report::value, out.ok, out.result, out.error_message);
+    w->quit();
+  });
+}
+
+uint64_t etag_of(const std::string& sha256_hex) {
+  uint64_t out = 0;
+  for (size_t i = 0; i + 1 < sha256_hex.size() && i < 16; i += 2)
+    out = (out << 8) | static_cast<uint64_t>(std::stoul(sha256_hex.substr(i, 2), nullptr, 16));
+  return out == 0 ? 1 : out;
+}
+
+void request_block(self_ptr self) {
+  auto& st = self->state;
+  auto& note = current(self);
+  client_request req;
+  req.method = 1;  // GET
+  req.host = st.cfg.server_host;
+  req.port = st.cfg.server_port;
+  req.path = "artifacts/" + note.spec.artifact;
+  req.block2_num = static_cast<int32_t>(st.dl.next_block);
+  req.block2_szx = block_szx;
+  st.dl.request_id = st.next_id++;
+  self->send(st.transport, atom::request::value, st.dl.request_id, std::move(req));
+}
+
+/// Downloads the artifact block by block into downloads/<job>.part, resuming
+/// after the last complete block already on disk.
+void begin_download(self_ptr self) {
+  auto& st = self->state;
+  auto& front = st.journal.jobs.front();
+  if (front.phase != job_phase::downloading) {
+    front.phase = job_phase::downloading;
+    save(self);
+  }
+  ::mkdir((st.cfg.state_dir + "/downloads").c_str(), 0755);
+  st.dl = download_state{};
+  st.dl.path = st.cfg.state_dir + "/downloads/" + front.note.job_id + ".part";
+  st.dl.fd = ::open(st.dl.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (st.dl.fd < 0)
+    return finish(self, false, static_cast<int32_t>(model::update_result::not_enough_storage),
+                  "cannot open " + st.dl.path + ": " + std::strerror(errno));
+  struct stat sb {};
+  ::fstat(st.dl.fd, &sb);
+  st.dl.next_block = sb.st_size / block_size;
+  if (::ftruncate(st.dl.fd, st.dl.next_block * block_size) != 0)
+    CF_WARN("installer", "cannot truncate ", st.dl.path);
+  if (st.dl.next_block > 0)
+    CF_INFO("installer", "job ", front.note.job_id, ": resuming download of ",
+            front.note.spec.artifact, " at block ", st.dl.next_block);
+  else
+    CF_INFO("installer", "job ", front.note.job_id, ": downloading ", front.note.spec.artifact,
+            " (", front.note.spec.artifact_size, " bytes)");
+  report(self, model::node_update_state::downloading, 0);
+  request_block(self);
+}
+
+void on_block(self_ptr self, client_response& r) {
+  auto& st = self->state;
+  auto& note = current(self);
+  if (r.code == 0 || r.code == 503) {
+    if (++st.dl.retries > st.cfg.download_retries)
+      return finish(self, false, static_cast<int32_t>(model::update_result::connection_lost),
+                    "download of " + note.spec.artifact + " stopped at block "
+                      + std::to_string(st.dl.next_block) + ": "
+                      + (r.error.empty() ? "server busy" : r.error));
+    auto delay = std::chrono::seconds(1 << std::min(st.dl.retries - 1, 4));
+    self->delayed_send(self, delay, atom::tick::value);
+    return;
+  }
+  if (r.code == 404)
+    return finish(self, false, static_cast<int32_t>(model::update_result::invalid_uri),
+                  "artifact " + note.spec.artifact + " not found on the server");
+  if (r.code != 205)
+    return finish(self, false, static_cast<int32_t>(model::update_result::update_failed),
+                  "download of " + note.spec.artifact + " answered " + std::to_string(r.code / 100)
+                    + "." + std::to_string(r.code % 100));
+  // Every block must come from the version the job names.
+  uint64_t etag = 0;
+  for (unsigned char c : r.etag)
+    etag = (etag << 8) | c;
+  if (!note.spec.artifact_sha256.empty() && etag != etag_of(note.spec.artifact_sha256))
+    return finish(self, false, static_cast<int32_t>(model::update_result::integrity_check_failed),
+                  "artifact " + note.spec.artifact
+                    + " changed on the server during the download (ETag mismatch)");
+  if (r.block2_num >= 0 && r.block2_num != st.dl.next_block) {
+    request_block(self);  // an answer to an older request: ask again
+    return;
+  }
+  st.dl.retries = 0;
+  auto offset = st.dl.next_block * block_size;
+  if (::pwrite(st.dl.fd, r.payload.data(), r.payload.size(), offset)
+      != static_cast<ssize_t>(r.payload.size()))
+    return finish(self, false, static_cast<int32_t>(model::update_result::not_enough_storage),
+                  "cannot write " + st.dl.path + ": " + std::strerror(errno));
+  bool more = r.block2_num >= 0 && r.block2_more;
+  auto total = note.spec.artifact_size > 0 ? note.spec.artifact_size : r.size2;
+  if (more) {
+    ++st.dl.next_block;
+    if (total > 0) {
+      int decile = static_cast<int>(10 * (offset + static_cast<int64_t>(r.payload.size())) / total);
+      if (decile > st.dl.last_reported_decile && decile < 10) {
+        st.dl.last_reported_decile = decile;
+        report(self, model::node_update_state::downloading, decile * 10);
+      }
+    }
+    request_block(self);
+    return;
+  }
+  ::fsync(st.dl.fd);
+  ::close(st.dl.fd);
+  st.dl.fd = -1;
+  CF_INFO("installer", "job ", note.job_id, ": downloaded ", offset + r.payload.size(), " bytes");
+  report(self, model::node_update_state::downloaded, 100);
+  run_install(self);
+}
+
+void start_next(self_ptr self) {
+  auto& st = self->state;
+  if (st.busy || st.journal.jobs.empty())
+    return;
+  st.busy = true;
+  auto& front = st.journal.jobs.front();
+  auto& spec = front.note.spec;
+  if (spec.package_type == "file") {
+    if (front.phase == job_phase::installing) {
+      // Restarted during the install: the verified download is still there
+      // and installing a file again is harmless.
+      struct stat sb {};
+      auto path = st.cfg.state_dir + "/downloads/" + front.note.job_id + ".part";
+      if (::stat(path.c_str(), &sb) == 0 && (spec.artifact_size <= 0 || sb.st_size == spec.artifact_size))
+        return run_install(self);
+    }
+    return begin_download(self);
+  }
+  if (front.phase == job_phase::installing && spec.package_type == "script")
+    return finish(self, false, static_cast<int32_t>(model::update_result::update_failed),
+                  "the agent restarted while the script ran; a script is not run twice");
+  run_install(self);
+}
+
+}  // namespace
+
+installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
+                                reporter_actor reporter, agent_transport_actor transport) {
+  auto fn = [](self_ptr self, installer_config cfg, reporter_actor reporter,
+               agent_transport_actor transport) -> installer_actor::behavior_type {
+    auto& st = self->state;
+    st.cfg = std::move(cfg);
+    st.reporter = std::move(reporter);
+    st.transport = std::move(transport);
+    st.journal_path = st.cfg.state_dir + "/journal.json";
+    std::string err;
+    st.journal = load_journal(st.journal_path, err);
+    if (!err.empty())
+      CF_WARN("installer", err);
+    if (!st.journal.jobs.empty())
+      CF_INFO("installer", st.journal.jobs.size(), " unfinished jobs in the journal; resuming ",
+              st.journal.jobs.front().note.job_id);
+    start_next(self);
+    return {
+      [self](atom::notify, model::update_notification& note) -> caf::result<bool> {
+        auto& st = self->state;
+        if (note.node_id != st.cfg.node_id)
+          return make_api_error(api_errc::bad_request,
+                                "notification for node " + note.node_id + ", this is node "
+                                  + st.cfg.node_id,
+                                "node_id");
+        if (st.journal.knows(note.job_id)) {
+          CF_DEBUG("installer", "job ", note.job_id, " already known; not installed twice");
+          return true;
+        }
+        CF_INFO("installer", "job ", note.job_id, " accepted: ", note.spec.name, " ",
+                note.spec.version, " (", note.spec.package_type, ")",
+                st.busy ? ", queued behind " + st.journal.jobs.front().note.job_id : "");
+        st.journal.jobs.push_back({std::move(note), job_phase::queued});
+        save(self);  // journaled before the 2.04 leaves
+        start_next(self);
+        return true;
+      },
+      [self](atom::status) -> caf::result<std::string, uint32_t> {
+        auto& st = self->state;
+        std::string cur = st.busy && !st.journal.jobs.empty() ? st.journal.jobs.front().note.job_id
+                                                              : std::string();
+        auto queued = static_cast<uint32_t>(st.journal.jobs.size() - (cur.empty() ? 0 : 1));
+        return {cur, queued};
+      },
+      [self](atom::response, uint64_t id, client_response& r) {
+        if (id == self->state.dl.request_id && self->state.busy)
+          on_block(self, r);
+      },
+      [self](atom::report, bool ok, int32_t result, std::string& error) {
+        if (self->state.busy && !self->state.journal.jobs.empty())
+          finish(self, ok, result, std::move(error));
+      },
+      [self](atom::tick) {
+        if (self->state.busy && self->state.dl.fd >= 0)
+          request_block(self);
+      },
+    };
+  };
+  return sys.spawn(fn, std::move(cfg), std::move(reporter), std::move(transport));
+}
+
+}  // namespace coapfleet::agent

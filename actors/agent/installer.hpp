@@ -1,0 +1,27 @@
+// The installer owns the agent's update jobs: it journals every accepted
+// notification before the 2.04, runs one job at a time (download block by
+// block with resume, verify, install through the package_type handler on a
+// worker thread) and reports each step through the reporter. After a restart
+// it finishes or fails the job it was running.
+#pragma once
+
+#include <string>
+
+#include "actors/agent/handlers.hpp"
+#include "actors/interfaces.hpp"
+
+namespace coapfleet::agent {
+
+struct installer_config {
+  std::string node_id;
+  std::string server_host = "127.0.0.1";
+  uint16_t server_port = 5683;
+  std::string state_dir = ".";  ///< journal.json and downloads/ live here
+  handler_config handlers;
+  int download_retries = 5;     ///< per block, after CoAP's own retransmissions
+};
+
+installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
+                                reporter_actor reporter, agent_transport_actor transport);
+
+}  // namespace coapfleet::agent

@@ -1,0 +1,213 @@
+// coapfleet-agent: the worker agent of every node. Assembles the metrics,
+// reporter and installer actors and the agent's CoAP transport, and runs
+// until SIGINT/SIGTERM.
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include "actors/agent/installer.hpp"
+#include "actors/agent/metrics.hpp"
+#include "actors/agent/reporter.hpp"
+#include "actors/interfaces.hpp"
+#include "actors/log.hpp"
+#include "transport/agent_transport.hpp"
+
+using namespace coapfleet;
+
+namespace {
+
+struct options {
+  std::string server = "coap://127.0.0.1:5683";
+  transport::agent_transport_config transport;
+  std::string node_id;
+  std::string advertise;
+  double interval = 10;
+  std::string state_dir = "coapfleet-agent-state";
+  std::string root = "/";
+  std::vector<std::string> services;
+  std::string disk_path = "/";
+  std::string log_level = "info";
+  std::string pip = "pip3";
+  std::vector<std::string> pip_args;
+  unsigned handler_timeout = 600;
+};
+
+/// coap://HOST[:PORT] with HOST an IP literal (or localhost).
+bool parse_server(const std::string& uri, std::string& host, uint16_t& port, std::string& err) {
+  const std::string scheme = "coap://";
+  if (uri.compare(0, scheme.size(), scheme) != 0) {
+    err = "--server must look like coap://HOST:PORT";
+    return false;
+  }
+  auto rest = uri.substr(scheme.size());
+  while (!rest.empty() && rest.back() == '/')
+    rest.pop_back();
+  std::string p;
+  if (!rest.empty() && rest[0] == '[') {
+    auto close = rest.find(']');
+    if (close == std::string::npos) {
+      err = "unbalanced [ in --server";
+      return false;
+    }
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':')
+      p = rest.substr(close + 2);
+  } else {
+    auto colon = rest.rfind(':');
+    host = rest.substr(0, colon);
+    if (colon != std::string::npos)
+      p = rest.substr(colon + 1);
+  }
+  if (host == "localhost")
+    host = "127.0.0.1";
+  port = 5683;
+  if (!p.empty()) {
+    char* end = nullptr;
+    long v = std::strtol(p.c_str(), &end, 10);
+    if (*end != '\0' || v < 1 || v > 65535) {
+      err = "bad port in --server: " + p;
+      return false;
+    }
+    port = static_cast<uint16_t>(v);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  CLI::App app{"coapfleet-agent: reports this node's health to a coapfleet server and installs "
+               "its updates"};
+  app.add_option("--server", opt.server, "main server, coap://HOST:PORT")->capture_default_str();
+  app.add_option("--bind", opt.transport.bind, "address to listen on")->capture_default_str();
+  app.add_option("--port", opt.transport.port, "UDP port to listen on")->capture_default_str();
+  app.add_option("--node-id", opt.node_id, "this node's id (default: the hostname)");
+  app.add_option("--advertise", opt.advertise,
+                 "address the server should notify (default: --bind unless 0.0.0.0, else the "
+                 "address the server sees)");
+  app.add_option("--interval", opt.interval, "seconds between health reports")
+    ->capture_default_str()
+    ->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--state-dir", opt.state_dir, "where the job journal and downloads live")
+    ->capture_default_str();
+  app.add_option("--root", opt.root, "install root for file jobs")->capture_default_str();
+  app.add_option("--services", opt.services, "services to watch (comma-separated)")
+    ->delimiter(',');
+  app.add_option("--disk-path", opt.disk_path, "file system whose usage is reported")
+    ->capture_default_str();
+  app.add_option("--pip", opt.pip, "pip executable for pip jobs")->capture_default_str();
+  app.add_option("--pip-arg", opt.pip_args, "extra argument for pip install (repeatable)")
+    ->allow_extra_args(false);
+  app.add_option("--handler-timeout", opt.handler_timeout,
+                 "seconds an install may take unless the job says otherwise")
+    ->capture_default_str();
+  app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error or off")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  CLI11_PARSE(app, argc, argv);
+
+  log::level lvl;
+  log::parse_level(opt.log_level, lvl);
+  log::set_level(lvl);
+  std::string host, err;
+  uint16_t server_port = 5683;
+  if (!parse_server(opt.server, host, server_port, err)) {
+    std::fprintf(stderr, "%s\n", err.c_str());
+    return 2;
+  }
+  if (opt.node_id.empty()) {
+    char name[HOST_NAME_MAX + 1] = {0};
+    gethostname(name, sizeof name);
+    opt.node_id = name;
+  }
+  if (!model::valid_node_id(opt.node_id)) {
+    std::fprintf(stderr, "node id '%s' is not 1..64 characters of A-Z a-z 0-9 . _ -; use --node-id\n",
+                 opt.node_id.c_str());
+    return 2;
+  }
+  if (::mkdir(opt.state_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    std::perror(("cannot create " + opt.state_dir).c_str());
+    return 1;
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::coapfleet>();
+  cfg.set("logger.console", caf::atom("none"));
+  cfg.set("scheduler.max-threads", 1);  // a node's agent stays small
+  caf::actor_system sys{cfg};
+
+  transport::agent_transport net{sys, opt.transport};
+  if (!net.open(err)) {
+    CF_ERROR("main", err);
+    return 1;
+  }
+  agent::reporter_config rcfg;
+  rcfg.server_host = host;
+  rcfg.server_port = server_port;
+  rcfg.outbox_path = opt.state_dir + "/outbox.json";
+  auto& reg = rcfg.registration;
+  reg.node_id = opt.node_id;
+  char hostname[HOST_NAME_MAX + 1] = {0};
+  gethostname(hostname, sizeof hostname);
+  reg.hostname = hostname;
+  reg.ip_address = !opt.advertise.empty() ? opt.advertise
+                   : (opt.transport.bind != "0.0.0.0" && opt.transport.bind != "::")
+                     ? opt.transport.bind
+                     : std::string();
+  reg.port = opt.transport.port;
+  reg.services = opt.services;
+  reg.reported_status = "online";
+  agent::sampler_config scfg;
+  scfg.disk_path = opt.disk_path;
+  scfg.services = opt.services;
+  auto facts = agent::collect_system_facts(scfg);
+  reg.system_info = {{"os", model::scalar::of(facts.os)},
+                     {"arch", model::scalar::of(facts.arch)},
+                     {"kernel", model::scalar::of(facts.kernel)},
+                     {"cpus", model::scalar::of(static_cast<double>(facts.cpus))},
+                     {"agent_version", model::scalar::of(std::string(COAPFLEET_VERSION))}};
+  auto reporter = agent::spawn_reporter(sys, rcfg, net.handle());
+  agent::installer_config icfg;
+  icfg.node_id = opt.node_id;
+  icfg.server_host = host;
+  icfg.server_port = server_port;
+  icfg.state_dir = opt.state_dir;
+  icfg.handlers.pip = opt.pip;
+  icfg.handlers.pip_args = opt.pip_args;
+  icfg.handlers.root = opt.root;
+  icfg.handlers.state_dir = opt.state_dir;
+  icfg.handlers.timeout = std::chrono::seconds(opt.handler_timeout);
+  auto installer = agent::spawn_installer(sys, icfg, reporter, net.handle());
+  agent::metrics_config mcfg;
+  mcfg.node_id = opt.node_id;
+  mcfg.interval = std::chrono::milliseconds(static_cast<int64_t>(opt.interval * 1000));
+  mcfg.sampling = scfg;
+  auto metrics = agent::spawn_metrics(sys, mcfg, reporter, net.handle());
+  auto gateway = transport::spawn_agent_gateway(
+    sys, transport::agent_gateway_peers{net.handle(), metrics, reporter, installer, opt.server});
+  net.set_gateway(gateway);
+
+  CF_INFO("main", "coapfleet-agent ", COAPFLEET_VERSION, " node ", opt.node_id, " listening on ",
+          net.endpoint_description(), ", reporting to ", opt.server, " every ", opt.interval,
+          " s");
+  CF_INFO("main", "state: ", opt.state_dir, ", install root: ", opt.root);
+
+  net.run();
+  for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(metrics),
+                 caf::actor_cast<caf::actor>(installer), caf::actor_cast<caf::actor>(reporter)})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  CF_INFO("main", "stopped");
+  return 0;
+}

@@ -1,0 +1,267 @@
+#include "transport/agent_transport.hpp"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "actors/log.hpp"
+#include "transport/answer.hpp"
+
+namespace coapfleet::transport {
+
+struct agent_transport::impl : runtime {
+  impl(caf::actor_system& sys, agent_transport_config cfg) : runtime(sys), cfg(std::move(cfg)) {
+  }
+  agent_transport_config cfg;
+  agent_gateway_actor gateway;
+  std::string health_json;  ///< the latest sample, encoded once
+  bool register_resources();
+};
+
+namespace {
+
+using impl = agent_transport::impl;
+
+impl* agent_of(coap_session_t* s) {
+  return static_cast<impl*>(runtime_of(s));
+}
+
+void hnd_get_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                    const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *agent_of(s);
+  if (t.health_json.empty()) {
+    auto busy = json_reply(503, model::encode_error("no health sample yet, retry shortly"));
+    busy.max_age = 2;
+    return respond(r, s, req, q, resp, busy);
+  }
+  respond(r, s, req, q, resp, json_reply(205, t.health_json));
+}
+
+void hnd_get_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                    const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *agent_of(s);
+  answer_sync(t, t.cfg.read_wait_ms, r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
+    caf::anon_send(t.gateway, atom::info::value, id);
+  });
+}
+
+void hnd_post_available(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                        const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *agent_of(s);
+  if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
+    return answer_async(t, r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  size_t len = 0, offset = 0, total = 0;
+  const uint8_t* data = nullptr;
+  std::string_view body;
+  if (coap_get_data_large(req, &len, &data, &offset, &total))
+    body = std::string_view(reinterpret_cast<const char*>(data), len);
+  if (total > t.cfg.max_payload)
+    return respond(r, s, req, q, resp,
+                   json_reply(413, model::encode_error("payload too large")));
+  auto note = model::decode_update_notification(body);
+  if (!note.ok())
+    return respond(r, s, req, q, resp, json_reply(400, model::encode_problem(note.err)));
+  answer_async(t, r, s, req, q, resp, [&note](impl& t, uint64_t id, peer from) {
+    caf::anon_send(t.gateway, atom::notify::value, id, std::move(note.value), std::move(from));
+  });
+}
+
+void hnd_not_allowed(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                     const coap_string_t* q, coap_pdu_t* resp) {
+  auto* allowed = static_cast<const char*>(coap_resource_get_userdata(r));
+  respond(r, s, req, q, resp,
+          json_reply(405, model::encode_error("method not allowed",
+                                              {{"allowed", allowed ? allowed : ""}})));
+}
+
+void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                 const coap_string_t* q, coap_pdu_t* resp) {
+  respond(r, s, req, q, resp, json_reply(404, model::encode_error("no such resource")));
+}
+
+}  // namespace
+
+bool agent_transport::impl::register_resources() {
+  struct spec {
+    const char* path;
+    const char* allowed;
+    const char* rt;
+    coap_request_t method;
+    coap_method_handler_t handler;
+  };
+  static const spec specs[] = {
+    {"health", "GET", "\"coapfleet.agent.health\"", COAP_REQUEST_GET, hnd_get_health},
+    {"system", "GET", "\"coapfleet.agent.system\"", COAP_REQUEST_GET, hnd_get_system},
+    {"updates/available", "POST", "\"coapfleet.agent.updates\"", COAP_REQUEST_POST,
+     hnd_post_available},
+  };
+  static const coap_request_t methods[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
+                                           COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
+                                           COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
+                                           COAP_REQUEST_IPATCH};
+  for (auto& sp : specs) {
+    auto* r = coap_resource_init(coap_make_str_const(sp.path), 0);
+    if (!r)
+      return false;
+    coap_resource_set_userdata(r, const_cast<char*>(sp.allowed));
+    for (auto m : methods)
+      coap_register_request_handler(r, m, m == sp.method ? sp.handler : hnd_not_allowed);
+    coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(sp.rt), 0);
+    coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
+    coap_add_resource(ctx, r);
+  }
+  auto* unknown = coap_resource_unknown_init2(hnd_unknown, 0);
+  for (auto m : methods)
+    coap_register_request_handler(unknown, m, hnd_unknown);
+  coap_add_resource(ctx, unknown);
+  return true;
+}
+
+agent_transport::agent_transport(caf::actor_system& sys, agent_transport_config cfg)
+  : impl_(std::make_unique<impl>(sys, std::move(cfg))) {
+}
+
+agent_transport::~agent_transport() = default;
+
+agent_transport_actor agent_transport::handle() const {
+  return caf::actor_cast<agent_transport_actor>(impl_->handle());
+}
+
+void agent_transport::set_gateway(agent_gateway_actor gateway) {
+  impl_->gateway = std::move(gateway);
+}
+
+std::string agent_transport::endpoint_description() const {
+  auto& b = impl_->cfg.bind;
+  return "coap://" + (b.find(':') != std::string::npos ? "[" + b + "]" : b) + ":"
+         + std::to_string(impl_->cfg.port) + " (udp)";
+}
+
+bool agent_transport::open(std::string& error) {
+  auto& d = *impl_;
+  if (!d.open(COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY, error))
+    return false;
+  auto* dp = &d;
+  d.set_behavior(caf::behavior{
+    [dp](atom::request, uint64_t id, client_request& req) {
+      // The answer goes back to whoever asked.
+      auto sender = caf::actor_cast<caf::actor>(dp->current_sender());
+      dp->send_request(req, [sender, id](client_response r) {
+        caf::anon_send(sender, atom::response::value, id, std::move(r));
+      });
+    },
+    [dp](atom::health, model::health_report& h) { dp->health_json = model::encode_health_report(h); },
+    [dp](atom::reply, uint64_t id, coap_reply& reply) { dp->complete(id, std::move(reply)); },
+  });
+  if (!d.listen(d.cfg.bind, d.cfg.port, error))
+    return false;
+  if (!d.register_resources()) {
+    error = "cannot register CoAP resources";
+    return false;
+  }
+  return true;
+}
+
+stop_reason agent_transport::run() {
+  return impl_->run();
+}
+
+// -- the agent's gateway ------------------------------------------------------------------
+
+namespace {
+
+struct agent_gateway_state {
+  static inline const char* name = "agent-gateway";
+  agent_gateway_peers peers;
+};
+
+using gw_ptr = agent_gateway_actor::stateful_pointer<agent_gateway_state>;
+
+std::string encode_system(const agent_system_info& s) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  auto str = [&](const char* k, const std::string& v) {
+    w.Key(k);
+    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  };
+  w.StartObject();
+  str("node_id", s.node_id);
+  str("hostname", s.hostname);
+  str("os", s.os);
+  str("arch", s.arch);
+  str("kernel", s.kernel);
+  w.Key("cpus");
+  w.Uint(s.cpus);
+  w.Key("memory_total_bytes");
+  w.Uint64(s.memory_total_bytes);
+  w.Key("uptime_seconds");
+  w.Double(s.uptime_seconds);
+  str("agent_version", s.agent_version);
+  str("server", s.server);
+  w.Key("registered");
+  w.Bool(s.registered);
+  w.Key("current_job");
+  if (s.current_job.empty())
+    w.Null();
+  else
+    w.String(s.current_job.data(), static_cast<rapidjson::SizeType>(s.current_job.size()));
+  w.Key("queued_jobs");
+  w.Uint(s.queued_jobs);
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+}  // namespace
+
+agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_peers peers) {
+  auto fn = [](gw_ptr self, agent_gateway_peers peers) -> agent_gateway_actor::behavior_type {
+    self->state.peers = std::move(peers);
+    auto answer = [self](uint64_t id, coap_reply r) {
+      self->send(self->state.peers.transport, atom::reply::value, id, std::move(r));
+    };
+    auto fail = [answer](uint64_t id) {
+      return [answer, id](caf::error& err) { answer(id, error_reply(err)); };
+    };
+    return {
+      [=](atom::info, uint64_t id) {
+        auto& p = self->state.peers;
+        self->request(p.metrics, std::chrono::seconds(5), atom::info::value)
+          .then(
+            [=](agent_system_info& info) {
+              info.server = self->state.peers.server;
+              self->request(self->state.peers.reporter, std::chrono::seconds(5),
+                            atom::status::value)
+                .then(
+                  [=](bool registered) mutable {
+                    info.registered = registered;
+                    self->request(self->state.peers.installer, std::chrono::seconds(5),
+                                  atom::status::value)
+                      .then(
+                        [=](std::string& job, uint32_t queued) mutable {
+                          info.current_job = job;
+                          info.queued_jobs = queued;
+                          answer(id, json_reply(205, encode_system(info)));
+                        },
+                        fail(id));
+                  },
+                  fail(id));
+            },
+            fail(id));
+      },
+      [=](atom::notify, uint64_t id, model::update_notification& note, peer& from) {
+        auto job = note.job_id;
+        CF_DEBUG("agent-gateway", "notification of job ", job, " from ", from.address);
+        self->request(self->state.peers.installer, std::chrono::seconds(10), atom::notify::value,
+                      std::move(note))
+          .then(
+            [=](bool) {
+              answer(id, json_reply(204, model::encode_message("Update accepted",
+                                                               {{"job_id", job}})));
+            },
+            fail(id));
+      },
+    };
+  };
+  return sys.spawn(fn, std::move(peers));
+}
+
+}  // namespace coapfleet::transport

@@ -1,0 +1,48 @@
+// The worker agent's CoAP transport: serves GET /health, GET /system and
+// POST /updates/available, and sends the agent's own requests (registration,
+// health, reports, artifact blocks) to the main server. One thread; see
+// runtime.hpp.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "actors/interfaces.hpp"
+#include "transport/runtime.hpp"
+
+namespace coapfleet::transport {
+
+struct agent_transport_config {
+  std::string bind = "0.0.0.0";
+  uint16_t port = 5683;
+  size_t max_payload = 64 * 1024;
+  unsigned read_wait_ms = 5000;
+};
+
+class agent_transport {
+public:
+  agent_transport(caf::actor_system& sys, agent_transport_config cfg);
+  ~agent_transport();
+  bool open(std::string& error);
+  agent_transport_actor handle() const;
+  void set_gateway(agent_gateway_actor gateway);
+  stop_reason run();
+  std::string endpoint_description() const;
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+struct agent_gateway_peers {
+  agent_transport_actor transport;
+  metrics_actor metrics;
+  reporter_actor reporter;
+  installer_actor installer;
+  std::string server;  ///< "coap://host:port", for GET /system
+};
+
+agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_peers peers);
+
+}  // namespace coapfleet::transport

@@ -1,0 +1,104 @@
+// How a transport answers a request that an actor has to work on:
+// answer_async for writes (a separate response once the actor has acted and
+// persisted; retransmissions get the cached answer), answer_sync for reads
+// (the handler waits, bounded, while serving the actor mailbox, so large
+// answers start piggybacked: libcoap 4.3.1's coap-client cannot follow a
+// block-wise body that starts in a separate response). `T` is a runtime.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "model/json.hpp"
+#include "transport/gateway.hpp"
+#include "transport/runtime.hpp"
+
+namespace coapfleet::transport {
+
+inline coap_reply stopping_reply() {
+  auto r = json_reply(503, model::encode_error("server is stopping, retry shortly"));
+  r.max_age = 5;
+  return r;
+}
+
+inline std::string exchange_key(coap_session_t* session, const coap_pdu_t* request) {
+  auto p = peer_of(session);
+  auto token = coap_pdu_get_token(request);
+  std::string key = p.address + "|" + std::to_string(p.port) + "|"
+                    + std::to_string(coap_pdu_get_mid(request)) + "|";
+  key.append(reinterpret_cast<const char*>(token.s), token.length);
+  return key;
+}
+
+/// Control-plane requests: answered after the owning actor has acted (and
+/// persisted), as a separate response through libcoap's async support.
+/// `start` sends the typed request with the id the answer will carry.
+template <class T, class Start>
+void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
+                  const coap_pdu_t* request, const coap_string_t* query, coap_pdu_t* response,
+                  Start&& start) {
+  if (coap_async_t* async = coap_find_async(session, coap_pdu_get_token(request))) {
+    auto* p = static_cast<pending_request*>(coap_async_get_app_data(async));
+    if (p == nullptr || !p->ready)
+      return;  // a retransmission while the answer is being prepared
+    respond(resource, session, request, query, response, p->reply);
+    t.remember(p->dedup_key, p->reply);
+    if (p->reply.after != 0)
+      t.request_stop(p->reply.after == 2 ? stop_reason::restart : stop_reason::shutdown);
+    t.pending.erase(p->id);  // libcoap frees the async itself after this call
+    return;
+  }
+  if (t.stopping())
+    return respond(resource, session, request, query, response, stopping_reply());
+  auto key = exchange_key(session, request);
+  if (const coap_reply* done = t.recall(key)) {
+    respond(resource, session, request, query, response, *done);
+    return;
+  }
+  coap_async_t* async = coap_register_async(session, request, 0);
+  if (async == nullptr) {
+    respond(resource, session, request, query, response,
+            json_reply(500, model::encode_error("internal error: cannot defer the answer")));
+    return;
+  }
+  auto p = std::make_unique<pending_request>();
+  p->id = t.next_id();
+  p->async = async;
+  p->dedup_key = std::move(key);
+  coap_async_set_app_data(async, p.get());
+  auto id = p->id;
+  t.pending.emplace(id, std::move(p));
+  start(t, id, peer_of(session));
+}
+
+/// Reads are answered piggybacked: the handler waits (bounded) for the
+/// gateway's answer while still serving the actor mailbox. libcoap 4.3.1's
+/// coap-client cannot follow a block-wise body that starts in a separate
+/// response, and reads (node lists, job status) can be large.
+template <class T, class Start>
+void answer_sync(T& t, unsigned wait_ms, coap_resource_t* resource, coap_session_t* session,
+                 const coap_pdu_t* request, const coap_string_t* query, coap_pdu_t* response,
+                 Start&& start) {
+  if (t.stopping())
+    return respond(resource, session, request, query, response, stopping_reply());
+  auto p = std::make_unique<pending_request>();
+  p->id = t.next_id();
+  auto id = p->id;
+  auto* raw = p.get();
+  t.pending.emplace(id, std::move(p));
+  start(t, id, peer_of(session));
+  if (!t.wait_for(*raw, wait_ms)) {
+    t.pending.erase(id);
+    auto busy = json_reply(503, model::encode_error("server busy: no answer within "
+                                                    + std::to_string(wait_ms)
+                                                    + " ms, retry later"));
+    busy.max_age = 5;
+    respond(resource, session, request, query, response, busy);
+    return;
+  }
+  auto reply = std::move(raw->reply);
+  t.pending.erase(id);
+  respond(resource, session, request, query, response, reply);
+}
+
+}  // namespace coapfleet::transport
