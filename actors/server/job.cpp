@@ -40,6 +40,19 @@ void refresh_status(self_ptr self, model::millis now, write_batch& batch) {
   CF_INFO("job", "job ", rec.job_id, " is ", to_string(next), " (was ", to_string(rec.status),
           ")");
   rec.status = next;
+  if (next == model::job_status::failed || next == model::job_status::partially_failed) {
+    // A one-line summary for the job: how many nodes did not make it, and the first reason.
+    auto counts = model::count_states(rec.nodes);
+    auto bad = counts.total - counts.of(model::node_update_state::succeeded);
+    rec.error_message = std::to_string(bad) + " of " + std::to_string(counts.total)
+                        + " nodes did not succeed";
+    for (auto& n : rec.nodes)
+      if (n.state != model::node_update_state::succeeded) {
+        rec.error_message += "; " + n.node_id + " " + to_string(n.state)
+                             + (n.error_message.empty() ? "" : ": " + n.error_message);
+        break;
+      }
+  }
   rec.updated_at = now;
   batch.ops.emplace_back(put_job_status{rec.job_id, rec.status, now, rec.error_message});
 }
