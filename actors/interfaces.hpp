@@ -305,6 +305,10 @@ using resume = caf::atom_constant<caf::atom("resume")>;
 using artifact = caf::atom_constant<caf::atom("artifact")>;
 using upload = caf::atom_constant<caf::atom("upload")>;
 using request = caf::atom_constant<caf::atom("request")>;
+using changed = caf::atom_constant<caf::atom("changed")>;
+using observe = caf::atom_constant<caf::atom("observe")>;
+using forget = caf::atom_constant<caf::atom("forget")>;
+using remove = caf::atom_constant<caf::atom("remove")>;
 using response = caf::atom_constant<caf::atom("response")>;
 }  // namespace coapfleet::atom
 
@@ -398,6 +402,8 @@ using job_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::status, std::string>::with<model::job_record>,
   caf::replies_to<atom::report, model::update_report, peer>::with<bool>,
   caf::replies_to<atom::cancel, std::string, peer>::with<model::job_record>,
+  /// Deletes a job that is not running (its observers get 4.04).
+  caf::replies_to<atom::remove, std::string, peer>::with<bool>,
   /// `GET /updates`: every job, oldest first.
   caf::replies_to<atom::list>::with<std::vector<model::job_record>>,
   caf::replies_to<atom::count>::with<uint32_t>>;
@@ -426,7 +432,14 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<atom::reply, uint64_t, coap_reply>,
   /// An artifact exists (or was replaced): serve /artifacts/<name>, and
   /// forget any cached contents of an older version.
-  caf::reacts_to<atom::artifact, std::string>>;
+  caf::reacts_to<atom::artifact, std::string>,
+  /// A job exists: serve (and let clients observe) /updates/<id>/status.
+  caf::reacts_to<atom::route, std::string, job_actor>,
+  /// A job was deleted: its resources go, observers get 4.04.
+  caf::reacts_to<atom::forget, std::string>,
+  /// The representation of an observable path ("health", "nodes", "updates",
+  /// "updates/<id>/status") changed: observers get the new one.
+  caf::reacts_to<atom::changed, std::string>>;
 
 /// The gateway: turns a typed request of the transport into a request to the
 /// owning actor and the typed answer (or error) into a coap_reply.
@@ -439,6 +452,9 @@ using gateway_actor = caf::typed_actor<
   caf::reacts_to<atom::status, uint64_t, std::string>,
   caf::reacts_to<atom::report, uint64_t, model::update_report, peer>,
   caf::reacts_to<atom::cancel, uint64_t, std::string, peer>,
+  caf::reacts_to<atom::remove, uint64_t, std::string, peer>,  ///< delete a job
+  /// The current representation of an observable path (see transport_actor).
+  caf::reacts_to<atom::observe, uint64_t, std::string>,
   caf::reacts_to<atom::get, uint64_t>,  ///< GET /updates
   caf::reacts_to<atom::info, uint64_t>,  ///< GET /system
   caf::reacts_to<atom::action, uint64_t, uint8_t /*system_action*/, peer>,

@@ -153,6 +153,10 @@ int main(int argc, char** argv) {
                  "seconds after a trigger before unfinished nodes time out")
     ->capture_default_str()
     ->check(CLI::Range(1u, 30u * 86400u));
+  app.add_option("--observe-interval-ms", opt.transport.observe_interval_ms,
+                 "minimum time between two notifications of one observed resource "
+                 "(/nodes: at least 1000)")
+    ->capture_default_str();
   app.add_flag("--notify-offline", opt.notify_offline,
                "notify nodes that are offline at trigger time instead of skipping them");
   app.add_flag("--no-system-actions", opt.no_system_actions,

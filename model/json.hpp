@@ -36,10 +36,10 @@ decoded<node_registration> decode_node_registration(std::string_view body,
 /// `PUT /health` (and the agent's health sample).
 decoded<health_report> decode_health_report(std::string_view body);
 
-enum class updates_action : uint8_t { create, install, status, report, cancel };
+enum class updates_action : uint8_t { create, install, status, report, cancel, remove };
 
 /// `POST /updates`: one of create (no action or "create"), install, status,
-/// report, cancel. Only the members that belong to the action are filled.
+/// report, cancel, delete (`remove`). Only the members that belong to the action are filled.
 struct updates_request {
   updates_action action = updates_action::create;
   job_spec spec;         ///< create

@@ -352,10 +352,12 @@ decoded<updates_request> decode_updates_request(std::string_view body) {
     read_spec(r, q.spec, true, false);
     if (r.ok())
       r.err = validate_job_spec(q.spec);
-  } else if (action == "install" || action == "status" || action == "cancel") {
+  } else if (action == "install" || action == "status" || action == "cancel"
+             || action == "delete") {
     q.action = action == "install"  ? updates_action::install
                : action == "status" ? updates_action::status
-                                    : updates_action::cancel;
+               : action == "cancel" ? updates_action::cancel
+                                    : updates_action::remove;
     r.required_nonempty("job_id", q.job_id);
   } else if (action == "report") {
     q.action = updates_action::report;
@@ -372,7 +374,8 @@ decoded<updates_request> decode_updates_request(std::string_view body) {
     r.optional_int("result", rep.result, 0, 10);
     r.optional_string("error_message", rep.error_message);
   } else {
-    r.fail("unknown action: " + action + " (expected create, install, status, report, cancel)",
+    r.fail("unknown action: " + action
+             + " (expected create, install, status, report, cancel, delete)",
            "action");
   }
   d.err = r.err;

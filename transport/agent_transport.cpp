@@ -14,6 +14,8 @@ struct agent_transport::impl : runtime {
   agent_transport_config cfg;
   agent_gateway_actor gateway;
   std::string health_json;  ///< the latest sample, encoded once
+  coap_resource_t* health_resource = nullptr;
+  bool health_changed = false;
   bool register_resources();
 };
 
@@ -107,6 +109,10 @@ bool agent_transport::impl::register_resources() {
       coap_register_request_handler(r, m, m == sp.method ? sp.handler : hnd_not_allowed);
     coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(sp.rt), 0);
     coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
+    if (sp.method == COAP_REQUEST_GET && std::string(sp.path) == "health") {
+      coap_resource_set_get_observable(r, 1);  // every new sample notifies
+      health_resource = r;
+    }
     coap_add_resource(ctx, r);
   }
   auto* unknown = coap_resource_unknown_init2(hnd_unknown, 0);
@@ -149,9 +155,20 @@ bool agent_transport::open(std::string& error) {
         caf::anon_send(sender, atom::response::value, id, std::move(r));
       });
     },
-    [dp](atom::health, model::health_report& h) { dp->health_json = model::encode_health_report(h); },
+    [dp](atom::health, model::health_report& h) {
+      dp->health_json = model::encode_health_report(h);
+      dp->health_changed = true;
+    },
     [dp](atom::reply, uint64_t id, coap_reply& reply) { dp->complete(id, std::move(reply)); },
   });
+  d.housekeeping = [dp](bool& worked) -> int64_t {
+    if (dp->health_changed && dp->health_resource) {
+      dp->health_changed = false;
+      coap_resource_notify_observers(dp->health_resource, nullptr);
+      worked = true;
+    }
+    return -1;
+  };
   if (!d.listen(d.cfg.bind, d.cfg.port, error))
     return false;
   if (!d.register_resources()) {

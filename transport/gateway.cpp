@@ -66,6 +66,25 @@ std::string encode_artifact(const artifact_info& a) {
          + a.sha256 + "\",\"uploaded_at\":\"" + model::format_time(a.uploaded_at) + "\"}";
 }
 
+/// /nodes/<id>/health: the node's latest report as it sent it (the shape of
+/// PUT /health), plus when it arrived and the node's liveness.
+std::string encode_node_health(const model::node_record& n) {
+  std::string out;
+  if (n.has_health) {
+    out = model::encode_health_report(n.health);
+    out.pop_back();  // the closing brace
+    out += ",\"received_at\":\"" + model::format_time(n.health_at) + "\"";
+  } else {
+    out = "{\"node_id\":" + model::encode_strings({n.reg.node_id}).substr(1);
+    out.pop_back();  // "]" of the one-element array
+    out += ",\"received_at\":null";
+  }
+  out += ",\"node_status\":\"";
+  out += model::to_string(n.status);
+  out += "\"}";
+  return out;
+}
+
 void answer(self_ptr self, uint64_t id, coap_reply r) {
   self->send(self->state.peers.transport, atom::reply::value, id, std::move(r));
 }
@@ -104,6 +123,68 @@ model::server_stats process_stats(gateway_state& st) {
     }
   }
   return out;
+}
+
+/// The representation of an observable path, from the actor that owns it.
+void render(self_ptr self, uint64_t id, const std::string& path) {
+  auto timeout = self->state.cfg.request_timeout;
+  auto& peers = self->state.peers;
+  auto fail = [self, id](caf::error& err) { answer(self, id, error_reply(err)); };
+  if (path == "health") {
+    self->request(peers.registry, timeout, atom::health::value)
+      .then(
+        [self, id](model::fleet_health& h) {
+          h.server = process_stats(self->state);
+          h.server.uptime_seconds = (now_millis() - self->state.cfg.started_at) / 1000.0;
+          self->request(self->state.peers.persistence, std::chrono::seconds(5), atom::ping::value)
+            .then(
+              [self, id, h](bool ok) mutable {
+                h.server.database = ok ? "connected" : "disconnected";
+                answer(self, id, json_reply(205, model::encode_fleet_health(h)));
+              },
+              [self, id, h](caf::error&) mutable {
+                h.server.database = "disconnected";
+                answer(self, id, json_reply(205, model::encode_fleet_health(h)));
+              });
+        },
+        fail);
+  } else if (path == "nodes") {
+    self->request(peers.registry, timeout, atom::list::value, node_filter{})
+      .then([self, id](std::vector<model::node_record>& nodes) {
+              answer(self, id, json_reply(205, model::encode_nodes(nodes)));
+            },
+            fail);
+  } else if (path == "updates") {
+    self->request(peers.jobs, timeout, atom::list::value)
+      .then([self, id](std::vector<model::job_record>& jobs) {
+              answer(self, id, json_reply(205, model::encode_jobs(jobs)));
+            },
+            fail);
+  } else if (path.rfind("updates/", 0) == 0 && path.size() > 15
+             && path.compare(path.size() - 7, 7, "/status") == 0) {
+    auto job = path.substr(8, path.size() - 15);
+    self->request(peers.jobs, timeout, atom::status::value, job)
+      .then([self, id](model::job_record& j) {
+              answer(self, id, json_reply(205, model::encode_job_status(j)));
+            },
+            fail);
+  } else if (path.rfind("nodes/", 0) == 0 && path.size() > 13
+             && path.compare(path.size() - 7, 7, "/health") == 0) {
+    node_filter f;
+    f.node_id = path.substr(6, path.size() - 13);
+    self->request(peers.registry, timeout, atom::list::value, f)
+      .then(
+        [self, id, node = f.node_id](std::vector<model::node_record>& nodes) {
+          if (nodes.empty())
+            return answer(self, id,
+                          json_reply(404, model::encode_error("node not registered",
+                                                              {{"node_id", node}})));
+          answer(self, id, json_reply(205, encode_node_health(nodes.front())));
+        },
+        fail);
+  } else {
+    answer(self, id, json_reply(404, model::encode_error("no such resource", {{"path", path}})));
+  }
 }
 
 }  // namespace
@@ -205,6 +286,18 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             },
             fail(id));
       },
+      [=](atom::remove, uint64_t id, std::string& job_id, peer& from) {
+        self->request(self->state.peers.jobs, timeout, atom::remove::value, job_id,
+                      std::move(from))
+          .then(
+            [=](bool) {
+              answer(self, id, json_reply(202, model::encode_message("Update job " + job_id
+                                                                       + " deleted",
+                                                                     {{"job_id", job_id}})));
+            },
+            fail(id));
+      },
+      [=](atom::observe, uint64_t id, std::string& path) { render(self, id, path); },
       [=](atom::get, uint64_t id) {
         self->request(self->state.peers.jobs, timeout, atom::list::value)
           .then(

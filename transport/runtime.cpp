@@ -1,5 +1,6 @@
 #include "transport/runtime.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
@@ -311,6 +312,12 @@ void runtime::complete(uint64_t id, coap_reply reply) {
   auto i = pending.find(id);
   if (i == pending.end())
     return;  // the client went away meanwhile
+  if (i->second->on_ready) {
+    auto f = std::move(i->second->on_ready);
+    pending.erase(i);
+    f(std::move(reply));
+    return;
+  }
   i->second->reply = std::move(reply);
   i->second->ready = true;
   // An async write: libcoap calls the resource handler again with the
@@ -450,10 +457,12 @@ stop_reason runtime::run() {
   drain_mailbox();
   coap_io_process(ctx, COAP_IO_NO_WAIT);
   epoll_event events[8];
+  int64_t wait_ms = 1000;
   for (;;) {
     // libcoap's own epoll fd also carries its retransmission timer; the
     // one-second cap is only a safety net, never a polling interval.
-    int n = ::epoll_wait(epoll_fd_, events, 8, stopping_ ? 20 : 1000);
+    int n = ::epoll_wait(epoll_fd_, events, 8,
+                         stopping_ ? 20 : static_cast<int>(std::clamp<int64_t>(wait_ms, 0, 1000)));
     for (int i = 0; i < n; ++i) {
       if (events[i].data.fd == event_fd_) {
         uint64_t count;
@@ -470,6 +479,15 @@ stop_reason runtime::run() {
     coap_io_process(ctx, COAP_IO_NO_WAIT);
     if (raw_ctx_)
       coap_io_process(raw_ctx_, COAP_IO_NO_WAIT);
+    wait_ms = 1000;
+    if (housekeeping) {
+      bool worked = false;
+      auto next = housekeeping(worked);
+      if (next >= 0)
+        wait_ms = next;
+      if (worked)  // notifications queued just now go out in this turn
+        coap_io_process(ctx, COAP_IO_NO_WAIT);
+    }
     // Stop once nothing waits for an acknowledgement (libcoap keeps finished
     // block-wise bodies around for a while, hence the cap).
     if (stopping_) {

@@ -31,6 +31,9 @@ struct pending_request {
   bool ready = false;
   coap_reply reply;
   std::string dedup_key;
+  /// Set for answers nobody waits on in a handler (cache refreshes): runs
+  /// when the answer arrives, and the entry goes.
+  std::function<void(coap_reply)> on_ready;
 };
 
 using response_callback = std::function<void(client_response)>;
@@ -58,6 +61,11 @@ public:
 
   /// Runs the loop until a signal or request_stop(); returns why it stopped.
   stop_reason run();
+  /// Called on the loop, outside every libcoap callback, after each turn:
+  /// the place to add/delete resources and notify observers. Returns the
+  /// milliseconds until it wants to run again (-1: only on the next event)
+  /// and sets `worked` when it queued something for libcoap to send.
+  std::function<int64_t(bool& worked)> housekeeping;
   void request_stop(stop_reason why);
   bool stopping() const { return stopping_; }
 

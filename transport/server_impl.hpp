@@ -4,6 +4,7 @@
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "transport/runtime.hpp"
 #include "transport/server_transport.hpp"
@@ -25,6 +26,35 @@ struct server_transport::impl : runtime {
   std::unordered_map<std::string, coap_resource_t*> artifact_resources;
   /// Serves /artifacts/<name> from now on (idempotent; drops a cached older version).
   bool add_artifact_resource(const std::string& name);
+
+  // -- observable representations ------------------------------------------------
+  /// One observable path: its resource and the latest representation, kept
+  /// so that every observer's notification is served from one encoding.
+  struct observable {
+    coap_resource_t* resource = nullptr;
+    coap_reply cached;
+    bool has_cache = false;  ///< a representation exists (maybe stale)
+    bool valid = false;      ///< and nothing changed since
+    bool observed = false;   ///< someone registered as an observer
+    bool refreshing = false; ///< a refresh is on its way
+    bool again = false;      ///< changed during the refresh
+    int64_t last_refresh = 0;
+    int64_t due = -1;        ///< a refresh is scheduled for then
+    uint64_t generation = 0; ///< counts changes
+  };
+  std::unordered_map<std::string, observable> observables;  ///< by path
+  std::vector<std::string> to_create;   ///< nested resources to add (deferred)
+  std::vector<std::string> to_delete;   ///< nested resources to remove (deferred)
+  std::vector<std::string> to_notify;   ///< resources whose observers get the cache
+  std::vector<std::string> artifacts_to_add;
+
+  /// A representation changed (from an actor, or a health report seen here).
+  void changed(const std::string& path);
+  void schedule_refresh(const std::string& path, observable& o);
+  void refresh(const std::string& path, observable& o);
+  /// The deferred libcoap work; see runtime::housekeeping.
+  int64_t do_housekeeping(bool& worked);
+  coap_resource_t* add_nested_resource(const std::string& path, const char* rt);
 
   void send_notification(job_actor job, const std::string& ip, uint16_t port,
                          const model::update_notification& note);

@@ -73,6 +73,54 @@ void answer_sync(coap_resource_t* resource, coap_session_t* session, const coap_
                          std::forward<Start>(start));
 }
 
+bool has_observe(const coap_pdu_t* req) {
+  coap_opt_iterator_t it;
+  coap_opt_t* opt = coap_check_option(req, COAP_OPTION_OBSERVE, &it);
+  return opt && coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt)) == 0;
+}
+
+/// An observable path: observers (and plain GETs while nothing changed) get
+/// the cached representation, encoded once per change; otherwise it is
+/// fetched from the owning actor through the gateway (a bounded wait, so the
+/// answer starts piggybacked) and cached.
+void serve_observable(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                      const coap_string_t* q, coap_pdu_t* resp, const std::string& path) {
+  auto& t = *server_of(s);
+  bool observing = has_observe(req);
+  {
+    auto& o = t.observables[path];
+    if (observing)
+      o.observed = true;
+    // An observer may get a representation that a scheduled refresh is about
+    // to replace: the refresh notifies it again, so the latest state arrives.
+    if (o.has_cache && (o.valid || observing))
+      return respond(r, s, req, q, resp, o.cached);
+  }
+  if (t.stopping())
+    return respond(r, s, req, q, resp, stopping_reply());
+  auto generation = t.observables[path].generation;
+  auto p = std::make_unique<pending_request>();
+  p->id = t.next_id();
+  auto id = p->id;
+  auto* raw = p.get();
+  t.pending.emplace(id, std::move(p));
+  caf::anon_send(t.gateway, atom::observe::value, id, path);
+  if (!t.wait_for(*raw, t.cfg.read_wait_ms)) {
+    t.pending.erase(id);
+    auto busy = json_reply(503, model::encode_error("server busy: no answer within "
+                                                    + std::to_string(t.cfg.read_wait_ms)
+                                                    + " ms, retry later"));
+    busy.max_age = 5;
+    return respond(r, s, req, q, resp, busy);
+  }
+  auto& o = t.observables[path];
+  o.cached = std::move(raw->reply);
+  o.has_cache = true;
+  o.valid = generation == o.generation;  // unless it changed while we waited
+  t.pending.erase(id);
+  respond(r, s, req, q, resp, o.cached);
+}
+
 void reply_now(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                const coap_string_t* q, coap_pdu_t* resp, const coap_reply& reply) {
   respond(r, s, req, q, resp, reply);
@@ -89,9 +137,7 @@ void hnd_get_test(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 
 void hnd_get_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
-  answer_sync(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
-    caf::anon_send(t.gateway, atom::health::value, id);
-  });
+  serve_observable(r, s, req, q, resp, "health");
 }
 
 /// The hot path: decoded, routed to the node actor and answered at once
@@ -113,7 +159,10 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
     return reply_now(r, s, req, q, resp,
                      json_reply(404, model::encode_error("node not registered",
                                                          {{"node_id", h.value.node_id}})));
+  auto path = "nodes/" + h.value.node_id + "/health";
   caf::anon_send(i->second, atom::health::value, std::move(h.value), now_millis());
+  t.changed(path);
+  t.changed("nodes");
   reply_now(r, s, req, q, resp, text_reply(204, "Health status updated"));
 }
 
@@ -151,6 +200,8 @@ void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
       }
     }
   }
+  if (filter.status.empty() && filter.node_id.empty())
+    return serve_observable(r, s, req, q, resp, "nodes");
   answer_sync(r, s, req, q, resp, [&filter](impl& t, uint64_t id, peer) {
     caf::anon_send(t.gateway, atom::list::value, id, std::move(filter));
   });
@@ -178,9 +229,16 @@ void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
 
 void hnd_get_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                      const coap_string_t* q, coap_pdu_t* resp) {
-  answer_sync(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
-    caf::anon_send(t.gateway, atom::get::value, id);
-  });
+  serve_observable(r, s, req, q, resp, "updates");
+}
+
+/// /nodes/<id>/health (owned by the node actor) and /updates/<id>/status
+/// (owned by the job actor): the resource's own path names them.
+void hnd_get_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                    const coap_string_t* q, coap_pdu_t* resp) {
+  auto* uri = coap_resource_get_uri_path(r);
+  serve_observable(r, s, req, q, resp,
+                   std::string(reinterpret_cast<const char*>(uri->s), uri->length));
 }
 
 void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
@@ -217,6 +275,9 @@ void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
         break;
       case model::updates_action::cancel:
         caf::anon_send(t.gateway, atom::cancel::value, id, std::move(v.job_id), std::move(from));
+        break;
+      case model::updates_action::remove:
+        caf::anon_send(t.gateway, atom::remove::value, id, std::move(v.job_id), std::move(from));
         break;
     }
   });
@@ -440,6 +501,27 @@ bool server_transport::impl::add_artifact_resource(const std::string& name) {
   return true;
 }
 
+coap_resource_t* server_transport::impl::add_nested_resource(const std::string& path,
+                                                             const char* rt) {
+  auto* uri = coap_new_str_const(reinterpret_cast<const uint8_t*>(path.data()), path.size());
+  auto* r = coap_resource_init(uri, COAP_RESOURCE_FLAGS_RELEASE_URI);
+  if (!r)
+    return nullptr;
+  static const coap_request_t methods[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
+                                           COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
+                                           COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
+                                           COAP_REQUEST_IPATCH};
+  coap_resource_set_userdata(r, const_cast<char*>("GET"));
+  for (auto m : methods)
+    coap_register_request_handler(r, m, m == COAP_REQUEST_GET ? hnd_get_nested : hnd_not_allowed);
+  coap_resource_set_get_observable(r, 1);
+  coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(rt), 0);
+  coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const("\"core.s\""), 0);
+  coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
+  coap_add_resource(ctx, r);
+  return r;
+}
+
 bool server_transport::impl::register_resources() {
   static const resource_spec specs[] = {
     {"test", "GET", "\"coapfleet.test\"", nullptr, "0", hnd_get_test, nullptr, nullptr},
@@ -477,6 +559,11 @@ bool server_transport::impl::register_resources() {
     if (spec.iface)
       coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const(spec.iface), 0);
     coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const(spec.ct), 0);
+    std::string path = spec.path;
+    if (path == "health" || path == "nodes" || path == "updates") {
+      coap_resource_set_get_observable(r, 1);
+      observables[path].resource = r;
+    }
     coap_add_resource(ctx, r);
   }
   auto* unknown = coap_resource_unknown_init2(hnd_unknown, 0);

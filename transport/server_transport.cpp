@@ -1,5 +1,7 @@
 #include "transport/server_transport.hpp"
 
+#include <algorithm>
+
 #include "actors/log.hpp"
 #include "transport/server_impl.hpp"
 
@@ -39,6 +41,101 @@ void server_transport::impl::send_notification(job_actor job, const std::string&
   });
 }
 
+void server_transport::impl::changed(const std::string& path) {
+  auto i = observables.find(path);
+  if (i == observables.end())
+    return;
+  auto& o = i->second;
+  o.valid = false;
+  ++o.generation;
+  if (o.observed)
+    schedule_refresh(path, o);
+}
+
+void server_transport::impl::schedule_refresh(const std::string& path, observable& o) {
+  if (o.refreshing) {
+    o.again = true;
+    return;
+  }
+  if (o.due >= 0)
+    return;  // already scheduled
+  int64_t interval = path == "nodes" ? std::max<int64_t>(cfg.observe_interval_ms, 1000)
+                                     : cfg.observe_interval_ms;
+  o.due = std::max(steady_millis(), o.last_refresh + interval);
+}
+
+void server_transport::impl::refresh(const std::string& path, observable& o) {
+  o.due = -1;
+  o.refreshing = true;
+  o.again = false;
+  CF_TRACE("transport", "refreshing observed ", path);
+  auto p = std::make_unique<pending_request>();
+  p->id = next_id();
+  auto id = p->id;
+  p->on_ready = [this, path](coap_reply r) {
+    auto i = observables.find(path);
+    if (i == observables.end())
+      return;  // deleted meanwhile
+    auto& o = i->second;
+    o.cached = std::move(r);
+    o.has_cache = true;
+    o.valid = !o.again;
+    o.refreshing = false;
+    o.last_refresh = steady_millis();
+    to_notify.push_back(path);
+    if (o.again) {
+      o.again = false;
+      schedule_refresh(path, o);
+    }
+  };
+  pending.emplace(id, std::move(p));
+  caf::anon_send(gateway, atom::observe::value, id, path);
+}
+
+int64_t server_transport::impl::do_housekeeping(bool& worked) {
+  for (auto& name : artifacts_to_add)
+    add_artifact_resource(name);
+  artifacts_to_add.clear();
+  for (auto& path : to_create) {
+    if (observables.count(path))
+      continue;
+    auto* r = add_nested_resource(path, path.rfind("nodes/", 0) == 0 ? "\"coapfleet.node.health\""
+                                                                      : "\"coapfleet.job.status\"");
+    if (r)
+      observables[path].resource = r;
+  }
+  to_create.clear();
+  for (auto& path : to_delete) {
+    auto i = observables.find(path);
+    if (i == observables.end())
+      continue;
+    // libcoap ends every observation of it with 4.04 Not Found.
+    coap_delete_resource(ctx, i->second.resource);
+    observables.erase(i);
+    worked = true;
+  }
+  to_delete.clear();
+  for (auto& path : to_notify) {
+    auto i = observables.find(path);
+    if (i != observables.end() && i->second.resource) {
+      coap_resource_notify_observers(i->second.resource, nullptr);
+      worked = true;
+    }
+  }
+  to_notify.clear();
+  int64_t next = -1;
+  auto now = steady_millis();
+  for (auto& [path, o] : observables) {
+    if (o.due < 0)
+      continue;
+    if (o.due <= now)
+      refresh(path, o);
+    else
+      next = next < 0 ? o.due - now : std::min(next, o.due - now);
+  }
+  return next;
+}
+
 server_transport::server_transport(caf::actor_system& sys, server_transport_config cfg)
   : impl_(std::make_unique<impl>(sys, std::move(cfg))) {
 }
@@ -68,13 +165,23 @@ bool server_transport::open(std::string& error) {
   auto* dp = &d;
   d.set_behavior(caf::behavior{
     [dp](atom::route, std::string& node_id, node_actor& node) {
+      if (!dp->routes.count(node_id))
+        dp->to_create.push_back("nodes/" + node_id + "/health");
       dp->routes[std::move(node_id)] = std::move(node);
     },
     [dp](atom::notify, job_actor& job, std::string& ip, uint16_t port,
          model::update_notification& note) { dp->send_notification(job, ip, port, note); },
     [dp](atom::reply, uint64_t id, coap_reply& reply) { dp->complete(id, std::move(reply)); },
-    [dp](atom::artifact, std::string& name) { dp->add_artifact_resource(name); },
+    [dp](atom::artifact, std::string& name) { dp->artifacts_to_add.push_back(std::move(name)); },
+    [dp](atom::route, std::string& job_id, job_actor&) {
+      dp->to_create.push_back("updates/" + job_id + "/status");
+    },
+    [dp](atom::forget, std::string& job_id) {
+      dp->to_delete.push_back("updates/" + job_id + "/status");
+    },
+    [dp](atom::changed, std::string& path) { dp->changed(path); },
   });
+  d.housekeeping = [dp](bool& worked) { return dp->do_housekeeping(worked); };
   if (!d.listen(d.cfg.bind, d.cfg.port, error))
     return false;
   if (!d.register_resources()) {

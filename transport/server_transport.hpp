@@ -20,6 +20,10 @@ struct server_transport_config {
   unsigned session_timeout_s = 120;      ///< idle client sessions are dropped after this
   unsigned max_idle_sessions = 20000;    ///< and never more than this many kept
   unsigned read_wait_ms = 5000;          ///< reads not answered by then get 5.03
+  /// An observed resource is re-rendered at most this often (the latest
+  /// state always arrives; changes during a rendering are coalesced into
+  /// one more); /nodes, the largest, at most once a second.
+  unsigned observe_interval_ms = 0;
 };
 
 class server_transport {

@@ -85,6 +85,13 @@ void arm_deadline(self_ptr self, model::millis triggered_at) {
   self->delayed_send(self, std::chrono::milliseconds(delay), atom::deadline::value);
 }
 
+/// Tells the transport that this job's observable representations changed.
+void publish(self_ptr self) {
+  auto& st = self->state;
+  self->send(st.transport, atom::changed::value, "updates/" + st.record.job_id + "/status");
+  self->send(st.transport, atom::changed::value, std::string("updates"));
+}
+
 void notify_node(self_ptr self, const model::node_job_state& n, const std::string& ip,
                  uint16_t port) {
   auto& st = self->state;
@@ -160,6 +167,7 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
                     auto& st = self->state;
                     st.triggering = false;
                     rp.deliver(st.record);
+                    publish(self);
                     for (auto& t : targets)
                       if (auto* n = find_node(st, t.node_id);
                           n && n->state == model::node_update_state::pending)
@@ -214,6 +222,7 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
         write_batch batch;
         batch.ops.emplace_back(put_node_state{st.record.job_id, *n});
         refresh_status(self, now, batch);
+        publish(self);
         auto rp = self->make_response_promise<bool>();
         self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
           .then([rp](bool) mutable { rp.deliver(true); },
@@ -242,6 +251,7 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
         batch.ops.emplace_back(
           put_job_status{st.record.job_id, st.record.status, now, st.record.error_message});
         CF_INFO("job", "job ", st.record.job_id, " cancelled by ", from.address);
+        publish(self);
         auto rp = self->make_response_promise<model::job_record>();
         self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
           .then([self, rp](bool) mutable { rp.deliver(self->state.record); },
@@ -267,6 +277,7 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
         batch.ops.emplace_back(put_node_state{st.record.job_id, *n});
         refresh_status(self, now, batch);
         persist_quietly(self, std::move(batch));
+        publish(self);
       },
       [self](atom::deadline) {
         auto& st = self->state;
@@ -285,6 +296,7 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
           }
         refresh_status(self, now, batch);
         persist_quietly(self, std::move(batch));
+        publish(self);
       },
       [self](atom::resume) {
         // After a restart: nodes still pending never got (or never answered)

@@ -1,5 +1,6 @@
 #include "actors/server/job_supervisor.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <random>
 #include <unordered_map>
@@ -53,6 +54,7 @@ job_actor add_job(self_ptr self, model::job_record rec) {
   auto j = spawn_job(self->system(), std::move(rec), st.cfg.job, st.registry, st.persistence,
                      st.transport);
   self->link_to(j);  // job actors end with the supervisor
+  self->send(st.transport, atom::route::value, id, j);
   st.jobs.emplace(id, j);
   st.order.push_back(id);
   return j;
@@ -77,6 +79,7 @@ void create_job(self_ptr self, model::job_spec spec, const peer& from,
         CF_INFO("job-supervisor", "job ", rec.job_id, " created: ", rec.spec.name, " ",
                 rec.spec.version, " (", rec.spec.package_type, ") by ", from.address);
         add_job(self, rec);
+        self->send(self->state.transport, atom::changed::value, std::string("updates"));
         rp.deliver(std::move(rec));
       },
       [self, rp, id = rec.job_id](caf::error& err) mutable {
@@ -180,6 +183,43 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
         if (i == self->state.jobs.end())
           return unknown_job(id);
         return self->delegate(i->second, atom::cancel::value, from);
+      },
+      [self](atom::remove, const std::string& id, const peer& from) -> caf::result<bool> {
+        auto i = self->state.jobs.find(id);
+        if (i == self->state.jobs.end())
+          return unknown_job(id);
+        auto rp = self->make_response_promise<bool>();
+        auto job = i->second;
+        self->request(job, std::chrono::seconds(10), atom::get::value)
+          .then(
+            [self, rp, id, from, job](model::job_record& rec) mutable {
+              if (rec.status == model::job_status::in_progress) {
+                rp.deliver(make_api_error(api_errc::bad_request,
+                                          "job " + id + " is running; cancel it first", "job_id",
+                                          "status", to_string(rec.status)));
+                return;
+              }
+              write_batch batch;
+              batch.ops.emplace_back(drop_job{id});
+              self->request(self->state.persistence, caf::infinite, atom::write::value,
+                            std::move(batch))
+                .then(
+                  [self, rp, id, from, job](bool) mutable {
+                    auto& st = self->state;
+                    st.jobs.erase(id);
+                    st.order.erase(std::remove(st.order.begin(), st.order.end(), id),
+                                   st.order.end());
+                    self->unlink_from(job);
+                    self->send_exit(job, caf::exit_reason::user_shutdown);
+                    self->send(st.transport, atom::forget::value, id);
+                    self->send(st.transport, atom::changed::value, std::string("updates"));
+                    CF_INFO("job-supervisor", "job ", id, " deleted by ", from.address);
+                    rp.deliver(true);
+                  },
+                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
       },
       [self](atom::list) -> caf::result<std::vector<model::job_record>> {
         auto& st = self->state;

@@ -116,6 +116,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                 i->second.port = reg.port;
                 self->send(i->second.actor, atom::enroll::value, std::move(reg), now);
               }
+              self->send(self->state.transport, atom::changed::value, std::string("nodes"));
               rp.deliver(std::move(result));
             },
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
@@ -181,8 +182,11 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       [self](atom::summary, node_summary& s) {
         auto& st = self->state;
         auto i = st.nodes.find(s.node_id);
-        if (i != st.nodes.end())
+        if (i != st.nodes.end()) {
           i->second.summary = std::move(s);
+          self->send(st.transport, atom::changed::value, std::string("health"));
+          self->send(st.transport, atom::changed::value, std::string("nodes"));
+        }
       },
       [self](atom::resolve,
              const std::vector<std::string>& ids) -> caf::result<std::vector<job_target>> {

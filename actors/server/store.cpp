@@ -53,13 +53,13 @@ struct store::statements {
                *checkpoint = nullptr, *upsert_node = nullptr, *upsert_health = nullptr,
                *touch_node = nullptr, *insert_job = nullptr, *update_job = nullptr,
                *upsert_state = nullptr, *select_nodes = nullptr, *select_jobs = nullptr,
-               *select_states = nullptr;
+               *select_states = nullptr, *delete_job = nullptr;
 
   explicit statements(store& s) : self(s) {}
   ~statements() {
     for (sqlite3_stmt* s : {begin, commit, rollback, ping, checkpoint, upsert_node,
                             upsert_health, touch_node, insert_job, update_job, upsert_state,
-                            select_nodes, select_jobs, select_states})
+                            select_nodes, select_jobs, select_states, delete_job})
       sqlite3_finalize(s);  // a no-op on null
   }
 
@@ -131,6 +131,7 @@ struct store::statements {
   bool write(const put_job& op);
   bool write(const put_job_status& op);
   bool write(const put_node_state& op);
+  bool write(const drop_job& op);
   bool write_state(const std::string& job_id, const model::node_job_state& st);
 };
 
@@ -176,7 +177,8 @@ bool store::statements::prepare_all() {
          && prepare(upsert_state, sql::upsert_state)
          && prepare(select_nodes, sql::select_nodes)
          && prepare(select_jobs, sql::select_jobs)
-         && prepare(select_states, sql::select_states);
+         && prepare(select_states, sql::select_states)
+         && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1");
 }
 
 bool store::statements::write(const put_node& op) {
@@ -236,6 +238,11 @@ bool store::statements::write(const put_job_status& op) {
 
 bool store::statements::write(const put_node_state& op) {
   return write_state(op.job_id, op.state);
+}
+
+bool store::statements::write(const drop_job& op) {
+  bind(delete_job, 1, op.job_id);  // job_nodes go with it (ON DELETE CASCADE)
+  return run(delete_job, "cannot delete job");
 }
 
 bool store::statements::write_state(const std::string& job_id,

@@ -37,7 +37,11 @@ struct put_node_state {
   std::string job_id;
   model::node_job_state state;
 };
-using write_op = std::variant<put_node, put_health, put_job, put_job_status, put_node_state>;
+struct drop_job {
+  std::string job_id;  ///< the job and its node states go
+};
+using write_op =
+  std::variant<put_node, put_health, put_job, put_job_status, put_node_state, drop_job>;
 
 class store {
 public:

@@ -29,6 +29,7 @@ model::millis fake_now() { return fake_now_value; }
 struct wire_log {
   std::vector<std::pair<std::string, node_actor>> routes;
   std::vector<std::tuple<job_actor, std::string, uint16_t, model::update_notification>> notes;
+  std::vector<std::string> changed;
 };
 
 transport_actor::behavior_type mock_transport(transport_actor::pointer,
@@ -39,6 +40,9 @@ transport_actor::behavior_type mock_transport(transport_actor::pointer,
           model::update_notification& n) { log->notes.emplace_back(job, ip, port, n); },
     [](atom::reply, uint64_t, coap_reply&) {},
     [](atom::artifact, std::string&) {},
+    [](atom::route, std::string&, job_actor&) {},
+    [](atom::forget, std::string&) {},
+    [log](atom::changed, std::string& path) { log->changed.push_back(path); },
   };
 }
 

@@ -483,7 +483,7 @@ TEST_CASE("decode_updates_request: the seed's install and status, and cancel") {
 
 TEST_CASE("decode_updates_request: unknown or ill-typed action") {
   check_problem(decode_updates_request(R"({"action":"explode","job_id":"j"})").err,
-                "unknown action: explode (expected create, install, status, report, cancel)",
+                "unknown action: explode (expected create, install, status, report, cancel, delete)",
                 "action");
   check_problem(decode_updates_request(R"({"action":1})").err, "field action must be a string",
                 "action");
