@@ -162,11 +162,20 @@ void node(writer& w, const node_record& n) {
   if (n.has_health) {
     auto& h = n.health;
     w.StartObject();
+    string_or_null(w, "timestamp", h.timestamp);
     member(w, "overall_healthy", h.overall_healthy);
     member(w, "cpu_percent", h.cpu_percent);
     member(w, "memory_percent", h.memory_percent);
     member(w, "disk_percent", h.disk_percent);
     member(w, "temperature", h.temperature);
+    member(w, "uptime_seconds", h.uptime_seconds);
+    key(w, "services_status");
+    w.StartObject();
+    for (auto& [name, up] : h.services_status) {
+      put(w, name);
+      put(w, up);
+    }
+    w.EndObject();
     member(w, "error_messages", h.error_messages);
     member(w, "reported_at", at{n.health_at});
     w.EndObject();
@@ -342,11 +351,11 @@ std::string encode_job_triggered(const job_record& j) {
     member(w, "message", "Update job " + j.job_id + " triggered successfully");
     member(w, "job_id", j.job_id);
     member(w, "status", to_string(j.status));
-    key(w, "target_nodes");
-    w.StartArray();
-    for (auto& n : j.nodes)
-      put(w, n.node_id);
-    w.EndArray();
+    // Counts, not the node list: this answer travels as a separate response,
+    // which must fit one datagram for coap-client 4.3.1 to read it.
+    auto c = count_states(j.nodes);
+    member(w, "targets", c.total);
+    member(w, "skipped", c.of(node_update_state::skipped));
     w.EndObject();
   });
 }

@@ -85,7 +85,7 @@ std::string describe_nack(coap_nack_reason_t reason) {
     case COAP_NACK_TOO_MANY_RETRIES: return "no acknowledgement after all retransmissions";
     case COAP_NACK_NOT_DELIVERABLE: return "the request could not be sent";
     case COAP_NACK_RST: return "the server reset the exchange";
-    case COAP_NACK_ICMP_ISSUE: return "port unreachable (nothing listens there)";
+    case COAP_NACK_ICMP_ISSUE: return "unreachable (ICMP error: nothing listens on that port, or no route)";
     default: return "the exchange failed";
   }
 }
@@ -317,9 +317,11 @@ struct blocking_client::impl {
     return true;
   }
 
-  /// Runs libcoap until an answer is queued, a NACK came or `deadline`.
-  bool wait(coap_context_t* c, clock::time_point deadline) {
-    while (answers.empty() && failure.empty()) {
+  /// Runs libcoap until an answer is queued, a NACK came, `deadline` or an
+  /// interruption.
+  bool wait(coap_context_t* c, clock::time_point deadline,
+            const volatile std::sig_atomic_t* interrupted = nullptr) {
+    while (answers.empty() && failure.empty() && !(interrupted && *interrupted)) {
       auto now = clock::now();
       if (now >= deadline)
         return false;
@@ -331,13 +333,11 @@ struct blocking_client::impl {
   }
 
   std::string no_answer() const {
-    auto secs = std::chrono::duration<double>(timeout).count();
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%g", secs);
-    std::string msg = "no answer from " + server.text + " within " + buf + " s";
     if (!failure.empty())
-      msg += " (" + failure + ")";
-    return msg;
+      return "no answer from " + server.text + ": " + failure;
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%g", std::chrono::duration<double>(timeout).count());
+    return "no answer from " + server.text + " within " + buf + " s";
   }
 
   response take() {
@@ -400,7 +400,8 @@ outcome blocking_client::request(method m, const std::string& path, const std::s
 }
 
 observe_outcome blocking_client::observe(const std::string& path, const std::string& query,
-                                         const notification_handler& on_notification) {
+                                         const notification_handler& on_notification,
+                                         const volatile std::sig_atomic_t* interrupted) {
   auto& d = *impl_;
   observe_outcome out;
   auto* s = d.session_for(false, out.failure);
@@ -418,7 +419,11 @@ observe_outcome blocking_client::observe(const std::string& path, const std::str
   auto refresh_at = clock::time_point::max();
   for (;;) {
     auto deadline = std::min(answer_by, refresh_at);
-    if (!d.wait(d.ctx, deadline)) {
+    if (!d.wait(d.ctx, deadline, interrupted)) {
+      if (interrupted && *interrupted) {
+        out.how = observe_outcome::interrupted;
+        break;
+      }
       if (!d.failure.empty() || clock::now() >= answer_by) {
         out.how = observe_outcome::no_answer;
         out.failure = d.no_answer();
@@ -447,10 +452,11 @@ observe_outcome blocking_client::observe(const std::string& path, const std::str
                                : std::chrono::milliseconds(1000));
     bool keep = on_notification(r);
     out.last = std::move(r);
-    if (!keep)
+    if (!keep) {
+      out.how = observe_outcome::stopped;
       break;
+    }
   }
-  out.how = observe_outcome::stopped;
   if (registered) {
     // Deregister (GET with Observe=1, same token) and give the answer a moment.
     coap_binary_t tok{d.token.size(), d.token.data()};

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -56,6 +57,7 @@ struct observe_outcome {
     stopped,     ///< the callback returned false; the observation was cancelled
     ended,       ///< the server answered an error (last holds it)
     no_answer,   ///< no (re-)registration answer within the timeout
+    interrupted, ///< *interrupted became non-zero (a signal); cancelled as well
   } how = no_answer;
   std::optional<response> last;
   std::string failure;
@@ -88,8 +90,10 @@ public:
   /// no notification comes within Max-Age (or the answer had no Observe
   /// option: the path is not observable, re-read every second) the client
   /// registers again; if that gets no answer within the timeout it gives up.
+  /// A signal handler may set `*interrupted` to stop early.
   observe_outcome observe(const std::string& path, const std::string& query,
-                          const notification_handler& on_notification);
+                          const notification_handler& on_notification,
+                          const volatile std::sig_atomic_t* interrupted = nullptr);
 
   /// PUT `body` to `path` in Block1 blocks of `block_size` (16..1024; the
   /// server may ask for smaller ones), calling `progress` after each

@@ -282,7 +282,11 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
                       std::move(from))
           .then(
             [=](model::job_record& j) {
-              answer(self, id, json_reply(204, model::encode_job_status(j)));
+              // Small on purpose: a separate response must fit one datagram.
+              answer(self, id, json_reply(204, model::encode_message(
+                                                 "Update job " + j.job_id + " cancelled",
+                                                 {{"job_id", j.job_id},
+                                                  {"status", model::to_string(j.status)}})));
             },
             fail(id));
       },

@@ -85,6 +85,13 @@ void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_
              const coap_string_t* query, coap_pdu_t* response, const coap_reply& reply) {
   coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(reply.code)));
   int max_age = reply.max_age == UINT32_MAX ? -1 : static_cast<int>(reply.max_age);
+  if (reply.content_format == 0) {
+    // libcoap leaves out Content-Format 0 (text/plain) as the default;
+    // the contract says text answers carry it.
+    uint8_t buf[4];
+    coap_add_option(response, COAP_OPTION_CONTENT_FORMAT, coap_encode_var_safe(buf, sizeof buf, 0),
+                    buf);
+  }
   if (reply.shared_body) {
     auto* keep = new std::shared_ptr<const shared_bytes>(reply.shared_body);
     coap_add_data_large_response(resource, session, request, response, query,
@@ -471,8 +478,8 @@ stop_reason runtime::run() {
         drain_mailbox();
       } else if (events[i].data.fd == signal_fd_) {
         signalfd_siginfo info;
-        while (::read(signal_fd_, &info, sizeof info) > 0) {
-        }
+        while (::read(signal_fd_, &info, sizeof info) > 0)
+          CF_INFO("transport", "signal ", info.ssi_signo, " from pid ", info.ssi_pid);
         request_stop(stop_reason::signal);
       }
     }

@@ -13,7 +13,7 @@ Python 3 standard library only. Everything here talks to loopback addresses
 - ServerTestCase: a unittest base class that starts one server per class and
   prints the server's log tail when a test fails.
 """
-import errno
+import ctypes
 import json
 import os
 import random
@@ -26,7 +26,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -72,6 +71,15 @@ def deadline_poll(fn, timeout, interval=0.1, what="condition"):
             raise AssertionError("timed out after %.1f s waiting for %s (last: %r)"
                                  % (timeout, what, last))
         time.sleep(interval)
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGTERM when the test process dies (so a
+    killed test run leaves no servers or agents behind)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 # -- ports and addresses ----------------------------------------------------------------
@@ -565,7 +573,7 @@ class Server:
         log.flush()
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.workdir,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         if wait:
             self.wait_ready(timeout)
@@ -653,7 +661,8 @@ class FakeAgent:
         if code:
             args += ["--code", code]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True)
+                                     stdin=subprocess.DEVNULL, text=True,
+                                     preexec_fn=_die_with_parent)
         line = self.proc.stdout.readline().split()
         if not line or line[0] != "ready":
             err = self.proc.stderr.read() if self.proc.poll() is not None else ""
@@ -697,6 +706,8 @@ class ServerTestCase(unittest.TestCase):
         cls.servers = []
         cls.agents = []
         cls.failed = False
+        # A class cleanup runs even when setUpClass fails half-way.
+        cls.addClassCleanup(cls._cleanup)
         if cls.start_server:
             cls.server = cls.new_server(list(cls.server_args))
 
@@ -719,7 +730,7 @@ class ServerTestCase(unittest.TestCase):
         return a
 
     @classmethod
-    def tearDownClass(cls):
+    def _cleanup(cls):
         for a in cls.agents:
             a.stop()
         for s in cls.servers:
@@ -743,10 +754,6 @@ class ServerTestCase(unittest.TestCase):
         return outcome
 
     # Assertions shared by the tests.
-    def assertCode(self, result, code, msg=None):
-        got = result.code if not isinstance(result, Response) else result.code
-        self.assertEqual(got, code, msg or "answer: %r" % (result,))
-
     def assertErrorJson(self, result, code, names=None):
         """`result` has `code` and a JSON body with "error" (naming `names`)."""
         self.assertEqual(result.code, code, "answer: %r%s" % (result, _trace(result)))

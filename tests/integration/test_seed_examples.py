@@ -17,7 +17,6 @@ import re
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -305,12 +304,8 @@ class SeedExamplesTest(h.ServerTestCase):
         self.assertIs(health["overall_healthy"], True)
         self.assertEqual(health["error_messages"], ["Service docker is not running"])
 
-    # The latest health in GET /nodes leaves out services_status (and the
-    # report's timestamp and uptime_seconds) although PUT /health accepted
-    # and stored them (model/json_encode.cpp node() writes only overall_healthy,
-    # the percents, temperature, error_messages, reported_at): the seed's
-    # per-service view of a node cannot be read back.
-    @unittest.expectedFailure
+    # The latest health in GET /nodes carries everything PUT /health stored,
+    # the seed's per-service view included.
     def test_02b_nodes_show_services_status(self):
         n = self.nodes()["node-123"]
         self.assertEqual(n["health"].get("services_status"),
@@ -466,6 +461,13 @@ class SeedExamplesTest(h.ServerTestCase):
         # that "healthy" (a node without a report counts as healthy for the
         # fleet status, though not in healthy_nodes).
         self.assertEqual(body["status"], "healthy")
+        # The server's own state: its uptime agrees with GET /system's.
+        uptime = body["server"].get("uptime_seconds")
+        if uptime is not None:
+            system = self.server.coap("get", "system").json()["uptime"]
+            self.assertGreater(uptime, 0)
+            self.assertLess(abs(system - uptime), 2.0, (uptime, system))
+        self.assertEqual(body["server"].get("database"), "connected")
 
     def test_13_piped_examples_as_written_get_400_naming_f(self):
         """The seed pipes bodies without -f -: coap-client sends no body; the
@@ -528,7 +530,8 @@ class SeedExamplesTest(h.ServerTestCase):
         for link in r.body.split(","):
             m = re.match(r"^<([^>]+)>(.*)$", link.strip())
             self.assertIsNotNone(m, link)
-            links[m.group(1)] = dict(a.split("=", 1) for a in m.group(2).split(";") if "=" in a)
+            links[m.group(1)] = dict(a.split("=", 1) if "=" in a else (a, True)
+                                     for a in m.group(2).split(";") if a)
         for path in ("/health", "/nodes", "/updates", "/system", "/test"):
             self.assertIn(path, links)
             self.assertIn("rt", links[path], path)
@@ -536,6 +539,9 @@ class SeedExamplesTest(h.ServerTestCase):
         for path in ("/health", "/nodes", "/updates", "/system"):
             self.assertEqual(links[path]["ct"], "50", path)
         self.assertEqual(links["/test"]["ct"], "0")
+        # GET /health is observable (DESIGN §4), so are /nodes and /updates (§7).
+        for path in ("/health", "/nodes", "/updates"):
+            self.assertIs(links[path].get("obs"), True, path)
 
     def test_17_content_formats(self):
         r = self.server.coap("get", "health")
@@ -545,11 +551,8 @@ class SeedExamplesTest(h.ServerTestCase):
         r = self.server.coap("get", "nope")
         self.assertEqual((r.code, r.content_format), ("4.04", 50))
 
-    # DESIGN §4: "the plain-text answers carry 0 (text/plain)". The server
-    # sends GET /test and PUT /health answers with no Content-Format option at
-    # all (libcoap's coap_add_data_large_response leaves the option out for
-    # media type 0), so a client cannot tell text from unknown.
-    @unittest.expectedFailure
+    # DESIGN §4: "the plain-text answers carry 0 (text/plain)" (libcoap leaves
+    # the option out for media type 0; the server adds it).
     def test_18_text_answers_carry_content_format_0(self):
         r = self.server.raw("get", "test")
         self.assertEqual(r.code, "2.05")
