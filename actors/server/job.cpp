@@ -70,10 +70,16 @@ void persist_quietly(self_ptr self, write_batch batch) {
           });
 }
 
+/// How long after the trigger the server waits for a node's final report.
+/// A job's own timeout_seconds bounds each install on the agent, which then
+/// reports failed itself; the server allows for the download and the report
+/// on top of it (twice the time plus 10 s) so the agent's reason wins.
+/// Jobs without one get --job-timeout.
 model::millis timeout_ms(const job_state& st) {
-  auto secs = st.record.spec.timeout_seconds > 0 ? st.record.spec.timeout_seconds
-                                                 : st.cfg.default_timeout.count();
-  return static_cast<model::millis>(secs) * 1000;
+  auto t = st.record.spec.timeout_seconds;
+  if (t > 0)
+    return (2 * static_cast<model::millis>(t) + 10) * 1000;
+  return static_cast<model::millis>(st.cfg.default_timeout.count()) * 1000;
 }
 
 void arm_deadline(self_ptr self, model::millis triggered_at) {

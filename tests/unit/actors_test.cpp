@@ -311,7 +311,7 @@ TEST_CASE_FIXTURE(fixture, "unreachable agents fail, deadlines time out, restart
   REQUIRE(wire->notes.size() == 1);
   CHECK(std::get<3>(wire->notes[0]).node_id == "node-c");
   // The deadline: node-b and node-c never finish.
-  sched->advance_time(31s);
+  sched->advance_time(71s);  // 2 x timeout_seconds + 10 s
   sched->run();
   st = ask<model::job_record>(jobs, atom::status::value, job.job_id);
   CHECK(st.nodes[1].state == model::node_update_state::timed_out);
