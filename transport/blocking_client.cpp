@@ -447,8 +447,10 @@ observe_outcome blocking_client::observe(const std::string& path, const std::str
       return out;
     }
     registered = r.observing;
+    // RFC 7641 3.3.1: a notification is fresh for Max-Age; a little leeway
+    // for the next one to travel, then ask again.
     refresh_at = clock::now()
-                 + (registered ? std::chrono::seconds(r.max_age) + d.timeout
+                 + (registered ? std::chrono::milliseconds(r.max_age * 1000 + 2000)
                                : std::chrono::milliseconds(1000));
     bool keep = on_notification(r);
     out.last = std::move(r);
@@ -500,12 +502,22 @@ outcome blocking_client::upload(const std::string& path, const std::string& body
     if (!d.send(s, COAP_REQUEST_CODE_PUT, path, "", &chunk, -1, -1, block1, size1,
                 out.failure))
       return out;
-    if (!d.wait(d.raw_ctx, clock::now() + d.timeout)) {
+    // Every block carries the same token: a late duplicate 2.31 of an
+    // earlier block (its number) is not the answer to this one.
+    std::optional<response> answer;
+    auto deadline = clock::now() + d.timeout;
+    while (!answer && d.wait(d.raw_ctx, deadline)) {
+      auto r = d.take();
+      if (r.code == code_continue && r.block1 && (*r.block1 >> 4) != num)
+        continue;
+      answer = std::move(r);
+    }
+    if (!answer) {
       out.failure = d.no_answer();
       d.token.clear();
       return out;
     }
-    auto r = d.take();
+    auto& r = *answer;
     if (r.code == code_continue && more) {
       offset += chunk.size();
       // The server may ask for smaller blocks (RFC 7959 2.3), never larger.

@@ -87,7 +87,7 @@ public:
   /// GET `path` with Observe=0 and hands every 2.xx notification to
   /// `on_notification` until it returns false (then the observation is
   /// cancelled with a GET Observe=1) or the server ends it with an error. When
-  /// no notification comes within Max-Age (or the answer had no Observe
+  /// no notification comes within Max-Age + 2 s (or the answer had no Observe
   /// option: the path is not observable, re-read every second) the client
   /// registers again; if that gets no answer within the timeout it gives up.
   /// A signal handler may set `*interrupted` to stop early.

@@ -32,3 +32,32 @@ foreach(entry IN LISTS COAPFLEET_INTEGRATION_TESTS)
     set_tests_properties(integration_${name} PROPERTIES RESOURCE_LOCK loopback_5683)
   endif()
 endforeach()
+
+# Agent integration tests: real coapfleet-agent processes on 127.1.0.N:5683
+# (test_agent_*.py, helpers in agent_harness.py). They take the lock
+# "agents_5683" so that they never run beside each other, and "loopback_5683"
+# because they use the same loopback addresses and port as the fake agents above.
+if(TARGET coapfleet-agent)
+  set(COAPFLEET_AGENT_INTEGRATION_TESTS
+    agent_workflow
+    agent_jobs
+    agent_restart)
+  foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
+    add_test(NAME integration_${name}
+      COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
+    set_tests_properties(integration_${name} PROPERTIES
+      ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
+      TIMEOUT 600
+      LABELS "integration;agent"
+      RESOURCE_LOCK "agents_5683;loopback_5683")
+  endforeach()
+endif()
+
+# The operator CLI (coapfleet) against a real server; its fake agent uses a
+# free port on a random 127.1.x.y address, so it needs no lock.
+add_test(NAME integration_cli
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cli.py)
+set_tests_properties(integration_cli PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 600
+  LABELS integration)

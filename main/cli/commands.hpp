@@ -1,0 +1,21 @@
+// The subcommands of `coapfleet`, one group per file. Each add_* registers
+// its subcommands on `app`; the chosen one stores its work in ctx.action,
+// which main() runs after parsing (so global options given anywhere apply).
+#pragma once
+
+#include "main/cli/context.hpp"
+
+#include <CLI/CLI.hpp>
+
+namespace coapfleet::cli {
+
+/// nodes, node, health (fleet_commands.cpp)
+void add_fleet_commands(CLI::App& app, context& ctx);
+/// update create|install|status|cancel|list|watch|run (update_commands.cpp)
+void add_update_commands(CLI::App& app, context& ctx);
+/// artifact upload|list (artifact_commands.cpp)
+void add_artifact_commands(CLI::App& app, context& ctx);
+/// system status|restart|shutdown, test, discover (system_commands.cpp)
+void add_system_commands(CLI::App& app, context& ctx);
+
+}  // namespace coapfleet::cli

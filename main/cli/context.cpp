@@ -1,0 +1,123 @@
+#include "main/cli/context.hpp"
+
+#include "main/cli/json_util.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+namespace coapfleet::cli {
+
+const char* const exit_code_help =
+  "Exit codes:\n"
+  "  0  success\n"
+  "  1  the job ended failed, partially_failed or cancelled (update watch / run)\n"
+  "  2  usage error (unknown command or option, missing or invalid argument)\n"
+  "  3  the server answered a CoAP error (4.xx / 5.xx; code and message on stderr),\n"
+  "     or an upload whose stored SHA-256 differs from the local file's\n"
+  "  4  no answer from the server within --timeout (or the port is unreachable)\n"
+  "  130  interrupted (Ctrl-C) while watching; the job goes on on the server\n"
+  "Global options go before or after the subcommand: --server, --json, --timeout.\n"
+  "Environment: COAPFLEET_SERVER (default --server), NO_COLOR (no colours or bars).";
+
+client::blocking_client* context::client() {
+  if (client_)
+    return client_.get();
+  std::string error;
+  auto uri = client::parse_server_uri(options.server, error);
+  if (!uri) {
+    std::cerr << "coapfleet: " << error << "\n";
+    return nullptr;
+  }
+  auto ms = static_cast<long long>(std::llround(options.timeout * 1000.0));
+  client_ = std::make_unique<client::blocking_client>(*uri, std::chrono::milliseconds(ms));
+  return client_.get();
+}
+
+json_answer context::call_raw(client::method m, const std::string& path,
+                              const std::string& query, const std::string& body) {
+  json_answer out;
+  auto* c = client();
+  if (!c) {
+    out.exit = exit_usage;
+    return out;
+  }
+  auto result = c->request(m, path, query, body, body.empty() ? -1 : 50);
+  if (!result.answered()) {
+    out.exit = report_no_answer(result.failure);
+    return out;
+  }
+  out.raw = std::move(*result.answer);
+  if (!out.raw.success())
+    out.exit = report_error(out.raw);
+  return out;
+}
+
+json_answer context::call(client::method m, const std::string& path, const std::string& query,
+                          const std::string& body) {
+  auto out = call_raw(m, path, query, body);
+  if (!out.ok())
+    return out;
+  out.doc.Parse(out.raw.body.c_str(), out.raw.body.size());
+  if (out.doc.HasParseError() || !out.doc.IsObject()) {
+    std::cerr << "coapfleet: the server's answer to /" << path << " is not a JSON object: "
+              << out.raw.body.substr(0, 200) << "\n";
+    out.exit = exit_coap_error;
+  }
+  return out;
+}
+
+int context::report_error(const client::response& r) const {
+  std::string message;
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str(), r.body.size());
+  if (!doc.HasParseError() && doc.IsObject()) {
+    message = str(doc, "error");
+    auto field = str(doc, "field");
+    if (!field.empty())
+      message += " (field: " + field + ")";
+  } else {
+    message = r.body;
+  }
+  auto name = code_name(r.code);
+  std::cerr << "coapfleet: " << r.code_text() << (name.empty() ? "" : " " + name)
+            << (message.empty() ? "" : ": " + message) << "\n";
+  return exit_coap_error;
+}
+
+int context::report_no_answer(const std::string& failure) const {
+  std::cerr << "coapfleet: " << failure << "\n";
+  return exit_no_answer;
+}
+
+void print_raw(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  if (text.empty() || text.back() != '\n')
+    std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+std::string code_name(uint8_t code) {
+  switch (code) {
+    case 0x80: return "Bad Request";
+    case 0x81: return "Unauthorized";
+    case 0x82: return "Bad Option";
+    case 0x83: return "Forbidden";
+    case 0x84: return "Not Found";
+    case 0x85: return "Method Not Allowed";
+    case 0x86: return "Not Acceptable";
+    case 0x88: return "Request Entity Incomplete";
+    case 0x8C: return "Precondition Failed";
+    case 0x8D: return "Request Entity Too Large";
+    case 0x8F: return "Unsupported Content-Format";
+    case 0xA0: return "Internal Server Error";
+    case 0xA1: return "Not Implemented";
+    case 0xA2: return "Bad Gateway";
+    case 0xA3: return "Service Unavailable";
+    case 0xA4: return "Gateway Timeout";
+    default: return "";
+  }
+}
+
+}  // namespace coapfleet::cli

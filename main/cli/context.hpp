@@ -1,0 +1,79 @@
+// What every `coapfleet` command shares: the global options, the exit codes,
+// the connection to the server, and calls that turn CoAP answers into exit
+// codes and messages on standard error.
+#pragma once
+
+#include "transport/blocking_client.hpp"
+
+#include <rapidjson/document.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace coapfleet::cli {
+
+/// The process's exit codes (also in every --help footer).
+enum exit_code : int {
+  exit_ok = 0,          ///< success
+  exit_job_failed = 1,  ///< a watched job ended failed / partially_failed / cancelled
+  exit_usage = 2,       ///< bad arguments or options
+  exit_coap_error = 3,  ///< the server answered 4.xx / 5.xx
+  exit_no_answer = 4,   ///< no answer within --timeout (or unreachable)
+};
+
+/// The footer of every --help page.
+extern const char* const exit_code_help;
+
+struct global_options {
+  std::string server;     ///< coap://HOST:PORT
+  bool json = false;      ///< print the server's JSON instead of tables
+  double timeout = 10.0;  ///< seconds to wait for one answer
+};
+
+/// A parsed JSON answer, or the exit code of what went wrong (already
+/// reported on standard error).
+struct json_answer {
+  int exit = exit_ok;
+  client::response raw;
+  rapidjson::Document doc;
+  bool ok() const { return exit == exit_ok; }
+};
+
+class context {
+public:
+  global_options options;
+  /// The command chosen on the command line; runs after parsing.
+  std::function<int()> action;
+
+  /// The client (created on first use from the options). Null after a usage
+  /// error in --server, which it reports.
+  client::blocking_client* client();
+
+  /// A request whose 2.xx answer must be JSON. CoAP errors and silence are
+  /// reported on standard error and come back as their exit code.
+  json_answer call(client::method m, const std::string& path, const std::string& query = "",
+                   const std::string& body = "");
+
+  /// The same, for any answer body (text, link-format).
+  json_answer call_raw(client::method m, const std::string& path,
+                       const std::string& query = "", const std::string& body = "");
+
+  /// Reports an error answer (code, the JSON "error" text) on standard error.
+  int report_error(const client::response& r) const;
+  /// Reports a missing answer on standard error.
+  int report_no_answer(const std::string& failure) const;
+
+private:
+  std::unique_ptr<client::blocking_client> client_;
+};
+
+/// Prints `text` followed by a newline on standard output (the --json path:
+/// the server's JSON exactly as it came).
+void print_raw(const std::string& text);
+
+/// "Not Found" for 4.04 and so on; "" for unknown codes.
+std::string code_name(uint8_t code);
+
+}  // namespace coapfleet::cli

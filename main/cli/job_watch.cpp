@@ -1,0 +1,221 @@
+#include "main/cli/job_watch.hpp"
+
+#include "main/cli/json_util.hpp"
+#include "main/cli/output.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <set>
+
+namespace coapfleet::cli {
+
+namespace {
+
+volatile std::sig_atomic_t interrupted = 0;
+
+extern "C" void on_interrupt(int) {
+  interrupted = 1;
+}
+
+/// The per-state counts in the order a job moves through them.
+const char* const count_names[] = {"total",      "pending",   "notified",  "downloading",
+                                   "downloaded", "installing", "succeeded", "failed",
+                                   "timed_out",  "cancelled",  "skipped"};
+
+bool final_status(const std::string& s) {
+  return s == "completed" || s == "failed" || s == "partially_failed" || s == "cancelled";
+}
+
+bool node_failed(const std::string& s) {
+  return s == "failed" || s == "timed_out";
+}
+
+/// Draws notifications; remembers what it already said.
+class watch_view {
+public:
+  watch_view(const terminal& term, bool json, std::string job)
+    : term_(term), json_(json), job_(std::move(job)) {}
+
+  /// Shows one notification; returns the job status.
+  std::string show(const std::string& raw) {
+    if (raw == last_raw_)
+      return last_status_;  // a re-read (poll) that changed nothing
+    last_raw_ = raw;
+    rapidjson::Document d;
+    d.Parse(raw.c_str(), raw.size());
+    if (d.HasParseError() || !d.IsObject())
+      return last_status_;
+    last_status_ = str(d, "status");
+    if (json_) {
+      print_raw(raw);
+      return last_status_;
+    }
+    report_failures(d);
+    if (term_.colours)
+      draw_bar(d);
+    else
+      plain_line(d);
+    return last_status_;
+  }
+
+  /// Ends the live line and prints the outcome.
+  void finish(const std::string& status, const rapidjson::Document* last) {
+    clear_bar();
+    if (json_ || status.empty())
+      return;
+    std::string counts = last ? nonzero_counts(*last) : "";
+    std::printf("%s\n", term_.paint(colour_of(status), "job " + job_ + " " + status
+                                                         + (counts.empty() ? "" : ": " + counts))
+                          .c_str());
+    std::fflush(stdout);
+  }
+
+  /// Erases the live bar (before an error message or the final line).
+  void clear_bar() {
+    if (bar_shown_) {
+      std::fputs("\r\033[K", stdout);
+      std::fflush(stdout);
+      bar_shown_ = false;
+    }
+  }
+
+  const std::string& last_raw() const { return last_raw_; }
+
+private:
+  std::string nonzero_counts(const rapidjson::Value& d) const {
+    auto* counts = member(d, "counts");
+    if (!counts)
+      return "";
+    std::string out;
+    for (size_t i = 1; i < std::size(count_names); ++i)
+      if (auto n = integer(*counts, count_names[i]); n > 0)
+        out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + count_names[i];
+    auto total = integer(*counts, "total");
+    return std::to_string(total) + (total == 1 ? " node" : " nodes")
+           + (out.empty() ? "" : ": " + out);
+  }
+
+  void report_failures(const rapidjson::Document& d) {
+    auto* nodes = member(d, "nodes");
+    if (!nodes || !nodes->IsArray())
+      return;
+    for (auto& n : nodes->GetArray()) {
+      auto id = str(n, "node_id");
+      auto state = str(n, "status");
+      if (!node_failed(state) || !failures_.insert(id).second)
+        continue;
+      clear_bar();
+      auto error = str(n, "error_message");
+      auto result = integer(n, "result");
+      std::printf("%s\n", term_.paint(colour::red, "node " + id + " " + state
+                                                     + (error.empty() ? "" : ": " + error)
+                                                     + (result > 0 ? " [result "
+                                                                       + result_text(result) + "]"
+                                                                   : ""))
+                            .c_str());
+    }
+    std::fflush(stdout);
+  }
+
+  void draw_bar(const rapidjson::Document& d) {
+    double progress = num(d, "progress").value_or(0);
+    char pct[16];
+    std::snprintf(pct, sizeof(pct), "%3.0f%%", progress);
+    std::string status = str(d, "status");
+    std::string text = bar(progress / 100.0, 30) + " " + pct + " " + status + "  "
+                       + nonzero_counts(d);
+    auto width = static_cast<size_t>(term_.width() - 1);
+    if (display_width(text) > width)
+      text = text.substr(0, width);  // a wrapped line could not be redrawn with \r
+    std::printf("\r\033[K%s", text.c_str());
+    std::fflush(stdout);
+    bar_shown_ = true;
+  }
+
+  void plain_line(const rapidjson::Document& d) {
+    std::string text = "job " + job_ + " " + str(d, "status");
+    char pct[16];
+    std::snprintf(pct, sizeof(pct), " %.0f%%", num(d, "progress").value_or(0));
+    text += pct;
+    if (auto* counts = member(d, "counts"))
+      for (auto* name : count_names)
+        text += std::string(" ") + name + "=" + std::to_string(integer(*counts, name));
+    std::printf("%s\n", text.c_str());
+    std::fflush(stdout);
+  }
+
+  const terminal& term_;
+  bool json_;
+  std::string job_;
+  std::string last_raw_;
+  std::string last_status_;
+  std::set<std::string> failures_;
+  bool bar_shown_ = false;
+};
+
+}  // namespace
+
+std::string result_text(long long code) {
+  static const char* const names[] = {"initial",
+                                      "success",
+                                      "not enough storage",
+                                      "out of memory",
+                                      "connection lost during download",
+                                      "integrity check failed",
+                                      "unsupported package type",
+                                      "invalid URI",
+                                      "update failed",
+                                      "unsupported protocol",
+                                      "cancelled"};
+  if (code >= 0 && code < static_cast<long long>(std::size(names)))
+    return std::to_string(code) + " (" + names[code] + ")";
+  return std::to_string(code);
+}
+
+int watch_job(context& ctx, const std::string& job) {
+  auto* client = ctx.client();
+  if (!client)
+    return exit_usage;
+  auto term = terminal::detect();
+  watch_view view(term, ctx.options.json, job);
+  std::string status;
+
+  interrupted = 0;
+  struct sigaction action {}, old_int {}, old_term {};
+  action.sa_handler = on_interrupt;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, &old_int);
+  ::sigaction(SIGTERM, &action, &old_term);
+  auto result = client->observe(
+    "updates/" + job + "/status", "",
+    [&](const client::response& r) {
+      status = view.show(r.body);
+      return !final_status(status);
+    },
+    &interrupted);
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+
+  switch (result.how) {
+    case client::observe_outcome::stopped: {
+      rapidjson::Document last;
+      last.Parse(view.last_raw().c_str(), view.last_raw().size());
+      view.finish(status, last.IsObject() ? &last : nullptr);
+      return status == "completed" ? exit_ok : exit_job_failed;
+    }
+    case client::observe_outcome::ended:
+      view.clear_bar();
+      return ctx.report_error(*result.last);
+    case client::observe_outcome::interrupted:
+      view.clear_bar();
+      std::fprintf(stderr, "coapfleet: interrupted; job %s continues on the server\n",
+                   job.c_str());
+      return 130;
+    case client::observe_outcome::no_answer:
+      break;
+  }
+  view.clear_bar();
+  return ctx.report_no_answer(result.failure);
+}
+
+}  // namespace coapfleet::cli

@@ -1,0 +1,262 @@
+// update create|install|status|cancel|list|watch|run: software-update jobs.
+#include "main/cli/commands.hpp"
+#include "main/cli/job_watch.hpp"
+#include "main/cli/json_util.hpp"
+#include "main/cli/output.hpp"
+
+#include <cstdio>
+#include <memory>
+
+namespace coapfleet::cli {
+
+namespace {
+
+/// What `update create` and `update run` send as the job.
+struct job_spec {
+  std::string name, version, type;
+  std::vector<std::string> packages;
+  std::string artifact, target, mode, script;
+  std::string nodes = "all";
+  long long timeout_seconds = 0;
+
+  std::string body() const {
+    json_body b;
+    b.add("name", name).add("version", version).add("package_type", type);
+    std::vector<std::string> targets;
+    if (nodes == "all") {
+      targets.push_back("all");
+    } else {
+      for (size_t start = 0; start <= nodes.size();) {
+        auto end = nodes.find(',', start);
+        if (end == std::string::npos)
+          end = nodes.size();
+        if (end > start)
+          targets.push_back(nodes.substr(start, end - start));
+        start = end + 1;
+      }
+    }
+    b.add("target_nodes", targets);
+    if (!packages.empty())
+      b.add("packages", packages);
+    if (!artifact.empty())
+      b.add("artifact", artifact);
+    if (!target.empty())
+      b.add("target_path", target);
+    if (!mode.empty())
+      b.add("mode", mode);
+    if (!script.empty())
+      b.add("script", script);
+    if (timeout_seconds > 0)
+      b.add("timeout_seconds", timeout_seconds);
+    return b.text();
+  }
+};
+
+void add_spec_options(CLI::App* sub, job_spec& s) {
+  sub->add_option("--name", s.name, "Name of the update")->required();
+  sub->add_option("--version", s.version, "Version of the update")->required();
+  sub->add_option("--type", s.type, "Package type")
+    ->required()
+    ->check(CLI::IsMember({"pip", "apt", "file", "script"}));
+  sub->add_option("--packages", s.packages, "pip/apt packages, comma-separated")
+    ->delimiter(',');
+  auto* artifact = sub->add_option("--artifact", s.artifact,
+                                   "file: the stored artifact to install (see artifact list)");
+  auto* target = sub->add_option("--target", s.target, "file: absolute path on the node");
+  artifact->needs(target);
+  target->needs(artifact);
+  sub->add_option("--mode", s.mode, "file: octal mode of the installed file, e.g. 0644")
+    ->needs(artifact)
+    ->check([](const std::string& m) {
+      return m.find_first_not_of("01234567") == std::string::npos && !m.empty() && m.size() <= 4
+               ? std::string()
+               : std::string("--mode must be octal, e.g. 0644");
+    });
+  sub->add_option("--script", s.script, "script: the shell command to run on each node");
+  sub->add_option("--nodes", s.nodes, "Target nodes: all, or ids separated by commas")
+    ->capture_default_str();
+  sub->add_option("--timeout-seconds", s.timeout_seconds,
+                  "Per-job handler timeout on the nodes (server default if omitted)")
+    ->check(CLI::PositiveNumber);
+}
+
+std::string action_body(const char* action, const std::string& job) {
+  return json_body().add("action", action).add("job_id", job).text();
+}
+
+/// POST /updates {"action":"create"...}; the job id, or nothing after an error.
+std::optional<std::string> create_job(context& ctx, const job_spec& s, int& exit, bool id_only) {
+  auto a = ctx.call(client::method::post, "updates", "", s.body());
+  exit = a.exit;
+  if (!a.ok())
+    return std::nullopt;
+  auto id = str(a.doc, "job_id");
+  if (ctx.options.json)
+    print_raw(a.raw.body);
+  else if (id_only)
+    std::printf("%s\n", id.c_str());
+  else
+    std::printf("job %s created: %s %s (%s)\n", id.c_str(), s.name.c_str(), s.version.c_str(),
+                s.type.c_str());
+  std::fflush(stdout);
+  return id;
+}
+
+int install_job(context& ctx, const std::string& job) {
+  auto a = ctx.call(client::method::post, "updates", "", action_body("install", job));
+  if (!a.ok())
+    return a.exit;
+  if (ctx.options.json) {
+    print_raw(a.raw.body);
+    return exit_ok;
+  }
+  // The answer carries target counts (newer servers) or the target list.
+  auto names = strings(a.doc, "target_nodes");
+  std::string list;
+  for (auto& t : names)
+    list += (list.empty() ? "" : ", ") + t;
+  auto count = member(a.doc, "targets") ? integer(a.doc, "targets")
+                                        : static_cast<long long>(names.size());
+  auto skipped = integer(a.doc, "skipped");
+  std::printf("job %s triggered on %lld node%s%s%s%s\n", job.c_str(), count,
+              count == 1 ? "" : "s", list.empty() ? "" : ": ", list.c_str(),
+              skipped > 0 ? (" (" + std::to_string(skipped) + " skipped: offline)").c_str() : "");
+  std::fflush(stdout);
+  return exit_ok;
+}
+
+int job_status(context& ctx, const std::string& job) {
+  auto a = ctx.call(client::method::post, "updates", "", action_body("status", job));
+  if (!a.ok())
+    return a.exit;
+  if (ctx.options.json) {
+    print_raw(a.raw.body);
+    return exit_ok;
+  }
+  auto term = terminal::detect();
+  table t({"NODE", "STATE", "PROGRESS", "RESULT", "ERROR"});
+  if (auto* nodes = member(a.doc, "nodes"); nodes && nodes->IsArray())
+    for (auto& n : nodes->GetArray()) {
+      auto state = str(n, "status");
+      auto progress = num(n, "progress");
+      auto error = str(n, "error_message");
+      t.add({str(n, "node_id"), state,
+             progress ? std::to_string(static_cast<long long>(*progress)) + "%" : "-",
+             member(n, "result") ? result_text(integer(n, "result")) : "-",
+             error.empty() ? "-" : error},
+            {colour::none, colour_of(state), colour::none, colour::none,
+             error.empty() ? colour::none : colour::red});
+    }
+  if (!t.empty())
+    t.print(term);
+  auto status = str(a.doc, "status");
+  std::string counts;
+  if (auto* c = member(a.doc, "counts"))
+    for (auto* name : {"pending", "notified", "downloading", "downloaded", "installing",
+                       "succeeded", "failed", "timed_out", "cancelled", "skipped"})
+      if (auto n = integer(*c, name); n > 0)
+        counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + name;
+  auto error = str(a.doc, "error_message");
+  std::printf("%s\n",
+              term.paint(colour_of(status),
+                         "job " + job + " " + status + " "
+                           + std::to_string(integer(a.doc, "progress")) + "%"
+                           + (counts.empty() ? "" : " (" + counts + ")")
+                           + (error.empty() ? "" : ": " + error))
+                .c_str());
+  return exit_ok;
+}
+
+int cancel_job(context& ctx, const std::string& job) {
+  auto a = ctx.call_raw(client::method::post, "updates", "", action_body("cancel", job));
+  if (!a.ok())
+    return a.exit;
+  if (ctx.options.json)
+    print_raw(a.raw.body);
+  else
+    std::printf("job %s cancelled\n", job.c_str());
+  return exit_ok;
+}
+
+int list_jobs(context& ctx) {
+  auto a = ctx.call(client::method::get, "updates");
+  if (!a.ok())
+    return a.exit;
+  if (ctx.options.json) {
+    print_raw(a.raw.body);
+    return exit_ok;
+  }
+  auto term = terminal::detect();
+  table t({"JOB", "NAME", "VERSION", "TYPE", "STATUS", "NODES", "PROGRESS", "CREATED"});
+  if (auto* jobs = member(a.doc, "updates"); jobs && jobs->IsArray())
+    for (auto& j : jobs->GetArray()) {
+      auto status = str(j, "status");
+      auto* counts = member(j, "counts");
+      t.add({str(j, "job_id"), str(j, "name"), str(j, "version"), str(j, "package_type"), status,
+             counts ? std::to_string(integer(*counts, "total")) : "-",
+             std::to_string(integer(j, "progress")) + "%", relative_time(str(j, "created_at"))},
+            {colour::none, colour::none, colour::none, colour::none, colour_of(status)});
+    }
+  if (t.empty()) {
+    std::printf("no update jobs\n");
+    return exit_ok;
+  }
+  t.print(term);
+  return exit_ok;
+}
+
+int run_job(context& ctx, const job_spec& s) {
+  int exit = exit_ok;
+  auto id = create_job(ctx, s, exit, false);
+  if (!id)
+    return exit;
+  if (int rc = install_job(ctx, *id); rc != exit_ok)
+    return rc;
+  return watch_job(ctx, *id);
+}
+
+/// A subcommand taking one job id.
+void add_job_command(CLI::App& update, context& ctx, const char* name, const char* help,
+                     int (*fn)(context&, const std::string&)) {
+  auto* sub = update.add_subcommand(name, help);
+  auto job = std::make_shared<std::string>();
+  sub->add_option("job", *job, "The job id (as update create printed it)")->required();
+  sub->callback([&ctx, job, fn] { ctx.action = [&ctx, job, fn] { return fn(ctx, *job); }; });
+}
+
+}  // namespace
+
+void add_update_commands(CLI::App& app, context& ctx) {
+  auto* update = app.add_subcommand("update", "Software-update jobs");
+  update->require_subcommand(1);
+
+  auto create_spec = std::make_shared<job_spec>();
+  auto* create = update->add_subcommand(
+    "create", "Create a job; prints its id alone (JOB=$(coapfleet update create ...))");
+  add_spec_options(create, *create_spec);
+  create->callback([&ctx, create_spec] {
+    ctx.action = [&ctx, create_spec] {
+      int exit = exit_ok;
+      create_job(ctx, *create_spec, exit, true);
+      return exit;
+    };
+  });
+
+  add_job_command(*update, ctx, "install", "Trigger a job: notify its target nodes",
+                  install_job);
+  add_job_command(*update, ctx, "status", "A job's per-node states and its status", job_status);
+  add_job_command(*update, ctx, "cancel", "Cancel a job: unfinished nodes become cancelled",
+                  cancel_job);
+  add_job_command(*update, ctx, "watch",
+                  "Follow a job live until it ends (exit 0 completed, 1 otherwise)", watch_job);
+
+  auto* list = update->add_subcommand("list", "All jobs with their status");
+  list->callback([&ctx] { ctx.action = [&ctx] { return list_jobs(ctx); }; });
+
+  auto run_spec = std::make_shared<job_spec>();
+  auto* run = update->add_subcommand("run", "create + install + watch in one command");
+  add_spec_options(run, *run_spec);
+  run->callback([&ctx, run_spec] { ctx.action = [&ctx, run_spec] { return run_job(ctx, *run_spec); }; });
+}
+
+}  // namespace coapfleet::cli

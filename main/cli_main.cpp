@@ -1,0 +1,59 @@
+// coapfleet: the operator CLI. Assembles the subcommands (main/cli/), parses
+// the command line and runs the chosen command over CoAP.
+//
+//   coapfleet --server coap://10.0.0.1:5683 nodes
+//   JOB=$(coapfleet update create --name tools --version 2 --type pip --packages rich)
+//   coapfleet update install "$JOB" && coapfleet update watch "$JOB"
+#include "main/cli/commands.hpp"
+#include "main/cli/context.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  using namespace coapfleet::cli;
+  context ctx;
+  const char* env = std::getenv("COAPFLEET_SERVER");
+  ctx.options.server = env && *env ? env : "coap://127.0.0.1:5683";
+
+  CLI::App app{"coapfleet " COAPFLEET_VERSION
+               ": the operator's command line for a coapfleet server (CoAP over UDP).\n"
+               "Tables for people, --json for scripts."};
+  app.name("coapfleet");
+  app.footer(exit_code_help);  // inherited by every subcommand's --help
+  app.fallthrough();           // global options may follow the subcommand
+  app.require_subcommand(1);
+  app.add_option("--server", ctx.options.server,
+                 "The server, coap://HOST[:PORT] with an IP address or localhost "
+                 "(default: $COAPFLEET_SERVER, else coap://127.0.0.1:5683)");
+  app.add_flag("--json", ctx.options.json,
+               "Print the server's JSON answer instead of tables (for scripts)");
+  app.add_option("--timeout", ctx.options.timeout, "Seconds to wait for each answer")
+    ->check(CLI::PositiveNumber)
+    ->capture_default_str();
+
+  add_fleet_commands(app, ctx);
+  add_update_commands(app, ctx);
+  add_artifact_commands(app, ctx);
+  add_system_commands(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints the message; CLI11's own codes (105, 106, ...) are not ours
+    return exit_usage;
+  }
+  if (!ctx.client())  // --server does not parse; already reported
+    return exit_usage;
+  if (!ctx.action) {
+    std::cerr << app.help();
+    return exit_usage;
+  }
+  return ctx.action();
+}

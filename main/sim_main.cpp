@@ -1,0 +1,185 @@
+// coapfleet-sim: simulates N coapfleet agents in one process, each on its own
+// loopback address, for scale tests (fleet) and server benchmarks (load).
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "sim/config.hpp"
+#include "sim/engine.hpp"
+#include "sim/report.hpp"
+
+using namespace coapfleet::sim;
+
+namespace {
+
+struct cli_state {
+  config cfg;
+  std::string server = "coap://127.0.0.1:5683";
+  std::string base = "127.2.0.0";
+  std::string target = "coapfleet";
+};
+
+void add_common(CLI::App* sub, cli_state& s) {
+  auto& c = s.cfg;
+  sub->add_option("--server", s.server,
+                  "server to talk to, coap://HOST[:PORT]; HOST must be in 127.0.0.0/8 "
+                  "(or localhost): the simulator only generates traffic on loopback")
+    ->capture_default_str();
+  sub->add_option("-n,--nodes", c.nodes, "number of simulated nodes, each with its own "
+                                          "UDP socket (one open file each)")
+    ->capture_default_str();
+  sub->add_option("--base", s.base,
+                  "base address of the nodes: node i (0-based) listens on "
+                  "BASE + (i/250)*256 + i%250 + 1, e.g. 127.2.0.1 .. 127.2.0.250, 127.2.1.1 ..")
+    ->capture_default_str();
+  sub->add_option("--node-port", c.node_port,
+                  "UDP port of every node (where the server sends POST /updates/available)")
+    ->capture_default_str();
+  sub->add_option("--id-prefix", c.id_prefix, "node ids are PREFIX00001, PREFIX00002, ...")
+    ->capture_default_str();
+  sub->add_option("--services", c.services,
+                  "services each node reports in services_status (comma separated)")
+    ->delimiter(',')
+    ->capture_default_str();
+  sub->add_option("--seed", c.seed, "seed of the random readings, jitter and failures")
+    ->capture_default_str();
+  sub->add_option("--ack-timeout", c.ack_timeout,
+                  "seconds: RFC 7252 ACK_TIMEOUT, first retransmission after "
+                  "ACK_TIMEOUT x random(1..ACK_RANDOM_FACTOR), then doubling")
+    ->capture_default_str();
+  sub->add_option("--ack-random-factor", c.ack_random_factor, "RFC 7252 ACK_RANDOM_FACTOR")
+    ->capture_default_str();
+  sub->add_option("--max-retransmit", c.max_retransmit,
+                  "RFC 7252 MAX_RETRANSMIT: retransmissions before a request counts as lost")
+    ->capture_default_str();
+  sub->add_option("--separate-timeout", c.separate_timeout,
+                  "seconds to wait for a separate response after its empty ACK")
+    ->capture_default_str();
+  sub->add_option("--register-window", c.register_window,
+                  "registrations (POST /nodes) in flight at most, over the whole fleet")
+    ->capture_default_str();
+  sub->add_flag("--json", c.json,
+                "print one JSON object with the results on stdout (progress goes to stderr)");
+  sub->add_flag("-q,--quiet", c.quiet, "no progress lines");
+}
+
+int run(cli_state& s, sim_mode mode) {
+  auto& c = s.cfg;
+  c.mode = mode;
+  std::string err;
+  if (!parse_server_uri(s.server, c.server_ip, c.server_port, err)) {
+    std::fprintf(stderr, "coapfleet-sim: %s\n", err.c_str());
+    return 2;
+  }
+  if (!parse_ipv4(s.base, c.base_ip)) {
+    std::fprintf(stderr, "coapfleet-sim: --base %s is not an IPv4 address\n", s.base.c_str());
+    return 2;
+  }
+  if (s.target == "libcoap") {
+    c.target = target_kind::libcoap;
+    c.do_register = false;
+  }
+  if (auto e = validate(c); !e.empty()) {
+    std::fprintf(stderr, "coapfleet-sim: %s\n", e.c_str());
+    return 2;
+  }
+  FILE* progress = c.quiet ? nullptr : (c.json ? stderr : stdout);
+  engine eng(c, progress);
+  if (auto e = eng.open(); !e.empty()) {
+    std::fprintf(stderr, "coapfleet-sim: %s\n", e.c_str());
+    return 1;
+  }
+  auto r = eng.run();
+  if (c.json) {
+    std::printf("%s\n", summary_json(c, r).c_str());
+    if (!c.quiet)
+      std::fprintf(stderr, "%s", summary_text(c, r).c_str());
+  } else {
+    std::printf("%s", summary_text(c, r).c_str());
+  }
+  std::fflush(stdout);
+  if (mode == sim_mode::load && c.do_register && r.registered == 0 && !r.interrupted) {
+    std::fprintf(stderr, "coapfleet-sim: no node could register with %s\n", s.server.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+    "coapfleet-sim: simulates N coapfleet agents in one process, each on its own loopback "
+    "address (one UDP socket per node, one epoll loop), against a coapfleet-server.\n"
+    "Traffic goes to the --server address only, which must be on loopback.\n\n"
+    "  fleet  a steady fleet: registration, periodic health, update jobs\n"
+    "  load   PUT /health as fast as the server answers (or at --rate), with latency figures\n\n"
+    "Run 'coapfleet-sim fleet --help' or 'coapfleet-sim load --help' for their options.",
+    "coapfleet-sim"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("coapfleet-sim ") + COAPFLEET_VERSION);
+
+  cli_state fleet;
+  fleet.cfg.nodes = 100;
+  auto* f = app.add_subcommand(
+    "fleet",
+    "steady fleet: every node registers (POST /nodes), sends PUT /health every --interval "
+    "seconds (phases spread evenly over the interval), registers again on 4.04, answers "
+    "POST /updates/available and reports downloading -> installing -> succeeded/failed. "
+    "Prints a progress line every --report-every seconds; stops at --duration or SIGINT.");
+  add_common(f, fleet);
+  f->add_option("--interval", fleet.cfg.interval, "seconds between two health reports of a node")
+    ->capture_default_str();
+  f->add_option("--duration", fleet.cfg.duration, "seconds to run; 0 runs until SIGINT/SIGTERM")
+    ->capture_default_str();
+  f->add_option("--install-seconds", fleet.cfg.install_seconds,
+                "seconds a simulated install takes (jittered +-25%); the step reports go out "
+                "at 10%, 50% and 100% of it")
+    ->capture_default_str();
+  f->add_option("--fail-rate", fleet.cfg.fail_rate,
+                "probability 0..1 that a job fails on a node (reported failed, result 8)")
+    ->capture_default_str();
+  f->add_option("--unhealthy-rate", fleet.cfg.unhealthy_rate,
+                "probability 0..1 that a health report is unhealthy (a service not running)")
+    ->capture_default_str();
+  f->add_option("--report-every", fleet.cfg.report_every, "seconds between progress lines")
+    ->capture_default_str();
+
+  cli_state load;
+  load.cfg.nodes = 100;
+  load.cfg.duration = 10;
+  auto* l = app.add_subcommand(
+    "load",
+    "load generator: registers every node (unless --no-register), then each node sends PUT "
+    "/health back to back with at most --inflight requests in flight (or all nodes together "
+    "at --rate requests/s). Prints requests, answers, throughput, latency p50/p90/p99/max "
+    "(first transmission to answer, CLOCK_MONOTONIC), codes and losses.");
+  add_common(l, load);
+  l->add_option("--duration", load.cfg.duration, "seconds of load (the measured window)")
+    ->capture_default_str();
+  l->add_option("--inflight", load.cfg.inflight, "requests in flight per node (1..64)")
+    ->capture_default_str();
+  l->add_option("--rate", load.cfg.rate,
+                "total requests per second over all nodes, paced; 0 sends as fast as answered")
+    ->capture_default_str();
+  auto* path_opt = l->add_option("--path", load.cfg.path, "URI path of the PUT requests")
+                     ->capture_default_str();
+  l->add_flag("--register,!--no-register", load.cfg.do_register,
+              "register every node with POST /nodes before the load (default: register)");
+  l->add_option("--target", load.target,
+                "coapfleet: a coapfleet-server; libcoap: libcoap's example server "
+                "(coap-server -A 127.0.0.1 -p PORT), then no registration and path example_data")
+    ->check(CLI::IsMember({"coapfleet", "libcoap"}))
+    ->capture_default_str();
+  l->add_option("--drain", load.cfg.drain,
+                "seconds to wait after --duration for the answers still outstanding")
+    ->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  if (f->parsed())
+    return run(fleet, sim_mode::fleet);
+  if (load.target == "libcoap" && path_opt->count() == 0)
+    load.cfg.path = "example_data";
+  return run(load, sim_mode::load);
+}
