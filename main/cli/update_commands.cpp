@@ -1,4 +1,4 @@
-// update create|install|status|cancel|list|watch|run: software-update jobs.
+// update create|install|status|cancel|delete|list|watch|run: software-update jobs.
 #include "main/cli/commands.hpp"
 #include "main/cli/job_watch.hpp"
 #include "main/cli/json_util.hpp"
@@ -178,6 +178,17 @@ int cancel_job(context& ctx, const std::string& job) {
   return exit_ok;
 }
 
+int delete_job(context& ctx, const std::string& job) {
+  auto a = ctx.call_raw(client::method::post, "updates", "", action_body("delete", job));
+  if (!a.ok())
+    return a.exit;
+  if (ctx.options.json)
+    print_raw(a.raw.body);
+  else
+    std::printf("job %s deleted\n", job.c_str());
+  return exit_ok;
+}
+
 int list_jobs(context& ctx) {
   auto a = ctx.call(client::method::get, "updates");
   if (!a.ok())
@@ -247,6 +258,8 @@ void add_update_commands(CLI::App& app, context& ctx) {
   add_job_command(*update, ctx, "status", "A job's per-node states and its status", job_status);
   add_job_command(*update, ctx, "cancel", "Cancel a job: unfinished nodes become cancelled",
                   cancel_job);
+  add_job_command(*update, ctx, "delete",
+                  "Delete a job that is not running (observers of it get 4.04)", delete_job);
   add_job_command(*update, ctx, "watch",
                   "Follow a job live until it ends (exit 0 completed, 1 otherwise)", watch_job);
 
