@@ -92,6 +92,17 @@ void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_
     coap_add_option(response, COAP_OPTION_CONTENT_FORMAT, coap_encode_var_safe(buf, sizeof buf, 0),
                     buf);
   }
+  if (reply.etag != 0) {
+    // libcoap answers a first request for block N > 0 (a resumed download)
+    // with that block alone and without the ETag; the ETag is what tells a
+    // resuming client that the blocks belong to one version.
+    coap_block_t block;
+    if (coap_get_block(request, COAP_OPTION_BLOCK2, &block) && block.num > 0) {
+      uint8_t buf[8];
+      coap_add_option(response, COAP_OPTION_ETAG, coap_encode_var_safe8(buf, sizeof buf, reply.etag),
+                      buf);
+    }
+  }
   if (reply.shared_body) {
     auto* keep = new std::shared_ptr<const shared_bytes>(reply.shared_body);
     coap_add_data_large_response(resource, session, request, response, query,

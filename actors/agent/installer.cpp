@@ -202,7 +202,10 @@ void on_block(self_ptr self, client_response& r) {
   uint64_t etag = 0;
   for (unsigned char c : r.etag)
     etag = (etag << 8) | c;
-  if (!note.spec.artifact_sha256.empty() && etag != etag_of(note.spec.artifact_sha256))
+  // (A block without an ETag is taken: the whole file's SHA-256 is checked
+  // before anything is installed.)
+  if (!note.spec.artifact_sha256.empty() && !r.etag.empty()
+      && etag != etag_of(note.spec.artifact_sha256))
     return finish(self, false, static_cast<int32_t>(model::update_result::integrity_check_failed),
                   "artifact " + note.spec.artifact
                     + " changed on the server during the download (ETag mismatch)");

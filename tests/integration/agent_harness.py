@@ -14,6 +14,7 @@ on harness.py (server process, coap-client, raw CoAP client) and adds:
 - make_wheel(): a tiny pure-Python wheel written with zipfile.
 """
 import base64
+import calendar
 import hashlib
 import json
 import os
@@ -460,6 +461,13 @@ def iso_now():
 
 def log_lines(worker, pattern):
     return [l for l in worker.log_text().splitlines() if re.search(pattern, l)]
+
+
+def log_time(line):
+    """Seconds since the epoch of a log line ("2026-11-22T02:56:00.782Z ...")."""
+    stamp = line.split()[0]
+    whole, _, frac = stamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
 
 
 def main():

@@ -61,3 +61,15 @@ set_tests_properties(integration_cli PROPERTIES
   ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
   TIMEOUT 600
   LABELS integration)
+
+# The fleet simulator (coapfleet-sim) against a real server; its nodes listen
+# on 127.2.0.x:5683, hence the lock "sim_127_2".
+if(TARGET coapfleet-sim)
+  add_test(NAME integration_sim
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sim.py)
+  set_tests_properties(integration_sim PROPERTIES
+    ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;PYTHONDONTWRITEBYTECODE=1"
+    TIMEOUT 600
+    LABELS integration
+    RESOURCE_LOCK sim_127_2)
+endif()
