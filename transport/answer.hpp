@@ -15,6 +15,16 @@
 
 namespace coapfleet::transport {
 
+/// More requests waiting for actors than this and new ones are shed with
+/// 5.03 and Max-Age instead of queueing without bound.
+constexpr size_t max_pending_requests = 4096;
+
+inline coap_reply busy_reply() {
+  auto r = json_reply(503, model::encode_error("server busy, retry after Max-Age seconds"));
+  r.max_age = 2;
+  return r;
+}
+
 inline coap_reply stopping_reply() {
   auto r = json_reply(503, model::encode_error("server is stopping, retry shortly"));
   r.max_age = 5;
@@ -50,6 +60,8 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
   }
   if (t.stopping())
     return respond(resource, session, request, query, response, stopping_reply());
+  if (t.pending.size() >= max_pending_requests)
+    return respond(resource, session, request, query, response, busy_reply());
   auto key = exchange_key(session, request);
   if (const coap_reply* done = t.recall(key)) {
     respond(resource, session, request, query, response, *done);
