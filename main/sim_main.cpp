@@ -163,6 +163,11 @@ int main(int argc, char** argv) {
   l->add_option("--rate", load.cfg.rate,
                 "total requests per second over all nodes, paced; 0 sends as fast as answered")
     ->capture_default_str();
+  l->add_option("--window", load.cfg.window,
+                "at most this many requests in flight over all nodes, the nodes taking turns "
+                "(0: nodes x inflight); keeps 10,000 addresses busy without flooding the "
+                "server's socket buffer")
+    ->capture_default_str();
   auto* path_opt = l->add_option("--path", load.cfg.path, "URI path of the PUT requests")
                      ->capture_default_str();
   l->add_flag("--register,!--no-register", load.cfg.do_register,

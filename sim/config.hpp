@@ -48,6 +48,9 @@ struct config {
   // -- load
   unsigned inflight = 1;            ///< requests in flight per node
   double rate = 0;                  ///< total requests/s, paced; 0 = as fast as answered
+  /// At most this many load requests in flight over all nodes (0: nodes x
+  /// inflight). Nodes take turns, so all addresses stay in use.
+  unsigned window = 0;
   std::string path = "health";
   bool do_register = true;
   target_kind target = target_kind::coapfleet;

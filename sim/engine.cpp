@@ -309,9 +309,11 @@ void engine::run_timers(int64_t now) {
           n.paused = false;
           n.resume_at = 0;
           if (load_running_ && !draining_) {
-            if (cfg_.rate > 0) {
+            if (cfg_.rate > 0 || cfg_.window > 0) {
               for (unsigned k = n.inflight; k < cfg_.inflight; ++k)
                 ready_.push_back(t.id);
+              if (cfg_.rate <= 0)
+                fill_window(now);
             } else {
               while (n.inflight < cfg_.inflight && !n.paused)
                 send_load(t.id, now);
@@ -932,10 +934,25 @@ void engine::load_answered(uint32_t n, uint8_t code, uint32_t max_age, int64_t n
   }
   if (nd.paused)
     return;
-  if (cfg_.rate > 0)
+  if (cfg_.rate > 0) {
     ready_.push_back(n);
-  else if (nd.inflight < cfg_.inflight)
+  } else if (cfg_.window > 0) {
+    ready_.push_back(n);
+    fill_window(now);
+  } else if (nd.inflight < cfg_.inflight) {
     send_load(n, now);
+  }
+}
+
+void engine::fill_window(int64_t now) {
+  // Nodes take turns (FIFO), so every address keeps being used.
+  while (live_load_ < cfg_.window && !ready_.empty()) {
+    uint32_t n = ready_.front();
+    ready_.pop_front();
+    if (nodes_[n].paused || nodes_[n].inflight >= cfg_.inflight)
+      continue;
+    send_load(n, now);
+  }
 }
 
 void engine::pace(int64_t now) {
@@ -952,6 +969,12 @@ void engine::pace(int64_t now) {
     ready_.pop_front();
     if (nodes_[n].paused || nodes_[n].inflight >= cfg_.inflight)
       continue;
+    if (cfg_.window > 0 && live_load_ >= cfg_.window) {
+      ready_.push_front(n);
+      r_.rate_misses += due - issued_;
+      issued_ = due;
+      break;
+    }
     send_load(n, now);
   }
 }
@@ -1037,17 +1060,24 @@ void engine::run_load() {
   window_end_ = now + to_ns(cfg_.duration);
   load_running_ = true;
   if (out_) {
-    std::fprintf(out_, "load: %u nodes, %u in flight each, %s for %.1f s\n", cfg_.nodes,
+    std::fprintf(out_, "load: %u nodes, %u in flight each%s, %s for %.1f s\n", cfg_.nodes,
                  cfg_.inflight,
-                 cfg_.rate > 0 ? ("paced at " + std::to_string(cfg_.rate) + " req/s").c_str()
-                               : "as fast as answered",
+                 cfg_.window > 0
+                   ? (", at most " + std::to_string(cfg_.window) + " in all").c_str()
+                   : "",
+                 cfg_.rate > 0
+                   ? ("paced at " + std::to_string(static_cast<long long>(cfg_.rate + 0.5))
+                      + " req/s").c_str()
+                   : "as fast as answered",
                  cfg_.duration);
     std::fflush(out_);
   }
-  if (cfg_.rate > 0) {
+  if (cfg_.rate > 0 || cfg_.window > 0) {
     for (unsigned k = 0; k < cfg_.inflight; ++k)
       for (uint32_t i = 0; i < cfg_.nodes; ++i)
         ready_.push_back(i);
+    if (cfg_.rate <= 0)
+      fill_window(mono_ns());
   } else {
     for (unsigned k = 0; k < cfg_.inflight; ++k)
       for (uint32_t i = 0; i < cfg_.nodes && !stopping_; ++i)

@@ -195,6 +195,7 @@ private:
   void send_load(uint32_t n, int64_t now);
   void load_answered(uint32_t n, uint8_t code, uint32_t max_age, int64_t now);
   void pace(int64_t now);
+  void fill_window(int64_t now);
 
   // modes
   void run_fleet();

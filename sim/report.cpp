@@ -86,7 +86,8 @@ std::string summary_text(const config& c, const run_result& r) {
     add("coapfleet-sim load against %s (%s, /%s)%s\n", server_text(c).c_str(),
         c.target == target_kind::libcoap ? "libcoap example server" : "coapfleet-server",
         c.path.c_str(), r.interrupted ? " [interrupted]" : "");
-    add("  nodes            %u (%u in flight each%s)\n", c.nodes, c.inflight,
+    add("  nodes            %u (%u in flight each%s%s)\n", c.nodes, c.inflight,
+        c.window > 0 ? (", at most " + std::to_string(c.window) + " in all").c_str() : "",
         c.rate > 0 ? (", paced at " + num(c.rate, 0) + " req/s").c_str() : "");
     if (c.do_register)
       add("  registration     %u/%u registered in %.2f s (%llu failed attempts), %s\n",
@@ -150,6 +151,7 @@ std::string summary_json(const config& c, const run_result& r) {
     o.str("target", c.target == target_kind::libcoap ? "libcoap" : "coapfleet")
       .str("path", c.path)
       .field("inflight", num(uint64_t{c.inflight}))
+      .field("window", num(uint64_t{c.window}))
       .field("rate", num(c.rate, 1))
       .field("duration_s", num(c.duration))
       .field("register_seconds", num(r.register_seconds))
