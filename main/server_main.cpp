@@ -2,6 +2,7 @@
 // transport, runs until a signal or a restart/shutdown request, then stops
 // gracefully (everything committed) and, for a restart, executes itself anew.
 #include <csignal>
+#include <malloc.h>
 #include <cstdio>
 #include <unistd.h>
 
@@ -54,7 +55,8 @@ int serve(options& opt, bool& restart) {
     return 1;
   }
   auto persistence = server::spawn_persistence(
-    sys, std::move(db), server::persistence_config{std::chrono::milliseconds(opt.health_flush_ms)});
+    sys, std::move(db),
+    server::persistence_config{std::chrono::milliseconds(opt.health_flush_ms), true});
   loaded_state loaded;
   {
     caf::scoped_actor self{sys};
@@ -157,6 +159,9 @@ int main(int argc, char** argv) {
                  "minimum time between two notifications of one observed resource "
                  "(/nodes: at least 1000)")
     ->capture_default_str();
+  app.add_option("--max-idle-sessions", opt.transport.max_idle_sessions,
+                 "idle CoAP peer sessions kept (libcoap walks every session on each I/O turn)")
+    ->capture_default_str();
   app.add_flag("--notify-offline", opt.notify_offline,
                "notify nodes that are offline at trigger time instead of skipping them");
   app.add_flag("--no-system-actions", opt.no_system_actions,
@@ -177,6 +182,9 @@ int main(int argc, char** argv) {
   log::level lvl;
   log::parse_level(opt.log_level, lvl);
   log::set_level(lvl);
+
+  // Few malloc arenas: a server of many small actors fragments less.
+  mallopt(M_ARENA_MAX, 2);
 
   // SIGINT/SIGTERM are taken by the transport's signalfd; block them in
   // every thread before any thread exists.

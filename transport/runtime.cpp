@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "actors/log.hpp"
@@ -177,9 +178,21 @@ void runtime::finish(const std::string& key, client_response r) {
   if (i == outgoing_.end())
     return;
   auto done = std::move(i->second.done);
+  outgoing_by_mid_.erase(i->second.mid_key);
+  auto* session = i->second.session;
   outgoing_.erase(i);
-  for (auto j = outgoing_by_mid_.begin(); j != outgoing_by_mid_.end();)
-    j = j->second == key ? outgoing_by_mid_.erase(j) : std::next(j);
+  // A session per agent would keep a socket per agent open for good: beyond
+  // a few, release a client session once nothing is outstanding on it.
+  constexpr size_t kept_sessions = 64;
+  if (session && --session_use_[session] == 0 && sessions_.size() > kept_sessions) {
+    session_use_.erase(session);
+    for (auto j = sessions_.begin(); j != sessions_.end(); ++j)
+      if (j->second == session) {
+        sessions_.erase(j);
+        break;
+      }
+    coap_session_release(session);
+  }
   if (done)
     done(std::move(r));
 }
@@ -263,18 +276,18 @@ void runtime::send_request(const client_request& req, response_callback done) {
                                 body);
   }
   auto key = session_key(session, std::string(reinterpret_cast<char*>(token), token_len));
-  outgoing_[key] = outgoing{std::move(done), where};
+  outgoing_[key] = outgoing{std::move(done), where, {}, session};
+  ++session_use_[session];
   auto mid = coap_send(session, pdu);
   if (mid == COAP_INVALID_MID) {
-    auto cb = std::move(outgoing_[key].done);
-    outgoing_.erase(key);
     client_response r;
     r.error = "cannot send to " + where + ": send failed";
-    if (cb)
-      cb(std::move(r));
+    finish(key, std::move(r));
     return;
   }
-  outgoing_by_mid_[session_key(session, std::to_string(mid))] = key;
+  auto mid_key = session_key(session, std::to_string(mid));
+  outgoing_[key].mid_key = mid_key;
+  outgoing_by_mid_[mid_key] = key;
 }
 
 // -- runtime -------------------------------------------------------------------------------
@@ -431,6 +444,34 @@ bool runtime::open(uint8_t block_mode, std::string& error) {
   return true;
 }
 
+namespace {
+
+/// libcoap 4.3.1 does not expose an endpoint's socket: find the UDP socket
+/// bound to `port` among our descriptors and give it a receive buffer that
+/// holds a burst from a large fleet (the kernel default holds ~200 requests).
+void enlarge_receive_buffer(uint16_t port, int bytes) {
+  for (int fd = 3; fd < 4096; ++fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int type = 0;
+    socklen_t tlen = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_DGRAM)
+      continue;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+      continue;
+    uint16_t p = ss.ss_family == AF_INET
+                   ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
+                   : ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                                              : 0;
+    if (p != port)
+      continue;
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  }
+}
+
+}  // namespace
+
 bool runtime::listen(const std::string& addr, uint16_t port, std::string& error) {
   coap_address_t a;
   if (!make_address(addr, port, a)) {
@@ -442,6 +483,7 @@ bool runtime::listen(const std::string& addr, uint16_t port, std::string& error)
             + " (address in use or not local?)";
     return false;
   }
+  enlarge_receive_buffer(port, 4 * 1024 * 1024);
   return true;
 }
 
@@ -499,12 +541,14 @@ stop_reason runtime::run() {
       coap_io_process(raw_ctx_, COAP_IO_NO_WAIT);
     wait_ms = 1000;
     if (housekeeping) {
+      // libcoap walks every session on each coap_io_process: work queued
+      // here goes out on the next turn, which comes at once (wait 0).
       bool worked = false;
       auto next = housekeeping(worked);
       if (next >= 0)
         wait_ms = next;
-      if (worked)  // notifications queued just now go out in this turn
-        coap_io_process(ctx, COAP_IO_NO_WAIT);
+      if (worked)
+        wait_ms = 0;
     }
     // Stop once nothing waits for an acknowledgement (libcoap keeps finished
     // block-wise bodies around for a while, hence the cap).

@@ -98,6 +98,8 @@ private:
   struct outgoing {
     response_callback done;
     std::string where;
+    std::string mid_key;  ///< its entry in outgoing_by_mid_
+    coap_session_t* session = nullptr;
   };
   friend coap_response_t on_response(coap_session_t*, const coap_pdu_t*, const coap_pdu_t*,
                                      const coap_mid_t);
@@ -123,6 +125,7 @@ private:
   std::unordered_map<std::string, outgoing> outgoing_;           ///< session|token
   std::unordered_map<std::string, std::string> outgoing_by_mid_;  ///< session|mid → key
   std::unordered_map<std::string, coap_session_t*> sessions_;     ///< ctx|ip:port
+  std::unordered_map<coap_session_t*, unsigned> session_use_;      ///< requests outstanding
   bool stopping_ = false;
   stop_reason reason_ = stop_reason::signal;
   int64_t stop_started_ = 0;

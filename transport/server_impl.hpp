@@ -47,6 +47,8 @@ struct server_transport::impl : runtime {
   std::vector<std::string> to_delete;   ///< nested resources to remove (deferred)
   std::vector<std::string> to_notify;   ///< resources whose observers get the cache
   std::vector<std::string> artifacts_to_add;
+  std::vector<std::string> due_paths;   ///< observables with a refresh scheduled
+  int64_t last_trim = 0;
 
   /// A representation changed (from an actor, or a health report seen here).
   void changed(const std::string& path);

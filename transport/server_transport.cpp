@@ -1,6 +1,7 @@
 #include "transport/server_transport.hpp"
 
 #include <algorithm>
+#include <malloc.h>
 
 #include "actors/log.hpp"
 #include "transport/server_impl.hpp"
@@ -62,6 +63,7 @@ void server_transport::impl::schedule_refresh(const std::string& path, observabl
   int64_t interval = path == "nodes" ? std::max<int64_t>(cfg.observe_interval_ms, 1000)
                                      : cfg.observe_interval_ms;
   o.due = std::max(steady_millis(), o.last_refresh + interval);
+  due_paths.push_back(path);
 }
 
 void server_transport::impl::refresh(const std::string& path, observable& o) {
@@ -123,16 +125,32 @@ int64_t server_transport::impl::do_housekeeping(bool& worked) {
     }
   }
   to_notify.clear();
+  // Give memory freed after a burst back to the system now and then.
+  auto now_trim = steady_millis();
+  if (now_trim - last_trim > 30000) {
+    last_trim = now_trim;
+    malloc_trim(0);
+  }
+  // Only the paths with a refresh scheduled: a fleet has an observable per
+  // node, and this runs on every turn of the loop.
   int64_t next = -1;
   auto now = steady_millis();
-  for (auto& [path, o] : observables) {
-    if (o.due < 0)
+  std::vector<std::string> later;
+  for (auto& path : due_paths) {
+    auto i = observables.find(path);
+    if (i == observables.end() || i->second.due < 0)
       continue;
-    if (o.due <= now)
+    auto& o = i->second;
+    if (o.due <= now) {
       refresh(path, o);
-    else
+    } else {
       next = next < 0 ? o.due - now : std::min(next, o.due - now);
+      later.push_back(path);
+    }
   }
+  due_paths.swap(later);
+  if (worked)
+    next = 0;  // notifications queued: the next turn sends them
   return next;
 }
 

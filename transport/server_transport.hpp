@@ -17,8 +17,10 @@ struct server_transport_config {
   uint16_t port = 5683;
   size_t max_payload = 64 * 1024;        ///< larger request bodies get 4.13
   size_t max_artifact = 64 * 1024 * 1024;  ///< PUT /artifacts/<name> limit
-  unsigned session_timeout_s = 120;      ///< idle client sessions are dropped after this
-  unsigned max_idle_sessions = 20000;    ///< and never more than this many kept
+  /// libcoap keeps a session per peer and walks all of them on every I/O
+  /// turn: a large fleet of mostly idle nodes must not keep one each.
+  unsigned session_timeout_s = 30;       ///< idle peer sessions are dropped after this
+  unsigned max_idle_sessions = 256;      ///< and never more than this many kept
   unsigned read_wait_ms = 5000;          ///< reads not answered by then get 5.03
   /// An observed resource is re-rendered at most this often (the latest
   /// state always arrives; changes during a rendering are coalesced into

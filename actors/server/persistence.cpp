@@ -1,5 +1,8 @@
 #include "actors/server/persistence.hpp"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <unordered_map>
 
 #include "actors/log.hpp"
@@ -71,6 +74,11 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
                persistence_config cfg) -> persistence_actor::behavior_type {
     self->state.db = std::move(*db);
     self->state.cfg = cfg;
+    if (cfg.detached) {
+      // This actor has a thread of its own: let the kernel prefer others.
+      if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 5) != 0)
+        CF_DEBUG("persistence", "cannot lower the thread's priority");
+    }
     return {
       [self](atom::load) -> loaded_state {
         loaded_state out;
@@ -114,6 +122,8 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
     };
   };
   auto holder = std::make_shared<std::unique_ptr<store>>(std::move(db));
+  if (cfg.detached)
+    return sys.spawn<caf::detached>(fn, holder, cfg);
   return sys.spawn(fn, holder, cfg);
 }
 

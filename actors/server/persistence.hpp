@@ -12,6 +12,10 @@ namespace coapfleet::server {
 struct persistence_config {
   /// Latest-health telemetry is committed at least this often.
   std::chrono::milliseconds health_flush{500};
+  /// Own thread, at a lower CPU priority than the transport: a commit of
+  /// thousands of health rows must not delay the answers on the hot path.
+  /// (Off in deterministic tests.)
+  bool detached = true;
 };
 
 /// Spawns the persistence actor on an opened store.

@@ -80,7 +80,9 @@ struct fixture {
     std::string err;
     auto db = server::store::open((dir / "fleet.db").string(), err);
     REQUIRE_MESSAGE(db, err);
-    persistence = server::spawn_persistence(*sys, std::move(db), {});
+    server::persistence_config pc;
+    pc.detached = false;
+    persistence = server::spawn_persistence(*sys, std::move(db), pc);
     transport = sys->spawn(mock_transport, wire);
     server::registry_config rc;
     rc.liveness = liveness;

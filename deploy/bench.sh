@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# The benchmark: builds in release mode, runs every scenario of the design's
+# targets against real processes on loopback, and prints a table with the
+# figures and the machine. Each scenario reports the median of its runs.
+#
+#   deploy/bench.sh            full run (10,000 nodes; takes ~15 minutes)
+#   deploy/bench.sh --quick    smoke run (small N, a few seconds each; CI runs it)
+#
+# Environment: BENCH_RUNS (runs per scenario, default 3; quick 1),
+# BUILD_DIR (default build-release).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+build="${BUILD_DIR:-$root/build-release}"
+if [ $quick = 1 ]; then
+  runs="${BENCH_RUNS:-1}"; nodes_big=300; nodes_small=100; load_s=3; fleet_s=8; job_nodes=50; agent_s=12
+else
+  runs="${BENCH_RUNS:-3}"; nodes_big=10000; nodes_small=1000; load_s=10; fleet_s=35; job_nodes=1000; agent_s=60
+fi
+
+"$root/deploy/install-deps.sh" >/dev/null
+apt_missing=()
+command -v python3 >/dev/null || apt_missing+=(python3)
+BUILD_TYPE=Release BUILD_DIR="$build" "$root/deploy/build.sh" >/dev/null
+
+client="$(command -v coap-client-notls || command -v coap-client-openssl || command -v coap-client-gnutls)"
+libcoap_server="$(command -v coap-server-notls || command -v coap-server-openssl || command -v coap-server-gnutls)"
+work="$(mktemp -d /tmp/coapfleet-bench.XXXXXX)"
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(("%.6g" % statistics.median(v)) if v else "n/a")' "$@"; }
+json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=d
+for k in sys.argv[2].split("."): v=v.get(k, {}) if isinstance(v, dict) else {}
+print(v if v != {} else 0)' "$1" "$2"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+start_server() {  # $1: port, $2: db; prints the pid
+  "$build/coapfleet-server" --bind 127.0.0.1 --port "$1" --db "$2" --log-level warn \
+    >"$work/server-$1.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do
+    "$client" -B 1 -m get "coap://127.0.0.1:$1/test" 2>/dev/null | grep -q "Test resource" && break
+    sleep 0.05
+  done
+  echo "$pid"
+}
+
+declare -A results
+
+# -- 1. PUT /health throughput and latency: ours and libcoap's example server --
+s1_ours=(); s1_lib=(); s1_p50=(); s1_p99=(); s1_p99half=(); s1_loss=()
+for run in $(seq 1 "$runs"); do
+  port=$(free_port)
+  "$libcoap_server" -A 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  lpid=$!; pids+=("$lpid"); sleep 0.3
+  "$build/coapfleet-sim" load --server "coap://127.0.0.1:$port" --target libcoap \
+    --nodes "$nodes_big" --duration "$load_s" --json -q >"$work/lib.json" 2>/dev/null || true
+  kill "$lpid"; wait "$lpid" 2>/dev/null || true
+  s1_lib+=("$(json_get "$work/lib.json" throughput)")
+
+  port=$(free_port)
+  spid=$(start_server "$port" "$work/s1-$run.db"); pids+=("$spid")
+  "$build/coapfleet-sim" load --server "coap://127.0.0.1:$port" --nodes "$nodes_big" \
+    --duration "$load_s" --json -q >"$work/ours.json" 2>/dev/null || true
+  tput="$(json_get "$work/ours.json" throughput)"
+  s1_ours+=("$tput"); s1_p50+=("$(json_get "$work/ours.json" p50_ms)")
+  s1_p99+=("$(json_get "$work/ours.json" p99_ms)"); s1_loss+=("$(json_get "$work/ours.json" losses)")
+  half=$(python3 -c "print(max(1, int(float('$tput') / 2)))")
+  "$build/coapfleet-sim" load --server "coap://127.0.0.1:$port" --nodes "$nodes_big" --no-register \
+    --rate "$half" --duration "$load_s" --json -q >"$work/half.json" 2>/dev/null || true
+  s1_p99half+=("$(json_get "$work/half.json" p99_ms)")
+  kill "$spid"; wait "$spid" 2>/dev/null || true
+done
+ours=$(median "${s1_ours[@]}"); lib=$(median "${s1_lib[@]}")
+ratio=$(python3 -c "l=float('$lib'); print('%.2f' % (float('$ours')/l) if l > 0 else 'n/a')")
+
+# -- 2 + 3. RSS with 1,000 and 10,000 nodes reporting every 10 s; GET /nodes --
+rss_small=(); rss_big=(); get_nodes=()
+for run in $(seq 1 "$runs"); do
+  for n in "$nodes_small" "$nodes_big"; do
+    port=$(free_port)
+    spid=$(start_server "$port" "$work/s2-$run-$n.db"); pids+=("$spid")
+    "$build/coapfleet-sim" fleet --server "coap://127.0.0.1:$port" --nodes "$n" --interval 10 \
+      --duration "$fleet_s" -q >/dev/null 2>&1 &
+    fpid=$!; pids+=("$fpid")
+    wait "$fpid" 2>/dev/null || true
+    if [ "$n" = "$nodes_small" ]; then rss_small+=("$(rss_kib "$spid")"); else rss_big+=("$(rss_kib "$spid")"); fi
+    if [ "$n" = "$nodes_big" ]; then
+      t0=$(date +%s.%N)
+      "$client" -B 10 -m get "coap://127.0.0.1:$port/nodes" >"$work/nodes.json" 2>/dev/null || true
+      t1=$(date +%s.%N)
+      count=$(python3 -c "import json; print(len(json.load(open('$work/nodes.json'))['nodes']))" 2>/dev/null || echo 0)
+      get_nodes+=("$(python3 -c "print(round($t1 - $t0, 3))")")
+      got_nodes=$count
+    fi
+    kill "$spid"; wait "$spid" 2>/dev/null || true
+  done
+done
+
+# -- 4. A job on N simulated nodes: install → completed, minus the install time --
+job_times=()
+install_s=1
+for run in $(seq 1 "$runs"); do
+  port=$(free_port)
+  spid=$(start_server "$port" "$work/s4-$run.db"); pids+=("$spid")
+  "$build/coapfleet-sim" fleet --server "coap://127.0.0.1:$port" --nodes "$job_nodes" --interval 10 \
+    --install-seconds "$install_s" --duration 600 -q >/dev/null 2>&1 &
+  fpid=$!; pids+=("$fpid")
+  for _ in $(seq 1 300); do
+    n=$("$client" -B 5 -m get "coap://127.0.0.1:$port/nodes?status=online" 2>/dev/null | grep -o '"node_id"' | wc -l)
+    [ "$n" -ge "$job_nodes" ] && break; sleep 0.2
+  done
+  job=$("$build/coapfleet" --server "coap://127.0.0.1:$port" update create --name bench --version "$run" \
+        --type script --script true)
+  t0=$(date +%s.%N)
+  "$build/coapfleet" --server "coap://127.0.0.1:$port" --timeout 30 update install "$job" >/dev/null
+  "$build/coapfleet" --server "coap://127.0.0.1:$port" --timeout 60 update watch "$job" >/dev/null 2>&1 || true
+  t1=$(date +%s.%N)
+  job_times+=("$(python3 -c "print(round($t1 - $t0 - $install_s * 1.25, 3))")")
+  kill "$fpid" "$spid" 2>/dev/null || true; wait "$fpid" "$spid" 2>/dev/null || true
+done
+
+# -- 5. The agent: RSS and CPU share while reporting every 10 s --
+port=$(free_port)
+spid=$(start_server "$port" "$work/s5.db"); pids+=("$spid")
+mkdir -p "$work/agent"
+"$build/coapfleet-agent" --server "coap://127.0.0.1:$port" --bind 127.4.0.1 --port "$(free_port)" \
+  --node-id bench-agent --interval 10 --state-dir "$work/agent" --root "$work/agent" --log-level warn \
+  >/dev/null 2>&1 &
+apid=$!; pids+=("$apid")
+sleep 2
+c0=$(cpu_ticks "$apid"); t0=$(date +%s.%N)
+sleep "$agent_s"
+c1=$(cpu_ticks "$apid"); t1=$(date +%s.%N)
+agent_rss=$(rss_kib "$apid")
+agent_cpu=$(python3 -c "import os; print('%.3f' % (100.0 * ($c1 - $c0) / os.sysconf('SC_CLK_TCK') / ($t1 - $t0)))")
+kill "$apid" "$spid" 2>/dev/null || true; wait "$apid" "$spid" 2>/dev/null || true
+
+# -- overload: far more than the server can take; memory and recovery --
+port=$(free_port)
+spid=$(start_server "$port" "$work/s6.db"); pids+=("$spid")
+rss_before=$(rss_kib "$spid")
+"$build/coapfleet-sim" load --server "coap://127.0.0.1:$port" --nodes "$nodes_big" --inflight 8 \
+  --duration "$load_s" --json -q >"$work/over.json" 2>/dev/null &
+opid=$!
+sleep $((load_s / 2)); rss_during=$(rss_kib "$spid")
+wait "$opid" 2>/dev/null || true
+sleep 2; rss_after=$(rss_kib "$spid")
+recovered=no
+"$client" -B 3 -m get "coap://127.0.0.1:$port/test" 2>/dev/null | grep -q "Test resource" && recovered=yes
+over_503=$(python3 -c "import json; d=json.load(open('$work/over.json')); print(d.get('codes', {}).get('5.03', 0))" 2>/dev/null || echo 0)
+over_tput=$(json_get "$work/over.json" throughput)
+kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
+
+# -- the table --
+cpu_model=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
+echo
+echo "coapfleet benchmark $( [ $quick = 1 ] && echo '(quick smoke run: small N, not the real figures)')"
+echo "machine: $(nproc) cores, ${cpu_model:-unknown CPU}, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r); median of $runs run(s)"
+echo
+printf '| %-58s | %-28s | %-22s |\n' "scenario" "figure" "target"
+printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..30})" "$(printf -- '-%.0s' {1..24})"
+printf '| %-58s | %-28s | %-22s |\n' "1. PUT /health, $nodes_big node addresses: coapfleet" "$ours answers/s" ""
+printf '| %-58s | %-28s | %-22s |\n' "   libcoap's coap-server PUT /example_data, same run" "$lib answers/s" ""
+printf '| %-58s | %-28s | %-22s |\n' "   ratio coapfleet / libcoap" "$ratio" ">= 0.6"
+printf '| %-58s | %-28s | %-22s |\n' "   latency p50 / p99 at full load" "$(median "${s1_p50[@]}") / $(median "${s1_p99[@]}") ms" ""
+printf '| %-58s | %-28s | %-22s |\n' "   p99 at half that rate" "$(median "${s1_p99half[@]}") ms" "< 10 ms"
+printf '| %-58s | %-28s | %-22s |\n' "   losses (no answer after all retransmissions)" "$(median "${s1_loss[@]}")" "0"
+printf '| %-58s | %-28s | %-22s |\n' "2. server RSS, $nodes_small nodes reporting every 10 s" "$(median "${rss_small[@]}") KiB" ""
+printf '| %-58s | %-28s | %-22s |\n' "   server RSS, $nodes_big nodes reporting every 10 s" "$(median "${rss_big[@]}") KiB" "< 65536 KiB"
+printf '| %-58s | %-28s | %-22s |\n' "3. GET /nodes of $nodes_big nodes, all blocks ($got_nodes listed)" "$(median "${get_nodes[@]}") s" "< 1 s"
+printf '| %-58s | %-28s | %-22s |\n' "4. job on $job_nodes nodes, install → completed minus install" "$(median "${job_times[@]}") s" "< 5 s"
+printf '| %-58s | %-28s | %-22s |\n' "5. agent at a 10 s interval: RSS / CPU" "$agent_rss KiB / $agent_cpu %" "< 12288 KiB / < 1 %"
+printf '| %-58s | %-28s | %-22s |\n' "overload ($nodes_big nodes x 8 in flight): answers/s, 5.03s" "$over_tput /s, $over_503 shed" ""
+printf '| %-58s | %-28s | %-22s |\n' "   server RSS before / during / after" "$rss_before / $rss_during / $rss_after KiB" "flat"
+printf '| %-58s | %-28s | %-22s |\n' "   answers normally afterwards" "$recovered" "yes"
