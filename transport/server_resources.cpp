@@ -93,8 +93,11 @@ void serve_observable(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
       o.observed = true;
     // An observer may get a representation that a scheduled refresh is about
     // to replace: the refresh notifies it again, so the latest state arrives.
-    if (o.has_cache && (o.valid || observing))
+    if (o.has_cache && (o.valid || observing)) {
+      if (!o.valid)  // a new observer of a stale copy: the fresh one follows
+        t.schedule_refresh(path, o);
       return respond(r, s, req, q, resp, o.cached);
+    }
   }
   if (t.stopping())
     return respond(r, s, req, q, resp, stopping_reply());

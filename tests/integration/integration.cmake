@@ -73,3 +73,16 @@ if(TARGET coapfleet-sim)
     LABELS integration
     RESOURCE_LOCK sim_127_2)
 endif()
+
+# Observe (RFC 7641) end to end with a raw observer: job status with three
+# real agents on 127.1.0.N:5683 (hence the agents' locks), 100 observers of a
+# node's health, deletion, discovery, the agent's own /health.
+if(TARGET coapfleet-agent)
+  add_test(NAME integration_observe
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_observe.py)
+  set_tests_properties(integration_observe PROPERTIES
+    ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
+    TIMEOUT 600
+    LABELS "integration;agent"
+    RESOURCE_LOCK "agents_5683;loopback_5683")
+endif()
