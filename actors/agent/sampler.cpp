@@ -116,7 +116,7 @@ bool all_digits(const char* s) {
 /// False only when <pid>/stat says the process is a zombie (or dead); a
 /// missing or unreadable stat counts as alive.
 bool alive(int dfd, const char* pid) {
-  char path[64];
+  char path[320];
   char buf[128];
   std::snprintf(path, sizeof path, "%s/stat", pid);
   ssize_t n = read_once(dfd, path, buf, sizeof buf);
