@@ -446,7 +446,6 @@ using transport_actor = caf::typed_actor<
 using gateway_actor = caf::typed_actor<
   caf::reacts_to<atom::enroll, uint64_t, model::node_registration, peer>,
   caf::reacts_to<atom::list, uint64_t, node_filter>,
-  caf::reacts_to<atom::health, uint64_t>,
   caf::reacts_to<atom::create, uint64_t, model::job_spec, peer>,
   caf::reacts_to<atom::install, uint64_t, std::string, peer>,
   caf::reacts_to<atom::status, uint64_t, std::string>,
@@ -455,7 +454,6 @@ using gateway_actor = caf::typed_actor<
   caf::reacts_to<atom::remove, uint64_t, std::string, peer>,  ///< delete a job
   /// The current representation of an observable path (see transport_actor).
   caf::reacts_to<atom::observe, uint64_t, std::string>,
-  caf::reacts_to<atom::get, uint64_t>,  ///< GET /updates
   caf::reacts_to<atom::info, uint64_t>,  ///< GET /system
   caf::reacts_to<atom::action, uint64_t, uint8_t /*system_action*/, peer>,
   caf::reacts_to<atom::upload, uint64_t, artifact_upload, peer>,     ///< PUT /artifacts/<name>

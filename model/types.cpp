@@ -78,4 +78,16 @@ uint32_t job_counts::finished() const {
   return n;
 }
 
+uint64_t etag_of_sha256(const std::string& sha256_hex) {
+  uint64_t out = 0;
+  for (size_t i = 0; i + 1 < sha256_hex.size() && i < 16; i += 2) {
+    auto digit = [](char c) -> uint64_t {
+      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                            : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 0;
+    };
+    out = (out << 8) | (digit(sha256_hex[i]) << 4) | digit(sha256_hex[i + 1]);
+  }
+  return out == 0 ? 1 : out;
+}
+
 }  // namespace coapfleet::model

@@ -101,6 +101,10 @@ enum class job_status : uint8_t {
 const char* to_string(job_status s);
 bool from_string(const std::string& s, job_status& out);
 
+/// The CoAP ETag of an artifact: the first 8 bytes of its SHA-256 (given in
+/// hex), never 0 (0 means "no ETag" to the transport).
+uint64_t etag_of_sha256(const std::string& sha256_hex);
+
 /// LwM2M object 5 update result codes.
 enum class update_result : uint8_t {
   initial = 0, success = 1, not_enough_storage = 2, out_of_memory = 3,

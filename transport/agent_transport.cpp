@@ -96,17 +96,13 @@ bool agent_transport::impl::register_resources() {
     {"updates/available", "POST", "\"coapfleet.agent.updates\"", COAP_REQUEST_POST,
      hnd_post_available},
   };
-  static const coap_request_t methods[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
-                                           COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
-                                           COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
-                                           COAP_REQUEST_IPATCH};
   for (auto& sp : specs) {
     auto* r = coap_resource_init(coap_make_str_const(sp.path), 0);
     if (!r)
       return false;
     coap_resource_set_userdata(r, const_cast<char*>(sp.allowed));
-    for (auto m : methods)
-      coap_register_request_handler(r, m, m == sp.method ? sp.handler : hnd_not_allowed);
+    register_methods(r, hnd_not_allowed, sp.method == COAP_REQUEST_GET ? sp.handler : nullptr,
+                     sp.method == COAP_REQUEST_POST ? sp.handler : nullptr);
     coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(sp.rt), 0);
     coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
     if (sp.method == COAP_REQUEST_GET && std::string(sp.path) == "health") {
@@ -116,8 +112,7 @@ bool agent_transport::impl::register_resources() {
     coap_add_resource(ctx, r);
   }
   auto* unknown = coap_resource_unknown_init2(hnd_unknown, 0);
-  for (auto m : methods)
-    coap_register_request_handler(unknown, m, hnd_unknown);
+  register_methods(unknown, hnd_unknown, nullptr);
   coap_add_resource(ctx, unknown);
   return true;
 }
@@ -137,9 +132,7 @@ void agent_transport::set_gateway(agent_gateway_actor gateway) {
 }
 
 std::string agent_transport::endpoint_description() const {
-  auto& b = impl_->cfg.bind;
-  return "coap://" + (b.find(':') != std::string::npos ? "[" + b + "]" : b) + ":"
-         + std::to_string(impl_->cfg.port) + " (udp)";
+  return endpoint_uri(impl_->cfg.bind, impl_->cfg.port);
 }
 
 bool agent_transport::open(std::string& error) {

@@ -222,26 +222,6 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             },
             fail(id));
       },
-      [=](atom::health, uint64_t id) {
-        self->request(self->state.peers.registry, timeout, atom::health::value)
-          .then(
-            [=](model::fleet_health& h) {
-              h.server = process_stats(self->state);
-              h.server.uptime_seconds = (now_millis() - self->state.cfg.started_at) / 1000.0;
-              self->request(self->state.peers.persistence, std::chrono::seconds(5),
-                            atom::ping::value)
-                .then(
-                  [=](bool ok) mutable {
-                    h.server.database = ok ? "connected" : "disconnected";
-                    answer(self, id, json_reply(205, model::encode_fleet_health(h)));
-                  },
-                  [=](caf::error&) mutable {
-                    h.server.database = "disconnected";
-                    answer(self, id, json_reply(205, model::encode_fleet_health(h)));
-                  });
-            },
-            fail(id));
-      },
       [=](atom::create, uint64_t id, model::job_spec& spec, peer& from) {
         self->request(self->state.peers.jobs, timeout, atom::create::value, std::move(spec),
                       std::move(from))
@@ -261,12 +241,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             fail(id));
       },
       [=](atom::status, uint64_t id, std::string& job_id) {
-        self->request(self->state.peers.jobs, timeout, atom::status::value, std::move(job_id))
-          .then(
-            [=](model::job_record& j) {
-              answer(self, id, json_reply(205, model::encode_job_status(j)));
-            },
-            fail(id));
+        render(self, id, "updates/" + job_id + "/status");  // the same representation
       },
       [=](atom::report, uint64_t id, model::update_report& r, peer& from) {
         self->request(self->state.peers.jobs, timeout, atom::report::value, std::move(r),
@@ -302,14 +277,6 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             fail(id));
       },
       [=](atom::observe, uint64_t id, std::string& path) { render(self, id, path); },
-      [=](atom::get, uint64_t id) {
-        self->request(self->state.peers.jobs, timeout, atom::list::value)
-          .then(
-            [=](std::vector<model::job_record>& jobs) {
-              answer(self, id, json_reply(205, model::encode_jobs(jobs)));
-            },
-            fail(id));
-      },
       [=](atom::info, uint64_t id) {
         self->request(self->state.peers.system, timeout, atom::info::value)
           .then(

@@ -38,6 +38,30 @@ bool make_address(const std::string& ip, uint16_t port, coap_address_t& out) {
   return false;
 }
 
+void register_methods(coap_resource_t* r, coap_method_handler_t fallback,
+                      coap_method_handler_t get, coap_method_handler_t post,
+                      coap_method_handler_t put) {
+  static const coap_request_t all[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
+                                       COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
+                                       COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
+                                       COAP_REQUEST_IPATCH};
+  for (auto m : all) {
+    coap_method_handler_t h = fallback;
+    if (m == COAP_REQUEST_GET && get)
+      h = get;
+    else if (m == COAP_REQUEST_POST && post)
+      h = post;
+    else if (m == COAP_REQUEST_PUT && put)
+      h = put;
+    coap_register_request_handler(r, m, h);
+  }
+}
+
+std::string endpoint_uri(const std::string& bind, uint16_t port) {
+  return "coap://" + (bind.find(':') != std::string::npos ? "[" + bind + "]" : bind) + ":"
+         + std::to_string(port) + " (udp)";
+}
+
 runtime* runtime_of(coap_session_t* session) {
   return static_cast<runtime*>(coap_get_app_data(coap_session_get_context(session)));
 }

@@ -142,6 +142,15 @@ peer peer_of(const coap_session_t* session);
 void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
              const coap_string_t* query, coap_pdu_t* response, const coap_reply& reply);
 
+/// Registers `fallback` for every request method of `r`, then the given
+/// handlers (null: that method keeps the fallback).
+void register_methods(coap_resource_t* r, coap_method_handler_t fallback,
+                      coap_method_handler_t get, coap_method_handler_t post = nullptr,
+                      coap_method_handler_t put = nullptr);
+
+/// "coap://ADDR:PORT (udp)", an IPv6 address in brackets.
+std::string endpoint_uri(const std::string& bind, uint16_t port);
+
 /// IPv4/IPv6 literal + port → address; false when not a literal.
 bool make_address(const std::string& ip, uint16_t port, coap_address_t& out);
 

@@ -487,16 +487,8 @@ bool server_transport::impl::add_artifact_resource(const std::string& name) {
   auto* r = coap_resource_init(uri, COAP_RESOURCE_FLAGS_RELEASE_URI);
   if (!r)
     return false;
-  static const coap_request_t methods[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
-                                           COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
-                                           COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
-                                           COAP_REQUEST_IPATCH};
   coap_resource_set_userdata(r, const_cast<char*>("GET, PUT"));
-  for (auto m : methods)
-    coap_register_request_handler(r, m,
-                                  m == COAP_REQUEST_GET   ? hnd_get_artifact
-                                  : m == COAP_REQUEST_PUT ? hnd_put_artifact
-                                                          : hnd_not_allowed);
+  register_methods(r, hnd_not_allowed, hnd_get_artifact, nullptr, hnd_put_artifact);
   coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const("\"coapfleet.artifact\""), 0);
   coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("42"), 0);
   coap_add_resource(ctx, r);
@@ -510,13 +502,8 @@ coap_resource_t* server_transport::impl::add_nested_resource(const std::string& 
   auto* r = coap_resource_init(uri, COAP_RESOURCE_FLAGS_RELEASE_URI);
   if (!r)
     return nullptr;
-  static const coap_request_t methods[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
-                                           COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
-                                           COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
-                                           COAP_REQUEST_IPATCH};
   coap_resource_set_userdata(r, const_cast<char*>("GET"));
-  for (auto m : methods)
-    coap_register_request_handler(r, m, m == COAP_REQUEST_GET ? hnd_get_nested : hnd_not_allowed);
+  register_methods(r, hnd_not_allowed, hnd_get_nested);
   coap_resource_set_get_observable(r, 1);
   coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(rt), 0);
   coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const("\"core.s\""), 0);
@@ -539,25 +526,12 @@ bool server_transport::impl::register_resources() {
     {"artifacts", "GET", "\"coapfleet.artifacts\"", "\"core.b\"", "50", hnd_get_artifacts,
      nullptr, nullptr},
   };
-  static const coap_request_t methods[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
-                                           COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
-                                           COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
-                                           COAP_REQUEST_IPATCH};
   for (auto& spec : specs) {
     auto* r = coap_resource_init(coap_make_str_const(spec.path), 0);
     if (!r)
       return false;
     coap_resource_set_userdata(r, const_cast<char*>(spec.allowed));
-    for (auto m : methods) {
-      coap_method_handler_t h = hnd_not_allowed;
-      if (m == COAP_REQUEST_GET && spec.get)
-        h = spec.get;
-      else if (m == COAP_REQUEST_POST && spec.post)
-        h = spec.post;
-      else if (m == COAP_REQUEST_PUT && spec.put)
-        h = spec.put;
-      coap_register_request_handler(r, m, h);
-    }
+    register_methods(r, hnd_not_allowed, spec.get, spec.post, spec.put);
     coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(spec.rt), 0);
     if (spec.iface)
       coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const(spec.iface), 0);
@@ -572,8 +546,7 @@ bool server_transport::impl::register_resources() {
   auto* unknown = coap_resource_unknown_init2(hnd_unknown, 0);
   if (!unknown)
     return false;
-  for (auto m : methods)
-    coap_register_request_handler(unknown, m, hnd_unknown);
+  register_methods(unknown, hnd_unknown, nullptr);
   coap_add_resource(ctx, unknown);
   return true;
 }

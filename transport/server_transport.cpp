@@ -169,9 +169,7 @@ void server_transport::set_gateway(gateway_actor gateway) {
 }
 
 std::string server_transport::endpoint_description() const {
-  auto& b = impl_->cfg.bind;
-  return "coap://" + (b.find(':') != std::string::npos ? "[" + b + "]" : b) + ":"
-         + std::to_string(impl_->cfg.port) + " (udp)";
+  return endpoint_uri(impl_->cfg.bind, impl_->cfg.port);
 }
 
 bool server_transport::open(std::string& error) {

@@ -126,13 +126,6 @@ void run_install(self_ptr self) {
   });
 }
 
-uint64_t etag_of(const std::string& sha256_hex) {
-  uint64_t out = 0;
-  for (size_t i = 0; i + 1 < sha256_hex.size() && i < 16; i += 2)
-    out = (out << 8) | static_cast<uint64_t>(std::stoul(sha256_hex.substr(i, 2), nullptr, 16));
-  return out == 0 ? 1 : out;
-}
-
 void request_block(self_ptr self) {
   auto& st = self->state;
   auto& note = current(self);
@@ -205,7 +198,7 @@ void on_block(self_ptr self, client_response& r) {
   // (A block without an ETag is taken: the whole file's SHA-256 is checked
   // before anything is installed.)
   if (!note.spec.artifact_sha256.empty() && !r.etag.empty()
-      && etag != etag_of(note.spec.artifact_sha256))
+      && etag != model::etag_of_sha256(note.spec.artifact_sha256))
     return finish(self, false, static_cast<int32_t>(model::update_result::integrity_check_failed),
                   "artifact " + note.spec.artifact
                     + " changed on the server during the download (ETag mismatch)");

@@ -18,10 +18,7 @@
 namespace coapfleet {
 
 uint64_t artifact_info::etag() const {
-  uint64_t out = 0;
-  for (size_t i = 0; i + 1 < sha256.size() && i < 16; i += 2)
-    out = (out << 8) | static_cast<uint64_t>(std::stoul(sha256.substr(i, 2), nullptr, 16));
-  return out == 0 ? 1 : out;  // 0 means "no ETag" to the transport
+  return model::etag_of_sha256(sha256);
 }
 
 namespace server {
