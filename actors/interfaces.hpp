@@ -308,6 +308,7 @@ using request = caf::atom_constant<caf::atom("request")>;
 using changed = caf::atom_constant<caf::atom("changed")>;
 using observe = caf::atom_constant<caf::atom("observe")>;
 using forget = caf::atom_constant<caf::atom("forget")>;
+using absorbed = caf::atom_constant<caf::atom("absorbed")>;
 using remove = caf::atom_constant<caf::atom("remove")>;
 using response = caf::atom_constant<caf::atom("response")>;
 }  // namespace coapfleet::atom
@@ -439,7 +440,11 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<atom::forget, std::string>,
   /// The representation of an observable path ("health", "nodes", "updates",
   /// "updates/<id>/status") changed: observers get the new one.
-  caf::reacts_to<atom::changed, std::string>>;
+  caf::reacts_to<atom::changed, std::string>,
+  /// The persistence actor has taken this many health reports so far (a
+  /// running count): the reports answered but not yet taken are the
+  /// backlog the transport sheds PUT /health on.
+  caf::reacts_to<atom::absorbed, uint64_t>>;
 
 /// The gateway: turns a typed request of the transport into a request to the
 /// owning actor and the typed answer (or error) into a coap_reply.

@@ -1,6 +1,7 @@
 // coapfleet-server: the main server. Assembles the actors and the CoAP
 // transport, runs until a signal or a restart/shutdown request, then stops
 // gracefully (everything committed) and, for a restart, executes itself anew.
+#include <algorithm>
 #include <csignal>
 #include <malloc.h>
 #include <cstdio>
@@ -54,9 +55,10 @@ int serve(options& opt, bool& restart) {
     CF_ERROR("main", error);
     return 1;
   }
-  auto persistence = server::spawn_persistence(
-    sys, std::move(db),
-    server::persistence_config{std::chrono::milliseconds(opt.health_flush_ms), true});
+  server::persistence_config pcfg;
+  pcfg.health_flush = std::chrono::milliseconds(opt.health_flush_ms);
+  pcfg.transport = net.handle();
+  auto persistence = server::spawn_persistence(sys, std::move(db), pcfg);
   loaded_state loaded;
   {
     caf::scoped_actor self{sys};
@@ -162,6 +164,20 @@ int main(int argc, char** argv) {
   app.add_option("--max-idle-sessions", opt.transport.max_idle_sessions,
                  "idle CoAP peer sessions kept (libcoap walks every session on each I/O turn)")
     ->capture_default_str();
+  app.add_option("--shed-queue-fill", opt.transport.shedding.queue_high,
+                 "answer PUT /health 5.03 while the socket's receive queue is fuller than this "
+                 "(0..1 of its buffer; 1: never for this reason)")
+    ->capture_default_str()
+    ->check(CLI::Range(0.01, 1.0));
+  app.add_option("--shed-backlog", opt.transport.shedding.backlog_high,
+                 "answer PUT /health 5.03 while this many answered reports have not reached "
+                 "the database actor (it counts them every 256 and at each commit)")
+    ->capture_default_str()
+    ->check(CLI::Range(uint64_t{16}, uint64_t{1} << 30));
+  app.add_option("--shed-max-age", opt.transport.shedding.max_age_s,
+                 "seconds a refused node is asked to wait (Max-Age of the 5.03)")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 3600u));
   app.add_flag("--notify-offline", opt.notify_offline,
                "notify nodes that are offline at trigger time instead of skipping them");
   app.add_flag("--no-system-actions", opt.no_system_actions,
@@ -174,6 +190,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--offline-after must be greater than --stale-after\n");
     return 2;
   }
+  opt.transport.shedding.queue_low = std::min(opt.transport.shedding.queue_low,
+                                              opt.transport.shedding.queue_high / 2);
   if (opt.artifacts.empty()) {
     auto slash = opt.db.rfind('/');
     opt.artifacts = (slash == std::string::npos ? std::string(".") : opt.db.substr(0, slash))

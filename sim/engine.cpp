@@ -924,11 +924,13 @@ void engine::load_answered(uint32_t n, uint8_t code, uint32_t max_age, int64_t n
   if (!load_running_ || draining_)
     return;
   if (code == coap::code::service_unavailable && !nd.paused) {
-    // Shed: back off for Max-Age (at most 1 s, jittered) before this node goes on.
+    // Shed: this node waits Max-Age (RFC 7252 5.9.3.4; at most 10 s here),
+    // spread over up to half as much again so that refused nodes do not
+    // all come back at once, then goes on.
     ++r_.backoffs;
     nd.paused = true;
-    double wait = std::min(1.0, std::max<double>(0.05, max_age));
-    nd.resume_at = now + to_ns(wait * rng_.uniform(0.5, 1.0));
+    double wait = std::min(10.0, std::max<double>(0.05, max_age));
+    nd.resume_at = now + to_ns(wait * rng_.uniform(1.0, 1.5));
     timers_.push(nd.resume_at, n, 0, t_resume);
     return;
   }

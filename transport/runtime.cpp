@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <linux/sock_diag.h>
 #include <unistd.h>
 
 #include "actors/log.hpp"
@@ -470,10 +471,11 @@ bool runtime::open(uint8_t block_mode, std::string& error) {
 
 namespace {
 
-/// libcoap 4.3.1 does not expose an endpoint's socket: find the UDP socket
-/// bound to `port` among our descriptors and give it a receive buffer that
+/// libcoap 4.3.1 does not expose an endpoint's socket: find the UDP sockets
+/// bound to `port` among our descriptors and give each a receive buffer that
 /// holds a burst from a large fleet (the kernel default holds ~200 requests).
-void enlarge_receive_buffer(uint16_t port, int bytes) {
+std::vector<int> enlarge_receive_buffer(uint16_t port, int bytes) {
+  std::vector<int> found;
   for (int fd = 3; fd < 4096; ++fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -491,7 +493,9 @@ void enlarge_receive_buffer(uint16_t port, int bytes) {
       continue;
     if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0)
       ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    found.push_back(fd);
   }
+  return found;
 }
 
 }  // namespace
@@ -507,8 +511,25 @@ bool runtime::listen(const std::string& addr, uint16_t port, std::string& error)
             + " (address in use or not local?)";
     return false;
   }
-  enlarge_receive_buffer(port, 4 * 1024 * 1024);
+  for (int fd : enlarge_receive_buffer(port, 4 * 1024 * 1024))
+    listen_fds_.push_back(fd);
   return true;
+}
+
+receive_queue runtime::receive_queue_state() const {
+  receive_queue out;
+  for (int fd : listen_fds_) {
+    uint32_t mem[SK_MEMINFO_VARS] = {};
+    socklen_t len = sizeof mem;
+    if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len < sizeof(uint32_t) * 2)
+      continue;
+    if (mem[SK_MEMINFO_RCVBUF] > 0)
+      out.fill = std::max(out.fill, static_cast<double>(mem[SK_MEMINFO_RMEM_ALLOC])
+                                      / mem[SK_MEMINFO_RCVBUF]);
+    if (len >= sizeof(uint32_t) * (SK_MEMINFO_DROPS + 1))
+      out.drops += mem[SK_MEMINFO_DROPS];
+  }
+  return out;
 }
 
 coap_context_t* runtime::raw_context() {

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/actor_companion.hpp>
 #include <caf/scoped_execution_unit.hpp>
@@ -38,6 +39,12 @@ struct pending_request {
 
 using response_callback = std::function<void(client_response)>;
 
+/// How full the kernel's receive queue of the listening sockets is.
+struct receive_queue {
+  double fill = 0;     ///< queued bytes / receive buffer (the fullest socket)
+  uint64_t drops = 0;  ///< datagrams the kernel dropped because it was full
+};
+
 class runtime {
 public:
   explicit runtime(caf::actor_system& sys);
@@ -49,6 +56,8 @@ public:
   bool open(uint8_t block_mode, std::string& error);
   /// Listens on addr:port (UDP) with the main context.
   bool listen(const std::string& addr, uint16_t port, std::string& error);
+  /// Requests waiting in the kernel for this loop (one getsockopt per socket).
+  receive_queue receive_queue_state() const;
   /// A second context without libcoap's block handling, for requests that
   /// fetch one block at a time (resumable downloads). Created on demand.
   coap_context_t* raw_context();
@@ -111,6 +120,7 @@ private:
   int event_fd_ = -1;
   int signal_fd_ = -1;
   int epoll_fd_ = -1;
+  std::vector<int> listen_fds_;  ///< the UDP sockets libcoap listens on
   caf::strong_actor_ptr companion_;
   caf::scoped_execution_unit unit_;
   std::mutex mailbox_mutex_;  // the only lock: between CAF threads and this loop

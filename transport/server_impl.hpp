@@ -50,6 +50,23 @@ struct server_transport::impl : runtime {
   std::vector<std::string> due_paths;   ///< observables with a refresh scheduled
   int64_t last_trim = 0;
 
+  // -- load shedding of PUT /health ------------------------------------------------
+  shedder shed;
+  coap_reply shed_reply;          ///< the 5.03 with Max-Age, encoded once
+  uint64_t health_forwarded = 0;  ///< reports handed to node actors
+  uint64_t health_absorbed = 0;   ///< of those, taken by the persistence actor
+  uint32_t health_seen = 0;
+  receive_queue queue;            ///< the latest reading
+  int64_t queue_read_at = 0;
+  int64_t shed_logged_at = 0;
+  uint64_t shed_logged_refused = 0;
+  uint64_t shed_logged_admitted = 0;
+  uint64_t backlog() const {
+    return health_forwarded > health_absorbed ? health_forwarded - health_absorbed : 0;
+  }
+  /// True when this PUT /health is to be refused (counts it, logs now and then).
+  bool shed_health();
+
   /// A representation changed (from an actor, or a health report seen here).
   void changed(const std::string& path);
   void schedule_refresh(const std::string& path, observable& o);

@@ -150,6 +150,8 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
   auto& t = *server_of(s);
   if (t.stopping())
     return reply_now(r, s, req, q, resp, stopping_reply());
+  if (t.shed_health())
+    return reply_now(r, s, req, q, resp, t.shed_reply);
   std::string_view body;
   coap_reply error;
   if (!read_body(t, req, body, error))
@@ -164,6 +166,7 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
                                                          {{"node_id", h.value.node_id}})));
   auto path = "nodes/" + h.value.node_id + "/health";
   caf::anon_send(i->second, atom::health::value, std::move(h.value), now_millis());
+  ++t.health_forwarded;
   t.changed(path);
   t.changed("nodes");
   reply_now(r, s, req, q, resp, text_reply(204, "Health status updated"));

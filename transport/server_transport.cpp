@@ -4,12 +4,18 @@
 #include <malloc.h>
 
 #include "actors/log.hpp"
+#include "model/json.hpp"
+#include "transport/answer.hpp"
 #include "transport/server_impl.hpp"
 
 namespace coapfleet::transport {
 
 server_transport::impl::impl(caf::actor_system& sys, server_transport_config cfg)
-  : runtime(sys), cfg(std::move(cfg)) {
+  : runtime(sys), cfg(std::move(cfg)), shed(this->cfg.shedding) {
+  shed_reply = json_reply(503, model::encode_error("server overloaded: health reports arrive "
+                                                   "faster than they can be stored; retry "
+                                                   "after Max-Age seconds"));
+  shed_reply.max_age = this->cfg.shedding.max_age_s;
 }
 
 void server_transport::impl::send_notification(job_actor job, const std::string& ip,
@@ -154,6 +160,33 @@ int64_t server_transport::impl::do_housekeeping(bool& worked) {
   return next;
 }
 
+bool server_transport::impl::shed_health() {
+  // One getsockopt per 32 reports, or when the last reading is old.
+  auto now = steady_millis();
+  if ((++health_seen & 31) == 0 || now - queue_read_at >= 5) {
+    queue = receive_queue_state();
+    queue_read_at = now;
+    shed.update_queue(queue.fill);
+  }
+  shed.update_backlog(backlog());
+  bool refuse = shed.refuse();
+  // A line when shedding starts, and at most one per 10 s while it goes on.
+  if (refuse && now - shed_logged_at >= 10000) {
+    CF_WARN("transport", "overloaded: refusing ", static_cast<int>(shed.share() * 100),
+            "% of PUT /health with 5.03 (Max-Age ", shed.config().max_age_s,
+            " s); receive queue ", static_cast<int>(queue.fill * 100), "% full, ", backlog(),
+            " reports on their way to the database",
+            shed.backlog_full() ? " (too many: refusing all)" : "", "; since the last line ",
+            shed.refused_total() - shed_logged_refused, " refused, ",
+            shed.admitted_total() - shed_logged_admitted, " stored; ", queue.drops,
+            " datagrams dropped by the kernel since start");
+    shed_logged_at = now;
+    shed_logged_refused = shed.refused_total();
+    shed_logged_admitted = shed.admitted_total();
+  }
+  return refuse;
+}
+
 server_transport::server_transport(caf::actor_system& sys, server_transport_config cfg)
   : impl_(std::make_unique<impl>(sys, std::move(cfg))) {
 }
@@ -196,6 +229,9 @@ bool server_transport::open(std::string& error) {
       dp->to_delete.push_back("updates/" + job_id + "/status");
     },
     [dp](atom::changed, std::string& path) { dp->changed(path); },
+    [dp](atom::absorbed, uint64_t count) {
+      dp->health_absorbed = std::max(dp->health_absorbed, count);
+    },
   });
   d.housekeeping = [dp](bool& worked) { return dp->do_housekeeping(worked); };
   if (!d.listen(d.cfg.bind, d.cfg.port, error))

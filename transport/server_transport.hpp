@@ -9,6 +9,7 @@
 
 #include "actors/interfaces.hpp"
 #include "transport/runtime.hpp"
+#include "transport/shedding.hpp"
 
 namespace coapfleet::transport {
 
@@ -26,6 +27,8 @@ struct server_transport_config {
   /// state always arrives; changes during a rendering are coalesced into
   /// one more); /nodes, the largest, at most once a second.
   unsigned observe_interval_ms = 0;
+  /// When PUT /health is refused with 5.03 (see shedding.hpp).
+  shedding_config shedding;
 };
 
 class server_transport {

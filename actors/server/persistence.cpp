@@ -23,14 +23,25 @@ struct persistence_state {
   bool commit_scheduled = false;
   bool health_timer = false;
   uint64_t commits = 0;
+  uint64_t absorbed = 0;       ///< health reports taken so far
+  uint64_t absorbed_told = 0;  ///< what the transport was told last
 };
 
 using self_ptr = persistence_actor::stateful_pointer<persistence_state>;
+
+void tell_absorbed(self_ptr self) {
+  auto& st = self->state;
+  if (!st.cfg.transport || st.absorbed == st.absorbed_told)
+    return;
+  st.absorbed_told = st.absorbed;
+  self->send(st.cfg.transport, atom::absorbed::value, st.absorbed);
+}
 
 /// Commits everything pending in one transaction and answers every waiter.
 void commit_now(self_ptr self) {
   auto& st = self->state;
   st.commit_scheduled = false;
+  tell_absorbed(self);
   if (st.pending.empty() && st.dirty_health.empty())
     return;
   std::vector<write_op> ops;
@@ -101,6 +112,8 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
         auto& st = self->state;
         auto id = h.health.node_id;
         st.dirty_health[id] = std::move(h);
+        if (++st.absorbed - st.absorbed_told >= st.cfg.absorbed_every)
+          tell_absorbed(self);
         if (!st.health_timer) {
           st.health_timer = true;
           self->delayed_send(self, st.cfg.health_flush, atom::tick::value);

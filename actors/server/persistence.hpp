@@ -16,6 +16,10 @@ struct persistence_config {
   /// thousands of health rows must not delay the answers on the hot path.
   /// (Off in deterministic tests.)
   bool detached = true;
+  /// Told how many health reports this actor has taken (every
+  /// `absorbed_every` and at each commit), so it can bound the backlog.
+  transport_actor transport;
+  uint64_t absorbed_every = 256;
 };
 
 /// Spawns the persistence actor on an opened store.

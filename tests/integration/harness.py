@@ -241,6 +241,12 @@ class Response:
                 return decode_uint(v)
         return None
 
+    def option_value(self, number):
+        for n, v in self.options:
+            if n == number:
+                return v
+        return None
+
     def __repr__(self):
         return "Response(%s, %r)" % (self.code, self.payload[:300])
 

@@ -165,6 +165,42 @@ class SimTest(h.ServerTestCase):
         self.assertEqual(summary["losses"], 0, summary)
         self.assertEqual(sum(summary["codes"].values()), summary["answered"], summary)
 
+    def test_overload_is_shed_with_503_and_max_age(self):
+        """A server told to keep at most 16 health reports between its transport
+        and its database refuses the excess of a load with 5.03 + Max-Age and a
+        JSON error; the simulated nodes back off, nothing is lost, and the
+        server stores reports again once the load has stopped."""
+        server = self.new_server(extra=["--shed-backlog", "16", "--shed-max-age", "1"],
+                                 name="shedding")
+        r = server.coap("post", "nodes", {"node_id": "probe", "ip_address": "127.0.0.1",
+                                          "hostname": "probe"})
+        self.assertEqual(r.code, "2.01", r)
+        report = {"node_id": "probe", "overall_healthy": True}
+        load = subprocess.Popen(
+            [SIM_BIN, "load", "--server", "coap://%s:%d" % (h.HOST, server.port),
+             "--nodes", "20", "--inflight", "8", "--duration", "4", "--json", "-q"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=h._die_with_parent)
+        self.sims.append(load)
+
+        def refused():
+            r = server.raw("put", "health", report, timeout=5)
+            return r if r.code == "5.03" else None
+        busy = h.deadline_poll(refused, 15, interval=0.05, what="a 5.03 while loaded")
+        self.assertEqual(h.decode_uint(busy.option_value(h.OPT_MAX_AGE)), 1, busy.options)
+        self.assertIn("overloaded", busy.json()["error"])
+
+        out, err = load.communicate(timeout=30)
+        self.assertEqual(load.returncode, 0, out + err)
+        summary = json.loads([l for l in out.splitlines() if l.startswith("{")][0])
+        self.assertGreater(summary["codes"].get("5.03", 0), 0, summary)
+        self.assertGreater(summary["codes"].get("2.04", 0), 0, summary)
+        self.assertGreater(summary["backoffs"], 0, summary)
+        self.assertEqual(summary["lost"], 0, summary)
+        h.deadline_poll(lambda: server.raw("put", "health", report, timeout=5).code == "2.04",
+                        15, interval=0.2, what="PUT /health stored again after the load")
+        self.assertIn("overloaded: refusing", server.log_text())
+
     def test_load_text_and_rate(self):
         rc, out, err = self.run_sim("load", "--nodes", "10", "--duration", "2", "--rate", "200")
         self.assertEqual(rc, 0, out + err)

@@ -30,6 +30,7 @@ struct wire_log {
   std::vector<std::pair<std::string, node_actor>> routes;
   std::vector<std::tuple<job_actor, std::string, uint16_t, model::update_notification>> notes;
   std::vector<std::string> changed;
+  std::vector<uint64_t> absorbed;
 };
 
 transport_actor::behavior_type mock_transport(transport_actor::pointer,
@@ -43,6 +44,7 @@ transport_actor::behavior_type mock_transport(transport_actor::pointer,
     [](atom::route, std::string&, job_actor&) {},
     [](atom::forget, std::string&) {},
     [log](atom::changed, std::string& path) { log->changed.push_back(path); },
+    [log](atom::absorbed, uint64_t n) { log->absorbed.push_back(n); },
   };
 }
 
@@ -80,10 +82,12 @@ struct fixture {
     std::string err;
     auto db = server::store::open((dir / "fleet.db").string(), err);
     REQUIRE_MESSAGE(db, err);
+    transport = sys->spawn(mock_transport, wire);
     server::persistence_config pc;
     pc.detached = false;
+    pc.transport = transport;
+    pc.absorbed_every = 2;
     persistence = server::spawn_persistence(*sys, std::move(db), pc);
-    transport = sys->spawn(mock_transport, wire);
     server::registry_config rc;
     rc.liveness = liveness;
     registry = server::spawn_registry(*sys, rc, std::move(loaded.nodes), persistence, transport);
@@ -174,6 +178,27 @@ TEST_CASE_FIXTURE(fixture, "registration announces a route, persists, and lists 
   auto stored = restart();
   REQUIRE(stored.nodes.size() == 1);
   CHECK(stored.nodes[0].reg.ip_address == "127.1.0.9");
+}
+
+TEST_CASE_FIXTURE(fixture, "persistence tells the transport how many health reports it took") {
+  enroll("node-1");
+  wire->absorbed.clear();
+  for (int i = 0; i < 5; ++i) {
+    model::health_report h;
+    h.node_id = "node-1";
+    h.cpu_percent = i;
+    caf::anon_send(persistence, atom::health::value, server::put_health{h, fake_now_value + i});
+  }
+  sched->run();
+  // Every `absorbed_every` (2) reports, as a running count ...
+  CHECK(wire->absorbed == std::vector<uint64_t>{2, 4});
+  // ... and the rest at the next commit, which stores only the latest.
+  caf::anon_send(persistence, atom::tick::value);
+  sched->run();
+  CHECK(wire->absorbed == std::vector<uint64_t>{2, 4, 5});
+  auto stored = restart();
+  REQUIRE(stored.nodes.size() == 1);
+  CHECK(stored.nodes[0].health.cpu_percent == 4);
 }
 
 TEST_CASE_FIXTURE(fixture, "liveness: online, stale, offline, and back online on a report") {
