@@ -14,6 +14,7 @@
 #include "actors/agent/reporter.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/log.hpp"
+#include "actors/scheduler_config.hpp"
 #include "transport/agent_transport.hpp"
 
 using namespace coapfleet;
@@ -145,7 +146,7 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::coapfleet>();
   cfg.set("logger.console", caf::atom("none"));
-  cfg.set("scheduler.max-threads", 1);  // a node's agent stays small
+  configure_scheduler(cfg, 1);  // a node's agent stays small
   caf::actor_system sys{cfg};
 
   transport::agent_transport net{sys, opt.transport};

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <malloc.h>
 #include <cstdio>
+#include <thread>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +13,7 @@
 #include "actors/clock.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/log.hpp"
+#include "actors/scheduler_config.hpp"
 #include "actors/server/artifact_store.hpp"
 #include "actors/server/job_supervisor.hpp"
 #include "actors/server/persistence.hpp"
@@ -36,12 +38,16 @@ struct options {
   bool notify_offline = false;
   bool no_system_actions = false;
   size_t max_payload = 64 * 1024;
+  /// Threads running the actors (the transport and the database have their
+  /// own): the cores but one, at least 2, at most 4.
+  unsigned workers = std::clamp(std::thread::hardware_concurrency(), 3u, 5u) - 1;
 };
 
 int serve(options& opt, bool& restart) {
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::coapfleet>();
   cfg.set("logger.console", caf::atom("none"));
+  configure_scheduler(cfg, opt.workers);
   caf::actor_system sys{cfg};
 
   std::string error;
@@ -178,6 +184,10 @@ int main(int argc, char** argv) {
                  "seconds a refused node is asked to wait (Max-Age of the 5.03)")
     ->capture_default_str()
     ->check(CLI::Range(1u, 3600u));
+  app.add_option("--workers", opt.workers,
+                 "threads running the actors (the transport and the database have their own)")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 64u));
   app.add_flag("--notify-offline", opt.notify_offline,
                "notify nodes that are offline at trigger time instead of skipping them");
   app.add_flag("--no-system-actions", opt.no_system_actions,

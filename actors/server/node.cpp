@@ -1,5 +1,7 @@
 #include "actors/server/node.hpp"
 
+#include <memory>
+
 #include "actors/clock.hpp"
 #include "actors/log.hpp"
 #include "model/rules.hpp"
@@ -74,11 +76,14 @@ void heard_from(self_ptr self, model::millis now) {
 
 node_actor spawn_node(caf::actor_system& sys, model::node_record record, liveness_config cfg,
                       registry_actor registry, persistence_actor persistence) {
-  auto fn = [](self_ptr self, model::node_record record, liveness_config cfg,
+  // CAF keeps the spawn arguments for the actor's lifetime: the record goes
+  // in through a holder and is moved out of it, so it is not kept twice.
+  auto fn = [](self_ptr self, std::shared_ptr<model::node_record> record, liveness_config cfg,
                registry_actor registry,
                persistence_actor persistence) -> node_actor::behavior_type {
     auto& st = self->state;
-    st.record = std::move(record);
+    st.record = std::move(*record);
+    record.reset();
     st.cfg = cfg;
     st.registry = std::move(registry);
     st.persistence = std::move(persistence);
@@ -121,7 +126,8 @@ node_actor spawn_node(caf::actor_system& sys, model::node_record record, livenes
       },
     };
   };
-  return sys.spawn(fn, std::move(record), cfg, std::move(registry), std::move(persistence));
+  return sys.spawn(fn, std::make_shared<model::node_record>(std::move(record)), std::move(cfg),
+                   std::move(registry), std::move(persistence));
 }
 
 }  // namespace coapfleet::server
