@@ -85,10 +85,11 @@ struct client_response {
   bool block2_more = false;
   uint8_t block2_szx = 6;
   int64_t size2 = -1;          ///< total body size when the server said so
+  int64_t max_age = -1;        ///< Max-Age option in seconds, -1 when absent
 };
 template <class F> auto inspect(F& f, client_response& x) {
   return f(x.code, x.payload, x.error, x.etag, x.block2_num, x.block2_more, x.block2_szx,
-           x.size2);
+           x.size2, x.max_age);
 }
 
 /// An artifact in the server's store.
@@ -489,7 +490,9 @@ using reporter_actor = caf::typed_actor<
   /// Answers of the transport to this actor's requests.
   caf::reacts_to<atom::response, uint64_t, client_response>,
   /// Retry timer (backoff).
-  caf::reacts_to<atom::tick>>;
+  caf::reacts_to<atom::tick>,
+  /// The server asked for a pause in health reports (5.03 + Max-Age) and it is over.
+  caf::reacts_to<atom::resume>>;
 
 /// The installer: accepts update notifications (journaled before the 2.04),
 /// runs one job at a time (download, verify, install) and reports each step.

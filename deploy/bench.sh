@@ -80,7 +80,7 @@ for run in $(seq 1 "$runs"); do
   s1_all+=("$tput"); s1_ours+=("$(code_rate "$work/ours.json" 2.04)")
   s1_p50+=("$(json_get "$work/ours.json" p50_ms)")
   s1_p99+=("$(json_get "$work/ours.json" p99_ms)"); s1_loss+=("$(json_get "$work/ours.json" lost)")
-  half=$(python3 -c "print(max(1, int(float('$tput') / 2)))")
+  half=$(python3 -c "print(max(1, int(float('${s1_ours[-1]}') / 2)))")
   "$build/coapfleet-sim" load --server "coap://127.0.0.1:$port" --nodes "$nodes_big" --no-register \
     --rate "$half" --duration "$load_s" --json -q >"$work/half.json" 2>/dev/null || true
   s1_p99half+=("$(json_get "$work/half.json" p99_ms)")

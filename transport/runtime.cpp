@@ -169,6 +169,8 @@ coap_response_t on_response(coap_session_t* session, const coap_pdu_t*,
   }
   if (coap_opt_t* opt = coap_check_option(received, COAP_OPTION_SIZE2, &it))
     r.size2 = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
+  if (coap_opt_t* opt = coap_check_option(received, COAP_OPTION_MAXAGE, &it))
+    r.max_age = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
   rt->finish(key, std::move(r));
   return COAP_RESPONSE_OK;
 }

@@ -20,6 +20,7 @@ struct reporter_state {
   bool registered = false;
   bool enrolling = false;
   bool health_inflight = false;
+  bool health_paused = false;  ///< the server asked to wait (5.03 + Max-Age)
   bool report_inflight = false;
   bool have_health = false;
   model::health_report pending_health;  ///< the newest sample not yet sent
@@ -89,7 +90,7 @@ void enroll(self_ptr self) {
 
 void send_health(self_ptr self) {
   auto& st = self->state;
-  if (!st.registered || st.health_inflight || !st.have_health)
+  if (!st.registered || st.health_inflight || st.health_paused || !st.have_health)
     return;
   st.health_inflight = true;
   st.have_health = false;
@@ -146,6 +147,14 @@ void on_health(self_ptr self, const client_response& r) {
     server_unreachable(self, r.error);
     st.registered = false;  // re-register when it answers again
     schedule_retry(self);
+    return;
+  } else if (r.code == 503) {
+    // Overloaded: the newest sample goes once the server's Max-Age has passed
+    // (RFC 7252 5.9.3.4; 60 s when it gave none, as the option's default).
+    auto wait = std::chrono::seconds(r.max_age >= 0 ? std::min<int64_t>(r.max_age, 3600) : 60);
+    CF_DEBUG("reporter", "server busy: next health report in ", wait.count(), " s");
+    st.health_paused = true;
+    self->delayed_send(self, wait, atom::resume::value);
     return;
   } else {
     CF_WARN("reporter", "health report refused: ", r.code / 100, ".", r.code % 100, " ",
@@ -219,6 +228,10 @@ reporter_actor spawn_reporter(caf::actor_system& sys, reporter_config cfg,
           case call::health: on_health(self, r); break;
           case call::report: on_report(self, r); break;
         }
+      },
+      [self](atom::resume) {
+        self->state.health_paused = false;
+        send_health(self);
       },
       [self](atom::tick) {
         auto& st = self->state;

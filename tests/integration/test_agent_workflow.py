@@ -4,11 +4,15 @@ on 127.1.0.1..3, port 5683): the agents register themselves (Node
 Registration Workflow), the Complete Update Workflow's pip job runs on every
 node (with a fake pip that records its argv), the agents' own /health and
 /system answer; and a real pip job installs a wheel built here into a
-per-agent --target directory."""
+per-agent --target directory. An agent told 5.03 with Max-Age waits that
+long before its next health report."""
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -244,6 +248,75 @@ class RealPipJob(ah.AgentTestCase):
         self.assertEqual(entry["result"], 8, entry)
         self.assertIn("pip install exited with code", entry["error_message"], entry)
         self.assertIn("coapfleet-no-such-package", entry["error_message"], entry)
+
+
+class BusyServer:
+    """A stand-in main server on a free 127.0.0.1 port: registrations get 2.01,
+    the first health report 5.03 with Max-Age `max_age`, later ones 2.04. It
+    records when each health report arrived and what it answered."""
+
+    def __init__(self, max_age):
+        self.max_age = max_age
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((h.HOST, 0))
+        self.port = self.sock.getsockname()[1]
+        self.health = []  # (monotonic time, answer code text)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(70000)
+            except socket.timeout:
+                continue
+            msg = h.decode_message(data)
+            if msg is None or msg.type != h.CON:
+                continue
+            path = "/".join(v.decode() for n, v in msg.options if n == h.OPT_URI_PATH)
+            options, payload = [], b""
+            if path == "nodes":
+                code = 2 << 5 | 1
+            elif path == "health":
+                if not any(c == "5.03" for _, c in self.health):
+                    code = 5 << 5 | 3
+                    options = [(h.OPT_CONTENT_FORMAT, h.encode_uint(50)),
+                               (h.OPT_MAX_AGE, h.encode_uint(self.max_age))]
+                    payload = b'{"error":"server overloaded"}'
+                else:
+                    code = 2 << 5 | 4
+                self.health.append((time.monotonic(), h.code_text(code)))
+            else:
+                code = 4 << 5 | 4
+            self.sock.sendto(h.encode_message(h.ACK, code, msg.mid, msg.token, options, payload),
+                             peer)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+class AgentHonoursMaxAge(h.ServerTestCase):
+    """A health report answered 5.03 with Max-Age pauses the agent's reports
+    for that long, although its interval (1 s) is shorter."""
+
+    start_server = False
+
+    def test_waits_max_age_after_503(self):
+        busy = BusyServer(max_age=3)
+        self.addCleanup(busy.close)
+        w = ah.Worker(self.tmp, 9, busy.port)
+        self.agents.append(w)
+        w.start()
+        h.deadline_poll(lambda: len(busy.health) >= 3, 30, interval=0.2,
+                        what="three health reports at the busy server")
+        (t_refused, first), (t_next, second) = busy.health[0], busy.health[1]
+        self.assertEqual((first, second), ("5.03", "2.04"), busy.health)
+        self.assertGreaterEqual(t_next - t_refused, 3.0, busy.health)
+        self.assertIn("server busy: next health report in 3 s", w.log_text())
 
 
 if __name__ == "__main__":
