@@ -1,0 +1,125 @@
+// The main server's /artifacts resources: the listing, and one resource per
+// artifact served block-wise from a shared mapping of its file.
+#include "actors/log.hpp"
+#include "transport/server_handlers.hpp"
+#include "transport/server_impl.hpp"
+
+namespace coapfleet::transport {
+
+namespace handlers {
+
+std::string artifact_name(const coap_pdu_t* req) {
+  std::vector<std::string> parts;
+  coap_opt_iterator_t it;
+  coap_option_iterator_init(req, &it, COAP_OPT_ALL);
+  while (coap_opt_t* opt = coap_option_next(&it))
+    if (it.number == COAP_OPTION_URI_PATH)
+      parts.emplace_back(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+  if (parts.size() != 2 || parts[0] != "artifacts")
+    return {};
+  return parts[1];
+}
+
+void hnd_get_artifacts(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                       const coap_string_t* q, coap_pdu_t* resp) {
+  answer_sync(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
+    caf::anon_send(t.gateway, atom::list::value, id, atom::artifact::value);
+  });
+}
+
+/// Serves an artifact block-wise from a shared mapping of its file; the ETag
+/// (from its SHA-256) lets a client that resumes check it gets the same version.
+void hnd_get_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                      const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *server_of(s);
+  auto name = artifact_name(req);
+  auto cached = t.artifacts.find(name);
+  if (cached != t.artifacts.end() && cached->second.body) {
+    coap_reply reply;
+    reply.content_format = 42;
+    reply.etag = cached->second.etag;
+    reply.shared_body = cached->second.body;
+    return reply_now(r, s, req, q, resp, reply);
+  }
+  if (t.stopping())
+    return reply_now(r, s, req, q, resp, stopping_reply());
+  auto p = std::make_unique<pending_request>();
+  p->id = t.next_id();
+  auto id = p->id;
+  auto* raw = p.get();
+  t.pending.emplace(id, std::move(p));
+  caf::anon_send(t.gateway, atom::artifact::value, id, name);
+  coap_reply reply;
+  if (t.wait_for(*raw, t.cfg.read_wait_ms)) {
+    reply = std::move(raw->reply);
+    if (reply.shared_body)
+      t.artifacts[name] = impl::served_artifact{reply.shared_body, reply.etag};
+  } else {
+    reply = json_reply(503, model::encode_error("server busy, retry later"));
+    reply.max_age = 5;
+  }
+  t.pending.erase(id);
+  reply_now(r, s, req, q, resp, reply);
+}
+
+/// PUT /artifacts/<name>: the body arrives whole (libcoap reassembles Block1);
+/// the store writes it atomically and answers with its size and SHA-256.
+void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                      const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *server_of(s);
+  if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  auto name = artifact_name(req);
+  coap_opt_iterator_t it;
+  if (coap_opt_t* opt = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &it)) {
+    auto cf = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
+    if (cf != 0 && cf != 42 && cf != 50)
+      return reply_now(r, s, req, q, resp,
+                       json_reply(415, model::encode_error(
+                                         "unsupported content format " + std::to_string(cf)
+                                           + ": send application/octet-stream (42) or none",
+                                         {{"field", "content-format"}})));
+  }
+  size_t len = 0, offset = 0, total = 0;
+  const uint8_t* data = nullptr;
+  if (!coap_get_data_large(req, &len, &data, &offset, &total) || len == 0)
+    return reply_now(r, s, req, q, resp,
+                     json_reply(400, model::encode_error(
+                                       "empty body: send the file with coap-client -m put "
+                                       "-b 1024 -f FILE coap://HOST/artifacts/NAME")));
+  if (total > t.cfg.max_artifact || len > t.cfg.max_artifact)
+    return reply_now(r, s, req, q, resp,
+                     json_reply(413, model::encode_error(
+                                       "artifact too large: " + std::to_string(total)
+                                       + " bytes, the limit is "
+                                       + std::to_string(t.cfg.max_artifact))));
+  artifact_upload up{name, std::string(reinterpret_cast<const char*>(data), len)};
+  answer_async(r, s, req, q, resp, [&up](impl& t, uint64_t id, peer from) {
+    caf::anon_send(t.gateway, atom::upload::value, id, std::move(up), std::move(from));
+  });
+}
+
+}  // namespace handlers
+
+using namespace handlers;
+
+bool server_transport::impl::add_artifact_resource(const std::string& name) {
+  artifacts.erase(name);  // a new version: forget the old mapping
+  if (artifact_resources.count(name))
+    return true;
+  auto path = "artifacts/" + name;
+  auto* uri = coap_new_str_const(reinterpret_cast<const uint8_t*>(path.data()), path.size());
+  auto* r = coap_resource_init(uri, COAP_RESOURCE_FLAGS_RELEASE_URI);
+  if (!r)
+    return false;
+  coap_resource_set_userdata(r, const_cast<char*>("GET, PUT"));
+  register_methods(r, hnd_not_allowed, hnd_get_artifact, nullptr, hnd_put_artifact);
+  coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const("\"coapfleet.artifact\""), 0);
+  coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("42"), 0);
+  coap_add_resource(ctx, r);
+  artifact_resources[name] = r;
+  return true;
+}
+
+
+}  // namespace coapfleet::transport

@@ -1,0 +1,59 @@
+// Internal to the main server's transport: the helpers every resource
+// handler uses (body checks, immediate and deferred answers) and the
+// handlers defined outside server_resources.cpp (server_artifacts.cpp).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "model/json.hpp"
+#include "transport/answer.hpp"
+#include "transport/server_impl.hpp"
+
+namespace coapfleet::transport::handlers {
+
+using impl = server_transport::impl;
+
+coap_reply problem_reply(uint16_t code, const model::problem& p);
+coap_reply text_reply(uint16_t code, std::string text);
+
+/// The request body, after the checks every body-carrying request gets:
+/// content format (none, 0 or 50, else 4.15) and size (4.13 above the limit).
+bool read_body(impl& t, const coap_pdu_t* request, std::string_view& body, coap_reply& error);
+
+/// Answers at once (piggybacked).
+void reply_now(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+               const coap_string_t* q, coap_pdu_t* resp, const coap_reply& reply);
+
+template <class Start>
+void answer_async(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
+                  const coap_string_t* query, coap_pdu_t* response, Start&& start) {
+  transport::answer_async(*server_of(session), resource, session, request, query, response,
+                          std::forward<Start>(start));
+}
+
+template <class Start>
+void answer_sync(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
+                 const coap_string_t* query, coap_pdu_t* response, Start&& start) {
+  auto& t = *server_of(session);
+  transport::answer_sync(t, t.cfg.read_wait_ms, resource, session, request, query, response,
+                         std::forward<Start>(start));
+}
+
+/// 4.05 with the allowed methods (the resource's user data).
+void hnd_not_allowed(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                     const coap_string_t* q, coap_pdu_t* resp);
+
+// -- /artifacts (server_artifacts.cpp) --------------------------------------------------
+/// The artifact name of a request to /artifacts/<name> ("" when the path is
+/// not of that shape).
+std::string artifact_name(const coap_pdu_t* req);
+void hnd_get_artifacts(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                       const coap_string_t* q, coap_pdu_t* resp);
+void hnd_get_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                      const coap_string_t* q, coap_pdu_t* resp);
+void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                      const coap_string_t* q, coap_pdu_t* resp);
+
+}  // namespace coapfleet::transport::handlers
