@@ -40,9 +40,17 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(("%.6g" % statistics.median(v)) if v else "n/a")' "$@"; }
 # Answers per second with code $2 (e.g. 2.04): the throughput times that code's share.
-code_rate() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d.get("codes", {}); n=sum(c.values())
-print("%.1f" % (d.get("throughput", 0) * c.get(sys.argv[2], 0) / n) if n else 0)' "$1" "$2"; }
-json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=d
+code_rate() { python3 -c 'import json,sys
+try:
+    d=json.load(open(sys.argv[1])); c=d.get("codes", {}); n=sum(c.values())
+    print("%.1f" % (d.get("throughput", 0) * c.get(sys.argv[2], 0) / n) if n else 0)
+except (OSError, ValueError):
+    print(0)' "$1" "$2"; }
+json_get() { python3 -c 'import json,sys
+try:
+    v=json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    v={}
 for k in sys.argv[2].split("."): v=v.get(k, {}) if isinstance(v, dict) else {}
 print(v if v != {} else 0)' "$1" "$2"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -170,8 +178,9 @@ sleep 3; rss_after=$(rss_kib "$spid")
 recovered=no
 "$client" -B 5 -m post -t json -e '{"node_id":"bench-probe","ip_address":"127.0.0.1","hostname":"probe"}' \
   "coap://127.0.0.1:$port/nodes" >/dev/null 2>&1 || true
-"$client" -B 5 -m put -t json -e '{"node_id":"bench-probe","overall_healthy":true}' \
-  "coap://127.0.0.1:$port/health" 2>/dev/null | grep -q "Health status updated" && recovered=yes
+probe=$("$client" -B 5 -m put -t json -e '{"node_id":"bench-probe","overall_healthy":true}' \
+  "coap://127.0.0.1:$port/health" 2>/dev/null || true)
+case "$probe" in *"Health status updated"*) recovered=yes ;; esac
 over_ok=$(code_rate "$work/over.json" 2.04)
 over_shed=$(code_rate "$work/over.json" 5.03)
 over_lost=$(json_get "$work/over.json" lost)

@@ -64,6 +64,8 @@ int serve(options& opt, bool& restart) {
   server::persistence_config pcfg;
   pcfg.health_flush = std::chrono::milliseconds(opt.health_flush_ms);
   pcfg.transport = net.handle();
+  // Told often enough for the transport to steer by, rarely enough to be cheap.
+  pcfg.absorbed_every = std::clamp<uint64_t>(opt.transport.shedding.backlog_high / 4, 1, 256);
   auto persistence = server::spawn_persistence(sys, std::move(db), pcfg);
   loaded_state loaded;
   {
@@ -170,14 +172,14 @@ int main(int argc, char** argv) {
   app.add_option("--max-idle-sessions", opt.transport.max_idle_sessions,
                  "idle CoAP peer sessions kept (libcoap walks every session on each I/O turn)")
     ->capture_default_str();
-  app.add_option("--shed-queue-fill", opt.transport.shedding.queue_high,
-                 "answer PUT /health 5.03 while the socket's receive queue is fuller than this "
-                 "(0..1 of its buffer; 1: never for this reason)")
+  app.add_option("--shed-busy-ms", opt.transport.shedding.busy_high_ms,
+                 "answer a growing share of PUT /health 5.03 while requests have waited in the "
+                 "socket this long (0: never for this reason)")
     ->capture_default_str()
-    ->check(CLI::Range(0.01, 1.0));
+    ->check(CLI::Range(int64_t{0}, int64_t{60000}));
   app.add_option("--shed-backlog", opt.transport.shedding.backlog_high,
                  "answer PUT /health 5.03 while this many answered reports have not reached "
-                 "the database actor (it counts them every 256 and at each commit)")
+                 "the database actor")
     ->capture_default_str()
     ->check(CLI::Range(uint64_t{16}, uint64_t{1} << 30));
   app.add_option("--shed-max-age", opt.transport.shedding.max_age_s,
@@ -200,8 +202,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--offline-after must be greater than --stale-after\n");
     return 2;
   }
-  opt.transport.shedding.queue_low = std::min(opt.transport.shedding.queue_low,
-                                              opt.transport.shedding.queue_high / 2);
   if (opt.artifacts.empty()) {
     auto slash = opt.db.rfind('/');
     opt.artifacts = (slash == std::string::npos ? std::string(".") : opt.db.substr(0, slash))

@@ -525,9 +525,7 @@ receive_queue runtime::receive_queue_state() const {
     socklen_t len = sizeof mem;
     if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len < sizeof(uint32_t) * 2)
       continue;
-    if (mem[SK_MEMINFO_RCVBUF] > 0)
-      out.fill = std::max(out.fill, static_cast<double>(mem[SK_MEMINFO_RMEM_ALLOC])
-                                      / mem[SK_MEMINFO_RCVBUF]);
+    out.buffer = std::max<uint64_t>(out.buffer, mem[SK_MEMINFO_RCVBUF]);
     if (len >= sizeof(uint32_t) * (SK_MEMINFO_DROPS + 1))
       out.drops += mem[SK_MEMINFO_DROPS];
   }
@@ -549,6 +547,34 @@ coap_context_t* runtime::raw_context() {
   ev.data.fd = coap_context_get_coap_fd(raw_ctx_);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, ev.data.fd, &ev);
   return raw_ctx_;
+}
+
+/// coap_io_process() reads one datagram per socket, and walks every session
+/// first (timers, idle sessions): under load that walk would come once per
+/// datagram. Read what else is waiting, a bounded number, before the next
+/// turn; libcoap's own epoll set says which sockets are readable. Notes when
+/// the sockets were last found empty: how long they have not been is the
+/// time this loop has been behind (see busy_ms()).
+void runtime::read_more(coap_context_t* c) {
+  int fd = coap_context_get_coap_fd(c);
+  for (int round = 0; round < max_reads_per_turn; ++round) {
+    epoll_event events[8];
+    int n = ::epoll_wait(fd, events, 8, 0);
+    bool readable = false;
+    for (int i = 0; i < n; ++i)
+      readable = readable || events[i].data.ptr != nullptr;  // null: libcoap's timer
+    if (!readable) {
+      busy_since_ = -1;
+      return;
+    }
+    if (busy_since_ < 0)
+      busy_since_ = steady_millis();
+    coap_io_do_epoll(c, events, static_cast<size_t>(n));
+  }
+}
+
+int64_t runtime::busy_ms() const {
+  return busy_since_ < 0 ? 0 : steady_millis() - busy_since_;
 }
 
 stop_reason runtime::run() {
@@ -584,6 +610,7 @@ stop_reason runtime::run() {
       }
     }
     coap_io_process(ctx, COAP_IO_NO_WAIT);
+    read_more(ctx);
     if (raw_ctx_)
       coap_io_process(raw_ctx_, COAP_IO_NO_WAIT);
     wait_ms = 1000;

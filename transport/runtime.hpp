@@ -39,10 +39,10 @@ struct pending_request {
 
 using response_callback = std::function<void(client_response)>;
 
-/// How full the kernel's receive queue of the listening sockets is.
+/// The kernel's receive queues of the listening sockets.
 struct receive_queue {
-  double fill = 0;     ///< queued bytes / receive buffer (the fullest socket)
-  uint64_t drops = 0;  ///< datagrams the kernel dropped because it was full
+  uint64_t buffer = 0;  ///< receive buffer in bytes (the largest socket's)
+  uint64_t drops = 0;   ///< datagrams the kernel dropped because it was full
 };
 
 class runtime {
@@ -56,8 +56,11 @@ public:
   bool open(uint8_t block_mode, std::string& error);
   /// Listens on addr:port (UDP) with the main context.
   bool listen(const std::string& addr, uint16_t port, std::string& error);
-  /// Requests waiting in the kernel for this loop (one getsockopt per socket).
+  /// The listening sockets' buffer and drops (one getsockopt per socket).
   receive_queue receive_queue_state() const;
+  /// For how long the main context's sockets have not been found empty
+  /// (0 when they were at the end of the last turn): how far behind the loop is.
+  int64_t busy_ms() const;
   /// A second context without libcoap's block handling, for requests that
   /// fetch one block at a time (resumable downloads). Created on demand.
   coap_context_t* raw_context();
@@ -101,6 +104,9 @@ protected:
 private:
   caf::actor_companion* self();
   void drain_mailbox();
+  void read_more(coap_context_t* c);
+  static constexpr int max_reads_per_turn = 32;
+  int64_t busy_since_ = -1;  ///< when the sockets were first found non-empty; -1: empty
   coap_session_t* client_session(coap_context_t* c, const std::string& ip, uint16_t port,
                                  std::string& error);
 

@@ -161,24 +161,24 @@ int64_t server_transport::impl::do_housekeeping(bool& worked) {
 }
 
 bool server_transport::impl::shed_health() {
-  // One getsockopt per 32 reports, or when the last reading is old.
+  // A reading every 32 reports, or when the last one is 5 ms old.
   auto now = steady_millis();
-  if ((++health_seen & 31) == 0 || now - queue_read_at >= 5) {
-    queue = receive_queue_state();
-    queue_read_at = now;
-    shed.update_queue(queue.fill);
+  if ((++health_seen & 31) == 0 || now - busy_read_at >= 5) {
+    shed.update_busy(busy_ms(), now - busy_read_at);
+    busy_read_at = now;
   }
   shed.update_backlog(backlog());
   bool refuse = shed.refuse();
   // A line when shedding starts, and at most one per 10 s while it goes on.
   if (refuse && now - shed_logged_at >= 10000) {
+    auto queue = receive_queue_state();
     CF_WARN("transport", "overloaded: refusing ", static_cast<int>(shed.share() * 100),
             "% of PUT /health with 5.03 (Max-Age ", shed.config().max_age_s,
-            " s); receive queue ", static_cast<int>(queue.fill * 100), "% full, ", backlog(),
-            " reports on their way to the database",
+            " s); requests have waited in the socket for ", busy_ms(), " ms, ", backlog(),
+            " reports are on their way to the database",
             shed.backlog_full() ? " (too many: refusing all)" : "", "; since the last line ",
             shed.refused_total() - shed_logged_refused, " refused, ",
-            shed.admitted_total() - shed_logged_admitted, " stored; ", queue.drops,
+            shed.admitted_total() - shed_logged_admitted, " admitted; ", queue.drops,
             " datagrams dropped by the kernel since start");
     shed_logged_at = now;
     shed_logged_refused = shed.refused_total();
@@ -202,7 +202,8 @@ void server_transport::set_gateway(gateway_actor gateway) {
 }
 
 std::string server_transport::endpoint_description() const {
-  return endpoint_uri(impl_->cfg.bind, impl_->cfg.port);
+  return endpoint_uri(impl_->cfg.bind, impl_->cfg.port) + ", receive buffer "
+         + std::to_string(impl_->receive_queue_state().buffer / 1024) + " KiB";
 }
 
 bool server_transport::open(std::string& error) {

@@ -44,7 +44,7 @@ public:
   /// Runs the I/O loop on the calling thread until SIGINT/SIGTERM or a
   /// restart/shutdown answer has left.
   stop_reason run();
-  /// "coap://0.0.0.0:5683 (udp)"
+  /// "coap://0.0.0.0:5683 (udp), receive buffer 8192 KiB"
   std::string endpoint_description() const;
 
   struct impl;

@@ -5,15 +5,18 @@
 // dropped and come back as retransmissions). Pure policy, fed with gauges.
 //
 // Two gauges, two rules:
+// - busy: for how long the transport has not found its sockets empty, i.e.
+//   how long requests have been waiting in the kernel for it. (A time, not
+//   the queue's bytes: Linux accounts a UDP queue's memory in chunks of a
+//   quarter of the buffer, too coarse to steer by.) While it is over
+//   `busy_high_ms` the refused share grows in steps, up to `max_share`;
+//   while the sockets are found empty it falls by a step per `decay_ms`
+//   that passed, so a quiet server refuses nothing. Refusing is cheaper
+//   than storing, but not free, and a client that ignores Max-Age comes
+//   straight back: the cap keeps most of the capacity for reports.
 // - backlog: answered reports not yet taken by the persistence actor. Above
 //   `backlog_high` every report is refused until it is down to half: this
 //   bounds the memory the actors' mailboxes can take.
-// - receive queue: how full the listening socket's kernel buffer is. While it
-//   is above `queue_high` the refused share grows (in steps, up to
-//   `max_share`), below `queue_low` it shrinks. Refusing is cheaper than
-//   storing, but not free, and a client that ignores Max-Age comes straight
-//   back: the share is capped so that most of the capacity still goes to
-//   reports that are stored.
 #pragma once
 
 #include <algorithm>
@@ -22,12 +25,12 @@
 namespace coapfleet::transport {
 
 struct shedding_config {
-  double queue_high = 0.25;  ///< receive queue fill (queued bytes / buffer) that means overload
-  double queue_low = 0.05;   ///< and the fill below which it is over
-  double max_share = 0.5;    ///< at most this share refused for a full queue
-  double step = 0.05;        ///< share change per reading
+  int64_t busy_high_ms = 50;  ///< sockets not found empty for this long: overloaded
+  int64_t decay_ms = 5;       ///< the share falls a step per this much calm
+  double max_share = 0.5;     ///< at most this share refused
+  double step = 0.05;         ///< share change per step
   uint64_t backlog_high = 4096;
-  uint32_t max_age_s = 2;    ///< seconds a refused client is asked to wait
+  uint32_t max_age_s = 2;     ///< seconds a refused client is asked to wait
 };
 
 class shedder {
@@ -35,14 +38,19 @@ public:
   explicit shedder(shedding_config cfg = {})
     : cfg_(cfg), cap_(permille(cfg.max_share)), step_(std::max(1, permille(cfg.step))) {}
 
-  /// A new reading of the gauges (the queue fill is read every few requests).
-  void update_queue(double queue_fill) {
-    if (cfg_.queue_high >= 1.0)  // this rule is off
+  /// A reading of the busy gauge (0: the sockets were found empty) and the
+  /// milliseconds since the previous reading.
+  void update_busy(int64_t busy_ms, int64_t elapsed_ms) {
+    if (cfg_.busy_high_ms <= 0)  // this rule is off
       return;
-    if (queue_fill >= cfg_.queue_high)
+    if (busy_ms >= cfg_.busy_high_ms) {
       share_ = std::min(cap_, share_ + step_);
-    else if (queue_fill < cfg_.queue_low)
-      share_ = std::max(0, share_ - step_);
+    } else if (busy_ms == 0) {
+      auto steps = std::max<int64_t>(1, elapsed_ms / std::max<int64_t>(1, cfg_.decay_ms));
+      share_ = static_cast<int>(std::max<int64_t>(0, share_ - steps * step_));
+      if (share_ == 0)
+        credit_ = 0;
+    }
   }
   void update_backlog(uint64_t backlog) {
     if (backlog_full_)

@@ -149,10 +149,12 @@ void on_health(self_ptr self, const client_response& r) {
     schedule_retry(self);
     return;
   } else if (r.code == 503) {
-    // Overloaded: the newest sample goes once the server's Max-Age has passed
-    // (RFC 7252 5.9.3.4; 60 s when it gave none, as the option's default).
+    // Overloaded: the refused sample (or a newer one taken meanwhile) goes
+    // once the server's Max-Age has passed (RFC 7252 5.9.3.4; 60 s when it
+    // gave none, the option's default).
     auto wait = std::chrono::seconds(r.max_age >= 0 ? std::min<int64_t>(r.max_age, 3600) : 60);
     CF_DEBUG("reporter", "server busy: next health report in ", wait.count(), " s");
+    st.have_health = true;
     st.health_paused = true;
     self->delayed_send(self, wait, atom::resume::value);
     return;

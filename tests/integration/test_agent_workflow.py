@@ -260,7 +260,7 @@ class BusyServer:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((h.HOST, 0))
         self.port = self.sock.getsockname()[1]
-        self.health = []  # (monotonic time, answer code text)
+        self.health = []  # (monotonic time, answer code text, body)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -280,14 +280,15 @@ class BusyServer:
             if path == "nodes":
                 code = 2 << 5 | 1
             elif path == "health":
-                if not any(c == "5.03" for _, c in self.health):
+                if not any(c == "5.03" for _, c, _ in self.health):
                     code = 5 << 5 | 3
                     options = [(h.OPT_CONTENT_FORMAT, h.encode_uint(50)),
                                (h.OPT_MAX_AGE, h.encode_uint(self.max_age))]
                     payload = b'{"error":"server overloaded"}'
                 else:
                     code = 2 << 5 | 4
-                self.health.append((time.monotonic(), h.code_text(code)))
+                self.health.append((time.monotonic(), h.code_text(code),
+                                    json.loads(msg.payload.decode())))
             else:
                 code = 4 << 5 | 4
             self.sock.sendto(h.encode_message(h.ACK, code, msg.mid, msg.token, options, payload),
@@ -300,23 +301,43 @@ class BusyServer:
 
 
 class AgentHonoursMaxAge(h.ServerTestCase):
-    """A health report answered 5.03 with Max-Age pauses the agent's reports
-    for that long, although its interval (1 s) is shorter."""
+    """A health report answered 5.03 with Max-Age: the agent sends nothing
+    for that long, then the refused sample (or a newer one) again."""
 
     start_server = False
 
+    def agent(self, index, port, interval):
+        w = ah.Worker(self.tmp, index, port)
+        command = w.command()
+        command[command.index("--interval") + 1] = str(interval)
+        w.command = lambda: command
+        self.agents.append(w)
+        return w.start()
+
     def test_waits_max_age_after_503(self):
+        # Max-Age longer than the interval: the next report waits for it.
         busy = BusyServer(max_age=3)
         self.addCleanup(busy.close)
-        w = ah.Worker(self.tmp, 9, busy.port)
-        self.agents.append(w)
-        w.start()
+        w = self.agent(9, busy.port, 1)
         h.deadline_poll(lambda: len(busy.health) >= 3, 30, interval=0.2,
                         what="three health reports at the busy server")
-        (t_refused, first), (t_next, second) = busy.health[0], busy.health[1]
+        (t_refused, first, _), (t_next, second, _) = busy.health[0], busy.health[1]
         self.assertEqual((first, second), ("5.03", "2.04"), busy.health)
         self.assertGreaterEqual(t_next - t_refused, 3.0, busy.health)
         self.assertIn("server busy: next health report in 3 s", w.log_text())
+
+    def test_resends_the_refused_sample(self):
+        # Max-Age shorter than the interval (60 s): the refused sample is sent
+        # again after Max-Age, not dropped until the next one.
+        busy = BusyServer(max_age=1)
+        self.addCleanup(busy.close)
+        self.agent(8, busy.port, 60)
+        h.deadline_poll(lambda: len(busy.health) >= 2, 30, interval=0.2,
+                        what="the refused health report sent again")
+        (t_refused, first, body1), (t_next, second, body2) = busy.health[0], busy.health[1]
+        self.assertEqual((first, second), ("5.03", "2.04"), busy.health)
+        self.assertGreaterEqual(t_next - t_refused, 1.0, busy.health)
+        self.assertEqual(body1["timestamp"], body2["timestamp"], busy.health)
 
 
 if __name__ == "__main__":

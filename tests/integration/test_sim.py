@@ -166,11 +166,13 @@ class SimTest(h.ServerTestCase):
         self.assertEqual(sum(summary["codes"].values()), summary["answered"], summary)
 
     def test_overload_is_shed_with_503_and_max_age(self):
-        """A server told to keep at most 16 health reports between its transport
-        and its database refuses the excess of a load with 5.03 + Max-Age and a
-        JSON error; the simulated nodes back off, nothing is lost, and the
-        server stores reports again once the load has stopped."""
-        server = self.new_server(extra=["--shed-backlog", "16", "--shed-max-age", "1"],
+        """While requests wait in its socket longer than --shed-busy-ms, the
+        server refuses a share of PUT /health with 5.03 + Max-Age and a JSON
+        error. The server is stopped (SIGSTOP) for a second under a load of
+        300 nodes x 8 requests, so thousands wait when it goes on; the
+        simulated nodes back off, nothing is lost, and once the load has
+        stopped reports are stored again."""
+        server = self.new_server(extra=["--shed-busy-ms", "5", "--shed-max-age", "1"],
                                  name="shedding")
         r = server.coap("post", "nodes", {"node_id": "probe", "ip_address": "127.0.0.1",
                                           "hostname": "probe"})
@@ -178,19 +180,27 @@ class SimTest(h.ServerTestCase):
         report = {"node_id": "probe", "overall_healthy": True}
         load = subprocess.Popen(
             [SIM_BIN, "load", "--server", "coap://%s:%d" % (h.HOST, server.port),
-             "--nodes", "20", "--inflight", "8", "--duration", "4", "--json", "-q"],
+             "--nodes", "300", "--inflight", "8", "--duration", "8", "--json", "-q"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=h._die_with_parent)
         self.sims.append(load)
+        h.deadline_poll(lambda: server.coap("get", "health").json().get("total_nodes") == 301,
+                        30, interval=0.2, what="300 simulated nodes registered")
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(1.0)
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
 
         def refused():
             r = server.raw("put", "health", report, timeout=5)
             return r if r.code == "5.03" else None
-        busy = h.deadline_poll(refused, 15, interval=0.05, what="a 5.03 while loaded")
+        busy = h.deadline_poll(refused, 15, interval=0.01, what="a 5.03 while loaded")
         self.assertEqual(h.decode_uint(busy.option_value(h.OPT_MAX_AGE)), 1, busy.options)
+        self.assertEqual(busy.content_format, 50)
         self.assertIn("overloaded", busy.json()["error"])
 
-        out, err = load.communicate(timeout=30)
+        out, err = load.communicate(timeout=60)
         self.assertEqual(load.returncode, 0, out + err)
         summary = json.loads([l for l in out.splitlines() if l.startswith("{")][0])
         self.assertGreater(summary["codes"].get("5.03", 0), 0, summary)

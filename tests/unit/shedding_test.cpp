@@ -16,46 +16,67 @@ int refused_of(shedder& s, int n) {
   return out;
 }
 
+shedding_config small_steps() {
+  shedding_config cfg;
+  cfg.busy_high_ms = 50;
+  cfg.decay_ms = 5;
+  cfg.step = 0.1;
+  cfg.max_share = 0.5;
+  return cfg;
+}
+
 }  // namespace
 
 TEST_CASE("a quiet server refuses nothing") {
   shedder s;
-  s.update_queue(0.0);
+  s.update_busy(0, 1);
   s.update_backlog(0);
   CHECK_FALSE(s.active());
   CHECK(refused_of(s, 1000) == 0);
   CHECK(s.admitted_total() == 1000);
 }
 
-TEST_CASE("a full receive queue raises the refused share in steps, up to the cap") {
-  shedding_config cfg;
-  cfg.queue_high = 0.25;
-  cfg.queue_low = 0.05;
-  cfg.step = 0.1;
-  cfg.max_share = 0.5;
-  shedder s{cfg};
-  s.update_queue(0.3);
+TEST_CASE("requests waiting in the socket raise the refused share in steps, up to the cap") {
+  shedder s{small_steps()};
+  s.update_busy(49, 1);  // not yet
+  CHECK_FALSE(s.active());
+  s.update_busy(50, 1);
   CHECK(s.share() == doctest::Approx(0.1));
   CHECK(refused_of(s, 100) == 10);  // evenly: every tenth
   for (int i = 0; i < 20; ++i)
-    s.update_queue(1.0);
+    s.update_busy(200, 1);
   CHECK(s.share() == doctest::Approx(0.5));  // capped: half still stored
   CHECK(refused_of(s, 100) == 50);
-  // Between the marks the share holds; below the low mark it falls.
-  s.update_queue(0.1);
-  CHECK(s.share() == doctest::Approx(0.5));
+}
+
+TEST_CASE("the share holds while the socket is busy but under the mark, and falls with calm time") {
+  shedder s{small_steps()};
   for (int i = 0; i < 5; ++i)
-    s.update_queue(0.0);
-  CHECK(s.share() == doctest::Approx(0.0));
+    s.update_busy(100, 1);
+  CHECK(s.share() == doctest::Approx(0.5));
+  s.update_busy(10, 1);  // still behind, not by much: hold
+  CHECK(s.share() == doctest::Approx(0.5));
+  s.update_busy(0, 1);  // found empty: one step
+  CHECK(s.share() == doctest::Approx(0.4));
+  s.update_busy(0, 10);  // two steps for 10 ms
+  CHECK(s.share() == doctest::Approx(0.2));
+}
+
+TEST_CASE("after a long quiet spell the first reading clears the share") {
+  shedder s{small_steps()};
+  for (int i = 0; i < 5; ++i)
+    s.update_busy(100, 1);
+  CHECK(s.active());
+  s.update_busy(0, 60000);  // a minute without a reading
   CHECK_FALSE(s.active());
   CHECK(refused_of(s, 100) == 0);
 }
 
-TEST_CASE("a queue rule of 1 is off") {
+TEST_CASE("a busy rule of 0 is off") {
   shedding_config cfg;
-  cfg.queue_high = 1.0;
+  cfg.busy_high_ms = 0;
   shedder s{cfg};
-  s.update_queue(1.0);
+  s.update_busy(100000, 1);
   CHECK_FALSE(s.active());
 }
 
