@@ -37,7 +37,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free UDP port below the kernel's ephemeral range: libcoap binds with
+# SO_REUSEADDR, and a client (coap-client) given an ephemeral port that a
+# server holds would talk to itself.
+free_port() { python3 -c 'import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", random.randint(max(1024, low - 20000), low - 1))); print(s.getsockname()[1]); break
+    except OSError:
+        pass
+    finally:
+        s.close()'; }
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(("%.6g" % statistics.median(v)) if v else "n/a")' "$@"; }
 # Answers per second with code $2 (e.g. 2.04): the throughput times that code's share.
 code_rate() { python3 -c 'import json,sys

@@ -84,14 +84,36 @@ def _die_with_parent():
 
 # -- ports and addresses ----------------------------------------------------------------
 
-def free_port(host=HOST):
-    """A UDP port on `host` that nothing is bound to right now."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def _ephemeral_range():
     try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(host=HOST):
+    """A UDP port on `host` that nothing is bound to right now, outside the
+    kernel's ephemeral range. libcoap binds with SO_REUSEADDR, and Linux may
+    give a client socket (a coap-client's, with SO_REUSEADDR too) an
+    ephemeral port that such a server already holds: the client would then
+    send its request to itself and answer it 4.04."""
+    low, high = _ephemeral_range()
+    ranges = [(max(1024, low - 20000), low - 1)] if low > 2048 else []
+    ranges.append((high + 1, 65535)) if high < 65000 else None
+    for _ in range(200):
+        first, last = random.choice(ranges) if ranges else (0, 0)
+        port = random.randint(first, last) if ranges else 0
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((host, port))
+            return s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free UDP port on %s outside the ephemeral range" % host)
 
 
 def udp_port_free(host, port):
