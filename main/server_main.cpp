@@ -173,8 +173,8 @@ int main(int argc, char** argv) {
                  "idle CoAP peer sessions kept (libcoap walks every session on each I/O turn)")
     ->capture_default_str();
   app.add_option("--shed-busy-ms", opt.transport.shedding.busy_high_ms,
-                 "answer a growing share of PUT /health 5.03 while requests have waited in the "
-                 "socket this long (0: never for this reason)")
+                 "answer a growing share of PUT /health 5.03 while the socket has not been "
+                 "empty for this long and holds half its buffer (0: never for this reason)")
     ->capture_default_str()
     ->check(CLI::Range(int64_t{0}, int64_t{60000}));
   app.add_option("--shed-backlog", opt.transport.shedding.backlog_high,

@@ -526,6 +526,9 @@ receive_queue runtime::receive_queue_state() const {
     if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len < sizeof(uint32_t) * 2)
       continue;
     out.buffer = std::max<uint64_t>(out.buffer, mem[SK_MEMINFO_RCVBUF]);
+    if (mem[SK_MEMINFO_RCVBUF] > 0)
+      out.fill = std::max(out.fill, static_cast<double>(mem[SK_MEMINFO_RMEM_ALLOC])
+                                      / mem[SK_MEMINFO_RCVBUF]);
     if (len >= sizeof(uint32_t) * (SK_MEMINFO_DROPS + 1))
       out.drops += mem[SK_MEMINFO_DROPS];
   }

@@ -42,6 +42,7 @@ using response_callback = std::function<void(client_response)>;
 /// The kernel's receive queues of the listening sockets.
 struct receive_queue {
   uint64_t buffer = 0;  ///< receive buffer in bytes (the largest socket's)
+  double fill = 0;      ///< queued bytes / buffer, the fullest socket (Linux: in quarter-buffer steps)
   uint64_t drops = 0;   ///< datagrams the kernel dropped because it was full
 };
 
@@ -56,7 +57,7 @@ public:
   bool open(uint8_t block_mode, std::string& error);
   /// Listens on addr:port (UDP) with the main context.
   bool listen(const std::string& addr, uint16_t port, std::string& error);
-  /// The listening sockets' buffer and drops (one getsockopt per socket).
+  /// The listening sockets' buffer, fill and drops (one getsockopt per socket).
   receive_queue receive_queue_state() const;
   /// For how long the main context's sockets have not been found empty
   /// (0 when they were at the end of the last turn): how far behind the loop is.

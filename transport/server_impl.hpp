@@ -56,7 +56,8 @@ struct server_transport::impl : runtime {
   uint64_t health_forwarded = 0;  ///< reports handed to node actors
   uint64_t health_absorbed = 0;   ///< of those, taken by the persistence actor
   uint32_t health_seen = 0;
-  int64_t busy_read_at = 0;       ///< when the shedder last read busy_ms()
+  int64_t busy_read_at = 0;       ///< when the shedder last read the socket gauges
+  receive_queue queue;            ///< that reading
   int64_t shed_logged_at = 0;
   uint64_t shed_logged_refused = 0;
   uint64_t shed_logged_admitted = 0;

@@ -164,17 +164,18 @@ bool server_transport::impl::shed_health() {
   // A reading every 32 reports, or when the last one is 5 ms old.
   auto now = steady_millis();
   if ((++health_seen & 31) == 0 || now - busy_read_at >= 5) {
-    shed.update_busy(busy_ms(), now - busy_read_at);
+    queue = receive_queue_state();
+    shed.update_socket(busy_ms(), queue.fill, now - busy_read_at);
     busy_read_at = now;
   }
   shed.update_backlog(backlog());
   bool refuse = shed.refuse();
   // A line when shedding starts, and at most one per 10 s while it goes on.
   if (refuse && now - shed_logged_at >= 10000) {
-    auto queue = receive_queue_state();
     CF_WARN("transport", "overloaded: refusing ", static_cast<int>(shed.share() * 100),
             "% of PUT /health with 5.03 (Max-Age ", shed.config().max_age_s,
-            " s); requests have waited in the socket for ", busy_ms(), " ms, ", backlog(),
+            " s); the socket has not been empty for ", busy_ms(), " ms and holds ~",
+            static_cast<int>(queue.fill * 100), "% of its buffer, ", backlog(),
             " reports are on their way to the database",
             shed.backlog_full() ? " (too many: refusing all)" : "", "; since the last line ",
             shed.refused_total() - shed_logged_refused, " refused, ",

@@ -4,16 +4,19 @@
 // mailboxes (memory) or in the kernel's receive queue (where they wait, are
 // dropped and come back as retransmissions). Pure policy, fed with gauges.
 //
-// Two gauges, two rules:
-// - busy: for how long the transport has not found its sockets empty, i.e.
-//   how long requests have been waiting in the kernel for it. (A time, not
-//   the queue's bytes: Linux accounts a UDP queue's memory in chunks of a
-//   quarter of the buffer, too coarse to steer by.) While it is over
-//   `busy_high_ms` the refused share grows in steps, up to `max_share`;
-//   while the sockets are found empty it falls by a step per `decay_ms`
-//   that passed, so a quiet server refuses nothing. Refusing is cheaper
-//   than storing, but not free, and a client that ignores Max-Age comes
-//   straight back: the cap keeps most of the capacity for reports.
+// Two rules:
+// - the socket: requests are waiting in the kernel when the transport has
+//   not found its sockets empty for `busy_high_ms` AND the receive queue
+//   holds at least `fill_high` of its buffer. Either alone misleads: a
+//   saturating closed loop of a few hundred clients keeps the socket busy
+//   forever with a few milliseconds of queue, and Linux accounts a UDP
+//   queue's memory in chunks of a quarter of the buffer, so a byte count
+//   alone reads up to 25% high. While both hold, the refused share grows
+//   in steps, up to `max_share`; when the sockets are found empty, or the
+//   queue is below `fill_low`, it falls a step per `decay_ms` that passed,
+//   so a quiet server refuses nothing. Refusing is cheaper than storing,
+//   but not free, and a client that ignores Max-Age comes straight back:
+//   the cap keeps most of the capacity for reports.
 // - backlog: answered reports not yet taken by the persistence actor. Above
 //   `backlog_high` every report is refused until it is down to half: this
 //   bounds the memory the actors' mailboxes can take.
@@ -25,7 +28,9 @@
 namespace coapfleet::transport {
 
 struct shedding_config {
-  int64_t busy_high_ms = 50;  ///< sockets not found empty for this long: overloaded
+  int64_t busy_high_ms = 50;  ///< sockets not found empty for this long ...
+  double fill_high = 0.5;     ///< ... with this much of the receive buffer queued: overloaded
+  double fill_low = 0.25;     ///< less queued than this: not
   int64_t decay_ms = 5;       ///< the share falls a step per this much calm
   double max_share = 0.5;     ///< at most this share refused
   double step = 0.05;         ///< share change per step
@@ -38,14 +43,15 @@ public:
   explicit shedder(shedding_config cfg = {})
     : cfg_(cfg), cap_(permille(cfg.max_share)), step_(std::max(1, permille(cfg.step))) {}
 
-  /// A reading of the busy gauge (0: the sockets were found empty) and the
+  /// A reading of the socket gauges: `busy_ms` (0: the sockets were found
+  /// empty), the queue's `fill` (queued bytes / buffer), and the
   /// milliseconds since the previous reading.
-  void update_busy(int64_t busy_ms, int64_t elapsed_ms) {
+  void update_socket(int64_t busy_ms, double fill, int64_t elapsed_ms) {
     if (cfg_.busy_high_ms <= 0)  // this rule is off
       return;
-    if (busy_ms >= cfg_.busy_high_ms) {
+    if (busy_ms >= cfg_.busy_high_ms && fill >= cfg_.fill_high) {
       share_ = std::min(cap_, share_ + step_);
-    } else if (busy_ms == 0) {
+    } else if (busy_ms == 0 || fill < cfg_.fill_low) {
       auto steps = std::max<int64_t>(1, elapsed_ms / std::max<int64_t>(1, cfg_.decay_ms));
       share_ = static_cast<int>(std::max<int64_t>(0, share_ - steps * step_));
       if (share_ == 0)

@@ -166,12 +166,12 @@ class SimTest(h.ServerTestCase):
         self.assertEqual(sum(summary["codes"].values()), summary["answered"], summary)
 
     def test_overload_is_shed_with_503_and_max_age(self):
-        """While requests wait in its socket longer than --shed-busy-ms, the
-        server refuses a share of PUT /health with 5.03 + Max-Age and a JSON
-        error. The server is stopped (SIGSTOP) for a second under a load of
-        300 nodes x 8 requests, so thousands wait when it goes on; the
-        simulated nodes back off, nothing is lost, and once the load has
-        stopped reports are stored again."""
+        """While its socket has not been empty for --shed-busy-ms and holds
+        half its buffer, the server refuses a share of PUT /health with 5.03 +
+        Max-Age and a JSON error. The server is stopped (SIGSTOP) for a second
+        under a load of 1,000 nodes x 8 requests, so its socket is full when
+        it goes on; the simulated nodes back off, nothing is lost, and once
+        the load has stopped reports are stored again."""
         server = self.new_server(extra=["--shed-busy-ms", "5", "--shed-max-age", "1"],
                                  name="shedding")
         r = server.coap("post", "nodes", {"node_id": "probe", "ip_address": "127.0.0.1",
@@ -180,12 +180,12 @@ class SimTest(h.ServerTestCase):
         report = {"node_id": "probe", "overall_healthy": True}
         load = subprocess.Popen(
             [SIM_BIN, "load", "--server", "coap://%s:%d" % (h.HOST, server.port),
-             "--nodes", "300", "--inflight", "8", "--duration", "8", "--json", "-q"],
+             "--nodes", "1000", "--inflight", "8", "--duration", "8", "--json", "-q"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=h._die_with_parent)
         self.sims.append(load)
-        h.deadline_poll(lambda: server.coap("get", "health").json().get("total_nodes") == 301,
-                        30, interval=0.2, what="300 simulated nodes registered")
+        h.deadline_poll(lambda: server.coap("get", "health").json().get("total_nodes") == 1001,
+                        30, interval=0.2, what="1,000 simulated nodes registered")
         server.proc.send_signal(signal.SIGSTOP)
         try:
             time.sleep(1.0)

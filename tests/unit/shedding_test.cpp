@@ -29,7 +29,7 @@ shedding_config small_steps() {
 
 TEST_CASE("a quiet server refuses nothing") {
   shedder s;
-  s.update_busy(0, 1);
+  s.update_socket(0, 0.0, 1);
   s.update_backlog(0);
   CHECK_FALSE(s.active());
   CHECK(refused_of(s, 1000) == 0);
@@ -38,36 +38,42 @@ TEST_CASE("a quiet server refuses nothing") {
 
 TEST_CASE("requests waiting in the socket raise the refused share in steps, up to the cap") {
   shedder s{small_steps()};
-  s.update_busy(49, 1);  // not yet
+  s.update_socket(49, 1.0, 1);  // not busy long enough
   CHECK_FALSE(s.active());
-  s.update_busy(50, 1);
+  s.update_socket(5000, 0.4, 1);  // busy, but a short queue (a small closed loop)
+  CHECK_FALSE(s.active());
+  s.update_socket(50, 0.5, 1);
   CHECK(s.share() == doctest::Approx(0.1));
   CHECK(refused_of(s, 100) == 10);  // evenly: every tenth
   for (int i = 0; i < 20; ++i)
-    s.update_busy(200, 1);
+    s.update_socket(200, 0.9, 1);
   CHECK(s.share() == doctest::Approx(0.5));  // capped: half still stored
   CHECK(refused_of(s, 100) == 50);
 }
 
-TEST_CASE("the share holds while the socket is busy but under the mark, and falls with calm time") {
+TEST_CASE("the share holds between the marks, and falls with calm time") {
   shedder s{small_steps()};
   for (int i = 0; i < 5; ++i)
-    s.update_busy(100, 1);
+    s.update_socket(100, 1.0, 1);
   CHECK(s.share() == doctest::Approx(0.5));
-  s.update_busy(10, 1);  // still behind, not by much: hold
+  s.update_socket(10, 0.9, 1);  // still behind, not by much: hold
   CHECK(s.share() == doctest::Approx(0.5));
-  s.update_busy(0, 1);  // found empty: one step
+  s.update_socket(100, 0.3, 1);  // a queue between the marks: hold
+  CHECK(s.share() == doctest::Approx(0.5));
+  s.update_socket(0, 0.3, 1);  // found empty: one step
   CHECK(s.share() == doctest::Approx(0.4));
-  s.update_busy(0, 10);  // two steps for 10 ms
+  s.update_socket(0, 0.0, 10);  // two steps for 10 ms
   CHECK(s.share() == doctest::Approx(0.2));
+  s.update_socket(100, 0.1, 5);  // busy, but a queue under the low mark: falls
+  CHECK(s.share() == doctest::Approx(0.1));
 }
 
 TEST_CASE("after a long quiet spell the first reading clears the share") {
   shedder s{small_steps()};
   for (int i = 0; i < 5; ++i)
-    s.update_busy(100, 1);
+    s.update_socket(100, 1.0, 1);
   CHECK(s.active());
-  s.update_busy(0, 60000);  // a minute without a reading
+  s.update_socket(0, 0.0, 60000);  // a minute without a reading
   CHECK_FALSE(s.active());
   CHECK(refused_of(s, 100) == 0);
 }
@@ -76,7 +82,7 @@ TEST_CASE("a busy rule of 0 is off") {
   shedding_config cfg;
   cfg.busy_high_ms = 0;
   shedder s{cfg};
-  s.update_busy(100000, 1);
+  s.update_socket(100000, 1.0, 1);
   CHECK_FALSE(s.active());
 }
 
