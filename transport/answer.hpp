@@ -83,6 +83,29 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
   start(t, id, peer_of(session));
 }
 
+/// Sends a request to an actor (`start` gets the id its answer will carry)
+/// and waits, at most `wait_ms`, for that answer while still serving the
+/// actor mailbox. On time out `out` is a 5.03 with Max-Age and the result false.
+template <class T, class Start>
+bool await_reply(T& t, unsigned wait_ms, const peer& from, Start&& start, coap_reply& out) {
+  auto p = std::make_unique<pending_request>();
+  p->id = t.next_id();
+  auto id = p->id;
+  auto* raw = p.get();
+  t.pending.emplace(id, std::move(p));
+  start(t, id, from);
+  bool answered = t.wait_for(*raw, wait_ms);
+  if (answered) {
+    out = std::move(raw->reply);
+  } else {
+    out = json_reply(503, model::encode_error("server busy: no answer within "
+                                              + std::to_string(wait_ms) + " ms, retry later"));
+    out.max_age = 5;
+  }
+  t.pending.erase(id);
+  return answered;
+}
+
 /// Reads are answered piggybacked: the handler waits (bounded) for the
 /// gateway's answer while still serving the actor mailbox. libcoap 4.3.1's
 /// coap-client cannot follow a block-wise body that starts in a separate
@@ -93,23 +116,8 @@ void answer_sync(T& t, unsigned wait_ms, coap_resource_t* resource, coap_session
                  Start&& start) {
   if (t.stopping())
     return respond(resource, session, request, query, response, stopping_reply());
-  auto p = std::make_unique<pending_request>();
-  p->id = t.next_id();
-  auto id = p->id;
-  auto* raw = p.get();
-  t.pending.emplace(id, std::move(p));
-  start(t, id, peer_of(session));
-  if (!t.wait_for(*raw, wait_ms)) {
-    t.pending.erase(id);
-    auto busy = json_reply(503, model::encode_error("server busy: no answer within "
-                                                    + std::to_string(wait_ms)
-                                                    + " ms, retry later"));
-    busy.max_age = 5;
-    respond(resource, session, request, query, response, busy);
-    return;
-  }
-  auto reply = std::move(raw->reply);
-  t.pending.erase(id);
+  coap_reply reply;
+  await_reply(t, wait_ms, peer_of(session), std::forward<Start>(start), reply);
   respond(resource, session, request, query, response, reply);
 }
 

@@ -43,22 +43,14 @@ void hnd_get_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
   }
   if (t.stopping())
     return reply_now(r, s, req, q, resp, stopping_reply());
-  auto p = std::make_unique<pending_request>();
-  p->id = t.next_id();
-  auto id = p->id;
-  auto* raw = p.get();
-  t.pending.emplace(id, std::move(p));
-  caf::anon_send(t.gateway, atom::artifact::value, id, name);
   coap_reply reply;
-  if (t.wait_for(*raw, t.cfg.read_wait_ms)) {
-    reply = std::move(raw->reply);
-    if (reply.shared_body)
-      t.artifacts[name] = impl::served_artifact{reply.shared_body, reply.etag};
-  } else {
-    reply = json_reply(503, model::encode_error("server busy, retry later"));
-    reply.max_age = 5;
-  }
-  t.pending.erase(id);
+  if (await_reply(t, t.cfg.read_wait_ms, peer_of(s),
+                  [&name](impl& t, uint64_t id, const peer&) {
+                    caf::anon_send(t.gateway, atom::artifact::value, id, name);
+                  },
+                  reply)
+      && reply.shared_body)
+    t.artifacts[name] = impl::served_artifact{reply.shared_body, reply.etag};
   reply_now(r, s, req, q, resp, reply);
 }
 

@@ -128,25 +128,17 @@ void serve_observable(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
   if (t.stopping())
     return respond(r, s, req, q, resp, stopping_reply());
   auto generation = t.observables[path].generation;
-  auto p = std::make_unique<pending_request>();
-  p->id = t.next_id();
-  auto id = p->id;
-  auto* raw = p.get();
-  t.pending.emplace(id, std::move(p));
-  caf::anon_send(t.gateway, atom::observe::value, id, path);
-  if (!t.wait_for(*raw, t.cfg.read_wait_ms)) {
-    t.pending.erase(id);
-    auto busy = json_reply(503, model::encode_error("server busy: no answer within "
-                                                    + std::to_string(t.cfg.read_wait_ms)
-                                                    + " ms, retry later"));
-    busy.max_age = 5;
-    return respond(r, s, req, q, resp, busy);
-  }
+  coap_reply reply;
+  if (!await_reply(t, t.cfg.read_wait_ms, peer_of(s),
+                   [&path](impl& t, uint64_t id, const peer&) {
+                     caf::anon_send(t.gateway, atom::observe::value, id, path);
+                   },
+                   reply))
+    return respond(r, s, req, q, resp, reply);
   auto& o = t.observables[path];
-  o.cached = std::move(raw->reply);
+  o.cached = std::move(reply);
   o.has_cache = true;
   o.valid = generation == o.generation;  // unless it changed while we waited
-  t.pending.erase(id);
   respond(r, s, req, q, resp, o.cached);
 }
 
