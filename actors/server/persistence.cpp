@@ -66,6 +66,21 @@ void commit_now(self_ptr self) {
                               "database write failed: " + st.db->last_error());
     for (auto& rp : waiting)
       rp.deliver(err);
+    // The writers of durable operations were told; the latest health of each
+    // node is nobody's to retry: keep it (unless a newer one came in) for the
+    // next commit, which the health timer brings.
+    size_t kept = 0;
+    for (size_t i = durable; i < ops.size(); ++i) {
+      if (auto* h = std::get_if<put_health>(&ops[i])) {
+        auto id = h->health.node_id;
+        if (st.dirty_health.emplace(std::move(id), std::move(*h)).second)
+          ++kept;
+      }
+    }
+    if (kept > 0 && !st.health_timer) {
+      st.health_timer = true;
+      self->delayed_send(self, st.cfg.health_flush, atom::tick::value);
+    }
   }
 }
 

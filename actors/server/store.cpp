@@ -401,6 +401,10 @@ std::vector<model::job_record> store::load_jobs() {
   return out;
 }
 
+void store::set_busy_timeout(int ms) {
+  sqlite3_busy_timeout(db_, ms);
+}
+
 bool store::ping() {
   auto s = st_->ping;
   bool ok = s && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1;

@@ -68,6 +68,9 @@ public:
 
   /// Runs a trivial query; false when the database does not answer.
   bool ping();
+  /// How long a write waits for another connection's lock before it fails
+  /// (5 s from open()).
+  void set_busy_timeout(int ms);
   /// Runs a WAL checkpoint (TRUNCATE); used at shutdown.
   void checkpoint();
 

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include <caf/scheduler/test_coordinator.hpp>
+#include <sqlite3.h>
 
 #include "actors/interfaces.hpp"
 #include "actors/log.hpp"
@@ -82,6 +83,7 @@ struct fixture {
     std::string err;
     auto db = server::store::open((dir / "fleet.db").string(), err);
     REQUIRE_MESSAGE(db, err);
+    db->set_busy_timeout(50);  // a test that locks the database waits no longer
     transport = sys->spawn(mock_transport, wire);
     server::persistence_config pc;
     pc.detached = false;
@@ -97,6 +99,15 @@ struct fixture {
       *sys, server::artifact_store_config{(dir / "artifacts").string(), false}, transport);
     jobs = server::spawn_job_supervisor(*sys, jc, std::move(loaded.jobs), registry, persistence,
                                         transport, artifacts);
+    sched->run();
+  }
+
+  /// A health report of node-1 reaching the persistence actor.
+  void store_health(int cpu) {
+    model::health_report h;
+    h.node_id = "node-1";
+    h.cpu_percent = cpu;
+    caf::anon_send(persistence, atom::health::value, server::put_health{h, fake_now_value + cpu});
     sched->run();
   }
 
@@ -199,6 +210,51 @@ TEST_CASE_FIXTURE(fixture, "persistence tells the transport how many health repo
   auto stored = restart();
   REQUIRE(stored.nodes.size() == 1);
   CHECK(stored.nodes[0].health.cpu_percent == 4);
+}
+
+/// Another connection holding the database's write lock while it lives.
+struct db_lock {
+  sqlite3* db = nullptr;
+  explicit db_lock(const std::filesystem::path& path) {
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  ~db_lock() {
+    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+};
+
+TEST_CASE_FIXTURE(fixture, "a failed commit keeps the latest health for the next one") {
+  enroll("node-1");
+  // Another connection holds the write lock: the commit fails ...
+  auto lock = std::make_unique<db_lock>(dir / "fleet.db");
+  store_health(7);
+  caf::anon_send(persistence, atom::tick::value);
+  sched->run();
+  lock.reset();
+  // ... and the report is not lost: the health timer retries it.
+  REQUIRE(sched->has_pending_timeout());
+  sched->trigger_timeouts();
+  sched->run();
+  auto stored = restart();
+  REQUIRE(stored.nodes.size() == 1);
+  CHECK(stored.nodes[0].health.cpu_percent == 7);
+}
+
+TEST_CASE_FIXTURE(fixture, "a newer report replaces one kept from a failed commit") {
+  enroll("node-1");
+  auto lock = std::make_unique<db_lock>(dir / "fleet.db");
+  store_health(3);
+  caf::anon_send(persistence, atom::tick::value);
+  sched->run();
+  lock.reset();
+  store_health(9);
+  caf::anon_send(persistence, atom::tick::value);
+  sched->run();
+  auto stored = restart();
+  REQUIRE(stored.nodes.size() == 1);
+  CHECK(stored.nodes[0].health.cpu_percent == 9);
 }
 
 TEST_CASE_FIXTURE(fixture, "liveness: online, stale, offline, and back online on a report") {
