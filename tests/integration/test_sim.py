@@ -9,9 +9,14 @@ this test takes the lock "sim_127_2".
 """
 import json
 import os
+import re
 import signal
+import socket
+import sqlite3
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +35,18 @@ def _find_sim():
 
 
 SIM_BIN = _find_sim()
+
+
+def udp_rx_queue(port):
+    """Bytes queued in the receive buffer of the UDP socket bound to `port`
+    on 127.0.0.1, as the kernel counts them (/proc/net/udp)."""
+    local = "0100007F:%04X" % port
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == local:
+                return int(fields[4].split(":")[1], 16)
+    raise AssertionError("no UDP socket on 127.0.0.1:%d in /proc/net/udp" % port)
 
 
 class SimTest(h.ServerTestCase):
@@ -165,40 +182,45 @@ class SimTest(h.ServerTestCase):
         self.assertEqual(summary["losses"], 0, summary)
         self.assertEqual(sum(summary["codes"].values()), summary["answered"], summary)
 
-    def test_overload_is_shed_with_503_and_max_age(self):
-        """While its socket has not been empty for --shed-busy-ms and holds
-        half its buffer, the server refuses a share of PUT /health with 5.03 +
-        Max-Age and a JSON error. The server is stopped (SIGSTOP) for a second
-        under a load of 1,000 nodes x 8 requests, so its socket is full when
-        it goes on; the simulated nodes back off, nothing is lost, and once
-        the load has stopped reports are stored again."""
-        server = self.new_server(extra=["--shed-busy-ms", "5", "--shed-max-age", "1"],
-                                 name="shedding")
+    def test_backlog_refuses_every_report_while_the_database_stalls(self):
+        """While more answered reports than --shed-backlog have not reached
+        the persistence actor, every PUT /health is refused with 5.03 +
+        Max-Age and a JSON error. Here another connection holds the
+        database's write lock under a load of 1,000 nodes x 8 requests, so
+        the persistence actor waits in a commit while reports pile up. The
+        simulated nodes back off and lose nothing; once the database is free
+        reports are stored again and every node's latest health reaches the
+        database (a failed commit keeps it for the next)."""
+        server = self.new_server(extra=["--shed-busy-ms", "0", "--shed-backlog", "256",
+                                        "--shed-max-age", "1"], name="backlog")
         r = server.coap("post", "nodes", {"node_id": "probe", "ip_address": "127.0.0.1",
                                           "hostname": "probe"})
         self.assertEqual(r.code, "2.01", r)
         report = {"node_id": "probe", "overall_healthy": True}
         load = subprocess.Popen(
             [SIM_BIN, "load", "--server", "coap://%s:%d" % (h.HOST, server.port),
-             "--nodes", "1000", "--inflight", "8", "--duration", "8", "--json", "-q"],
+             "--nodes", "1000", "--inflight", "8", "--duration", "10", "--json", "-q"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=h._die_with_parent)
         self.sims.append(load)
-        h.deadline_poll(lambda: server.coap("get", "health").json().get("total_nodes") == 1001,
+        h.deadline_poll(lambda: server.raw("get", "health").json().get("total_nodes") == 1001,
                         30, interval=0.2, what="1,000 simulated nodes registered")
-        server.proc.send_signal(signal.SIGSTOP)
+        lock = sqlite3.connect(server.db, isolation_level=None, timeout=30)
         try:
-            time.sleep(1.0)
-        finally:
-            server.proc.send_signal(signal.SIGCONT)
+            lock.execute("BEGIN EXCLUSIVE")
 
-        def refused():
-            r = server.raw("put", "health", report, timeout=5)
-            return r if r.code == "5.03" else None
-        busy = h.deadline_poll(refused, 15, interval=0.01, what="a 5.03 while loaded")
+            def refused():
+                r = server.raw("put", "health", report, timeout=5)
+                return r if r.code == "5.03" else None
+            busy = h.deadline_poll(refused, 20, interval=0.05, what="a 5.03 while the "
+                                   "database is locked")
+        finally:
+            lock.execute("COMMIT")
+            lock.close()
         self.assertEqual(h.decode_uint(busy.option_value(h.OPT_MAX_AGE)), 1, busy.options)
         self.assertEqual(busy.content_format, 50)
         self.assertIn("overloaded", busy.json()["error"])
+        self.assertIn("too many: refusing all", server.log_text())
 
         out, err = load.communicate(timeout=60)
         self.assertEqual(load.returncode, 0, out + err)
@@ -209,6 +231,89 @@ class SimTest(h.ServerTestCase):
         self.assertEqual(summary["lost"], 0, summary)
         h.deadline_poll(lambda: server.raw("put", "health", report, timeout=5).code == "2.04",
                         15, interval=0.2, what="PUT /health stored again after the load")
+
+        def stored_health():
+            db = sqlite3.connect("file:%s?mode=ro" % server.db, uri=True, timeout=30)
+            try:
+                return db.execute("SELECT count(*) FROM health").fetchone()[0] == 1001
+            finally:
+                db.close()
+        h.deadline_poll(stored_health, 20, interval=0.2,
+                        what="the health of 1,001 nodes in the database")
+
+    def test_a_full_socket_refuses_a_share_with_503_and_max_age(self):
+        """While its socket has not been empty for --shed-busy-ms and holds
+        half its buffer, the server refuses a growing share (at most half)
+        of PUT /health with 5.03 + Max-Age and a JSON error. The server is
+        stopped (SIGSTOP) while this test fills its socket's receive queue
+        with reports (the kernel's own count, /proc/net/udp, says when it is
+        full); once it goes on, some are refused and some stored, and after
+        the queue is drained a report is stored at once."""
+        server = self.new_server(extra=["--shed-busy-ms", "5", "--shed-max-age", "1"],
+                                 name="socket")
+        r = server.coap("post", "nodes", {"node_id": "probe", "ip_address": "127.0.0.1",
+                                          "hostname": "probe"})
+        self.assertEqual(r.code, "2.01", r)
+        buffer = int(re.search(r"receive buffer (\d+) KiB", server.log_text()).group(1)) * 1024
+        payload = json.dumps({"node_id": "probe", "overall_healthy": True}).encode()
+        options = h.request_options("health", content_format=50)
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        for opt in (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, 32 << 20)
+                break
+            except OSError:
+                continue
+        sock.bind((h.HOST, 0))
+        sock.settimeout(0.2)
+        answers, done = [], threading.Event()
+
+        def read():
+            while not done.is_set():
+                try:
+                    m = h.decode_message(sock.recv(2048))
+                except (socket.timeout, OSError):
+                    continue
+                if m is not None:
+                    answers.append(m)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        self.addCleanup(done.set)
+
+        sent, queued = 0, 0
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            while sent < 60000:
+                for _ in range(250):
+                    sock.sendto(h.encode_message(1, h.METHODS["put"], sent & 0xFFFF,
+                                                 struct.pack("!I", sent), options, payload),
+                                (h.HOST, server.port))
+                    sent += 1
+                before, queued = queued, udp_rx_queue(server.port)
+                if queued >= 0.9 * buffer or queued == before:  # full: the kernel drops
+                    break
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        self.assertGreaterEqual(queued, buffer // 2, "the receive queue held %d bytes of %d "
+                                "after %d reports" % (queued, buffer, sent))
+
+        def both():
+            codes = {m.code_text for m in list(answers)}
+            return {"5.03", "2.04"} <= codes
+        h.deadline_poll(both, 30, interval=0.1, what="5.03 and 2.04 answers to the queued "
+                        "reports")
+        refused = [m for m in list(answers) if m.code_text == "5.03"]
+        for m in refused[:20]:
+            self.assertEqual(h.decode_uint(m.option(h.OPT_MAX_AGE)), 1, m)
+            self.assertEqual(h.decode_uint(m.option(h.OPT_CONTENT_FORMAT)), 50, m)
+            self.assertIn("overloaded", json.loads(m.payload)["error"], m)
+        h.deadline_poll(lambda: udp_rx_queue(server.port) == 0, 30, interval=0.1,
+                        what="the server's receive queue drained")
+        r = server.raw("put", "health", {"node_id": "probe", "overall_healthy": True},
+                       timeout=5)
+        self.assertEqual(r.code, "2.04", r)
         self.assertIn("overloaded: refusing", server.log_text())
 
     def test_load_text_and_rate(self):
