@@ -111,12 +111,22 @@ struct artifact_blob {
 };
 template <class F> auto inspect(F& f, artifact_blob& x) { return f(x.info); }
 
-/// An upload: the whole body (reassembled from Block1 by the transport).
+/// An unfinished job naming an artifact, and the version (SHA-256) it pinned.
+struct artifact_pin {
+  std::string job_id;
+  std::string sha256;
+};
+template <class F> auto inspect(F& f, artifact_pin& x) { return f(x.job_id, x.sha256); }
+
+/// An upload: the whole body (reassembled from Block1 by the transport), and
+/// the unfinished jobs naming it: other content under that name is refused
+/// while they need theirs.
 struct artifact_upload {
   std::string name;
   std::string body;
+  std::vector<artifact_pin> pins;
 };
-template <class F> auto inspect(F& f, artifact_upload& x) { return f(x.name, x.body); }
+template <class F> auto inspect(F& f, artifact_upload& x) { return f(x.name, x.body, x.pins); }
 
 /// `GET /nodes` query filters (empty = any).
 struct node_filter {
@@ -305,6 +315,7 @@ using reply = caf::atom_constant<caf::atom("reply")>;
 using resume = caf::atom_constant<caf::atom("resume")>;
 using artifact = caf::atom_constant<caf::atom("artifact")>;
 using upload = caf::atom_constant<caf::atom("upload")>;
+using uses = caf::atom_constant<caf::atom("uses")>;
 using request = caf::atom_constant<caf::atom("request")>;
 using changed = caf::atom_constant<caf::atom("changed")>;
 using observe = caf::atom_constant<caf::atom("observe")>;
@@ -408,6 +419,8 @@ using job_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::remove, std::string, peer>::with<bool>,
   /// `GET /updates`: every job, oldest first.
   caf::replies_to<atom::list>::with<std::vector<model::job_record>>,
+  /// The jobs not yet finished (created or in progress) naming an artifact.
+  caf::replies_to<atom::uses, std::string>::with<std::vector<model::job_record>>,
   caf::replies_to<atom::count>::with<uint32_t>>;
 
 // -- system ---------------------------------------------------------------------------

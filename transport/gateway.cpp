@@ -288,12 +288,23 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
       [=](atom::upload, uint64_t id, artifact_upload& up, peer& from) {
         auto name = up.name;
         auto size = up.body.size();
-        self->request(self->state.peers.artifacts, timeout, atom::upload::value, std::move(up))
+        auto body = std::make_shared<artifact_upload>(std::move(up));
+        // The unfinished jobs naming it travel with the upload: the store,
+        // which computes the new SHA-256, refuses other content for them.
+        self->request(self->state.peers.jobs, timeout, atom::uses::value, name)
           .then(
-            [=](artifact_info& a) {
-              CF_INFO("gateway", "artifact ", a.name, " (", size, " bytes) uploaded by ",
-                      from.address);
-              answer(self, id, json_reply(204, encode_artifact(a)));
+            [=](std::vector<model::job_record>& jobs) {
+              for (auto& j : jobs)
+                body->pins.push_back({j.job_id, j.spec.artifact_sha256});
+              self->request(self->state.peers.artifacts, timeout, atom::upload::value,
+                            std::move(*body))
+                .then(
+                  [=](artifact_info& a) {
+                    CF_INFO("gateway", "artifact ", a.name, " (", size, " bytes) uploaded by ",
+                            from.address);
+                    answer(self, id, json_reply(204, encode_artifact(a)));
+                  },
+                  fail(id));
             },
             fail(id));
       },

@@ -239,6 +239,21 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
         a.size = static_cast<int64_t>(up.body.size());
         a.sha256 = sha256_hex(up.body.data(), up.body.size());
         a.uploaded_at = now_millis();
+        // Jobs not yet finished verify every block against the version they
+        // pinned: other content now would fail each of their nodes.
+        std::string blocking;
+        for (auto& pin : up.pins)
+          if (pin.sha256 != a.sha256)
+            blocking += (blocking.empty() ? "" : ",") + pin.job_id;
+        if (!blocking.empty()) {
+          CF_INFO("artifact-store", "refused to replace ", a.name, ": named by unfinished job(s) ",
+                  blocking);
+          return make_api_error(api_errc::conflict,
+                                "artifact " + a.name + " is named by unfinished job(s) with "
+                                "another version; replace it once they have finished, or "
+                                "cancel or delete them",
+                                "name", "jobs", blocking);
+        }
         std::string err;
         if (!write_atomically(st.cfg.directory, up.name, up.body, err)
             || !write_atomically(st.cfg.directory, meta_name(up.name), encode_meta(a), err)) {

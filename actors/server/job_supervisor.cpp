@@ -18,6 +18,8 @@ struct job_supervisor_state {
   std::unordered_map<std::string, job_actor> jobs;
   std::vector<std::string> order;  ///< creation order, for listings
   std::unordered_map<std::string, bool> creating;
+  /// File jobs: job id -> the artifact it names.
+  std::unordered_map<std::string, std::string> artifact_of;
   registry_actor registry;
   persistence_actor persistence;
   transport_actor transport;
@@ -51,6 +53,8 @@ caf::error unknown_job(const std::string& id) {
 job_actor add_job(self_ptr self, model::job_record rec) {
   auto& st = self->state;
   auto id = rec.job_id;
+  if (rec.spec.package_type == "file")
+    st.artifact_of[id] = rec.spec.artifact;
   auto j = spawn_job(self->system(), std::move(rec), st.cfg.job, st.registry, st.persistence,
                      st.transport);
   self->link_to(j);  // job actors end with the supervisor
@@ -93,17 +97,46 @@ struct job_collector {
   std::vector<model::job_record> out;  ///< in creation order
   std::vector<bool> have;
   size_t pending = 0;
+  bool unfinished_only = false;  ///< created or in progress
   void done_one() {
     if (--pending > 0)
       return;
     std::vector<model::job_record> result;
     result.reserve(out.size());
     for (size_t i = 0; i < out.size(); ++i)
-      if (have[i])
+      if (have[i] && (!unfinished_only || out[i].status == model::job_status::created
+                      || out[i].status == model::job_status::in_progress))
         result.emplace_back(std::move(out[i]));
     rp.deliver(std::move(result));
   }
 };
+
+/// Asks each job for its record; answers them in the given order (those
+/// that answered), only the unfinished ones if asked so.
+caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
+                                                            const std::vector<job_actor>& jobs,
+                                                            bool unfinished_only) {
+  auto c = std::make_shared<job_collector>();
+  c->rp = self->make_response_promise<std::vector<model::job_record>>();
+  c->unfinished_only = unfinished_only;
+  if (jobs.empty()) {
+    c->rp.deliver(std::vector<model::job_record>{});
+    return c->rp;
+  }
+  c->out.resize(jobs.size());
+  c->have.assign(jobs.size(), false);
+  c->pending = jobs.size();
+  for (size_t k = 0; k < jobs.size(); ++k)
+    self->request(jobs[k], std::chrono::seconds(10), atom::get::value)
+      .then(
+        [c, k](model::job_record& r) {
+          c->out[k] = std::move(r);
+          c->have[k] = true;
+          c->done_one();
+        },
+        [c](caf::error&) { c->done_one(); });
+  return c->rp;
+}
 
 }  // namespace
 
@@ -207,6 +240,7 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
                   [self, rp, id, from, job](bool) mutable {
                     auto& st = self->state;
                     st.jobs.erase(id);
+                    st.artifact_of.erase(id);
                     st.order.erase(std::remove(st.order.begin(), st.order.end(), id),
                                    st.order.end());
                     self->unlink_from(job);
@@ -223,25 +257,22 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
       },
       [self](atom::list) -> caf::result<std::vector<model::job_record>> {
         auto& st = self->state;
-        auto c = std::make_shared<job_collector>();
-        c->rp = self->make_response_promise<std::vector<model::job_record>>();
-        if (st.order.empty()) {
-          c->rp.deliver(std::vector<model::job_record>{});
-          return c->rp;
+        std::vector<job_actor> all;
+        all.reserve(st.order.size());
+        for (auto& id : st.order)
+          all.push_back(st.jobs[id]);
+        return collect_records(self, all, false);
+      },
+      [self](atom::uses, const std::string& artifact)
+        -> caf::result<std::vector<model::job_record>> {
+        auto& st = self->state;
+        std::vector<job_actor> named;
+        for (auto& id : st.order) {
+          auto a = st.artifact_of.find(id);
+          if (a != st.artifact_of.end() && a->second == artifact)
+            named.push_back(st.jobs[id]);
         }
-        c->out.resize(st.order.size());
-        c->have.assign(st.order.size(), false);
-        c->pending = st.order.size();
-        for (size_t k = 0; k < st.order.size(); ++k)
-          self->request(st.jobs[st.order[k]], std::chrono::seconds(10), atom::get::value)
-            .then(
-              [c, k](model::job_record& r) {
-                c->out[k] = std::move(r);
-                c->have[k] = true;
-                c->done_one();
-              },
-              [c](caf::error&) { c->done_one(); });
-        return c->rp;
+        return collect_records(self, named, true);
       },
       [self](atom::count) -> uint32_t { return static_cast<uint32_t>(self->state.jobs.size()); },
     };

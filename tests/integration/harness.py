@@ -35,14 +35,14 @@ HOST = "127.0.0.1"
 
 
 def _find_server():
-    env = os.environ.get("COAPFLEET_SERVER")
+    env = os.environ.get("COAPFLEET_SERVER_BIN")
     if env:
         return env
     for build in ("build-it", "build"):
         candidate = os.path.join(REPO, build, "coapfleet-server")
         if os.access(candidate, os.X_OK):
             return candidate
-    raise RuntimeError("set COAPFLEET_SERVER to the coapfleet-server executable")
+    raise RuntimeError("set COAPFLEET_SERVER_BIN to the coapfleet-server executable")
 
 
 def _find_coap_client():

@@ -25,7 +25,7 @@ foreach(entry IN LISTS COAPFLEET_INTEGRATION_TESTS)
   add_test(NAME integration_${name}
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
   set_tests_properties(integration_${name} PROPERTIES
-    ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;PYTHONDONTWRITEBYTECODE=1"
+    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;PYTHONDONTWRITEBYTECODE=1"
     TIMEOUT 600
     LABELS integration)
   if(lock STREQUAL "lock")
@@ -46,7 +46,7 @@ if(TARGET coapfleet-agent)
     add_test(NAME integration_${name}
       COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
     set_tests_properties(integration_${name} PROPERTIES
-      ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
+      ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
       TIMEOUT 600
       LABELS "integration;agent"
       RESOURCE_LOCK "agents_5683;loopback_5683")
@@ -58,7 +58,7 @@ endif()
 add_test(NAME integration_cli
   COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cli.py)
 set_tests_properties(integration_cli PROPERTIES
-  ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
   TIMEOUT 600
   LABELS integration)
 
@@ -68,7 +68,7 @@ if(TARGET coapfleet-sim)
   add_test(NAME integration_sim
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sim.py)
   set_tests_properties(integration_sim PROPERTIES
-    ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;PYTHONDONTWRITEBYTECODE=1"
+    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;PYTHONDONTWRITEBYTECODE=1"
     TIMEOUT 600
     LABELS integration
     RESOURCE_LOCK sim_127_2)
@@ -81,7 +81,7 @@ if(TARGET coapfleet-agent)
   add_test(NAME integration_observe
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_observe.py)
   set_tests_properties(integration_observe PROPERTIES
-    ENVIRONMENT "COAPFLEET_SERVER=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
+    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
     TIMEOUT 600
     LABELS "integration;agent"
     RESOURCE_LOCK "agents_5683;loopback_5683")

@@ -63,8 +63,10 @@ class FileJobs(ah.AgentTestCase):
                           if j.get("artifact") == "no-such-artifact.bin"], r.body)
 
     def test_file_job_artifact_replaced_after_create(self):
-        """A job pins the artifact's SHA-256 at create; different content
-        uploaded under the same name afterwards must not be installed."""
+        """A job pins the artifact's SHA-256 at create. While it is not
+        finished, other content under that name is refused (4.09, naming the
+        job) and the same content is taken; the job installs what it pinned,
+        and once it has finished the name takes new content."""
         a = os.path.join(self.tmp, "pinned-a.bin")
         b = os.path.join(self.tmp, "pinned-b.bin")
         digest_a = ah.write_random(a, 64 * 1024)
@@ -72,28 +74,23 @@ class FileJobs(ah.AgentTestCase):
         self.upload(a, "pinned.bin")
         job = self.create_job({"name": "pinned", "version": "1", "package_type": "file",
                                "artifact": "pinned.bin", "target_path": "/opt/pinned.bin"})
-        # The server may refuse to replace an artifact a job still needs; if
-        # it takes the new content, the agents must refuse to install it.
         code, out, err = ah.coap_client_file(self.server.url("artifacts/pinned.bin"), "put",
                                              infile=b)
-        replaced = code in ("2.01", "2.04")
-        self.assertEqual(self.artifacts()["pinned.bin"]["sha256"],
-                         digest_b if replaced else digest_a)
+        self.assertEqual(code, "4.09", out[-800:] + err[-400:])
+        line = [l for l in err.splitlines() if l.startswith("4.09")][0]
+        body = json.loads(line[len("4.09"):].strip())
+        self.assertIn("unfinished job", body["error"])
+        self.assertEqual(body.get("jobs"), job, body)
+        self.assertEqual(self.artifacts()["pinned.bin"]["sha256"], digest_a)
+        self.upload(a, "pinned.bin")  # the same content: taken
         self.install(job)
         body = self.wait_job_final(job, timeout=60)
+        self.assertJobSucceeded(body, NODES)
         for w in self.workers_list:
-            dest = os.path.join(w.root, "opt", "pinned.bin")
-            entry = self.node_entry(body, w.node_id)
-            if replaced:
-                self.assertEqual(entry["status"], "failed", json.dumps(body))
-                self.assertEqual(entry["result"], 5, entry)  # integrity check failed
-                self.assertRegex(entry["error_message"], "(?i)etag|checksum|sha", entry)
-                self.assertFalse(os.path.exists(dest), "%s installed replaced content"
-                                 % w.node_id)
-            else:
-                self.assertEqual(entry["status"], "succeeded", json.dumps(body))
-                self.assertEqual(ah.sha256_file(dest), digest_a)
-        self.assertEqual(body["status"], "failed" if replaced else "completed", body)
+            self.assertEqual(ah.sha256_file(os.path.join(w.root, "opt", "pinned.bin")),
+                             digest_a, w.node_id)
+        self.upload(b, "pinned.bin")
+        self.assertEqual(self.artifacts()["pinned.bin"]["sha256"], digest_b)
 
 
 class FailingJobs(ah.AgentTestCase):

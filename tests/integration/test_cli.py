@@ -6,10 +6,10 @@ upload with SHA-256 check, discovery, and `update run` / `update watch` with a
 fake agent driven by reports. The watch logic is also checked against a small
 fake observable endpoint, so it is covered whatever the server supports.
 
-Environment: COAPFLEET_CLI (the coapfleet executable) and COAPFLEET_SERVER
-(the server executable, as for every integration test). The CLI itself reads
-COAPFLEET_SERVER as its default server URI, so the tests always pass it the
-URI explicitly (through --server or its environment)."""
+Environment: COAPFLEET_CLI (the coapfleet executable) and COAPFLEET_SERVER_BIN
+(the server executable, as for every integration test). The CLI reads
+COAPFLEET_SERVER as its default server URI: the tests never inherit one and
+always pass the URI explicitly (through --server or that variable)."""
 import hashlib
 import json
 import os
@@ -56,7 +56,7 @@ class CliResult:
 
 def cli_env(server_url=None):
     env = dict(os.environ)
-    env.pop("COAPFLEET_SERVER", None)  # the test's server binary, not a URI
+    env.pop("COAPFLEET_SERVER", None)  # an operator's own default server
     env.pop("NO_COLOR", None)
     if server_url:
         env["COAPFLEET_SERVER"] = server_url

@@ -417,3 +417,41 @@ TEST_CASE_FIXTURE(fixture, "unknown jobs and invalid specs are errors that name 
   CHECK(err.context().get_as<std::string>(1) == "packages");
   CHECK(ask<std::vector<model::job_record>>(jobs, atom::list::value).empty());
 }
+
+TEST_CASE_FIXTURE(fixture, "an artifact that an unfinished job names keeps its content") {
+  peer op{"127.0.0.1", 40001, {}};
+  auto upload = [&](const std::string& body) {
+    auto named = ask<std::vector<model::job_record>>(jobs, atom::uses::value,
+                                                     std::string("fw.bin"));
+    artifact_upload up{"fw.bin", body, {}};
+    for (auto& j : named)
+      up.pins.push_back({j.job_id, j.spec.artifact_sha256});
+    return up;
+  };
+  auto first = ask<artifact_info>(artifacts, atom::upload::value, upload("version one"));
+  enroll("node-1");
+  model::job_spec spec;
+  spec.name = "fw";
+  spec.version = "1";
+  spec.package_type = "file";
+  spec.artifact = "fw.bin";
+  spec.target_path = "/opt/fw.bin";
+  spec.target_nodes = {"all"};
+  auto job = ask<model::job_record>(jobs, atom::create::value, spec, op);
+  CHECK(job.spec.artifact_sha256 == first.sha256);
+  // Created, not finished: other content is refused, naming the job ...
+  auto err = ask_error<artifact_info>(artifacts, atom::upload::value, upload("version two"));
+  CHECK(err.code() == static_cast<uint8_t>(api_errc::conflict));
+  REQUIRE(err.context().match_elements<std::string, std::string, std::string, std::string>());
+  CHECK(err.context().get_as<std::string>(2) == "jobs");
+  CHECK(err.context().get_as<std::string>(3) == job.job_id);
+  // ... the same content is taken ...
+  CHECK(ask<artifact_info>(artifacts, atom::upload::value, upload("version one")).sha256
+        == first.sha256);
+  // ... and once the job is gone, anything is.
+  CHECK(ask<bool>(jobs, atom::remove::value, job.job_id, op));
+  CHECK(ask<std::vector<model::job_record>>(jobs, atom::uses::value, std::string("fw.bin"))
+          .empty());
+  CHECK(ask<artifact_info>(artifacts, atom::upload::value, upload("version two")).sha256
+        != first.sha256);
+}
