@@ -85,7 +85,7 @@ void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
                                        "artifact too large: " + std::to_string(total)
                                        + " bytes, the limit is "
                                        + std::to_string(t.cfg.max_artifact))));
-  artifact_upload up{name, std::string(reinterpret_cast<const char*>(data), len)};
+  artifact_upload up{name, std::string(reinterpret_cast<const char*>(data), len), {}};
   answer_async(r, s, req, q, resp, [&up](impl& t, uint64_t id, peer from) {
     caf::anon_send(t.gateway, atom::upload::value, id, std::move(up), std::move(from));
   });
