@@ -1,0 +1,182 @@
+// The runtime as a CoAP client: requests to agents (notifications, the
+// gateway's forwarded calls) and the answers or failures libcoap reports.
+#include <string>
+#include <utility>
+
+#include "transport/runtime_internal.hpp"
+
+namespace coapfleet::transport {
+
+coap_response_t on_response(coap_session_t* session, const coap_pdu_t*,
+                            const coap_pdu_t* received, const coap_mid_t) {
+  auto* rt = runtime_of(session);
+  auto key = session_key(session, token_string(coap_pdu_get_token(received)));
+  if (!rt->outgoing_.count(key))
+    return COAP_RESPONSE_OK;
+  client_response r;
+  auto code = coap_pdu_get_code(received);
+  r.code = static_cast<uint16_t>((code >> 5) * 100 + (code & 0x1f));
+  size_t len = 0, offset = 0, total = 0;
+  const uint8_t* data = nullptr;
+  if (coap_get_data_large(received, &len, &data, &offset, &total) && len > 0)
+    r.payload.assign(reinterpret_cast<const char*>(data), len);
+  coap_opt_iterator_t it;
+  if (coap_opt_t* opt = coap_check_option(received, COAP_OPTION_ETAG, &it))
+    r.etag.assign(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+  coap_block_t block;
+  if (coap_get_block(received, COAP_OPTION_BLOCK2, &block)) {
+    r.block2_num = static_cast<int32_t>(block.num);
+    r.block2_more = block.m;
+    r.block2_szx = static_cast<uint8_t>(block.szx);
+  }
+  if (coap_opt_t* opt = coap_check_option(received, COAP_OPTION_SIZE2, &it))
+    r.size2 = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
+  if (coap_opt_t* opt = coap_check_option(received, COAP_OPTION_MAXAGE, &it))
+    r.max_age = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
+  rt->finish(key, std::move(r));
+  return COAP_RESPONSE_OK;
+}
+
+void on_nack(coap_session_t* session, const coap_pdu_t* sent, const coap_nack_reason_t reason,
+             const coap_mid_t mid) {
+  auto* rt = runtime_of(session);
+  std::string key;
+  if (sent)
+    key = session_key(session, token_string(coap_pdu_get_token(sent)));
+  if (!rt->outgoing_.count(key)) {
+    auto i = rt->outgoing_by_mid_.find(session_key(session, std::to_string(mid)));
+    if (i == rt->outgoing_by_mid_.end())
+      return;
+    key = i->second;
+  }
+  auto o = rt->outgoing_.find(key);
+  if (o == rt->outgoing_.end())
+    return;
+  client_response r;
+  r.error = std::string("no answer from ") + o->second.where + ": "
+            + (reason == COAP_NACK_TOO_MANY_RETRIES ? "no answer after all retransmissions"
+               : reason == COAP_NACK_NOT_DELIVERABLE ? "not deliverable"
+               : reason == COAP_NACK_ICMP_ISSUE      ? "ICMP error (port unreachable?)"
+               : reason == COAP_NACK_RST             ? "reset by peer"
+                                                     : "transport failure");
+  rt->finish(key, std::move(r));
+}
+
+void runtime::finish(const std::string& key, client_response r) {
+  auto i = outgoing_.find(key);
+  if (i == outgoing_.end())
+    return;
+  auto done = std::move(i->second.done);
+  outgoing_by_mid_.erase(i->second.mid_key);
+  auto* session = i->second.session;
+  outgoing_.erase(i);
+  // A session per agent would keep a socket per agent open for good: beyond
+  // a few, release a client session once nothing is outstanding on it.
+  constexpr size_t kept_sessions = 64;
+  if (session && --session_use_[session] == 0 && sessions_.size() > kept_sessions) {
+    session_use_.erase(session);
+    for (auto j = sessions_.begin(); j != sessions_.end(); ++j)
+      if (j->second == session) {
+        sessions_.erase(j);
+        break;
+      }
+    coap_session_release(session);
+  }
+  if (done)
+    done(std::move(r));
+}
+
+coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip, uint16_t port,
+                                        std::string& error) {
+  auto key = session_key(c, ip + ":" + std::to_string(port));
+  auto s = sessions_.find(key);
+  if (s != sessions_.end())
+    return s->second;
+  coap_address_t dst;
+  if (!make_address(ip, port, dst)) {
+    error = ip + " is not an IP address";
+    return nullptr;
+  }
+  auto* session = coap_new_client_session(c, nullptr, &dst, COAP_PROTO_UDP);
+  if (!session) {
+    error = "cannot create a CoAP session";
+    return nullptr;
+  }
+  sessions_.emplace(key, session);
+  return session;
+}
+
+void runtime::send_request(const client_request& req, response_callback done) {
+  auto where = req.host + ":" + std::to_string(req.port);
+  auto fail = [&](const std::string& why) {
+    client_response r;
+    r.error = "cannot send to " + where + ": " + why;
+    if (done)
+      done(std::move(r));
+  };
+  bool manual_blocks = req.block2_num >= 0;
+  std::string error;
+  auto* session = client_session(manual_blocks ? raw_context() : ctx, req.host, req.port, error);
+  if (!session)
+    return fail(error);
+  auto* pdu = coap_new_pdu(COAP_MESSAGE_CON, static_cast<coap_pdu_code_t>(req.method), session);
+  if (!pdu)
+    return fail("cannot allocate a PDU");
+  uint8_t token[8];
+  size_t token_len = 0;
+  coap_session_new_token(session, &token_len, token);
+  coap_add_token(pdu, token_len, token);
+  size_t start = 0;
+  while (start <= req.path.size()) {
+    auto end = req.path.find('/', start);
+    if (end == std::string::npos)
+      end = req.path.size();
+    if (end > start)
+      coap_add_option(pdu, COAP_OPTION_URI_PATH, end - start,
+                      reinterpret_cast<const uint8_t*>(req.path.data() + start));
+    start = end + 1;
+  }
+  uint8_t buf[8];
+  if (!req.payload.empty())
+    coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
+                    coap_encode_var_safe(buf, sizeof buf, req.content_format), buf);
+  if (!req.query.empty()) {
+    size_t qs = 0;
+    while (qs <= req.query.size()) {
+      auto end = req.query.find('&', qs);
+      if (end == std::string::npos)
+        end = req.query.size();
+      if (end > qs)
+        coap_add_option(pdu, COAP_OPTION_URI_QUERY, end - qs,
+                        reinterpret_cast<const uint8_t*>(req.query.data() + qs));
+      qs = end + 1;
+    }
+  }
+  if (manual_blocks)
+    coap_add_option(pdu, COAP_OPTION_BLOCK2,
+                    coap_encode_var_safe(buf, sizeof buf,
+                                         (static_cast<unsigned>(req.block2_num) << 4)
+                                           | (req.block2_szx & 7)),
+                    buf);
+  if (!req.payload.empty()) {
+    auto* body = new std::string(req.payload);
+    coap_add_data_large_request(session, pdu, body->size(),
+                                reinterpret_cast<const uint8_t*>(body->data()), release_string,
+                                body);
+  }
+  auto key = session_key(session, std::string(reinterpret_cast<char*>(token), token_len));
+  outgoing_[key] = outgoing{std::move(done), where, {}, session};
+  ++session_use_[session];
+  auto mid = coap_send(session, pdu);
+  if (mid == COAP_INVALID_MID) {
+    client_response r;
+    r.error = "cannot send to " + where + ": send failed";
+    finish(key, std::move(r));
+    return;
+  }
+  auto mid_key = session_key(session, std::to_string(mid));
+  outgoing_[key].mid_key = mid_key;
+  outgoing_by_mid_[mid_key] = key;
+}
+
+}  // namespace coapfleet::transport

@@ -1,0 +1,115 @@
+// libcoap helpers of both transports: time, addresses, method handlers,
+// the peer of a session, and writing a coap_reply into a response PDU.
+#include <arpa/inet.h>
+#include <cstring>
+
+#include "transport/runtime_internal.hpp"
+
+namespace coapfleet::transport {
+
+int64_t steady_millis() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+bool make_address(const std::string& ip, uint16_t port, coap_address_t& out) {
+  coap_address_init(&out);
+  if (inet_pton(AF_INET, ip.c_str(), &out.addr.sin.sin_addr) == 1) {
+    out.addr.sin.sin_family = AF_INET;
+    out.addr.sin.sin_port = htons(port);
+    out.size = sizeof(out.addr.sin);
+    return true;
+  }
+  if (inet_pton(AF_INET6, ip.c_str(), &out.addr.sin6.sin6_addr) == 1) {
+    out.addr.sin6.sin6_family = AF_INET6;
+    out.addr.sin6.sin6_port = htons(port);
+    out.size = sizeof(out.addr.sin6);
+    return true;
+  }
+  return false;
+}
+
+void register_methods(coap_resource_t* r, coap_method_handler_t fallback,
+                      coap_method_handler_t get, coap_method_handler_t post,
+                      coap_method_handler_t put) {
+  static const coap_request_t all[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
+                                       COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
+                                       COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
+                                       COAP_REQUEST_IPATCH};
+  for (auto m : all) {
+    coap_method_handler_t h = fallback;
+    if (m == COAP_REQUEST_GET && get)
+      h = get;
+    else if (m == COAP_REQUEST_POST && post)
+      h = post;
+    else if (m == COAP_REQUEST_PUT && put)
+      h = put;
+    coap_register_request_handler(r, m, h);
+  }
+}
+
+std::string endpoint_uri(const std::string& bind, uint16_t port) {
+  return "coap://" + (bind.find(':') != std::string::npos ? "[" + bind + "]" : bind) + ":"
+         + std::to_string(port) + " (udp)";
+}
+
+runtime* runtime_of(coap_session_t* session) {
+  return static_cast<runtime*>(coap_get_app_data(coap_session_get_context(session)));
+}
+
+peer peer_of(const coap_session_t* session) {
+  peer p;
+  const coap_address_t* a = coap_session_get_addr_remote(session);
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (a->addr.sa.sa_family == AF_INET) {
+    inet_ntop(AF_INET, &a->addr.sin.sin_addr, buf, sizeof buf);
+    p.port = ntohs(a->addr.sin.sin_port);
+  } else if (a->addr.sa.sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &a->addr.sin6.sin6_addr, buf, sizeof buf);
+    p.port = ntohs(a->addr.sin6.sin6_port);
+    // An IPv4 client on a dual-stack socket: report its IPv4 form.
+    if (std::strncmp(buf, "::ffff:", 7) == 0 && std::strchr(buf + 7, '.'))
+      std::memmove(buf, buf + 7, std::strlen(buf + 7) + 1);
+  }
+  p.address = buf;
+  return p;
+}
+
+
+void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
+             const coap_string_t* query, coap_pdu_t* response, const coap_reply& reply) {
+  coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(reply.code)));
+  int max_age = reply.max_age == UINT32_MAX ? -1 : static_cast<int>(reply.max_age);
+  if (reply.content_format == 0) {
+    // libcoap leaves out Content-Format 0 (text/plain) as the default;
+    // the contract says text answers carry it.
+    uint8_t buf[4];
+    coap_add_option(response, COAP_OPTION_CONTENT_FORMAT, coap_encode_var_safe(buf, sizeof buf, 0),
+                    buf);
+  }
+  if (reply.etag != 0) {
+    // libcoap answers a first request for block N > 0 (a resumed download)
+    // with that block alone and without the ETag; the ETag is what tells a
+    // resuming client that the blocks belong to one version.
+    coap_block_t block;
+    if (coap_get_block(request, COAP_OPTION_BLOCK2, &block) && block.num > 0) {
+      uint8_t buf[8];
+      coap_add_option(response, COAP_OPTION_ETAG, coap_encode_var_safe8(buf, sizeof buf, reply.etag),
+                      buf);
+    }
+  }
+  if (reply.shared_body) {
+    auto* keep = new std::shared_ptr<const shared_bytes>(reply.shared_body);
+    coap_add_data_large_response(resource, session, request, response, query,
+                                 reply.content_format, max_age, reply.etag, (*keep)->size(),
+                                 (*keep)->data(), release_shared, keep);
+    return;
+  }
+  auto* body = new std::string(reply.payload);
+  coap_add_data_large_response(resource, session, request, response, query,
+                               reply.content_format, max_age, reply.etag, body->size(),
+                               reinterpret_cast<const uint8_t*>(body->data()), release_string,
+                               body);
+}
+
+}  // namespace coapfleet::transport
