@@ -106,6 +106,24 @@ coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip
   return session;
 }
 
+namespace {
+
+/// One option per non-empty piece of `text` between `sep`s ("a/b" -> a, b).
+void add_split_options(coap_pdu_t* pdu, uint16_t number, const std::string& text, char sep) {
+  size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find(sep, start);
+    if (end == std::string::npos)
+      end = text.size();
+    if (end > start)
+      coap_add_option(pdu, number, end - start,
+                      reinterpret_cast<const uint8_t*>(text.data() + start));
+    start = end + 1;
+  }
+}
+
+}  // namespace
+
 void runtime::send_request(const client_request& req, response_callback done) {
   auto where = req.host + ":" + std::to_string(req.port);
   auto fail = [&](const std::string& why) {
@@ -126,32 +144,13 @@ void runtime::send_request(const client_request& req, response_callback done) {
   size_t token_len = 0;
   coap_session_new_token(session, &token_len, token);
   coap_add_token(pdu, token_len, token);
-  size_t start = 0;
-  while (start <= req.path.size()) {
-    auto end = req.path.find('/', start);
-    if (end == std::string::npos)
-      end = req.path.size();
-    if (end > start)
-      coap_add_option(pdu, COAP_OPTION_URI_PATH, end - start,
-                      reinterpret_cast<const uint8_t*>(req.path.data() + start));
-    start = end + 1;
-  }
+  // Options in ascending number: Uri-Path (11), Content-Format (12), Uri-Query (15).
+  add_split_options(pdu, COAP_OPTION_URI_PATH, req.path, '/');
   uint8_t buf[8];
   if (!req.payload.empty())
     coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
                     coap_encode_var_safe(buf, sizeof buf, req.content_format), buf);
-  if (!req.query.empty()) {
-    size_t qs = 0;
-    while (qs <= req.query.size()) {
-      auto end = req.query.find('&', qs);
-      if (end == std::string::npos)
-        end = req.query.size();
-      if (end > qs)
-        coap_add_option(pdu, COAP_OPTION_URI_QUERY, end - qs,
-                        reinterpret_cast<const uint8_t*>(req.query.data() + qs));
-      qs = end + 1;
-    }
-  }
+  add_split_options(pdu, COAP_OPTION_URI_QUERY, req.query, '&');
   if (manual_blocks)
     coap_add_option(pdu, COAP_OPTION_BLOCK2,
                     coap_encode_var_safe(buf, sizeof buf,
