@@ -1,5 +1,5 @@
 // The operator CLI's synchronous libcoap client: see blocking_client.hpp.
-#include "transport/blocking_client.hpp"
+#include "transport/blocking_exchange.hpp"
 
 #include <coap3/coap.h>
 #include <netdb.h>
@@ -11,12 +11,9 @@
 
 namespace coapfleet::client {
 
-namespace {
+using namespace detail;
 
-using clock = std::chrono::steady_clock;
-using bytes = std::vector<uint8_t>;
-
-constexpr uint8_t code_continue = (2 << 5) | 31;  // 2.31
+namespace detail {
 
 void startup_once() {
   static std::once_flag once;
@@ -90,7 +87,7 @@ std::string describe_nack(coap_nack_reason_t reason) {
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 std::string response::code_text() const {
   char buf[8];
@@ -153,199 +150,6 @@ std::optional<server_uri> parse_server_uri(const std::string& text, std::string&
   out.text = scheme + rest;
   return out;
 }
-
-// -- the exchange state the libcoap callbacks fill in ---------------------------------
-
-struct blocking_client::impl {
-  server_uri server;
-  std::chrono::milliseconds timeout;
-
-  coap_context_t* ctx = nullptr;      ///< libcoap block mode: whole bodies
-  coap_session_t* session = nullptr;
-  coap_context_t* raw_ctx = nullptr;  ///< no block mode: manual Block1 uploads
-  coap_session_t* raw_session = nullptr;
-
-  // The exchange being waited for.
-  bytes token;
-  coap_mid_t mid = COAP_INVALID_MID;
-  std::vector<response> answers;  ///< answers (notifications) not yet consumed
-  std::string failure;            ///< a NACK of the exchange
-
-  ~impl() {
-    if (session)
-      coap_session_release(session);
-    if (raw_session)
-      coap_session_release(raw_session);
-    if (ctx)
-      coap_free_context(ctx);
-    if (raw_ctx)
-      coap_free_context(raw_ctx);
-  }
-
-  static impl* of(coap_session_t* s) {
-    return static_cast<impl*>(coap_get_app_data(coap_session_get_context(s)));
-  }
-
-  static coap_response_t on_response(coap_session_t* s, const coap_pdu_t*,
-                                     const coap_pdu_t* received, const coap_mid_t) {
-    auto* self = of(s);
-    auto tok = coap_pdu_get_token(received);
-    if (!self || self->token.empty() || tok.length != self->token.size()
-        || std::memcmp(tok.s, self->token.data(), tok.length) != 0)
-      return COAP_RESPONSE_FAIL;  // not ours (a stale observation): RST ends it
-    response r;
-    r.code = static_cast<uint8_t>(coap_pdu_get_code(received));
-    bool present = false;
-    auto cf = option_uint(received, COAP_OPTION_CONTENT_FORMAT, present);
-    r.content_format = present ? static_cast<int>(cf) : -1;
-    auto max_age = option_uint(received, COAP_OPTION_MAXAGE, present);
-    if (present)
-      r.max_age = max_age;
-    option_uint(received, COAP_OPTION_OBSERVE, r.observing);
-    auto block1 = option_uint(received, COAP_OPTION_BLOCK1, present);
-    if (present)
-      r.block1 = block1;
-    size_t len = 0, offset = 0, total = 0;
-    const uint8_t* data = nullptr;
-    if (coap_get_data_large(received, &len, &data, &offset, &total) && data)
-      r.body.assign(reinterpret_cast<const char*>(data), len);
-    self->answers.push_back(std::move(r));
-    return COAP_RESPONSE_OK;
-  }
-
-  static void on_nack(coap_session_t* s, const coap_pdu_t* sent, const coap_nack_reason_t reason,
-                      const coap_mid_t mid) {
-    auto* self = of(s);
-    if (!self || self->token.empty())
-      return;
-    bool ours = mid == self->mid;
-    if (sent) {
-      auto tok = coap_pdu_get_token(sent);
-      ours = ours || (tok.length == self->token.size()
-                      && std::memcmp(tok.s, self->token.data(), tok.length) == 0);
-    }
-    // An ICMP error belongs to whatever is in flight to that address.
-    if (ours || reason == COAP_NACK_ICMP_ISSUE)
-      self->failure = describe_nack(reason);
-  }
-
-  coap_context_t* new_context(uint8_t block_mode) {
-    auto* c = coap_new_context(nullptr);
-    if (!c)
-      return nullptr;
-    coap_set_app_data(c, this);
-    coap_context_set_block_mode(c, block_mode);
-    coap_register_response_handler(c, on_response);
-    coap_register_nack_handler(c, on_nack);
-    return c;
-  }
-
-  /// The session of the block-mode context (`raw` false) or the raw one.
-  coap_session_t* session_for(bool raw, std::string& error) {
-    auto& c = raw ? raw_ctx : ctx;
-    auto& s = raw ? raw_session : session;
-    if (s)
-      return s;
-    if (!c)
-      c = new_context(raw ? 0 : COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
-    coap_address_t dst;
-    if (!c || !resolve(server.host, server.port, dst)) {
-      error = "cannot set up a CoAP client for " + server.text;
-      return nullptr;
-    }
-    s = coap_new_client_session(c, nullptr, &dst, COAP_PROTO_UDP);
-    if (!s)
-      error = "cannot open a UDP socket to " + server.text;
-    return s;
-  }
-
-  void new_token(coap_session_t* s) {
-    uint8_t buf[8];
-    size_t len = sizeof(buf);
-    coap_session_new_token(s, &len, buf);
-    token.assign(buf, buf + len);
-    answers.clear();
-    failure.clear();
-    mid = COAP_INVALID_MID;
-  }
-
-  /// Sends one request with the current token. `observe` < 0: no Observe
-  /// option. `block1`: a manual Block1 value (raw context), else none.
-  bool send(coap_session_t* s, coap_pdu_code_t code, const std::string& path,
-            const std::string& query, const std::string* body, int content_format,
-            int observe, std::optional<uint32_t> block1, std::optional<uint32_t> size1,
-            std::string& error) {
-    auto* pdu = coap_pdu_init(COAP_MESSAGE_CON, code, coap_new_message_id(s),
-                              coap_session_max_pdu_size(s));
-    if (!pdu) {
-      error = "out of memory";
-      return false;
-    }
-    coap_add_token(pdu, token.size(), token.data());
-    auto* opts = request_options(path, query, content_format);
-    if (observe >= 0)
-      add_uint_option(&opts, COAP_OPTION_OBSERVE, static_cast<uint32_t>(observe));
-    if (block1)
-      add_uint_option(&opts, COAP_OPTION_BLOCK1, *block1);
-    if (size1)
-      add_uint_option(&opts, COAP_OPTION_SIZE1, *size1);
-    coap_add_optlist_pdu(pdu, &opts);
-    coap_delete_optlist(opts);
-    if (body && !body->empty()) {
-      bool ok;
-      if (block1) {
-        ok = coap_add_data(pdu, body->size(), reinterpret_cast<const uint8_t*>(body->data()));
-      } else {
-        // libcoap may still be sending blocks after we stopped waiting: it
-        // owns a copy and frees it when done.
-        auto* copy = new std::string(*body);
-        ok = coap_add_data_large_request(
-          s, pdu, copy->size(), reinterpret_cast<const uint8_t*>(copy->data()),
-          [](coap_session_t*, void* p) { delete static_cast<std::string*>(p); }, copy);
-      }
-      if (!ok) {
-        coap_delete_pdu(pdu);
-        error = "cannot add the request body";
-        return false;
-      }
-    }
-    mid = coap_send(s, pdu);
-    if (mid == COAP_INVALID_MID) {
-      error = "cannot send to " + server.text;
-      return false;
-    }
-    return true;
-  }
-
-  /// Runs libcoap until an answer is queued, a NACK came, `deadline` or an
-  /// interruption.
-  bool wait(coap_context_t* c, clock::time_point deadline,
-            const volatile std::sig_atomic_t* interrupted = nullptr) {
-    while (answers.empty() && failure.empty() && !(interrupted && *interrupted)) {
-      auto now = clock::now();
-      if (now >= deadline)
-        return false;
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-      // Bounded: libcoap's epoll wait returns early on traffic.
-      coap_io_process(c, static_cast<uint32_t>(std::clamp<long long>(ms, 1, 1000)));
-    }
-    return !answers.empty();
-  }
-
-  std::string no_answer() const {
-    if (!failure.empty())
-      return "no answer from " + server.text + ": " + failure;
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%g", std::chrono::duration<double>(timeout).count());
-    return "no answer from " + server.text + " within " + buf + " s";
-  }
-
-  response take() {
-    auto r = std::move(answers.front());
-    answers.erase(answers.begin());
-    return r;
-  }
-};
 
 // -- the public calls ---------------------------------------------------------------
 
@@ -474,65 +278,6 @@ observe_outcome blocking_client::observe(const std::string& path, const std::str
   }
   d.token.clear();
   return out;
-}
-
-outcome blocking_client::upload(const std::string& path, const std::string& body,
-                                size_t block_size, const upload_progress& progress) {
-  auto& d = *impl_;
-  outcome out;
-  auto* s = d.session_for(true, out.failure);
-  if (!s)
-    return out;
-  unsigned szx = 6;
-  while (szx > 0 && (size_t{16} << szx) > block_size)
-    --szx;
-  size_t offset = 0;
-  d.new_token(s);
-  for (;;) {
-    size_t size = size_t{16} << szx;
-    uint32_t num = static_cast<uint32_t>(offset / size);
-    std::string chunk = body.substr(offset, size);
-    bool more = offset + chunk.size() < body.size();
-    uint32_t block1 = num << 4 | (more ? 0x8u : 0u) | szx;
-    std::optional<uint32_t> size1;
-    if (num == 0)
-      size1 = static_cast<uint32_t>(body.size());
-    d.answers.clear();
-    d.failure.clear();
-    if (!d.send(s, COAP_REQUEST_CODE_PUT, path, "", &chunk, -1, -1, block1, size1,
-                out.failure))
-      return out;
-    // Every block carries the same token: a late duplicate 2.31 of an
-    // earlier block (its number) is not the answer to this one.
-    std::optional<response> answer;
-    auto deadline = clock::now() + d.timeout;
-    while (!answer && d.wait(d.raw_ctx, deadline)) {
-      auto r = d.take();
-      if (r.code == code_continue && r.block1 && (*r.block1 >> 4) != num)
-        continue;
-      answer = std::move(r);
-    }
-    if (!answer) {
-      out.failure = d.no_answer();
-      d.token.clear();
-      return out;
-    }
-    auto& r = *answer;
-    if (r.code == code_continue && more) {
-      offset += chunk.size();
-      // The server may ask for smaller blocks (RFC 7959 2.3), never larger.
-      if (r.block1 && (*r.block1 & 0x7u) < szx)
-        szx = *r.block1 & 0x7u;
-      if (progress)
-        progress(offset, body.size());
-      continue;
-    }
-    if (r.success() && progress)
-      progress(body.size(), body.size());
-    out.answer = std::move(r);
-    d.token.clear();
-    return out;
-  }
 }
 
 }  // namespace coapfleet::client
