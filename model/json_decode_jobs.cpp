@@ -1,0 +1,159 @@
+// Decoders of the jobs', updates' and the system's request bodies (see
+// json_decode.cpp).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "model/json.hpp"
+#include "model/json_read.hpp"
+
+namespace coapfleet::model {
+
+using namespace json_read;
+
+namespace {
+
+void read_spec(reader& r, job_spec& s, bool core, bool server_fields) {
+  if (core) {
+    r.required_string("name", s.name);
+    r.required_string("version", s.version);
+    r.required_string("package_type", s.package_type);
+  } else {
+    r.optional_string("name", s.name);
+    r.optional_string("version", s.version);
+    r.optional_string("package_type", s.package_type);
+  }
+  r.optional_strings("target_nodes", s.target_nodes);
+  r.optional_strings("packages", s.packages);
+  r.optional_string("artifact", s.artifact);
+  r.optional_string("target_path", s.target_path);
+  r.optional_string("mode", s.mode);
+  if (server_fields) {  // set by the server, never taken from an operator's request
+    r.optional_string("artifact_sha256", s.artifact_sha256);
+    r.optional_int("artifact_size", s.artifact_size, 0, INT32_MAX);
+  }
+  r.optional_string("script", s.script);
+  r.optional_string("description", s.description);
+  r.optional_int("timeout_seconds", s.timeout_seconds, core ? 1 : 0, 86400);
+}
+
+}  // namespace
+
+decoded<updates_request> decode_updates_request(std::string_view body) {
+  Document doc;
+  decoded<updates_request> d;
+  if (!parse_object(body, doc, d.err))
+    return d;
+  reader r{doc};
+  auto& q = d.value;
+  std::string action = "create";
+  r.optional_string("action", action);
+  if (!r.ok()) {
+    d.err = r.err;
+    return d;
+  }
+  if (action == "create") {
+    q.action = updates_action::create;
+    q.spec.target_nodes = {"all"};
+    read_spec(r, q.spec, true, false);
+    if (r.ok())
+      r.err = validate_job_spec(q.spec);
+  } else if (action == "install" || action == "status" || action == "cancel"
+             || action == "delete") {
+    q.action = action == "install"  ? updates_action::install
+               : action == "status" ? updates_action::status
+               : action == "cancel" ? updates_action::cancel
+                                    : updates_action::remove;
+    r.required_nonempty("job_id", q.job_id);
+  } else if (action == "report") {
+    q.action = updates_action::report;
+    auto& rep = q.report;
+    r.required_nonempty("job_id", rep.job_id);
+    r.required_node_id(rep.node_id);
+    std::string status;
+    r.required_string("status", status);
+    if (r.ok() && !from_string(status, rep.state))
+      r.fail("field status must be one of pending, notified, downloading, downloaded, "
+             "installing, succeeded, failed, timed_out, cancelled, skipped",
+             "status");
+    r.optional_int("progress", rep.progress, 0, 100);
+    r.optional_int("result", rep.result, 0, 10);
+    r.optional_string("error_message", rep.error_message);
+  } else {
+    r.fail("unknown action: " + action
+             + " (expected create, install, status, report, cancel, delete)",
+           "action");
+  }
+  d.err = r.err;
+  return d;
+}
+
+const char* to_string(system_action a) {
+  switch (a) {
+    case system_action::status: return "status";
+    case system_action::restart: return "restart";
+    case system_action::shutdown: return "shutdown";
+  }
+  return "unknown";
+}
+
+decoded<system_action> decode_system_request(std::string_view body) {
+  Document doc;
+  decoded<system_action> d;
+  if (!parse_object(body, doc, d.err))
+    return d;
+  reader r{doc};
+  std::string action;
+  r.required_string("action", action);
+  if (r.ok()) {
+    if (action == "status")
+      d.value = system_action::status;
+    else if (action == "restart")
+      d.value = system_action::restart;
+    else if (action == "shutdown")
+      d.value = system_action::shutdown;
+    else
+      r.fail("unknown action: " + action + " (expected status, restart, shutdown)", "action");
+  }
+  d.err = r.err;
+  return d;
+}
+
+decoded<update_notification> decode_update_notification(std::string_view body) {
+  Document doc;
+  decoded<update_notification> d;
+  if (!parse_object(body, doc, d.err))
+    return d;
+  reader r{doc};
+  auto& n = d.value;
+  r.required_nonempty("job_id", n.job_id);
+  r.required_node_id(n.node_id);
+  read_spec(r, n.spec, true, true);
+  r.optional_string("server", n.server);
+  if (r.ok()) {
+    // The targets concern the server; an agent gets none or the server's own.
+    auto spec = n.spec;
+    if (spec.target_nodes.empty())
+      spec.target_nodes = {"all"};
+    r.err = validate_job_spec(spec);
+  }
+  d.err = r.err;
+  return d;
+}
+
+decoded<job_spec> decode_job_spec(std::string_view json) {
+  Document doc;
+  decoded<job_spec> d;
+  if (!parse_object(json, doc, d.err))
+    return d;
+  reader r{doc};
+  read_spec(r, d.value, false, true);
+  d.err = r.err;
+  return d;
+}
+
+}  // namespace coapfleet::model

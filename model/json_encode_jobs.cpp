@@ -1,0 +1,244 @@
+// Encoders of the jobs' and the system's bodies (see json_encode.cpp).
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <string_view>
+
+#include "model/json.hpp"
+#include "model/json_write.hpp"
+#include "model/rules.hpp"
+
+namespace coapfleet::model {
+
+using namespace json_write;
+
+namespace {
+
+void counts(writer& w, const job_counts& c) {
+  w.StartObject();
+  member(w, "total", c.total);
+  for (int i = 0; i < 10; ++i)
+    member(w, to_string(static_cast<node_update_state>(i)), c.by_state[i]);
+  w.EndObject();
+}
+
+/// The members of a job spec, without the surrounding braces.
+void spec_members(writer& w, const job_spec& s) {
+  member(w, "name", s.name);
+  member(w, "version", s.version);
+  member(w, "package_type", s.package_type);
+  member(w, "target_nodes", s.target_nodes);
+  member(w, "packages", s.packages);
+  optional_member(w, "artifact", s.artifact);
+  optional_member(w, "target_path", s.target_path);
+  optional_member(w, "mode", s.mode);
+  optional_member(w, "artifact_sha256", s.artifact_sha256);
+  if (s.artifact_size > 0)
+    member(w, "artifact_size", s.artifact_size);
+  optional_member(w, "script", s.script);
+  optional_member(w, "description", s.description);
+  if (s.timeout_seconds != 0)
+    member(w, "timeout_seconds", s.timeout_seconds);
+}
+
+void job_summary(writer& w, const job_record& j) {
+  w.StartObject();
+  member(w, "job_id", j.job_id);
+  member(w, "name", j.spec.name);
+  member(w, "version", j.spec.version);
+  member(w, "package_type", j.spec.package_type);
+  member(w, "target_nodes", j.spec.target_nodes);
+  member(w, "packages", j.spec.packages);
+  optional_member(w, "artifact", j.spec.artifact);
+  optional_member(w, "target_path", j.spec.target_path);
+  optional_member(w, "script", j.spec.script);
+  member(w, "status", to_string(j.status));
+  member(w, "created_at", at{j.created_at});
+  member(w, "updated_at", at{j.updated_at});
+  key(w, "counts");
+  counts(w, count_states(j.nodes));
+  member(w, "progress", int32_t{job_progress(j.nodes)});
+  w.EndObject();
+}
+
+/// "HH:MM:SS", with "Nd " in front once the server has run a day.
+std::string uptime_human(double seconds) {
+  auto s = std::isfinite(seconds) && seconds > 0 ? static_cast<unsigned long long>(seconds) : 0ULL;
+  char buf[64];
+  if (s >= 86400)
+    std::snprintf(buf, sizeof buf, "%llud %02llu:%02llu:%02llu", s / 86400, s / 3600 % 24,
+                  s / 60 % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%02llu:%02llu:%02llu", s / 3600, s / 60 % 60, s % 60);
+  return buf;
+}
+
+}  // namespace
+
+std::string encode_job_created(const job_record& j) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "job_id", j.job_id);
+    member(w, "status", "created");
+    member(w, "message", "Update request created successfully");
+    w.EndObject();
+  });
+}
+
+std::string encode_job_triggered(const job_record& j) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "success", true);
+    member(w, "message", "Update job " + j.job_id + " triggered successfully");
+    member(w, "job_id", j.job_id);
+    member(w, "status", to_string(j.status));
+    // Counts, not the node list: this answer travels as a separate response,
+    // which must fit one datagram for coap-client 4.3.1 to read it.
+    auto c = count_states(j.nodes);
+    member(w, "targets", c.total);
+    member(w, "skipped", c.of(node_update_state::skipped));
+    w.EndObject();
+  });
+}
+
+std::string encode_job_status(const job_record& j) {
+  return write(
+    [&](writer& w) {
+      w.StartObject();
+      member(w, "job_id", j.job_id);
+      member(w, "name", j.spec.name);
+      member(w, "version", j.spec.version);
+      member(w, "package_type", j.spec.package_type);
+      member(w, "status", to_string(j.status));
+      key(w, "node_statuses");
+      w.StartObject();
+      for (auto& n : j.nodes) {
+        put(w, n.node_id);
+        put(w, to_string(n.state));
+      }
+      w.EndObject();
+      string_or_null(w, "error_message", j.error_message);
+      key(w, "counts");
+      counts(w, count_states(j.nodes));
+      member(w, "progress", int32_t{job_progress(j.nodes)});
+      key(w, "nodes");
+      w.StartArray();
+      for (auto& n : j.nodes) {
+        w.StartObject();
+        member(w, "node_id", n.node_id);
+        member(w, "status", to_string(n.state));
+        key(w, "progress");
+        if (n.progress < 0)
+          w.Null();
+        else
+          w.Int(n.progress);
+        member(w, "result", n.result);
+        string_or_null(w, "error_message", n.error_message);
+        member(w, "updated_at", at{n.updated_at});
+        w.EndObject();
+      }
+      w.EndArray();
+      member(w, "created_at", at{j.created_at});
+      member(w, "updated_at", at{j.updated_at});
+      w.EndObject();
+    },
+    256 + j.nodes.size() * 160);
+}
+
+std::string encode_job_summary(const job_record& j) {
+  return write([&](writer& w) { job_summary(w, j); });
+}
+
+std::string encode_jobs(const std::vector<job_record>& jobs) {
+  return write(
+    [&](writer& w) {
+      w.StartObject();
+      key(w, "updates");
+      w.StartArray();
+      for (auto& j : jobs)
+        job_summary(w, j);
+      w.EndArray();
+      w.EndObject();
+    },
+    64 + jobs.size() * 512);
+}
+
+std::string encode_update_report(const update_report& r) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "action", "report");
+    member(w, "job_id", r.job_id);
+    member(w, "node_id", r.node_id);
+    member(w, "status", to_string(r.state));
+    if (r.progress >= 0)
+      member(w, "progress", r.progress);
+    if (r.result >= 0)
+      member(w, "result", r.result);
+    optional_member(w, "error_message", r.error_message);
+    w.EndObject();
+  });
+}
+
+std::string encode_update_notification(const update_notification& n) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "job_id", n.job_id);
+    member(w, "node_id", n.node_id);
+    spec_members(w, n.spec);
+    optional_member(w, "server", n.server);
+    w.EndObject();
+  });
+}
+
+std::string encode_system_info(const system_info& s) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "status", "running");
+    member(w, "timestamp", at{s.timestamp});
+    member(w, "uptime", s.uptime_seconds);
+    member(w, "uptime_human", uptime_human(s.uptime_seconds));
+    member(w, "version", s.version);
+    key(w, "endpoints");
+    w.StartObject();
+    member(w, "health", "/health");
+    member(w, "nodes", "/nodes");
+    member(w, "updates", "/updates");
+    member(w, "system", "/system");
+    member(w, "test", "/test");
+    member(w, "artifacts", "/artifacts");
+    member(w, "discovery", "/.well-known/core");
+    w.EndObject();
+    member(w, "available_actions", s.available_actions);
+    w.EndObject();
+  });
+}
+
+std::string encode_system_status(const system_status& s) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "status", "running");
+    member(w, "timestamp", at{s.timestamp});
+    key(w, "services");
+    w.StartObject();
+    member(w, "main_server", "running");
+    member(w, "database", s.database);
+    w.EndObject();
+    member(w, "action", "status");
+    member(w, "uptime", s.uptime_seconds);
+    member(w, "nodes", s.nodes);
+    member(w, "jobs", s.jobs);
+    w.EndObject();
+  });
+}
+
+std::string encode_job_spec(const job_spec& s) {
+  return write([&](writer& w) {
+    w.StartObject();
+    spec_members(w, s);
+    w.EndObject();
+  });
+}
+
+}  // namespace coapfleet::model

@@ -1,0 +1,236 @@
+// The RapidJSON reading helpers of the decoders (json_decode*.cpp): parsing
+// with errors that name the field at fault, and a reader of typed members.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include "model/json.hpp"
+
+namespace coapfleet::model::json_read {
+
+using rapidjson::Document;
+using rapidjson::Value;
+
+constexpr const char* empty_body_error =
+  "empty body: this request needs a JSON object; send one with coap-client -f - "
+  "(echo '{...}' | coap-client -m post -f - URL) or -e '{...}'";
+
+constexpr const char* node_id_rule = "1..64 characters of A-Z a-z 0-9 . _ -";
+
+inline bool blank(std::string_view body) {
+  for (char c : body)
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+      return false;
+  return true;
+}
+
+/// Parses `body` into `doc`; false with `err` set when it is empty or not JSON.
+inline bool parse(std::string_view body, Document& doc, problem& err) {
+  if (blank(body)) {
+    err = {empty_body_error, {}};
+    return false;
+  }
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
+  if (doc.HasParseError()) {
+    err = {std::string{"invalid JSON: "} + rapidjson::GetParseError_En(doc.GetParseError())
+             + " at offset " + std::to_string(doc.GetErrorOffset()),
+           {}};
+    return false;
+  }
+  return true;
+}
+
+inline bool parse_object(std::string_view body, Document& doc, problem& err) {
+  if (!parse(body, doc, err))
+    return false;
+  if (!doc.IsObject()) {
+    err = {"request body must be a JSON object", {}};
+    return false;
+  }
+  return true;
+}
+
+inline std::string str(const Value& v) {
+  return {v.GetString(), v.GetStringLength()};
+}
+
+inline std::string num_text(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", x);
+  return buf;
+}
+
+inline bool is_integer(const Value& v) {
+  if (v.IsInt64() || v.IsUint64())
+    return true;
+  if (!v.IsNumber())
+    return false;
+  double d = v.GetDouble();
+  return std::isfinite(d) && std::floor(d) == d;
+}
+
+inline bool read_strings(const Value& v, std::vector<std::string>& out) {
+  if (!v.IsArray())
+    return false;
+  std::vector<std::string> result;
+  result.reserve(v.Size());
+  for (auto& e : v.GetArray()) {
+    if (!e.IsString())
+      return false;
+    result.push_back(str(e));
+  }
+  out = std::move(result);
+  return true;
+}
+
+inline bool read_attributes(const Value& v, attributes& out) {
+  if (!v.IsObject())
+    return false;
+  attributes result;
+  result.reserve(v.MemberCount());
+  for (auto& m : v.GetObject()) {
+    scalar x;
+    if (m.value.IsString())
+      x = scalar::of(str(m.value));
+    else if (m.value.IsBool())
+      x = scalar::of_bool(m.value.GetBool());
+    else if (m.value.IsNumber())
+      x = scalar::of(m.value.GetDouble());
+    else if (!m.value.IsNull())
+      return false;
+    result.emplace_back(str(m.name), std::move(x));
+  }
+  out = std::move(result);
+  return true;
+}
+
+/// Reads the members of one JSON object, keeping the first problem found.
+/// Optional members that are absent or null leave their output untouched.
+class reader {
+public:
+  explicit reader(const Value& obj) : obj_(obj) {}
+
+  problem err;
+  bool ok() const { return err.empty(); }
+
+  bool has(const char* name) const { return find(name) != nullptr; }
+
+  void fail(std::string error, const char* field) {
+    if (err.empty())
+      err = {std::move(error), field};
+  }
+
+  void required_string(const char* name, std::string& out) {
+    if (!ok())
+      return;
+    auto v = find(name);
+    if (v == nullptr)
+      return fail(std::string{"missing field: "} + name, name);
+    if (!v->IsString())
+      return fail(std::string{"field "} + name + " must be a string", name);
+    out = str(*v);
+  }
+
+  void required_nonempty(const char* name, std::string& out) {
+    required_string(name, out);
+    if (ok() && out.empty())
+      fail(std::string{"field "} + name + " must not be empty", name);
+  }
+
+  void required_node_id(std::string& out) {
+    required_string("node_id", out);
+    if (ok() && !valid_node_id(out))
+      fail(std::string{"field node_id must be "} + node_id_rule, "node_id");
+  }
+
+  void optional_string(const char* name, std::string& out) {
+    if (auto v = present(name); v && !v->IsString())
+      fail(std::string{"field "} + name + " must be a string", name);
+    else if (v)
+      out = str(*v);
+  }
+
+  void optional_bool(const char* name, bool& out) {
+    if (auto v = present(name); v && !v->IsBool())
+      fail(std::string{"field "} + name + " must be a boolean (true or false)", name);
+    else if (v)
+      out = v->GetBool();
+  }
+
+  /// A number in [lo, hi], or null (which leaves `out` absent).
+  void optional_number(const char* name, double& out, double lo, double hi) {
+    auto v = present(name);
+    if (!v)
+      return;
+    if (!v->IsNumber())
+      return fail(std::string{"field "} + name + " must be a number or null", name);
+    double d = v->GetDouble();
+    if (d < lo || d > hi) {
+      auto range = std::isinf(hi) ? " must be >= " + num_text(lo)
+                                  : " must be between " + num_text(lo) + " and " + num_text(hi);
+      return fail(std::string{"field "} + name + range, name);
+    }
+    out = d;
+  }
+
+  template <class Int>
+  void optional_int(const char* name, Int& out, int64_t lo, int64_t hi) {
+    auto v = present(name);
+    if (!v)
+      return;
+    if (!is_integer(*v) || v->GetDouble() < static_cast<double>(lo)
+        || v->GetDouble() > static_cast<double>(hi))
+      return fail(std::string{"field "} + name + " must be an integer between "
+                    + std::to_string(lo) + " and " + std::to_string(hi),
+                  name);
+    out = static_cast<Int>(v->GetDouble());
+  }
+
+  void optional_strings(const char* name, std::vector<std::string>& out) {
+    if (auto v = present(name); v && !read_strings(*v, out))
+      fail(std::string{"field "} + name + " must be an array of strings", name);
+  }
+
+  void optional_attributes(const char* name, attributes& out) {
+    if (auto v = present(name); v && !read_attributes(*v, out))
+      fail(std::string{"field "} + name
+             + " must be an object of scalar values (string, number, boolean or null)",
+           name);
+  }
+
+  /// A member that is there and not null, once no problem was found yet.
+  const Value* present(const char* name) const {
+    if (!err.empty())
+      return nullptr;
+    auto v = find(name);
+    return v == nullptr || v->IsNull() ? nullptr : v;
+  }
+
+private:
+  const Value* find(const char* name) const {
+    auto it = obj_.FindMember(name);
+    return it == obj_.MemberEnd() ? nullptr : &it->value;
+  }
+
+  const Value& obj_;
+};
+
+/// The members of a job spec. `core` makes name, version and package_type
+/// required (requests); persistence reads them as optional.
+template <class T>
+decoded<T> failed(problem p) {
+  decoded<T> d;
+  d.err = std::move(p);
+  return d;
+}
+
+}  // namespace coapfleet::model::json_read
