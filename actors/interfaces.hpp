@@ -15,8 +15,8 @@
 
 #include <caf/all.hpp>
 
-#include "actors/server/store.hpp"
 #include "model/json.hpp"
+#include "model/persistence.hpp"
 #include "model/types.hpp"
 
 namespace coapfleet {
@@ -92,17 +92,7 @@ template <class F> auto inspect(F& f, client_response& x) {
            x.size2, x.max_age);
 }
 
-/// An artifact in the server's store.
-struct artifact_info {
-  std::string name;
-  int64_t size = 0;
-  std::string sha256;  ///< lower-case hex
-  model::millis uploaded_at = 0;
-  uint64_t etag() const;  ///< the first 8 bytes of the SHA-256
-};
-template <class F> auto inspect(F& f, artifact_info& x) {
-  return f(x.name, x.size, x.sha256, x.uploaded_at);
-}
+using model::artifact_info;
 
 /// An artifact with its contents, for serving.
 struct artifact_blob {
@@ -165,17 +155,16 @@ template <class F> auto inspect(F& f, job_target& x) {
   return f(x.node_id, x.ip_address, x.port, x.status);
 }
 
-/// Everything the store holds, read once at start-up.
-struct loaded_state {
-  std::vector<model::node_record> nodes;
-  std::vector<model::job_record> jobs;
-};
-template <class F> auto inspect(F& f, loaded_state& x) { return f(x.nodes, x.jobs); }
-
-/// A group of writes that must be durable together before the caller answers.
-struct write_batch {
-  std::vector<server::write_op> ops;
-};
+// What crosses to the persistence actor (model/persistence.hpp).
+using model::drop_job;
+using model::loaded_state;
+using model::put_health;
+using model::put_job;
+using model::put_job_status;
+using model::put_node;
+using model::put_node_state;
+using model::write_batch;
+using model::write_op;
 
 /// Counts for `POST /system {"action":"status"}`.
 struct fleet_counts {
@@ -201,33 +190,14 @@ template <class F> auto inspect(F& f, system_status& x) {
 }
 }  // namespace model
 
-/// What the agent tells about its node in GET /system.
-struct agent_system_info {
-  std::string node_id;
-  std::string hostname;
-  std::string os;
-  std::string arch;
-  std::string kernel;
-  uint32_t cpus = 0;
-  uint64_t memory_total_bytes = 0;
-  double uptime_seconds = 0;
-  std::string agent_version;
-  std::string server;  ///< coap://host:port it reports to
-  bool registered = false;
-  std::string current_job;  ///< empty when idle
-  uint32_t queued_jobs = 0;
-};
-template <class F> auto inspect(F& f, agent_system_info& x) {
-  return f(x.node_id, x.hostname, x.os, x.arch, x.kernel, x.cpus, x.memory_total_bytes,
-           x.uptime_seconds, x.agent_version, x.server, x.registered, x.current_job,
-           x.queued_jobs);
-}
+using model::agent_system_info;
 
 // -- errors: values up to the edge, where the transport maps them to CoAP ------
 
 /// Error codes of the application; the transport maps each to a CoAP code.
 enum class api_errc : uint8_t {
   bad_request = 1,  ///< 4.00
+  unauthorized,     ///< 4.01
   forbidden,        ///< 4.03
   not_found,        ///< 4.04
   conflict,         ///< 4.09
@@ -237,19 +207,24 @@ enum class api_errc : uint8_t {
 };
 constexpr caf::atom_value api_category = caf::atom("coapfleet");
 
+}  // namespace coapfleet
+
+CAF_ERROR_CODE_ENUM(coapfleet::api_errc, "coapfleet")
+
+namespace coapfleet {
+
 /// An application error: what went wrong, and the request field at fault.
 /// The context message holds (what, field, detail_key, detail_value).
 inline caf::error make_api_error(api_errc code, std::string what, std::string field = {},
                                  std::string key = {}, std::string value = {}) {
-  return caf::error{static_cast<uint8_t>(code), api_category,
-                    caf::make_message(std::move(what), std::move(field), std::move(key),
-                                      std::move(value))};
+  return caf::make_error(code, std::move(what), std::move(field), std::move(key),
+                         std::move(value));
 }
 
 }  // namespace coapfleet
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(coapfleet::write_batch)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(coapfleet::server::put_health)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(coapfleet::model::put_health)
 
 // -- type IDs ---------------------------------------------------------------------
 
@@ -338,7 +313,7 @@ using persistence_actor = caf::typed_actor<
   caf::replies_to<atom::write, write_batch>::with<bool>,
   /// Telemetry: the latest health of a node; committed within the flush
   /// interval (at most one second), never acknowledged.
-  caf::reacts_to<atom::health, server::put_health>,
+  caf::reacts_to<atom::health, model::put_health>,
   /// True when the database answered a query just now.
   caf::replies_to<atom::ping>::with<bool>,
   /// Commits everything pending and checkpoints the WAL (before a stop).

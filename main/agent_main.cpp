@@ -13,8 +13,9 @@
 #include "actors/agent/metrics.hpp"
 #include "actors/agent/reporter.hpp"
 #include "actors/interfaces.hpp"
-#include "actors/log.hpp"
-#include "actors/scheduler_config.hpp"
+#include "common/log.hpp"
+#include "common/scheduler_config.hpp"
+#include "actors/agent/gateway.hpp"
 #include "transport/agent_transport.hpp"
 
 using namespace coapfleet;
@@ -196,8 +197,8 @@ int main(int argc, char** argv) {
   mcfg.interval = std::chrono::milliseconds(static_cast<int64_t>(opt.interval * 1000));
   mcfg.sampling = scfg;
   auto metrics = agent::spawn_metrics(sys, mcfg, reporter, net.handle());
-  auto gateway = transport::spawn_agent_gateway(
-    sys, transport::agent_gateway_peers{net.handle(), metrics, reporter, installer, opt.server});
+  auto gateway = agent::spawn_agent_gateway(
+    sys, agent::agent_gateway_peers{net.handle(), metrics, reporter, installer, opt.server});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-agent ", COAPFLEET_VERSION, " node ", opt.node_id, " listening on ",

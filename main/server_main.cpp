@@ -10,16 +10,16 @@
 
 #include <CLI/CLI.hpp>
 
-#include "actors/clock.hpp"
+#include "common/clock.hpp"
 #include "actors/interfaces.hpp"
-#include "actors/log.hpp"
-#include "actors/scheduler_config.hpp"
+#include "common/log.hpp"
+#include "common/scheduler_config.hpp"
 #include "actors/server/artifact_store.hpp"
 #include "actors/server/job_supervisor.hpp"
 #include "actors/server/persistence.hpp"
 #include "actors/server/registry.hpp"
 #include "actors/server/system.hpp"
-#include "transport/gateway.hpp"
+#include "actors/server/gateway.hpp"
 #include "transport/server_transport.hpp"
 
 using namespace coapfleet;
@@ -98,9 +98,9 @@ int serve(options& opt, bool& restart) {
   scfg.allow_actions = !opt.no_system_actions;
   scfg.started_at = now_millis();
   auto system = server::spawn_system(sys, scfg, persistence, registry, jobs);
-  auto gateway = transport::spawn_gateway(
-    sys, transport::gateway_config{std::chrono::seconds(30), scfg.started_at},
-    transport::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts});
+  auto gateway = server::spawn_gateway(
+    sys, server::gateway_config{std::chrono::seconds(30), scfg.started_at},
+    server::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-server ", COAPFLEET_VERSION, " listening on ",

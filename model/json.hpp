@@ -83,6 +83,10 @@ std::string encode_node_registration(const node_registration& r);
 std::string encode_node(const node_record& n);
 /// {"nodes":[...]}
 std::string encode_nodes(const std::vector<node_record>& nodes);
+/// `/nodes/<id>/health`: the node's latest report as it sent it (the shape
+/// of PUT /health) plus `received_at` (null before the first report) and
+/// `node_status`.
+std::string encode_node_health(const node_record& n);
 
 /// Fleet health for `GET /health`.
 struct unhealthy_node {
@@ -138,6 +142,18 @@ struct system_status {
   uint32_t jobs = 0;
 };
 std::string encode_system_status(const system_status& s);
+
+/// The agent's `GET /system`.
+std::string encode_agent_system_info(const agent_system_info& s);
+
+/// {"name","size","sha256","uploaded_at"} of `PUT`/`GET /artifacts`.
+std::string encode_artifact(const artifact_info& a);
+/// {"artifacts":[...]}
+std::string encode_artifacts(const std::vector<artifact_info>& all);
+/// The artifact store's metadata file (uploaded_at in milliseconds).
+std::string encode_artifact_meta(const artifact_info& a);
+/// Reads it back into `a` (size, sha256, uploaded_at); false when invalid.
+bool decode_artifact_meta(std::string_view json, artifact_info& a);
 
 /// Encodes a job spec as a JSON object (persistence keeps specs this way).
 std::string encode_job_spec(const job_spec& s);

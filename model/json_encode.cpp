@@ -88,25 +88,50 @@ std::string encode_error(std::string_view error,
   });
 }
 
+namespace {
+
+/// The members of a health report (PUT /health's shape), without braces.
+void health_members(writer& w, const health_report& h) {
+  member(w, "node_id", h.node_id);
+  string_or_null(w, "timestamp", h.timestamp);
+  member(w, "overall_healthy", h.overall_healthy);
+  member(w, "cpu_percent", h.cpu_percent);
+  member(w, "memory_percent", h.memory_percent);
+  member(w, "disk_percent", h.disk_percent);
+  member(w, "temperature", h.temperature);
+  member(w, "uptime_seconds", h.uptime_seconds);
+  key(w, "services_status");
+  w.StartObject();
+  for (auto& [name, up] : h.services_status) {
+    put(w, name);
+    put(w, up);
+  }
+  w.EndObject();
+  member(w, "error_messages", h.error_messages);
+}
+
+}  // namespace
+
 std::string encode_health_report(const health_report& h) {
   return write([&](writer& w) {
     w.StartObject();
-    member(w, "node_id", h.node_id);
-    string_or_null(w, "timestamp", h.timestamp);
-    member(w, "overall_healthy", h.overall_healthy);
-    member(w, "cpu_percent", h.cpu_percent);
-    member(w, "memory_percent", h.memory_percent);
-    member(w, "disk_percent", h.disk_percent);
-    member(w, "temperature", h.temperature);
-    member(w, "uptime_seconds", h.uptime_seconds);
-    key(w, "services_status");
-    w.StartObject();
-    for (auto& [name, up] : h.services_status) {
-      put(w, name);
-      put(w, up);
-    }
+    health_members(w, h);
     w.EndObject();
-    member(w, "error_messages", h.error_messages);
+  });
+}
+
+std::string encode_node_health(const node_record& n) {
+  return write([&](writer& w) {
+    w.StartObject();
+    if (n.has_health) {
+      health_members(w, n.health);
+      member(w, "received_at", at{n.health_at});
+    } else {
+      member(w, "node_id", n.reg.node_id);
+      key(w, "received_at");
+      w.Null();
+    }
+    member(w, "node_status", to_string(n.status));
     w.EndObject();
   });
 }

@@ -176,6 +176,32 @@ struct update_notification {
   std::string server;  ///< optional hint where to report; empty = sender
 };
 
+/// An artifact in the server's store.
+struct artifact_info {
+  std::string name;
+  int64_t size = 0;
+  std::string sha256;  ///< lower-case hex
+  millis uploaded_at = 0;
+  uint64_t etag() const { return etag_of_sha256(sha256); }  ///< the first 8 bytes of the SHA-256
+};
+
+/// What the agent tells about its node in GET /system.
+struct agent_system_info {
+  std::string node_id;
+  std::string hostname;
+  std::string os;
+  std::string arch;
+  std::string kernel;
+  uint32_t cpus = 0;
+  uint64_t memory_total_bytes = 0;
+  double uptime_seconds = 0;
+  std::string agent_version;
+  std::string server;  ///< coap://host:port it reports to
+  bool registered = false;
+  std::string current_job;  ///< empty when idle
+  uint32_t queued_jobs = 0;
+};
+
 // -- inspect (for the actor system's message registry; pure templates) ---------
 
 template <class F> auto inspect(F& f, scalar& x) { return f(x.kind, x.flag, x.number, x.text); }
@@ -209,6 +235,14 @@ template <class F> auto inspect(F& f, update_report& x) {
 }
 template <class F> auto inspect(F& f, update_notification& x) {
   return f(x.job_id, x.node_id, x.spec, x.server);
+}
+template <class F> auto inspect(F& f, agent_system_info& x) {
+  return f(x.node_id, x.hostname, x.os, x.arch, x.kernel, x.cpus, x.memory_total_bytes,
+           x.uptime_seconds, x.agent_version, x.server, x.registered, x.current_job,
+           x.queued_jobs);
+}
+template <class F> auto inspect(F& f, artifact_info& x) {
+  return f(x.name, x.size, x.sha256, x.uploaded_at);
 }
 
 }  // namespace coapfleet::model

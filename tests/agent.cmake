@@ -1,6 +1,6 @@
 file(GLOB AGENT_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/unit/agent_*_test.cpp)
 if(AGENT_TEST_SOURCES)
   add_executable(agent_tests unit/agent_main.cpp ${AGENT_TEST_SOURCES})
-  target_link_libraries(agent_tests PRIVATE coapfleet_core doctest::doctest)
+  target_link_libraries(agent_tests PRIVATE coapfleet_agent doctest::doctest)
   add_test(NAME agent_tests COMMAND agent_tests)
 endif()

@@ -1,9 +1,6 @@
 #include "transport/agent_transport.hpp"
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
-#include "actors/log.hpp"
+#include "common/log.hpp"
 #include "transport/answer.hpp"
 
 namespace coapfleet::transport {
@@ -173,105 +170,6 @@ bool agent_transport::open(std::string& error) {
 
 stop_reason agent_transport::run() {
   return impl_->run();
-}
-
-// -- the agent's gateway ------------------------------------------------------------------
-
-namespace {
-
-struct agent_gateway_state {
-  static inline const char* name = "agent-gateway";
-  agent_gateway_peers peers;
-};
-
-using gw_ptr = agent_gateway_actor::stateful_pointer<agent_gateway_state>;
-
-std::string encode_system(const agent_system_info& s) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  auto str = [&](const char* k, const std::string& v) {
-    w.Key(k);
-    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
-  };
-  w.StartObject();
-  str("node_id", s.node_id);
-  str("hostname", s.hostname);
-  str("os", s.os);
-  str("arch", s.arch);
-  str("kernel", s.kernel);
-  w.Key("cpus");
-  w.Uint(s.cpus);
-  w.Key("memory_total_bytes");
-  w.Uint64(s.memory_total_bytes);
-  w.Key("uptime_seconds");
-  w.Double(s.uptime_seconds);
-  str("agent_version", s.agent_version);
-  str("server", s.server);
-  w.Key("registered");
-  w.Bool(s.registered);
-  w.Key("current_job");
-  if (s.current_job.empty())
-    w.Null();
-  else
-    w.String(s.current_job.data(), static_cast<rapidjson::SizeType>(s.current_job.size()));
-  w.Key("queued_jobs");
-  w.Uint(s.queued_jobs);
-  w.EndObject();
-  return {buf.GetString(), buf.GetSize()};
-}
-
-}  // namespace
-
-agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_peers peers) {
-  auto fn = [](gw_ptr self, agent_gateway_peers peers) -> agent_gateway_actor::behavior_type {
-    self->state.peers = std::move(peers);
-    auto answer = [self](uint64_t id, coap_reply r) {
-      self->send(self->state.peers.transport, atom::reply::value, id, std::move(r));
-    };
-    auto fail = [answer](uint64_t id) {
-      return [answer, id](caf::error& err) { answer(id, error_reply(err)); };
-    };
-    return {
-      [=](atom::info, uint64_t id) {
-        auto& p = self->state.peers;
-        self->request(p.metrics, std::chrono::seconds(5), atom::info::value)
-          .then(
-            [=](agent_system_info& info) {
-              info.server = self->state.peers.server;
-              self->request(self->state.peers.reporter, std::chrono::seconds(5),
-                            atom::status::value)
-                .then(
-                  [=](bool registered) mutable {
-                    info.registered = registered;
-                    self->request(self->state.peers.installer, std::chrono::seconds(5),
-                                  atom::status::value)
-                      .then(
-                        [=](std::string& job, uint32_t queued) mutable {
-                          info.current_job = job;
-                          info.queued_jobs = queued;
-                          answer(id, json_reply(205, encode_system(info)));
-                        },
-                        fail(id));
-                  },
-                  fail(id));
-            },
-            fail(id));
-      },
-      [=](atom::notify, uint64_t id, model::update_notification& note, peer& from) {
-        auto job = note.job_id;
-        CF_DEBUG("agent-gateway", "notification of job ", job, " from ", from.address);
-        self->request(self->state.peers.installer, std::chrono::seconds(10), atom::notify::value,
-                      std::move(note))
-          .then(
-            [=](bool) {
-              answer(id, json_reply(204, model::encode_message("Update accepted",
-                                                               {{"job_id", job}})));
-            },
-            fail(id));
-      },
-    };
-  };
-  return sys.spawn(fn, std::move(peers));
 }
 
 }  // namespace coapfleet::transport

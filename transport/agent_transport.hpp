@@ -8,7 +8,7 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
-#include "transport/runtime.hpp"
+#include "transport/stop_reason.hpp"
 
 namespace coapfleet::transport {
 
@@ -34,15 +34,5 @@ public:
 private:
   std::unique_ptr<impl> impl_;
 };
-
-struct agent_gateway_peers {
-  agent_transport_actor transport;
-  metrics_actor metrics;
-  reporter_actor reporter;
-  installer_actor installer;
-  std::string server;  ///< "coap://host:port", for GET /system
-};
-
-agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_peers peers);
 
 }  // namespace coapfleet::transport

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "model/json.hpp"
-#include "transport/gateway.hpp"
+#include "actors/replies.hpp"
 #include "transport/runtime.hpp"
 
 namespace coapfleet::transport {

@@ -13,7 +13,7 @@
 #include <linux/sock_diag.h>
 #include <unistd.h>
 
-#include "actors/log.hpp"
+#include "common/log.hpp"
 #include "transport/runtime_internal.hpp"
 
 namespace coapfleet::transport {

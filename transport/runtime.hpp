@@ -20,10 +20,9 @@
 #include <coap3/coap.h>
 
 #include "actors/interfaces.hpp"
+#include "transport/stop_reason.hpp"
 
 namespace coapfleet::transport {
-
-enum class stop_reason { signal, shutdown, restart };
 
 /// A request waiting for an actor's answer.
 struct pending_request {

@@ -1,6 +1,6 @@
 // The main server's /artifacts resources: the listing, and one resource per
 // artifact served block-wise from a shared mapping of its file.
-#include "actors/log.hpp"
+#include "common/log.hpp"
 #include "transport/server_handlers.hpp"
 #include "transport/server_impl.hpp"
 

@@ -16,7 +16,6 @@ namespace coapfleet::transport::handlers {
 using impl = server_transport::impl;
 
 coap_reply problem_reply(uint16_t code, const model::problem& p);
-coap_reply text_reply(uint16_t code, std::string text);
 
 /// The request body, after the checks every body-carrying request gets:
 /// content format (none, 0 or 50, else 4.15) and size (4.13 above the limit).

@@ -4,10 +4,10 @@
 #include <arpa/inet.h>
 #include <cstring>
 
-#include "actors/clock.hpp"
-#include "actors/log.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
 #include "transport/answer.hpp"
-#include "transport/gateway.hpp"
+#include "actors/replies.hpp"
 #include "transport/server_handlers.hpp"
 #include "transport/server_impl.hpp"
 
@@ -41,14 +41,6 @@ namespace handlers {
 
 coap_reply problem_reply(uint16_t code, const model::problem& p) {
   return json_reply(code, model::encode_problem(p));
-}
-
-coap_reply text_reply(uint16_t code, std::string text) {
-  coap_reply r;
-  r.code = code;
-  r.content_format = 0;
-  r.payload = std::move(text);
-  return r;
 }
 
 bool read_body(impl& t, const coap_pdu_t* request, std::string_view& body, coap_reply& error) {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <malloc.h>
 
-#include "actors/log.hpp"
+#include "common/log.hpp"
 #include "model/json.hpp"
 #include "transport/answer.hpp"
 #include "transport/server_impl.hpp"

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
-#include "transport/runtime.hpp"
+#include "transport/stop_reason.hpp"
 #include "transport/shedding.hpp"
 
 namespace coapfleet::transport {

@@ -55,9 +55,4 @@ install_outcome run_script(const model::job_spec& spec, const handler_config& cf
 install_outcome install_file(const model::job_spec& spec, const std::string& downloaded,
                              const std::string& expected_sha256, const handler_config& cfg);
 
-/// Lower-case hex SHA-256 of a file's contents ("" when unreadable).
-std::string sha256_file(const std::string& path);
-/// Lower-case hex SHA-256 of bytes.
-std::string sha256_hex(std::string_view data);
-
 }  // namespace coapfleet::agent

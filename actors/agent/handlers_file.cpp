@@ -1,10 +1,12 @@
-// The `file` handler and SHA-256 helpers: verify the downloaded artifact, then
+// The `file` handler: verify the downloaded artifact, then
 // install it atomically under the install root (temp file in the destination
 // directory, fsync, chmod, rename, fsync of the directory).
 #include "actors/agent/handlers.hpp"
 
+#include "common/durable_file.hpp"
+#include "common/sha256.hpp"
+
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,40 +22,6 @@ namespace {
 
 constexpr size_t chunk_size = 64 * 1024;
 
-struct md_ctx_free {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using md_ctx = std::unique_ptr<EVP_MD_CTX, md_ctx_free>;
-
-/// Incremental SHA-256 over OpenSSL's EVP interface.
-class sha256 {
-public:
-  sha256() : ctx_(EVP_MD_CTX_new()) {
-    ok_ = ctx_ && EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) == 1;
-  }
-  void update(const void* data, size_t n) {
-    if (ok_ && n > 0) ok_ = EVP_DigestUpdate(ctx_.get(), data, n) == 1;
-  }
-  /// Lower-case hex digest, "" if OpenSSL failed.
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (!ok_ || EVP_DigestFinal_ex(ctx_.get(), md, &len) != 1) return {};
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * len);
-    for (unsigned int i = 0; i < len; ++i) {
-      out.push_back(digits[md[i] >> 4]);
-      out.push_back(digits[md[i] & 0xF]);
-    }
-    return out;
-  }
-
-private:
-  md_ctx ctx_;
-  bool ok_ = false;
-};
-
 /// read() that retries on EINTR.
 ssize_t read_some(int fd, char* buf, size_t n) {
   ssize_t r;
@@ -62,40 +30,11 @@ ssize_t read_some(int fd, char* buf, size_t n) {
   return r;
 }
 
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 /// SHA-256 of a file; "" and `err` set when it cannot be read.
 std::string hash_file(const std::string& path, int& err) {
-  err = 0;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    err = errno;
-    return {};
-  }
-  sha256 h;
-  std::unique_ptr<char[]> buf(new char[chunk_size]);
-  while (true) {
-    ssize_t n = read_some(fd, buf.get(), chunk_size);
-    if (n < 0) {
-      err = errno;
-      close(fd);
-      return {};
-    }
-    if (n == 0) break;
-    h.update(buf.get(), static_cast<size_t>(n));
-  }
-  close(fd);
-  std::string out = h.hex();
-  if (out.empty()) err = EIO;
+  auto out = common::sha256_of_file(path, err);
+  if (out.empty() && err == 0)
+    err = EIO;
   return out;
 }
 
@@ -172,17 +111,6 @@ std::string destination_of(const std::string& root, const std::string& target, s
 
 }  // namespace
 
-std::string sha256_hex(std::string_view data) {
-  sha256 h;
-  h.update(data.data(), data.size());
-  return h.hex();
-}
-
-std::string sha256_file(const std::string& path) {
-  int err = 0;
-  return hash_file(path, err);
-}
-
 install_outcome install_file(const model::job_spec& spec, const std::string& downloaded,
                              const std::string& expected_sha256, const handler_config& cfg) {
   using model::update_result;
@@ -211,54 +139,35 @@ install_outcome install_file(const model::job_spec& spec, const std::string& dow
 
   // Copy into a temp file next to the destination, hashing what is copied:
   // what gets installed is exactly what was verified.
-  std::string tmp = dir + "/." + dest.substr(dest.rfind('/') + 1) + ".tmp.XXXXXX";
-  int out = mkostemp(tmp.data(), O_CLOEXEC);
-  if (out < 0) return fail_errno(errno, "cannot create a temporary file in " + dir_or_root);
-  auto abandon = [&](install_outcome o) {
-    if (out >= 0) close(out);
-    unlink(tmp.c_str());
-    return o;
-  };
+  common::atomic_file out;
+  if (!out.open(dest, mode))
+    return fail_errno(out.error_number(), "cannot create a temporary file in " + dir_or_root);
   int in = open(downloaded.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return abandon(fail_errno(errno, "cannot read downloaded file " + downloaded));
-  sha256 h;
+  if (in < 0) return fail_errno(errno, "cannot read downloaded file " + downloaded);
+  common::sha256 h;
   std::unique_ptr<char[]> buf(new char[chunk_size]);
   while (true) {
     ssize_t n = read_some(in, buf.get(), chunk_size);
     if (n < 0) {
       int e = errno;
       close(in);
-      return abandon(fail_errno(e, "cannot read downloaded file " + downloaded));
+      return fail_errno(e, "cannot read downloaded file " + downloaded);
     }
     if (n == 0) break;
     h.update(buf.get(), static_cast<size_t>(n));
-    if (!write_all(out, buf.get(), static_cast<size_t>(n))) {
-      int e = errno;
+    if (!out.write(std::string_view(buf.get(), static_cast<size_t>(n)))) {
       close(in);
-      return abandon(fail_errno(e, "cannot write " + dest));
+      return fail_errno(out.error_number(), "cannot write " + dest);
     }
   }
   close(in);
   const std::string copied = h.hex();
   if (copied != expected)
-    return abandon(fail(update_result::integrity_check_failed,
-                        "downloaded file changed while installing: expected "
-                            + expected.substr(0, 12) + ", got " + copied.substr(0, 12)));
-  if (fchmod(out, mode) != 0) return abandon(fail_errno(errno, "cannot chmod " + dest));
-  if (fsync(out) != 0) return abandon(fail_errno(errno, "cannot write " + dest));
-  int rc = close(out);
-  out = -1;
-  if (rc != 0) return abandon(fail_errno(errno, "cannot write " + dest));
-  if (rename(tmp.c_str(), dest.c_str()) != 0)
-    return abandon(fail_errno(errno, "cannot rename into " + dest));
-
-  // Make the rename durable. Some file systems refuse fsync on directories
-  // (EINVAL); the file itself is in place by now, so that is not a failure.
-  int dfd = open(dir_or_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
+    return fail(update_result::integrity_check_failed,
+                "downloaded file changed while installing: expected " + expected.substr(0, 12)
+                    + ", got " + copied.substr(0, 12));
+  // fchmod, fsync, rename, fsync of the directory.
+  if (!out.commit()) return fail_errno(out.error_number(), out.error());
   install_outcome ok;
   ok.ok = true;
   ok.result = static_cast<int32_t>(update_result::success);

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "actors/agent/journal.hpp"
-#include "actors/log.hpp"
+#include "common/log.hpp"
 
 namespace coapfleet::agent {
 

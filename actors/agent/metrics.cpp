@@ -2,8 +2,8 @@
 
 #include <memory>
 
-#include "actors/clock.hpp"
-#include "actors/log.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
 
 namespace coapfleet::agent {
 

@@ -4,7 +4,7 @@
 #include <unordered_map>
 
 #include "actors/agent/journal.hpp"
-#include "actors/log.hpp"
+#include "common/log.hpp"
 #include "model/json.hpp"
 
 namespace coapfleet::agent {

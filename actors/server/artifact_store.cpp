@@ -9,17 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
-#include "actors/clock.hpp"
-#include "actors/log.hpp"
+#include "common/clock.hpp"
+#include "common/durable_file.hpp"
+#include "common/log.hpp"
+#include "common/sha256.hpp"
 #include "model/json.hpp"
 
 namespace coapfleet {
-
-uint64_t artifact_info::etag() const {
-  return model::etag_of_sha256(sha256);
-}
 
 namespace server {
 
@@ -73,97 +69,19 @@ private:
   static inline const uint8_t empty_ = 0;
 };
 
-std::string sha256_hex(const void* data, size_t len) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  EVP_Digest(data, len, md, &md_len, EVP_sha256(), nullptr);
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < md_len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 0xf];
-  }
-  return out;
-}
-
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    auto w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-/// Writes `data` to dir/name atomically (temp file, fsync, rename, fsync dir).
-bool write_atomically(const std::string& dir, const std::string& name, const std::string& data,
+/// Writes `data` to dir/name atomically and durably.
+bool write_atomically(const std::string& dir, const std::string& name, std::string_view data,
                       std::string& error) {
-  auto tmp = dir + "/.tmp-" + name + "-" + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = "cannot create " + tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  bool ok = write_all(fd, data.data(), data.size()) && ::fsync(fd) == 0;
-  if (!ok)
-    error = "cannot write " + tmp + ": " + std::strerror(errno);
-  ::close(fd);
-  if (ok && ::rename(tmp.c_str(), (dir + "/" + name).c_str()) != 0) {
-    error = "cannot rename " + tmp + ": " + std::strerror(errno);
-    ok = false;
-  }
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return true;
+  return common::write_file_atomically(dir + "/" + name, data, error);
 }
 
 std::string read_file(const std::string& path) {
   std::string out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0)
-    out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
+  common::read_file(path, out);
   return out;
 }
 
 std::string meta_name(const std::string& name) { return ".meta-" + name + ".json"; }
-
-std::string encode_meta(const artifact_info& a) {
-  // Names are [A-Za-z0-9._-] and hashes hex: nothing to escape.
-  return "{\"name\":\"" + a.name + "\",\"size\":" + std::to_string(a.size) + ",\"sha256\":\""
-         + a.sha256 + "\",\"uploaded_at\":" + std::to_string(a.uploaded_at) + "}";
-}
-
-bool decode_meta(const std::string& text, artifact_info& a) {
-  auto attrs = model::decode_attributes(text);
-  if (!attrs.ok())
-    return false;
-  for (auto& [k, v] : attrs.value) {
-    if (k == "sha256" && v.kind == model::scalar::string_v)
-      a.sha256 = v.text;
-    else if (k == "size" && v.kind == model::scalar::number_v)
-      a.size = static_cast<int64_t>(v.number);
-    else if (k == "uploaded_at" && v.kind == model::scalar::number_v)
-      a.uploaded_at = static_cast<model::millis>(v.number);
-  }
-  return a.sha256.size() == 64;
-}
 
 struct artifact_store_state {
   static inline const char* name = "artifact-store";
@@ -192,16 +110,16 @@ void scan(self_ptr self) {
       continue;
     artifact_info a;
     a.name = name;
-    if (!decode_meta(read_file(st.cfg.directory + "/" + meta_name(name)), a)
+    if (!model::decode_artifact_meta(read_file(st.cfg.directory + "/" + meta_name(name)), a)
         || a.size != sb.st_size) {
       std::string err;
       auto m = mapped_file::open(path, err);
       if (!m)
         continue;
       a.size = static_cast<int64_t>(m->size());
-      a.sha256 = sha256_hex(m->data(), m->size());
+      a.sha256 = common::sha256_hex(std::string_view(reinterpret_cast<const char*>(m->data()), m->size()));
       a.uploaded_at = static_cast<model::millis>(sb.st_mtime) * 1000;
-      write_atomically(st.cfg.directory, meta_name(name), encode_meta(a), err);
+      write_atomically(st.cfg.directory, meta_name(name), model::encode_artifact_meta(a), err);
     }
     st.index[name] = a;
   }
@@ -237,7 +155,7 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
         artifact_info a;
         a.name = up.name;
         a.size = static_cast<int64_t>(up.body.size());
-        a.sha256 = sha256_hex(up.body.data(), up.body.size());
+        a.sha256 = common::sha256_hex(up.body);
         a.uploaded_at = now_millis();
         // Jobs not yet finished verify every block against the version they
         // pinned: other content now would fail each of their nodes.
@@ -256,7 +174,7 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
         }
         std::string err;
         if (!write_atomically(st.cfg.directory, up.name, up.body, err)
-            || !write_atomically(st.cfg.directory, meta_name(up.name), encode_meta(a), err)) {
+            || !write_atomically(st.cfg.directory, meta_name(up.name), model::encode_artifact_meta(a), err)) {
           CF_ERROR("artifact-store", err);
           return make_api_error(api_errc::internal, "cannot store artifact: " + err);
         }

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "actors/clock.hpp"
-#include "actors/log.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
 #include "model/rules.hpp"
 
 namespace coapfleet::server {

@@ -5,8 +5,8 @@
 #include <random>
 #include <unordered_map>
 
-#include "actors/clock.hpp"
-#include "actors/log.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
 
 namespace coapfleet::server {
 

@@ -2,8 +2,8 @@
 
 #include <memory>
 
-#include "actors/clock.hpp"
-#include "actors/log.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
 #include "model/rules.hpp"
 
 namespace coapfleet::server {
@@ -98,7 +98,7 @@ node_actor spawn_node(caf::actor_system& sys, model::node_record record, livenes
         st.record.has_health = true;
         st.record.health_at = at;
         self->send(st.persistence, atom::health::value,
-                   server::put_health{std::move(report), at});
+                   model::put_health{std::move(report), at});
         heard_from(self, at);
       },
       [self](atom::enroll, model::node_registration& reg, model::millis at) {

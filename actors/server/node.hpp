@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "actors/clock.hpp"
+#include "common/clock.hpp"
 #include "actors/interfaces.hpp"
 
 namespace coapfleet::server {

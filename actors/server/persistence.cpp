@@ -5,7 +5,7 @@
 #include <unistd.h>
 #include <unordered_map>
 
-#include "actors/log.hpp"
+#include "common/log.hpp"
 
 namespace coapfleet::server {
 
@@ -123,7 +123,7 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
         schedule_commit(self);
         return rp;
       },
-      [self](atom::health, server::put_health& h) {
+      [self](atom::health, model::put_health& h) {
         auto& st = self->state;
         auto id = h.health.node_id;
         st.dirty_health[id] = std::move(h);

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "actors/interfaces.hpp"
+#include "store/store.hpp"
 
 namespace coapfleet::server {
 

@@ -4,8 +4,8 @@
 #include <map>
 #include <memory>
 
-#include "actors/clock.hpp"
-#include "actors/log.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
 #include "model/rules.hpp"
 
 namespace coapfleet::server {

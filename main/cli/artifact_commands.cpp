@@ -4,8 +4,8 @@
 #include "main/cli/commands.hpp"
 #include "main/cli/json_util.hpp"
 #include "main/cli/output.hpp"
+#include "common/sha256.hpp"
 
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -22,22 +22,6 @@ namespace {
 
 constexpr size_t upload_block_size = 1024;
 
-std::string sha256_hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1
-      || EVP_DigestUpdate(md.get(), data.data(), data.size()) != 1
-      || EVP_DigestFinal_ex(md.get(), digest, &len) != 1)
-    return "";
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 0xF];
-  }
-  return out;
-}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -103,7 +87,7 @@ int upload(context& ctx, const std::string& file, std::string name) {
   auto* client = ctx.client();
   if (!client)
     return exit_usage;
-  auto local_sha = sha256_hex(data);
+  auto local_sha = common::sha256_hex(data);
   auto term = terminal::detect();
   upload_bar progress(term, name);
   auto result = client->upload("artifacts/" + name, data, upload_block_size,

@@ -12,7 +12,7 @@
 #include <sqlite3.h>
 
 #include "actors/interfaces.hpp"
-#include "actors/log.hpp"
+#include "common/log.hpp"
 #include "actors/server/artifact_store.hpp"
 #include "actors/server/job_supervisor.hpp"
 #include "actors/server/persistence.hpp"
@@ -107,7 +107,7 @@ struct fixture {
     model::health_report h;
     h.node_id = "node-1";
     h.cpu_percent = cpu;
-    caf::anon_send(persistence, atom::health::value, server::put_health{h, fake_now_value + cpu});
+    caf::anon_send(persistence, atom::health::value, model::put_health{h, fake_now_value + cpu});
     sched->run();
   }
 
@@ -198,7 +198,7 @@ TEST_CASE_FIXTURE(fixture, "persistence tells the transport how many health repo
     model::health_report h;
     h.node_id = "node-1";
     h.cpu_percent = i;
-    caf::anon_send(persistence, atom::health::value, server::put_health{h, fake_now_value + i});
+    caf::anon_send(persistence, atom::health::value, model::put_health{h, fake_now_value + i});
   }
   sched->run();
   // Every `absorbed_every` (2) reports, as a running count ...

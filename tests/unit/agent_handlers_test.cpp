@@ -3,6 +3,7 @@
 // and apt-get scripts, and a real pip install of a wheel built here when pip
 // is available), the atomic file install and SHA-256.
 #include "actors/agent/handlers.hpp"
+#include "common/sha256.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -23,8 +24,14 @@ using namespace coapfleet;
 using namespace coapfleet::agent;
 namespace fs = std::filesystem;
 using std::chrono::seconds;
+using common::sha256_hex;
 
 namespace {
+
+std::string sha256_file(const std::string& path) {
+  int err = 0;
+  return common::sha256_of_file(path, err);
+}
 
 /// A fresh directory from mkdtemp, removed with its content at the end.
 struct temp_dir {

@@ -1,5 +1,5 @@
 // The SQLite store on real files in a temporary directory.
-#include "actors/server/store.hpp"
+#include "store/store.hpp"
 
 #include <doctest/doctest.h>
 #include <signal.h>

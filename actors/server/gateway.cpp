@@ -1,51 +1,13 @@
-#include "transport/gateway.hpp"
+#include "actors/server/gateway.hpp"
 
 #include <cstdio>
 #include <fstream>
 #include <unistd.h>
 
-#include "actors/clock.hpp"
-#include "actors/log.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
 
-namespace coapfleet::transport {
-
-coap_reply json_reply(uint16_t code, std::string payload) {
-  coap_reply r;
-  r.code = code;
-  r.content_format = 50;
-  r.payload = std::move(payload);
-  return r;
-}
-
-coap_reply error_reply(const caf::error& err) {
-  if (err.category() == api_category) {
-    static const uint16_t codes[] = {500, 400, 403, 404, 409, 413, 500, 503};
-    auto c = err.code() < sizeof(codes) / sizeof(codes[0]) ? codes[err.code()] : 500;
-    std::string what, field, key, value;
-    auto& ctx = err.context();
-    if (ctx.match_elements<std::string, std::string, std::string, std::string>()) {
-      what = ctx.get_as<std::string>(0);
-      field = ctx.get_as<std::string>(1);
-      key = ctx.get_as<std::string>(2);
-      value = ctx.get_as<std::string>(3);
-    }
-    std::vector<std::pair<std::string, std::string>> extra;
-    if (!field.empty())
-      extra.emplace_back("field", field);
-    if (!key.empty())
-      extra.emplace_back(key, value);
-    auto r = json_reply(c, model::encode_error(what, extra));
-    if (c == 503)
-      r.max_age = 5;
-    return r;
-  }
-  if (err == caf::sec::request_timeout) {
-    auto r = json_reply(503, model::encode_error("server busy: the request timed out, retry later"));
-    r.max_age = 5;
-    return r;
-  }
-  return json_reply(500, model::encode_error("internal error: " + caf::to_string(err)));
-}
+namespace coapfleet::server {
 
 namespace {
 
@@ -59,31 +21,6 @@ struct gateway_state {
 };
 
 using self_ptr = gateway_actor::stateful_pointer<gateway_state>;
-
-/// {"name","size","sha256","uploaded_at"}: names are [A-Za-z0-9._-], hashes hex.
-std::string encode_artifact(const artifact_info& a) {
-  return "{\"name\":\"" + a.name + "\",\"size\":" + std::to_string(a.size) + ",\"sha256\":\""
-         + a.sha256 + "\",\"uploaded_at\":\"" + model::format_time(a.uploaded_at) + "\"}";
-}
-
-/// /nodes/<id>/health: the node's latest report as it sent it (the shape of
-/// PUT /health), plus when it arrived and the node's liveness.
-std::string encode_node_health(const model::node_record& n) {
-  std::string out;
-  if (n.has_health) {
-    out = model::encode_health_report(n.health);
-    out.pop_back();  // the closing brace
-    out += ",\"received_at\":\"" + model::format_time(n.health_at) + "\"";
-  } else {
-    out = "{\"node_id\":" + model::encode_strings({n.reg.node_id}).substr(1);
-    out.pop_back();  // "]" of the one-element array
-    out += ",\"received_at\":null";
-  }
-  out += ",\"node_status\":\"";
-  out += model::to_string(n.status);
-  out += "\"}";
-  return out;
-}
 
 void answer(self_ptr self, uint64_t id, coap_reply r) {
   self->send(self->state.peers.transport, atom::reply::value, id, std::move(r));
@@ -179,7 +116,7 @@ void render(self_ptr self, uint64_t id, const std::string& path) {
             return answer(self, id,
                           json_reply(404, model::encode_error("node not registered",
                                                               {{"node_id", node}})));
-          answer(self, id, json_reply(205, encode_node_health(nodes.front())));
+          answer(self, id, json_reply(205, model::encode_node_health(nodes.front())));
         },
         fail);
   } else {
@@ -302,7 +239,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
                   [=](artifact_info& a) {
                     CF_INFO("gateway", "artifact ", a.name, " (", size, " bytes) uploaded by ",
                             from.address);
-                    answer(self, id, json_reply(204, encode_artifact(a)));
+                    answer(self, id, json_reply(204, model::encode_artifact(a)));
                   },
                   fail(id));
             },
@@ -325,11 +262,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
         self->request(self->state.peers.artifacts, timeout, atom::list::value)
           .then(
             [=](std::vector<artifact_info>& all) {
-              std::string out = "{\"artifacts\":[";
-              for (size_t i = 0; i < all.size(); ++i)
-                out += (i ? "," : "") + encode_artifact(all[i]);
-              out += "]}";
-              answer(self, id, json_reply(205, std::move(out)));
+              answer(self, id, json_reply(205, model::encode_artifacts(all)));
             },
             fail(id));
       },
@@ -363,4 +296,4 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
   return sys.spawn(fn, cfg, std::move(peers));
 }
 
-}  // namespace coapfleet::transport
+}  // namespace coapfleet::server

@@ -5,43 +5,23 @@
 
 #include <memory>
 #include <string>
-#include <variant>
 #include <vector>
 
+#include "model/persistence.hpp"
 #include "model/types.hpp"
 
 struct sqlite3;
 
 namespace coapfleet::server {
 
-/// One write the server acknowledges (or, for health, batches).
-struct put_node {
-  model::node_registration reg;
-  model::millis registered_at = 0;
-  model::millis last_seen = 0;
-};
-struct put_health {
-  model::health_report health;
-  model::millis at = 0;  ///< also becomes the node's last_seen
-};
-struct put_job {
-  model::job_record job;  ///< spec, status, times, error, and node states
-};
-struct put_job_status {
-  std::string job_id;
-  model::job_status status = model::job_status::created;
-  model::millis updated_at = 0;
-  std::string error_message;
-};
-struct put_node_state {
-  std::string job_id;
-  model::node_job_state state;
-};
-struct drop_job {
-  std::string job_id;  ///< the job and its node states go
-};
-using write_op =
-  std::variant<put_node, put_health, put_job, put_job_status, put_node_state, drop_job>;
+// The write operations are model values (model/persistence.hpp).
+using model::drop_job;
+using model::put_health;
+using model::put_job;
+using model::put_job_status;
+using model::put_node;
+using model::put_node_state;
+using model::write_op;
 
 class store {
 public:

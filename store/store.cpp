@@ -1,7 +1,7 @@
 // The SQLite store: migrations, prepared statements, group commit, loads.
 // Only the persistence actor uses it, from one thread. The SQL text is in
 // store_sql.cpp.
-#include "actors/server/store.hpp"
+#include "store/store.hpp"
 
 #include <sqlite3.h>
 #include <strings.h>

@@ -1,14 +1,15 @@
-// The gateway is the transport's half that lives among the actors: it turns a
-// typed request from the libcoap thread into a request to the owning actor,
-// and the typed answer (or error) into a coap_reply (code + JSON body), so
-// encoding never runs on the libcoap thread.
+// The server's gateway: the request logic of the main server. It turns a
+// typed request of the transport into a request to the owning actor, and the
+// typed answer (or error) into a coap_reply (code + JSON body), so encoding
+// never runs on the libcoap thread.
 #pragma once
 
 #include <chrono>
 
 #include "actors/interfaces.hpp"
+#include "actors/replies.hpp"
 
-namespace coapfleet::transport {
+namespace coapfleet::server {
 
 struct gateway_config {
   /// A request that gets no answer within this time is answered 5.03.
@@ -28,10 +29,4 @@ struct gateway_peers {
 
 gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_peers peers);
 
-/// Maps an error value to a CoAP answer (code and JSON body).
-coap_reply error_reply(const caf::error& err);
-
-/// A JSON answer with the given code.
-coap_reply json_reply(uint16_t code, std::string payload);
-
-}  // namespace coapfleet::transport
+}  // namespace coapfleet::server

@@ -1,0 +1,75 @@
+#include "actors/replies.hpp"
+
+#include <utility>
+#include <vector>
+
+#include "model/json.hpp"
+
+namespace coapfleet {
+
+coap_reply json_reply(uint16_t code, std::string payload) {
+  coap_reply r;
+  r.code = code;
+  r.content_format = 50;
+  r.payload = std::move(payload);
+  return r;
+}
+
+coap_reply text_reply(uint16_t code, std::string text) {
+  coap_reply r;
+  r.code = code;
+  r.content_format = 0;
+  r.payload = std::move(text);
+  return r;
+}
+
+uint16_t response_code_of(api_errc code) {
+  switch (code) {
+    case api_errc::bad_request: return 400;
+    case api_errc::unauthorized: return 401;
+    case api_errc::forbidden: return 403;
+    case api_errc::not_found: return 404;
+    case api_errc::conflict: return 409;
+    case api_errc::too_large: return 413;
+    case api_errc::internal: return 500;
+    case api_errc::unavailable: return 503;
+  }
+  return 500;
+}
+
+coap_reply error_reply(const caf::error& err) {
+  if (err.category() == api_category) {
+    auto c = response_code_of(static_cast<api_errc>(err.code()));
+    std::string what, field, key, value;
+    auto& ctx = err.context();
+    if (ctx.match_elements<std::string, std::string, std::string, std::string>()) {
+      what = ctx.get_as<std::string>(0);
+      field = ctx.get_as<std::string>(1);
+      key = ctx.get_as<std::string>(2);
+      value = ctx.get_as<std::string>(3);
+    }
+    std::vector<std::pair<std::string, std::string>> extra;
+    if (!field.empty())
+      extra.emplace_back("field", field);
+    if (!key.empty())
+      extra.emplace_back(key, value);
+    auto r = json_reply(c, model::encode_error(what, extra));
+    if (c == 503)
+      r.max_age = 5;
+    return r;
+  }
+  if (err == caf::sec::request_timeout) {
+    auto r = json_reply(503, model::encode_error("server busy: the request timed out, retry later"));
+    r.max_age = 5;
+    return r;
+  }
+  if (err == caf::sec::request_receiver_down) {
+    auto r = json_reply(503, model::encode_error("the actor that owns this is restarting, retry "
+                                                 "shortly"));
+    r.max_age = 2;
+    return r;
+  }
+  return json_reply(500, model::encode_error("internal error: " + caf::to_string(err)));
+}
+
+}  // namespace coapfleet

@@ -1,0 +1,26 @@
+// CoAP answers built from model values and error values: what the gateways
+// send back to their transport (and the transport's own early answers).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "actors/interfaces.hpp"
+
+namespace coapfleet {
+
+/// A JSON answer (Content-Format 50) with the given code (class*100+detail).
+coap_reply json_reply(uint16_t code, std::string payload);
+
+/// A text/plain answer (Content-Format 0).
+coap_reply text_reply(uint16_t code, std::string text);
+
+/// The CoAP code of an application error (4.00 for bad_request, ...).
+uint16_t response_code_of(api_errc code);
+
+/// Maps an error value to a CoAP answer: the code of its api_errc, a JSON
+/// body {"error", "field", <key>: <value>}; 5.03 with Max-Age for timeouts
+/// and unavailable actors; 5.00 for anything else.
+coap_reply error_reply(const caf::error& err);
+
+}  // namespace coapfleet

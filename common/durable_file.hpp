@@ -1,0 +1,60 @@
+// Durable file writes: a file appears whole under its name, or not at all,
+// and survives a power loss once the call returned (temp file beside the
+// target, fsync, rename, fsync of the directory). The one implementation the
+// server's artifact store and the agent's journal and file installs share.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+
+namespace coapfleet::common {
+
+/// write() until all of `n` bytes are written, retrying on EINTR.
+bool write_all(int fd, const void* data, size_t n);
+
+/// fsync() a directory so that a rename in it is durable. Some file systems
+/// refuse fsync on directories (EINVAL): the file is in place then anyway.
+void sync_directory(const std::string& dir);
+
+/// A file being written that replaces `path` atomically on commit(). The
+/// temporary file lives in the same directory (a rename never crosses file
+/// systems) and is named `.<name>.tmp.XXXXXX`. Not committed = removed.
+class atomic_file {
+public:
+  atomic_file() = default;
+  ~atomic_file();
+  atomic_file(const atomic_file&) = delete;
+  atomic_file& operator=(const atomic_file&) = delete;
+
+  /// Creates the temporary file for `path`; false (and error()) on failure.
+  bool open(const std::string& path, mode_t mode = 0644);
+  bool write(std::string_view data);
+  /// fchmod, fsync, close, rename over `path`, fsync the directory.
+  bool commit();
+  /// Removes the temporary file (also done by the destructor).
+  void abandon();
+
+  /// What failed, with the path and strerror (empty while all is well).
+  const std::string& error() const { return error_; }
+  /// errno of the failure (0 while all is well).
+  int error_number() const { return errno_; }
+
+private:
+  bool fail(const std::string& what);
+  std::string path_;
+  std::string tmp_;
+  mode_t mode_ = 0644;
+  int fd_ = -1;
+  std::string error_;
+  int errno_ = 0;
+};
+
+/// Writes `content` to `path` atomically and durably; false and `error` on failure.
+bool write_file_atomically(const std::string& path, std::string_view content,
+                           std::string& error, mode_t mode = 0644);
+
+/// Reads a whole file; false when it cannot be opened or read.
+bool read_file(const std::string& path, std::string& out);
+
+}  // namespace coapfleet::common
