@@ -118,6 +118,38 @@ struct artifact_upload {
 };
 template <class F> auto inspect(F& f, artifact_upload& x) { return f(x.name, x.body, x.pins); }
 
+/// A resource whose representation the transport serves and observers
+/// follow: its kind, and the node or job it belongs to (empty for fleet-wide ones).
+enum class resource_kind : uint8_t {
+  health,       ///< GET /health
+  nodes,        ///< GET /nodes (filters are cut from it)
+  updates,      ///< GET /updates
+  job_status,   ///< /updates/<id>/status, and POST /updates {"action":"status"}
+  node_health,  ///< /nodes/<id>/health
+  system,       ///< GET /system
+  artifacts,    ///< GET /artifacts
+};
+const char* to_string(resource_kind k);
+
+struct resource {
+  resource_kind kind = resource_kind::health;
+  std::string id;  ///< node or job id for node_health and job_status
+  friend bool operator==(const resource& a, const resource& b) {
+    return a.kind == b.kind && a.id == b.id;
+  }
+};
+template <class F> auto inspect(F& f, resource& x) { return f(x.kind, x.id); }
+/// "health", "nodes", "updates/<id>/status", "nodes/<id>/health", ...: the URI path.
+std::string path_of(const resource& r);
+
+/// How soon a change must show. `control`: a change an acknowledgement
+/// depends on (a registration, a job step): the transport refreshes the
+/// representation at once and sends no acknowledgement that was answered
+/// after the change before the new representation is there (read your
+/// writes). `telemetry`: health reports and liveness, refreshed at most every
+/// publish interval.
+enum class urgency : uint8_t { telemetry, control };
+
 /// `GET /nodes` query filters (empty = any).
 struct node_filter {
   std::string status;
@@ -185,6 +217,10 @@ template <class F> auto inspect(F& f, fleet_health& x) {
 template <class F> auto inspect(F& f, system_info& x) {
   return f(x.timestamp, x.uptime_seconds, x.version, x.available_actions);
 }
+template <class F> auto inspect(F& f, listing_entry& x) {
+  return f(x.node_id, x.status, x.offset, x.length);
+}
+template <class F> auto inspect(F& f, nodes_listing& x) { return f(x.body, x.index); }
 template <class F> auto inspect(F& f, system_status& x) {
   return f(x.timestamp, x.database, x.uptime_seconds, x.nodes, x.jobs);
 }
@@ -257,6 +293,11 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::fleet_health))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_info))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_status))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::nodes_listing))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_action))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource_kind))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::urgency))
 CAF_END_TYPE_ID_BLOCK(coapfleet)
 
 // -- atoms (at most 10 characters) --------------------------------------------------
@@ -298,6 +339,7 @@ using forget = caf::atom_constant<caf::atom("forget")>;
 using absorbed = caf::atom_constant<caf::atom("absorbed")>;
 using remove = caf::atom_constant<caf::atom("remove")>;
 using response = caf::atom_constant<caf::atom("response")>;
+using ok = caf::atom_constant<caf::atom("ok")>;  ///< a reply that carries nothing else
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -406,11 +448,13 @@ using system_actor = caf::typed_actor<
   caf::replies_to<atom::status>::with<model::system_status>,
   /// restart / shutdown: answers when allowed; the transport stops the
   /// process after the response has left. forbidden when disabled.
-  caf::replies_to<atom::action, uint8_t /*system_action*/, peer>::with<bool>>;
+  caf::replies_to<atom::action, model::system_action, peer>::with<atom::ok>>;
 
 // -- transport ----------------------------------------------------------------------------
 
-/// What the transport (an actor_companion on the libcoap thread) accepts.
+/// What the server's transport (an actor_companion on the libcoap thread)
+/// accepts. It serves every read from the representations it holds (asking
+/// the gateway for a fresh one after a change) and never waits for an actor.
 using transport_actor = caf::typed_actor<
   /// A node actor exists for node_id: PUT /health for it is routed there.
   caf::reacts_to<atom::route, std::string, node_actor>,
@@ -418,41 +462,44 @@ using transport_actor = caf::typed_actor<
   /// with (notified, node_id, ok, detail).
   caf::reacts_to<atom::notify, job_actor, std::string /*ip*/, uint16_t /*port*/,
                  model::update_notification>,
-  /// The answer to request `id` (from the gateway).
+  /// The answer to request `id` (from the gateway): a CoAP answer, or a
+  /// representation the transport completes when it serves it.
   caf::reacts_to<atom::reply, uint64_t, coap_reply>,
-  /// An artifact exists (or was replaced): serve /artifacts/<name>, and
-  /// forget any cached contents of an older version.
-  caf::reacts_to<atom::artifact, std::string>,
+  caf::reacts_to<atom::reply, uint64_t, model::fleet_health>,  ///< timestamp, uptime, server stats filled when served
+  caf::reacts_to<atom::reply, uint64_t, model::system_info>,   ///< timestamp and uptime filled when served
+  caf::reacts_to<atom::reply, uint64_t, model::nodes_listing>, ///< filters are cut from it
+  /// An artifact exists (or was replaced): serve /artifacts/<name> from
+  /// these contents (the store's mapping of its file).
+  caf::reacts_to<atom::artifact, artifact_blob>,
   /// A job exists: serve (and let clients observe) /updates/<id>/status.
   caf::reacts_to<atom::route, std::string, job_actor>,
   /// A job was deleted: its resources go, observers get 4.04.
   caf::reacts_to<atom::forget, std::string>,
-  /// The representation of an observable path ("health", "nodes", "updates",
-  /// "updates/<id>/status") changed: observers get the new one.
-  caf::reacts_to<atom::changed, std::string>,
+  /// A resource's representation changed (see urgency).
+  caf::reacts_to<atom::changed, resource, urgency>,
   /// The persistence actor has taken this many health reports so far (a
   /// running count): the reports answered but not yet taken are the
   /// backlog the transport sheds PUT /health on.
   caf::reacts_to<atom::absorbed, uint64_t>>;
 
-/// The gateway: turns a typed request of the transport into a request to the
-/// owning actor and the typed answer (or error) into a coap_reply.
+/// The server's gateway: turns a typed request of the transport into a
+/// request to the owning actor and the typed answer (or error) into a
+/// coap_reply; renders representations. Every answer goes to the transport
+/// as (reply, id, ...).
 using gateway_actor = caf::typed_actor<
-  caf::reacts_to<atom::enroll, uint64_t, model::node_registration, peer>,
-  caf::reacts_to<atom::list, uint64_t, node_filter>,
-  caf::reacts_to<atom::create, uint64_t, model::job_spec, peer>,
+  caf::reacts_to<atom::enroll, uint64_t, model::node_registration, peer>,  ///< POST /nodes
+  caf::reacts_to<atom::create, uint64_t, model::job_spec, peer>,           ///< POST /updates
   caf::reacts_to<atom::install, uint64_t, std::string, peer>,
-  caf::reacts_to<atom::status, uint64_t, std::string>,
   caf::reacts_to<atom::report, uint64_t, model::update_report, peer>,
   caf::reacts_to<atom::cancel, uint64_t, std::string, peer>,
   caf::reacts_to<atom::remove, uint64_t, std::string, peer>,  ///< delete a job
-  /// The current representation of an observable path (see transport_actor).
-  caf::reacts_to<atom::observe, uint64_t, std::string>,
-  caf::reacts_to<atom::info, uint64_t>,  ///< GET /system
-  caf::reacts_to<atom::action, uint64_t, uint8_t /*system_action*/, peer>,
-  caf::reacts_to<atom::upload, uint64_t, artifact_upload, peer>,     ///< PUT /artifacts/<name>
-  caf::reacts_to<atom::artifact, uint64_t, std::string>,             ///< GET /artifacts/<name>
-  caf::reacts_to<atom::list, uint64_t, atom::artifact>>;             ///< GET /artifacts
+  /// POST /system: status (answered with the database's state now), restart, shutdown.
+  caf::reacts_to<atom::action, uint64_t, model::system_action, peer>,
+  caf::reacts_to<atom::upload, uint64_t, artifact_upload, peer>,  ///< PUT /artifacts/<name>
+  /// A fresh representation of a resource.
+  caf::reacts_to<atom::observe, uint64_t, resource>,
+  /// Internal: time to ping the database (its state is part of GET /health).
+  caf::reacts_to<atom::ping>>;
 
 // -- the worker agent --------------------------------------------------------------------
 

@@ -73,3 +73,28 @@ coap_reply error_reply(const caf::error& err) {
 }
 
 }  // namespace coapfleet
+
+namespace coapfleet {
+
+const char* to_string(resource_kind k) {
+  switch (k) {
+    case resource_kind::health: return "health";
+    case resource_kind::nodes: return "nodes";
+    case resource_kind::updates: return "updates";
+    case resource_kind::job_status: return "job_status";
+    case resource_kind::node_health: return "node_health";
+    case resource_kind::system: return "system";
+    case resource_kind::artifacts: return "artifacts";
+  }
+  return "?";
+}
+
+std::string path_of(const resource& r) {
+  switch (r.kind) {
+    case resource_kind::job_status: return "updates/" + r.id + "/status";
+    case resource_kind::node_health: return "nodes/" + r.id + "/health";
+    default: return to_string(r.kind);
+  }
+}
+
+}  // namespace coapfleet

@@ -56,6 +56,7 @@ int serve(options& opt, bool& restart) {
     CF_ERROR("main", "cannot open database ", opt.db, ": ", error);
     return 1;
   }
+  opt.transport.started_at = now_millis();
   transport::server_transport net{sys, opt.transport};
   if (!net.open(error)) {
     CF_ERROR("main", error);
@@ -96,10 +97,10 @@ int serve(options& opt, bool& restart) {
                                            persistence, net.handle(), artifacts);
   server::system_config scfg;
   scfg.allow_actions = !opt.no_system_actions;
-  scfg.started_at = now_millis();
+  scfg.started_at = opt.transport.started_at;
   auto system = server::spawn_system(sys, scfg, persistence, registry, jobs);
   auto gateway = server::spawn_gateway(
-    sys, server::gateway_config{std::chrono::seconds(30), scfg.started_at},
+    sys, server::gateway_config{},
     server::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts});
   net.set_gateway(gateway);
 
@@ -169,6 +170,11 @@ int main(int argc, char** argv) {
                  "minimum time between two notifications of one observed resource "
                  "(/nodes: at least 1000)")
     ->capture_default_str();
+  app.add_option("--publish-interval-ms", opt.transport.publish_interval_ms,
+                 "health reports and liveness show in GET /nodes, /health and /updates "
+                 "within this time (registrations and job steps at once)")
+    ->capture_default_str()
+    ->check(CLI::Range(10u, 60000u));
   app.add_option("--max-idle-sessions", opt.transport.max_idle_sessions,
                  "idle CoAP peer sessions kept (libcoap walks every session on each I/O turn)")
     ->capture_default_str();

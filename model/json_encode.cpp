@@ -169,6 +169,42 @@ std::string encode_nodes(const std::vector<node_record>& nodes) {
     64 + nodes.size() * 512);
 }
 
+nodes_listing encode_nodes_listing(const std::vector<node_record>& nodes) {
+  nodes_listing out;
+  out.index.reserve(nodes.size());
+  buffer b{nullptr, 64 + nodes.size() * 512};
+  writer w{b};
+  w.StartObject();
+  key(w, "nodes");
+  w.StartArray();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto before = b.GetSize() + (i > 0 ? 1 : 0);  // the writer puts the comma first
+    node(w, nodes[i]);
+    out.index.push_back({nodes[i].reg.node_id, nodes[i].status, static_cast<uint32_t>(before),
+                         static_cast<uint32_t>(b.GetSize() - before)});
+  }
+  w.EndArray();
+  w.EndObject();
+  out.body.assign(b.GetString(), b.GetSize());
+  return out;
+}
+
+std::string cut_nodes(const nodes_listing& listing, const std::vector<const listing_entry*>& keep) {
+  size_t size = 14;
+  for (auto* e : keep)
+    size += e->length + 1;
+  std::string out;
+  out.reserve(size);
+  out += "{\"nodes\":[";
+  for (size_t i = 0; i < keep.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out.append(listing.body, keep[i]->offset, keep[i]->length);
+  }
+  out += "]}";
+  return out;
+}
+
 std::string encode_fleet_health(const fleet_health& h) {
   return write([&](writer& w) {
     w.StartObject();

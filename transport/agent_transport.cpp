@@ -35,10 +35,12 @@ void hnd_get_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
   respond(r, s, req, q, resp, json_reply(205, t.health_json));
 }
 
+/// A small answer (one datagram): sent as a separate response once the
+/// gateway has asked the metrics, reporter and installer actors.
 void hnd_get_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *agent_of(s);
-  answer_sync(t, t.cfg.read_wait_ms, r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
+  answer_async(t, r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
     caf::anon_send(t.gateway, atom::info::value, id);
   });
 }
@@ -137,7 +139,8 @@ bool agent_transport::open(std::string& error) {
   if (!d.open(COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY, error))
     return false;
   auto* dp = &d;
-  d.set_behavior(caf::behavior{
+  // Typed: the compiler checks every handler against agent_transport_actor.
+  d.set_behavior(agent_transport_actor::behavior_type{
     [dp](atom::request, uint64_t id, client_request& req) {
       // The answer goes back to whoever asked.
       auto sender = caf::actor_cast<caf::actor>(dp->current_sender());
@@ -150,7 +153,7 @@ bool agent_transport::open(std::string& error) {
       dp->health_changed = true;
     },
     [dp](atom::reply, uint64_t id, coap_reply& reply) { dp->complete(id, std::move(reply)); },
-  });
+  }.unbox());
   d.housekeeping = [dp](bool& worked) -> int64_t {
     if (dp->health_changed && dp->health_resource) {
       dp->health_changed = false;

@@ -16,7 +16,6 @@ struct agent_transport_config {
   std::string bind = "0.0.0.0";
   uint16_t port = 5683;
   size_t max_payload = 64 * 1024;
-  unsigned read_wait_ms = 5000;
 };
 
 class agent_transport {

@@ -1,9 +1,9 @@
-// How a transport answers a request that an actor has to work on:
-// answer_async for writes (a separate response once the actor has acted and
-// persisted; retransmissions get the cached answer), answer_sync for reads
-// (the handler waits, bounded, while serving the actor mailbox, so large
-// answers start piggybacked: libcoap 4.3.1's coap-client cannot follow a
-// block-wise body that starts in a separate response). `T` is a runtime.
+// How a transport answers a request that an actor has to work on: a
+// separate response once the actor has acted (and persisted); a handler
+// never waits. Retransmissions get the cached answer. `T` is a runtime.
+// (Reads that may be large are served from representations the transport
+// holds: libcoap 4.3.1's coap-client cannot follow a block-wise body that
+// starts in a separate response.)
 #pragma once
 
 #include <memory>
@@ -81,44 +81,6 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
   auto id = p->id;
   t.pending.emplace(id, std::move(p));
   start(t, id, peer_of(session));
-}
-
-/// Sends a request to an actor (`start` gets the id its answer will carry)
-/// and waits, at most `wait_ms`, for that answer while still serving the
-/// actor mailbox. On time out `out` is a 5.03 with Max-Age and the result false.
-template <class T, class Start>
-bool await_reply(T& t, unsigned wait_ms, const peer& from, Start&& start, coap_reply& out) {
-  auto p = std::make_unique<pending_request>();
-  p->id = t.next_id();
-  auto id = p->id;
-  auto* raw = p.get();
-  t.pending.emplace(id, std::move(p));
-  start(t, id, from);
-  bool answered = t.wait_for(*raw, wait_ms);
-  if (answered) {
-    out = std::move(raw->reply);
-  } else {
-    out = json_reply(503, model::encode_error("server busy: no answer within "
-                                              + std::to_string(wait_ms) + " ms, retry later"));
-    out.max_age = 5;
-  }
-  t.pending.erase(id);
-  return answered;
-}
-
-/// Reads are answered piggybacked: the handler waits (bounded) for the
-/// gateway's answer while still serving the actor mailbox. libcoap 4.3.1's
-/// coap-client cannot follow a block-wise body that starts in a separate
-/// response, and reads (node lists, job status) can be large.
-template <class T, class Start>
-void answer_sync(T& t, unsigned wait_ms, coap_resource_t* resource, coap_session_t* session,
-                 const coap_pdu_t* request, const coap_string_t* query, coap_pdu_t* response,
-                 Start&& start) {
-  if (t.stopping())
-    return respond(resource, session, request, query, response, stopping_reply());
-  coap_reply reply;
-  await_reply(t, wait_ms, peer_of(session), std::forward<Start>(start), reply);
-  respond(resource, session, request, query, response, reply);
 }
 
 }  // namespace coapfleet::transport

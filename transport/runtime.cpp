@@ -85,24 +85,6 @@ void runtime::complete(uint64_t id, coap_reply reply) {
     coap_async_trigger(i->second->async);
 }
 
-bool runtime::wait_for(const pending_request& p, unsigned timeout_ms) {
-  auto deadline = steady_millis() + timeout_ms;
-  pollfd fds{event_fd_, POLLIN, 0};
-  drain_mailbox();
-  while (!p.ready) {
-    auto left = deadline - steady_millis();
-    if (left <= 0)
-      return false;
-    if (::poll(&fds, 1, static_cast<int>(left)) > 0) {
-      uint64_t count;
-      while (::read(event_fd_, &count, sizeof count) > 0) {
-      }
-    }
-    drain_mailbox();
-  }
-  return true;
-}
-
 void runtime::remember(const std::string& key, const coap_reply& reply) {
   constexpr size_t capacity = 8192;
   if (key.empty())

@@ -86,8 +86,6 @@ public:
   std::unordered_map<uint64_t, std::unique_ptr<pending_request>> pending;
   /// The answer for request `id` arrived (async ones are triggered).
   void complete(uint64_t id, coap_reply reply);
-  /// Serves the actor mailbox until `p` is ready or the timeout passed.
-  bool wait_for(const pending_request& p, unsigned timeout_ms);
   void remember(const std::string& key, const coap_reply& reply);
   const coap_reply* recall(const std::string& key);
 

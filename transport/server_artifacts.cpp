@@ -22,35 +22,27 @@ std::string artifact_name(const coap_pdu_t* req) {
 
 void hnd_get_artifacts(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                        const coap_string_t* q, coap_pdu_t* resp) {
-  answer_sync(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
-    caf::anon_send(t.gateway, atom::list::value, id, atom::artifact::value);
-  });
+  serve(r, s, req, q, resp, resource{resource_kind::artifacts, {}});
 }
 
-/// Serves an artifact block-wise from a shared mapping of its file; the ETag
-/// (from its SHA-256) lets a client that resumes check it gets the same version.
+/// Serves an artifact block-wise from the store's mapping of its file (the
+/// store hands it over when the artifact is stored or found at start); the
+/// ETag (from its SHA-256) lets a client that resumes check it gets the same
+/// version.
 void hnd_get_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                       const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *server_of(s);
   auto name = artifact_name(req);
-  auto cached = t.artifacts.find(name);
-  if (cached != t.artifacts.end() && cached->second.body) {
-    coap_reply reply;
-    reply.content_format = 42;
-    reply.etag = cached->second.etag;
-    reply.shared_body = cached->second.body;
-    return reply_now(r, s, req, q, resp, reply);
-  }
-  if (t.stopping())
-    return reply_now(r, s, req, q, resp, stopping_reply());
+  auto found = t.artifacts.find(name);
+  if (found == t.artifacts.end() || !found->second.body)
+    return reply_now(r, s, req, q, resp,
+                     json_reply(404, model::encode_error("artifact not found",
+                                                         {{"field", "artifact"},
+                                                          {"name", name}})));
   coap_reply reply;
-  if (await_reply(t, t.cfg.read_wait_ms, peer_of(s),
-                  [&name](impl& t, uint64_t id, const peer&) {
-                    caf::anon_send(t.gateway, atom::artifact::value, id, name);
-                  },
-                  reply)
-      && reply.shared_body)
-    t.artifacts[name] = impl::served_artifact{reply.shared_body, reply.etag};
+  reply.content_format = 42;
+  reply.etag = found->second.etag;
+  reply.shared_body = found->second.body;
   reply_now(r, s, req, q, resp, reply);
 }
 
@@ -96,7 +88,6 @@ void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
 using namespace handlers;
 
 bool server_transport::impl::add_artifact_resource(const std::string& name) {
-  artifacts.erase(name);  // a new version: forget the old mapping
   if (artifact_resources.count(name))
     return true;
   auto path = "artifacts/" + name;

@@ -32,13 +32,11 @@ void answer_async(coap_resource_t* resource, coap_session_t* session, const coap
                           std::forward<Start>(start));
 }
 
-template <class Start>
-void answer_sync(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
-                 const coap_string_t* query, coap_pdu_t* response, Start&& start) {
-  auto& t = *server_of(session);
-  transport::answer_sync(t, t.cfg.read_wait_ms, resource, session, request, query, response,
-                         std::forward<Start>(start));
-}
+/// Serves a representation without waiting (server_resources.cpp): the
+/// latest copy at once, an async answer only when there is none yet.
+void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const coap_string_t* q,
+           coap_pdu_t* resp, const resource& key,
+           std::function<coap_reply(representation&)> answer = {});
 
 /// 4.05 with the allowed methods (the resource's user data).
 void hnd_not_allowed(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,

@@ -1,15 +1,81 @@
 // Internal state of the server transport, shared by its setup
-// (server_transport.cpp) and its resource handlers (server_resources.cpp).
+// (server_transport.cpp), its representations (server_representations.cpp)
+// and its resource handlers (server_resources.cpp, server_artifacts.cpp).
 #pragma once
 
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
+#include "common/process_stats.hpp"
 #include "transport/runtime.hpp"
 #include "transport/server_transport.hpp"
 
 namespace coapfleet::transport {
+
+/// A string shared between threads without copying (a representation's body).
+class shared_string : public shared_bytes {
+public:
+  explicit shared_string(std::string s) : s_(std::move(s)) {}
+  const uint8_t* data() const override { return reinterpret_cast<const uint8_t*>(s_.data()); }
+  size_t size() const override { return s_.size(); }
+  const std::string& str() const { return s_; }
+
+private:
+  std::string s_;
+};
+
+/// The latest representation of one resource, as the transport serves it.
+/// Reads never wait for an actor: a GET gets the latest copy at once. After a
+/// change the transport asks the gateway for a fresh copy; `control` changes
+/// at once, and the acknowledgements answered after them leave only once the
+/// new copy is here (see held_reply); `telemetry` changes at most every
+/// publish interval. Only a resource that has no copy yet (start-up, or a
+/// node's health nobody observes) is answered asynchronously.
+struct representation {
+  resource key;
+  coap_resource_t* res = nullptr;  ///< libcoap's resource, for observers (null: none)
+  // -- the latest copy (one of these, by kind) -----------------------------------
+  coap_reply reply;                                     ///< body in shared_body
+  std::optional<model::fleet_health> health;            ///< completed when served
+  std::optional<model::system_info> system;             ///< completed when served
+  std::shared_ptr<const model::nodes_listing> listing;  ///< GET /nodes and its filters
+  std::unordered_map<std::string, std::shared_ptr<const shared_bytes>> cuts;  ///< by status
+  bool has = false;         ///< a copy exists
+  bool valid = false;       ///< and nothing changed since it was asked for
+  bool warm = false;        ///< kept fresh whether read or not
+  bool observed = false;    ///< someone registered as an observer
+  bool refreshing = false;  ///< a fresh copy is on its way
+  bool again = false;       ///< changed while it was on its way
+  int64_t last_refresh = 0;
+  int64_t due = -1;          ///< a refresh is scheduled for then (steady ms)
+  int64_t render_ms = 0;     ///< how long the last refresh took
+  uint64_t version = 0;      ///< counts copies (ETag)
+  uint64_t control_mark = 0; ///< control sequence of its latest control change
+  uint64_t asked_mark = 0;   ///< control sequence when the refresh on its way was asked
+  uint64_t covered = 0;      ///< control sequence the current copy covers
+  /// Async requests waiting for a copy, and what each gets from it.
+  struct waiter {
+    uint64_t id = 0;
+    std::function<coap_reply(representation&)> answer;
+  };
+  std::vector<waiter> waiters;
+  bool behind() const { return control_mark > covered; }
+};
+
+/// An acknowledgement held until the representations changed before it are
+/// fresh (read your writes): released when every control change up to `seq`
+/// is covered.
+struct held_reply {
+  uint64_t id = 0;
+  coap_reply reply;
+  uint64_t seq = 0;
+};
 
 struct server_transport::impl : runtime {
   impl(caf::actor_system& sys, server_transport_config cfg);
@@ -17,38 +83,61 @@ struct server_transport::impl : runtime {
   server_transport_config cfg;
   gateway_actor gateway;
   std::unordered_map<std::string, node_actor> routes;  ///< node_id → node actor
-  /// Artifact contents being served (name → body and ETag), filled on demand.
+  /// Artifact contents being served (name → the store's mapping and ETag).
   struct served_artifact {
     std::shared_ptr<const shared_bytes> body;
     uint64_t etag = 0;
   };
   std::unordered_map<std::string, served_artifact> artifacts;
   std::unordered_map<std::string, coap_resource_t*> artifact_resources;
-  /// Serves /artifacts/<name> from now on (idempotent; drops a cached older version).
+  /// Serves /artifacts/<name> from now on (idempotent).
   bool add_artifact_resource(const std::string& name);
 
-  // -- observable representations ------------------------------------------------
-  /// One observable path: its resource and the latest representation, kept
-  /// so that every observer's notification is served from one encoding.
-  struct observable {
-    coap_resource_t* resource = nullptr;
-    coap_reply cached;
-    bool has_cache = false;  ///< a representation exists (maybe stale)
-    bool valid = false;      ///< and nothing changed since
-    bool observed = false;   ///< someone registered as an observer
-    bool refreshing = false; ///< a refresh is on its way
-    bool again = false;      ///< changed during the refresh
-    int64_t last_refresh = 0;
-    int64_t due = -1;        ///< a refresh is scheduled for then
-    uint64_t generation = 0; ///< counts changes
+  // -- representations (server_representations.cpp) ------------------------------
+  std::unordered_map<std::string, representation> reps;  ///< by path
+  /// nodes/<id>/health resources of libcoap, for observers (representations
+  /// of them exist only while observed or being read).
+  std::unordered_map<std::string, coap_resource_t*> node_resources;
+  std::unordered_set<std::string> behind;  ///< paths whose copy misses a control change
+  uint64_t control_seq = 0;
+  std::deque<held_reply> held;
+  struct asked {
+    std::string path;
+    int64_t at = 0;
   };
-  std::unordered_map<std::string, observable> observables;  ///< by path
-  std::vector<std::string> to_create;   ///< nested resources to add (deferred)
-  std::vector<std::string> to_delete;   ///< nested resources to remove (deferred)
-  std::vector<std::string> to_notify;   ///< resources whose observers get the cache
+  std::unordered_map<uint64_t, asked> refreshes;  ///< refresh id → what and when
+  std::vector<std::string> to_create;  ///< libcoap resources to add (outside handlers)
+  std::vector<std::string> to_delete;  ///< libcoap resources to remove (observers get 4.04)
+  std::vector<std::string> to_notify;  ///< resources whose observers get the new copy
   std::vector<std::string> artifacts_to_add;
-  std::vector<std::string> due_paths;   ///< observables with a refresh scheduled
+  std::vector<std::string> due_paths;  ///< representations with a refresh scheduled
   int64_t last_trim = 0;
+  uint64_t etag_salt = 0;  ///< differs between runs, so ETags of two runs never match
+  common::process_sampler process;
+  model::millis started_at = 0;
+
+  /// The representation of `r` (created if it is one the transport keeps).
+  representation* find(const resource& r, bool create);
+  /// A representation changed (from an actor, or a health report seen here).
+  void changed(const resource& r, urgency u);
+  void schedule_refresh(representation& rep, bool urgent);
+  void refresh(representation& rep);
+  /// A fresh copy arrived: store it, notify observers, answer waiters,
+  /// release held acknowledgements.
+  void refreshed(representation& rep, int64_t asked_at);
+  /// The representation a refresh answer `id` is for (null: not a refresh,
+  /// or the resource went meanwhile); takes the id out of `refreshes`.
+  representation* refresh_of(uint64_t id, int64_t& asked_at);
+  /// An answer of the gateway to an async request: sent now, or held.
+  void deliver(uint64_t id, coap_reply reply);
+  void release_held();
+  /// The current answer of a representation (dynamic fields filled now).
+  coap_reply current(representation& rep);
+  /// GET /nodes?status=...: cut from the listing, cached until the next copy.
+  coap_reply nodes_cut(representation& rep, const std::string& status, const std::string& node_id);
+  /// A new representation kept fresh from now on (the start, a new job).
+  void keep_fresh(const resource& r);
+  void forget(const resource& r);
 
   // -- load shedding of PUT /health ------------------------------------------------
   shedder shed;
@@ -67,10 +156,6 @@ struct server_transport::impl : runtime {
   /// True when this PUT /health is to be refused (counts it, logs now and then).
   bool shed_health();
 
-  /// A representation changed (from an actor, or a health report seen here).
-  void changed(const std::string& path);
-  void schedule_refresh(const std::string& path, observable& o);
-  void refresh(const std::string& path, observable& o);
   /// The deferred libcoap work; see runtime::housekeeping.
   int64_t do_housekeeping(bool& worked);
   coap_resource_t* add_nested_resource(const std::string& path, const char* rt);

@@ -3,6 +3,7 @@
 // answer; the work happens in the actors.
 #include <arpa/inet.h>
 #include <cstring>
+#include <functional>
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
@@ -85,54 +86,56 @@ void hnd_not_allowed(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* re
                                                 {{"allowed", allowed ? allowed : ""}})));
 }
 
-}  // namespace handlers
-
-namespace {
-
-using namespace handlers;
-
 bool has_observe(const coap_pdu_t* req) {
   coap_opt_iterator_t it;
   coap_opt_t* opt = coap_check_option(req, COAP_OPTION_OBSERVE, &it);
   return opt && coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt)) == 0;
 }
 
-/// An observable path: observers (and plain GETs while nothing changed) get
-/// the cached representation, encoded once per change; otherwise it is
-/// fetched from the owning actor through the gateway (a bounded wait, so the
-/// answer starts piggybacked) and cached.
-void serve_observable(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
-                      const coap_string_t* q, coap_pdu_t* resp, const std::string& path) {
+/// A deferred answer being sent: libcoap calls the handler again with the
+/// original request once the answer is ready (answer_async sends it).
+bool is_deferred(coap_session_t* s, const coap_pdu_t* req) {
+  return coap_find_async(s, coap_pdu_get_token(req)) != nullptr;
+}
+
+/// Serves a representation without waiting: the latest copy at once; only
+/// when there is none yet (start-up, a node's health nobody observes) an
+/// async answer once it has arrived. `answer` turns the copy into the answer
+/// (a cut of the node listing); empty: the copy as it is.
+void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const coap_string_t* q,
+           coap_pdu_t* resp, const resource& key,
+           std::function<coap_reply(representation&)> answer) {
   auto& t = *server_of(s);
-  bool observing = has_observe(req);
-  {
-    auto& o = t.observables[path];
-    if (observing)
-      o.observed = true;
-    // An observer may get a representation that a scheduled refresh is about
-    // to replace: the refresh notifies it again, so the latest state arrives.
-    if (o.has_cache && (o.valid || observing)) {
-      if (!o.valid)  // a new observer of a stale copy: the fresh one follows
-        t.schedule_refresh(path, o);
-      return respond(r, s, req, q, resp, o.cached);
+  if (is_deferred(s, req))
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  auto* rep = t.find(key, true);
+  if (has_observe(req) && !rep->observed) {
+    rep->observed = true;
+    if (!rep->res) {
+      auto n = t.node_resources.find(path_of(key));
+      if (n != t.node_resources.end())
+        rep->res = n->second;
     }
   }
+  // A copy nobody keeps fresh (a node's health that is not observed) is only
+  // good while nothing changed; the fleet-wide ones are always the latest.
+  if (rep->has && (rep->warm || rep->observed || rep->valid))
+    return reply_now(r, s, req, q, resp, answer ? answer(*rep) : t.current(*rep));
   if (t.stopping())
-    return respond(r, s, req, q, resp, stopping_reply());
-  auto generation = t.observables[path].generation;
-  coap_reply reply;
-  if (!await_reply(t, t.cfg.read_wait_ms, peer_of(s),
-                   [&path](impl& t, uint64_t id, const peer&) {
-                     caf::anon_send(t.gateway, atom::observe::value, id, path);
-                   },
-                   reply))
-    return respond(r, s, req, q, resp, reply);
-  auto& o = t.observables[path];
-  o.cached = std::move(reply);
-  o.has_cache = true;
-  o.valid = generation == o.generation;  // unless it changed while we waited
-  respond(r, s, req, q, resp, o.cached);
+    return reply_now(r, s, req, q, resp, stopping_reply());
+  answer_async(r, s, req, q, resp, [&](impl& t, uint64_t id, peer) {
+    auto* rep = t.find(key, true);
+    rep->waiters.push_back({id, std::move(answer)});
+    if (!rep->refreshing)
+      t.schedule_refresh(*rep, true);
+  });
 }
+
+}  // namespace handlers
+
+namespace {
+
+using namespace handlers;
 
 // -- /test ----------------------------------------------------------------------------
 
@@ -145,7 +148,7 @@ void hnd_get_test(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 
 void hnd_get_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
-  serve_observable(r, s, req, q, resp, "health");
+  serve(r, s, req, q, resp, resource{resource_kind::health, {}});
 }
 
 /// The hot path: decoded, routed to the node actor and answered at once
@@ -169,11 +172,11 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
     return reply_now(r, s, req, q, resp,
                      json_reply(404, model::encode_error("node not registered",
                                                          {{"node_id", h.value.node_id}})));
-  auto path = "nodes/" + h.value.node_id + "/health";
+  resource node{resource_kind::node_health, h.value.node_id};
   caf::anon_send(i->second, atom::health::value, std::move(h.value), now_millis());
   ++t.health_forwarded;
-  t.changed(path);
-  t.changed("nodes");
+  t.changed(node, urgency::telemetry);
+  t.changed(resource{resource_kind::nodes, {}}, urgency::telemetry);
   reply_now(r, s, req, q, resp, text_reply(204, "Health status updated"));
 }
 
@@ -181,7 +184,7 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
 
 void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                    const coap_string_t* q, coap_pdu_t* resp) {
-  node_filter filter;
+  std::string status, node_id;
   if (q && q->length > 0) {
     std::string query(reinterpret_cast<const char*>(q->s), q->length);
     size_t pos = 0;
@@ -200,9 +203,9 @@ void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                            json_reply(400, model::encode_error(
                                              "query status must be online, stale or offline",
                                              {{"field", "status"}})));
-        filter.status = value;
+        status = value;
       } else if (key == "node_id") {
-        filter.node_id = value;
+        node_id = value;
       } else {
         return reply_now(r, s, req, q, resp,
                          json_reply(400, model::encode_error("unknown query parameter " + key
@@ -211,36 +214,37 @@ void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
       }
     }
   }
-  if (filter.status.empty() && filter.node_id.empty())
-    return serve_observable(r, s, req, q, resp, "nodes");
-  answer_sync(r, s, req, q, resp, [&filter](impl& t, uint64_t id, peer) {
-    caf::anon_send(t.gateway, atom::list::value, id, std::move(filter));
+  resource nodes{resource_kind::nodes, {}};
+  if (status.empty() && node_id.empty())
+    return serve(r, s, req, q, resp, nodes);
+  auto* tp = server_of(s);
+  serve(r, s, req, q, resp, nodes, [tp, status, node_id](representation& rep) {
+    return tp->nodes_cut(rep, status, node_id);
   });
 }
 
 void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *server_of(s);
-  if (coap_find_async(s, coap_pdu_get_token(req)) == nullptr) {
-    std::string_view body;
-    coap_reply error;
-    if (!read_body(t, req, body, error))
-      return reply_now(r, s, req, q, resp, error);
-    auto reg = model::decode_node_registration(body, peer_of(s).address);
-    if (!reg.ok())
-      return reply_now(r, s, req, q, resp, problem_reply(400, reg.err));
-    return answer_async(r, s, req, q, resp, [&reg](impl& t, uint64_t id, peer from) {
-      caf::anon_send(t.gateway, atom::enroll::value, id, std::move(reg.value), std::move(from));
-    });
-  }
-  answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  if (is_deferred(s, req))
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  std::string_view body;
+  coap_reply error;
+  if (!read_body(t, req, body, error))
+    return reply_now(r, s, req, q, resp, error);
+  auto reg = model::decode_node_registration(body, peer_of(s).address);
+  if (!reg.ok())
+    return reply_now(r, s, req, q, resp, problem_reply(400, reg.err));
+  answer_async(r, s, req, q, resp, [&reg](impl& t, uint64_t id, peer from) {
+    caf::anon_send(t.gateway, atom::enroll::value, id, std::move(reg.value), std::move(from));
+  });
 }
 
 // -- /updates -------------------------------------------------------------------------
 
 void hnd_get_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                      const coap_string_t* q, coap_pdu_t* resp) {
-  serve_observable(r, s, req, q, resp, "updates");
+  serve(r, s, req, q, resp, resource{resource_kind::updates, {}});
 }
 
 /// /nodes/<id>/health (owned by the node actor) and /updates/<id>/status
@@ -248,14 +252,19 @@ void hnd_get_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* re
 void hnd_get_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
   auto* uri = coap_resource_get_uri_path(r);
-  serve_observable(r, s, req, q, resp,
-                   std::string(reinterpret_cast<const char*>(uri->s), uri->length));
+  std::string path(reinterpret_cast<const char*>(uri->s), uri->length);
+  auto second = path.find('/');
+  auto third = path.rfind('/');
+  auto id = path.substr(second + 1, third - second - 1);
+  serve(r, s, req, q, resp,
+        path.rfind("nodes/", 0) == 0 ? resource{resource_kind::node_health, id}
+                                     : resource{resource_kind::job_status, id});
 }
 
 void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                       const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *server_of(s);
-  if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
+  if (is_deferred(s, req))
     return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
   std::string_view body;
   coap_reply error;
@@ -264,10 +273,16 @@ void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
   auto u = model::decode_updates_request(body);
   if (!u.ok())
     return reply_now(r, s, req, q, resp, problem_reply(400, u.err));
-  if (u.value.action == model::updates_action::status)  // a read, possibly large
-    return answer_sync(r, s, req, q, resp, [&u](impl& t, uint64_t id, peer) {
-      caf::anon_send(t.gateway, atom::status::value, id, std::move(u.value.job_id));
-    });
+  if (u.value.action == model::updates_action::status) {
+    // A read, possibly large: the job's status representation, at once.
+    resource job{resource_kind::job_status, u.value.job_id};
+    if (t.find(job, false) == nullptr)
+      return reply_now(r, s, req, q, resp,
+                       json_reply(404, model::encode_error("job not found",
+                                                           {{"field", "job_id"},
+                                                            {"job_id", u.value.job_id}})));
+    return serve(r, s, req, q, resp, job);
+  }
   answer_async(r, s, req, q, resp, [&u](impl& t, uint64_t id, peer from) {
     auto& v = u.value;
     switch (v.action) {
@@ -279,8 +294,7 @@ void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
                        std::move(from));
         break;
       case model::updates_action::status:
-        caf::anon_send(t.gateway, atom::status::value, id, std::move(v.job_id));
-        break;
+        break;  // answered above
       case model::updates_action::report:
         caf::anon_send(t.gateway, atom::report::value, id, std::move(v.report), std::move(from));
         break;
@@ -298,15 +312,15 @@ void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
 
 void hnd_get_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
-  answer_sync(r, s, req, q, resp, [](impl& t, uint64_t id, peer) {
-    caf::anon_send(t.gateway, atom::info::value, id);
-  });
+  serve(r, s, req, q, resp, resource{resource_kind::system, {}});
 }
 
+/// status asks the database now (a small answer, sent when it is there);
+/// restart and shutdown are answered before the process stops.
 void hnd_post_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                      const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *server_of(s);
-  if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
+  if (is_deferred(s, req))
     return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
   std::string_view body;
   coap_reply error;
@@ -315,14 +329,8 @@ void hnd_post_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* re
   auto a = model::decode_system_request(body);
   if (!a.ok())
     return reply_now(r, s, req, q, resp, problem_reply(400, a.err));
-  if (a.value == model::system_action::status)
-    return answer_sync(r, s, req, q, resp, [&a](impl& t, uint64_t id, peer from) {
-      caf::anon_send(t.gateway, atom::action::value, id, static_cast<uint8_t>(a.value),
-                     std::move(from));
-    });
   answer_async(r, s, req, q, resp, [&a](impl& t, uint64_t id, peer from) {
-    caf::anon_send(t.gateway, atom::action::value, id, static_cast<uint8_t>(a.value),
-                   std::move(from));
+    caf::anon_send(t.gateway, atom::action::value, id, a.value, std::move(from));
   });
 }
 
@@ -405,7 +413,9 @@ bool server_transport::impl::register_resources() {
     std::string path = spec.path;
     if (path == "health" || path == "nodes" || path == "updates") {
       coap_resource_set_get_observable(r, 1);
-      observables[path].resource = r;
+      auto kind = path == "health" ? resource_kind::health
+                  : path == "nodes" ? resource_kind::nodes : resource_kind::updates;
+      find(resource{kind, {}}, true)->res = r;
     }
     coap_add_resource(ctx, r);
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <malloc.h>
 
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "model/json.hpp"
 #include "transport/answer.hpp"
@@ -12,6 +13,8 @@ namespace coapfleet::transport {
 
 server_transport::impl::impl(caf::actor_system& sys, server_transport_config cfg)
   : runtime(sys), cfg(std::move(cfg)), shed(this->cfg.shedding) {
+  started_at = this->cfg.started_at != 0 ? this->cfg.started_at : now_millis();
+  etag_salt = static_cast<uint64_t>(started_at) * 0x9E3779B97F4A7C15ull;
   shed_reply = json_reply(503, model::encode_error("server overloaded: health reports arrive "
                                                    "faster than they can be stored; retry "
                                                    "after Max-Age seconds"));
@@ -48,85 +51,41 @@ void server_transport::impl::send_notification(job_actor job, const std::string&
   });
 }
 
-void server_transport::impl::changed(const std::string& path) {
-  auto i = observables.find(path);
-  if (i == observables.end())
-    return;
-  auto& o = i->second;
-  o.valid = false;
-  ++o.generation;
-  if (o.observed)
-    schedule_refresh(path, o);
-}
-
-void server_transport::impl::schedule_refresh(const std::string& path, observable& o) {
-  if (o.refreshing) {
-    o.again = true;
-    return;
-  }
-  if (o.due >= 0)
-    return;  // already scheduled
-  int64_t interval = path == "nodes" ? std::max<int64_t>(cfg.observe_interval_ms, 1000)
-                                     : cfg.observe_interval_ms;
-  o.due = std::max(steady_millis(), o.last_refresh + interval);
-  due_paths.push_back(path);
-}
-
-void server_transport::impl::refresh(const std::string& path, observable& o) {
-  o.due = -1;
-  o.refreshing = true;
-  o.again = false;
-  CF_TRACE("transport", "refreshing observed ", path);
-  auto p = std::make_unique<pending_request>();
-  p->id = next_id();
-  auto id = p->id;
-  p->on_ready = [this, path](coap_reply r) {
-    auto i = observables.find(path);
-    if (i == observables.end())
-      return;  // deleted meanwhile
-    auto& o = i->second;
-    o.cached = std::move(r);
-    o.has_cache = true;
-    o.valid = !o.again;
-    o.refreshing = false;
-    o.last_refresh = steady_millis();
-    to_notify.push_back(path);
-    if (o.again) {
-      o.again = false;
-      schedule_refresh(path, o);
-    }
-  };
-  pending.emplace(id, std::move(p));
-  caf::anon_send(gateway, atom::observe::value, id, path);
-}
-
 int64_t server_transport::impl::do_housekeeping(bool& worked) {
   for (auto& name : artifacts_to_add)
     add_artifact_resource(name);
   artifacts_to_add.clear();
   for (auto& path : to_create) {
-    if (observables.count(path))
+    if (reps.count(path) && reps[path].res)
       continue;
-    auto* r = add_nested_resource(path, path.rfind("nodes/", 0) == 0 ? "\"coapfleet.node.health\""
-                                                                      : "\"coapfleet.job.status\"");
-    if (r)
-      observables[path].resource = r;
+    bool node = path.rfind("nodes/", 0) == 0;
+    if (node && node_resources.count(path))
+      continue;
+    auto* r = add_nested_resource(path, node ? "\"coapfleet.node.health\""
+                                             : "\"coapfleet.job.status\"");
+    if (!r)
+      continue;
+    if (node)
+      node_resources[path] = r;
+    else if (auto i = reps.find(path); i != reps.end())
+      i->second.res = r;
   }
   to_create.clear();
   for (auto& path : to_delete) {
-    auto i = observables.find(path);
-    if (i == observables.end())
+    auto i = reps.find(path);
+    if (i == reps.end())
       continue;
     // libcoap ends every observation of it with 4.04 Not Found.
-    coap_delete_resource(ctx, i->second.resource);
-    observables.erase(i);
+    if (i->second.res)
+      coap_delete_resource(ctx, i->second.res);
+    reps.erase(i);
     worked = true;
   }
   to_delete.clear();
   for (auto& path : to_notify) {
-    auto i = observables.find(path);
-    if (i != observables.end() && i->second.resource) {
-      coap_resource_notify_observers(i->second.resource, nullptr);
+    auto i = reps.find(path);
+    if (i != reps.end() && i->second.res) {
+      coap_resource_notify_observers(i->second.res, nullptr);
       worked = true;
     }
   }
@@ -137,20 +96,20 @@ int64_t server_transport::impl::do_housekeeping(bool& worked) {
     last_trim = now_trim;
     malloc_trim(0);
   }
-  // Only the paths with a refresh scheduled: a fleet has an observable per
-  // node, and this runs on every turn of the loop.
+  // Only the representations with a refresh scheduled: a fleet has many,
+  // and this runs on every turn of the loop.
   int64_t next = -1;
   auto now = steady_millis();
   std::vector<std::string> later;
   for (auto& path : due_paths) {
-    auto i = observables.find(path);
-    if (i == observables.end() || i->second.due < 0)
+    auto i = reps.find(path);
+    if (i == reps.end() || i->second.due < 0)
       continue;
-    auto& o = i->second;
-    if (o.due <= now) {
-      refresh(path, o);
+    auto& rep = i->second;
+    if (rep.due <= now) {
+      refresh(rep);
     } else {
-      next = next < 0 ? o.due - now : std::min(next, o.due - now);
+      next = next < 0 ? rep.due - now : std::min(next, rep.due - now);
       later.push_back(path);
     }
   }
@@ -199,7 +158,12 @@ transport_actor server_transport::handle() const {
 }
 
 void server_transport::set_gateway(gateway_actor gateway) {
-  impl_->gateway = std::move(gateway);
+  auto& d = *impl_;
+  d.gateway = std::move(gateway);
+  // The fleet-wide representations exist from the start.
+  for (auto k : {resource_kind::health, resource_kind::nodes, resource_kind::updates,
+                 resource_kind::system, resource_kind::artifacts})
+    d.keep_fresh(resource{k, {}});
 }
 
 std::string server_transport::endpoint_description() const {
@@ -214,7 +178,8 @@ bool server_transport::open(std::string& error) {
   coap_context_set_session_timeout(d.ctx, d.cfg.session_timeout_s);
   coap_context_set_max_idle_sessions(d.ctx, d.cfg.max_idle_sessions);
   auto* dp = &d;
-  d.set_behavior(caf::behavior{
+  // Typed: the compiler checks every handler against transport_actor.
+  d.set_behavior(transport_actor::behavior_type{
     [dp](atom::route, std::string& node_id, node_actor& node) {
       if (!dp->routes.count(node_id))
         dp->to_create.push_back("nodes/" + node_id + "/health");
@@ -222,19 +187,60 @@ bool server_transport::open(std::string& error) {
     },
     [dp](atom::notify, job_actor& job, std::string& ip, uint16_t port,
          model::update_notification& note) { dp->send_notification(job, ip, port, note); },
-    [dp](atom::reply, uint64_t id, coap_reply& reply) { dp->complete(id, std::move(reply)); },
-    [dp](atom::artifact, std::string& name) { dp->artifacts_to_add.push_back(std::move(name)); },
+    [dp](atom::reply, uint64_t id, coap_reply& reply) {
+      int64_t asked_at = 0;
+      if (auto* rep = dp->refresh_of(id, asked_at)) {
+        if (reply.shared_body == nullptr && !reply.payload.empty()) {
+          reply.shared_body = std::make_shared<shared_string>(std::move(reply.payload));
+          reply.payload.clear();
+        }
+        rep->reply = std::move(reply);
+        dp->refreshed(*rep, asked_at);
+        return;
+      }
+      dp->deliver(id, std::move(reply));
+    },
+    [dp](atom::reply, uint64_t id, model::fleet_health& h) {
+      int64_t asked_at = 0;
+      if (auto* rep = dp->refresh_of(id, asked_at)) {
+        rep->health = std::move(h);
+        dp->refreshed(*rep, asked_at);
+      }
+    },
+    [dp](atom::reply, uint64_t id, model::system_info& s) {
+      int64_t asked_at = 0;
+      if (auto* rep = dp->refresh_of(id, asked_at)) {
+        rep->system = std::move(s);
+        dp->refreshed(*rep, asked_at);
+      }
+    },
+    [dp](atom::reply, uint64_t id, model::nodes_listing& l) {
+      int64_t asked_at = 0;
+      if (auto* rep = dp->refresh_of(id, asked_at)) {
+        rep->listing = std::make_shared<const model::nodes_listing>(std::move(l));
+        dp->refreshed(*rep, asked_at);
+      }
+    },
+    [dp](atom::artifact, artifact_blob& blob) {
+      dp->artifacts[blob.info.name] = impl::served_artifact{blob.bytes, blob.info.etag()};
+      dp->artifacts_to_add.push_back(blob.info.name);
+    },
     [dp](atom::route, std::string& job_id, job_actor&) {
-      dp->to_create.push_back("updates/" + job_id + "/status");
+      // A control change: the answer that created the job leaves once its
+      // status can be read.
+      resource r{resource_kind::job_status, job_id};
+      dp->find(r, true);
+      dp->changed(r, urgency::control);
+      dp->to_create.push_back(path_of(r));
     },
     [dp](atom::forget, std::string& job_id) {
-      dp->to_delete.push_back("updates/" + job_id + "/status");
+      dp->forget(resource{resource_kind::job_status, job_id});
     },
-    [dp](atom::changed, std::string& path) { dp->changed(path); },
+    [dp](atom::changed, resource& r, urgency u) { dp->changed(r, u); },
     [dp](atom::absorbed, uint64_t count) {
       dp->health_absorbed = std::max(dp->health_absorbed, count);
     },
-  });
+  }.unbox());
   d.housekeeping = [dp](bool& worked) { return dp->do_housekeeping(worked); };
   if (!d.listen(d.cfg.bind, d.cfg.port, error))
     return false;

@@ -22,11 +22,15 @@ struct server_transport_config {
   /// turn: a large fleet of mostly idle nodes must not keep one each.
   unsigned session_timeout_s = 30;       ///< idle peer sessions are dropped after this
   unsigned max_idle_sessions = 256;      ///< and never more than this many kept
-  unsigned read_wait_ms = 5000;          ///< reads not answered by then get 5.03
   /// An observed resource is re-rendered at most this often (the latest
   /// state always arrives; changes during a rendering are coalesced into
   /// one more); /nodes, the largest, at most once a second.
   unsigned observe_interval_ms = 0;
+  /// /health and /updates follow telemetry (health reports, liveness) at
+  /// most this often; control changes (registrations, job steps) at once.
+  unsigned publish_interval_ms = 100;
+  /// When the server started (uptime in GET /health and GET /system).
+  model::millis started_at = 0;
   /// When PUT /health is refused with 5.03 (see shedding.hpp).
   shedding_config shedding;
 };

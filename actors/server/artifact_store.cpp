@@ -126,6 +126,20 @@ void scan(self_ptr self) {
   ::closedir(d);
 }
 
+/// Hands the transport an artifact's contents (mapped from its file) to
+/// serve; without them (unreadable), GET /artifacts/<name> answers 4.04.
+void publish(self_ptr self, const artifact_info& a) {
+  auto& st = self->state;
+  std::string err;
+  auto m = mapped_file::open(st.cfg.directory + "/" + a.name, err);
+  if (!m) {
+    CF_ERROR("artifact-store", "cannot map ", a.name, ": ", err);
+    return;
+  }
+  st.mapped[a.name] = m;
+  self->send(st.transport, atom::artifact::value, artifact_blob{a, m});
+}
+
 caf::error not_found(const std::string& name) {
   return make_api_error(api_errc::not_found, "artifact not found", "artifact", "name", name);
 }
@@ -143,7 +157,7 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
       CF_ERROR("artifact-store", "cannot create ", st.cfg.directory, ": ", std::strerror(errno));
     scan(self);
     for (auto& kv : st.index)
-      self->send(st.transport, atom::artifact::value, kv.first);
+      publish(self, kv.second);
     CF_INFO("artifact-store", st.index.size(), " artifacts in ", st.cfg.directory);
     return {
       [self](atom::upload, artifact_upload& up) -> caf::result<artifact_info> {
@@ -179,9 +193,10 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
           return make_api_error(api_errc::internal, "cannot store artifact: " + err);
         }
         st.index[a.name] = a;
-        st.mapped.erase(a.name);
         CF_INFO("artifact-store", "stored ", a.name, " size=", a.size, " sha256=", a.sha256);
-        self->send(st.transport, atom::artifact::value, a.name);
+        publish(self, a);
+        self->send(st.transport, atom::changed::value, resource{resource_kind::artifacts, {}},
+                   urgency::control);
         return a;
       },
       [self](atom::get, const std::string& name) -> caf::result<artifact_blob> {

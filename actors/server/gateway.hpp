@@ -14,8 +14,8 @@ namespace coapfleet::server {
 struct gateway_config {
   /// A request that gets no answer within this time is answered 5.03.
   std::chrono::seconds request_timeout{std::chrono::seconds(30)};
-  /// When the server started (for the uptime in GET /health).
-  model::millis started_at = 0;
+  /// How often the database is pinged (GET /health says whether it answers).
+  std::chrono::milliseconds database_ping_interval{std::chrono::seconds(5)};
 };
 
 struct gateway_peers {

@@ -94,8 +94,10 @@ void arm_deadline(self_ptr self, model::millis triggered_at) {
 /// Tells the transport that this job's observable representations changed.
 void publish(self_ptr self) {
   auto& st = self->state;
-  self->send(st.transport, atom::changed::value, "updates/" + st.record.job_id + "/status");
-  self->send(st.transport, atom::changed::value, std::string("updates"));
+  self->send(st.transport, atom::changed::value,
+             resource{resource_kind::job_status, st.record.job_id}, urgency::control);
+  self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
+             urgency::control);
 }
 
 void notify_node(self_ptr self, const model::node_job_state& n, const std::string& ip,

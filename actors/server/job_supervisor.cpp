@@ -83,7 +83,8 @@ void create_job(self_ptr self, model::job_spec spec, const peer& from,
         CF_INFO("job-supervisor", "job ", rec.job_id, " created: ", rec.spec.name, " ",
                 rec.spec.version, " (", rec.spec.package_type, ") by ", from.address);
         add_job(self, rec);
-        self->send(self->state.transport, atom::changed::value, std::string("updates"));
+        self->send(self->state.transport, atom::changed::value,
+                   resource{resource_kind::updates, {}}, urgency::control);
         rp.deliver(std::move(rec));
       },
       [self, rp, id = rec.job_id](caf::error& err) mutable {
@@ -246,7 +247,8 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
                     self->unlink_from(job);
                     self->send_exit(job, caf::exit_reason::user_shutdown);
                     self->send(st.transport, atom::forget::value, id);
-                    self->send(st.transport, atom::changed::value, std::string("updates"));
+                    self->send(st.transport, atom::changed::value,
+                               resource{resource_kind::updates, {}}, urgency::control);
                     CF_INFO("job-supervisor", "job ", id, " deleted by ", from.address);
                     rp.deliver(true);
                   },

@@ -116,7 +116,11 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                 i->second.port = reg.port;
                 self->send(i->second.actor, atom::enroll::value, std::move(reg), now);
               }
-              self->send(self->state.transport, atom::changed::value, std::string("nodes"));
+              // Control changes: the 2.01 leaves once GET /nodes and /health show it.
+              self->send(self->state.transport, atom::changed::value,
+                         resource{resource_kind::nodes, {}}, urgency::control);
+              self->send(self->state.transport, atom::changed::value,
+                         resource{resource_kind::health, {}}, urgency::control);
               rp.deliver(std::move(result));
             },
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
@@ -184,8 +188,10 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         auto i = st.nodes.find(s.node_id);
         if (i != st.nodes.end()) {
           i->second.summary = std::move(s);
-          self->send(st.transport, atom::changed::value, std::string("health"));
-          self->send(st.transport, atom::changed::value, std::string("nodes"));
+          self->send(st.transport, atom::changed::value, resource{resource_kind::health, {}},
+                     urgency::telemetry);
+          self->send(st.transport, atom::changed::value, resource{resource_kind::nodes, {}},
+                     urgency::telemetry);
         }
       },
       [self](atom::resolve,

@@ -79,17 +79,17 @@ system_actor spawn_system(caf::actor_system& sys, system_config cfg,
             });
         return rp;
       },
-      [self](atom::action, uint8_t action, const peer& from) -> caf::result<bool> {
-        auto a = static_cast<model::system_action>(action);
+      [self](atom::action, model::system_action a,
+             const peer& from) -> caf::result<atom::ok> {
         if (a == model::system_action::status)
-          return true;
+          return atom::ok::value;
         if (!self->state.cfg.allow_actions)
           return make_api_error(api_errc::forbidden,
                                 std::string("system action ") + model::to_string(a)
                                   + " is disabled by configuration (--no-system-actions)",
                                 "action");
         CF_WARN("system", model::to_string(a), " requested by ", from.address, ":", from.port);
-        return true;
+        return atom::ok::value;
       },
     };
   };

@@ -318,7 +318,12 @@ class BadInputTest(h.ServerTestCase):
         """After everything above (this test runs last): same nodes, same jobs."""
         self.assertTrue(self.server.alive())
         self.assertTrue(self.server.answers_test())
-        now_nodes = json.loads(self.server.coap("get", "nodes").body)["nodes"]
+        # Health reports show in GET /nodes within the publish interval.
+        def settled():
+            ns = json.loads(self.server.coap("get", "nodes").body)["nodes"]
+            health = ns[0].get("health") if ns else None
+            return ns if health and health.get("cpu_percent") == 12.5 else None
+        now_nodes = h.deadline_poll(settled, 5, 0.05, what="the last good report in GET /nodes")
         before_nodes = json.loads(self.nodes_before)["nodes"]
         strip = lambda ns: [{k: v for k, v in n.items() if k not in ("last_seen", "health")}
                             for n in ns]

@@ -85,7 +85,9 @@ class LivenessTest(h.ServerTestCase):
         self.assertEqual(s.coap("put", "health", {"node_id": "live-1",
                                                   "overall_healthy": True}).code, "2.04")
         self.wait_status("live-1", "online", timeout=2)
-        fleet = self.fleet()
+        # GET /health follows liveness within the publish interval.
+        fleet = h.deadline_poll(lambda: (lambda f: f if f["online_nodes"] == 1 else None)(
+            self.fleet()), 2, 0.02, what="GET /health to count live-1 online")
         self.assertEqual((fleet["online_nodes"], fleet["offline_nodes"]), (1, 0), fleet)
         self.assertEqual(fleet["status"], "healthy")
         after = s.coap("get", "nodes").json()["nodes"][0]["last_seen"]

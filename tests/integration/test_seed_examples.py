@@ -293,7 +293,10 @@ class SeedExamplesTest(h.ServerTestCase):
         out, err, calls = self.seed(SEED_PUT_HEALTH)
         self.assertEqual(calls, [["2.04"]], err)
         self.assertEqual(out.strip(), "Health status updated")
-        n = self.nodes()["node-123"]
+        # A health report is telemetry: taken at once (2.04), shown in GET
+        # /nodes within the publish interval (100 ms by default).
+        n = h.deadline_poll(lambda: (lambda n: n if n.get("health") else None)(
+            self.nodes()["node-123"]), 5, 0.05, what="node-123's health in GET /nodes")
         self.assertEqual(n["status"], "online")
         health = n.get("health")
         self.assertIsInstance(health, dict, n)

@@ -1,0 +1,262 @@
+// The representations the server's transport serves: kept fresh by asking
+// the gateway after every change, so that no read ever waits for an actor
+// (see `representation` in server_impl.hpp for the rules).
+#include <algorithm>
+
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "transport/answer.hpp"
+#include "transport/server_impl.hpp"
+
+namespace coapfleet::transport {
+
+namespace {
+
+/// The kinds kept fresh whether anyone reads them: everything that may be
+/// larger than one block (libcoap 4.3.1's coap-client cannot follow a
+/// block-wise body that starts in a separate response, so those must always
+/// have a copy to answer with at once) and the small fleet-wide ones.
+bool always_fresh(resource_kind k) {
+  return k != resource_kind::node_health;
+}
+
+uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+representation* server_transport::impl::find(const resource& r, bool create) {
+  auto path = path_of(r);
+  auto i = reps.find(path);
+  if (i != reps.end())
+    return &i->second;
+  if (!create)
+    return nullptr;
+  auto& rep = reps[path];
+  rep.key = r;
+  rep.warm = always_fresh(r.kind);
+  auto n = node_resources.find(path);
+  if (n != node_resources.end())
+    rep.res = n->second;
+  return &rep;
+}
+
+void server_transport::impl::keep_fresh(const resource& r) {
+  auto* rep = find(r, true);
+  if (!rep->has && !rep->refreshing)
+    schedule_refresh(*rep, true);
+}
+
+void server_transport::impl::forget(const resource& r) {
+  auto path = path_of(r);
+  auto i = reps.find(path);
+  if (i == reps.end())
+    return;
+  // Waiters get what a request for a resource that does not exist gets.
+  for (auto& w : i->second.waiters)
+    complete(w.id, json_reply(404, model::encode_error("no such resource", {{"path", "/" + path}})));
+  if (i->second.res)
+    to_delete.push_back(path);  // libcoap ends every observation with 4.04
+  else
+    reps.erase(i);
+  behind.erase(path);
+  release_held();
+}
+
+void server_transport::impl::changed(const resource& r, urgency u) {
+  // A node's health is kept only while someone observes it.
+  auto* rep = find(r, r.kind != resource_kind::node_health);
+  if (rep == nullptr)
+    return;
+  rep->valid = false;
+  if (!rep->warm && !rep->observed && rep->waiters.empty())
+    return;  // nobody needs a copy: the next read asks for one
+  bool control = u == urgency::control;
+  if (control) {
+    rep->control_mark = ++control_seq;
+    behind.insert(path_of(r));
+  }
+  schedule_refresh(*rep, control);
+}
+
+void server_transport::impl::schedule_refresh(representation& rep, bool urgent) {
+  if (rep.refreshing) {
+    rep.again = true;
+    return;
+  }
+  auto now = steady_millis();
+  int64_t at = now;
+  if (!urgent && !rep.behind()) {
+    // Telemetry: at most every interval, and never more than a twentieth
+    // of the time on one representation (the fleet's listing grows with it).
+    // Observers of the fleet's listing get it at most once a second.
+    int64_t interval = std::max<int64_t>(cfg.observe_interval_ms, cfg.publish_interval_ms);
+    if (rep.key.kind == resource_kind::nodes && rep.observed)
+      interval = std::max<int64_t>(interval, 1000);
+    interval = std::max<int64_t>(interval, 20 * rep.render_ms);
+    at = std::max(now, rep.last_refresh + interval);
+  }
+  if (rep.due >= 0 && rep.due <= at)
+    return;  // already scheduled, as soon or sooner
+  bool listed = rep.due >= 0;
+  rep.due = at;
+  if (!listed)
+    due_paths.push_back(path_of(rep.key));
+}
+
+void server_transport::impl::refresh(representation& rep) {
+  rep.due = -1;
+  rep.refreshing = true;
+  rep.again = false;
+  rep.asked_mark = control_seq;
+  auto id = next_id();
+  auto path = path_of(rep.key);
+  CF_TRACE("transport", "refreshing ", path);
+  refreshes[id] = asked{path, steady_millis()};
+  caf::anon_send(gateway, atom::observe::value, id, rep.key);
+}
+
+representation* server_transport::impl::refresh_of(uint64_t id, int64_t& asked_at) {
+  auto i = refreshes.find(id);
+  if (i == refreshes.end())
+    return nullptr;
+  auto path = std::move(i->second.path);
+  asked_at = i->second.at;
+  refreshes.erase(i);
+  auto r = reps.find(path);
+  return r == reps.end() ? nullptr : &r->second;
+}
+
+void server_transport::impl::refreshed(representation& rep, int64_t asked_at) {
+  auto now = steady_millis();
+  bool first = !rep.has;  // its waiters get it as their answer: no notification
+  rep.has = true;
+  rep.refreshing = false;
+  rep.valid = !rep.again;
+  rep.last_refresh = now;
+  rep.render_ms = now - asked_at;
+  rep.covered = std::max(rep.covered, rep.asked_mark);
+  rep.cuts.clear();
+  ++rep.version;
+  auto path = path_of(rep.key);
+  if (!rep.health && !rep.system && !rep.listing)
+    rep.reply.etag = rep.reply.code == 205 ? fnv1a(path, etag_salt) ^ rep.version : 0;
+  if (!rep.behind())
+    behind.erase(path);
+  if (rep.res && !first)
+    to_notify.push_back(path);
+  auto waiters = std::move(rep.waiters);
+  rep.waiters.clear();
+  for (auto& w : waiters)
+    complete(w.id, w.answer ? w.answer(rep) : current(rep));
+  if (rep.again)
+    schedule_refresh(rep, rep.behind());
+  else if (!rep.warm && !rep.observed)
+    reps.erase(path);  // a copy nobody keeps (a node's health, read once)
+  release_held();
+}
+
+void server_transport::impl::deliver(uint64_t id, coap_reply reply) {
+  if (!behind.empty()) {
+    held.push_back(held_reply{id, std::move(reply), control_seq});
+    return;
+  }
+  complete(id, std::move(reply));
+}
+
+void server_transport::impl::release_held() {
+  while (!held.empty()) {
+    auto& h = held.front();
+    // Held while a representation misses a control change made before it.
+    bool wait = false;
+    for (auto& path : behind) {
+      auto i = reps.find(path);
+      if (i != reps.end() && i->second.covered < std::min(i->second.control_mark, h.seq)) {
+        wait = true;
+        break;
+      }
+    }
+    if (wait)
+      return;  // in order: a later one waits for at least as much
+    auto id = h.id;
+    auto reply = std::move(h.reply);
+    held.pop_front();
+    complete(id, std::move(reply));
+  }
+}
+
+coap_reply server_transport::impl::current(representation& rep) {
+  if (rep.health) {
+    auto h = *rep.health;
+    auto now = now_millis();
+    h.timestamp = now;
+    auto sample = process.take(steady_millis());
+    h.server.rss_bytes = sample.rss_bytes;
+    h.server.cpu_percent = sample.cpu_percent < 0 ? model::absent : sample.cpu_percent;
+    h.server.uptime_seconds = static_cast<double>(now - started_at) / 1000.0;
+    return json_reply(205, model::encode_fleet_health(h));
+  }
+  if (rep.system) {
+    auto s = *rep.system;
+    auto now = now_millis();
+    s.timestamp = now;
+    s.uptime_seconds = static_cast<double>(now - started_at) / 1000.0;
+    return json_reply(205, model::encode_system_info(s));
+  }
+  if (rep.listing) {
+    coap_reply r;
+    r.code = 205;
+    r.content_format = 50;
+    r.etag = fnv1a(path_of(rep.key), etag_salt) ^ rep.version;
+    auto listing = rep.listing;
+    // The listing's body shared as it is (it lives as long as the listing).
+    struct view : shared_bytes {
+      std::shared_ptr<const model::nodes_listing> l;
+      const uint8_t* data() const override {
+        return reinterpret_cast<const uint8_t*>(l->body.data());
+      }
+      size_t size() const override { return l->body.size(); }
+    };
+    auto v = std::make_shared<view>();
+    v->l = listing;
+    r.shared_body = std::move(v);
+    return r;
+  }
+  return rep.reply;
+}
+
+coap_reply server_transport::impl::nodes_cut(representation& rep, const std::string& status,
+                                             const std::string& node_id) {
+  std::vector<const model::listing_entry*> keep;
+  auto& index = rep.listing->index;
+  if (!node_id.empty()) {
+    auto i = std::lower_bound(index.begin(), index.end(), node_id,
+                              [](const model::listing_entry& e, const std::string& id) {
+                                return e.node_id < id;
+                              });
+    if (i != index.end() && i->node_id == node_id
+        && (status.empty() || status == model::to_string(i->status)))
+      keep.push_back(&*i);
+    return json_reply(205, model::cut_nodes(*rep.listing, keep));
+  }
+  auto& cached = rep.cuts[status];
+  if (!cached) {
+    for (auto& e : index)
+      if (status == model::to_string(e.status))
+        keep.push_back(&e);
+    cached = std::make_shared<shared_string>(model::cut_nodes(*rep.listing, keep));
+  }
+  coap_reply r;
+  r.code = 205;
+  r.content_format = 50;
+  r.etag = fnv1a("nodes?status=" + status, etag_salt) ^ rep.version;
+  r.shared_body = cached;
+  return r;
+}
+
+}  // namespace coapfleet::transport
