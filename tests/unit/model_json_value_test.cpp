@@ -100,7 +100,8 @@ TEST_CASE("json_value: lookups of what is not there are absent, never an error")
 }
 
 TEST_CASE("json_value: readers give the fallback for another kind") {
-  auto d = parsed(R"({"s":"text","x":2.75,"neg":-2.75,"i":7,"big":9007199254740993,"t":true,"n":null})");
+  auto d = parsed(
+    R"({"s":"text","x":2.75,"neg":-2.75,"i":7,"big":9007199254740993,"t":true,"n":null})");
   auto r = d.root();
   CHECK(r["s"].as_string() == "text");
   CHECK(r["x"].as_string().empty());
