@@ -2,9 +2,10 @@
 // install). Uploads go block by block so a terminal shows their progress, and
 // the server's SHA-256 must equal the local file's.
 #include "main/cli/commands.hpp"
-#include "main/cli/json_util.hpp"
 #include "main/cli/output.hpp"
+#include "main/cli/time_text.hpp"
 #include "common/sha256.hpp"
+#include "model/json_value.hpp"
 
 
 #include <algorithm>
@@ -98,14 +99,14 @@ int upload(context& ctx, const std::string& file, std::string name) {
   auto& r = *result.answer;
   if (!r.success())
     return ctx.report_error(r);
-  rapidjson::Document doc;
-  doc.Parse(r.body.c_str(), r.body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  auto doc = model::json_document::parse(r.body);
+  auto answer = doc.root();
+  if (!answer.is_object()) {
     std::cerr << "coapfleet: the server's answer to the upload is not JSON: " << r.body << "\n";
     return exit_coap_error;
   }
-  auto server_sha = lower(str(doc, "sha256"));
-  auto size = integer(doc, "size");
+  auto server_sha = lower(answer["sha256"].as_string());
+  auto size = answer["size"].as_int();
   if (server_sha != local_sha || size != static_cast<long long>(data.size())) {
     std::cerr << "coapfleet: upload of " << file << " did not check out: the server stored "
               << size << " bytes with sha256 " << (server_sha.empty() ? "?" : server_sha)
@@ -118,8 +119,8 @@ int upload(context& ctx, const std::string& file, std::string name) {
     return exit_ok;
   }
   std::printf("uploaded %s: %lld bytes (%s), sha256 %s (matches the local file)\n",
-              str(doc, "name").c_str(), size, human_bytes(static_cast<double>(size)).c_str(),
-              server_sha.c_str());
+              answer["name"].as_string().c_str(), size,
+              human_bytes(static_cast<double>(size)).c_str(), server_sha.c_str());
   return exit_ok;
 }
 
@@ -132,10 +133,9 @@ int list(context& ctx) {
     return exit_ok;
   }
   table t({"NAME", "SIZE", "SHA256", "UPLOADED"});
-  if (auto* items = member(a.doc, "artifacts"); items && items->IsArray())
-    for (auto& i : items->GetArray())
-      t.add({str(i, "name"), std::to_string(integer(i, "size")), str(i, "sha256"),
-             relative_time(str(i, "uploaded_at"))});
+  for (model::json_value i : a.json()["artifacts"].elements())
+    t.add({i["name"].as_string(), std::to_string(i["size"].as_int()), i["sha256"].as_string(),
+           relative_time(i["uploaded_at"].as_string())});
   if (t.empty()) {
     std::printf("no artifacts\n");
     return exit_ok;

@@ -1,7 +1,5 @@
 #include "main/cli/context.hpp"
 
-#include "main/cli/json_util.hpp"
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -59,8 +57,8 @@ json_answer context::call(client::method m, const std::string& path, const std::
   auto out = call_raw(m, path, query, body);
   if (!out.ok())
     return out;
-  out.doc.Parse(out.raw.body.c_str(), out.raw.body.size());
-  if (out.doc.HasParseError() || !out.doc.IsObject()) {
+  out.doc = model::json_document::parse(out.raw.body);
+  if (!out.json().is_object()) {
     std::cerr << "coapfleet: the server's answer to /" << path << " is not a JSON object: "
               << out.raw.body.substr(0, 200) << "\n";
     out.exit = exit_coap_error;
@@ -70,11 +68,10 @@ json_answer context::call(client::method m, const std::string& path, const std::
 
 int context::report_error(const client::response& r) const {
   std::string message;
-  rapidjson::Document doc;
-  doc.Parse(r.body.c_str(), r.body.size());
-  if (!doc.HasParseError() && doc.IsObject()) {
-    message = str(doc, "error");
-    auto field = str(doc, "field");
+  auto doc = model::json_document::parse(r.body);
+  if (auto answer = doc.root(); answer.is_object()) {
+    message = answer["error"].as_string();
+    auto field = answer["field"].as_string();
     if (!field.empty())
       message += " (field: " + field + ")";
   } else {

@@ -3,9 +3,8 @@
 // codes and messages on standard error.
 #pragma once
 
+#include "model/json_value.hpp"
 #include "transport/blocking_client.hpp"
-
-#include <rapidjson/document.h>
 
 #include <functional>
 #include <memory>
@@ -37,8 +36,10 @@ struct global_options {
 struct json_answer {
   int exit = exit_ok;
   client::response raw;
-  rapidjson::Document doc;
+  model::json_document doc;  ///< parsed by call(), not by call_raw()
   bool ok() const { return exit == exit_ok; }
+  /// The answer's JSON object (absent unless call() succeeded).
+  model::json_value json() const { return doc.root(); }
 };
 
 class context {

@@ -1,7 +1,8 @@
 // nodes, node <id>, health: the fleet as the server sees it.
 #include "main/cli/commands.hpp"
-#include "main/cli/json_util.hpp"
 #include "main/cli/output.hpp"
+#include "main/cli/time_text.hpp"
+#include "model/json_value.hpp"
 
 #include <cstdio>
 #include <iostream>
@@ -10,36 +11,34 @@ namespace coapfleet::cli {
 
 namespace {
 
-std::string percent(const rapidjson::Value* health, const char* key) {
-  if (!health)
-    return "-";
-  auto v = num(*health, key);
-  if (!v)
+using model::json_value;
+
+std::string percent(json_value health, const char* key) {
+  auto v = health[key];
+  if (!v.is_number())
     return "-";
   char buf[16];
-  std::snprintf(buf, sizeof(buf), "%.1f", *v);
+  std::snprintf(buf, sizeof(buf), "%.1f", v.as_number());
   return buf;
 }
 
-std::string address_of(const rapidjson::Value& node) {
-  auto ip = str(node, "ip_address");
+std::string address_of(json_value node) {
+  auto ip = node["ip_address"].as_string();
   if (ip.empty())
     return "-";
-  auto port = num(node, "port");
+  auto port = node["port"];
   auto host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
-  return port ? host + ":" + std::to_string(static_cast<long long>(*port)) : host;
+  return port.is_number() ? host + ":" + std::to_string(port.as_int()) : host;
 }
 
 /// "healthy", "unhealthy: <first error>", "unhealthy" or "-" (no report yet).
-std::string health_of(const rapidjson::Value* health) {
-  if (!health || !health->IsObject())
+std::string health_of(json_value health) {
+  auto ok = health["overall_healthy"];
+  if (!ok.is_bool())
     return "-";
-  auto* ok = member(*health, "overall_healthy");
-  if (!ok || !ok->IsBool())
-    return "-";
-  if (ok->GetBool())
+  if (ok.as_bool())
     return "healthy";
-  auto errors = strings(*health, "error_messages");
+  auto errors = health["error_messages"].as_strings();
   return errors.empty() ? "unhealthy" : "unhealthy: " + errors.front();
 }
 
@@ -53,17 +52,16 @@ int list_nodes(context& ctx, const std::string& status) {
   }
   auto term = terminal::detect();
   table t({"NODE", "HOST", "ADDRESS", "STATUS", "LAST SEEN", "HEALTH", "CPU%", "MEM%"});
-  if (auto* nodes = member(a.doc, "nodes"); nodes && nodes->IsArray())
-    for (auto& n : nodes->GetArray()) {
-      auto* health = member(n, "health");
-      auto state = str(n, "status");
-      auto h = health_of(health);
-      t.add({str(n, "node_id"), str(n, "hostname"), address_of(n), state,
-             relative_time(str(n, "last_seen")), h, percent(health, "cpu_percent"),
-             percent(health, "memory_percent")},
-            {colour::none, colour::none, colour::none, colour_of(state), colour::none,
-             colour_of(h)});
-    }
+  for (json_value n : a.json()["nodes"].elements()) {
+    auto health = n["health"];
+    auto state = n["status"].as_string();
+    auto h = health_of(health);
+    t.add({n["node_id"].as_string(), n["hostname"].as_string(), address_of(n), state,
+           relative_time(n["last_seen"].as_string()), h, percent(health, "cpu_percent"),
+           percent(health, "memory_percent")},
+          {colour::none, colour::none, colour::none, colour_of(state), colour::none,
+           colour_of(h)});
+  }
   if (t.empty()) {
     std::printf("no nodes%s\n", status.empty() ? "" : (" with status " + status).c_str());
     return exit_ok;
@@ -88,58 +86,57 @@ int show_node(context& ctx, const std::string& id) {
   auto a = ctx.call(client::method::get, "nodes", "node_id=" + id);
   if (!a.ok())
     return a.exit;
-  auto* nodes = member(a.doc, "nodes");
-  if (!nodes || !nodes->IsArray() || nodes->Empty()) {
+  auto nodes = a.json()["nodes"];
+  if (!nodes.is_array() || nodes.empty()) {
     std::cerr << "coapfleet: 4.04 Not Found: no such node: " << id << "\n";
     return exit_coap_error;
   }
-  auto& n = (*nodes)[0];
+  auto n = nodes.at(0);
   if (ctx.options.json) {
-    print_raw(to_json(n));
+    print_raw(n.to_json());
     return exit_ok;
   }
   auto term = terminal::detect();
-  auto state = str(n, "status");
-  line(term, "Node", str(n, "node_id"), colour::bold);
-  line(term, "Hostname", str(n, "hostname"));
+  auto state = n["status"].as_string();
+  line(term, "Node", n["node_id"].as_string(), colour::bold);
+  line(term, "Hostname", n["hostname"].as_string());
   line(term, "Address", address_of(n));
   line(term, "Status", state, colour_of(state));
-  auto seen = str(n, "last_seen");
+  auto seen = n["last_seen"].as_string();
   line(term, "Last seen", seen.empty() ? "" : seen + " (" + relative_time(seen) + ")");
-  line(term, "Registered", str(n, "registered_at"));
-  line(term, "Services", joined(strings(n, "services")));
-  line(term, "Drivers", joined(strings(n, "drivers")));
-  if (auto* info = member(n, "system_info"); info && info->IsObject()) {
+  line(term, "Registered", n["registered_at"].as_string());
+  line(term, "Services", joined(n["services"].as_strings()));
+  line(term, "Drivers", joined(n["drivers"].as_strings()));
+  if (auto info = n["system_info"]; info.is_object()) {
     std::vector<std::string> parts;
-    for (auto& m : info->GetObject())
-      parts.push_back(std::string(m.name.GetString()) + "="
-                      + (m.value.IsString() ? m.value.GetString() : to_json(m.value)));
+    for (auto m : info.members())
+      parts.push_back(std::string(m.name) + "="
+                      + (m.value.is_string() ? m.value.as_string() : m.value.to_json()));
     line(term, "System", joined(parts, " "));
   }
-  auto* health = member(n, "health");
+  auto health = n["health"];
   auto h = health_of(health);
-  auto reported = health ? str(*health, "reported_at") : "";
+  auto reported = health["reported_at"].as_string();
   line(term, "Health", h + (reported.empty() ? "" : " (reported " + relative_time(reported) + ")"),
        colour_of(h));
-  if (health && health->IsObject()) {
+  if (health.is_object()) {
     std::string temp = "-";
-    if (auto t = num(*health, "temperature")) {
+    if (auto t = health["temperature"]; t.is_number()) {
       char buf[16];
-      std::snprintf(buf, sizeof(buf), "%.1f °C", *t);
+      std::snprintf(buf, sizeof(buf), "%.1f °C", t.as_number());
       temp = buf;
     }
     line(term, "  CPU", percent(health, "cpu_percent") + " %");
     line(term, "  Memory", percent(health, "memory_percent") + " %");
     line(term, "  Disk", percent(health, "disk_percent") + " %");
     line(term, "  Temperature", temp);
-    if (auto* services = member(*health, "services_status"); services && services->IsObject()) {
+    if (auto services = health["services_status"]; services.is_object()) {
       std::vector<std::string> parts;
-      for (auto& m : services->GetObject())
-        parts.push_back(std::string(m.name.GetString())
-                        + (m.value.IsBool() && m.value.GetBool() ? " up" : " DOWN"));
+      for (auto m : services.members())
+        parts.push_back(std::string(m.name) + (m.value.as_bool() ? " up" : " DOWN"));
       line(term, "  Services", joined(parts));
     }
-    for (auto& e : strings(*health, "error_messages"))
+    for (auto& e : health["error_messages"].as_strings())
       line(term, "  Error", e, colour::red);
   }
   return exit_ok;
@@ -154,40 +151,39 @@ int show_health(context& ctx) {
     return exit_ok;
   }
   auto term = terminal::detect();
-  auto& d = a.doc;
-  auto status = str(d, "status");
-  line(term, "Fleet", status + " (at " + str(d, "timestamp") + ")", colour_of(status));
+  auto d = a.json();
+  auto status = d["status"].as_string();
+  line(term, "Fleet", status + " (at " + d["timestamp"].as_string() + ")", colour_of(status));
   char buf[256];
   std::snprintf(buf, sizeof(buf), "%lld total: %lld online, %lld stale, %lld offline",
-                integer(d, "total_nodes"), integer(d, "online_nodes"), integer(d, "stale_nodes"),
-                integer(d, "offline_nodes"));
+                d["total_nodes"].as_int(), d["online_nodes"].as_int(), d["stale_nodes"].as_int(),
+                d["offline_nodes"].as_int());
   line(term, "Nodes", buf);
-  std::snprintf(buf, sizeof(buf), "%lld healthy, %lld unhealthy", integer(d, "healthy_nodes"),
-                integer(d, "unhealthy_nodes"));
+  std::snprintf(buf, sizeof(buf), "%lld healthy, %lld unhealthy", d["healthy_nodes"].as_int(),
+                d["unhealthy_nodes"].as_int());
   line(term, "Health", buf);
-  if (auto* server = member(d, "server"); server && server->IsObject()) {
+  if (auto server = d["server"]; server.is_object()) {
     std::vector<std::string> parts;
-    if (auto cpu = num(*server, "cpu_percent")) {
-      std::snprintf(buf, sizeof(buf), "cpu %.1f %%", *cpu);
+    if (auto cpu = server["cpu_percent"]; cpu.is_number()) {
+      std::snprintf(buf, sizeof(buf), "cpu %.1f %%", cpu.as_number());
       parts.push_back(buf);
     }
-    if (auto rss = num(*server, "memory_rss_bytes"))
-      parts.push_back("memory " + human_bytes(*rss));
-    if (auto db = str(*server, "database"); !db.empty())
+    if (auto rss = server["memory_rss_bytes"]; rss.is_number())
+      parts.push_back("memory " + human_bytes(rss.as_number()));
+    if (auto db = server["database"].as_string(); !db.empty())
       parts.push_back("database " + db);
-    if (auto up = num(*server, "uptime_seconds")) {
-      std::snprintf(buf, sizeof(buf), "up %.0f s", *up);
+    if (auto up = server["uptime_seconds"]; up.is_number()) {
+      std::snprintf(buf, sizeof(buf), "up %.0f s", up.as_number());
       parts.push_back(buf);
     }
     line(term, "Server", joined(parts));
   }
   table t({"UNHEALTHY NODE", "ERRORS"});
-  if (auto* bad = member(d, "unhealthy"); bad && bad->IsArray())
-    for (auto& u : bad->GetArray()) {
-      auto errors = strings(u, "error_messages");
-      t.add({str(u, "node_id"), errors.empty() ? "-" : joined(errors, "; ")},
-            {colour::none, colour::red});
-    }
+  for (json_value u : d["unhealthy"].elements()) {
+    auto errors = u["error_messages"].as_strings();
+    t.add({u["node_id"].as_string(), errors.empty() ? "-" : joined(errors, "; ")},
+          {colour::none, colour::red});
+  }
   if (!t.empty()) {
     std::printf("\n");
     t.print(term);

@@ -1,7 +1,7 @@
 #include "main/cli/job_watch.hpp"
 
-#include "main/cli/json_util.hpp"
 #include "main/cli/output.hpp"
+#include "model/json_value.hpp"
 
 #include <csignal>
 #include <cstdio>
@@ -10,6 +10,8 @@
 namespace coapfleet::cli {
 
 namespace {
+
+using model::json_value;
 
 volatile std::sig_atomic_t interrupted = 0;
 
@@ -41,11 +43,11 @@ public:
     if (raw == last_raw_)
       return last_status_;  // a re-read (poll) that changed nothing
     last_raw_ = raw;
-    rapidjson::Document d;
-    d.Parse(raw.c_str(), raw.size());
-    if (d.HasParseError() || !d.IsObject())
+    auto doc = model::json_document::parse(raw);
+    auto d = doc.root();
+    if (!d.is_object())
       return last_status_;
-    last_status_ = str(d, "status");
+    last_status_ = d["status"].as_string();
     if (json_) {
       print_raw(raw);
       return last_status_;
@@ -58,12 +60,13 @@ public:
     return last_status_;
   }
 
-  /// Ends the live line and prints the outcome.
-  void finish(const std::string& status, const rapidjson::Document* last) {
+  /// Ends the live line and prints the outcome; `last` is the last
+  /// notification (counts are shown when it is an object).
+  void finish(const std::string& status, json_value last) {
     clear_bar();
     if (json_ || status.empty())
       return;
-    std::string counts = last ? nonzero_counts(*last) : "";
+    std::string counts = last.is_object() ? nonzero_counts(last) : "";
     std::printf("%s\n", term_.paint(colour_of(status), "job " + job_ + " " + status
                                                          + (counts.empty() ? "" : ": " + counts))
                           .c_str());
@@ -82,31 +85,31 @@ public:
   const std::string& last_raw() const { return last_raw_; }
 
 private:
-  std::string nonzero_counts(const rapidjson::Value& d) const {
-    auto* counts = member(d, "counts");
-    if (!counts)
+  std::string nonzero_counts(json_value d) const {
+    auto counts = d["counts"];
+    if (!counts.exists())
       return "";
     std::string out;
     for (size_t i = 1; i < std::size(count_names); ++i)
-      if (auto n = integer(*counts, count_names[i]); n > 0)
+      if (auto n = counts[count_names[i]].as_int(); n > 0)
         out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + count_names[i];
-    auto total = integer(*counts, "total");
+    auto total = counts["total"].as_int();
     return std::to_string(total) + (total == 1 ? " node" : " nodes")
            + (out.empty() ? "" : ": " + out);
   }
 
-  void report_failures(const rapidjson::Document& d) {
-    auto* nodes = member(d, "nodes");
-    if (!nodes || !nodes->IsArray())
+  void report_failures(json_value d) {
+    auto nodes = d["nodes"];
+    if (!nodes.is_array())
       return;
-    for (auto& n : nodes->GetArray()) {
-      auto id = str(n, "node_id");
-      auto state = str(n, "status");
+    for (json_value n : nodes.elements()) {
+      auto id = n["node_id"].as_string();
+      auto state = n["status"].as_string();
       if (!node_failed(state) || !failures_.insert(id).second)
         continue;
       clear_bar();
-      auto error = str(n, "error_message");
-      auto result = integer(n, "result");
+      auto error = n["error_message"].as_string();
+      auto result = n["result"].as_int();
       std::printf("%s\n", term_.paint(colour::red, "node " + id + " " + state
                                                      + (error.empty() ? "" : ": " + error)
                                                      + (result > 0 ? " [result "
@@ -117,11 +120,11 @@ private:
     std::fflush(stdout);
   }
 
-  void draw_bar(const rapidjson::Document& d) {
-    double progress = num(d, "progress").value_or(0);
+  void draw_bar(json_value d) {
+    double progress = d["progress"].as_number();
     char pct[16];
     std::snprintf(pct, sizeof(pct), "%3.0f%%", progress);
-    std::string status = str(d, "status");
+    std::string status = d["status"].as_string();
     std::string text = bar(progress / 100.0, 30) + " " + pct + " " + status + "  "
                        + nonzero_counts(d);
     auto width = static_cast<size_t>(term_.width() - 1);
@@ -132,14 +135,14 @@ private:
     bar_shown_ = true;
   }
 
-  void plain_line(const rapidjson::Document& d) {
-    std::string text = "job " + job_ + " " + str(d, "status");
+  void plain_line(json_value d) {
+    std::string text = "job " + job_ + " " + d["status"].as_string();
     char pct[16];
-    std::snprintf(pct, sizeof(pct), " %.0f%%", num(d, "progress").value_or(0));
+    std::snprintf(pct, sizeof(pct), " %.0f%%", d["progress"].as_number());
     text += pct;
-    if (auto* counts = member(d, "counts"))
+    if (auto counts = d["counts"]; counts.exists())
       for (auto* name : count_names)
-        text += std::string(" ") + name + "=" + std::to_string(integer(*counts, name));
+        text += std::string(" ") + name + "=" + std::to_string(counts[name].as_int());
     std::printf("%s\n", text.c_str());
     std::fflush(stdout);
   }
@@ -198,9 +201,8 @@ int watch_job(context& ctx, const std::string& job) {
 
   switch (result.how) {
     case client::observe_outcome::stopped: {
-      rapidjson::Document last;
-      last.Parse(view.last_raw().c_str(), view.last_raw().size());
-      view.finish(status, last.IsObject() ? &last : nullptr);
+      auto last = model::json_document::parse(view.last_raw());
+      view.finish(status, last.root());
       return status == "completed" ? exit_ok : exit_job_failed;
     }
     case client::observe_outcome::ended:

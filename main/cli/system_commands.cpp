@@ -1,8 +1,9 @@
 // system status|restart|shutdown, test, discover: the server itself.
 #include "main/cli/commands.hpp"
-#include "main/cli/json_util.hpp"
 #include "main/cli/link_format.hpp"
 #include "main/cli/output.hpp"
+#include "model/json_builder.hpp"
+#include "model/json_value.hpp"
 
 #include <cstdio>
 #include <memory>
@@ -11,16 +12,19 @@ namespace coapfleet::cli {
 
 namespace {
 
-std::string scalar_text(const rapidjson::Value& v) {
-  if (v.IsString())
-    return v.GetString();
-  if (v.IsNull())
+using model::json_builder;
+using model::json_value;
+
+std::string scalar_text(json_value v) {
+  if (v.is_string())
+    return v.as_string();
+  if (v.is_null())
     return "-";
-  return to_json(v);
+  return v.to_json();
 }
 
 int system_action(context& ctx, const std::string& action) {
-  auto body = json_body().add("action", action).text();
+  auto body = json_builder().begin_object().member("action", action).end_object().text();
   auto a = ctx.call_raw(client::method::post, "system", "", body);
   if (!a.ok())
     return a.exit;
@@ -28,28 +32,28 @@ int system_action(context& ctx, const std::string& action) {
     print_raw(a.raw.body);
     return exit_ok;
   }
-  rapidjson::Document doc;
-  doc.Parse(a.raw.body.c_str(), a.raw.body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  auto doc = model::json_document::parse(a.raw.body);
+  auto answer = doc.root();
+  if (!answer.is_object()) {
     // restart / shutdown may answer with plain text
     print_raw(a.raw.body.empty() ? action + " requested" : a.raw.body);
     return exit_ok;
   }
   if (action != "status") {
-    auto message = str(doc, "message");
+    auto message = answer["message"].as_string();
     print_raw(message.empty() ? action + " requested" : message);
     return exit_ok;
   }
   auto term = terminal::detect();
-  for (auto& m : doc.GetObject()) {
-    std::string key = m.name.GetString();
+  for (auto m : answer.members()) {
+    std::string key(m.name);
     if (key == "action")
       continue;
     std::string value;
     colour c = colour::none;
-    if (m.value.IsObject()) {
-      for (auto& inner : m.value.GetObject())
-        value += (value.empty() ? "" : "  ") + std::string(inner.name.GetString()) + "="
+    if (m.value.is_object()) {
+      for (auto inner : m.value.members())
+        value += (value.empty() ? "" : "  ") + std::string(inner.name) + "="
                  + scalar_text(inner.value);
     } else {
       value = scalar_text(m.value);
@@ -65,7 +69,12 @@ int test(context& ctx) {
   if (!a.ok())
     return a.exit;
   if (ctx.options.json)
-    print_raw(json_body().add("code", a.raw.code_text()).add("text", a.raw.body).text());
+    print_raw(json_builder()
+                .begin_object()
+                .member("code", a.raw.code_text())
+                .member("text", a.raw.body)
+                .end_object()
+                .text());
   else
     print_raw(a.raw.body);
   return exit_ok;
@@ -78,24 +87,20 @@ int discover(context& ctx, const std::string& rt) {
   auto links = parse_link_format(a.raw.body);
   if (ctx.options.json) {
     // link-format is not JSON: the same links as a JSON array (RFC 6690 names)
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-    w.StartArray();
+    json_builder w;
+    w.begin_array();
     for (auto& l : links) {
-      w.StartObject();
-      w.Key("path");
-      w.String(l.target.c_str());
+      w.begin_object().member("path", l.target);
       for (auto& [k, v] : l.attributes) {
-        w.Key(k.c_str());
         if (v.empty() && k == "obs")
-          w.Bool(true);
+          w.member(k, true);
         else
-          w.String(v.c_str());
+          w.member(k, v);
       }
-      w.EndObject();
+      w.end_object();
     }
-    w.EndArray();
-    print_raw(std::string(buffer.GetString(), buffer.GetSize()));
+    w.end_array();
+    print_raw(w.text());
     return exit_ok;
   }
   if (links.empty()) {

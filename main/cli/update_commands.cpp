@@ -1,8 +1,10 @@
 // update create|install|status|cancel|delete|list|watch|run: software-update jobs.
 #include "main/cli/commands.hpp"
 #include "main/cli/job_watch.hpp"
-#include "main/cli/json_util.hpp"
 #include "main/cli/output.hpp"
+#include "main/cli/time_text.hpp"
+#include "model/json_builder.hpp"
+#include "model/json_value.hpp"
 
 #include <cstdio>
 #include <memory>
@@ -10,6 +12,9 @@
 namespace coapfleet::cli {
 
 namespace {
+
+using model::json_builder;
+using model::json_value;
 
 /// What `update create` and `update run` send as the job.
 struct job_spec {
@@ -20,8 +25,8 @@ struct job_spec {
   long long timeout_seconds = 0;
 
   std::string body() const {
-    json_body b;
-    b.add("name", name).add("version", version).add("package_type", type);
+    json_builder b;
+    b.begin_object().member("name", name).member("version", version).member("package_type", type);
     std::vector<std::string> targets;
     if (nodes == "all") {
       targets.push_back("all");
@@ -35,20 +40,20 @@ struct job_spec {
         start = end + 1;
       }
     }
-    b.add("target_nodes", targets);
+    b.member("target_nodes", targets);
     if (!packages.empty())
-      b.add("packages", packages);
+      b.member("packages", packages);
     if (!artifact.empty())
-      b.add("artifact", artifact);
+      b.member("artifact", artifact);
     if (!target.empty())
-      b.add("target_path", target);
+      b.member("target_path", target);
     if (!mode.empty())
-      b.add("mode", mode);
+      b.member("mode", mode);
     if (!script.empty())
-      b.add("script", script);
+      b.member("script", script);
     if (timeout_seconds > 0)
-      b.add("timeout_seconds", timeout_seconds);
-    return b.text();
+      b.member("timeout_seconds", timeout_seconds);
+    return b.end_object().text();
   }
 };
 
@@ -81,7 +86,12 @@ void add_spec_options(CLI::App* sub, job_spec& s) {
 }
 
 std::string action_body(const char* action, const std::string& job) {
-  return json_body().add("action", action).add("job_id", job).text();
+  return json_builder()
+    .begin_object()
+    .member("action", action)
+    .member("job_id", job)
+    .end_object()
+    .text();
 }
 
 /// POST /updates {"action":"create"...}; the job id, or nothing after an error.
@@ -90,7 +100,7 @@ std::optional<std::string> create_job(context& ctx, const job_spec& s, int& exit
   exit = a.exit;
   if (!a.ok())
     return std::nullopt;
-  auto id = str(a.doc, "job_id");
+  auto id = a.json()["job_id"].as_string();
   if (ctx.options.json)
     print_raw(a.raw.body);
   else if (id_only)
@@ -111,13 +121,14 @@ int install_job(context& ctx, const std::string& job) {
     return exit_ok;
   }
   // The answer carries target counts (newer servers) or the target list.
-  auto names = strings(a.doc, "target_nodes");
+  auto d = a.json();
+  auto names = d["target_nodes"].as_strings();
   std::string list;
   for (auto& t : names)
     list += (list.empty() ? "" : ", ") + t;
-  auto count = member(a.doc, "targets") ? integer(a.doc, "targets")
-                                        : static_cast<long long>(names.size());
-  auto skipped = integer(a.doc, "skipped");
+  auto count = d["targets"].exists() ? d["targets"].as_int()
+                                     : static_cast<long long>(names.size());
+  auto skipped = d["skipped"].as_int();
   std::printf("job %s triggered on %lld node%s%s%s%s\n", job.c_str(), count,
               count == 1 ? "" : "s", list.empty() ? "" : ": ", list.c_str(),
               skipped > 0 ? (" (" + std::to_string(skipped) + " skipped: offline)").c_str() : "");
@@ -134,33 +145,33 @@ int job_status(context& ctx, const std::string& job) {
     return exit_ok;
   }
   auto term = terminal::detect();
+  auto d = a.json();
   table t({"NODE", "STATE", "PROGRESS", "RESULT", "ERROR"});
-  if (auto* nodes = member(a.doc, "nodes"); nodes && nodes->IsArray())
-    for (auto& n : nodes->GetArray()) {
-      auto state = str(n, "status");
-      auto progress = num(n, "progress");
-      auto error = str(n, "error_message");
-      t.add({str(n, "node_id"), state,
-             progress ? std::to_string(static_cast<long long>(*progress)) + "%" : "-",
-             member(n, "result") ? result_text(integer(n, "result")) : "-",
-             error.empty() ? "-" : error},
-            {colour::none, colour_of(state), colour::none, colour::none,
-             error.empty() ? colour::none : colour::red});
-    }
+  for (json_value n : d["nodes"].elements()) {
+    auto state = n["status"].as_string();
+    auto progress = n["progress"];
+    auto error = n["error_message"].as_string();
+    t.add({n["node_id"].as_string(), state,
+           progress.is_number() ? std::to_string(progress.as_int()) + "%" : "-",
+           n["result"].exists() ? result_text(n["result"].as_int()) : "-",
+           error.empty() ? "-" : error},
+          {colour::none, colour_of(state), colour::none, colour::none,
+           error.empty() ? colour::none : colour::red});
+  }
   if (!t.empty())
     t.print(term);
-  auto status = str(a.doc, "status");
+  auto status = d["status"].as_string();
   std::string counts;
-  if (auto* c = member(a.doc, "counts"))
-    for (auto* name : {"pending", "notified", "downloading", "downloaded", "installing",
-                       "succeeded", "failed", "timed_out", "cancelled", "skipped"})
-      if (auto n = integer(*c, name); n > 0)
-        counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + name;
-  auto error = str(a.doc, "error_message");
+  auto c = d["counts"];
+  for (auto* name : {"pending", "notified", "downloading", "downloaded", "installing",
+                     "succeeded", "failed", "timed_out", "cancelled", "skipped"})
+    if (auto n = c[name].as_int(); n > 0)
+      counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + name;
+  auto error = d["error_message"].as_string();
   std::printf("%s\n",
               term.paint(colour_of(status),
                          "job " + job + " " + status + " "
-                           + std::to_string(integer(a.doc, "progress")) + "%"
+                           + std::to_string(d["progress"].as_int()) + "%"
                            + (counts.empty() ? "" : " (" + counts + ")")
                            + (error.empty() ? "" : ": " + error))
                 .c_str());
@@ -199,15 +210,16 @@ int list_jobs(context& ctx) {
   }
   auto term = terminal::detect();
   table t({"JOB", "NAME", "VERSION", "TYPE", "STATUS", "NODES", "PROGRESS", "CREATED"});
-  if (auto* jobs = member(a.doc, "updates"); jobs && jobs->IsArray())
-    for (auto& j : jobs->GetArray()) {
-      auto status = str(j, "status");
-      auto* counts = member(j, "counts");
-      t.add({str(j, "job_id"), str(j, "name"), str(j, "version"), str(j, "package_type"), status,
-             counts ? std::to_string(integer(*counts, "total")) : "-",
-             std::to_string(integer(j, "progress")) + "%", relative_time(str(j, "created_at"))},
-            {colour::none, colour::none, colour::none, colour::none, colour_of(status)});
-    }
+  for (json_value j : a.json()["updates"].elements()) {
+    auto status = j["status"].as_string();
+    auto counts = j["counts"];
+    t.add({j["job_id"].as_string(), j["name"].as_string(), j["version"].as_string(),
+           j["package_type"].as_string(), status,
+           counts.exists() ? std::to_string(counts["total"].as_int()) : "-",
+           std::to_string(j["progress"].as_int()) + "%",
+           relative_time(j["created_at"].as_string())},
+          {colour::none, colour::none, colour::none, colour::none, colour_of(status)});
+  }
   if (t.empty()) {
     std::printf("no update jobs\n");
     return exit_ok;

@@ -5,9 +5,8 @@
 #include <cmath>
 #include <string>
 
-#include <rapidjson/document.h>
-
 #include "model/json.hpp"
+#include "model/json_value.hpp"
 #include "sim/bodies.hpp"
 #include "sim/report.hpp"
 #include "sim/stats.hpp"
@@ -184,23 +183,23 @@ TEST_CASE("code counts and the JSON summary") {
   r.lost = 1;
   r.unanswered_at_end = 2;
   auto text = summary_json(cfg, r);
-  rapidjson::Document d;
-  d.Parse(text.c_str());
-  REQUIRE_FALSE(d.HasParseError());
-  CHECK(std::string(d["mode"].GetString()) == "load");
-  CHECK(d["throughput"].GetDouble() == doctest::Approx(1234.5));
-  CHECK(d["p99_ms"].GetDouble() == doctest::Approx(1.5).epsilon(0.02));
-  CHECK(d["codes"]["2.04"].GetInt() == 2);
-  CHECK(d["losses"].GetInt() == 3);
+  auto doc = model::json_document::parse(text);
+  REQUIRE_MESSAGE(doc.ok(), doc.error());
+  auto d = doc.root();
+  CHECK(d["mode"].as_string() == "load");
+  CHECK(d["throughput"].as_number(-1) == doctest::Approx(1234.5));
+  CHECK(d["p99_ms"].as_number(-1) == doctest::Approx(1.5).epsilon(0.02));
+  CHECK(d["codes"]["2.04"].to_json() == "2");
+  CHECK(d["losses"].to_json() == "3");
   CHECK(summary_text(cfg, r).find("2.04:2 4.04:1") != std::string::npos);
 
   cfg.mode = sim_mode::fleet;
   r.mode = sim_mode::fleet;
   r.jobs_succeeded = 7;
   auto fleet = summary_json(cfg, r);
-  rapidjson::Document f;
-  f.Parse(fleet.c_str());
-  REQUIRE_FALSE(f.HasParseError());
-  CHECK(f["jobs_succeeded"].GetInt() == 7);
-  CHECK(f["health_latency_ms"]["count"].GetInt() == 1);
+  auto fleet_doc = model::json_document::parse(fleet);
+  REQUIRE_MESSAGE(fleet_doc.ok(), fleet_doc.error());
+  auto f = fleet_doc.root();
+  CHECK(f["jobs_succeeded"].to_json() == "7");
+  CHECK(f["health_latency_ms"]["count"].to_json() == "1");
 }

@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -22,8 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <rapidjson/document.h>
-
+#include "model/json_value.hpp"
 #include "sim/coap_codec.hpp"
 #include "sim/engine.hpp"
 
@@ -145,17 +145,16 @@ private:
         seen.insert({peer, m.mid});
         continue;  // lost: the node must retransmit
       }
-      rapidjson::Document d;
-      d.Parse(reinterpret_cast<const char*>(m.payload), m.payload_length);
-      std::string node_id =
-        !d.HasParseError() && d.IsObject() && d.HasMember("node_id") ? d["node_id"].GetString()
-                                                                      : "";
+      auto doc = coapfleet::model::json_document::parse(
+        std::string_view(reinterpret_cast<const char*>(m.payload), m.payload_length));
+      auto d = doc.root();
+      std::string node_id = d["node_id"].as_string();
       std::lock_guard<std::mutex> g(mu_);
       if (m.path_is("nodes") && m.code == cp::code::post) {
         auto& n = nodes_[node_id];
-        inet_pton(AF_INET, d["ip_address"].GetString(), &n.ip);
+        inet_pton(AF_INET, d["ip_address"].as_string().c_str(), &n.ip);
         n.ip = ntohl(n.ip);
-        n.port = static_cast<uint16_t>(d["port"].GetUint());
+        n.port = static_cast<uint16_t>(d["port"].as_int());
         ++n.registrations;
         uint8_t ack[4];
         cp::encode_empty(cp::msg_type::ack, m.mid, ack);
@@ -181,11 +180,11 @@ private:
         reply(src, cp::encode_response(cp::msg_type::ack, code, m.mid, token));
       } else if (m.path_is("updates") && m.code == cp::code::post) {
         auto& n = nodes_[node_id];
-        n.reports.push_back(d["status"].GetString());
-        if (d.HasMember("result"))
-          n.last_result = d["result"].GetInt();
-        if (d.HasMember("error_message"))
-          n.last_error = d["error_message"].GetString();
+        n.reports.push_back(d["status"].as_string());
+        if (d["result"].exists())
+          n.last_result = static_cast<int>(d["result"].as_int());
+        if (d["error_message"].exists())
+          n.last_error = d["error_message"].as_string();
         reply(src, cp::encode_response(cp::msg_type::ack, cp::code::changed, m.mid, token));
       } else {
         reply(src, cp::encode_response(cp::msg_type::ack, cp::code::not_found, m.mid, token));
