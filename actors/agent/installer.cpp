@@ -2,7 +2,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +27,14 @@ struct download_state {
   int last_reported_decile = -1;
 };
 
+/// The handler run in progress: its worker (monitored) and the process group
+/// of the child it runs, if any.
+struct handler_run_state {
+  uint64_t id = 0;
+  caf::actor worker;  ///< invalid: no run in progress
+  int32_t pgid = 0;   ///< 0: no child process right now
+};
+
 struct installer_state {
   static inline const char* name = "installer";
   installer_config cfg;
@@ -35,6 +45,8 @@ struct installer_state {
   bool busy = false;
   download_state dl;
   uint64_t next_id = 1;
+  handler_run_state run;
+  uint64_t next_run = 1;
 };
 
 using self_ptr = installer_actor::stateful_pointer<installer_state>;
@@ -92,8 +104,32 @@ void finish(self_ptr self, bool ok, int32_t result, std::string error) {
   start_next(self);
 }
 
-/// Runs the package_type handler on a worker thread of its own: handlers
-/// block (child processes, file copies) and must not stall other actors.
+/// Forgets the current handler run: its worker is not heard any more.
+void end_run(self_ptr self) {
+  auto& st = self->state;
+  if (st.run.worker)
+    self->demonitor(st.run.worker);
+  st.run = handler_run_state{};
+}
+
+/// Whether the message being handled comes from the current run's worker.
+bool from_current_worker(self_ptr self) {
+  auto& worker = self->state.run.worker;
+  return worker && self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(worker);
+}
+
+/// Runs the package_type handler on a worker of its own (handlers block:
+/// child processes, file copies), under a watchdog of the handler's timeout
+/// plus a grace period.
+///
+///   run_install ──► running ──► report from its worker ──► finish, next job
+///                      ├──────► worker down, no report  ──► failed, next job
+///                      └──────► watchdog fires          ──► kill its process
+///                                                           group, failed,
+///                                                           next job
+///
+/// A run that ended any of these ways is forgotten: a late report of its
+/// worker is ignored.
 void run_install(self_ptr self) {
   auto& st = self->state;
   auto& front = st.journal.jobs.front();
@@ -102,28 +138,54 @@ void run_install(self_ptr self) {
     save(self);
   }
   report(self, model::node_update_state::installing);
-  auto note = front.note;
-  auto cfg = st.cfg.handlers;
-  auto download = st.cfg.state_dir + "/downloads/" + note.job_id + ".part";
-  auto installer = caf::actor_cast<installer_actor>(self);
-  CF_INFO("installer", "job ", note.job_id, ": installing (", note.spec.package_type, ")");
-  self->system().spawn<caf::detached>([note, cfg, download, installer](caf::event_based_actor* w) {
-    install_outcome out;
-    auto& spec = note.spec;
-    if (spec.package_type == "pip")
-      out = install_pip(spec, cfg);
-    else if (spec.package_type == "apt")
-      out = install_apt(spec, cfg);
-    else if (spec.package_type == "script")
-      out = run_script(spec, cfg);
-    else if (spec.package_type == "file")
-      out = install_file(spec, download, spec.artifact_sha256, cfg);
-    else
-      out = install_outcome{false, static_cast<int32_t>(model::update_result::unsupported_package_type),
-                            "unsupported package_type " + spec.package_type};
-    w->send(installer, atom::report::value, out.ok, out.result, out.error_message);
-    w->quit();
-  });
+  handler_run run{front.note, st.cfg.handlers,
+                  st.cfg.state_dir + "/downloads/" + front.note.job_id + ".part"};
+  auto type = run.note.spec.package_type;
+  auto limit = handler_timeout(run.note.spec, run.cfg) + st.cfg.watchdog_grace;
+  CF_INFO("installer", "job ", run.note.job_id, ": installing (", type, ")");
+  auto launch = st.cfg.launch ? st.cfg.launch : worker_launcher{launch_detached_worker};
+  caf::actor worker;
+  std::string why = "no worker";
+  try {
+    worker = launch(self->system(), caf::actor_cast<installer_actor>(self), std::move(run));
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  if (!worker)
+    return finish(self, false, static_cast<int32_t>(model::update_result::update_failed),
+                  "cannot start the " + type + " handler: " + why);
+  st.run = handler_run_state{st.next_run++, worker, 0};
+  self->monitor(worker);
+  self->delayed_send(self, limit, atom::deadline::value, st.run.id);
+}
+
+/// The current run's worker ended without a report.
+void on_worker_down(self_ptr self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  if (!st.run.worker || dm.source != st.run.worker.address())
+    return;  // a worker that already reported, or was abandoned
+  auto type = current(self).spec.package_type;
+  end_run(self);
+  finish(self, false, static_cast<int32_t>(model::update_result::update_failed),
+         "the " + type + " handler ended without a result (" + caf::to_string(dm.reason) + ")");
+}
+
+/// The watchdog of run `id`: when that run is still going, its handler is
+/// stuck; kill what it runs and move on.
+void on_watchdog(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  if (id != st.run.id || !st.run.worker)
+    return;  // that run ended in time
+  auto& spec = current(self).spec;
+  auto limit = handler_timeout(spec, st.cfg.handlers) + st.cfg.watchdog_grace;
+  auto msg = "the " + spec.package_type + " handler did not finish within "
+             + std::to_string(limit.count()) + " s (timed out); abandoned";
+  if (st.run.pgid > 0) {
+    ::kill(-st.run.pgid, SIGKILL);
+    msg += ", its process group " + std::to_string(st.run.pgid) + " killed";
+  }
+  end_run(self);
+  finish(self, false, static_cast<int32_t>(model::update_result::update_failed), std::move(msg));
 }
 
 void request_block(self_ptr self) {
@@ -269,6 +331,7 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
     st.reporter = std::move(reporter);
     st.transport = std::move(transport);
     st.journal_path = st.cfg.state_dir + "/journal.json";
+    self->set_down_handler([self](caf::down_msg& dm) { on_worker_down(self, dm); });
     std::string err;
     st.journal = load_journal(st.journal_path, err);
     if (!err.empty())
@@ -309,9 +372,24 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
           on_block(self, r);
       },
       [self](atom::report, bool ok, int32_t result, std::string& error) {
-        if (self->state.busy && !self->state.journal.jobs.empty())
-          finish(self, ok, result, std::move(error));
+        if (!from_current_worker(self)) {
+          CF_WARN("installer", "ignoring the late result of an abandoned handler run: ",
+                  ok ? "succeeded" : error);
+          return;
+        }
+        end_run(self);
+        finish(self, ok, result, std::move(error));
       },
+      [self](atom::install, int32_t pgid) {
+        if (from_current_worker(self)) {
+          self->state.run.pgid = pgid;
+        } else if (pgid > 0 && self->current_sender() != nullptr) {
+          // The worker of an abandoned run started another child: stop it.
+          CF_WARN("installer", "killing process group ", pgid, " of an abandoned handler run");
+          ::kill(-pgid, SIGKILL);
+        }
+      },
+      [self](atom::deadline, uint64_t id) { on_watchdog(self, id); },
       [self](atom::tick) {
         if (self->state.busy && self->state.dl.fd >= 0)
           request_block(self);
