@@ -355,9 +355,16 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
         CF_INFO("installer", "job ", note.job_id, " accepted: ", note.spec.name, " ",
                 note.spec.version, " (", note.spec.package_type, ")",
                 st.busy ? ", queued behind " + st.journal.jobs.front().note.job_id : "");
+        auto job_id = note.job_id;
         st.journal.jobs.push_back({std::move(note), job_phase::queued});
-        save(self);  // journaled before the 2.04 leaves
-        start_next(self);
+        std::string err;
+        if (!save_journal(st.journal_path, st.journal, err)) {
+          // Not durable, so not accepted: the server hears of it and may retry.
+          st.journal.jobs.pop_back();
+          CF_ERROR("installer", "job ", job_id, " refused: ", err);
+          return make_api_error(api_errc::internal, "cannot journal job " + job_id + ": " + err);
+        }
+        start_next(self);  // journaled before the 2.04 leaves
         return true;
       },
       [self](atom::status) -> caf::result<std::string, uint32_t> {

@@ -231,6 +231,21 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a notification is journaled bef
   CHECK(status() == std::pair<std::string, uint32_t>{"", 0});
 }
 
+TEST_CASE_FIXTURE(installer_fixture, "installer: a job that cannot be journaled is refused, not run") {
+  fs::create_directories(dir.path / "journal.json");  // no file can be put there
+  start();
+  auto err = ask_error<bool>(installer, atom::notify::value, script_job("job-1", "true"));
+  CHECK(err.code() == static_cast<uint8_t>(api_errc::internal));
+  CHECK(runs.empty());
+  CHECK(reporter_seen->reports.empty());
+  CHECK(status() == std::pair<std::string, uint32_t>{"", 0});
+  // Once the disk takes it again, the server's retry is accepted.
+  fs::remove(dir.path / "journal.json");
+  CHECK(notify(script_job("job-1", "true")));
+  CHECK(runs.size() == 1);
+  CHECK(journal().jobs.size() == 1);
+}
+
 TEST_CASE_FIXTURE(installer_fixture, "installer: a second job waits for the first") {
   start();
   CHECK(notify(script_job("job-1", "true")));
