@@ -15,6 +15,7 @@
 
 #include "actors/agent/installer.hpp"
 #include "actors/agent/journal.hpp"
+#include "common/sha256.hpp"
 
 extern char** environ;
 
@@ -415,4 +416,101 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: after a restart a script that w
   REQUIRE(runs.size() == 4);
   CHECK(runs[3].job_id == "job-3");
   CHECK(reports_of("job-3").back().state == node_update_state::installing);
+}
+
+namespace {
+
+/// The ETag option's bytes for an artifact's SHA-256, as the server sends them.
+std::string etag_bytes(const std::string& sha256) {
+  auto tag = model::etag_of_sha256(sha256);
+  std::string out;
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((tag >> shift) & 0xff));
+  return out;
+}
+
+client_response block(const std::string& body, int32_t num, const std::string& sha256) {
+  auto r = answered(205, body.substr(static_cast<size_t>(num) * 1024, 1024));
+  r.block2_num = num;
+  r.block2_more = static_cast<size_t>(num + 1) * 1024 < body.size();
+  r.etag = etag_bytes(sha256);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(installer_fixture, "installer: a file job downloads block by block, retries, installs") {
+  use_worker(agent::run_handler);
+  icfg.handlers.root = dir / "root";
+  icfg.server_host = "127.1.0.250";
+  start();
+  std::string body(1500, 'x');
+  body.replace(0, 5, "fw-v2");
+  auto sha = common::sha256_hex(body);
+  auto note = script_job("job-f", "");
+  note.spec.package_type = "file";
+  note.spec.script.clear();
+  note.spec.artifact = "fw.bin";
+  note.spec.artifact_sha256 = sha;
+  note.spec.artifact_size = static_cast<int32_t>(body.size());
+  note.spec.target_path = "/opt/fw.bin";
+  CHECK(notify(note));
+  REQUIRE(wire->requests.size() == 1);
+  auto first = wire->requests[0];
+  CHECK(first.req.method == 1);
+  CHECK(first.req.host == "127.1.0.250");
+  CHECK(first.req.path == "artifacts/fw.bin");
+  CHECK(first.req.block2_num == 0);
+  CHECK(first.req.block2_szx == 6);
+  CHECK(journal().jobs[0].phase == model::job_phase::downloading);
+
+  // No answer: the same block again after a second.
+  caf::anon_send(first.from, atom::response::value, first.id, no_answer());
+  sched->run();
+  CHECK(wire->requests.size() == 1);
+  advance(1s);
+  REQUIRE(wire->requests.size() == 2);
+  CHECK(wire->requests[1].req.block2_num == 0);
+  auto again = wire->requests[1];
+  caf::anon_send(again.from, atom::response::value, again.id, block(body, 0, sha));
+  sched->run();
+  REQUIRE(wire->requests.size() == 3);
+  auto second = wire->requests[2];
+  CHECK(second.req.block2_num == 1);
+  caf::anon_send(second.from, atom::response::value, second.id, block(body, 1, sha));
+  sched->run();
+
+  CHECK(states_of("job-f")
+        == std::vector<node_update_state>{node_update_state::downloading,
+                                          node_update_state::downloading,
+                                          node_update_state::downloaded,
+                                          node_update_state::installing,
+                                          node_update_state::succeeded});
+  CHECK(reports_of("job-f")[1].progress == 60);
+  CHECK(read_text(dir / "root/opt/fw.bin") == body);
+  CHECK_FALSE(fs::exists(dir.path / "downloads/job-f.part"));
+  CHECK(journal().jobs.empty());
+}
+
+TEST_CASE_FIXTURE(installer_fixture, "installer: a block of another version fails the download") {
+  use_worker(agent::run_handler);
+  start();
+  std::string body(1500, 'y');
+  auto note = script_job("job-f", "");
+  note.spec.package_type = "file";
+  note.spec.artifact = "fw.bin";
+  note.spec.artifact_sha256 = common::sha256_hex(body);
+  note.spec.target_path = "/opt/fw.bin";
+  CHECK(notify(note));
+  REQUIRE(wire->requests.size() == 1);
+  auto r = wire->requests[0];
+  caf::anon_send(r.from, atom::response::value, r.id,
+                 block(body, 0, common::sha256_hex("another version")));
+  sched->run();
+  CHECK(states_of("job-f")
+        == std::vector<node_update_state>{node_update_state::downloading,
+                                          node_update_state::failed});
+  auto failed = reports_of("job-f").back();
+  CHECK(failed.result == static_cast<int32_t>(model::update_result::integrity_check_failed));
+  CHECK(runs.empty());  // nothing was installed
 }
