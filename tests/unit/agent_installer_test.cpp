@@ -514,3 +514,105 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a block of another version fail
   CHECK(failed.result == static_cast<int32_t>(model::update_result::integrity_check_failed));
   CHECK(runs.empty());  // nothing was installed
 }
+
+TEST_CASE("installer: the default worker runs the handler on a thread of its own") {
+  // A real actor system (threads, real time): the installer starts its
+  // default detached worker; the test polls the installer's status.
+  log::set_level(log::level::off);
+  temp_dir dir;
+  auto reporter_seen = std::make_shared<reporter_log>();
+  auto wire = std::make_shared<transport_log>();
+  {
+    caf::actor_system_config cfg;
+    cfg.set("logger.console", caf::atom("none"));
+    cfg.set("scheduler.max-threads", 2);
+    cfg.add_message_types<caf::id_block::coapfleet>();
+    caf::actor_system sys{cfg};
+    caf::scoped_actor self{sys};
+    auto reporter = sys.spawn(mock_reporter, reporter_seen);
+    auto transport = sys.spawn(mock_transport, wire);
+    agent::installer_config icfg;
+    icfg.node_id = "node-1";
+    icfg.state_dir = dir.path.string();
+    icfg.handlers.state_dir = dir.path.string();
+    icfg.handlers.timeout = 30s;
+    auto installer = agent::spawn_installer(sys, icfg, reporter, transport);
+    auto ask_status = [&] {
+      std::pair<std::string, uint32_t> out{"?", 0};
+      self->request(installer, 5s, atom::status::value)
+        .receive([&](std::string& job, uint32_t queued) { out = {job, queued}; },
+                 [&](caf::error& e) { FAIL(caf::to_string(e)); });
+      return out;
+    };
+    bool taken = false;
+    self->request(installer, 5s, atom::notify::value,
+                  installer_fixture::script_job("job-1", "echo ran > out.txt; exit 5"))
+      .receive([&](bool ok) { taken = ok; }, [&](caf::error& e) { FAIL(caf::to_string(e)); });
+    CHECK(taken);
+    self->request(installer, 5s, atom::notify::value,
+                  installer_fixture::script_job("job-2", "echo ran >> out.txt"))
+      .receive([&](bool ok) { taken = ok; }, [&](caf::error& e) { FAIL(caf::to_string(e)); });
+    CHECK(taken);
+    CHECK(eventually([&] { return ask_status() == std::pair<std::string, uint32_t>{"", 0}; }));
+    for (auto h : {caf::actor_cast<caf::actor>(installer), caf::actor_cast<caf::actor>(reporter),
+                   caf::actor_cast<caf::actor>(transport)})
+      self->send_exit(h, caf::exit_reason::user_shutdown);
+  }  // the system has stopped: its threads are done with the logs
+  CHECK(read_text(dir / "out.txt") == "ran\nran\n");
+  std::vector<node_update_state> seen;
+  for (auto& r : reporter_seen->reports)
+    seen.push_back(r.state);
+  CHECK(seen == std::vector<node_update_state>{node_update_state::installing,
+                                               node_update_state::failed,
+                                               node_update_state::installing,
+                                               node_update_state::succeeded});
+  REQUIRE(reporter_seen->reports.size() == 4);
+  CHECK(reporter_seen->reports[1].error_message == "script exited with code 5");
+}
+
+namespace {
+
+/// What an installer heard from a worker, in order.
+struct worker_log {
+  std::vector<std::string> said;
+};
+
+installer_actor::behavior_type listening_installer(installer_actor::pointer,
+                                                   std::shared_ptr<worker_log> log) {
+  return {
+    [](atom::notify, model::update_notification&) { return true; },
+    [](atom::status) -> caf::result<std::string, uint32_t> { return {std::string(), 0u}; },
+    [](atom::response, uint64_t, client_response&) {},
+    [log](atom::report, bool ok, int32_t result, std::string& msg) {
+      log->said.push_back("report " + std::to_string(ok) + " " + std::to_string(result) + " "
+                          + msg);
+    },
+    [log](atom::install, int32_t pgid) {
+      log->said.push_back(pgid > 0 ? "child" : "child reaped");
+    },
+    [](atom::deadline, uint64_t) {},
+    [](atom::tick) {},
+  };
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(coordinated_system, "install worker: names its child's process group, then reports once") {
+  temp_dir dir;
+  auto heard = std::make_shared<worker_log>();
+  auto listener = own(sys->spawn(listening_installer, heard));
+  agent::handler_run run;
+  run.note = installer_fixture::script_job("job-1", "exit 0");
+  run.cfg.state_dir = dir.path.string();
+  sys->spawn(agent::install_worker, listener, run, agent::handler_fn{agent::run_handler});
+  sched->run();
+  CHECK(heard->said == std::vector<std::string>{"child", "child reaped", "report 1 1 "});
+
+  // An unsupported package type starts no child.
+  heard->said.clear();
+  run.note.spec.package_type = "rpm";
+  sys->spawn(agent::install_worker, listener, run, agent::handler_fn{agent::run_handler});
+  sched->run();
+  CHECK(heard->said
+        == std::vector<std::string>{"report 0 6 unsupported package_type rpm"});
+}
