@@ -539,7 +539,15 @@ using installer_actor = caf::typed_actor<
   /// Block answers of the transport during a download.
   caf::reacts_to<atom::response, uint64_t, client_response>,
   /// A handler run finished (from its worker): ok, result code, message.
+  /// Heard only from the current run's worker: a late result of a run the
+  /// watchdog abandoned is ignored.
   caf::reacts_to<atom::report, bool, int32_t, std::string>,
+  /// From the current run's worker: the process group of the child it
+  /// started (0 once reaped), which the watchdog kills.
+  caf::reacts_to<atom::install, int32_t>,
+  /// The watchdog of handler run `id` (its timeout plus a grace period):
+  /// if that run has not reported, it failed.
+  caf::reacts_to<atom::deadline, uint64_t>,
   /// Retry timer for downloads.
   caf::reacts_to<atom::tick>>;
 

@@ -114,7 +114,8 @@ std::vector<std::string> exec_candidates(const std::string& argv0) {
 // -- parent side ---------------------------------------------------------------------
 
 run_info run(const std::vector<std::string>& argv, const std::string& cwd,
-             std::chrono::seconds timeout, const std::vector<std::string>& extra_env) {
+             std::chrono::seconds timeout, const std::vector<std::string>& extra_env,
+             const std::function<void(int)>& on_child = {}) {
   run_info info;
   command_result& res = info.res;
   auto start = steady::now();
@@ -191,6 +192,11 @@ run_info run(const std::vector<std::string>& argv, const std::string& cwd,
     return fail_spawn(3, fork_err, "fork: ");
   }
   setpgid(pid, pid);  // also done by the child; whichever runs first wins
+  if (on_child) on_child(pid);
+  struct reaped_notice {  // the group is no longer ours to kill once reaped
+    const std::function<void(int)>& f;
+    ~reaped_notice() { if (f) f(0); }
+  } notice{on_child};
 
   // Did exec succeed? The pipe closes on exec, or carries a spawn_error.
   spawn_error se{0, 0};
@@ -281,10 +287,6 @@ run_info run(const std::vector<std::string>& argv, const std::string& cwd,
   return finish();
 }
 
-std::chrono::seconds timeout_of(const model::job_spec& spec, const handler_config& cfg) {
-  return spec.timeout_seconds > 0 ? std::chrono::seconds(spec.timeout_seconds) : cfg.timeout;
-}
-
 std::string with_tail(std::string msg, const std::string& tail) {
   if (!tail.empty()) msg += ": " + tail;
   return msg;
@@ -332,6 +334,10 @@ install_outcome no_input(const char* msg) {
 
 }  // namespace
 
+std::chrono::seconds handler_timeout(const model::job_spec& spec, const handler_config& cfg) {
+  return spec.timeout_seconds > 0 ? std::chrono::seconds(spec.timeout_seconds) : cfg.timeout;
+}
+
 command_result run_command(const std::vector<std::string>& argv, const std::string& cwd,
                            std::chrono::seconds timeout) {
   return run(argv, cwd, timeout, {}).res;
@@ -347,26 +353,27 @@ install_outcome install_pip(const model::job_spec& spec, const handler_config& c
   std::vector<std::string> argv{cfg.pip, "install", "--disable-pip-version-check", "--no-input"};
   argv.insert(argv.end(), cfg.pip_args.begin(), cfg.pip_args.end());
   argv.insert(argv.end(), spec.packages.begin(), spec.packages.end());
-  auto timeout = timeout_of(spec, cfg);
-  return outcome_of(run(argv, cfg.state_dir, timeout, {}), "pip install", cfg.pip, timeout,
-                    model::update_result::unsupported_package_type);
+  auto timeout = handler_timeout(spec, cfg);
+  return outcome_of(run(argv, cfg.state_dir, timeout, {}, cfg.on_child), "pip install", cfg.pip,
+                    timeout, model::update_result::unsupported_package_type);
 }
 
 install_outcome install_apt(const model::job_spec& spec, const handler_config& cfg) {
   if (spec.packages.empty()) return no_input("apt job without packages");
   std::vector<std::string> argv{cfg.apt_get, "install", "-y", "--no-install-recommends"};
   argv.insert(argv.end(), spec.packages.begin(), spec.packages.end());
-  auto timeout = timeout_of(spec, cfg);
-  return outcome_of(run(argv, cfg.state_dir, timeout, {"DEBIAN_FRONTEND=noninteractive"}),
+  auto timeout = handler_timeout(spec, cfg);
+  return outcome_of(run(argv, cfg.state_dir, timeout, {"DEBIAN_FRONTEND=noninteractive"},
+                        cfg.on_child),
                     "apt-get install", cfg.apt_get, timeout,
                     model::update_result::unsupported_package_type);
 }
 
 install_outcome run_script(const model::job_spec& spec, const handler_config& cfg) {
   if (spec.script.empty()) return no_input("script job without a script");
-  auto timeout = timeout_of(spec, cfg);
-  return outcome_of(run({"sh", "-c", spec.script}, cfg.state_dir, timeout, {}), "script", "sh",
-                    timeout, model::update_result::update_failed);
+  auto timeout = handler_timeout(spec, cfg);
+  return outcome_of(run({"sh", "-c", spec.script}, cfg.state_dir, timeout, {}, cfg.on_child),
+                    "script", "sh", timeout, model::update_result::update_failed);
 }
 
 }  // namespace coapfleet::agent

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,10 @@ struct handler_config {
   std::string root = "/";              ///< install root for file jobs
   std::string state_dir = ".";         ///< cwd of scripts, downloads live here
   std::chrono::seconds timeout{600};   ///< per handler run, unless the job says otherwise
+  /// Called on the handler's thread with the process group of each child it
+  /// starts (right after fork) and with 0 once that child is reaped, so a
+  /// supervisor can kill the group if the handler itself cannot.
+  std::function<void(int pgid)> on_child;
 };
 
 /// How a handler ended, in the terms reported to the server.
@@ -41,6 +46,9 @@ struct install_outcome {
   int32_t result = 0;         ///< LwM2M update result code (model::update_result)
   std::string error_message;  ///< why it failed: command, exit code, last output lines
 };
+
+/// How long a handler may run: the job's timeout_seconds, else the configured one.
+std::chrono::seconds handler_timeout(const model::job_spec& spec, const handler_config& cfg);
 
 /// `pip install <pip_args...> <packages...>`.
 install_outcome install_pip(const model::job_spec& spec, const handler_config& cfg);

@@ -1,13 +1,15 @@
 // The installer owns the agent's update jobs: it journals every accepted
 // notification before the 2.04, runs one job at a time (download block by
 // block with resume, verify, install through the package_type handler on a
-// worker thread) and reports each step through the reporter. After a restart
-// it finishes or fails the job it was running.
+// worker thread it supervises) and reports each step through the reporter.
+// After a restart it finishes or fails the job it was running.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "actors/agent/handlers.hpp"
+#include "actors/agent/install_worker.hpp"
 #include "actors/interfaces.hpp"
 
 namespace coapfleet::agent {
@@ -19,6 +21,11 @@ struct installer_config {
   std::string state_dir = ".";  ///< journal.json and downloads/ live here
   handler_config handlers;
   int download_retries = 5;     ///< per block, after CoAP's own retransmissions
+  /// Added to a handler's timeout before the watchdog abandons its run.
+  std::chrono::seconds watchdog_grace{30};
+  /// Starts the worker of a handler run; empty: launch_detached_worker.
+  /// (Tests put workers of their own here.)
+  worker_launcher launch;
 };
 
 installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,

@@ -1,0 +1,73 @@
+// The installer's state and the steps its files share (installer.cpp: jobs,
+// journal and the supervised handler run; installer_download.cpp: the
+// block-wise artifact download). Internal to the installer actor.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "actors/agent/installer.hpp"
+#include "actors/agent/journal.hpp"
+
+namespace coapfleet::agent::installer_detail {
+
+constexpr uint8_t block_szx = 6;  // 1024-byte blocks
+constexpr int64_t block_size = 1024;
+
+struct download_state {
+  std::string path;
+  int fd = -1;
+  int64_t next_block = 0;
+  uint64_t request_id = 0;
+  int retries = 0;
+  int last_reported_decile = -1;
+};
+
+/// The handler run in progress: its worker (monitored) and the process group
+/// of the child it runs, if any.
+struct handler_run_state {
+  uint64_t id = 0;
+  caf::actor worker;  ///< invalid: no run in progress
+  int32_t pgid = 0;   ///< 0: no child process right now
+};
+
+struct installer_state {
+  static inline const char* name = "installer";
+  installer_config cfg;
+  reporter_actor reporter;
+  agent_transport_actor transport;
+  job_journal journal;        ///< as on disk: queued jobs, the current one first
+  std::string journal_path;
+  bool busy = false;          ///< the front job is being downloaded or installed
+  download_state dl;          ///< the current download, if any
+  uint64_t next_id = 1;       ///< id of the next request to the transport
+  handler_run_state run;      ///< the current handler run, if any
+  uint64_t next_run = 1;      ///< id of the next handler run (its watchdog names it)
+};
+
+using self_ptr = installer_actor::stateful_pointer<installer_state>;
+
+/// Writes the journal (errors are logged).
+void save(self_ptr self);
+/// The job at the front of the journal (the one being worked on).
+const model::update_notification& current(self_ptr self);
+/// Tells the reporter a step of the current job.
+void report(self_ptr self, model::node_update_state s, int32_t progress = -1,
+            int32_t result = -1, std::string error = {});
+/// Ends the current job (reported), forgets its download, starts the next.
+void finish(self_ptr self, bool ok, int32_t result, std::string error);
+/// Closes the download file, if open, and forgets the download.
+void close_download(self_ptr self);
+/// Starts the job at the front of the journal, unless one is running.
+void start_next(self_ptr self);
+/// Installs the current job through its handler on a supervised worker.
+void run_install(self_ptr self);
+
+/// Downloads the current job's artifact into downloads/<job>.part.
+void begin_download(self_ptr self);
+/// Asks the server for the next block.
+void request_block(self_ptr self);
+/// A block answer of the transport.
+void on_block(self_ptr self, client_response& r);
+
+}  // namespace coapfleet::agent::installer_detail

@@ -1,0 +1,234 @@
+// The agent's gateway on the test coordinator with mock metrics, reporter,
+// installer and transport actors: the test sends the typed requests the
+// transport would (GET /system, POST /updates/available), decides when and
+// how the mocks answer, and reads the coap_reply the transport gets back.
+#include "agent_test_support.hpp"
+
+#include "actors/agent/gateway.hpp"
+#include "model/json.hpp"
+
+using namespace coapfleet;
+using namespace coapfleet::agent_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+agent_system_info facts() {
+  agent_system_info f;
+  f.node_id = "node-3";
+  f.hostname = "board-3";
+  f.os = "Fixture OS 1.0";
+  f.arch = "aarch64";
+  f.kernel = "6.1.0";
+  f.cpus = 4;
+  f.memory_total_bytes = 2048;
+  f.agent_version = "9.9.9";
+  return f;
+}
+
+metrics_actor::behavior_type mock_metrics(metrics_actor::pointer) {
+  return {
+    [](atom::get) { return model::health_report{}; },
+    [](atom::info) { return facts(); },
+    [](atom::tick) {},
+  };
+}
+
+/// How the mock installer answers notifications.
+enum class verdict { accept, refuse, hold };
+
+struct installer_script {
+  verdict mode = verdict::accept;
+  caf::error refusal;
+  std::string current_job;
+  uint32_t queued = 0;
+  std::vector<model::update_notification> notes;
+};
+
+struct mock_installer_state {
+  std::vector<caf::typed_response_promise<bool>> held;
+};
+
+installer_actor::behavior_type
+mock_installer(installer_actor::stateful_pointer<mock_installer_state> self,
+               std::shared_ptr<installer_script> script) {
+  return {
+    [self, script](atom::notify, model::update_notification& n) -> caf::result<bool> {
+      script->notes.push_back(n);
+      switch (script->mode) {
+        case verdict::accept: return true;
+        case verdict::refuse: return script->refusal;
+        case verdict::hold: break;
+      }
+      auto rp = self->make_response_promise<bool>();
+      self->state.held.push_back(rp);
+      return rp;
+    },
+    [script](atom::status) -> caf::result<std::string, uint32_t> {
+      return {script->current_job, script->queued};
+    },
+    [](atom::response, uint64_t, client_response&) {},
+    [](atom::report, bool, int32_t, std::string&) {},
+    [](atom::install, int32_t) {},
+    [](atom::deadline, uint64_t) {},
+    // The test's cue: the held notifications are taken now.
+    [self](atom::tick) {
+      for (auto& rp : self->state.held)
+        rp.deliver(true);
+      self->state.held.clear();
+    },
+  };
+}
+
+struct gateway_fixture : coordinated_system {
+  std::shared_ptr<transport_log> wire = std::make_shared<transport_log>();
+  std::shared_ptr<reporter_log> reporter_seen = std::make_shared<reporter_log>();
+  std::shared_ptr<installer_script> installer_does = std::make_shared<installer_script>();
+  agent_transport_actor transport;
+  metrics_actor metrics;
+  reporter_actor reporter;
+  installer_actor installer;
+  agent_gateway_actor gateway;
+
+  gateway_fixture() {
+    transport = own(sys->spawn(mock_transport, wire));
+    metrics = own(sys->spawn(mock_metrics));
+    reporter = own(sys->spawn(mock_reporter, reporter_seen));
+    installer = own(sys->spawn(mock_installer, installer_does));
+    gateway = own(agent::spawn_agent_gateway(
+      *sys, agent::agent_gateway_peers{transport, metrics, reporter, installer,
+                                       "coap://127.1.0.250:5700"}));
+    sched->run();
+  }
+
+  /// The reply the transport got for request `id` (fails when there is none).
+  coap_reply reply_to(uint64_t id) {
+    for (auto& [rid, r] : wire->replies)
+      if (rid == id)
+        return r;
+    FAIL("no reply to request " << id);
+    return {};
+  }
+
+  bool replied(uint64_t id) {
+    for (auto& r : wire->replies)
+      if (r.first == id)
+        return true;
+    return false;
+  }
+
+  void notify(uint64_t id, const std::string& job, const std::string& node = "node-3") {
+    model::update_notification n;
+    n.job_id = job;
+    n.node_id = node;
+    n.spec.name = "tools";
+    n.spec.version = "1";
+    n.spec.package_type = "script";
+    n.spec.script = "true";
+    caf::anon_send(gateway, atom::notify::value, id, n, peer{"127.1.0.250", 5700, {}});
+    sched->run();
+  }
+};
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: GET /system combines metrics, reporter and installer") {
+  reporter_seen->registered = true;
+  installer_does->current_job = "job-9";
+  installer_does->queued = 2;
+  caf::anon_send(gateway, atom::info::value, uint64_t{17});
+  sched->run();
+  auto r = reply_to(17);
+  CHECK(r.code == 205);
+  CHECK(r.content_format == 50);
+  CHECK(has(r.payload, R"("node_id":"node-3")"));
+  CHECK(has(r.payload, R"("hostname":"board-3")"));
+  CHECK(has(r.payload, R"("os":"Fixture OS 1.0")"));
+  CHECK(has(r.payload, R"("cpus":4)"));
+  CHECK(has(r.payload, R"("agent_version":"9.9.9")"));
+  CHECK(has(r.payload, R"("server":"coap://127.1.0.250:5700")"));
+  CHECK(has(r.payload, R"("registered":true)"));
+  CHECK(has(r.payload, R"("current_job":"job-9")"));
+  CHECK(has(r.payload, R"("queued_jobs":2)"));
+
+  // Idle and not registered.
+  reporter_seen->registered = false;
+  installer_does->current_job.clear();
+  installer_does->queued = 0;
+  caf::anon_send(gateway, atom::info::value, uint64_t{18});
+  sched->run();
+  r = reply_to(18);
+  CHECK(r.code == 205);
+  CHECK(has(r.payload, R"("registered":false)"));
+  CHECK(has(r.payload, R"("current_job":null)"));
+  CHECK(has(r.payload, R"("queued_jobs":0)"));
+}
+
+TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: GET /system while the installer is gone is a 5.03") {
+  stop(installer);
+  caf::anon_send(gateway, atom::info::value, uint64_t{21});
+  sched->run();
+  auto r = reply_to(21);
+  CHECK(r.code == 503);
+  CHECK(r.content_format == 50);
+  CHECK(r.max_age != UINT32_MAX);
+  CHECK(has(r.payload, R"("error":)"));
+}
+
+TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: POST /updates/available answers 2.04 once the installer took it") {
+  installer_does->mode = verdict::hold;
+  notify(5, "job-5");
+  REQUIRE(installer_does->notes.size() == 1);
+  CHECK(installer_does->notes[0].job_id == "job-5");
+  CHECK(installer_does->notes[0].spec.script == "true");
+  CHECK_FALSE(replied(5));  // the installer has not taken it yet
+  caf::anon_send(installer, atom::tick::value);
+  sched->run();
+  auto r = reply_to(5);
+  CHECK(r.code == 204);
+  CHECK(r.content_format == 50);
+  CHECK(has(r.payload, R"("message":"Update accepted")"));
+  CHECK(has(r.payload, R"("job_id":"job-5")"));
+}
+
+TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: an installer error becomes the CoAP error with a JSON body") {
+  installer_does->mode = verdict::refuse;
+  installer_does->refusal = make_api_error(api_errc::bad_request,
+                                           "notification for node node-4, this is node node-3",
+                                           "node_id");
+  notify(6, "job-6", "node-4");
+  auto r = reply_to(6);
+  CHECK(r.code == 400);
+  CHECK(r.content_format == 50);
+  CHECK(has(r.payload, R"("error":"notification for node node-4, this is node node-3")"));
+  CHECK(has(r.payload, R"("field":"node_id")"));
+
+  installer_does->refusal = make_api_error(api_errc::internal, "journal not writable");
+  notify(7, "job-7");
+  r = reply_to(7);
+  CHECK(r.code == 500);
+  CHECK(has(r.payload, R"("error":"journal not writable")"));
+
+  installer_does->refusal = make_api_error(api_errc::unavailable, "busy");
+  notify(8, "job-8");
+  r = reply_to(8);
+  CHECK(r.code == 503);
+  CHECK(r.max_age != UINT32_MAX);
+}
+
+TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: an installer that does not answer in time is a 5.03") {
+  installer_does->mode = verdict::hold;
+  notify(9, "job-9");
+  advance(9s);
+  CHECK_FALSE(replied(9));
+  advance(1s);
+  auto r = reply_to(9);
+  CHECK(r.code == 503);
+  CHECK(r.content_format == 50);
+  CHECK(r.max_age == 5);
+  CHECK(has(r.payload, R"("error":)"));
+}
