@@ -15,10 +15,10 @@ quick=0
 build="${BUILD_DIR:-$root/build-release}"
 if [ $quick = 1 ]; then
   runs="${BENCH_RUNS:-1}"; nodes_big=300; nodes_small=100; load_s=3; fleet_s=8; job_nodes=50; agent_s=12
-  over_s=6
+  over_s=6; read_nodes=1000; readers=5
 else
   runs="${BENCH_RUNS:-3}"; nodes_big=10000; nodes_small=1000; load_s=10; fleet_s=35; job_nodes=1000; agent_s=60
-  over_s=40
+  over_s=40; read_nodes=20000; readers=20
 fi
 
 "$root/deploy/install-deps.sh" >/dev/null
@@ -199,6 +199,24 @@ over_lost=$(json_get "$work/over.json" lost)
 over_p50=$(json_get "$work/over.json" p50_ms); over_p99=$(json_get "$work/over.json" p99_ms)
 kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
 
+# -- reads never wait: GET /test while block-wise GET /nodes are read --
+r_p99=(); r_p50=(); r_complete=(); r_read=(); r_stamps=()
+for run in $(seq 1 "$runs"); do
+  port=$(free_port)
+  spid=$(start_server "$port" "$work/s7-$run.db"); pids+=("$spid")
+  "$build/coapfleet-sim" load --server "coap://127.0.0.1:$port" --nodes "$read_nodes" \
+    --base 127.5.0.0 --id-prefix rd- --duration 1 --json -q >/dev/null 2>&1 || true
+  python3 "$root/deploy/bench_reads.py" --port "$port" --client "$client" --readers "$readers" \
+    --expect-nodes "$read_nodes" >"$work/reads.json" 2>/dev/null || true
+  r_p99+=("$(json_get "$work/reads.json" test_p99_ms)"); r_p50+=("$(json_get "$work/reads.json" test_p50_ms)")
+  r_complete+=("$(json_get "$work/reads.json" readers_complete)")
+  r_read+=("$(json_get "$work/reads.json" read_s_median)")
+  r_stamps+=("$(json_get "$work/reads.json" health_timestamps_differ)")
+  kill "$spid"; wait "$spid" 2>/dev/null || true
+done
+stamps_ok=yes
+for v in "${r_stamps[@]}"; do [ "$v" = "True" ] || stamps_ok=no; done
+
 # -- the table --
 cpu_model=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 echo
@@ -219,6 +237,9 @@ printf '| %-58s | %-28s | %-22s |\n' "   server RSS, $nodes_big nodes reporting 
 printf '| %-58s | %-28s | %-22s |\n' "3. GET /nodes of $nodes_big nodes, all blocks ($got_nodes listed)" "$(median "${get_nodes[@]}") s" "< 1 s"
 printf '| %-58s | %-28s | %-22s |\n' "4. job on $job_nodes nodes: install → completed, minus 1 s install" "$(median "${job_times[@]}") s" "< 5 s"
 printf '| %-58s | %-28s | %-22s |\n' "5. agent at a 10 s interval: RSS / CPU" "$agent_rss KiB / $agent_cpu %" "< 12288 KiB / < 1 %"
+printf '| %-58s | %-28s | %-22s |\n' "6. GET /test while $readers GET /nodes of $read_nodes are read: p50 / p99" "$(median "${r_p50[@]}") / $(median "${r_p99[@]}") ms" "p99 < 5 ms"
+printf '| %-58s | %-28s | %-22s |\n' "   readers complete; median time of one whole read" "$(median "${r_complete[@]}") of $readers; $(median "${r_read[@]}") s" "all"
+printf '| %-58s | %-28s | %-22s |\n' "   GET /health 1 s apart: timestamps differ" "$stamps_ok" "yes"
 printf '| %-58s | %-28s | %-22s |\n' "overload, $over_s s: $nodes_big nodes x 8 in flight: stored / shed" "$over_ok / $over_shed per s" "excess gets 5.03"
 printf '| %-58s | %-28s | %-22s |\n' "   latency p50 / p99; lost" "$over_p50 / $over_p99 ms; $over_lost" "0 lost"
 printf '| %-58s | %-28s | %-22s |\n' "   server RSS, 2nd half of the overload (min..max)" "$rss_during_min..$rss_during_max KiB" "flat"
