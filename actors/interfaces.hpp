@@ -323,6 +323,8 @@ using forget = caf::atom_constant<caf::atom("forget")>;
 using absorbed = caf::atom_constant<caf::atom("absorbed")>;
 using remove = caf::atom_constant<caf::atom("remove")>;
 using response = caf::atom_constant<caf::atom("response")>;
+using node = caf::atom_constant<caf::atom("node")>;
+using job = caf::atom_constant<caf::atom("job")>;
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -333,6 +335,10 @@ namespace coapfleet {
 using persistence_actor = caf::typed_actor<
   /// Reads everything stored (once, at start-up).
   caf::replies_to<atom::load>::with<loaded_state>,
+  /// One node's or job's record as stored, after committing everything
+  /// pending (a supervisor restarts a dead child from it); not_found if absent.
+  caf::replies_to<atom::load, atom::node, std::string>::with<model::node_record>,
+  caf::replies_to<atom::load, atom::job, std::string>::with<model::job_record>,
   /// Durable writes: answers once they are committed (fsync'd), with an
   /// error when the transaction failed (then none of them happened).
   caf::replies_to<atom::write, write_batch>::with<bool>,
