@@ -407,6 +407,9 @@ using job_actor = caf::typed_actor<
   caf::replies_to<atom::report, model::update_report>::with<bool>,
   /// Cancel every node that has not finished.
   caf::replies_to<atom::cancel, peer>::with<model::job_record>,
+  /// Delete the job from the store unless it is running (then a bad_request);
+  /// afterwards the actor answers not_found until its supervisor ends it.
+  caf::replies_to<atom::remove, peer>::with<bool>,
   /// From the transport: the agent answered the notification (true) or not.
   caf::reacts_to<atom::notified, std::string, bool, std::string>,
   /// The job's install deadline passed.

@@ -218,39 +218,26 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
         return self->delegate(i->second, atom::cancel::value, from);
       },
       [self](atom::remove, const std::string& id, const peer& from) -> caf::result<bool> {
+        // The job decides (in order with its other changes) and drops itself
+        // from the store; once that is durable the directory forgets it.
         auto i = self->state.jobs.find(id);
         if (i == self->state.jobs.end())
           return unknown_job(id);
         auto rp = self->make_response_promise<bool>();
         auto job = i->second;
-        self->request(job, std::chrono::seconds(10), atom::get::value)
+        self->request(job, caf::infinite, atom::remove::value, from)
           .then(
-            [self, rp, id, from, job](model::job_record& rec) mutable {
-              if (rec.status == model::job_status::in_progress) {
-                rp.deliver(make_api_error(api_errc::bad_request,
-                                          "job " + id + " is running; cancel it first", "job_id",
-                                          "status", to_string(rec.status)));
-                return;
-              }
-              write_batch batch;
-              batch.ops.emplace_back(drop_job{id});
-              self->request(self->state.persistence, caf::infinite, atom::write::value,
-                            std::move(batch))
-                .then(
-                  [self, rp, id, from, job](bool) mutable {
-                    auto& st = self->state;
-                    st.jobs.erase(id);
-                    st.artifact_of.erase(id);
-                    st.order.erase(std::remove(st.order.begin(), st.order.end(), id),
-                                   st.order.end());
-                    self->unlink_from(job);
-                    self->send_exit(job, caf::exit_reason::user_shutdown);
-                    self->send(st.transport, atom::forget::value, id);
-                    self->send(st.transport, atom::changed::value, std::string("updates"));
-                    CF_INFO("job-supervisor", "job ", id, " deleted by ", from.address);
-                    rp.deliver(true);
-                  },
-                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+            [self, rp, id, from, job](bool) mutable {
+              auto& st = self->state;
+              st.jobs.erase(id);
+              st.artifact_of.erase(id);
+              st.order.erase(std::remove(st.order.begin(), st.order.end(), id), st.order.end());
+              self->unlink_from(job);
+              self->send_exit(job, caf::exit_reason::user_shutdown);
+              self->send(st.transport, atom::forget::value, id);
+              self->send(st.transport, atom::changed::value, std::string("updates"));
+              CF_INFO("job-supervisor", "job ", id, " deleted by ", from.address);
+              rp.deliver(true);
             },
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
