@@ -147,6 +147,7 @@ struct fixture {
     registry = server::spawn_registry(*sys, rc, std::move(loaded.nodes), persistence, transport);
     server::job_supervisor_config jc;
     jc.job.default_timeout = 60s;
+    jc.now = fake_now;
     artifacts = server::spawn_artifact_store(
       *sys, server::artifact_store_config{(dir / "artifacts").string(), false}, transport);
     jobs = server::spawn_job_supervisor(*sys, jc, std::move(loaded.jobs), registry, persistence,
