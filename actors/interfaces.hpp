@@ -340,6 +340,8 @@ using absorbed = caf::atom_constant<caf::atom("absorbed")>;
 using remove = caf::atom_constant<caf::atom("remove")>;
 using response = caf::atom_constant<caf::atom("response")>;
 using ok = caf::atom_constant<caf::atom("ok")>;  ///< a reply that carries nothing else
+using node = caf::atom_constant<caf::atom("node")>;
+using job = caf::atom_constant<caf::atom("job")>;
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -350,6 +352,10 @@ namespace coapfleet {
 using persistence_actor = caf::typed_actor<
   /// Reads everything stored (once, at start-up).
   caf::replies_to<atom::load>::with<loaded_state>,
+  /// One node's or job's record as stored, after committing everything
+  /// pending (a supervisor restarts a dead child from it); not_found if absent.
+  caf::replies_to<atom::load, atom::node, std::string>::with<model::node_record>,
+  caf::replies_to<atom::load, atom::job, std::string>::with<model::job_record>,
   /// Durable writes: answers once they are committed (fsync'd), with an
   /// error when the transaction failed (then none of them happened).
   caf::replies_to<atom::write, write_batch>::with<bool>,
@@ -418,6 +424,9 @@ using job_actor = caf::typed_actor<
   caf::replies_to<atom::report, model::update_report>::with<bool>,
   /// Cancel every node that has not finished.
   caf::replies_to<atom::cancel, peer>::with<model::job_record>,
+  /// Delete the job from the store unless it is running (then a bad_request);
+  /// afterwards the actor answers not_found until its supervisor ends it.
+  caf::replies_to<atom::remove, peer>::with<bool>,
   /// From the transport: the agent answered the notification (true) or not.
   caf::reacts_to<atom::notified, std::string, bool, std::string>,
   /// The job's install deadline passed.

@@ -1,5 +1,6 @@
 // A job actor owns one update job: its targets, every node's state in it,
 // the job's status and its deadline. It notifies agents through the transport.
+// Commit, then change: it answers and publishes a change once it is durable.
 #pragma once
 
 #include <chrono>

@@ -1,6 +1,7 @@
 #include "actors/server/job_supervisor.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <random>
 #include <unordered_map>
@@ -12,10 +13,36 @@ namespace coapfleet::server {
 
 namespace {
 
+// Supervision of one job actor (the supervisor monitors it, not linked):
+//
+//   running ──down──► restarting ──record loaded──► running (new actor, route sent again)
+//                        │   requests for the job wait here, then go to the new actor
+//                        ├── more than max_restarts within restart_window ──► down
+//                        ├── the load failed ──────────────────────────────► down
+//                        └── the store no longer has it (deleted) ─────────► gone
+//   down: requests for the job answer 5.00 naming it.
+//
+// A job restarts from the store, read through the persistence actor: a write
+// the dead actor sent is in the persistence actor's mailbox ahead of the
+// read, so the store has it (or it failed), and the new actor holds exactly
+// what is durable. The supervisor holds no copy of a job's record that
+// could lag behind it.
+
+/// A job's actor, or why there is none right now.
+struct job_entry {
+  job_actor actor;                      ///< invalid while restarting or down
+  bool down = false;                    ///< restarted too often: stays down
+  std::vector<model::millis> restarts;  ///< times of recent restarts
+  /// Work for the job held while it restarts: called with the new actor, or
+  /// with the error its requests get.
+  std::vector<std::function<void(const caf::expected<job_actor>&)>> waiting;
+};
+
 struct job_supervisor_state {
   static inline const char* name = "job-supervisor";
   job_supervisor_config cfg;
-  std::unordered_map<std::string, job_actor> jobs;
+  std::unordered_map<std::string, job_entry> jobs;
+  std::unordered_map<caf::actor_id, std::string> job_of;  ///< live job actor → job id
   std::vector<std::string> order;  ///< creation order, for listings
   std::unordered_map<std::string, bool> creating;
   /// File jobs: job id -> the artifact it names.
@@ -25,6 +52,16 @@ struct job_supervisor_state {
   transport_actor transport;
   artifact_store_actor artifacts;
   std::mt19937_64 rng{std::random_device{}()};
+
+  job_supervisor_state() = default;
+  job_supervisor_state(const job_supervisor_state&) = delete;
+  job_supervisor_state& operator=(const job_supervisor_state&) = delete;
+  /// Job actors end with the supervisor, however it ends.
+  ~job_supervisor_state() {
+    for (auto& kv : jobs)
+      if (kv.second.actor)
+        caf::anon_send_exit(kv.second.actor, caf::exit_reason::user_shutdown);
+  }
 };
 
 using self_ptr = job_supervisor_actor::stateful_pointer<job_supervisor_state>;
@@ -50,18 +87,159 @@ caf::error unknown_job(const std::string& id) {
   return make_api_error(api_errc::not_found, "job not found", "job_id", "job_id", id);
 }
 
+caf::error job_down(const std::string& id) {
+  return make_api_error(api_errc::internal,
+                        "job " + id + " is unavailable: its actor failed too often", "job_id",
+                        "job_id", id);
+}
+
+/// Spawns the actor of a job, monitors it and routes the transport to it.
+job_actor start_job(self_ptr self, model::job_record rec) {
+  auto& st = self->state;
+  auto id = rec.job_id;
+  auto j = spawn_job(self->system(), std::move(rec), st.cfg.job, st.registry, st.persistence,
+                     st.transport);
+  self->monitor(j);
+  st.job_of.emplace(j.id(), id);
+  self->send(st.transport, atom::route::value, id, j);
+  return j;
+}
+
 job_actor add_job(self_ptr self, model::job_record rec) {
   auto& st = self->state;
   auto id = rec.job_id;
   if (rec.spec.package_type == "file")
     st.artifact_of[id] = rec.spec.artifact;
-  auto j = spawn_job(self->system(), std::move(rec), st.cfg.job, st.registry, st.persistence,
-                     st.transport);
-  self->link_to(j);  // job actors end with the supervisor
-  self->send(st.transport, atom::route::value, id, j);
-  st.jobs.emplace(id, j);
+  auto j = start_job(self, std::move(rec));
+  st.jobs[id].actor = j;
   st.order.push_back(id);
   return j;
+}
+
+/// Runs `f` with the job's actor: now, once it is back, or with the error.
+template <class F>
+void with_job(job_entry& e, const std::string& id, F f) {
+  if (e.actor)
+    f(e.actor);
+  else if (e.down)
+    f(job_down(id));
+  else
+    e.waiting.push_back(std::move(f));
+}
+
+void release_waiting(job_entry& e, const caf::expected<job_actor>& to) {
+  auto waiting = std::move(e.waiting);
+  e.waiting.clear();
+  for (auto& f : waiting)
+    f(to);
+}
+
+/// Sends a request for a job on to its actor (once it is back, while it
+/// restarts); a job that stays down answers 5.00 naming it.
+template <class T, class... Ts>
+caf::result<T> forward(self_ptr self, const std::string& id, Ts... xs) {
+  auto i = self->state.jobs.find(id);
+  if (i == self->state.jobs.end())
+    return unknown_job(id);
+  auto& e = i->second;
+  if (e.actor)
+    return self->delegate(e.actor, std::move(xs)...);
+  if (e.down)
+    return job_down(id);
+  auto rp = self->make_response_promise<T>();
+  e.waiting.push_back([rp, xs...](const caf::expected<job_actor>& a) mutable {
+    if (a)
+      rp.delegate(*a, xs...);
+    else
+      rp.deliver(a.error());
+  });
+  return rp;
+}
+
+/// A job is gone (deleted): its actor ends, its resources go.
+void forget_job(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.jobs.find(id);
+  if (i == st.jobs.end())
+    return;
+  auto e = std::move(i->second);
+  st.jobs.erase(i);
+  if (e.actor) {
+    st.job_of.erase(e.actor.id());
+    self->demonitor(e.actor.address());
+    self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+  }
+  release_waiting(e, unknown_job(id));
+  st.artifact_of.erase(id);
+  st.order.erase(std::remove(st.order.begin(), st.order.end(), id), st.order.end());
+  self->send(st.transport, atom::forget::value, id);
+  self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
+             urgency::control);
+}
+
+/// A job actor went down: restart it from the store, unless it did so too often.
+void job_went_down(self_ptr self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  auto k = st.job_of.find(msg.source.id());
+  if (k == st.job_of.end())
+    return;  // not a child any more
+  auto id = std::move(k->second);
+  st.job_of.erase(k);
+  auto& e = st.jobs[id];
+  e.actor = nullptr;
+  CF_WARN("job-supervisor", "job actor of ", id, " went down: ", caf::to_string(msg.reason));
+  auto now = st.cfg.now();
+  auto since = now - static_cast<model::millis>(st.cfg.restart_window.count());
+  e.restarts.erase(std::remove_if(e.restarts.begin(), e.restarts.end(),
+                                  [since](model::millis t) { return t <= since; }),
+                   e.restarts.end());
+  if (e.restarts.size() >= st.cfg.max_restarts) {
+    CF_ERROR("job-supervisor", "job actor of ", id, " went down ", e.restarts.size() + 1,
+             " times within ", st.cfg.restart_window.count() / 1000,
+             " s: it stays down, its requests answer 5.00");
+    e.down = true;
+    release_waiting(e, job_down(id));
+    return;
+  }
+  e.restarts.push_back(now);
+  self->request(st.persistence, caf::infinite, atom::load::value, atom::job::value, id)
+    .then(
+      [self, id](model::job_record& rec) {
+        auto& st = self->state;
+        auto i = st.jobs.find(id);
+        if (i == st.jobs.end() || i->second.actor)
+          return;
+        auto running = rec.status == model::job_status::in_progress;
+        auto status = rec.status;
+        auto j = start_job(self, std::move(rec));
+        i->second.actor = j;
+        CF_INFO("job-supervisor", "job actor of ", id, " restarted from the store (",
+                to_string(status), ")");
+        if (running)
+          self->send(j, atom::resume::value);
+        // A change it committed may not have been published before it died.
+        self->send(st.transport, atom::changed::value, resource{resource_kind::job_status, id},
+                   urgency::control);
+        self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
+                   urgency::control);
+        release_waiting(i->second, j);
+      },
+      [self, id](caf::error& err) {
+        auto& st = self->state;
+        auto i = st.jobs.find(id);
+        if (i == st.jobs.end())
+          return;
+        if (err.category() == api_category
+            && err.code() == static_cast<uint8_t>(api_errc::not_found)) {
+          CF_INFO("job-supervisor", "job ", id, " is no longer stored: dropped");
+          forget_job(self, id);
+          return;
+        }
+        CF_ERROR("job-supervisor", "job actor of ", id,
+                 " cannot be restarted, it stays down: ", caf::to_string(err));
+        i->second.down = true;
+        release_waiting(i->second, job_down(id));
+      });
 }
 
 /// Persists a new job, then spawns its actor and answers.
@@ -113,29 +291,36 @@ struct job_collector {
 };
 
 /// Asks each job for its record; answers them in the given order (those
-/// that answered), only the unfinished ones if asked so.
+/// that answered), only the unfinished ones if asked so. A restarting job
+/// answers once it is back; a job that stays down is left out.
 caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
-                                                            const std::vector<job_actor>& jobs,
+                                                            const std::vector<std::string>& ids,
                                                             bool unfinished_only) {
   auto c = std::make_shared<job_collector>();
   c->rp = self->make_response_promise<std::vector<model::job_record>>();
   c->unfinished_only = unfinished_only;
-  if (jobs.empty()) {
+  if (ids.empty()) {
     c->rp.deliver(std::vector<model::job_record>{});
     return c->rp;
   }
-  c->out.resize(jobs.size());
-  c->have.assign(jobs.size(), false);
-  c->pending = jobs.size();
-  for (size_t k = 0; k < jobs.size(); ++k)
-    self->request(jobs[k], std::chrono::seconds(10), atom::get::value)
-      .then(
-        [c, k](model::job_record& r) {
-          c->out[k] = std::move(r);
-          c->have[k] = true;
-          c->done_one();
-        },
-        [c](caf::error&) { c->done_one(); });
+  c->out.resize(ids.size());
+  c->have.assign(ids.size(), false);
+  c->pending = ids.size();
+  for (size_t k = 0; k < ids.size(); ++k) {
+    auto ask = [self, c, k](const caf::expected<job_actor>& j) {
+      if (!j)
+        return c->done_one();
+      self->request(*j, std::chrono::seconds(10), atom::get::value)
+        .then(
+          [c, k](model::job_record& r) {
+            c->out[k] = std::move(r);
+            c->have[k] = true;
+            c->done_one();
+          },
+          [c](caf::error&) { c->done_one(); });
+    };
+    with_job(self->state.jobs[ids[k]], ids[k], ask);
+  }
   return c->rp;
 }
 
@@ -157,6 +342,7 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
     st.registry = std::move(registry);
     st.persistence = std::move(persistence);
     st.transport = std::move(transport);
+    self->set_down_handler([self](caf::down_msg& msg) { job_went_down(self, msg); });
     size_t resumed = 0;
     for (auto& rec : jobs) {
       bool running = rec.status == model::job_status::in_progress;
@@ -194,85 +380,54 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
       },
       [self](atom::install, const std::string& id,
              const peer& from) -> caf::result<model::job_record> {
-        auto i = self->state.jobs.find(id);
-        if (i == self->state.jobs.end())
-          return unknown_job(id);
-        return self->delegate(i->second, atom::install::value, from);
+        return forward<model::job_record>(self, id, atom::install::value, from);
       },
       [self](atom::status, const std::string& id) -> caf::result<model::job_record> {
-        auto i = self->state.jobs.find(id);
-        if (i == self->state.jobs.end())
-          return unknown_job(id);
-        return self->delegate(i->second, atom::get::value);
+        return forward<model::job_record>(self, id, atom::get::value);
       },
       [self](atom::report, model::update_report& r, const peer&) -> caf::result<bool> {
-        auto i = self->state.jobs.find(r.job_id);
-        if (i == self->state.jobs.end())
-          return unknown_job(r.job_id);
-        return self->delegate(i->second, atom::report::value, std::move(r));
+        auto id = r.job_id;
+        return forward<bool>(self, id, atom::report::value, std::move(r));
       },
       [self](atom::cancel, const std::string& id,
              const peer& from) -> caf::result<model::job_record> {
-        auto i = self->state.jobs.find(id);
-        if (i == self->state.jobs.end())
-          return unknown_job(id);
-        return self->delegate(i->second, atom::cancel::value, from);
+        return forward<model::job_record>(self, id, atom::cancel::value, from);
       },
       [self](atom::remove, const std::string& id, const peer& from) -> caf::result<bool> {
+        // The job decides (in order with its other changes) and drops itself
+        // from the store; once that is durable the directory forgets it.
         auto i = self->state.jobs.find(id);
         if (i == self->state.jobs.end())
           return unknown_job(id);
         auto rp = self->make_response_promise<bool>();
-        auto job = i->second;
-        self->request(job, std::chrono::seconds(10), atom::get::value)
-          .then(
-            [self, rp, id, from, job](model::job_record& rec) mutable {
-              if (rec.status == model::job_status::in_progress) {
-                rp.deliver(make_api_error(api_errc::bad_request,
-                                          "job " + id + " is running; cancel it first", "job_id",
-                                          "status", to_string(rec.status)));
-                return;
-              }
-              write_batch batch;
-              batch.ops.emplace_back(drop_job{id});
-              self->request(self->state.persistence, caf::infinite, atom::write::value,
-                            std::move(batch))
-                .then(
-                  [self, rp, id, from, job](bool) mutable {
-                    auto& st = self->state;
-                    st.jobs.erase(id);
-                    st.artifact_of.erase(id);
-                    st.order.erase(std::remove(st.order.begin(), st.order.end(), id),
-                                   st.order.end());
-                    self->unlink_from(job);
-                    self->send_exit(job, caf::exit_reason::user_shutdown);
-                    self->send(st.transport, atom::forget::value, id);
-                    self->send(st.transport, atom::changed::value,
-                               resource{resource_kind::updates, {}}, urgency::control);
-                    CF_INFO("job-supervisor", "job ", id, " deleted by ", from.address);
-                    rp.deliver(true);
-                  },
-                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-            },
-            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        auto drop = [self, rp, id, from](const caf::expected<job_actor>& j) mutable {
+          if (!j) {
+            rp.deliver(j.error());
+            return;
+          }
+          self->request(*j, caf::infinite, atom::remove::value, from)
+            .then(
+              [self, rp, id, from](bool) mutable {
+                forget_job(self, id);
+                CF_INFO("job-supervisor", "job ", id, " deleted by ", from.address);
+                rp.deliver(true);
+              },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        };
+        with_job(i->second, id, drop);
         return rp;
       },
       [self](atom::list) -> caf::result<std::vector<model::job_record>> {
-        auto& st = self->state;
-        std::vector<job_actor> all;
-        all.reserve(st.order.size());
-        for (auto& id : st.order)
-          all.push_back(st.jobs[id]);
-        return collect_records(self, all, false);
+        return collect_records(self, self->state.order, false);
       },
       [self](atom::uses, const std::string& artifact)
         -> caf::result<std::vector<model::job_record>> {
         auto& st = self->state;
-        std::vector<job_actor> named;
+        std::vector<std::string> named;
         for (auto& id : st.order) {
           auto a = st.artifact_of.find(id);
           if (a != st.artifact_of.end() && a->second == artifact)
-            named.push_back(st.jobs[id]);
+            named.push_back(id);
         }
         return collect_records(self, named, true);
       },

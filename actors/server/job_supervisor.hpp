@@ -1,9 +1,12 @@
 // The job supervisor owns the job directory (job_id → job actor): it creates
-// jobs durably, routes every job request to its actor and lists them.
+// jobs durably, routes every job request to its actor and lists them. It
+// monitors the job actors and restarts a dead one from the store.
 #pragma once
 
+#include <chrono>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/server/job.hpp"
 
@@ -11,6 +14,12 @@ namespace coapfleet::server {
 
 struct job_supervisor_config {
   job_config job;
+  /// A job actor that dies is restarted at most this often within
+  /// `restart_window`; after that it stays down (its requests answer 5.00).
+  uint32_t max_restarts = 3;
+  std::chrono::milliseconds restart_window{std::chrono::minutes(1)};
+  /// Where "now" comes from for the restart window (tests replace it).
+  model::millis (*now)() = now_millis;
 };
 
 /// Spawns the supervisor with the jobs loaded from the store; in-progress

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <algorithm>
 #include <unordered_map>
 
 #include "common/log.hpp"
@@ -84,6 +85,38 @@ void commit_now(self_ptr self) {
   }
 }
 
+/// A supervisor restarts a dead child from this: first everything pending
+/// is committed (a write the child sent before it died is in the mailbox
+/// ahead of this request, so it is either durable now or failed), then the
+/// store is read. The latest health not yet committed (kept from a failed
+/// commit) is laid over the stored one.
+/// The store reads whole tables only: O(fleet) per restart, which restart
+/// limits keep rare; a by-id SELECT in the store would make it O(1).
+caf::result<model::node_record> load_node(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  commit_now(self);
+  for (auto& n : st.db->load_nodes()) {
+    if (n.reg.node_id != id)
+      continue;
+    if (auto i = st.dirty_health.find(id); i != st.dirty_health.end()) {
+      n.health = i->second.health;
+      n.has_health = true;
+      n.health_at = i->second.at;
+      n.last_seen = std::max(n.last_seen, i->second.at);
+    }
+    return n;
+  }
+  return make_api_error(api_errc::not_found, "node not registered", "node_id", "node_id", id);
+}
+
+caf::result<model::job_record> load_job(self_ptr self, const std::string& id) {
+  commit_now(self);
+  for (auto& j : self->state.db->load_jobs())
+    if (j.job_id == id)
+      return j;
+  return make_api_error(api_errc::not_found, "job not found", "job_id", "job_id", id);
+}
+
 void schedule_commit(self_ptr self) {
   if (!self->state.commit_scheduled) {
     self->state.commit_scheduled = true;
@@ -105,6 +138,21 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
       if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 5) != 0)
         CF_DEBUG("persistence", "cannot lower the thread's priority");
     }
+    // A stop commits what is pending (the latest health above all, which
+    // nobody waits for) before the actor goes. An exit with reason `kill`
+    // cannot be intercepted: a graceful stop uses another reason.
+    self->set_exit_handler([self](caf::exit_msg& msg) {
+      if (!msg.reason)
+        return;  // a linked actor ended normally: not a stop
+      auto& st = self->state;
+      CF_INFO("persistence", "stopping (", caf::to_string(msg.reason), "): committing ",
+              st.pending.size(), " writes and the health of ", st.dirty_health.size(),
+              " nodes");
+      commit_now(self);
+      if (!st.dirty_health.empty() || !st.pending.empty())
+        CF_ERROR("persistence", "stopped with uncommitted writes: ", st.db->last_error());
+      self->quit(msg.reason);
+    });
     return {
       [self](atom::load) -> loaded_state {
         loaded_state out;
@@ -114,6 +162,10 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
                 " from ", self->state.db->path());
         return out;
       },
+      [self](atom::load, atom::node, const std::string& id) {
+        return load_node(self, id);
+      },
+      [self](atom::load, atom::job, const std::string& id) { return load_job(self, id); },
       [self](atom::write, write_batch& batch) -> caf::result<bool> {
         auto& st = self->state;
         for (auto& op : batch.ops)

@@ -1,5 +1,6 @@
 // The persistence actor owns the SQLite store (the only code that touches it)
 // and group-commits: every write queued while a commit runs joins the next one.
+// A stop commits what is pending; supervisors read a dead child back from it.
 #pragma once
 
 #include <chrono>

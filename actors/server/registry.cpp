@@ -1,8 +1,10 @@
 #include "actors/server/registry.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
+#include <unordered_map>
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
@@ -12,6 +14,21 @@ namespace coapfleet::server {
 
 namespace {
 
+// Supervision of one node actor (the registry monitors it, not linked):
+//
+//   running ──down──► restarting ──record loaded──► running (new actor, route sent again)
+//                        │   requests for the node wait here, then go to the new actor
+//                        ├── more than max_restarts within restart_window ──► down
+//                        └── the load failed ──────────────────────────────► down
+//   down: requests for the node answer 5.00 naming it; listings leave it out.
+//
+// A node restarts from the store, read through the persistence actor, which
+// first commits what is pending: its registration is what this registry
+// committed, its latest health what the persistence actor took. The registry
+// keeps no full copy of either (that would double the memory of a million
+// nodes). Health reports that the transport hands the dead actor before the
+// new route arrives are lost: telemetry, the next one is an interval away.
+
 struct node_entry {
   node_actor actor;
   node_summary summary;
@@ -20,15 +37,69 @@ struct node_entry {
   model::millis registered_at = 0;
 };
 
+/// Restart bookkeeping of a node whose actor died (few, so apart from node_entry).
+struct node_restarts {
+  bool down = false;                 ///< restarted too often: stays down
+  std::vector<model::millis> times;  ///< of recent restarts
+  /// Work for the node held while it restarts: called with the new actor, or
+  /// with the error its requests get.
+  std::vector<std::function<void(const caf::expected<node_actor>&)>> waiting;
+};
+
+using node_map = std::map<std::string, node_entry>;
+
 struct registry_state {
   static inline const char* name = "registry";
   registry_config cfg;
-  std::map<std::string, node_entry> nodes;  ///< sorted: listings come out in order
+  node_map nodes;  ///< sorted: listings come out in order
+  /// Live node actor → its node id (a key of `nodes`), sorted by actor id:
+  /// 16 bytes a node where a hash map takes about 40.
+  std::vector<std::pair<caf::actor_id, const std::string*>> node_of;
+  std::unordered_map<std::string, node_restarts> restarts;
   persistence_actor persistence;
   transport_actor transport;
+
+  registry_state() = default;
+  registry_state(const registry_state&) = delete;
+  registry_state& operator=(const registry_state&) = delete;
+  /// Node actors end with the registry, however it ends.
+  ~registry_state() {
+    for (auto& kv : nodes)
+      if (kv.second.actor)
+        caf::anon_send_exit(kv.second.actor, caf::exit_reason::user_shutdown);
+  }
 };
 
 using self_ptr = registry_actor::stateful_pointer<registry_state>;
+
+caf::error node_down(const std::string& id) {
+  return make_api_error(api_errc::internal,
+                        "node " + id + " is unavailable: its actor failed too often", "node_id",
+                        "node_id", id);
+}
+
+bool is_down(registry_state& st, node_map::iterator i) {
+  if (i->second.actor)
+    return false;
+  auto r = st.restarts.find(i->first);
+  return r != st.restarts.end() && r->second.down;
+}
+
+/// Spawns a node's actor, monitors it and routes the transport to it.
+void start_node(self_ptr self, node_map::iterator i, model::node_record record) {
+  auto& st = self->state;
+  auto& e = i->second;
+  e.actor = spawn_node(self->system(), std::move(record), st.cfg.liveness,
+                       caf::actor_cast<registry_actor>(self), st.persistence);
+  self->monitor(e.actor);
+  auto aid = e.actor.id();
+  auto at = std::lower_bound(st.node_of.begin(), st.node_of.end(), aid,
+                             [](const auto& x, caf::actor_id k) { return x.first < k; });
+  st.node_of.insert(at, {aid, &i->first});
+  // The route goes out before any answer about this node: the transport
+  // processes its mailbox in order, so a PUT /health right after the 2.01 finds it.
+  self->send(st.transport, atom::route::value, i->first, e.actor);
+}
 
 void add_node(self_ptr self, model::node_record record) {
   auto& st = self->state;
@@ -38,13 +109,75 @@ void add_node(self_ptr self, model::node_record record) {
   e.port = record.reg.port;
   e.registered_at = record.registered_at;
   e.summary.node_id = id;
-  e.actor = spawn_node(self->system(), std::move(record), st.cfg.liveness,
-                       caf::actor_cast<registry_actor>(self), st.persistence);
-  self->link_to(e.actor);  // node actors end with the registry
-  // The route goes out before any answer about this node: the transport
-  // processes its mailbox in order, so a PUT /health right after the 2.01 finds it.
-  self->send(st.transport, atom::route::value, id, e.actor);
-  st.nodes.emplace(id, std::move(e));
+  auto i = st.nodes.emplace(id, std::move(e)).first;
+  start_node(self, i, std::move(record));
+}
+
+/// Runs `f` with the node's actor: now, once it is back, or with the error.
+template <class F>
+void with_node(registry_state& st, node_map::iterator i, F f) {
+  if (i->second.actor)
+    return f(i->second.actor);
+  auto& r = st.restarts[i->first];
+  if (r.down)
+    f(node_down(i->first));
+  else
+    r.waiting.push_back(std::move(f));
+}
+
+void release_waiting(node_restarts& r, const caf::expected<node_actor>& to) {
+  auto waiting = std::move(r.waiting);
+  r.waiting.clear();
+  for (auto& f : waiting)
+    f(to);
+}
+
+/// A node actor went down: restart it from the store, unless it did so too often.
+void node_went_down(self_ptr self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  auto aid = msg.source.id();
+  auto at = std::lower_bound(st.node_of.begin(), st.node_of.end(), aid,
+                             [](const auto& x, caf::actor_id k) { return x.first < k; });
+  if (at == st.node_of.end() || at->first != aid)
+    return;  // not a child any more
+  auto id = *at->second;
+  st.node_of.erase(at);
+  auto i = st.nodes.find(id);
+  i->second.actor = nullptr;
+  CF_WARN("registry", "node actor of ", id, " went down: ", caf::to_string(msg.reason));
+  auto& r = st.restarts[id];
+  auto now = st.cfg.liveness.now();
+  auto since = now - static_cast<model::millis>(st.cfg.restart_window.count());
+  r.times.erase(std::remove_if(r.times.begin(), r.times.end(),
+                               [since](model::millis t) { return t <= since; }),
+                r.times.end());
+  if (r.times.size() >= st.cfg.max_restarts) {
+    CF_ERROR("registry", "node actor of ", id, " went down ", r.times.size() + 1,
+             " times within ", st.cfg.restart_window.count() / 1000,
+             " s: it stays down, its requests answer 5.00");
+    r.down = true;
+    release_waiting(r, node_down(id));
+    return;
+  }
+  r.times.push_back(now);
+  self->request(st.persistence, caf::infinite, atom::load::value, atom::node::value, id)
+    .then(
+      [self, id](model::node_record& rec) {
+        auto& st = self->state;
+        auto i = st.nodes.find(id);
+        if (i == st.nodes.end() || i->second.actor)
+          return;
+        start_node(self, i, std::move(rec));
+        CF_INFO("registry", "node actor of ", id, " restarted from the store");
+        release_waiting(st.restarts[id], i->second.actor);
+      },
+      [self, id](caf::error& err) {
+        CF_ERROR("registry", "node actor of ", id, " cannot be restarted, it stays down: ",
+                 caf::to_string(err));
+        auto& r = self->state.restarts[id];
+        r.down = true;
+        release_waiting(r, node_down(id));
+      });
 }
 
 /// Collects the answers of a fan-out to node actors.
@@ -82,6 +215,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
     st.cfg = cfg;
     st.persistence = std::move(persistence);
     st.transport = std::move(transport);
+    self->set_down_handler([self](caf::down_msg& msg) { node_went_down(self, msg); });
     for (auto& n : nodes)
       add_node(self, std::move(n));
     CF_INFO("registry", "started with ", st.nodes.size(), " nodes");
@@ -91,6 +225,8 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         auto& st = self->state;
         auto now = st.cfg.liveness.now();
         auto i = st.nodes.find(reg.node_id);
+        if (i != st.nodes.end() && is_down(st, i))
+          return node_down(reg.node_id);
         auto registered_at = i != st.nodes.end() ? i->second.registered_at : now;
         write_batch batch;
         batch.ops.emplace_back(put_node{reg, registered_at, now});
@@ -114,7 +250,14 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                          reg.ip_address, ":", reg.port);
                 i->second.ip_address = reg.ip_address;
                 i->second.port = reg.port;
-                self->send(i->second.actor, atom::enroll::value, std::move(reg), now);
+                if (is_down(st, i)) {  // it went down during the commit
+                  rp.deliver(node_down(reg.node_id));
+                  return;
+                }
+                with_node(st, i, [self, reg, now](const caf::expected<node_actor>& a) {
+                  if (a)
+                    self->send(*a, atom::enroll::value, reg, now);
+                });
               }
               // Control changes: the 2.01 leaves once GET /nodes and /health show it.
               self->send(self->state.transport, atom::changed::value,
@@ -129,33 +272,42 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       [self](atom::list,
              const node_filter& filter) -> caf::result<std::vector<model::node_record>> {
         auto& st = self->state;
+        std::vector<node_map::iterator> targets;
+        if (!filter.node_id.empty()) {
+          auto i = st.nodes.find(filter.node_id);
+          if (i != st.nodes.end()) {
+            if (is_down(st, i))
+              return node_down(i->first);
+            targets.push_back(i);
+          }
+        } else {
+          targets.reserve(st.nodes.size());
+          for (auto i = st.nodes.begin(); i != st.nodes.end(); ++i)
+            targets.push_back(i);
+        }
         auto c = std::make_shared<node_collector>();
         c->rp = self->make_response_promise<std::vector<model::node_record>>();
         c->status_filter = filter.status;
-        std::vector<node_actor> targets;
-        if (!filter.node_id.empty()) {
-          auto i = st.nodes.find(filter.node_id);
-          if (i != st.nodes.end())
-            targets.push_back(i->second.actor);
-        } else {
-          targets.reserve(st.nodes.size());
-          for (auto& kv : st.nodes)
-            targets.push_back(kv.second.actor);
-        }
         c->expected = targets.size();
         c->out.reserve(targets.size());
         if (targets.empty()) {
           c->rp.deliver(std::vector<model::node_record>{});
           return c->rp;
         }
-        for (auto& t : targets)
-          self->request(t, std::chrono::seconds(10), atom::get::value)
+        // A restarting node answers once it is back; one that stays down is left out.
+        auto ask = [self, c](const caf::expected<node_actor>& a) {
+          if (!a)
+            return c->done_one();
+          self->request(*a, std::chrono::seconds(10), atom::get::value)
             .then(
               [c](model::node_record& r) {
                 c->out.emplace_back(std::move(r));
                 c->done_one();
               },
               [c](caf::error&) { c->done_one(); });
+        };
+        for (auto i : targets)
+          with_node(st, i, ask);
         return c->rp;
       },
       [self](atom::health) -> model::fleet_health {

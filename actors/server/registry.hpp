@@ -1,7 +1,9 @@
 // The node registry owns the node directory (node_id → node actor) and a
-// summary of every node's liveness and health for fleet-wide views.
+// summary of every node's liveness and health for fleet-wide views. It
+// monitors the node actors and restarts a dead one from the store.
 #pragma once
 
+#include <chrono>
 #include <vector>
 
 #include "actors/interfaces.hpp"
@@ -10,7 +12,11 @@
 namespace coapfleet::server {
 
 struct registry_config {
-  liveness_config liveness;
+  liveness_config liveness;  ///< its clock also times the restart window
+  /// A node actor that dies is restarted at most this often within
+  /// `restart_window`; after that it stays down (its requests answer 5.00).
+  uint32_t max_restarts = 3;
+  std::chrono::milliseconds restart_window{std::chrono::minutes(1)};
 };
 
 /// Spawns the registry with the nodes loaded from the store; it spawns a node

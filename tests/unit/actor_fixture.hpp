@@ -1,0 +1,299 @@
+// The fixture of the commit and supervision tests: the real registry, node,
+// job, supervisor and persistence actors on CAF's test_coordinator, a real
+// SQLite file, and a mock transport that records what would go on the wire.
+// Requests go out from small probe actors: `ask` runs the system and requires
+// an answer; `ask_later` leaves the running to the test, so it can look at
+// the system while a commit is in flight.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include <caf/scheduler/test_coordinator.hpp>
+#include <sqlite3.h>
+
+#include "actors/interfaces.hpp"
+#include "common/log.hpp"
+#include "actors/server/artifact_store.hpp"
+#include "actors/server/job_supervisor.hpp"
+#include "actors/server/persistence.hpp"
+#include "actors/server/registry.hpp"
+
+namespace coapfleet::actor_test {
+
+using namespace std::chrono_literals;
+
+inline model::millis fake_now_value = 1'000'000;
+inline model::millis fake_now() { return fake_now_value; }
+
+/// What the mock transport saw.
+struct wire_log {
+  std::vector<std::pair<std::string, node_actor>> routes;
+  std::vector<std::pair<std::string, job_actor>> job_routes;
+  std::vector<std::tuple<job_actor, std::string, uint16_t, model::update_notification>> notes;
+  std::vector<std::string> changed;
+  std::vector<std::string> forgotten;
+
+  /// The newest route for a node / job.
+  node_actor node(const std::string& id) const {
+    for (auto i = routes.rbegin(); i != routes.rend(); ++i)
+      if (i->first == id)
+        return i->second;
+    return {};
+  }
+  job_actor job(const std::string& id) const {
+    for (auto i = job_routes.rbegin(); i != job_routes.rend(); ++i)
+      if (i->first == id)
+        return i->second;
+    return {};
+  }
+  size_t routes_of(const std::string& id) const {
+    size_t n = 0;
+    for (auto& r : routes)
+      n += r.first == id;
+    return n;
+  }
+  bool saw_changed(const std::string& path) const {
+    return std::find(changed.begin(), changed.end(), path) != changed.end();
+  }
+  void clear() {
+    notes.clear();
+    changed.clear();
+  }
+};
+
+inline transport_actor::behavior_type mock_transport(transport_actor::pointer,
+                                                     std::shared_ptr<wire_log> log) {
+  return {
+    [log](atom::route, std::string& id, node_actor& a) { log->routes.emplace_back(id, a); },
+    [log](atom::notify, job_actor& job, std::string& ip, uint16_t port,
+          model::update_notification& n) { log->notes.emplace_back(job, ip, port, n); },
+    [](atom::reply, uint64_t, coap_reply&) {},
+    [](atom::reply, uint64_t, model::fleet_health&) {},
+    [](atom::reply, uint64_t, model::system_info&) {},
+    [](atom::reply, uint64_t, model::nodes_listing&) {},
+    [](atom::artifact, artifact_blob&) {},
+    [log](atom::route, std::string& id, job_actor& j) { log->job_routes.emplace_back(id, j); },
+    [log](atom::forget, std::string& id) { log->forgotten.push_back(id); },
+    [log](atom::changed, resource& r, urgency) { log->changed.push_back(path_of(r)); },
+    [](atom::absorbed, uint64_t) {},
+  };
+}
+
+/// Another connection holding the database's write lock while it lives:
+/// every commit fails (after the store's short busy timeout).
+struct db_lock {
+  sqlite3* db = nullptr;
+  explicit db_lock(const std::filesystem::path& path) {
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  ~db_lock() {
+    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+};
+
+/// An answer that arrives while the test goes on.
+template <class T>
+struct later {
+  bool done = false;
+  std::optional<T> value;
+  caf::error error;
+};
+
+struct fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::filesystem::path dir;
+  std::shared_ptr<wire_log> wire = std::make_shared<wire_log>();
+  persistence_actor persistence;
+  transport_actor transport;
+  registry_actor registry;
+  job_supervisor_actor jobs;
+  artifact_store_actor artifacts;
+  server::liveness_config liveness;
+  peer op{"127.0.0.1", 40001, {}};
+
+  fixture() {
+    log::set_level(log::level::off);
+    char tmpl[] = "/tmp/coapfleet-actors-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.set("logger.console", caf::atom("none"));
+    cfg.add_message_types<caf::id_block::coapfleet>();
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    liveness.now = fake_now;
+    liveness.stale_after = 10s;
+    liveness.offline_after = 30s;
+    start({});
+  }
+
+  void start(loaded_state loaded) {
+    std::string err;
+    auto db = server::store::open((dir / "fleet.db").string(), err);
+    REQUIRE_MESSAGE(db, err);
+    db->set_busy_timeout(50);  // a test that locks the database waits no longer
+    transport = sys->spawn(mock_transport, wire);
+    server::persistence_config pc;
+    pc.detached = false;
+    pc.transport = transport;
+    persistence = server::spawn_persistence(*sys, std::move(db), pc);
+    server::registry_config rc;
+    rc.liveness = liveness;
+    registry = server::spawn_registry(*sys, rc, std::move(loaded.nodes), persistence, transport);
+    server::job_supervisor_config jc;
+    jc.job.default_timeout = 60s;
+    jc.now = fake_now;
+    artifacts = server::spawn_artifact_store(
+      *sys, server::artifact_store_config{(dir / "artifacts").string(), false}, transport);
+    jobs = server::spawn_job_supervisor(*sys, jc, std::move(loaded.jobs), registry, persistence,
+                                        transport, artifacts);
+    sched->run();
+  }
+
+  std::vector<caf::actor> actors() const {
+    return {caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
+            caf::actor_cast<caf::actor>(artifacts), caf::actor_cast<caf::actor>(persistence),
+            caf::actor_cast<caf::actor>(transport)};
+  }
+
+  ~fixture() {
+    for (auto& h : actors())
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    sched->run();
+    sys.reset();
+    std::filesystem::remove_all(dir);
+  }
+
+  /// Sends a request, runs the system, and returns the answer (or fails).
+  template <class T, class Handle, class... Ts>
+  T ask(const Handle& h, Ts... xs) {
+    auto answer = ask_later<T>(h, std::move(xs)...);
+    sched->run();
+    REQUIRE_MESSAGE(answer->done, "no answer");
+    if (!answer->value)
+      FAIL("unexpected error: " << caf::to_string(answer->error));
+    return std::move(*answer->value);
+  }
+
+  /// Sends a request that must fail; returns the error.
+  template <class T, class Handle, class... Ts>
+  caf::error ask_error(const Handle& h, Ts... xs) {
+    auto answer = ask_later<T>(h, std::move(xs)...);
+    sched->run();
+    REQUIRE_MESSAGE(answer->done, "no answer");
+    CHECK_MESSAGE(!answer->value, "expected an error");
+    return answer->error;
+  }
+
+  /// Sends a request from a helper actor without running the system: the
+  /// answer is filled in whenever it arrives.
+  template <class T, class Handle, class... Ts>
+  std::shared_ptr<later<T>> ask_later(const Handle& h, Ts... xs) {
+    auto out = std::make_shared<later<T>>();
+    sys->spawn([=](caf::event_based_actor* probe) {
+      probe->request(h, caf::infinite, xs...)
+        .then(
+          [out](T& x) {
+            out->value = std::move(x);
+            out->done = true;
+          },
+          [out](caf::error& e) {
+            out->error = std::move(e);
+            out->done = true;
+          });
+    });
+    return out;
+  }
+
+  /// Runs every actor but one: what it was sent stays in its mailbox.
+  template <class Handle>
+  void run_all_but(const Handle& h) {
+    auto* p = dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(h));
+    sched->run_jobs_filtered([p](caf::resumable* r) { return r != p; });
+  }
+
+  /// Runs every actor but the persistence actor: whatever it was asked to
+  /// write stays in flight.
+  void run_all_but_persistence() { run_all_but(persistence); }
+
+  /// What the database holds, read through a second connection.
+  loaded_state stored() {
+    std::string err;
+    auto db = server::store::open((dir / "fleet.db").string(), err);
+    REQUIRE_MESSAGE(db, err);
+    return loaded_state{db->load_nodes(), db->load_jobs()};
+  }
+
+  registered enroll(const std::string& id, const std::string& ip = "127.1.0.1") {
+    model::node_registration reg;
+    reg.node_id = id;
+    reg.ip_address = ip;
+    return ask<registered>(registry, atom::enroll::value, reg, peer{"127.0.0.1", 40000, {}});
+  }
+
+  std::vector<model::node_record> nodes(node_filter f = {}) {
+    return ask<std::vector<model::node_record>>(registry, atom::list::value, f);
+  }
+
+  model::job_spec script_job(std::vector<std::string> targets = {"all"}) {
+    model::job_spec spec;
+    spec.name = "fw";
+    spec.version = "1";
+    spec.package_type = "script";
+    spec.script = "true";
+    spec.target_nodes = std::move(targets);
+    return spec;
+  }
+
+  model::job_record create(const model::job_spec& spec) {
+    return ask<model::job_record>(jobs, atom::create::value, spec, op);
+  }
+
+  model::job_record status(const std::string& job_id) {
+    return ask<model::job_record>(jobs, atom::status::value, job_id);
+  }
+
+  model::update_report report(const std::string& job_id, const std::string& node,
+                              model::node_update_state s) {
+    model::update_report r;
+    r.job_id = job_id;
+    r.node_id = node;
+    r.state = s;
+    return r;
+  }
+};
+
+/// The fields of a job record that the store keeps.
+inline bool same_job(const model::job_record& a, const model::job_record& b) {
+  if (a.job_id != b.job_id || a.status != b.status || a.error_message != b.error_message
+      || a.updated_at != b.updated_at || a.nodes.size() != b.nodes.size())
+    return false;
+  for (size_t i = 0; i < a.nodes.size(); ++i) {
+    auto& x = a.nodes[i];
+    auto& y = b.nodes[i];
+    if (x.node_id != y.node_id || x.state != y.state || x.progress != y.progress
+        || x.result != y.result || x.error_message != y.error_message
+        || x.updated_at != y.updated_at)
+      return false;
+  }
+  return true;
+}
+
+/// The (what, field, key, value) context of an application error.
+inline std::vector<std::string> error_context(const caf::error& err) {
+  auto& ctx = err.context();
+  if (!ctx.match_elements<std::string, std::string, std::string, std::string>())
+    return {};
+  return {ctx.get_as<std::string>(0), ctx.get_as<std::string>(1), ctx.get_as<std::string>(2),
+          ctx.get_as<std::string>(3)};
+}
+
+}  // namespace coapfleet::actor_test
