@@ -407,7 +407,7 @@ using registry_actor = caf::typed_actor<
   /// From node actors: liveness or health changed.
   caf::reacts_to<atom::summary, node_summary>,
   /// From job actors: resolve target_nodes (["all"] or ids); unknown ids are
-  /// a bad_request naming them.
+  /// not_found naming them (4.04 with field target_nodes).
   caf::replies_to<atom::resolve, std::vector<std::string>>::with<std::vector<job_target>>,
   /// Number of registered nodes.
   caf::replies_to<atom::count>::with<uint32_t>>;
