@@ -4,8 +4,13 @@
 //
 //   transport (libcoap thread + companion) ──► gateway ──► registry ──► node actors
 //                                                     ├──► job supervisor ──► job actors
-//                                                     └──► system actor
-//   everything that persists ──► persistence (the only SQLite user)
+//                                                     ├──► system actor
+//                                                     └──► artifact store
+//   owners ──(changed: resource, urgency)──► transport (keeps representations fresh)
+//   everything that persists ──► persistence (the only user of the store)
+//
+// It includes only CAF, the standard library, model/ and common/ (checked by
+// cmake/check_layering.cmake).
 #pragma once
 
 #include <cstdint>
@@ -402,7 +407,8 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::enroll, model::node_registration, peer>::with<registered>,
   /// `GET /nodes`: every node matching the filter, sorted by node_id.
   caf::replies_to<atom::list, node_filter>::with<std::vector<model::node_record>>,
-  /// `GET /health`: the fleet's health (server stats filled in by the gateway).
+  /// `GET /health`: the fleet's health (the transport fills in timestamp, uptime and
+  /// the process's statistics when it serves it).
   caf::replies_to<atom::health>::with<model::fleet_health>,
   /// From node actors: liveness or health changed.
   caf::reacts_to<atom::summary, node_summary>,
