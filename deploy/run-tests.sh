@@ -1,11 +1,31 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian 12 machine to every test: installs
-# dependencies, builds, and runs unit, actor and integration tests with CTest.
+# dependencies, builds (warnings are errors), and runs unit, actor and
+# integration tests with CTest; then builds the unit and actor tests again
+# with AddressSanitizer and UBSan (build-asan) and runs them there.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${BUILD_DIR:-$root/build}"
+asan="${ASAN_BUILD_DIR:-$root/build-asan}"
+step() { echo "run-tests: $1 (${SECONDS} s so far)"; }
+
 "$root/deploy/install-deps.sh"
-"$root/deploy/build.sh"
-(cd "${BUILD_DIR:-$root/build}" && ctest --output-on-failure -j"$(nproc)" --timeout 900)
+step "build $build"
+"$root/deploy/build.sh" -DCOAPFLEET_WERROR=ON
+step "tests in $build"
+(cd "$build" && ctest --output-on-failure -j"$(nproc)" --timeout 900)
+
+# The unit and actor tests (ctest label "unit") under the sanitizers; only
+# their targets are built in this tree.
+step "build $asan (ASan + UBSan, unit and actor tests only)"
+cmake -S "$root" -B "$asan" -DCMAKE_BUILD_TYPE=Debug -DCOAPFLEET_SANITIZE=ON \
+  -DCOAPFLEET_WERROR=ON >/dev/null
+cmake --build "$asan" -j"$(nproc)" --target unit_tests
+step "unit and actor tests in $asan"
+(cd "$asan" && ctest -L unit --output-on-failure -j"$(nproc)" --timeout 900)
+
 # The benchmark in its quick smoke mode (small N, seconds per scenario), so
 # it never rots; the real figures come from deploy/bench.sh without --quick.
+step "quick benchmark"
 "$root/deploy/bench.sh" --quick
+step "done"

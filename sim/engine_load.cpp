@@ -29,7 +29,9 @@ using namespace internal;
 
 void engine::send_load(uint32_t n, int64_t now) {
   auto& nd = nodes_[n];
-  if (now - nd.body_at > second || nd.body.empty()) {
+  // Empty first: before the first body, body_at is INT64_MIN and `now - body_at`
+  // would overflow.
+  if (nd.body.empty() || now - nd.body_at > second) {
     char buf[max_body];
     size_t len = health_body(n, buf, sizeof buf, now);
     nd.body.assign(buf, len);

@@ -1,6 +1,12 @@
-file(GLOB AGENT_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/unit/agent_*_test.cpp)
-if(AGENT_TEST_SOURCES)
-  add_executable(agent_tests unit/agent_main.cpp ${AGENT_TEST_SOURCES})
-  target_link_libraries(agent_tests PRIVATE coapfleet_agent doctest::doctest)
-  add_test(NAME agent_tests COMMAND agent_tests)
-endif()
+# The agent's unit and actor tests, one file per actor or part; listed, so
+# that a deleted file is a build error rather than a suite that silently
+# stops running.
+add_executable(agent_tests unit/agent_main.cpp
+  unit/agent_gateway_test.cpp
+  unit/agent_handlers_test.cpp
+  unit/agent_installer_test.cpp
+  unit/agent_metrics_test.cpp
+  unit/agent_reporter_test.cpp
+  unit/agent_sampler_test.cpp)
+target_link_libraries(agent_tests PRIVATE coapfleet_agent doctest::doctest)
+add_test(NAME agent_tests COMMAND agent_tests)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 
 #include "common/clock.hpp"
 #include "actors/interfaces.hpp"
@@ -10,8 +11,8 @@
 namespace coapfleet::server {
 
 struct liveness_config {
-  /// Where "now" comes from (tests replace it with a controlled clock).
-  model::millis (*now)() = now_millis;
+  /// Where "now" comes from (each test gives it a clock of its own).
+  std::function<model::millis()> now = now_millis;
   std::chrono::milliseconds stale_after{std::chrono::seconds(60)};
   std::chrono::milliseconds offline_after{std::chrono::seconds(180)};
 };

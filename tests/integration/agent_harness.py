@@ -8,9 +8,10 @@ on harness.py (server process, coap-client, raw CoAP client) and adds:
   --root in the test's temporary directory; start, wait ready, kill -9,
   restart with the same state, stop.
 - coap_client_file(): coap-client with binary bodies (-f FILE / -o FILE, -b).
-- AgentTestCase: a ServerTestCase that also starts workers, prints their
-  logs when a test fails, and has the operator's job helpers (create,
-  install, status, wait for node states) built on the real coap-client.
+- AgentTestCase: a ServerTestCase that also starts workers (per class, or per
+  test with fresh_per_test), prints their logs when a test fails, and has the
+  operator's job helpers (create, install, status, wait for node states) built
+  on the real coap-client.
 - make_wheel(): a tiny pure-Python wheel written with zipfile.
 """
 import base64
@@ -304,15 +305,16 @@ def pip_available():
 
 class AgentTestCase(h.ServerTestCase):
     """One server per class (cls.server) plus `workers` agents (worker-01..)
-    started in setUpClass with `worker_args`. Prints the logs of every
-    agent and server of the class when a test fails."""
+    started in setUpClass with `worker_args` (in setUp for each test with
+    fresh_per_test). Prints the logs of every agent and server of the class
+    when a test fails."""
 
     workers = 3
     worker_args = ()
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
+    def start_processes(cls):
+        super().start_processes()
         cls.workers_list = []
         try:
             for i in range(1, cls.workers + 1):
@@ -336,7 +338,7 @@ class AgentTestCase(h.ServerTestCase):
         return w
 
     @classmethod
-    def _cleanup(cls):
+    def stop_processes(cls):
         # Agents first (ServerTestCase stops them too, but their exit codes
         # matter: SIGTERM must end an agent cleanly).
         for w in getattr(cls, "workers_list", []):
@@ -344,7 +346,7 @@ class AgentTestCase(h.ServerTestCase):
             if rc not in (0, None):
                 cls.failed = True
                 sys.stderr.write("agent %s ended with %r\n%s\n" % (w.node_id, rc, w.log_tail()))
-        super()._cleanup()
+        super().stop_processes()
 
     @classmethod
     def wait_registered(cls, workers, server=None, timeout=30, since=None):

@@ -10,8 +10,11 @@ Python 3 standard library only. Everything here talks to loopback addresses
 - RawClient / register_stream(): a small CoAP-over-UDP client (RFC 7252) for
   exact codes, bulk registrations and malformed datagrams.
 - FakeAgent: runs fake_agent.py, which plays a worker's POST /updates/available.
-- ServerTestCase: a unittest base class that starts one server per class and
-  prints the server's log tail when a test fails.
+- ServerTestCase: a unittest base class that starts one server per class (or
+  one per test, with fresh_per_test) and prints the server's log tail when a
+  test fails.
+- deadline_poll() waits, with a deadline, for something to happen;
+  stays_true() checks, for a bounded time, that something does not.
 """
 import ctypes
 import json
@@ -70,6 +73,22 @@ def deadline_poll(fn, timeout, interval=0.1, what="condition"):
         if time.monotonic() >= end:
             raise AssertionError("timed out after %.1f s waiting for %s (last: %r)"
                                  % (timeout, what, last))
+        time.sleep(interval)
+
+
+def stays_true(fn, duration, interval=0.1, what="condition"):
+    """For checks that something does NOT happen: calls fn() every `interval`
+    seconds for `duration` seconds and raises AssertionError at the first falsy
+    value (so a violation fails at once, and the check never waits longer than
+    `duration`). Returns the last value."""
+    end = time.monotonic() + duration
+    while True:
+        last = fn()
+        if not last:
+            raise AssertionError("%s stopped holding after %.1f s (value: %r)"
+                                 % (what, duration - max(0.0, end - time.monotonic()), last))
+        if time.monotonic() >= end:
+            return last
         time.sleep(interval)
 
 
@@ -723,21 +742,43 @@ class FakeAgent:
 class ServerTestCase(unittest.TestCase):
     """Starts one server per class (cls.server) in a temporary directory; prints
     the log tail of every server of the class when a test fails; keeps the
-    directory when something failed (or COAPFLEET_IT_KEEP=1)."""
+    directory when something failed (or COAPFLEET_IT_KEEP=1).
+
+    With fresh_per_test = True every test gets its own processes instead, in a
+    directory of its own (started in setUp, stopped after the test), so that
+    no test depends on what another one did: each runs alone and in any order."""
 
     server_args = ()
     start_server = True
+    fresh_per_test = False
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="coapfleet-it-%s-" % cls.__name__)
+        cls.class_tmp = cls.tmp = tempfile.mkdtemp(prefix="coapfleet-it-%s-" % cls.__name__)
         cls.servers = []
         cls.agents = []
         cls.failed = False
         # A class cleanup runs even when setUpClass fails half-way.
         cls.addClassCleanup(cls._cleanup)
+        if not cls.fresh_per_test:
+            cls.start_processes()
+
+    @classmethod
+    def start_processes(cls):
+        """The processes every test of the class starts from: the server."""
         if cls.start_server:
             cls.server = cls.new_server(list(cls.server_args))
+
+    def setUp(self):
+        if self.fresh_per_test:
+            cls = type(self)
+            cls.tmp = os.path.join(cls.class_tmp, self._testMethodName)
+            os.makedirs(cls.tmp)
+            cls.servers = []
+            cls.agents = []
+            # Runs after tearDown, and also when start_processes fails half-way.
+            self.addCleanup(cls.stop_processes)
+            cls.start_processes()
 
     @classmethod
     def new_server(cls, extra=(), start=True, name=None, **kw):
@@ -758,7 +799,7 @@ class ServerTestCase(unittest.TestCase):
         return a
 
     @classmethod
-    def _cleanup(cls):
+    def stop_processes(cls):
         for a in cls.agents:
             a.stop()
         for s in cls.servers:
@@ -767,10 +808,14 @@ class ServerTestCase(unittest.TestCase):
                 # Stopping with SIGTERM must end cleanly; a crash is worth seeing.
                 cls.failed = True
                 sys.stderr.write("server %s ended with %r\n%s\n" % (s.log_path, rc, s.log_tail()))
+
+    @classmethod
+    def _cleanup(cls):
+        cls.stop_processes()
         if cls.failed or os.environ.get("COAPFLEET_IT_KEEP"):
-            sys.stderr.write("kept %s\n" % cls.tmp)
+            sys.stderr.write("kept %s\n" % cls.class_tmp)
         else:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+            shutil.rmtree(cls.class_tmp, ignore_errors=True)
 
     def run(self, result=None):
         before = (len(result.failures) + len(result.errors)) if result else 0

@@ -2,11 +2,14 @@
 # coapfleet-server processes on loopback and talk to them with libcoap's
 # coap-client and a raw CoAP client. Included from tests/CMakeLists.txt, so
 # CMAKE_CURRENT_SOURCE_DIR is tests/.
-find_package(Python3 COMPONENTS Interpreter)
-if(NOT Python3_Interpreter_FOUND)
-  message(STATUS "integration tests disabled: no python3")
-  return()
-endif()
+find_package(Python3 COMPONENTS Interpreter REQUIRED)
+# Every executable the integration tests drive must exist: a suite is never
+# left out quietly.
+foreach(target coapfleet-server coapfleet-agent coapfleet coapfleet-sim)
+  if(NOT TARGET ${target})
+    message(FATAL_ERROR "integration tests need the target ${target}")
+  endif()
+endforeach()
 
 # name → whether the test binds fixed loopback addresses on port 5683
 # (fake agents at 127.0.100.8x / 127.1.0.x); those take the lock
@@ -37,21 +40,19 @@ endforeach()
 # (test_agent_*.py, helpers in agent_harness.py). They take the lock
 # "agents_5683" so that they never run beside each other, and "loopback_5683"
 # because they use the same loopback addresses and port as the fake agents above.
-if(TARGET coapfleet-agent)
-  set(COAPFLEET_AGENT_INTEGRATION_TESTS
-    agent_workflow
-    agent_jobs
-    agent_restart)
-  foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
-    add_test(NAME integration_${name}
-      COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
-    set_tests_properties(integration_${name} PROPERTIES
-      ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
-      TIMEOUT 600
-      LABELS "integration;agent"
-      RESOURCE_LOCK "agents_5683;loopback_5683")
-  endforeach()
-endif()
+set(COAPFLEET_AGENT_INTEGRATION_TESTS
+  agent_workflow
+  agent_jobs
+  agent_restart)
+foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
+  add_test(NAME integration_${name}
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
+  set_tests_properties(integration_${name} PROPERTIES
+    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
+    TIMEOUT 600
+    LABELS "integration;agent"
+    RESOURCE_LOCK "agents_5683;loopback_5683")
+endforeach()
 
 # The operator CLI (coapfleet) against a real server; its fake agent uses a
 # free port on a random 127.1.x.y address, so it needs no lock.
@@ -64,25 +65,31 @@ set_tests_properties(integration_cli PROPERTIES
 
 # The fleet simulator (coapfleet-sim) against a real server; its nodes listen
 # on 127.2.0.x:5683, hence the lock "sim_127_2".
-if(TARGET coapfleet-sim)
-  add_test(NAME integration_sim
-    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sim.py)
-  set_tests_properties(integration_sim PROPERTIES
-    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;PYTHONDONTWRITEBYTECODE=1"
-    TIMEOUT 600
-    LABELS integration
-    RESOURCE_LOCK sim_127_2)
-endif()
+add_test(NAME integration_sim
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sim.py)
+set_tests_properties(integration_sim PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 600
+  LABELS integration
+  RESOURCE_LOCK sim_127_2)
 
 # Observe (RFC 7641) end to end with a raw observer: job status with three
 # real agents on 127.1.0.N:5683 (hence the agents' locks), 100 observers of a
 # node's health, deletion, discovery, the agent's own /health.
-if(TARGET coapfleet-agent)
-  add_test(NAME integration_observe
-    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_observe.py)
-  set_tests_properties(integration_observe PROPERTIES
-    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
-    TIMEOUT 600
-    LABELS "integration;agent"
-    RESOURCE_LOCK "agents_5683;loopback_5683")
-endif()
+add_test(NAME integration_observe
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_observe.py)
+set_tests_properties(integration_observe PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 600
+  LABELS "integration;agent"
+  RESOURCE_LOCK "agents_5683;loopback_5683")
+
+# A test script without a test above would never run.
+file(GLOB COAPFLEET_INTEGRATION_SCRIPTS CONFIGURE_DEPENDS
+  RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}/integration ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_*.py)
+foreach(script IN LISTS COAPFLEET_INTEGRATION_SCRIPTS)
+  string(REGEX REPLACE "^test_(.*)\\.py$" "integration_\\1" name "${script}")
+  if(NOT TEST ${name})
+    message(FATAL_ERROR "tests/integration/${script} is not registered as a test (${name})")
+  endif()
+endforeach()

@@ -180,12 +180,18 @@ class DuplicatesAndQueue(ah.AgentTestCase):
             self.assertEqual(r.code, "2.04", r)
             self.assertEqual(r.json().get("job_id"), job, r)
         self.assertJobSucceeded(self.wait_job_final(job, timeout=30), [w.node_id])
-        # Once the job is finished, yet another copy is not run either.
+        # Once the job is finished, yet another copy is not run either: the
+        # agent answers 2.04 after its installer looked the job up (accepted
+        # once, known since) ...
         r = w.coap("post", "updates/available", note)
         self.assertEqual(r.code, "2.04", r)
-        time.sleep(1.5)
-        self.assertEqual(w.read_state_file("dup.txt"), "ran\n")
-        self.assertIsNone(w.system()["current_job"])
+        self.assertEqual(len(ah.log_lines(w, "job %s accepted" % job)), 1, w.log_tail())
+        self.assertGreaterEqual(len(ah.log_lines(w, "job %s already known" % job)), 3,
+                                w.log_tail())
+        # ... and the script does not run again.
+        h.stays_true(lambda: (w.read_state_file("dup.txt") == "ran\n"
+                              and w.system()["current_job"] is None), 1.5, 0.1,
+                     what="dup.txt holding one run and no job running")
 
     def test_direct_notification_twice_runs_once(self):
         """Two identical notifications straight to an agent (no install on the
@@ -200,9 +206,10 @@ class DuplicatesAndQueue(ah.AgentTestCase):
             self.assertEqual(r.code, "2.04", r)
         h.deadline_poll(lambda: ah.log_lines(w, "job direct-job-0001 succeeded"), 15, 0.1,
                         what="the direct job to run")
-        time.sleep(1.0)
-        self.assertEqual(w.read_state_file("direct.txt"), "ran\n")
         self.assertEqual(len(ah.log_lines(w, "job direct-job-0001 accepted")), 1)
+        self.assertEqual(len(ah.log_lines(w, "job direct-job-0001 already known")), 1)
+        h.stays_true(lambda: w.read_state_file("direct.txt") == "ran\n", 1.0, 0.1,
+                     what="direct.txt holding one run")
 
     def test_second_job_while_one_runs_is_queued(self):
         first = self.create_job({"name": "first", "version": "1", "package_type": "script",

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -198,7 +197,8 @@ class RealPipJob(ah.AgentTestCase):
     def setUpClass(cls):
         ok, text = ah.pip_available()
         if not ok:
-            raise unittest.SkipTest("python3 -m pip --version failed: %s" % text)
+            raise AssertionError("python3 -m pip --version failed (deploy/install-deps.sh "
+                                 "installs python3-pip): %s" % text)
         super().setUpClass()
 
     @classmethod

@@ -47,6 +47,27 @@ class BadInputTest(h.ServerTestCase):
         cls.nodes_before = s.coap("get", "nodes").body
         cls.updates_before = s.coap("get", "updates").body
 
+    def tearDown(self):
+        """After every test (whatever ran before it): the server answers, and
+        it holds the same nodes and jobs as after setUpClass."""
+        self.assertTrue(self.server.alive())
+        self.assertTrue(self.server.answers_test())
+        # Health reports show in GET /nodes within the publish interval.
+        def settled():
+            ns = json.loads(self.server.coap("get", "nodes").body)["nodes"]
+            health = ns[0].get("health") if ns else None
+            return ns if health and health.get("cpu_percent") == 12.5 else None
+        now_nodes = h.deadline_poll(settled, 5, 0.05, what="the last good report in GET /nodes")
+        before_nodes = json.loads(self.nodes_before)["nodes"]
+        strip = lambda ns: [{k: v for k, v in n.items() if k not in ("last_seen", "health")}
+                            for n in ns]
+        self.assertEqual(strip(now_nodes), strip(before_nodes))
+        # Only good reports changed the health: it is GOOD_HEALTH again.
+        self.assertEqual(now_nodes[0]["health"]["cpu_percent"], 12.5)
+        self.assertEqual(now_nodes[0]["health"]["memory_percent"], 40.0)
+        self.assertEqual(json.loads(self.server.coap("get", "updates").body),
+                         json.loads(self.updates_before))
+
     def expect(self, method, path, body, code, names=None, **kw):
         r = self.server.coap(method, path, body, **kw)
         return self.assertErrorJson(r, code, names)
@@ -313,26 +334,6 @@ class BadInputTest(h.ServerTestCase):
     def test_bad_option_answer_is_json(self):
         r = self.server.raw("get", "test", extra_options=[(9, b"x")])
         self.assertErrorJson(r, "4.02")
-
-    def test_zz_state_unchanged_and_alive(self):
-        """After everything above (this test runs last): same nodes, same jobs."""
-        self.assertTrue(self.server.alive())
-        self.assertTrue(self.server.answers_test())
-        # Health reports show in GET /nodes within the publish interval.
-        def settled():
-            ns = json.loads(self.server.coap("get", "nodes").body)["nodes"]
-            health = ns[0].get("health") if ns else None
-            return ns if health and health.get("cpu_percent") == 12.5 else None
-        now_nodes = h.deadline_poll(settled, 5, 0.05, what="the last good report in GET /nodes")
-        before_nodes = json.loads(self.nodes_before)["nodes"]
-        strip = lambda ns: [{k: v for k, v in n.items() if k not in ("last_seen", "health")}
-                            for n in ns]
-        self.assertEqual(strip(now_nodes), strip(before_nodes))
-        # Only good reports changed the health: it is GOOD_HEALTH again.
-        self.assertEqual(now_nodes[0]["health"]["cpu_percent"], 12.5)
-        self.assertEqual(now_nodes[0]["health"]["memory_percent"], 40.0)
-        self.assertEqual(json.loads(self.server.coap("get", "updates").body),
-                         json.loads(self.updates_before))
 
 
 class MaxPayloadTest(h.ServerTestCase):

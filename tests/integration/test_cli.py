@@ -377,9 +377,9 @@ class CliTest(h.ServerTestCase):
 
     def run_update(self, final_steps):
         probe = self.create_job("--nodes", "cli-node")
-        if not self.observe_supported(probe):
-            self.skipTest("the server does not serve observable /updates/<job>/status yet "
-                          "(coap-client -s 1 got no Observe option)")
+        self.assertTrue(self.observe_supported(probe),
+                        "the server does not serve /updates/<job>/status observably "
+                        "(coap-client -s 1 got no Observe option)")
         proc, out = start_cli(["--server", self.url, "update", "run", "--name", "cli-run",
                                "--version", "2", "--type", "pip", "--packages", "rich",
                                "--nodes", "cli-node"], self.url)

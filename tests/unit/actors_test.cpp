@@ -23,9 +23,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-model::millis fake_now_value = 1'000'000;
-model::millis fake_now() { return fake_now_value; }
-
 /// What the mock transport saw.
 struct wire_log {
   std::vector<std::pair<std::string, node_actor>> routes;
@@ -65,6 +62,8 @@ struct fixture {
   job_supervisor_actor jobs;
   artifact_store_actor artifacts;
   server::liveness_config liveness;
+  /// This test's wall clock (the liveness "now"), moved only by advance().
+  std::shared_ptr<model::millis> clock = std::make_shared<model::millis>(1'000'000);
 
   fixture() {
     log::set_level(log::level::error);
@@ -76,7 +75,7 @@ struct fixture {
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
     self = std::make_unique<caf::scoped_actor>(*sys);
-    liveness.now = fake_now;
+    liveness.now = [clock = clock] { return *clock; };
     liveness.stale_after = 10s;
     liveness.offline_after = 30s;
     start({});
@@ -105,12 +104,21 @@ struct fixture {
     sched->run();
   }
 
+  model::millis now() const { return *clock; }
+
+  /// Moves this test's wall clock and the scheduler's timers forward together.
+  void advance(std::chrono::milliseconds d) {
+    *clock += d.count();
+    sched->advance_time(d);
+    sched->run();
+  }
+
   /// A health report of node-1 reaching the persistence actor.
   void store_health(int cpu) {
     model::health_report h;
     h.node_id = "node-1";
     h.cpu_percent = cpu;
-    caf::anon_send(persistence, atom::health::value, model::put_health{h, fake_now_value + cpu});
+    caf::anon_send(persistence, atom::health::value, model::put_health{h, now() + cpu});
     sched->run();
   }
 
@@ -201,7 +209,7 @@ TEST_CASE_FIXTURE(fixture, "persistence tells the transport how many health repo
     model::health_report h;
     h.node_id = "node-1";
     h.cpu_percent = i;
-    caf::anon_send(persistence, atom::health::value, model::put_health{h, fake_now_value + i});
+    caf::anon_send(persistence, atom::health::value, model::put_health{h, now() + i});
   }
   sched->run();
   // Every `absorbed_every` (2) reports, as a running count ...
@@ -263,16 +271,12 @@ TEST_CASE_FIXTURE(fixture, "a newer report replaces one kept from a failed commi
 TEST_CASE_FIXTURE(fixture, "liveness: online, stale, offline, and back online on a report") {
   enroll("node-1");
   enroll("node-2");
-  fake_now_value += 11'000;
-  sched->advance_time(11s);
-  sched->run();
+  advance(11s);
   auto h = ask<model::fleet_health>(registry, atom::health::value);
   CHECK(h.total_nodes == 2);
   CHECK(h.stale_nodes == 2);
   CHECK(h.online_nodes == 0);
-  fake_now_value += 20'000;
-  sched->advance_time(20s);
-  sched->run();
+  advance(20s);
   node_filter offline;
   offline.status = "offline";
   CHECK(nodes(offline).size() == 2);
@@ -282,7 +286,7 @@ TEST_CASE_FIXTURE(fixture, "liveness: online, stale, offline, and back online on
   report.node_id = "node-2";
   report.overall_healthy = false;
   report.error_messages = {"Service docker is not running"};
-  caf::anon_send(node2, atom::health::value, report, fake_now_value);
+  caf::anon_send(node2, atom::health::value, report, now());
   sched->run();
   h = ask<model::fleet_health>(registry, atom::health::value);
   CHECK(h.online_nodes == 1);
@@ -295,7 +299,7 @@ TEST_CASE_FIXTURE(fixture, "liveness: online, stale, offline, and back online on
   report.node_id = "node-1";
   report.overall_healthy = true;
   report.error_messages.clear();
-  caf::anon_send(wire->routes[0].second, atom::health::value, report, fake_now_value);
+  caf::anon_send(wire->routes[0].second, atom::health::value, report, now());
   sched->run();
   h = ask<model::fleet_health>(registry, atom::health::value);
   CHECK(h.healthy_nodes == 1);

@@ -112,6 +112,10 @@ private:
   void loop() {
     uint16_t mid = 1000;
     std::set<std::pair<uint64_t, uint16_t>> seen;  // (peer, mid) already dropped once
+    // (peer, mid) -> the answer it got: a retransmission (the nodes retransmit
+    // after 50 ms here, sooner than a loaded machine may run this thread) gets
+    // the same answer and is not counted again, as RFC 7252 4.5 has it.
+    std::map<std::pair<uint64_t, uint16_t>, std::string> answered;
     int counter = 0;
     while (!stop_) {
       pollfd p{fd_, POLLIN, 0};
@@ -145,6 +149,14 @@ private:
         seen.insert({peer, m.mid});
         continue;  // lost: the node must retransmit
       }
+      if (auto it = answered.find({peer, m.mid}); it != answered.end()) {
+        reply(src, it->second);
+        continue;
+      }
+      auto respond = [&](const std::string& d) {
+        answered[{peer, m.mid}] = d;
+        reply(src, d);
+      };
       auto doc = coapfleet::model::json_document::parse(
         std::string_view(reinterpret_cast<const char*>(m.payload), m.payload_length));
       auto d = doc.root();
@@ -158,7 +170,7 @@ private:
         ++n.registrations;
         uint8_t ack[4];
         cp::encode_empty(cp::msg_type::ack, m.mid, ack);
-        reply(src, std::string(reinterpret_cast<char*>(ack), 4));
+        respond(std::string(reinterpret_cast<char*>(ack), 4));  // the 2.01 follows once
         reply(src, cp::encode_response(cp::msg_type::con, cp::code::created, mid++, token,
                                        cp::format::json, "{\"message\":\"registered\"}"));
       } else if (m.path_is("health") && m.code == cp::code::put) {
@@ -174,10 +186,10 @@ private:
           w.header(cp::msg_type::ack, cp::code::service_unavailable, m.mid, m.token,
                    m.token_length);
           w.uint_option(cp::option::max_age, 0);
-          reply(src, std::string(reinterpret_cast<char*>(out), w.size()));
+          respond(std::string(reinterpret_cast<char*>(out), w.size()));
           continue;
         }
-        reply(src, cp::encode_response(cp::msg_type::ack, code, m.mid, token));
+        respond(cp::encode_response(cp::msg_type::ack, code, m.mid, token));
       } else if (m.path_is("updates") && m.code == cp::code::post) {
         auto& n = nodes_[node_id];
         n.reports.push_back(d["status"].as_string());
@@ -185,9 +197,9 @@ private:
           n.last_result = static_cast<int>(d["result"].as_int());
         if (d["error_message"].exists())
           n.last_error = d["error_message"].as_string();
-        reply(src, cp::encode_response(cp::msg_type::ack, cp::code::changed, m.mid, token));
+        respond(cp::encode_response(cp::msg_type::ack, cp::code::changed, m.mid, token));
       } else {
-        reply(src, cp::encode_response(cp::msg_type::ack, cp::code::not_found, m.mid, token));
+        respond(cp::encode_response(cp::msg_type::ack, cp::code::not_found, m.mid, token));
       }
     }
   }

@@ -1,0 +1,92 @@
+// Unit tests of what every model/json decoder and encoder shares: the request
+// body's envelope (empty, invalid JSON, not an object), error bodies, times.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "model/json.hpp"
+#include "model_json_helpers.hpp"
+
+using namespace coapfleet::model;
+using namespace model_json_test;
+
+namespace {
+
+const std::string empty_body_message =
+  "empty body: this request needs a JSON object; send one with coap-client -f - "
+  "(echo '{...}' | coap-client -m post -f - URL) or -e '{...}'";
+
+}  // namespace
+
+TEST_CASE("every request decoder rejects an empty body with the how-to message") {
+  for (std::string body : {"", " ", "\n", " \t\r\n "}) {
+    CAPTURE(body);
+    check_problem(decode_health_report(body).err, empty_body_message, "");
+    check_problem(decode_node_registration(body, "127.0.0.1").err, empty_body_message, "");
+    check_problem(decode_updates_request(body).err, empty_body_message, "");
+    check_problem(decode_system_request(body).err, empty_body_message, "");
+    check_problem(decode_update_notification(body).err, empty_body_message, "");
+  }
+}
+
+TEST_CASE("invalid JSON names the parser's complaint and the offset") {
+  auto d = decode_health_report(R"({"node_id": "a",})");
+  CHECK_FALSE(d.ok());
+  CHECK(d.err.error.rfind("invalid JSON: ", 0) == 0);
+  CHECK(d.err.error.find(" at offset ") != std::string::npos);
+  CHECK(d.err.field.empty());
+
+  auto truncated = decode_node_registration(seed_register_truncated, "127.0.0.1");
+  CHECK(truncated.err.error.rfind("invalid JSON: ", 0) == 0);
+
+  auto trailing = decode_system_request(R"({"action":"status"} x)");
+  CHECK(trailing.err.error.rfind("invalid JSON: ", 0) == 0);
+
+  // Invalid UTF-8 never gets into the model (it could not be re-encoded).
+  auto bad_utf8 = decode_health_report("{\"node_id\":\"a\",\"timestamp\":\"\xff\xfe\"}");
+  CHECK(bad_utf8.err.error.rfind("invalid JSON: ", 0) == 0);
+
+  auto garbage = decode_updates_request("not json at all");
+  CHECK(garbage.err.error == "invalid JSON: Invalid value. at offset 1");
+}
+
+TEST_CASE("a JSON value other than an object is rejected") {
+  for (std::string body : {"[]", R"(["node_id"])", "42", "\"text\"", "null", "true"}) {
+    CAPTURE(body);
+    check_problem(decode_health_report(body).err, "request body must be a JSON object", "");
+    check_problem(decode_node_registration(body, "127.0.0.1").err,
+                  "request body must be a JSON object", "");
+    check_problem(decode_updates_request(body).err, "request body must be a JSON object", "");
+    check_problem(decode_system_request(body).err, "request body must be a JSON object", "");
+  }
+}
+
+TEST_CASE("format_time") {
+  CHECK(format_time(0) == "1970-01-01T00:00:00Z");
+  CHECK(format_time(1758103200000) == "2025-09-17T10:00:00Z");
+  CHECK(format_time(1758103200999) == "2025-09-17T10:00:00Z");
+  CHECK(format_time(951868799999) == "2000-02-29T23:59:59Z");
+  CHECK(format_time(-1) == "1969-12-31T23:59:59Z");
+}
+
+TEST_CASE("encode_problem and encode_error") {
+  auto p = parse_json(encode_problem({"missing field: node_id", "node_id"}));
+  CHECK(str(p, "error") == "missing field: node_id");
+  CHECK(str(p, "field") == "node_id");
+  CHECK(p.MemberCount() == 2);
+
+  auto no_field = parse_json(encode_problem({"request body must be a JSON object", ""}));
+  CHECK(no_field.MemberCount() == 1);
+  CHECK_FALSE(has(no_field, "field"));
+
+  auto e = parse_json(encode_error("node not registered", {{"node_id", "a\"b"}}));
+  CHECK(str(e, "error") == "node not registered");
+  CHECK(str(e, "node_id") == "a\"b");
+  CHECK(parse_json(encode_error("x")).MemberCount() == 1);
+
+  // A decoder's problem, passed through, survives as valid JSON.
+  auto typo = parse_json(encode_problem(decode_health_report(seed_health_typo).err));
+  CHECK(str(typo, "field") == "node_id");
+  CHECK(str(typo, "error").find("\"node id\"") != std::string::npos);
+}

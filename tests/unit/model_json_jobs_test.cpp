@@ -1,0 +1,355 @@
+// Unit tests of model/json for update jobs (json_decode_jobs.cpp,
+// json_encode_jobs.cpp): POST /updates bodies, agent notifications and
+// reports, job specs, job status and listings.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "model/json.hpp"
+#include "model_json_helpers.hpp"
+
+using namespace coapfleet::model;
+using namespace model_json_test;
+
+TEST_CASE("decode_updates_request: the seed's create examples") {
+  auto d = decode_updates_request(seed_create);
+  REQUIRE(d.ok());
+  CHECK(d.value.action == updates_action::create);
+  auto& s = d.value.spec;
+  CHECK(s.name == "python-packages-update");
+  CHECK(s.version == "2025.09.16");
+  CHECK(s.package_type == "pip");
+  CHECK(s.target_nodes == std::vector<std::string>{"all"});
+  CHECK(s.packages
+        == std::vector<std::string>{"aiocoap==0.4.7", "aiohttp==3.9.1", "pydantic==2.5.0"});
+  CHECK(s.timeout_seconds == 0);
+
+  auto w = decode_updates_request(seed_create_workflow);
+  REQUIRE(w.ok());
+  CHECK(w.value.spec.packages.size() == 2);
+
+  auto explicit_create = decode_updates_request(
+    R"({"action":"create","name":"n","version":"1","package_type":"apt","packages":["curl"]})");
+  REQUIRE(explicit_create.ok());
+  CHECK(explicit_create.value.action == updates_action::create);
+  CHECK(explicit_create.value.spec.target_nodes == std::vector<std::string>{"all"});
+}
+
+TEST_CASE("decode_updates_request: the seed's install and status, and cancel") {
+  auto install = decode_updates_request(seed_install);
+  REQUIRE(install.ok());
+  CHECK(install.value.action == updates_action::install);
+  CHECK(install.value.job_id == "abc123-def456-ghi789");
+
+  auto status = decode_updates_request(seed_status);
+  REQUIRE(status.ok());
+  CHECK(status.value.action == updates_action::status);
+  CHECK(status.value.job_id == "abc123-def456-ghi789");
+
+  auto cancel = decode_updates_request(R"({"action":"cancel","job_id":"j1"})");
+  REQUIRE(cancel.ok());
+  CHECK(cancel.value.action == updates_action::cancel);
+  CHECK(cancel.value.job_id == "j1");
+
+  for (const char* action : {"install", "status", "cancel"}) {
+    CAPTURE(action);
+    auto a = std::string{R"({"action":")"} + action + "\"";
+    check_problem(decode_updates_request(a + "}").err, "missing field: job_id", "job_id");
+    check_problem(decode_updates_request(a + R"(,"job_id":""})").err,
+                  "field job_id must not be empty", "job_id");
+    check_problem(decode_updates_request(a + R"(,"job_id":12})").err,
+                  "field job_id must be a string", "job_id");
+  }
+}
+
+TEST_CASE("decode_updates_request: unknown or ill-typed action") {
+  check_problem(decode_updates_request(R"({"action":"explode","job_id":"j"})").err,
+                "unknown action: explode (expected create, install, status, report, cancel, delete)",
+                "action");
+  check_problem(decode_updates_request(R"({"action":1})").err, "field action must be a string",
+                "action");
+}
+
+TEST_CASE("decode_updates_request: create needs name, version, package_type") {
+  check_problem(decode_updates_request(R"({"version":"1","package_type":"pip"})").err,
+                "missing field: name", "name");
+  check_problem(decode_updates_request(R"({"name":"n","package_type":"pip"})").err,
+                "missing field: version", "version");
+  check_problem(decode_updates_request(R"({"name":"n","version":"1"})").err,
+                "missing field: package_type", "package_type");
+  check_problem(decode_updates_request(R"({"name":7,"version":"1","package_type":"pip"})").err,
+                "field name must be a string", "name");
+  check_problem(
+    decode_updates_request(R"({"name":"","version":"1","package_type":"script","script":"x"})")
+      .err,
+    "field name must be 1..128 characters", "name");
+  auto long_name = R"({"name":")" + std::string(129, 'n')
+                   + R"(","version":"1","package_type":"script","script":"true"})";
+  check_fails_on(decode_updates_request(long_name), "name");
+  auto long_version = R"({"name":"n","version":")" + std::string(65, '1')
+                      + R"(","package_type":"script","script":"true"})";
+  check_problem(decode_updates_request(long_version).err, "field version must be 1..64 characters",
+                "version");
+}
+
+TEST_CASE("decode_updates_request: report") {
+  auto d = decode_updates_request(
+    R"({"action":"report","job_id":"j1","node_id":"node-1","status":"downloading",)"
+    R"("progress":40,"result":0,"error_message":null})");
+  REQUIRE(d.ok());
+  CHECK(d.value.action == updates_action::report);
+  auto& r = d.value.report;
+  CHECK(r.job_id == "j1");
+  CHECK(r.node_id == "node-1");
+  CHECK(r.state == node_update_state::downloading);
+  CHECK(r.progress == 40);
+  CHECK(r.result == 0);
+  CHECK(r.error_message.empty());
+
+  auto minimal =
+    decode_updates_request(R"({"action":"report","job_id":"j1","node_id":"n","status":"failed",)"
+                           R"("result":8,"error_message":"E: Unable to locate package"})");
+  REQUIRE(minimal.ok());
+  CHECK(minimal.value.report.progress == -1);
+  CHECK(minimal.value.report.result == 8);
+  CHECK(minimal.value.report.error_message == "E: Unable to locate package");
+
+  std::string base = R"({"action":"report","job_id":"j1","node_id":"n")";
+  check_problem(decode_updates_request(base + "}").err, "missing field: status", "status");
+  check_problem(decode_updates_request(base + R"(,"status":"in_progress"})").err,
+                "field status must be one of pending, notified, downloading, downloaded, "
+                "installing, succeeded, failed, timed_out, cancelled, skipped",
+                "status");
+  check_fails_on(decode_updates_request(base + R"(,"status":3})"), "status");
+  check_fails_on(decode_updates_request(base + R"(,"status":"installing","progress":101})"),
+                 "progress");
+  check_fails_on(decode_updates_request(base + R"(,"status":"installing","progress":-1})"),
+                 "progress");
+  check_fails_on(decode_updates_request(base + R"(,"status":"failed","result":11})"), "result");
+  check_fails_on(decode_updates_request(base + R"(,"status":"failed","error_message":5})"),
+                 "error_message");
+  check_problem(
+    decode_updates_request(R"({"action":"report","job_id":"j1","status":"failed"})").err,
+    "missing field: node_id", "node_id");
+  check_fails_on(
+    decode_updates_request(R"({"action":"report","node_id":"n","status":"failed"})"), "job_id");
+}
+
+TEST_CASE("update_notification round trip") {
+  update_notification n;
+  n.job_id = "job-42";
+  n.node_id = "node-7";
+  n.server = "coap://127.0.0.1:5683";
+  n.spec.name = "config";
+  n.spec.version = "3";
+  n.spec.package_type = "file";
+  n.spec.target_nodes = {"node-7", "node-8"};
+  n.spec.artifact = "app.conf";
+  n.spec.target_path = "/etc/app/app.conf";
+  n.spec.mode = "0640";
+  n.spec.description = "a \"quoted\"\nline";
+  n.spec.timeout_seconds = 120;
+
+  auto text = encode_update_notification(n);
+  auto doc = parse_json(text);
+  CHECK(str(doc, "job_id") == "job-42");
+  CHECK(str(doc, "node_id") == "node-7");
+  CHECK(str(doc, "package_type") == "file");
+  CHECK(str(doc, "server") == "coap://127.0.0.1:5683");
+  CHECK(doc["packages"].IsArray());
+
+  auto back = decode_update_notification(text);
+  REQUIRE(back.ok());
+  CHECK(back.value.job_id == n.job_id);
+  CHECK(back.value.node_id == n.node_id);
+  CHECK(back.value.server == n.server);
+  CHECK(same_spec(back.value.spec, n.spec));
+
+  // pip, without server nor targets.
+  update_notification p;
+  p.job_id = "j";
+  p.node_id = "n";
+  p.spec.name = "python-packages-update";
+  p.spec.version = "2025.09.16";
+  p.spec.package_type = "pip";
+  p.spec.packages = {"aiocoap==0.4.7", "aiohttp==3.9.1"};
+  auto ptext = encode_update_notification(p);
+  CHECK_FALSE(has(parse_json(ptext), "server"));
+  auto pback = decode_update_notification(ptext);
+  REQUIRE(pback.ok());
+  CHECK(pback.value.server.empty());
+  CHECK(same_spec(pback.value.spec, p.spec));
+}
+
+TEST_CASE("job_spec round trip") {
+  job_spec s;
+  s.name = "n";
+  s.version = "1.0";
+  s.package_type = "script";
+  s.target_nodes = {"all"};
+  s.script = "printf 'a\\tb\\n' > \"$HOME/x\"";
+  s.timeout_seconds = 30;
+  auto back = decode_job_spec(encode_job_spec(s));
+  REQUIRE(back.ok());
+  CHECK(same_spec(back.value, s));
+
+  job_spec empty;
+  auto eback = decode_job_spec(encode_job_spec(empty));
+  REQUIRE(eback.ok());
+  CHECK(same_spec(eback.value, empty));
+
+  check_fails_on(decode_job_spec(R"({"packages":"x"})"), "packages");
+  check_fails_on(decode_job_spec(R"({"timeout_seconds":-1})"), "timeout_seconds");
+}
+
+namespace {
+
+job_record sample_job() {
+  job_record j;
+  j.job_id = "abc123-def456-ghi789";
+  j.spec = decode_updates_request(seed_create).value.spec;
+  j.status = job_status::in_progress;
+  j.created_at = 1758103200000;
+  j.updated_at = 1758103210000;
+  node_job_state a;
+  a.node_id = "node-123";
+  a.state = node_update_state::pending;
+  node_job_state b;
+  b.node_id = "node-456";
+  b.state = node_update_state::downloading;
+  b.progress = 40;
+  b.updated_at = 1758103205000;
+  node_job_state c;
+  c.node_id = "node-789";
+  c.state = node_update_state::failed;
+  c.result = 8;
+  c.error_message = "pip exited with 1";
+  j.nodes = {a, b, c};
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("encode_job_created and encode_job_triggered") {
+  auto j = sample_job();
+  auto created = parse_json(encode_job_created(j));
+  CHECK(str(created, "job_id") == "abc123-def456-ghi789");
+  CHECK(str(created, "status") == "created");
+  CHECK(str(created, "message") == "Update request created successfully");
+
+  auto trig = parse_json(encode_job_triggered(j));
+  CHECK(trig["success"].IsTrue());
+  CHECK(str(trig, "message") == "Update job abc123-def456-ghi789 triggered successfully");
+  CHECK(str(trig, "job_id") == "abc123-def456-ghi789");
+  CHECK(str(trig, "status") == "in_progress");
+  CHECK(trig["targets"].GetUint() == 3);
+  CHECK(trig.HasMember("skipped"));
+  CHECK_FALSE(trig.HasMember("target_nodes"));  // stays one datagram for any fleet size
+}
+
+TEST_CASE("encode_job_status") {
+  auto j = sample_job();
+  auto doc = parse_json(encode_job_status(j));
+  CHECK(str(doc, "job_id") == j.job_id);
+  CHECK(str(doc, "name") == "python-packages-update");
+  CHECK(str(doc, "version") == "2025.09.16");
+  CHECK(str(doc, "package_type") == "pip");
+  CHECK(str(doc, "status") == "in_progress");
+  CHECK(str(doc["node_statuses"], "node-123") == "pending");
+  CHECK(str(doc["node_statuses"], "node-456") == "downloading");
+  CHECK(str(doc["node_statuses"], "node-789") == "failed");
+  CHECK(doc["error_message"].IsNull());
+  auto& counts = doc["counts"];
+  CHECK(counts["total"].GetUint() == 3);
+  CHECK(counts["pending"].GetUint() == 1);
+  CHECK(counts["downloading"].GetUint() == 1);
+  CHECK(counts["failed"].GetUint() == 1);
+  CHECK(counts["succeeded"].GetUint() == 0);
+  for (const char* s : {"notified", "downloaded", "installing", "timed_out", "cancelled",
+                        "skipped"})
+    CHECK_MESSAGE(counts[s].GetUint() == 0, s);
+  CHECK(doc["progress"].GetInt() == (0 + 40 + 100) / 3);
+  auto& nodes = doc["nodes"];
+  REQUIRE(nodes.Size() == 3);
+  CHECK(str(nodes[0], "node_id") == "node-123");
+  CHECK(nodes[0]["progress"].IsNull());
+  CHECK(nodes[0]["error_message"].IsNull());
+  CHECK(nodes[1]["progress"].GetInt() == 40);
+  CHECK(str(nodes[1], "updated_at") == "2025-09-17T10:00:05Z");
+  CHECK(str(nodes[2], "status") == "failed");
+  CHECK(nodes[2]["result"].GetInt() == 8);
+  CHECK(str(nodes[2], "error_message") == "pip exited with 1");
+  CHECK(str(doc, "created_at") == "2025-09-17T10:00:00Z");
+  CHECK(str(doc, "updated_at") == "2025-09-17T10:00:10Z");
+
+  j.error_message = "no target is registered";
+  CHECK(str(parse_json(encode_job_status(j)), "error_message") == "no target is registered");
+}
+
+TEST_CASE("encode_job_summary and encode_jobs") {
+  auto j = sample_job();
+  auto doc = parse_json(encode_job_summary(j));
+  CHECK(str(doc, "job_id") == j.job_id);
+  CHECK(str(doc, "name") == "python-packages-update");
+  CHECK(str(doc, "package_type") == "pip");
+  CHECK(doc["target_nodes"].Size() == 1);
+  CHECK(doc["packages"].Size() == 3);
+  CHECK_FALSE(has(doc, "artifact"));
+  CHECK_FALSE(has(doc, "target_path"));
+  CHECK_FALSE(has(doc, "script"));
+  CHECK(str(doc, "status") == "in_progress");
+  CHECK(str(doc, "created_at") == "2025-09-17T10:00:00Z");
+  CHECK(doc["counts"]["total"].GetUint() == 3);
+  CHECK(doc["progress"].IsInt());
+
+  job_record f;
+  f.job_id = "f1";
+  f.spec.package_type = "file";
+  f.spec.artifact = "a.bin";
+  f.spec.target_path = "/opt/a.bin";
+  auto fdoc = parse_json(encode_job_summary(f));
+  CHECK(str(fdoc, "artifact") == "a.bin");
+  CHECK(str(fdoc, "target_path") == "/opt/a.bin");
+  CHECK(str(fdoc, "status") == "created");
+  CHECK(fdoc["counts"]["total"].GetUint() == 0);
+  CHECK(fdoc["progress"].GetInt() == 0);
+
+  auto jobs = parse_json(encode_jobs({j, f}));
+  REQUIRE(jobs["updates"].Size() == 2);
+  CHECK(str(jobs["updates"][1], "job_id") == "f1");
+  CHECK(parse_json(encode_jobs({}))["updates"].Size() == 0);
+}
+
+TEST_CASE("encode_update_report and its round trip through decode_updates_request") {
+  update_report r;
+  r.job_id = "j1";
+  r.node_id = "node-1";
+  r.state = node_update_state::downloaded;
+  auto doc = parse_json(encode_update_report(r));
+  CHECK(str(doc, "action") == "report");
+  CHECK(str(doc, "status") == "downloaded");
+  CHECK_FALSE(has(doc, "progress"));
+  CHECK_FALSE(has(doc, "result"));
+  CHECK_FALSE(has(doc, "error_message"));
+
+  r.state = node_update_state::failed;
+  r.progress = 60;
+  r.result = 5;
+  r.error_message = "sha256 mismatch";
+  auto text = encode_update_report(r);
+  auto full = parse_json(text);
+  CHECK(full["progress"].GetInt() == 60);
+  CHECK(full["result"].GetInt() == 5);
+  CHECK(str(full, "error_message") == "sha256 mismatch");
+
+  auto back = decode_updates_request(text);
+  REQUIRE(back.ok());
+  CHECK(back.value.action == updates_action::report);
+  CHECK(back.value.report.job_id == r.job_id);
+  CHECK(back.value.report.node_id == r.node_id);
+  CHECK(back.value.report.state == r.state);
+  CHECK(back.value.report.progress == r.progress);
+  CHECK(back.value.report.result == r.result);
+  CHECK(back.value.report.error_message == r.error_message);
+}
