@@ -44,15 +44,18 @@ public:
   virtual size_t size() const = 0;
 };
 
+/// What the transport does once an answer has left.
+enum class after_reply : uint8_t { nothing, shutdown, restart };
+
 /// A CoAP answer as the transport sends it. `code` is class*100+detail
 /// (205 = 2.05). `after` asks the transport to stop the process once the
-/// response has left: 0 nothing, 1 shutdown, 2 restart.
+/// response has left.
 struct coap_reply {
   uint16_t code = 205;
   uint16_t content_format = 50;  ///< 50 application/json, 0 text/plain, 42 octet-stream
   std::string payload;
   uint32_t max_age = UINT32_MAX;  ///< UINT32_MAX: no Max-Age option
-  uint8_t after = 0;
+  after_reply after = after_reply::nothing;
   uint64_t etag = 0;              ///< 0: no ETag option
   /// A large immutable body shared instead of `payload` (artifact contents);
   /// local only, never serialized.
@@ -62,10 +65,13 @@ template <class F> auto inspect(F& f, coap_reply& x) {
   return f(x.code, x.content_format, x.payload, x.max_age, x.after, x.etag);
 }
 
+/// The method of a request this process sends (CoAP's request codes).
+enum class request_method : uint8_t { get = 1, post = 2, put = 3, del = 4 };
+
 /// A request this process sends as a CoAP client (agent → server reports,
 /// server → agent notifications, block-by-block artifact downloads).
 struct client_request {
-  uint8_t method = 2;          ///< 1 GET, 2 POST, 3 PUT, 4 DELETE
+  request_method method = request_method::post;
   std::string host;            ///< IP literal
   uint16_t port = 5683;
   std::string path;            ///< "updates/available", "artifacts/fw.bin"
@@ -303,6 +309,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource_kind))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::urgency))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::after_reply))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::request_method))
 CAF_END_TYPE_ID_BLOCK(coapfleet)
 
 // -- atoms (at most 10 characters) --------------------------------------------------

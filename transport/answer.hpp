@@ -53,8 +53,9 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
       return;  // a retransmission while the answer is being prepared
     respond(resource, session, request, query, response, p->reply);
     t.remember(p->dedup_key, p->reply);
-    if (p->reply.after != 0)
-      t.request_stop(p->reply.after == 2 ? stop_reason::restart : stop_reason::shutdown);
+    if (p->reply.after != after_reply::nothing)
+      t.request_stop(p->reply.after == after_reply::restart ? stop_reason::restart
+                                                            : stop_reason::shutdown);
     t.pending.erase(p->id);  // libcoap frees the async itself after this call
     return;
   }

@@ -25,7 +25,7 @@ void server_transport::impl::send_notification(job_actor job, const std::string&
                                                uint16_t port,
                                                const model::update_notification& note) {
   client_request req;
-  req.method = COAP_REQUEST_CODE_POST;
+  req.method = request_method::post;
   req.host = ip;
   req.port = port;
   req.path = "updates/available";

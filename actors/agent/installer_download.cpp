@@ -17,7 +17,7 @@ void request_block(self_ptr self) {
   auto& st = self->state;
   auto& note = current(self);
   client_request req;
-  req.method = 1;  // GET
+  req.method = request_method::get;
   req.host = st.cfg.server_host;
   req.port = st.cfg.server_port;
   req.path = "artifacts/" + note.spec.artifact;

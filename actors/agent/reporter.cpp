@@ -35,7 +35,7 @@ struct reporter_state {
 
 using self_ptr = reporter_actor::stateful_pointer<reporter_state>;
 
-void send_call(self_ptr self, call kind, uint8_t method, const char* path, std::string body) {
+void send_call(self_ptr self, call kind, request_method method, const char* path, std::string body) {
   auto& st = self->state;
   client_request req;
   req.method = method;
@@ -84,7 +84,7 @@ void enroll(self_ptr self) {
   if (st.enrolling)
     return;
   st.enrolling = true;
-  send_call(self, call::enroll, 2, "nodes",
+  send_call(self, call::enroll, request_method::post, "nodes",
             model::encode_node_registration(st.cfg.registration));
 }
 
@@ -94,7 +94,7 @@ void send_health(self_ptr self) {
     return;
   st.health_inflight = true;
   st.have_health = false;
-  send_call(self, call::health, 3, "health", model::encode_health_report(st.pending_health));
+  send_call(self, call::health, request_method::put, "health", model::encode_health_report(st.pending_health));
 }
 
 void deliver(self_ptr self) {
@@ -102,7 +102,7 @@ void deliver(self_ptr self) {
   if (!st.registered || st.report_inflight || st.outbox.empty())
     return;
   st.report_inflight = true;
-  send_call(self, call::report, 2, "updates", model::encode_update_report(st.outbox.front()));
+  send_call(self, call::report, request_method::post, "updates", model::encode_update_report(st.outbox.front()));
 }
 
 void save(self_ptr self) {

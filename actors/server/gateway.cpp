@@ -239,7 +239,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
                                            ? "Server restart initiated"
                                            : "Server shutdown initiated",
                                          {{"action", model::to_string(a)}}));
-              r.after = a == model::system_action::restart ? 2 : 1;
+              r.after = a == model::system_action::restart ? after_reply::restart : after_reply::shutdown;
               answer(self, id, std::move(r));
             },
             failure(self, id));

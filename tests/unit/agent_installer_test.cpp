@@ -457,7 +457,7 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a file job downloads block by b
   CHECK(notify(note));
   REQUIRE(wire->requests.size() == 1);
   auto first = wire->requests[0];
-  CHECK(first.req.method == 1);
+  CHECK(first.req.method == request_method::get);
   CHECK(first.req.host == "127.1.0.250");
   CHECK(first.req.path == "artifacts/fw.bin");
   CHECK(first.req.block2_num == 0);

@@ -89,9 +89,9 @@ struct reporter_fixture : coordinated_system {
   }
 };
 
-bool is_enroll(const sent_request& r) { return r.req.method == 2 && r.req.path == "nodes"; }
-bool is_health(const sent_request& r) { return r.req.method == 3 && r.req.path == "health"; }
-bool is_report(const sent_request& r) { return r.req.method == 2 && r.req.path == "updates"; }
+bool is_enroll(const sent_request& r) { return r.req.method == request_method::post && r.req.path == "nodes"; }
+bool is_health(const sent_request& r) { return r.req.method == request_method::put && r.req.path == "health"; }
+bool is_report(const sent_request& r) { return r.req.method == request_method::post && r.req.path == "updates"; }
 
 double cpu_of(const sent_request& r) {
   auto h = model::decode_health_report(r.req.payload);
