@@ -10,6 +10,7 @@ add_executable(actor_tests
   unit/job_commit_test.cpp
   unit/supervision_test.cpp
   unit/artifact_store_test.cpp
+  unit/system_test.cpp
   unit/gateway_test.cpp
   unit/shedding_test.cpp)
 target_link_libraries(actor_tests PRIVATE coapfleet_server coapfleet_store coapfleet_transport
