@@ -186,6 +186,7 @@ struct wire_log {
   std::vector<std::string> changed;
   std::vector<std::string> forgotten;
   std::vector<uint64_t> absorbed;
+  std::vector<artifact_blob> served;  ///< artifacts handed over to serve
 
   /// The newest route for a node / job.
   node_actor node(const std::string& id) const {
@@ -225,7 +226,7 @@ inline transport_actor::behavior_type mock_transport(transport_actor::pointer,
     [](atom::reply, uint64_t, model::fleet_health&) {},
     [](atom::reply, uint64_t, model::system_info&) {},
     [](atom::reply, uint64_t, model::nodes_listing&) {},
-    [](atom::artifact, artifact_blob&) {},
+    [log](atom::artifact, artifact_blob& a) { log->served.push_back(std::move(a)); },
     [log](atom::route, std::string& id, job_actor& j) { log->job_routes.emplace_back(id, j); },
     [log](atom::forget, std::string& id) { log->forgotten.push_back(id); },
     [log](atom::changed, resource& r, urgency) { log->changed.push_back(path_of(r)); },

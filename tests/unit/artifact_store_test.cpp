@@ -3,6 +3,8 @@
 // come from the job supervisor's `uses`, as the gateway asks for them).
 #include "actor_fixture.hpp"
 
+#include "common/sha256.hpp"
+
 using namespace coapfleet;
 using namespace coapfleet::actor_test;
 
@@ -42,4 +44,49 @@ TEST_CASE_FIXTURE(fixture, "an artifact that an unfinished job names keeps its c
           .empty());
   CHECK(ask<artifact_info>(artifacts, atom::upload::value, upload("version two")).sha256
         != first.sha256);
+}
+
+TEST_CASE_FIXTURE(fixture, "artifacts are stored with their SHA-256, served, listed and found again") {
+  auto a = ask<artifact_info>(artifacts, atom::upload::value,
+                              artifact_upload{"fw.bin", "firmware", {}});
+  CHECK(a.name == "fw.bin");
+  CHECK(a.size == 8);
+  CHECK(a.sha256 == common::sha256_hex("firmware"));
+  // The transport serves its contents and hears that /artifacts changed.
+  REQUIRE(wire->served.size() == 1);
+  REQUIRE(wire->served[0].bytes);
+  CHECK(std::string(reinterpret_cast<const char*>(wire->served[0].bytes->data()),
+                    wire->served[0].bytes->size())
+        == "firmware");
+  CHECK(wire->saw_changed("artifacts"));
+  ask<artifact_info>(artifacts, atom::upload::value, artifact_upload{"app.tar", "app", {}});
+  auto all = ask<std::vector<artifact_info>>(artifacts, atom::list::value);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].name == "app.tar");  // sorted by name
+  CHECK(all[1].name == "fw.bin");
+  CHECK(ask<artifact_info>(artifacts, atom::info::value, std::string("fw.bin")).sha256
+        == a.sha256);
+  auto blob = ask<artifact_blob>(artifacts, atom::get::value, std::string("fw.bin"));
+  REQUIRE(blob.bytes);
+  CHECK(blob.bytes->size() == 8);
+  // Unknown names are 4.04 naming them; names that are not file names, 4.00.
+  auto err = ask_error<artifact_info>(artifacts, atom::info::value, std::string("nope.bin"));
+  CHECK(is_api_error(err, api_errc::not_found));
+  CHECK(error_context(err).at(3) == "nope.bin");
+  err = ask_error<artifact_blob>(artifacts, atom::get::value, std::string("nope.bin"));
+  CHECK(is_api_error(err, api_errc::not_found));
+  for (auto bad : {"", ".", "..", "../etc/passwd", "a b"}) {
+    CAPTURE(bad);
+    err = ask_error<artifact_info>(artifacts, atom::upload::value,
+                                   artifact_upload{bad, "x", {}});
+    CHECK(is_api_error(err, api_errc::bad_request));
+  }
+  // A new store on the same directory finds them and serves them again.
+  stop();
+  wire->served.clear();
+  start({});
+  CHECK(ask<std::vector<artifact_info>>(artifacts, atom::list::value).size() == 2);
+  CHECK(ask<artifact_info>(artifacts, atom::info::value, std::string("fw.bin")).sha256
+        == a.sha256);
+  CHECK(wire->served.size() == 2);
 }
