@@ -3,6 +3,8 @@
 // monitors the job actors and restarts a dead one from the store.
 #pragma once
 
+#include <functional>
+
 #include <chrono>
 #include <vector>
 
@@ -19,7 +21,7 @@ struct job_supervisor_config {
   uint32_t max_restarts = 3;
   std::chrono::milliseconds restart_window{std::chrono::minutes(1)};
   /// Where "now" comes from for the restart window (tests replace it).
-  model::millis (*now)() = now_millis;
+  std::function<model::millis()> now = now_millis;
 };
 
 /// Spawns the supervisor with the jobs loaded from the store; in-progress

@@ -51,32 +51,33 @@ system_actor spawn_system(caf::actor_system& sys, system_config cfg,
         auto rp = self->make_response_promise<model::system_status>();
         auto out = std::make_shared<model::system_status>();
         out->database = "disconnected";
-        // A chain of three questions; a failed one leaves its default.
+        // A ping made now (one that fails or gets no answer leaves
+        // "disconnected"), then the counts; a count that fails fails the
+        // status rather than showing 0.
+        auto counts = [self, rp, out]() mutable {
+          self->request(self->state.registry, std::chrono::seconds(5), atom::count::value)
+            .then(
+              [self, rp, out](uint32_t n) mutable {
+                out->nodes = n;
+                self->request(self->state.jobs, std::chrono::seconds(5), atom::count::value)
+                  .then(
+                    [self, rp, out](uint32_t j) mutable {
+                      out->jobs = j;
+                      out->timestamp = now_millis();
+                      out->uptime_seconds = self->state.uptime(out->timestamp);
+                      rp.deliver(*out);
+                    },
+                    [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+              },
+              [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        };
         self->request(st.persistence, std::chrono::seconds(5), atom::ping::value)
           .then(
-            [self, rp, out](bool ok) mutable {
+            [out, counts](bool ok) mutable {
               out->database = ok ? "connected" : "disconnected";
-              self->request(self->state.registry, std::chrono::seconds(5), atom::count::value)
-                .then(
-                  [self, rp, out](uint32_t n) mutable {
-                    out->nodes = n;
-                    self->request(self->state.jobs, std::chrono::seconds(5), atom::count::value)
-                      .then(
-                        [self, rp, out](uint32_t j) mutable {
-                          out->jobs = j;
-                          out->timestamp = now_millis();
-                          out->uptime_seconds = self->state.uptime(out->timestamp);
-                          rp.deliver(*out);
-                        },
-                        [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
-                  },
-                  [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+              counts();
             },
-            [self, rp, out](caf::error&) mutable {
-              out->timestamp = now_millis();
-              out->uptime_seconds = self->state.uptime(out->timestamp);
-              rp.deliver(*out);
-            });
+            [counts](caf::error&) mutable { counts(); });
         return rp;
       },
       [self](atom::action, model::system_action a,

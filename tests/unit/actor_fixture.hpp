@@ -1,17 +1,28 @@
-// The fixture of the commit and supervision tests: the real registry, node,
-// job, supervisor and persistence actors on CAF's test_coordinator, a real
-// SQLite file, and a mock transport that records what would go on the wire.
-// Requests go out from small probe actors: `ask` runs the system and requires
-// an answer; `ask_later` leaves the running to the test, so it can look at
-// the system while a commit is in flight.
+// The server's actor tests share this: an actor system per test on CAF's
+// test_coordinator (the test decides when each message is delivered and when
+// timers fire), and `fixture`, which runs the real registry, node, job,
+// supervisor, artifact store and persistence actors on a real SQLite file in
+// a temporary directory, with a mock transport that records what would go on
+// the wire. Requests go out from small probe actors: `ask` runs the system
+// and requires an answer; `ask_later` leaves the running to the test, so it
+// can look at the system while a commit is in flight.
+//
+// Every fixture owns its system, its directory, its logs and its clock (the
+// wall clock the actors under test read): nothing is shared between tests.
 #pragma once
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include <caf/scheduler/test_coordinator.hpp>
 #include <sqlite3.h>
@@ -27,75 +38,23 @@ namespace coapfleet::actor_test {
 
 using namespace std::chrono_literals;
 
-inline model::millis fake_now_value = 1'000'000;
-inline model::millis fake_now() { return fake_now_value; }
+/// Where every fixture's clock starts.
+constexpr model::millis fake_epoch = 1'000'000;
 
-/// What the mock transport saw.
-struct wire_log {
-  std::vector<std::pair<std::string, node_actor>> routes;
-  std::vector<std::pair<std::string, job_actor>> job_routes;
-  std::vector<std::tuple<job_actor, std::string, uint16_t, model::update_notification>> notes;
-  std::vector<std::string> changed;
-  std::vector<std::string> forgotten;
-
-  /// The newest route for a node / job.
-  node_actor node(const std::string& id) const {
-    for (auto i = routes.rbegin(); i != routes.rend(); ++i)
-      if (i->first == id)
-        return i->second;
-    return {};
+/// A fresh directory from mkdtemp, removed with its content at the end.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    auto tmpl = (std::filesystem::temp_directory_path() / "coapfleet-actors-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
   }
-  job_actor job(const std::string& id) const {
-    for (auto i = job_routes.rbegin(); i != job_routes.rend(); ++i)
-      if (i->first == id)
-        return i->second;
-    return {};
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
   }
-  size_t routes_of(const std::string& id) const {
-    size_t n = 0;
-    for (auto& r : routes)
-      n += r.first == id;
-    return n;
-  }
-  bool saw_changed(const std::string& path) const {
-    return std::find(changed.begin(), changed.end(), path) != changed.end();
-  }
-  void clear() {
-    notes.clear();
-    changed.clear();
-  }
-};
-
-inline transport_actor::behavior_type mock_transport(transport_actor::pointer,
-                                                     std::shared_ptr<wire_log> log) {
-  return {
-    [log](atom::route, std::string& id, node_actor& a) { log->routes.emplace_back(id, a); },
-    [log](atom::notify, job_actor& job, std::string& ip, uint16_t port,
-          model::update_notification& n) { log->notes.emplace_back(job, ip, port, n); },
-    [](atom::reply, uint64_t, coap_reply&) {},
-    [](atom::reply, uint64_t, model::fleet_health&) {},
-    [](atom::reply, uint64_t, model::system_info&) {},
-    [](atom::reply, uint64_t, model::nodes_listing&) {},
-    [](atom::artifact, artifact_blob&) {},
-    [log](atom::route, std::string& id, job_actor& j) { log->job_routes.emplace_back(id, j); },
-    [log](atom::forget, std::string& id) { log->forgotten.push_back(id); },
-    [log](atom::changed, resource& r, urgency) { log->changed.push_back(path_of(r)); },
-    [](atom::absorbed, uint64_t) {},
-  };
-}
-
-/// Another connection holding the database's write lock while it lives:
-/// every commit fails (after the store's short busy timeout).
-struct db_lock {
-  sqlite3* db = nullptr;
-  explicit db_lock(const std::filesystem::path& path) {
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
-  ~db_lock() {
-    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-    sqlite3_close(db);
-  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
 };
 
 /// An answer that arrives while the test goes on.
@@ -106,70 +65,68 @@ struct later {
   caf::error error;
 };
 
-struct fixture {
+// -- the actor system ----------------------------------------------------------------
+
+/// An actor system on the test coordinator, the actors a test spawned
+/// (stopped at the end, so the system can go), and ways to ask them.
+struct coordinated_system {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::scheduler::test_coordinator* sched = nullptr;
-  std::filesystem::path dir;
-  std::shared_ptr<wire_log> wire = std::make_shared<wire_log>();
-  persistence_actor persistence;
-  transport_actor transport;
-  registry_actor registry;
-  job_supervisor_actor jobs;
-  artifact_store_actor artifacts;
-  server::liveness_config liveness;
-  peer op{"127.0.0.1", 40001, {}};
+  std::vector<caf::actor> owned;
+  /// This test's wall clock, read by the actors under test through clock_fn().
+  std::shared_ptr<model::millis> clock = std::make_shared<model::millis>(fake_epoch);
+  model::millis now() const { return *clock; }
+  std::function<model::millis()> clock_fn() const {
+    return [c = clock] { return *c; };
+  }
+  /// Moves only the wall clock (no timer fires).
+  void shift_clock(model::millis by) { *clock += by; }
 
-  fixture() {
+  coordinated_system() {
     log::set_level(log::level::off);
-    char tmpl[] = "/tmp/coapfleet-actors-XXXXXX";
-    dir = ::mkdtemp(tmpl);
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.console", caf::atom("none"));
     cfg.add_message_types<caf::id_block::coapfleet>();
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    liveness.now = fake_now;
-    liveness.stale_after = 10s;
-    liveness.offline_after = 30s;
-    start({});
   }
 
-  void start(loaded_state loaded) {
-    std::string err;
-    auto db = server::store::open((dir / "fleet.db").string(), err);
-    REQUIRE_MESSAGE(db, err);
-    db->set_busy_timeout(50);  // a test that locks the database waits no longer
-    transport = sys->spawn(mock_transport, wire);
-    server::persistence_config pc;
-    pc.detached = false;
-    pc.transport = transport;
-    persistence = server::spawn_persistence(*sys, std::move(db), pc);
-    server::registry_config rc;
-    rc.liveness = liveness;
-    registry = server::spawn_registry(*sys, rc, std::move(loaded.nodes), persistence, transport);
-    server::job_supervisor_config jc;
-    jc.job.default_timeout = 60s;
-    jc.now = fake_now;
-    artifacts = server::spawn_artifact_store(
-      *sys, server::artifact_store_config{(dir / "artifacts").string(), false}, transport);
-    jobs = server::spawn_job_supervisor(*sys, jc, std::move(loaded.jobs), registry, persistence,
-                                        transport, artifacts);
-    sched->run();
-  }
-
-  std::vector<caf::actor> actors() const {
-    return {caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
-            caf::actor_cast<caf::actor>(artifacts), caf::actor_cast<caf::actor>(persistence),
-            caf::actor_cast<caf::actor>(transport)};
-  }
-
-  ~fixture() {
-    for (auto& h : actors())
-      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-    sched->run();
+  ~coordinated_system() {
+    stop_all();
     sys.reset();
-    std::filesystem::remove_all(dir);
+  }
+
+  coordinated_system(const coordinated_system&) = delete;
+  coordinated_system& operator=(const coordinated_system&) = delete;
+
+  /// Remembers `h` to stop it at the end; returns it.
+  template <class Handle>
+  Handle own(Handle h) {
+    owned.push_back(caf::actor_cast<caf::actor>(h));
+    return h;
+  }
+
+  /// Kills `h` (as a crash would) and runs the system until its exit is processed.
+  template <class Handle>
+  void kill(const Handle& h) {
+    caf::anon_send_exit(h, caf::exit_reason::kill);
+    sched->run();
+  }
+
+  void stop_all() {
+    for (auto& h : owned)
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    owned.clear();
+    sched->run();
+  }
+
+  /// Moves both clocks forward (the coordinator's: timers due fire; the
+  /// fake one the actors read) and runs the system.
+  void advance(caf::timespan by) {
+    *clock += std::chrono::duration_cast<std::chrono::milliseconds>(by).count();
+    sched->advance_time(by);
+    sched->run();
   }
 
   /// Sends a request, runs the system, and returns the answer (or fails).
@@ -219,6 +176,153 @@ struct fixture {
     auto* p = dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(h));
     sched->run_jobs_filtered([p](caf::resumable* r) { return r != p; });
   }
+};
+
+// -- the transport -------------------------------------------------------------------
+
+/// What the mock transport saw.
+struct wire_log {
+  std::vector<std::pair<std::string, node_actor>> routes;
+  std::vector<std::pair<std::string, job_actor>> job_routes;
+  std::vector<std::tuple<job_actor, std::string, uint16_t, model::update_notification>> notes;
+  std::vector<std::string> changed;
+  std::vector<std::string> forgotten;
+  std::vector<uint64_t> absorbed;
+  std::vector<artifact_blob> served;  ///< artifacts handed over to serve
+
+  /// The newest route for a node / job.
+  node_actor node(const std::string& id) const {
+    for (auto i = routes.rbegin(); i != routes.rend(); ++i)
+      if (i->first == id)
+        return i->second;
+    return {};
+  }
+  job_actor job(const std::string& id) const {
+    for (auto i = job_routes.rbegin(); i != job_routes.rend(); ++i)
+      if (i->first == id)
+        return i->second;
+    return {};
+  }
+  size_t routes_of(const std::string& id) const {
+    size_t n = 0;
+    for (auto& r : routes)
+      n += r.first == id;
+    return n;
+  }
+  bool saw_changed(const std::string& path) const {
+    return std::find(changed.begin(), changed.end(), path) != changed.end();
+  }
+  void clear() {
+    notes.clear();
+    changed.clear();
+  }
+};
+
+inline transport_actor::behavior_type mock_transport(transport_actor::pointer,
+                                                     std::shared_ptr<wire_log> log) {
+  return {
+    [log](atom::route, std::string& id, node_actor& a) { log->routes.emplace_back(id, a); },
+    [log](atom::notify, job_actor& job, std::string& ip, uint16_t port,
+          model::update_notification& n) { log->notes.emplace_back(job, ip, port, n); },
+    [](atom::reply, uint64_t, coap_reply&) {},
+    [](atom::reply, uint64_t, model::fleet_health&) {},
+    [](atom::reply, uint64_t, model::system_info&) {},
+    [](atom::reply, uint64_t, model::nodes_listing&) {},
+    [log](atom::artifact, artifact_blob& a) { log->served.push_back(std::move(a)); },
+    [log](atom::route, std::string& id, job_actor& j) { log->job_routes.emplace_back(id, j); },
+    [log](atom::forget, std::string& id) { log->forgotten.push_back(id); },
+    [log](atom::changed, resource& r, urgency) { log->changed.push_back(path_of(r)); },
+    [log](atom::absorbed, uint64_t n) { log->absorbed.push_back(n); },
+  };
+}
+
+/// Another connection holding the database's write lock while it lives:
+/// every commit fails (after the store's short busy timeout).
+struct db_lock {
+  sqlite3* db = nullptr;
+  explicit db_lock(const std::filesystem::path& path) {
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  ~db_lock() {
+    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+};
+
+// -- the real actors ------------------------------------------------------------------
+
+/// The server's actors but the gateway, the system actor and the transport,
+/// on a database of their own.
+struct fixture : coordinated_system {
+  temp_dir tmp;
+  std::filesystem::path dir = tmp.path;
+  std::shared_ptr<wire_log> wire = std::make_shared<wire_log>();
+  persistence_actor persistence;
+  transport_actor transport;
+  registry_actor registry;
+  job_supervisor_actor jobs;
+  artifact_store_actor artifacts;
+  server::liveness_config liveness;
+  peer op{"127.0.0.1", 40001, {}};
+
+  fixture() {
+    liveness.now = clock_fn();
+    liveness.stale_after = 10s;
+    liveness.offline_after = 30s;
+    start({});
+  }
+
+  ~fixture() { stop(); }
+
+  /// Spawns the actors on what the store held (as a start of the server does).
+  void start(loaded_state loaded) {
+    std::string err;
+    auto db = server::store::open((dir / "fleet.db").string(), err);
+    REQUIRE_MESSAGE(db, err);
+    db->set_busy_timeout(50);  // a test that locks the database waits no longer
+    transport = sys->spawn(mock_transport, wire);
+    server::persistence_config pc;
+    pc.detached = false;
+    pc.transport = transport;
+    pc.absorbed_every = 2;
+    persistence = server::spawn_persistence(*sys, std::move(db), pc);
+    server::registry_config rc;
+    rc.liveness = liveness;
+    registry = server::spawn_registry(*sys, rc, std::move(loaded.nodes), persistence, transport);
+    server::job_supervisor_config jc;
+    jc.job.default_timeout = 60s;
+    jc.now = clock_fn();
+    artifacts = server::spawn_artifact_store(
+      *sys, server::artifact_store_config{(dir / "artifacts").string(), false}, transport);
+    jobs = server::spawn_job_supervisor(*sys, jc, std::move(loaded.jobs), registry, persistence,
+                                        transport, artifacts);
+    sched->run();
+  }
+
+  std::vector<caf::actor> actors() const {
+    return {caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
+            caf::actor_cast<caf::actor>(artifacts), caf::actor_cast<caf::actor>(persistence),
+            caf::actor_cast<caf::actor>(transport)};
+  }
+
+  /// Stops every actor (the persistence actor commits what is pending).
+  void stop() {
+    for (auto& h : actors())
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  /// Reads the store through the persistence actor, then stops the actors
+  /// (as a restart would) and forgets what the transport saw; `start` with
+  /// the result brings the server back.
+  loaded_state restart() {
+    auto out = ask<loaded_state>(persistence, atom::load::value);
+    stop();
+    wire->routes.clear();
+    wire->notes.clear();
+    return out;
+  }
 
   /// Runs every actor but the persistence actor: whatever it was asked to
   /// write stays in flight.
@@ -230,6 +334,15 @@ struct fixture {
     auto db = server::store::open((dir / "fleet.db").string(), err);
     REQUIRE_MESSAGE(db, err);
     return loaded_state{db->load_nodes(), db->load_jobs()};
+  }
+
+  /// A health report of `node` reaching the persistence actor.
+  void store_health(int cpu, const std::string& node = "node-1") {
+    model::health_report h;
+    h.node_id = node;
+    h.cpu_percent = cpu;
+    caf::anon_send(persistence, atom::health::value, model::put_health{h, now() + cpu});
+    sched->run();
   }
 
   registered enroll(const std::string& id, const std::string& ip = "127.1.0.1") {
@@ -271,6 +384,8 @@ struct fixture {
   }
 };
 
+// -- checks ----------------------------------------------------------------------------
+
 /// The fields of a job record that the store keeps.
 inline bool same_job(const model::job_record& a, const model::job_record& b) {
   if (a.job_id != b.job_id || a.status != b.status || a.error_message != b.error_message
@@ -294,6 +409,10 @@ inline std::vector<std::string> error_context(const caf::error& err) {
     return {};
   return {ctx.get_as<std::string>(0), ctx.get_as<std::string>(1), ctx.get_as<std::string>(2),
           ctx.get_as<std::string>(3)};
+}
+
+inline bool is_api_error(const caf::error& err, api_errc code) {
+  return err.category() == api_category && err.code() == static_cast<uint8_t>(code);
 }
 
 }  // namespace coapfleet::actor_test

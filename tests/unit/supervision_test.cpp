@@ -23,7 +23,7 @@ TEST_CASE_FIXTURE(fixture, "a node actor that dies is restarted from the store a
   enroll("node-2", "127.1.0.2");
   auto first = wire->node("node-1");
   // Its latest health has reached the persistence actor but is not committed yet.
-  caf::anon_send(first, atom::health::value, health("node-1", 42), fake_now_value);
+  caf::anon_send(first, atom::health::value, health("node-1", 42), now());
   sched->run();
   caf::anon_send_exit(first, caf::exit_reason::kill);
   sched->run();
@@ -41,7 +41,7 @@ TEST_CASE_FIXTURE(fixture, "a node actor that dies is restarted from the store a
   REQUIRE(list[0].has_health);
   CHECK(list[0].health.cpu_percent == 42);
   // The next report is the new actor's.
-  caf::anon_send(second, atom::health::value, health("node-1", 7), fake_now_value + 1);
+  caf::anon_send(second, atom::health::value, health("node-1", 7), now() + 1);
   sched->run();
   list = nodes(one);
   REQUIRE(list.size() == 1);
@@ -101,7 +101,7 @@ TEST_CASE_FIXTURE(fixture, "restarts are counted per minute") {
   for (int i = 0; i < 6; ++i) {
     caf::anon_send_exit(wire->node("node-1"), caf::exit_reason::kill);
     sched->run();
-    fake_now_value += 30'000;  // two a minute stay within the limit
+    shift_clock(30'000);  // two a minute stay within the limit
   }
   CHECK(wire->routes_of("node-1") == 7);
   CHECK(nodes().size() == 1);
@@ -177,7 +177,7 @@ TEST_CASE_FIXTURE(fixture, "a job actor that keeps dying stays down and answers 
 
 TEST_CASE_FIXTURE(fixture, "persistence commits pending health when it is stopped") {
   enroll("node-1");
-  caf::anon_send(wire->node("node-1"), atom::health::value, health("node-1", 5), fake_now_value);
+  caf::anon_send(wire->node("node-1"), atom::health::value, health("node-1", 5), now());
   run_all_but_persistence();
   caf::anon_send_exit(persistence, caf::exit_reason::user_shutdown);
   sched->run();

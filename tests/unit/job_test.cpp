@@ -1,0 +1,113 @@
+// Update jobs, their actors and their supervisor: create, trigger, notify
+// agents, follow step reports to the job's outcome, deadlines, resuming after
+// a restart, and the errors that name the problem. Commit-then-change is
+// job_commit_test.cpp's, restarts of job actors supervision_test.cpp's.
+#include "actor_fixture.hpp"
+
+using namespace coapfleet;
+using namespace coapfleet::actor_test;
+
+TEST_CASE_FIXTURE(fixture, "a job notifies its targets, follows reports and completes") {
+  enroll("node-a", "127.1.0.1");
+  enroll("node-b", "127.1.0.2");
+  model::job_spec spec;
+  spec.name = "python-packages-update";
+  spec.version = "2025.09.16";
+  spec.package_type = "pip";
+  spec.target_nodes = {"all"};
+  spec.packages = {"aiocoap==0.4.7"};
+  auto job = create(spec);
+  CHECK(job.status == model::job_status::created);
+  auto triggered = ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
+  CHECK(triggered.status == model::job_status::in_progress);
+  REQUIRE(triggered.nodes.size() == 2);
+  REQUIRE(wire->notes.size() == 2);
+  CHECK(std::get<1>(wire->notes[0]) == "127.1.0.1");
+  CHECK(std::get<3>(wire->notes[0]).spec.packages == spec.packages);
+  // The transport tells the job that node-a's agent took the notification.
+  caf::anon_send(std::get<0>(wire->notes[0]), atom::notified::value, std::string("node-a"), true,
+                 std::string());
+  sched->run();
+  auto st = status(job.job_id);
+  CHECK(st.nodes[0].state == model::node_update_state::notified);
+  // Second install is refused.
+  auto err = ask_error<model::job_record>(jobs, atom::install::value, job.job_id, op);
+  CHECK(is_api_error(err, api_errc::bad_request));
+  // Reports walk node-a to succeeded; a backwards step is refused.
+  CHECK(ask<bool>(jobs, atom::report::value,
+                  report(job.job_id, "node-a", model::node_update_state::downloading), op));
+  CHECK(ask<bool>(jobs, atom::report::value,
+                  report(job.job_id, "node-a", model::node_update_state::succeeded), op));
+  err = ask_error<bool>(jobs, atom::report::value,
+                        report(job.job_id, "node-a", model::node_update_state::installing), op);
+  CHECK(is_api_error(err, api_errc::bad_request));
+  err = ask_error<bool>(jobs, atom::report::value,
+                        report(job.job_id, "node-z", model::node_update_state::installing), op);
+  CHECK(is_api_error(err, api_errc::not_found));
+  st = status(job.job_id);
+  CHECK(st.status == model::job_status::in_progress);
+  // node-b fails: the job is partially failed.
+  CHECK(ask<bool>(jobs, atom::report::value,
+                  report(job.job_id, "node-b", model::node_update_state::failed), op));
+  st = status(job.job_id);
+  CHECK(st.status == model::job_status::partially_failed);
+  // Everything survives a restart.
+  auto stored = restart();
+  REQUIRE(stored.jobs.size() == 1);
+  CHECK(stored.jobs[0].status == model::job_status::partially_failed);
+  REQUIRE(stored.jobs[0].nodes.size() == 2);
+  CHECK(stored.jobs[0].nodes[0].state == model::node_update_state::succeeded);
+  CHECK(stored.jobs[0].nodes[1].state == model::node_update_state::failed);
+}
+
+TEST_CASE_FIXTURE(fixture, "unreachable agents fail, deadlines time out, restarts resume") {
+  enroll("node-a", "127.1.0.1");
+  enroll("node-b", "127.1.0.2");
+  enroll("node-c", "127.1.0.3");
+  auto spec = script_job({"node-a", "node-b", "node-c"});
+  spec.timeout_seconds = 30;
+  auto unknown = spec;
+  unknown.target_nodes = {"node-a", "ghost"};
+  auto ghost_job = create(unknown);
+  auto err = ask_error<model::job_record>(jobs, atom::install::value, ghost_job.job_id, op);
+  CHECK(is_api_error(err, api_errc::not_found));
+  auto job = create(spec);
+  ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
+  REQUIRE(wire->notes.size() == 3);
+  auto job_handle = std::get<0>(wire->notes[0]);
+  caf::anon_send(job_handle, atom::notified::value, std::string("node-a"), false,
+                 std::string("agent unreachable at 127.1.0.1:5683"));
+  caf::anon_send(job_handle, atom::notified::value, std::string("node-b"), true, std::string());
+  sched->run();
+  auto st = status(job.job_id);
+  CHECK(st.nodes[0].state == model::node_update_state::failed);
+  CHECK(st.nodes[0].error_message.find("unreachable") != std::string::npos);
+  // node-c never answered: after a restart its notification goes out again.
+  auto stored = restart();
+  start(std::move(stored));
+  REQUIRE(wire->notes.size() == 1);
+  CHECK(std::get<3>(wire->notes[0]).node_id == "node-c");
+  // The deadline: node-b and node-c never finish.
+  sched->advance_time(71s);  // 2 x timeout_seconds + 10 s
+  sched->run();
+  st = status(job.job_id);
+  CHECK(st.nodes[1].state == model::node_update_state::timed_out);
+  CHECK(st.nodes[2].state == model::node_update_state::timed_out);
+  CHECK(st.status == model::job_status::failed);
+}
+
+TEST_CASE_FIXTURE(fixture, "unknown jobs and invalid specs are errors that name the problem") {
+  auto err = ask_error<model::job_record>(jobs, atom::status::value, std::string("nope"));
+  CHECK(is_api_error(err, api_errc::not_found));
+  model::job_spec bad;
+  bad.name = "x";
+  bad.version = "1";
+  bad.package_type = "pip";  // no packages
+  bad.target_nodes = {"all"};
+  err = ask_error<model::job_record>(jobs, atom::create::value, bad, op);
+  CHECK(is_api_error(err, api_errc::bad_request));
+  auto ctx = error_context(err);
+  REQUIRE(ctx.size() == 4);
+  CHECK(ctx[1] == "packages");
+  CHECK(ask<std::vector<model::job_record>>(jobs, atom::list::value).empty());
+}
