@@ -371,14 +371,14 @@ using persistence_actor = caf::typed_actor<
   caf::replies_to<atom::load, atom::job, std::string>::with<model::job_record>,
   /// Durable writes: answers once they are committed (fsync'd), with an
   /// error when the transaction failed (then none of them happened).
-  caf::replies_to<atom::write, write_batch>::with<bool>,
+  caf::replies_to<atom::write, write_batch>::with<atom::ok>,
   /// Telemetry: the latest health of a node; committed within the flush
   /// interval (at most one second), never acknowledged.
   caf::reacts_to<atom::health, model::put_health>,
   /// True when the database answered a query just now.
   caf::replies_to<atom::ping>::with<bool>,
   /// Commits everything pending and checkpoints the WAL (before a stop).
-  caf::replies_to<atom::flush>::with<bool>,
+  caf::replies_to<atom::flush>::with<atom::ok>,
   /// Internal: run the group commit now / the health flush timer fired.
   caf::reacts_to<atom::commit>, caf::reacts_to<atom::tick>>;
 
@@ -435,12 +435,12 @@ using job_actor = caf::typed_actor<
   /// Current state.
   caf::replies_to<atom::get>::with<model::job_record>,
   /// An agent's step report; answers when durable.
-  caf::replies_to<atom::report, model::update_report>::with<bool>,
+  caf::replies_to<atom::report, model::update_report>::with<atom::ok>,
   /// Cancel every node that has not finished.
   caf::replies_to<atom::cancel, peer>::with<model::job_record>,
   /// Delete the job from the store unless it is running (then a bad_request);
   /// afterwards the actor answers not_found until its supervisor ends it.
-  caf::replies_to<atom::remove, peer>::with<bool>,
+  caf::replies_to<atom::remove, peer>::with<atom::ok>,
   /// From the transport: the agent answered the notification (true) or not.
   caf::reacts_to<atom::notified, std::string, bool, std::string>,
   /// The job's install deadline passed.
@@ -453,10 +453,10 @@ using job_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::create, model::job_spec, peer>::with<model::job_record>,
   caf::replies_to<atom::install, std::string, peer>::with<model::job_record>,
   caf::replies_to<atom::status, std::string>::with<model::job_record>,
-  caf::replies_to<atom::report, model::update_report, peer>::with<bool>,
+  caf::replies_to<atom::report, model::update_report, peer>::with<atom::ok>,
   caf::replies_to<atom::cancel, std::string, peer>::with<model::job_record>,
   /// Deletes a job that is not running (its observers get 4.04).
-  caf::replies_to<atom::remove, std::string, peer>::with<bool>,
+  caf::replies_to<atom::remove, std::string, peer>::with<atom::ok>,
   /// `GET /updates`: every job, oldest first.
   caf::replies_to<atom::list>::with<std::vector<model::job_record>>,
   /// The jobs not yet finished (created or in progress) naming an artifact.
@@ -556,7 +556,7 @@ using reporter_actor = caf::typed_actor<
 /// runs one job at a time (download, verify, install) and reports each step.
 using installer_actor = caf::typed_actor<
   /// POST /updates/available: true once the job is journaled (or was known).
-  caf::replies_to<atom::notify, model::update_notification>::with<bool>,
+  caf::replies_to<atom::notify, model::update_notification>::with<atom::ok>,
   /// Current job id (empty when idle) and the number queued.
   caf::replies_to<atom::status>::with<std::string, uint32_t>,
   /// Block answers of the transport during a download.

@@ -118,7 +118,7 @@ int serve(options& opt, bool& restart) {
   {
     caf::scoped_actor self{sys};
     self->request(persistence, std::chrono::seconds(10), atom::flush::value)
-      .receive([](bool) {},
+      .receive([](atom::ok) {},
                [](caf::error& err) {
                  CF_ERROR("main", "final flush failed: ", caf::to_string(err));
                });

@@ -59,7 +59,7 @@ agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_pe
         self->request(self->state.peers.installer, std::chrono::seconds(10), atom::notify::value,
                       std::move(note))
           .then(
-            [=](bool) {
+            [=](atom::ok) {
               answer(id, json_reply(204, model::encode_message("Update accepted",
                                                                {{"job_id", job}})));
             },

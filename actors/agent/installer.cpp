@@ -202,7 +202,7 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
               st.journal.jobs.front().note.job_id);
     start_next(self);
     return {
-      [self](atom::notify, model::update_notification& note) -> caf::result<bool> {
+      [self](atom::notify, model::update_notification& note) -> caf::result<atom::ok> {
         auto& st = self->state;
         if (note.node_id != st.cfg.node_id)
           return make_api_error(api_errc::bad_request,
@@ -211,7 +211,7 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
                                 "node_id");
         if (st.journal.knows(note.job_id)) {
           CF_DEBUG("installer", "job ", note.job_id, " already known; not installed twice");
-          return true;
+          return atom::ok::value;
         }
         CF_INFO("installer", "job ", note.job_id, " accepted: ", note.spec.name, " ",
                 note.spec.version, " (", note.spec.package_type, ")",
@@ -226,7 +226,7 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
           return make_api_error(api_errc::internal, "cannot journal job " + job_id + ": " + err);
         }
         start_next(self);  // journaled before the 2.04 leaves
-        return true;
+        return atom::ok::value;
       },
       [self](atom::status) -> caf::result<std::string, uint32_t> {
         auto& st = self->state;

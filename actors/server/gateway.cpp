@@ -168,7 +168,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
         self->request(self->state.peers.jobs, timeout, atom::report::value, std::move(r),
                       std::move(from))
           .then(
-            [=](bool) {
+            [=](atom::ok) {
               answer(self, id, json_reply(204, model::encode_message("Report accepted")));
             },
             failure(self, id));
@@ -190,7 +190,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
         self->request(self->state.peers.jobs, timeout, atom::remove::value, job_id,
                       std::move(from))
           .then(
-            [=](bool) {
+            [=](atom::ok) {
               answer(self, id, json_reply(202, model::encode_message("Update job " + job_id
                                                                        + " deleted",
                                                                      {{"job_id", job_id}})));

@@ -196,7 +196,7 @@ void commit_round(self_ptr self, std::shared_ptr<job_round> r) {
     return apply_round(self, *r);  // refusals only, or nothing left to do
   auto batch = std::move(r->batch);
   self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
-    .then([self, r](bool) { apply_round(self, *r); },
+    .then([self, r](atom::ok) { apply_round(self, *r); },
           [self, r](caf::error& err) {
             CF_WARN("job", "job ", self->state.record.job_id,
                     ": changes not committed, nothing changed: ", caf::to_string(err));
@@ -303,7 +303,7 @@ void start_install(self_ptr self, const peer& from,
 }
 
 void plan_report(self_ptr, job_round& r, const model::update_report& rep,
-                 caf::typed_response_promise<bool> rp) {
+                 caf::typed_response_promise<atom::ok> rp) {
   auto& rec = r.next;
   if (r.deleted)
     return refuse(r, rp, unknown_job(rec.job_id));
@@ -344,7 +344,7 @@ void plan_report(self_ptr, job_round& r, const model::update_report& rep,
   r.batch.ops.emplace_back(put_node_state{rec.job_id, *n});
   refresh_status(r, now);
   r.publish = true;
-  answer(r, rp, [] { return true; });
+  answer(r, rp, [] { return atom::ok::value; });
 }
 
 void plan_cancel(self_ptr self, job_round& r, const peer& from,
@@ -377,7 +377,7 @@ void plan_cancel(self_ptr self, job_round& r, const peer& from,
   answer(r, rp, [self] { return self->state.record; });
 }
 
-void plan_remove(self_ptr, job_round& r, caf::typed_response_promise<bool> rp) {
+void plan_remove(self_ptr, job_round& r, caf::typed_response_promise<atom::ok> rp) {
   auto& rec = r.next;
   if (r.deleted)
     return refuse(r, rp, unknown_job(rec.job_id));
@@ -388,7 +388,7 @@ void plan_remove(self_ptr, job_round& r, caf::typed_response_promise<bool> rp) {
                                  "status", to_string(rec.status)));
   r.batch.ops.emplace_back(drop_job{rec.job_id});
   r.deleted = true;
-  answer(r, rp, [] { return true; });
+  answer(r, rp, [] { return atom::ok::value; });
 }
 
 /// The transport's word on a notification: no one waits for it; when it is
@@ -474,8 +474,8 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
           return unknown_job(self->state.record.job_id);
         return self->state.record;
       },
-      [self](atom::report, model::update_report& r) -> caf::result<bool> {
-        auto rp = self->make_response_promise<bool>();
+      [self](atom::report, model::update_report& r) -> caf::result<atom::ok> {
+        auto rp = self->make_response_promise<atom::ok>();
         submit(self, [r = std::move(r), rp](self_ptr self, job_round& rd) {
           plan_report(self, rd, r, rp);
         });
@@ -486,8 +486,8 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
         submit(self, [from, rp](self_ptr self, job_round& r) { plan_cancel(self, r, from, rp); });
         return rp;
       },
-      [self](atom::remove, const peer&) -> caf::result<bool> {
-        auto rp = self->make_response_promise<bool>();
+      [self](atom::remove, const peer&) -> caf::result<atom::ok> {
+        auto rp = self->make_response_promise<atom::ok>();
         submit(self, [rp](self_ptr self, job_round& r) { plan_remove(self, r, rp); });
         return rp;
       },

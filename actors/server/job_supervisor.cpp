@@ -256,7 +256,7 @@ void create_job(self_ptr self, model::job_spec spec, const peer& from,
   batch.ops.emplace_back(put_job{rec});
   self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
     .then(
-      [self, rp, rec, from](bool) mutable {
+      [self, rp, rec, from](atom::ok) mutable {
         self->state.creating.erase(rec.job_id);
         CF_INFO("job-supervisor", "job ", rec.job_id, " created: ", rec.spec.name, " ",
                 rec.spec.version, " (", rec.spec.package_type, ") by ", from.address);
@@ -385,21 +385,21 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
       [self](atom::status, const std::string& id) -> caf::result<model::job_record> {
         return forward<model::job_record>(self, id, atom::get::value);
       },
-      [self](atom::report, model::update_report& r, const peer&) -> caf::result<bool> {
+      [self](atom::report, model::update_report& r, const peer&) -> caf::result<atom::ok> {
         auto id = r.job_id;
-        return forward<bool>(self, id, atom::report::value, std::move(r));
+        return forward<atom::ok>(self, id, atom::report::value, std::move(r));
       },
       [self](atom::cancel, const std::string& id,
              const peer& from) -> caf::result<model::job_record> {
         return forward<model::job_record>(self, id, atom::cancel::value, from);
       },
-      [self](atom::remove, const std::string& id, const peer& from) -> caf::result<bool> {
+      [self](atom::remove, const std::string& id, const peer& from) -> caf::result<atom::ok> {
         // The job decides (in order with its other changes) and drops itself
         // from the store; once that is durable the directory forgets it.
         auto i = self->state.jobs.find(id);
         if (i == self->state.jobs.end())
           return unknown_job(id);
-        auto rp = self->make_response_promise<bool>();
+        auto rp = self->make_response_promise<atom::ok>();
         auto drop = [self, rp, id, from](const caf::expected<job_actor>& j) mutable {
           if (!j) {
             rp.deliver(j.error());
@@ -407,10 +407,10 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
           }
           self->request(*j, caf::infinite, atom::remove::value, from)
             .then(
-              [self, rp, id, from](bool) mutable {
+              [self, rp, id, from](atom::ok) mutable {
                 forget_job(self, id);
                 CF_INFO("job-supervisor", "job ", id, " deleted by ", from.address);
-                rp.deliver(true);
+                rp.deliver(atom::ok::value);
               },
               [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         };

@@ -18,7 +18,7 @@ struct persistence_state {
   persistence_config cfg;
   /// Durable writes waiting for the next commit, with who waits for them.
   std::vector<write_op> pending;
-  std::vector<caf::typed_response_promise<bool>> waiting;
+  std::vector<caf::typed_response_promise<atom::ok>> waiting;
   /// Latest health per node, not yet committed.
   std::unordered_map<std::string, put_health> dirty_health;
   bool commit_scheduled = false;
@@ -60,7 +60,7 @@ void commit_now(self_ptr self) {
     CF_TRACE("persistence", "committed ops=", ops.size(), " durable=", durable,
              " waiters=", waiting.size());
     for (auto& rp : waiting)
-      rp.deliver(true);
+      rp.deliver(atom::ok::value);
   } else {
     CF_ERROR("persistence", "commit failed: ", st.db->last_error(), " ops=", ops.size());
     auto err = make_api_error(api_errc::internal,
@@ -166,11 +166,11 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
         return load_node(self, id);
       },
       [self](atom::load, atom::job, const std::string& id) { return load_job(self, id); },
-      [self](atom::write, write_batch& batch) -> caf::result<bool> {
+      [self](atom::write, write_batch& batch) -> caf::result<atom::ok> {
         auto& st = self->state;
         for (auto& op : batch.ops)
           st.pending.emplace_back(std::move(op));
-        auto rp = self->make_response_promise<bool>();
+        auto rp = self->make_response_promise<atom::ok>();
         st.waiting.emplace_back(rp);
         schedule_commit(self);
         return rp;
@@ -192,12 +192,12 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
         self->state.health_timer = false;
         commit_now(self);
       },
-      [self](atom::flush) -> bool {
+      [self](atom::flush) -> atom::ok {
         // Before a stop: commit what is pending and fold the WAL back.
         commit_now(self);
         self->state.db->checkpoint();
         CF_INFO("persistence", "flushed and checkpointed ", self->state.db->path());
-        return true;
+        return atom::ok::value;
       },
     };
   };

@@ -233,7 +233,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         auto rp = self->make_response_promise<registered>();
         self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
           .then(
-            [self, rp, reg, registered_at, now, from](bool) mutable {
+            [self, rp, reg, registered_at, now, from](atom::ok) mutable {
               auto& st = self->state;
               auto i = st.nodes.find(reg.node_id);
               registered result{reg.node_id, i == st.nodes.end()};

@@ -46,21 +46,21 @@ struct installer_script {
 };
 
 struct mock_installer_state {
-  std::vector<caf::typed_response_promise<bool>> held;
+  std::vector<caf::typed_response_promise<atom::ok>> held;
 };
 
 installer_actor::behavior_type
 mock_installer(installer_actor::stateful_pointer<mock_installer_state> self,
                std::shared_ptr<installer_script> script) {
   return {
-    [self, script](atom::notify, model::update_notification& n) -> caf::result<bool> {
+    [self, script](atom::notify, model::update_notification& n) -> caf::result<atom::ok> {
       script->notes.push_back(n);
       switch (script->mode) {
-        case verdict::accept: return true;
+        case verdict::accept: return atom::ok::value;
         case verdict::refuse: return script->refusal;
         case verdict::hold: break;
       }
-      auto rp = self->make_response_promise<bool>();
+      auto rp = self->make_response_promise<atom::ok>();
       self->state.held.push_back(rp);
       return rp;
     },
@@ -74,7 +74,7 @@ mock_installer(installer_actor::stateful_pointer<mock_installer_state> self,
     // The test's cue: the held notifications are taken now.
     [self](atom::tick) {
       for (auto& rp : self->state.held)
-        rp.deliver(true);
+        rp.deliver(atom::ok::value);
       self->state.held.clear();
     },
   };

@@ -136,7 +136,8 @@ struct installer_fixture : coordinated_system {
   }
 
   bool notify(const model::update_notification& n) {
-    return ask<bool>(installer, atom::notify::value, n);
+    ask<atom::ok>(installer, atom::notify::value, n);
+    return true;
   }
 
   std::pair<std::string, uint32_t> status() {
@@ -216,7 +217,7 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a notification is journaled bef
   // A notification for another node is refused and not journaled.
   auto other = script_job("job-x", "true");
   other.node_id = "node-2";
-  auto err = ask_error<bool>(installer, atom::notify::value, other);
+  auto err = ask_error<atom::ok>(installer, atom::notify::value, other);
   CHECK(err.code() == static_cast<uint8_t>(api_errc::bad_request));
   REQUIRE(err.context().match_elements<std::string, std::string, std::string, std::string>());
   CHECK(err.context().get_as<std::string>(1) == "node_id");
@@ -235,7 +236,7 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a notification is journaled bef
 TEST_CASE_FIXTURE(installer_fixture, "installer: a job that cannot be journaled is refused, not run") {
   fs::create_directories(dir.path / "journal.json");  // no file can be put there
   start();
-  auto err = ask_error<bool>(installer, atom::notify::value, script_job("job-1", "true"));
+  auto err = ask_error<atom::ok>(installer, atom::notify::value, script_job("job-1", "true"));
   CHECK(err.code() == static_cast<uint8_t>(api_errc::internal));
   CHECK(runs.empty());
   CHECK(reporter_seen->reports.empty());
@@ -547,11 +548,11 @@ TEST_CASE("installer: the default worker runs the handler on a thread of its own
     bool taken = false;
     self->request(installer, 5s, atom::notify::value,
                   installer_fixture::script_job("job-1", "echo ran > out.txt; exit 5"))
-      .receive([&](bool ok) { taken = ok; }, [&](caf::error& e) { FAIL(caf::to_string(e)); });
+      .receive([&](atom::ok) { taken = true; }, [&](caf::error& e) { FAIL(caf::to_string(e)); });
     CHECK(taken);
     self->request(installer, 5s, atom::notify::value,
                   installer_fixture::script_job("job-2", "echo ran >> out.txt"))
-      .receive([&](bool ok) { taken = ok; }, [&](caf::error& e) { FAIL(caf::to_string(e)); });
+      .receive([&](atom::ok) { taken = true; }, [&](caf::error& e) { FAIL(caf::to_string(e)); });
     CHECK(taken);
     CHECK(eventually([&] { return ask_status() == std::pair<std::string, uint32_t>{"", 0}; }));
     for (auto h : {caf::actor_cast<caf::actor>(installer), caf::actor_cast<caf::actor>(reporter),
@@ -580,7 +581,7 @@ struct worker_log {
 installer_actor::behavior_type listening_installer(installer_actor::pointer,
                                                    std::shared_ptr<worker_log> log) {
   return {
-    [](atom::notify, model::update_notification&) { return true; },
+    [](atom::notify, model::update_notification&) { return atom::ok::value; },
     [](atom::status) -> caf::result<std::string, uint32_t> { return {std::string(), 0u}; },
     [](atom::response, uint64_t, client_response&) {},
     [log](atom::report, bool ok, int32_t result, std::string& msg) {

@@ -50,7 +50,7 @@ TEST_CASE_FIXTURE(fixture, "a report whose commit fails changes nothing and can 
   auto before = status(job.job_id);
   auto lock = std::make_unique<db_lock>(dir / "fleet.db");
   auto r = report(job.job_id, "node-a", model::node_update_state::succeeded);
-  auto err = ask_error<bool>(jobs, atom::report::value, r, op);
+  auto err = ask_error<atom::ok>(jobs, atom::report::value, r, op);
   CHECK(is_internal(err));
   auto st = status(job.job_id);
   CHECK(same_job(st, before));
@@ -59,7 +59,7 @@ TEST_CASE_FIXTURE(fixture, "a report whose commit fails changes nothing and can 
   CHECK(same_job(stored().jobs[0], before));
   CHECK(wire->changed.empty());
   lock.reset();
-  CHECK(ask<bool>(jobs, atom::report::value, r, op));
+  ask<atom::ok>(jobs, atom::report::value, r, op);
   st = status(job.job_id);
   CHECK(st.nodes[0].state == model::node_update_state::succeeded);
   CHECK(st.status == model::job_status::completed);
@@ -113,7 +113,7 @@ TEST_CASE_FIXTURE(fixture, "requests during an install's commit see the durable 
   auto get = ask_later<model::job_record>(jobs, atom::status::value, job.job_id);
   // ... a second install and a report wait for the first install's outcome.
   auto again = ask_later<model::job_record>(jobs, atom::install::value, job.job_id, op);
-  auto step = ask_later<bool>(jobs, atom::report::value,
+  auto step = ask_later<atom::ok>(jobs, atom::report::value,
                               report(job.job_id, "node-a", model::node_update_state::downloading),
                               op);
   run_all_but_persistence();
@@ -130,7 +130,7 @@ TEST_CASE_FIXTURE(fixture, "requests during an install's commit see the durable 
   REQUIRE(again->done);
   CHECK(again->error.code() == static_cast<uint8_t>(api_errc::bad_request));
   REQUIRE(step->done);
-  CHECK(step->value == true);
+  CHECK(step->value.has_value());
   CHECK(wire->notes.size() == 1);
   auto st = status(job.job_id);
   CHECK(st.nodes[0].state == model::node_update_state::downloading);
@@ -142,11 +142,11 @@ TEST_CASE_FIXTURE(fixture, "a report queued behind a failing commit is judged on
   auto job = create(script_job());
   ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
   auto lock = std::make_unique<db_lock>(dir / "fleet.db");
-  auto first = ask_later<bool>(jobs, atom::report::value,
+  auto first = ask_later<atom::ok>(jobs, atom::report::value,
                                report(job.job_id, "node-a", model::node_update_state::failed), op);
   run_all_but_persistence();  // node-a failed: being committed
   // Had the job taken "failed" before it was durable, this would be refused.
-  auto second = ask_later<bool>(jobs, atom::report::value,
+  auto second = ask_later<atom::ok>(jobs, atom::report::value,
                                 report(job.job_id, "node-a", model::node_update_state::downloading),
                                 op);
   run_all_but_persistence();
@@ -157,7 +157,7 @@ TEST_CASE_FIXTURE(fixture, "a report queued behind a failing commit is judged on
   REQUIRE(first->done);
   CHECK(is_internal(first->error));
   REQUIRE(second->done);
-  CHECK(second->value == true);
+  CHECK(second->value.has_value());
   auto st = status(job.job_id);
   CHECK(st.nodes[0].state == model::node_update_state::downloading);
   CHECK(st.status == model::job_status::in_progress);
@@ -190,7 +190,7 @@ TEST_CASE_FIXTURE(fixture, "a delete waits for a running change and is judged af
   auto job = create(script_job());
   auto install = ask_later<model::job_record>(jobs, atom::install::value, job.job_id, op);
   run_all_but_persistence();
-  auto del = ask_later<bool>(jobs, atom::remove::value, job.job_id, op);
+  auto del = ask_later<atom::ok>(jobs, atom::remove::value, job.job_id, op);
   sched->run();
   REQUIRE(install->done);
   CHECK(install->value);
@@ -199,7 +199,7 @@ TEST_CASE_FIXTURE(fixture, "a delete waits for a running change and is judged af
   CHECK(del->error.code() == static_cast<uint8_t>(api_errc::bad_request));
   CHECK(stored().jobs.size() == 1);
   ask<model::job_record>(jobs, atom::cancel::value, job.job_id, op);
-  CHECK(ask<bool>(jobs, atom::remove::value, job.job_id, op));
+  ask<atom::ok>(jobs, atom::remove::value, job.job_id, op);
   CHECK(stored().jobs.empty());
   CHECK(wire->forgotten == std::vector<std::string>{job.job_id});
   auto err = ask_error<model::job_record>(jobs, atom::status::value, job.job_id);

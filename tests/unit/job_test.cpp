@@ -34,21 +34,21 @@ TEST_CASE_FIXTURE(fixture, "a job notifies its targets, follows reports and comp
   auto err = ask_error<model::job_record>(jobs, atom::install::value, job.job_id, op);
   CHECK(is_api_error(err, api_errc::bad_request));
   // Reports walk node-a to succeeded; a backwards step is refused.
-  CHECK(ask<bool>(jobs, atom::report::value,
-                  report(job.job_id, "node-a", model::node_update_state::downloading), op));
-  CHECK(ask<bool>(jobs, atom::report::value,
-                  report(job.job_id, "node-a", model::node_update_state::succeeded), op));
-  err = ask_error<bool>(jobs, atom::report::value,
+  ask<atom::ok>(jobs, atom::report::value,
+                  report(job.job_id, "node-a", model::node_update_state::downloading), op);
+  ask<atom::ok>(jobs, atom::report::value,
+                  report(job.job_id, "node-a", model::node_update_state::succeeded), op);
+  err = ask_error<atom::ok>(jobs, atom::report::value,
                         report(job.job_id, "node-a", model::node_update_state::installing), op);
   CHECK(is_api_error(err, api_errc::bad_request));
-  err = ask_error<bool>(jobs, atom::report::value,
+  err = ask_error<atom::ok>(jobs, atom::report::value,
                         report(job.job_id, "node-z", model::node_update_state::installing), op);
   CHECK(is_api_error(err, api_errc::not_found));
   st = status(job.job_id);
   CHECK(st.status == model::job_status::in_progress);
   // node-b fails: the job is partially failed.
-  CHECK(ask<bool>(jobs, atom::report::value,
-                  report(job.job_id, "node-b", model::node_update_state::failed), op));
+  ask<atom::ok>(jobs, atom::report::value,
+                  report(job.job_id, "node-b", model::node_update_state::failed), op);
   st = status(job.job_id);
   CHECK(st.status == model::job_status::partially_failed);
   // Everything survives a restart.

@@ -134,21 +134,21 @@ inline job_supervisor_actor::behavior_type mock_jobs(job_supervisor_actor::point
       s->asked.push_back("status " + id);
       return about(id, [](model::job_record&) {});
     },
-    [=](atom::report, model::update_report& r, peer& from) -> caf::result<bool> {
+    [=](atom::report, model::update_report& r, peer& from) -> caf::result<atom::ok> {
       s->asked.push_back("report " + r.job_id);
       s->peers.push_back(from);
       s->reports.push_back(r);
-      return respond(self, *s, s->next, true);
+      return respond(self, *s, s->next, atom::ok::value);
     },
     [=](atom::cancel, std::string& id, peer& from) -> caf::result<model::job_record> {
       s->asked.push_back("cancel " + id);
       s->peers.push_back(from);
       return about(id, [](model::job_record& j) { j.status = model::job_status::cancelled; });
     },
-    [=](atom::remove, std::string& id, peer& from) -> caf::result<bool> {
+    [=](atom::remove, std::string& id, peer& from) -> caf::result<atom::ok> {
       s->asked.push_back("remove " + id);
       s->peers.push_back(from);
-      return respond(self, *s, s->next, true);
+      return respond(self, *s, s->next, atom::ok::value);
     },
     [=](atom::list) -> caf::result<std::vector<model::job_record>> {
       s->asked.push_back("list");
@@ -210,13 +210,13 @@ inline persistence_actor::behavior_type mock_persistence(persistence_actor::poin
     [](atom::load, atom::job, std::string& id) -> caf::result<model::job_record> {
       return unknown_job(id);
     },
-    [](atom::write, write_batch&) { return true; },
+    [](atom::write, write_batch&) { return atom::ok::value; },
     [](atom::health, model::put_health&) {},
     [=](atom::ping) -> caf::result<bool> {
       ++s->pings;
       return respond(self, *s, s->next, s->ping_ok);
     },
-    [](atom::flush) { return true; },
+    [](atom::flush) { return atom::ok::value; },
     [](atom::commit) {},
     [](atom::tick) {},
   };

@@ -112,8 +112,8 @@ TEST_CASE_FIXTURE(fixture, "a job actor that dies is restarted with its durable 
   enroll("node-b", "127.1.0.2");
   auto job = create(script_job());
   ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
-  CHECK(ask<bool>(jobs, atom::report::value,
-                  report(job.job_id, "node-a", model::node_update_state::downloading), op));
+  ask<atom::ok>(jobs, atom::report::value,
+                  report(job.job_id, "node-a", model::node_update_state::downloading), op);
   auto before = status(job.job_id);
   auto first = wire->job(job.job_id);
   wire->clear();
@@ -128,8 +128,8 @@ TEST_CASE_FIXTURE(fixture, "a job actor that dies is restarted with its durable 
   REQUIRE(wire->notes.size() == 1);
   CHECK(std::get<3>(wire->notes[0]).node_id == "node-b");
   CHECK(std::get<0>(wire->notes[0]) == wire->job(job.job_id));
-  CHECK(ask<bool>(jobs, atom::report::value,
-                  report(job.job_id, "node-a", model::node_update_state::succeeded), op));
+  ask<atom::ok>(jobs, atom::report::value,
+                  report(job.job_id, "node-a", model::node_update_state::succeeded), op);
   CHECK(status(job.job_id).nodes[0].state == model::node_update_state::succeeded);
   CHECK(ask<std::vector<model::job_record>>(jobs, atom::list::value).size() == 1);
 }
@@ -138,7 +138,7 @@ TEST_CASE_FIXTURE(fixture, "a job that dies during a commit restarts with what t
   enroll("node-a");
   auto job = create(script_job());
   ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
-  auto step = ask_later<bool>(jobs, atom::report::value,
+  auto step = ask_later<atom::ok>(jobs, atom::report::value,
                               report(job.job_id, "node-a", model::node_update_state::installing),
                               op);
   run_all_but_persistence();  // the report's write is in flight
