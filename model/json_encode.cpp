@@ -172,20 +172,24 @@ std::string encode_nodes(const std::vector<node_record>& nodes) {
 nodes_listing encode_nodes_listing(const std::vector<node_record>& nodes) {
   nodes_listing out;
   out.index.reserve(nodes.size());
-  buffer b{nullptr, 64 + nodes.size() * 512};
-  writer w{b};
-  w.StartObject();
-  key(w, "nodes");
-  w.StartArray();
+  // Node by node through one small buffer, straight into the body: a large
+  // listing is not built in a second buffer and then copied.
+  out.body.reserve(64 + nodes.size() * 640);
+  out.body = "{\"nodes\":[";
+  buffer b{nullptr, 1024};
   for (size_t i = 0; i < nodes.size(); ++i) {
-    auto before = b.GetSize() + (i > 0 ? 1 : 0);  // the writer puts the comma first
+    if (i > 0)
+      out.body += ',';
+    b.Clear();
+    writer w{b};
     node(w, nodes[i]);
-    out.index.push_back({nodes[i].reg.node_id, nodes[i].status, static_cast<uint32_t>(before),
-                         static_cast<uint32_t>(b.GetSize() - before)});
+    out.index.push_back({nodes[i].reg.node_id, nodes[i].status,
+                         static_cast<uint32_t>(out.body.size()),
+                         static_cast<uint32_t>(b.GetSize())});
+    out.body.append(b.GetString(), b.GetSize());
   }
-  w.EndArray();
-  w.EndObject();
-  out.body.assign(b.GetString(), b.GetSize());
+  out.body += "]}";
+  out.body.shrink_to_fit();
   return out;
 }
 

@@ -427,4 +427,16 @@ void store::checkpoint() {
   sqlite3_reset(s);
 }
 
+write_lock::write_lock(const std::string& path) {
+  ok_ = sqlite3_open(path.c_str(), &db_) == SQLITE_OK
+        && sqlite3_exec(db_, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+write_lock::~write_lock() {
+  if (db_) {
+    sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(db_);
+  }
+}
+
 }  // namespace coapfleet::server

@@ -66,4 +66,22 @@ private:
   std::string path_;
 };
 
+/// Another connection that holds the database's write lock while it lives,
+/// as another program might (`BEGIN EXCLUSIVE`): the store's writes wait
+/// for it up to their busy timeout and then fail. For tests of what a failed
+/// commit does, and for tools that must keep the server from writing.
+class write_lock {
+public:
+  /// Opens `path` and takes the lock; ok() tells whether that worked.
+  explicit write_lock(const std::string& path);
+  ~write_lock();
+  write_lock(const write_lock&) = delete;
+  write_lock& operator=(const write_lock&) = delete;
+  bool ok() const { return ok_; }
+
+private:
+  sqlite3* db_ = nullptr;
+  bool ok_ = false;
+};
+
 }  // namespace coapfleet::server

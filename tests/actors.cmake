@@ -14,5 +14,5 @@ add_executable(actor_tests
   unit/gateway_test.cpp
   unit/shedding_test.cpp)
 target_link_libraries(actor_tests PRIVATE coapfleet_server coapfleet_store coapfleet_transport
-  SQLite::SQLite3 doctest::doctest)
+  doctest::doctest)
 add_test(NAME actor_tests COMMAND actor_tests)

@@ -86,51 +86,6 @@ void hnd_not_allowed(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* re
                                                 {{"allowed", allowed ? allowed : ""}})));
 }
 
-bool has_observe(const coap_pdu_t* req) {
-  coap_opt_iterator_t it;
-  coap_opt_t* opt = coap_check_option(req, COAP_OPTION_OBSERVE, &it);
-  return opt && coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt)) == 0;
-}
-
-/// A deferred answer being sent: libcoap calls the handler again with the
-/// original request once the answer is ready (answer_async sends it).
-bool is_deferred(coap_session_t* s, const coap_pdu_t* req) {
-  return coap_find_async(s, coap_pdu_get_token(req)) != nullptr;
-}
-
-/// Serves a representation without waiting: the latest copy at once; only
-/// when there is none yet (start-up, a node's health nobody observes) an
-/// async answer once it has arrived. `answer` turns the copy into the answer
-/// (a cut of the node listing); empty: the copy as it is.
-void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const coap_string_t* q,
-           coap_pdu_t* resp, const resource& key,
-           std::function<coap_reply(representation&)> answer) {
-  auto& t = *server_of(s);
-  if (is_deferred(s, req))
-    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
-  auto* rep = t.find(key, true);
-  if (has_observe(req) && !rep->observed) {
-    rep->observed = true;
-    if (!rep->res) {
-      auto n = t.node_resources.find(path_of(key));
-      if (n != t.node_resources.end())
-        rep->res = n->second;
-    }
-  }
-  // A copy nobody keeps fresh (a node's health that is not observed) is only
-  // good while nothing changed; the fleet-wide ones are always the latest.
-  if (rep->has && (rep->warm || rep->observed || rep->valid))
-    return reply_now(r, s, req, q, resp, answer ? answer(*rep) : t.current(*rep));
-  if (t.stopping())
-    return reply_now(r, s, req, q, resp, stopping_reply());
-  answer_async(r, s, req, q, resp, [&](impl& t, uint64_t id, peer) {
-    auto* rep = t.find(key, true);
-    rep->waiters.push_back({id, std::move(answer)});
-    if (!rep->refreshing)
-      t.schedule_refresh(*rep, true);
-  });
-}
-
 }  // namespace handlers
 
 namespace {

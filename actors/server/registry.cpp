@@ -295,10 +295,15 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
           return c->rp;
         }
         // A restarting node answers once it is back; one that stays down is left out.
+        // No timeout per node: in CAF 0.17 each request timeout is a timer
+        // message that lives its full time even after the answer came, and a
+        // listing of 10,000 nodes rendered a few times a second left hundreds
+        // of thousands of them (and ~100 MB of memory). The caller's request
+        // (the gateway's) bounds the whole listing instead.
         auto ask = [self, c](const caf::expected<node_actor>& a) {
           if (!a)
             return c->done_one();
-          self->request(*a, std::chrono::seconds(10), atom::get::value)
+          self->request(*a, caf::infinite, atom::get::value)
             .then(
               [c](model::node_record& r) {
                 c->out.emplace_back(std::move(r));

@@ -25,7 +25,6 @@
 #include <vector>
 
 #include <caf/scheduler/test_coordinator.hpp>
-#include <sqlite3.h>
 
 #include "actors/interfaces.hpp"
 #include "common/log.hpp"
@@ -239,14 +238,9 @@ inline transport_actor::behavior_type mock_transport(transport_actor::pointer,
 /// Another connection holding the database's write lock while it lives:
 /// every commit fails (after the store's short busy timeout).
 struct db_lock {
-  sqlite3* db = nullptr;
-  explicit db_lock(const std::filesystem::path& path) {
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
-  ~db_lock() {
-    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-    sqlite3_close(db);
+  server::write_lock lock;
+  explicit db_lock(const std::filesystem::path& path) : lock(path.string()) {
+    REQUIRE(lock.ok());
   }
 };
 
