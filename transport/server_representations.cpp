@@ -77,7 +77,11 @@ void server_transport::impl::changed(const resource& r, urgency u) {
   rep->valid = false;
   if (!rep->warm && !rep->observed && rep->waiters.empty())
     return;  // nobody needs a copy: the next read asks for one
-  bool control = u == urgency::control;
+  // Read-your-writes costs a rendering per acknowledged batch of writes:
+  // worth it for representations that render quickly; one that takes
+  // longer (the listing of a large fleet) follows its control changes like
+  // telemetry, at most every twenty renderings' time, and holds no answers.
+  bool control = u == urgency::control && rep->render_ms <= cfg.hold_render_ms;
   if (control) {
     rep->control_mark = ++control_seq;
     behind.insert(path_of(r));

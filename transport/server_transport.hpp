@@ -29,6 +29,9 @@ struct server_transport_config {
   /// /health and /updates follow telemetry (health reports, liveness) at
   /// most this often; control changes (registrations, job steps) at once.
   unsigned publish_interval_ms = 100;
+  /// Control changes hold the acknowledgements after them until the changed
+  /// representation is fresh only while it renders within this time.
+  unsigned hold_render_ms = 20;
   /// When the server started (uptime in GET /health and GET /system).
   model::millis started_at = 0;
   /// When PUT /health is refused with 5.03 (see shedding.hpp).

@@ -187,6 +187,11 @@ struct node_collector {
   size_t expected = 0;
   size_t received = 0;
   std::string status_filter;
+  /// The nodes to ask, and the next one: at most `window` asked at a time,
+  /// so the answers of a large fleet never sit in the mailbox all at once.
+  std::vector<node_map::iterator> targets;
+  size_t next = 0;
+  static constexpr size_t window = 256;
   void done_one() {
     if (++received < expected)
       return;
@@ -202,6 +207,36 @@ struct node_collector {
     rp.deliver(std::move(out));
   }
 };
+
+/// Asks the collector's next nodes for their records, `window` at a time.
+/// A restarting node answers once it is back; one that stays down is left out.
+/// No timeout per node: in CAF 0.17 each request timeout is a timer message
+/// that lives its full time even after the answer came, and listings of
+/// 10,000 nodes rendered a few times a second left hundreds of thousands of
+/// them. The caller's request (the gateway's) bounds the whole listing.
+void ask_nodes(self_ptr self, std::shared_ptr<node_collector> c) {
+  auto& st = self->state;
+  while (c->next < c->targets.size() && c->next - c->received < node_collector::window) {
+    auto i = c->targets[c->next++];
+    with_node(st, i, [self, c](const caf::expected<node_actor>& a) {
+      if (!a) {
+        c->done_one();
+        return ask_nodes(self, c);
+      }
+      self->request(*a, caf::infinite, atom::get::value)
+        .then(
+          [self, c](model::node_record& r) {
+            c->out.emplace_back(std::move(r));
+            c->done_one();
+            ask_nodes(self, c);
+          },
+          [self, c](caf::error&) {
+            c->done_one();
+            ask_nodes(self, c);
+          });
+    });
+  }
+}
 
 }  // namespace
 
@@ -294,25 +329,8 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
           c->rp.deliver(std::vector<model::node_record>{});
           return c->rp;
         }
-        // A restarting node answers once it is back; one that stays down is left out.
-        // No timeout per node: in CAF 0.17 each request timeout is a timer
-        // message that lives its full time even after the answer came, and a
-        // listing of 10,000 nodes rendered a few times a second left hundreds
-        // of thousands of them (and ~100 MB of memory). The caller's request
-        // (the gateway's) bounds the whole listing instead.
-        auto ask = [self, c](const caf::expected<node_actor>& a) {
-          if (!a)
-            return c->done_one();
-          self->request(*a, caf::infinite, atom::get::value)
-            .then(
-              [c](model::node_record& r) {
-                c->out.emplace_back(std::move(r));
-                c->done_one();
-              },
-              [c](caf::error&) { c->done_one(); });
-        };
-        for (auto i : targets)
-          with_node(st, i, ask);
+        c->targets = std::move(targets);
+        ask_nodes(self, c);
         return c->rp;
       },
       [self](atom::health) -> model::fleet_health {
