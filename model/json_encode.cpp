@@ -19,6 +19,28 @@ using namespace json_write;
 
 namespace {
 
+/// The members of a health report (PUT /health's shape) without braces; the
+/// node's id left out where the enclosing object names the node.
+void health_members(writer& w, const health_report& h, bool with_node_id = true) {
+  if (with_node_id)
+    member(w, "node_id", h.node_id);
+  string_or_null(w, "timestamp", h.timestamp);
+  member(w, "overall_healthy", h.overall_healthy);
+  member(w, "cpu_percent", h.cpu_percent);
+  member(w, "memory_percent", h.memory_percent);
+  member(w, "disk_percent", h.disk_percent);
+  member(w, "temperature", h.temperature);
+  member(w, "uptime_seconds", h.uptime_seconds);
+  key(w, "services_status");
+  w.StartObject();
+  for (auto& [name, up] : h.services_status) {
+    put(w, name);
+    put(w, up);
+  }
+  w.EndObject();
+  member(w, "error_messages", h.error_messages);
+}
+
 void node(writer& w, const node_record& n) {
   w.StartObject();
   member(w, "node_id", n.reg.node_id);
@@ -33,23 +55,8 @@ void node(writer& w, const node_record& n) {
   member(w, "system_info", n.reg.system_info);
   key(w, "health");
   if (n.has_health) {
-    auto& h = n.health;
     w.StartObject();
-    string_or_null(w, "timestamp", h.timestamp);
-    member(w, "overall_healthy", h.overall_healthy);
-    member(w, "cpu_percent", h.cpu_percent);
-    member(w, "memory_percent", h.memory_percent);
-    member(w, "disk_percent", h.disk_percent);
-    member(w, "temperature", h.temperature);
-    member(w, "uptime_seconds", h.uptime_seconds);
-    key(w, "services_status");
-    w.StartObject();
-    for (auto& [name, up] : h.services_status) {
-      put(w, name);
-      put(w, up);
-    }
-    w.EndObject();
-    member(w, "error_messages", h.error_messages);
+    health_members(w, n.health, false);
     member(w, "reported_at", at{n.health_at});
     w.EndObject();
   } else {
@@ -87,30 +94,6 @@ std::string encode_error(std::string_view error,
     w.EndObject();
   });
 }
-
-namespace {
-
-/// The members of a health report (PUT /health's shape), without braces.
-void health_members(writer& w, const health_report& h) {
-  member(w, "node_id", h.node_id);
-  string_or_null(w, "timestamp", h.timestamp);
-  member(w, "overall_healthy", h.overall_healthy);
-  member(w, "cpu_percent", h.cpu_percent);
-  member(w, "memory_percent", h.memory_percent);
-  member(w, "disk_percent", h.disk_percent);
-  member(w, "temperature", h.temperature);
-  member(w, "uptime_seconds", h.uptime_seconds);
-  key(w, "services_status");
-  w.StartObject();
-  for (auto& [name, up] : h.services_status) {
-    put(w, name);
-    put(w, up);
-  }
-  w.EndObject();
-  member(w, "error_messages", h.error_messages);
-}
-
-}  // namespace
 
 std::string encode_health_report(const health_report& h) {
   return write([&](writer& w) {
