@@ -175,16 +175,20 @@ struct registered {
 };
 template <class F> auto inspect(F& f, registered& x) { return f(x.node_id, x.created); }
 
-/// What a node actor tells the registry when its liveness or health changes.
+/// What a node actor tells the registry whenever the node changed (a report,
+/// a re-registration, its liveness): what `GET /health` counts, and the
+/// node's object as `GET /nodes` lists it, so that the listing is assembled
+/// from these without asking every node.
 struct node_summary {
   std::string node_id;
   model::node_status status = model::node_status::online;
   bool healthy = true;
   bool has_health = false;
   std::vector<std::string> error_messages;
+  std::string listed;  ///< model::encode_node of the node's record
 };
 template <class F> auto inspect(F& f, node_summary& x) {
-  return f(x.node_id, x.status, x.healthy, x.has_health, x.error_messages);
+  return f(x.node_id, x.status, x.healthy, x.has_health, x.error_messages, x.listed);
 }
 
 /// A job target as the registry resolves it when a job is triggered.
@@ -322,6 +326,7 @@ using status = caf::atom_constant<caf::atom("status")>;
 using report = caf::atom_constant<caf::atom("report")>;
 using cancel = caf::atom_constant<caf::atom("cancel")>;
 using list = caf::atom_constant<caf::atom("list")>;
+using listing = caf::atom_constant<caf::atom("listing")>;
 using get = caf::atom_constant<caf::atom("get")>;
 using enroll = caf::atom_constant<caf::atom("enroll")>;      ///< register a node
 using health = caf::atom_constant<caf::atom("health")>;
@@ -402,8 +407,9 @@ using artifact_store_actor = caf::typed_actor<
 using node_actor = caf::typed_actor<
   /// A health report (hot path, never answered: the transport already did).
   caf::reacts_to<atom::health, model::health_report, model::millis>,
-  /// A re-registration: new registration data, heard of at the given time.
-  caf::reacts_to<atom::enroll, model::node_registration, model::millis>,
+  /// A re-registration: new registration data, heard of at the given time;
+  /// answers with the node's new summary.
+  caf::replies_to<atom::enroll, model::node_registration, model::millis>::with<node_summary>,
   /// The node's full record (liveness computed now).
   caf::replies_to<atom::get>::with<model::node_record>,
   /// Liveness timer.
@@ -413,7 +419,11 @@ using node_actor = caf::typed_actor<
 using registry_actor = caf::typed_actor<
   /// `POST /nodes`: upsert; answers when the registration is durable.
   caf::replies_to<atom::enroll, model::node_registration, peer>::with<registered>,
-  /// `GET /nodes`: every node matching the filter, sorted by node_id.
+  /// `GET /nodes`: the listing of every node (not down), sorted by node_id,
+  /// assembled from the objects the node actors sent with their summaries.
+  caf::replies_to<atom::listing>::with<model::nodes_listing>,
+  /// Every node matching the filter as its actor has it now, sorted by node_id
+  /// (`GET /nodes/<id>/health` asks for one).
   caf::replies_to<atom::list, node_filter>::with<std::vector<model::node_record>>,
   /// `GET /health`: the fleet's health (the transport fills in timestamp, uptime and
   /// the process's statistics when it serves it).

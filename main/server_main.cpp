@@ -217,8 +217,12 @@ int main(int argc, char** argv) {
   log::parse_level(opt.log_level, lvl);
   log::set_level(lvl);
 
-  // Few malloc arenas: a server of many small actors fragments less.
+  // Few malloc arenas: a server of many small actors fragments less. Large
+  // blocks (a fleet's listing, megabytes, replaced several times a second)
+  // always come from mmap and go back to the system when freed; glibc would
+  // otherwise raise its threshold to their size and leave them in the heap.
   mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
   // SIGINT/SIGTERM are taken by the transport's signalfd; block them in
   // every thread before any thread exists.

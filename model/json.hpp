@@ -95,7 +95,15 @@ struct nodes_listing {
   std::string body;                  ///< {"nodes":[...]}, as encode_nodes
   std::vector<listing_entry> index;  ///< in body order (sorted by node_id)
 };
-nodes_listing encode_nodes_listing(const std::vector<node_record>& nodes);
+/// One node of a listing being assembled from objects encoded before (by
+/// encode_node, when the node last changed): pointers, nothing is copied twice.
+struct listed_node {
+  const std::string* node_id = nullptr;
+  node_status status = node_status::online;
+  const std::string* object = nullptr;
+};
+/// {"nodes":[...]} of the given objects, in the given order, with its index.
+nodes_listing assemble_nodes_listing(const std::vector<listed_node>& nodes);
 /// {"nodes":[...]} of the given entries of a listing, in the given order.
 std::string cut_nodes(const nodes_listing& listing, const std::vector<const listing_entry*>& keep);
 

@@ -152,27 +152,23 @@ std::string encode_nodes(const std::vector<node_record>& nodes) {
     64 + nodes.size() * 512);
 }
 
-nodes_listing encode_nodes_listing(const std::vector<node_record>& nodes) {
+nodes_listing assemble_nodes_listing(const std::vector<listed_node>& nodes) {
   nodes_listing out;
+  size_t size = 14;
+  for (auto& n : nodes)
+    size += n.object->size() + 1;
+  out.body.reserve(size);
   out.index.reserve(nodes.size());
-  // Node by node through one small buffer, straight into the body: a large
-  // listing is not built in a second buffer and then copied.
-  out.body.reserve(64 + nodes.size() * 640);
   out.body = "{\"nodes\":[";
-  buffer b{nullptr, 1024};
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (i > 0)
       out.body += ',';
-    b.Clear();
-    writer w{b};
-    node(w, nodes[i]);
-    out.index.push_back({nodes[i].reg.node_id, nodes[i].status,
+    out.index.push_back({*nodes[i].node_id, nodes[i].status,
                          static_cast<uint32_t>(out.body.size()),
-                         static_cast<uint32_t>(b.GetSize())});
-    out.body.append(b.GetString(), b.GetSize());
+                         static_cast<uint32_t>(nodes[i].object->size())});
+    out.body += *nodes[i].object;
   }
   out.body += "]}";
-  out.body.shrink_to_fit();
   return out;
 }
 

@@ -95,7 +95,11 @@ void server_transport::impl::schedule_refresh(representation& rep, bool urgent) 
     return;
   }
   auto now = steady_millis();
-  int64_t at = now;
+  // Control changes: at once, but never more than a fifth of the time on one
+  // representation (a registration burst on a large fleet renders its
+  // listing every few milliseconds otherwise; the acknowledgements held for
+  // it wait at most four renderings longer).
+  int64_t at = std::max(now, rep.last_refresh + 4 * rep.render_ms);
   if (!urgent && !rep.behind()) {
     // Telemetry: at most every interval, and never more than a twentieth
     // of the time on one representation (the fleet's listing grows with it).

@@ -130,8 +130,7 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
   resource node{resource_kind::node_health, h.value.node_id};
   caf::anon_send(i->second, atom::health::value, std::move(h.value), now_millis());
   ++t.health_forwarded;
-  t.changed(node, urgency::telemetry);
-  t.changed(resource{resource_kind::nodes, {}}, urgency::telemetry);
+  t.changed(node, urgency::telemetry);  // /nodes and /health: the registry tells
   reply_now(r, s, req, q, resp, text_reply(204, "Health status updated"));
 }
 

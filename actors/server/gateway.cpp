@@ -46,12 +46,9 @@ void render(self_ptr self, uint64_t id, const resource& r) {
           failure(self, id));
       return;
     case resource_kind::nodes:
-      self->request(peers.registry, timeout, atom::list::value, node_filter{})
-        .then(
-          [self, id](std::vector<model::node_record>& nodes) {
-            answer(self, id, model::encode_nodes_listing(nodes));
-          },
-          failure(self, id));
+      self->request(peers.registry, timeout, atom::listing::value)
+        .then([self, id](model::nodes_listing& l) { answer(self, id, std::move(l)); },
+              failure(self, id));
       return;
     case resource_kind::updates:
       self->request(peers.jobs, timeout, atom::list::value)

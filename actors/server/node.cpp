@@ -4,6 +4,7 @@
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "model/json.hpp"
 #include "model/rules.hpp"
 
 namespace coapfleet::server {
@@ -17,8 +18,6 @@ struct node_state {
   registry_actor registry;
   persistence_actor persistence;
   bool tick_pending = false;
-  node_summary last_summary;  ///< what the registry knows of us
-  bool summary_sent = false;
 };
 
 using self_ptr = node_actor::stateful_pointer<node_state>;
@@ -28,23 +27,10 @@ model::node_status compute_status(const node_state& st, model::millis now) {
                          st.cfg.offline_after.count());
 }
 
-/// Tells the registry when what it summarizes of this node changed.
+/// Tells the registry that the node changed.
 void publish_summary(self_ptr self) {
   auto& st = self->state;
-  node_summary s;
-  s.node_id = st.record.reg.node_id;
-  s.status = st.record.status;
-  s.has_health = st.record.has_health;
-  s.healthy = !st.record.has_health || st.record.health.overall_healthy;
-  if (s.has_health && !s.healthy)
-    s.error_messages = st.record.health.error_messages;
-  if (st.summary_sent && s.status == st.last_summary.status && s.healthy == st.last_summary.healthy
-      && s.has_health == st.last_summary.has_health
-      && s.error_messages == st.last_summary.error_messages)
-    return;
-  st.last_summary = s;
-  st.summary_sent = true;
-  self->send(st.registry, atom::summary::value, std::move(s));
+  self->send(st.registry, atom::summary::value, summarize(st.record));
 }
 
 /// Keeps exactly one liveness timer pending while the node can still age.
@@ -68,11 +54,22 @@ void heard_from(self_ptr self, model::millis now) {
   if (before != model::node_status::online)
     CF_DEBUG("node", "node ", st.record.reg.node_id, " is online again (was ", to_string(before),
             ")");
-  publish_summary(self);
   arm_timer(self, now);
 }
 
 }  // namespace
+
+node_summary summarize(const model::node_record& record) {
+  node_summary s;
+  s.node_id = record.reg.node_id;
+  s.status = record.status;
+  s.has_health = record.has_health;
+  s.healthy = !record.has_health || record.health.overall_healthy;
+  if (s.has_health && !s.healthy)
+    s.error_messages = record.health.error_messages;
+  s.listed = model::encode_node(record);
+  return s;
+}
 
 node_actor spawn_node(caf::actor_system& sys, model::node_record record, liveness_config cfg,
                       registry_actor registry, persistence_actor persistence) {
@@ -88,8 +85,7 @@ node_actor spawn_node(caf::actor_system& sys, model::node_record record, livenes
     st.registry = std::move(registry);
     st.persistence = std::move(persistence);
     auto now = st.cfg.now();
-    st.record.status = compute_status(st, now);
-    publish_summary(self);
+    st.record.status = compute_status(st, now);  // as the registry's first summary has it
     arm_timer(self, now);
     return {
       [self](atom::health, model::health_report& report, model::millis at) {
@@ -100,10 +96,12 @@ node_actor spawn_node(caf::actor_system& sys, model::node_record record, livenes
         self->send(st.persistence, atom::health::value,
                    model::put_health{std::move(report), at});
         heard_from(self, at);
+        publish_summary(self);
       },
       [self](atom::enroll, model::node_registration& reg, model::millis at) {
         self->state.record.reg = std::move(reg);
         heard_from(self, at);
+        return summarize(self->state.record);
       },
       [self](atom::get) -> model::node_record {
         auto& st = self->state;

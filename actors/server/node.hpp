@@ -17,6 +17,10 @@ struct liveness_config {
   std::chrono::milliseconds offline_after{std::chrono::seconds(180)};
 };
 
+/// What the registry keeps of a node (see node_summary): the node actor
+/// sends it on every change, the registry makes the first one itself.
+node_summary summarize(const model::node_record& record);
+
 node_actor spawn_node(caf::actor_system& sys, model::node_record record,
                       liveness_config cfg, registry_actor registry,
                       persistence_actor persistence);

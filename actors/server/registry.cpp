@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <unordered_map>
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "model/json.hpp"
 #include "model/rules.hpp"
 
 namespace coapfleet::server {
@@ -25,13 +27,14 @@ namespace {
 // A node restarts from the store, read through the persistence actor, which
 // first commits what is pending: its registration is what this registry
 // committed, its latest health what the persistence actor took. The registry
-// keeps no full copy of either (that would double the memory of a million
-// nodes). Health reports that the transport hands the dead actor before the
+// keeps no copy of the record, only the node's summary with its object as
+// GET /nodes lists it (the listing is assembled from those, without asking
+// every node). Health reports that the transport hands the dead actor before the
 // new route arrives are lost: telemetry, the next one is an interval away.
 
 struct node_entry {
   node_actor actor;
-  node_summary summary;
+  node_summary summary;  ///< the latest, with the node's object for GET /nodes
   std::string ip_address;
   uint16_t port = 5683;
   model::millis registered_at = 0;
@@ -48,16 +51,49 @@ struct node_restarts {
 
 using node_map = std::map<std::string, node_entry>;
 
+/// GET /health's counts, kept as summaries change (not recounted per read).
+struct fleet_tally {
+  uint32_t online = 0, stale = 0, offline = 0;
+  uint32_t healthy = 0, unhealthy = 0, online_healthy = 0;
+  std::set<std::string> unhealthy_ids;  ///< sorted, as GET /health lists them
+
+  void count(const node_summary& s, int sign) {
+    auto add = [sign](uint32_t& n) { n = static_cast<uint32_t>(static_cast<int64_t>(n) + sign); };
+    switch (s.status) {
+      case model::node_status::online: add(online); break;
+      case model::node_status::stale: add(stale); break;
+      case model::node_status::offline: add(offline); break;
+    }
+    if (s.has_health && s.healthy)
+      add(healthy);
+    if (s.has_health && !s.healthy) {
+      add(unhealthy);
+      if (sign > 0)
+        unhealthy_ids.insert(s.node_id);
+      else
+        unhealthy_ids.erase(s.node_id);
+    }
+    if (s.status == model::node_status::online && s.healthy)
+      add(online_healthy);
+  }
+};
+
 struct registry_state {
   static inline const char* name = "registry";
   registry_config cfg;
   node_map nodes;  ///< sorted: listings come out in order
+  fleet_tally tally;  ///< of every node's summary
   /// Live node actor → its node id (a key of `nodes`), sorted by actor id:
   /// 16 bytes a node where a hash map takes about 40.
   std::vector<std::pair<caf::actor_id, const std::string*>> node_of;
   std::unordered_map<std::string, node_restarts> restarts;
   persistence_actor persistence;
   transport_actor transport;
+  /// A telemetry change of GET /nodes or /health was announced to the
+  /// transport and that view was not rendered since: later changes need no
+  /// announcement of their own (one per rendering, not one per report).
+  bool nodes_announced = false;
+  bool health_announced = false;
 
   registry_state() = default;
   registry_state(const registry_state&) = delete;
@@ -85,10 +121,29 @@ bool is_down(registry_state& st, node_map::iterator i) {
   return r != st.restarts.end() && r->second.down;
 }
 
+/// Replaces a node's summary, keeping the tally; true when what GET /health
+/// shows of the node changed.
+bool set_summary(registry_state& st, node_entry& e, node_summary&& s) {
+  auto& old = e.summary;
+  bool counted = !old.node_id.empty();
+  bool changed = !counted || old.status != s.status || old.healthy != s.healthy
+                 || old.has_health != s.has_health || old.error_messages != s.error_messages;
+  if (counted)
+    st.tally.count(old, -1);
+  old = std::move(s);
+  st.tally.count(old, +1);
+  return changed;
+}
+
 /// Spawns a node's actor, monitors it and routes the transport to it.
 void start_node(self_ptr self, node_map::iterator i, model::node_record record) {
   auto& st = self->state;
   auto& e = i->second;
+  // The registry's first summary of the node; its actor sends the next ones.
+  record.status = model::liveness(record.last_seen, st.cfg.liveness.now(),
+                                  st.cfg.liveness.stale_after.count(),
+                                  st.cfg.liveness.offline_after.count());
+  set_summary(st, e, summarize(record));
   e.actor = spawn_node(self->system(), std::move(record), st.cfg.liveness,
                        caf::actor_cast<registry_actor>(self), st.persistence);
   self->monitor(e.actor);
@@ -108,7 +163,6 @@ void add_node(self_ptr self, model::node_record record) {
   e.ip_address = record.reg.ip_address;
   e.port = record.reg.port;
   e.registered_at = record.registered_at;
-  e.summary.node_id = id;
   auto i = st.nodes.emplace(id, std::move(e)).first;
   start_node(self, i, std::move(record));
 }
@@ -178,6 +232,30 @@ void node_went_down(self_ptr self, const caf::down_msg& msg) {
         r.down = true;
         release_waiting(r, node_down(id));
       });
+}
+
+void announce(self_ptr self, resource_kind kind, urgency u) {
+  self->send(self->state.transport, atom::changed::value, resource{kind, {}}, u);
+}
+
+/// A node's new summary. Telemetry changes are announced to the transport
+/// once per rendering of the view they change.
+void take_summary(self_ptr self, node_summary&& s, bool telemetry) {
+  auto& st = self->state;
+  auto i = st.nodes.find(s.node_id);
+  if (i == st.nodes.end())
+    return;
+  bool health_changed = set_summary(st, i->second, std::move(s));
+  if (!telemetry)
+    return;
+  if (health_changed && !st.health_announced) {
+    st.health_announced = true;
+    announce(self, resource_kind::health, urgency::telemetry);
+  }
+  if (!st.nodes_announced) {
+    st.nodes_announced = true;
+    announce(self, resource_kind::nodes, urgency::telemetry);
+  }
 }
 
 /// Collects the answers of a fan-out to node actors.
@@ -289,20 +367,46 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                   rp.deliver(node_down(reg.node_id));
                   return;
                 }
-                with_node(st, i, [self, reg, now](const caf::expected<node_actor>& a) {
-                  if (a)
-                    self->send(*a, atom::enroll::value, reg, now);
+                // The answer waits for the node actor's new summary, so that
+                // the listing rendered after it shows the new registration.
+                with_node(st, i, [self, rp, reg, now, result](const caf::expected<node_actor>& a) mutable {
+                  if (!a) {
+                    rp.deliver(a.error());
+                    return;
+                  }
+                  auto done = [self, rp, result]() mutable {
+                    announce(self, resource_kind::nodes, urgency::control);
+                    announce(self, resource_kind::health, urgency::control);
+                    rp.deliver(std::move(result));
+                  };
+                  self->request(*a, caf::infinite, atom::enroll::value, reg, now)
+                    .then(
+                      [self, done](node_summary& s) mutable {
+                        take_summary(self, std::move(s), false);
+                        done();
+                      },
+                      // It died meanwhile: its restart loads the committed registration.
+                      [done](caf::error&) mutable { done(); });
                 });
+                return;
               }
               // Control changes: the 2.01 leaves once GET /nodes and /health show it.
-              self->send(self->state.transport, atom::changed::value,
-                         resource{resource_kind::nodes, {}}, urgency::control);
-              self->send(self->state.transport, atom::changed::value,
-                         resource{resource_kind::health, {}}, urgency::control);
+              announce(self, resource_kind::nodes, urgency::control);
+              announce(self, resource_kind::health, urgency::control);
               rp.deliver(std::move(result));
             },
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
+      },
+      [self](atom::listing) -> model::nodes_listing {
+        auto& st = self->state;
+        st.nodes_announced = false;
+        std::vector<model::listed_node> parts;
+        parts.reserve(st.nodes.size());
+        for (auto i = st.nodes.begin(); i != st.nodes.end(); ++i)
+          if (!is_down(st, i))
+            parts.push_back({&i->first, i->second.summary.status, &i->second.summary.listed});
+        return model::assemble_nodes_listing(parts);
       },
       [self](atom::list,
              const node_filter& filter) -> caf::result<std::vector<model::node_record>> {
@@ -335,40 +439,25 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       },
       [self](atom::health) -> model::fleet_health {
         auto& st = self->state;
+        st.health_announced = false;
         model::fleet_health h;
         h.timestamp = st.cfg.liveness.now();
-        uint32_t online_healthy = 0;
-        for (auto& kv : st.nodes) {
-          auto& s = kv.second.summary;
-          ++h.total_nodes;
-          switch (s.status) {
-            case model::node_status::online: ++h.online_nodes; break;
-            case model::node_status::stale: ++h.stale_nodes; break;
-            case model::node_status::offline: ++h.offline_nodes; break;
-          }
-          if (s.has_health && s.healthy)
-            ++h.healthy_nodes;
-          if (s.has_health && !s.healthy) {
-            ++h.unhealthy_nodes;
-            h.unhealthy.push_back({s.node_id, s.error_messages});
-          }
-          if (s.status == model::node_status::online && s.healthy)
-            ++online_healthy;
+        auto& t = st.tally;
+        h.total_nodes = static_cast<uint32_t>(st.nodes.size());
+        h.online_nodes = t.online;
+        h.stale_nodes = t.stale;
+        h.offline_nodes = t.offline;
+        h.healthy_nodes = t.healthy;
+        h.unhealthy_nodes = t.unhealthy;
+        for (auto& id : t.unhealthy_ids) {
+          auto i = st.nodes.find(id);
+          if (i != st.nodes.end())
+            h.unhealthy.push_back({id, i->second.summary.error_messages});
         }
-        h.status = model::fleet_status(h.total_nodes, online_healthy);
+        h.status = model::fleet_status(h.total_nodes, t.online_healthy);
         return h;
       },
-      [self](atom::summary, node_summary& s) {
-        auto& st = self->state;
-        auto i = st.nodes.find(s.node_id);
-        if (i != st.nodes.end()) {
-          i->second.summary = std::move(s);
-          self->send(st.transport, atom::changed::value, resource{resource_kind::health, {}},
-                     urgency::telemetry);
-          self->send(st.transport, atom::changed::value, resource{resource_kind::nodes, {}},
-                     urgency::telemetry);
-        }
-      },
+      [self](atom::summary, node_summary& s) { take_summary(self, std::move(s), true); },
       [self](atom::resolve,
              const std::vector<std::string>& ids) -> caf::result<std::vector<job_target>> {
         auto& st = self->state;

@@ -51,6 +51,7 @@ struct registry_script : held_promises {
   uint32_t count = 0;
   std::vector<std::pair<model::node_registration, peer>> enrolled;
   std::vector<node_filter> lists;
+  int listings = 0;  ///< `listing` requests
 };
 
 inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
@@ -59,6 +60,16 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
     [=](atom::enroll, model::node_registration& reg, peer& from) -> caf::result<registered> {
       s->enrolled.emplace_back(reg, from);
       return respond(self, *s, s->next, registered{reg.node_id, true});
+    },
+    [=](atom::listing) -> caf::result<model::nodes_listing> {
+      ++s->listings;
+      std::vector<std::string> objects;
+      for (auto& n : s->nodes)
+        objects.push_back(model::encode_node(n));
+      std::vector<model::listed_node> parts;
+      for (size_t i = 0; i < s->nodes.size(); ++i)
+        parts.push_back({&s->nodes[i].reg.node_id, s->nodes[i].status, &objects[i]});
+      return respond(self, *s, s->next, model::assemble_nodes_listing(parts));
     },
     [=](atom::list, node_filter& f) -> caf::result<std::vector<model::node_record>> {
       s->lists.push_back(f);
