@@ -1,0 +1,81 @@
+// Who may do what: identities, roles, keys and the access policy of the
+// main server (DESIGN §9). Pure values and one pure function, so that the
+// transport (the hot path and the reads it serves itself) and the gateway
+// decide the same way, and tests can state the whole policy.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/types.hpp"
+
+namespace coapfleet::model {
+
+/// The role of an identity. `trusted` is what a plain request from a
+/// `--plain-trusted` network (or from anywhere with `--plain-access full`)
+/// gets: everything an operator may do, and speaking for any node, as the
+/// seeds' `coap-client` examples do on the server's own machine.
+enum class role : uint8_t { anonymous, reader, node, operator_, trusted };
+const char* to_string(role r);  ///< "anonymous", "reader", "node", "operator", "trusted"
+/// Parses the roles a key may have: "node", "operator", "reader".
+bool from_string(const std::string& s, role& out);
+
+/// Who sent a request, as the transport established it.
+struct principal {
+  role r = role::anonymous;
+  /// DTLS PSK identity, certificate CN/SAN or option-4209 user; empty on plain CoAP.
+  std::string identity;
+  bool secure = false;  ///< came over DTLS
+};
+
+/// What a request asks to do (the target, where one matters, is a node id).
+enum class access : uint8_t {
+  read_fleet,        ///< GET /health, /nodes, /updates, /system, /artifacts, a job's status; observe
+  read_node,         ///< GET /nodes/<target>/health
+  read_job,          ///< a job's spec and status (an agent fetching the job it was notified of)
+  register_node,     ///< POST /nodes for <target>
+  report_health,     ///< PUT /health for <target>
+  report_step,       ///< POST /updates {"action":"report"} for <target>
+  manage_jobs,       ///< create, install, cancel, delete jobs
+  manage_artifacts,  ///< upload, replace, delete artifacts
+  system_action,     ///< POST /system (status, restart, shutdown)
+  manage_keys,       ///< keys add / list / revoke / rotate
+  manage_nodes,      ///< node administration (an operator-set address, labels, removal)
+  read_audit,        ///< GET /audit
+};
+const char* to_string(access a);
+
+enum class verdict : uint8_t {
+  allow,
+  unauthenticated,  ///< 4.01: a change (or, with --plain-access none, a read) without an identity
+  forbidden,        ///< 4.03: an identity without the right, or a node speaking for another
+};
+
+/// The policy: `target` is the node a node-scoped request is about (empty
+/// where none is).
+verdict authorize(const principal& p, access a, const std::string& target = {});
+
+// -- keys --------------------------------------------------------------------------
+
+/// One key of an identity. A rotation keeps the previous key valid until
+/// `expires_at`; a key without expiry has 0.
+struct key_entry {
+  std::string id;      ///< the identity (node id or operator/reader name)
+  role r = role::node;
+  std::string secret;  ///< the PSK exactly as printed (ASCII hex)
+  millis created_at = 0;
+  millis expires_at = 0;
+};
+
+/// Every valid key, as the transport uses it for DTLS handshakes; sorted by
+/// id, then newest first.
+struct key_table {
+  uint64_t version = 0;  ///< changes whenever the keys change
+  std::vector<key_entry> keys;
+};
+
+/// 1..64 of [A-Za-z0-9._@-] (node ids and operator names).
+bool valid_identity(const std::string& id);
+
+}  // namespace coapfleet::model
