@@ -20,6 +20,7 @@
 
 #include <caf/all.hpp>
 
+#include "model/access.hpp"
 #include "model/json.hpp"
 #include "model/persistence.hpp"
 #include "model/types.hpp"
@@ -31,9 +32,17 @@ namespace coapfleet {
 struct peer {
   std::string address;
   uint16_t port = 0;
-  std::string identity;
+  std::string identity;  ///< DTLS identity (PSK identity, certificate CN/SAN); empty on plain CoAP
+  /// What the transport established: the identity's role over DTLS; over
+  /// plain CoAP `trusted` from a --plain-trusted network, else what
+  /// --plain-access grants. Anonymous unless the transport says otherwise.
+  model::role role = model::role::anonymous;
+  bool secure = false;  ///< came over DTLS
+  model::principal principal() const { return {role, identity, secure}; }
 };
-template <class F> auto inspect(F& f, peer& x) { return f(x.address, x.port, x.identity); }
+template <class F> auto inspect(F& f, peer& x) {
+  return f(x.address, x.port, x.identity, x.role, x.secure);
+}
 
 /// Immutable bytes shared between threads without copying (an artifact's
 /// contents, mapped from its file).
@@ -221,6 +230,10 @@ struct fleet_counts {
 template <class F> auto inspect(F& f, fleet_counts& x) { return f(x.nodes, x.jobs); }
 
 namespace model {
+template <class F> auto inspect(F& f, key_entry& x) {
+  return f(x.id, x.r, x.secret, x.created_at, x.expires_at);
+}
+template <class F> auto inspect(F& f, key_table& x) { return f(x.version, x.keys); }
 template <class F> auto inspect(F& f, unhealthy_node& x) { return f(x.node_id, x.error_messages); }
 template <class F> auto inspect(F& f, server_stats& x) {
   return f(x.cpu_percent, x.rss_bytes, x.database, x.uptime_seconds);
@@ -309,6 +322,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_info))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_status))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::nodes_listing))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_table))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::role))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_action))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource_kind))
@@ -326,6 +341,7 @@ using status = caf::atom_constant<caf::atom("status")>;
 using report = caf::atom_constant<caf::atom("report")>;
 using cancel = caf::atom_constant<caf::atom("cancel")>;
 using list = caf::atom_constant<caf::atom("list")>;
+using keys = caf::atom_constant<caf::atom("keys")>;
 using listing = caf::atom_constant<caf::atom("listing")>;
 using get = caf::atom_constant<caf::atom("get")>;
 using enroll = caf::atom_constant<caf::atom("enroll")>;      ///< register a node
@@ -510,6 +526,10 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<atom::forget, std::string>,
   /// A resource's representation changed (see urgency).
   caf::reacts_to<atom::changed, resource, urgency>,
+  /// The valid keys (from the keys actor, at start and after every change,
+  /// also one made by `coapfleet-server keys` while the server runs): DTLS
+  /// handshakes use them from now on.
+  caf::reacts_to<atom::keys, model::key_table>,
   /// The persistence actor has taken this many health reports so far (a
   /// running count): the reports answered but not yet taken are the
   /// backlog the transport sheds PUT /health on.

@@ -114,6 +114,7 @@ struct server_transport::impl : runtime {
   int64_t last_trim = 0;
   uint64_t etag_salt = 0;  ///< differs between runs, so ETags of two runs never match
   common::process_sampler process;
+  model::key_table keys;  ///< the valid keys, for DTLS handshakes
   model::millis started_at = 0;
 
   /// The representation of `r` (created if it is one the transport keeps).

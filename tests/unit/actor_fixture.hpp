@@ -188,6 +188,7 @@ struct wire_log {
   std::vector<std::string> forgotten;
   std::vector<uint64_t> absorbed;
   std::vector<artifact_blob> served;  ///< artifacts handed over to serve
+  std::vector<model::key_table> keys;  ///< key tables announced
 
   /// The newest route for a node / job.
   node_actor node(const std::string& id) const {
@@ -232,6 +233,7 @@ inline transport_actor::behavior_type mock_transport(transport_actor::pointer,
     [log](atom::forget, std::string& id) { log->forgotten.push_back(id); },
     [log](atom::changed, resource& r, urgency) { log->changed.push_back(path_of(r)); },
     [log](atom::absorbed, uint64_t n) { log->absorbed.push_back(n); },
+    [log](atom::keys, model::key_table& k) { log->keys.push_back(std::move(k)); },
   };
 }
 

@@ -327,6 +327,7 @@ inline transport_actor::behavior_type mock_gateway_transport(transport_actor::po
     [w](atom::forget, std::string&) { ++w->other; },
     [w](atom::changed, resource& r, urgency u) { w->changed.emplace_back(std::move(r), u); },
     [w](atom::absorbed, uint64_t) { ++w->other; },
+    [w](atom::keys, model::key_table&) { ++w->other; },
   };
 }
 
