@@ -97,4 +97,25 @@ std::string path_of(const resource& r) {
   }
 }
 
+caf::error check_access(const peer& from, model::access a, const std::string& target) {
+  auto v = model::authorize(from.principal(), a, target);
+  switch (v) {
+    case model::verdict::allow:
+      return {};
+    case model::verdict::unauthenticated:
+      return make_api_error(api_errc::unauthorized,
+                            std::string("authentication required to ") + model::to_string(a)
+                              + ": use coaps:// with a key (or a trusted network)",
+                            "", "from", from.address);
+    case model::verdict::forbidden:
+      break;
+  }
+  std::string who = from.identity.empty() ? from.address : from.identity;
+  std::string what = who + " (" + model::to_string(from.role) + ") may not "
+                     + model::to_string(a);
+  if (!target.empty() && from.role == model::role::node)
+    what += " for " + target + ": a node acts for itself only";
+  return make_api_error(api_errc::forbidden, std::move(what), "", "identity", who);
+}
+
 }  // namespace coapfleet

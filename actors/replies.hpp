@@ -23,4 +23,9 @@ uint16_t response_code_of(api_errc code);
 /// and unavailable actors; 5.00 for anything else.
 coap_reply error_reply(const caf::error& err);
 
+/// The access policy applied to a request's sender (model::authorize): no
+/// error when allowed, else 4.01 (no identity: "authentication required")
+/// or 4.03 naming the identity, its role and what it may not do.
+caf::error check_access(const peer& from, model::access a, const std::string& target = {});
+
 }  // namespace coapfleet

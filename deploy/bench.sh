@@ -70,7 +70,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 start_server() {  # $1: port, $2: db; prints the pid
   "$build/coapfleet-server" --bind 127.0.0.1 --port "$1" --db "$2" --log-level warn \
-    >"$work/server-$1.log" 2>&1 &
+    --dtls-port "$(free_port)" >"$work/server-$1.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do
     "$client" -B 1 -m get "coap://127.0.0.1:$1/test" 2>/dev/null | grep -q "Test resource" && break

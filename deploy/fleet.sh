@@ -30,7 +30,7 @@ start() {
   if running "$dir/server.pid"; then
     echo "server already running (pid $(cat "$dir/server.pid"))"
   else
-    "$build/coapfleet-server" --bind 127.0.0.1 --port "$port" --db "$dir/fleet.db" \
+    "$build/coapfleet-server" --bind 127.0.0.1 --port "$port" --dtls-port $((port + 1)) --db "$dir/fleet.db" \
       --stale-after $((interval * 3)) --offline-after $((interval * 10)) \
       >"$dir/server.log" 2>&1 &
     echo $! >"$dir/server.pid"

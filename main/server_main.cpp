@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/cidr.hpp"
 #include "common/clock.hpp"
 #include "actors/interfaces.hpp"
 #include "common/log.hpp"
@@ -38,6 +39,8 @@ struct options {
   bool notify_offline = false;
   bool no_system_actions = false;
   size_t max_payload = 64 * 1024;
+  std::string plain_trusted = "127.0.0.0/8,::1/128";
+  std::string plain_access = "read";
   /// Threads running the actors (the transport and the database have their
   /// own): the cores but one, at least 2, at most 4.
   unsigned workers = std::clamp(std::thread::hardware_concurrency(), 3u, 5u) - 1;
@@ -106,6 +109,18 @@ int serve(options& opt, bool& restart) {
 
   CF_INFO("main", "coapfleet-server ", COAPFLEET_VERSION, " listening on ",
           net.endpoint_description());
+  auto secure = net.secure_endpoint_description();
+  CF_INFO("main", secure.empty() ? std::string("no DTLS (--dtls-port 0)") : "and on " + secure);
+  {
+    std::string trusted;
+    for (auto& c : opt.transport.plain_trusted)
+      trusted += (trusted.empty() ? "" : ",") + c.text;
+    CF_INFO("main", "plain coap:// may do everything from ",
+            trusted.empty() ? std::string("nowhere") : trusted, "; from elsewhere: ",
+            opt.transport.plain_role == model::role::trusted  ? "everything"
+            : opt.transport.plain_role == model::role::reader ? "reads only"
+                                                              : "nothing");
+  }
   CF_INFO("main", "data: ", opt.db, " (SQLite, WAL) with ", node_count, " nodes and ", job_count,
           " jobs; artifacts in ", opt.artifacts);
   CF_INFO("main", "liveness: stale after ", opt.stale_after, " s, offline after ",
@@ -203,7 +218,44 @@ int main(int argc, char** argv) {
   app.add_option("--max-payload", opt.transport.max_payload,
                  "largest accepted request body in bytes (4.13 above)")
     ->capture_default_str();
+  app.add_option("--dtls-port", opt.transport.dtls_port,
+                 "coaps:// (DTLS) beside coap://; 0: no DTLS")
+    ->capture_default_str();
+  app.add_option("--cert", opt.transport.cert_file,
+                 "the server's X.509 certificate (PEM) for coaps://, with --key");
+  app.add_option("--key", opt.transport.key_file, "the private key of --cert (PEM)");
+  app.add_option("--ca", opt.transport.ca_file,
+                 "CA certificate (PEM) whose client certificates identify nodes (CN/SAN = node id)");
+  app.add_option("--plain-trusted", opt.plain_trusted,
+                 "networks whose plain coap:// requests may do everything (comma-separated CIDRs; "
+                 "\"\" for none)")
+    ->capture_default_str();
+  app.add_option("--plain-access", opt.plain_access,
+                 "what plain coap:// from other networks may do: full, read or none")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"full", "read", "none"}));
+  app.add_option("--dtls-idle-sessions", opt.transport.dtls_idle_sessions,
+                 "idle DTLS sessions kept, so that nodes do not handshake on every report")
+    ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  {
+    std::string err;
+    if (!common::parse_cidr_list(opt.plain_trusted, opt.transport.plain_trusted, err)) {
+      std::fprintf(stderr, "--plain-trusted: %s\n", err.c_str());
+      return 2;
+    }
+  }
+  opt.transport.plain_role = opt.plain_access == "full"   ? model::role::trusted
+                             : opt.plain_access == "read" ? model::role::reader
+                                                          : model::role::anonymous;
+  if (opt.transport.cert_file.empty() != opt.transport.key_file.empty()) {
+    std::fprintf(stderr, "--cert and --key go together\n");
+    return 2;
+  }
+  if (!opt.transport.ca_file.empty() && opt.transport.cert_file.empty()) {
+    std::fprintf(stderr, "--ca needs --cert and --key (the server's own certificate)\n");
+    return 2;
+  }
   if (opt.offline_after <= opt.stale_after) {
     std::fprintf(stderr, "--offline-after must be greater than --stale-after\n");
     return 2;

@@ -58,23 +58,35 @@ bool node_scoped(access a) {
 
 }  // namespace
 
-verdict authorize(const principal& p, access a, const std::string& target) {
+namespace {
+
+bool may(const principal& p, access a, const std::string& target) {
   switch (p.r) {
     case role::trusted:
     case role::operator_:
-      return verdict::allow;
+      return true;
     case role::reader:
-      return is_read(a) ? verdict::allow : verdict::forbidden;
+      return is_read(a);
     case role::node:
       // A node acts for itself only; it reads the jobs it is notified of
       // (the job actor checks that it is a target) and nothing fleet-wide.
       if (node_scoped(a))
-        return target == p.identity ? verdict::allow : verdict::forbidden;
-      return a == access::read_job ? verdict::allow : verdict::forbidden;
+        return target == p.identity;
+      return a == access::read_job;
     case role::anonymous:
-      return verdict::unauthenticated;
+      return false;
   }
-  return verdict::forbidden;
+  return false;
+}
+
+}  // namespace
+
+verdict authorize(const principal& p, access a, const std::string& target) {
+  if (may(p, a, target))
+    return verdict::allow;
+  // Without an identity (plain CoAP from outside the trusted networks) the
+  // answer is "authenticate"; with one, "not allowed".
+  return p.secure && !p.identity.empty() ? verdict::forbidden : verdict::unauthenticated;
 }
 
 bool valid_identity(const std::string& id) {

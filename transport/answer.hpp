@@ -81,7 +81,7 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
   coap_async_set_app_data(async, p.get());
   auto id = p->id;
   t.pending.emplace(id, std::move(p));
-  start(t, id, peer_of(session));
+  start(t, id, t.who(session));
 }
 
 }  // namespace coapfleet::transport

@@ -56,6 +56,12 @@ public:
   bool open(uint8_t block_mode, std::string& error);
   /// Listens on addr:port (UDP) with the main context.
   bool listen(const std::string& addr, uint16_t port, std::string& error);
+  /// Who sent a request on `session`: its address and port, and what the
+  /// transport established about it (identify).
+  peer who(const coap_session_t* session);
+  /// Fills in identity, role and `secure` (the server's security policy;
+  /// by default nothing: anonymous).
+  virtual void identify(const coap_session_t*, peer&) {}
   /// The listening sockets' buffer, fill and drops (one getsockopt per socket).
   receive_queue receive_queue_state() const;
   /// For how long the main context's sockets have not been found empty

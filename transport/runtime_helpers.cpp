@@ -57,6 +57,12 @@ runtime* runtime_of(coap_session_t* session) {
   return static_cast<runtime*>(coap_get_app_data(coap_session_get_context(session)));
 }
 
+peer runtime::who(const coap_session_t* session) {
+  auto p = peer_of(session);
+  identify(session, p);
+  return p;
+}
+
 peer peer_of(const coap_session_t* session) {
   peer p;
   const coap_address_t* a = coap_session_get_addr_remote(session);

@@ -114,7 +114,32 @@ struct server_transport::impl : runtime {
   int64_t last_trim = 0;
   uint64_t etag_salt = 0;  ///< differs between runs, so ETags of two runs never match
   common::process_sampler process;
-  model::key_table keys;  ///< the valid keys, for DTLS handshakes
+  // -- security (server_security.cpp) ----------------------------------------------
+  /// From the keys actor: identity → its valid keys, newest first, and role.
+  std::unordered_map<std::string, std::vector<std::string>> psk;
+  std::unordered_map<std::string, model::role> roles;
+  uint64_t keys_version = 0;
+  /// The certificate name (CN/SAN) of each X.509 session.
+  std::unordered_map<const coap_session_t*, std::string> cert_names;
+  /// PSK handshakes: which of an identity's keys was offered, so that during
+  /// a rotation's grace period a client with the other key is recognised at
+  /// its next attempt.
+  struct psk_attempt {
+    std::string pick;  ///< identity|address
+    size_t index = 0;
+    bool connected = false;
+  };
+  std::unordered_map<const coap_session_t*, psk_attempt> attempts;
+  std::unordered_map<std::string, size_t> psk_pick;  ///< identity|address → key to offer
+  void take_keys(model::key_table table);
+  bool setup_dtls(std::string& error);
+  void identify(const coap_session_t* session, peer& p) override;
+  /// The key for a PSK handshake (null: unknown identity).
+  const std::string* psk_for(const std::string& identity, coap_session_t* session);
+  void session_event(coap_session_t* session, coap_event_t event);
+  /// Checks `a` for the request's sender; on refusal fills `refusal` (4.01/4.03).
+  bool allowed(coap_session_t* session, model::access a, const std::string& target,
+               coap_reply& refusal);
   model::millis started_at = 0;
 
   /// The representation of `r` (created if it is one the transport keeps).

@@ -122,6 +122,9 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
   auto h = model::decode_health_report(body);
   if (!h.ok())
     return reply_now(r, s, req, q, resp, problem_reply(400, h.err));
+  coap_reply refusal;
+  if (!t.allowed(s, model::access::report_health, h.value.node_id, refusal))
+    return reply_now(r, s, req, q, resp, refusal);
   auto i = t.routes.find(h.value.node_id);
   if (i == t.routes.end())
     return reply_now(r, s, req, q, resp,

@@ -176,7 +176,11 @@ bool server_transport::open(std::string& error) {
   if (!d.open(COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY, error))
     return false;
   coap_context_set_session_timeout(d.ctx, d.cfg.session_timeout_s);
-  coap_context_set_max_idle_sessions(d.ctx, d.cfg.max_idle_sessions);
+  // libcoap has one idle budget per context, counted per endpoint: with
+  // DTLS it must hold a fleet's sessions, or nodes handshake on every report.
+  coap_context_set_max_idle_sessions(
+    d.ctx, d.cfg.dtls_port ? std::max(d.cfg.max_idle_sessions, d.cfg.dtls_idle_sessions)
+                           : d.cfg.max_idle_sessions);
   auto* dp = &d;
   // Typed: the compiler checks every handler against transport_actor.
   d.set_behavior(transport_actor::behavior_type{
@@ -237,13 +241,15 @@ bool server_transport::open(std::string& error) {
       dp->forget(resource{resource_kind::job_status, job_id});
     },
     [dp](atom::changed, resource& r, urgency u) { dp->changed(r, u); },
-    [dp](atom::keys, model::key_table& keys) { dp->keys = std::move(keys); },
+    [dp](atom::keys, model::key_table& keys) { dp->take_keys(std::move(keys)); },
     [dp](atom::absorbed, uint64_t count) {
       dp->health_absorbed = std::max(dp->health_absorbed, count);
     },
   }.unbox());
   d.housekeeping = [dp](bool& worked) { return dp->do_housekeeping(worked); };
   if (!d.listen(d.cfg.bind, d.cfg.port, error))
+    return false;
+  if (!d.setup_dtls(error))
     return false;
   if (!d.register_resources()) {
     error = "cannot register CoAP resources";

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
+#include "common/cidr.hpp"
 #include "transport/stop_reason.hpp"
 #include "transport/shedding.hpp"
 
@@ -36,6 +37,21 @@ struct server_transport_config {
   model::millis started_at = 0;
   /// When PUT /health is refused with 5.03 (see shedding.hpp).
   shedding_config shedding;
+
+  // -- security (DESIGN §9; server_security.cpp) --------------------------------
+  /// coaps:// (DTLS) on this port beside coap://; 0: no DTLS.
+  uint16_t dtls_port = 5684;
+  /// X.509 (PEM files): the server's certificate and key, and the CA whose
+  /// client certificates identify nodes (CN or SAN = node id). Empty: PSK only.
+  std::string cert_file, key_file, ca_file;
+  /// Plain CoAP from these networks may do everything (the seeds' examples).
+  std::vector<common::cidr> plain_trusted;
+  /// What plain CoAP from anywhere else may do: trusted (full), reader or
+  /// anonymous (nothing).
+  model::role plain_role = model::role::reader;
+  /// DTLS sessions kept while idle, so that nodes reporting every few
+  /// seconds do not handshake on every report.
+  unsigned dtls_idle_sessions = 16384;
 };
 
 class server_transport {
@@ -53,6 +69,8 @@ public:
   stop_reason run();
   /// "coap://0.0.0.0:5683 (udp), receive buffer 8192 KiB"
   std::string endpoint_description() const;
+  /// "coaps://0.0.0.0:5684 (DTLS: PSK, X.509)", or "" without DTLS.
+  std::string secure_endpoint_description() const;
 
   struct impl;
 

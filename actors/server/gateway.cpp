@@ -31,6 +31,19 @@ auto failure(self_ptr self, uint64_t id) {
   };
 }
 
+/// The access policy for a request: true when `from` may; else the
+/// request is answered 4.01 / 4.03 and nothing else happens.
+bool permitted(self_ptr self, uint64_t id, const peer& from, model::access a,
+               const std::string& target = {}) {
+  auto err = check_access(from, a, target);
+  if (!err)
+    return true;
+  CF_INFO("gateway", "refused: ", from.identity.empty() ? from.address : from.identity,
+          " may not ", model::to_string(a), target.empty() ? "" : " for ", target);
+  answer(self, id, error_reply(err));
+  return false;
+}
+
 /// A fresh representation of `r`, from the actor that owns it.
 void render(self_ptr self, uint64_t id, const resource& r) {
   auto timeout = self->state.cfg.request_timeout;
@@ -133,6 +146,8 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
     watch_database(self);
     return {
       [=](atom::enroll, uint64_t id, model::node_registration& reg, peer& from) {
+        if (!permitted(self, id, from, model::access::register_node, reg.node_id))
+          return;
         self->request(self->state.peers.registry, timeout, atom::enroll::value, std::move(reg),
                       std::move(from))
           .then(
@@ -144,6 +159,8 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             failure(self, id));
       },
       [=](atom::create, uint64_t id, model::job_spec& spec, peer& from) {
+        if (!permitted(self, id, from, model::access::manage_jobs))
+          return;
         self->request(self->state.peers.jobs, timeout, atom::create::value, std::move(spec),
                       std::move(from))
           .then(
@@ -153,6 +170,8 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             failure(self, id));
       },
       [=](atom::install, uint64_t id, std::string& job_id, peer& from) {
+        if (!permitted(self, id, from, model::access::manage_jobs))
+          return;
         self->request(self->state.peers.jobs, timeout, atom::install::value, std::move(job_id),
                       std::move(from))
           .then(
@@ -162,6 +181,8 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             failure(self, id));
       },
       [=](atom::report, uint64_t id, model::update_report& r, peer& from) {
+        if (!permitted(self, id, from, model::access::report_step, r.node_id))
+          return;
         self->request(self->state.peers.jobs, timeout, atom::report::value, std::move(r),
                       std::move(from))
           .then(
@@ -171,6 +192,8 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             failure(self, id));
       },
       [=](atom::cancel, uint64_t id, std::string& job_id, peer& from) {
+        if (!permitted(self, id, from, model::access::manage_jobs))
+          return;
         self->request(self->state.peers.jobs, timeout, atom::cancel::value, std::move(job_id),
                       std::move(from))
           .then(
@@ -184,6 +207,8 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             failure(self, id));
       },
       [=](atom::remove, uint64_t id, std::string& job_id, peer& from) {
+        if (!permitted(self, id, from, model::access::manage_jobs))
+          return;
         self->request(self->state.peers.jobs, timeout, atom::remove::value, job_id,
                       std::move(from))
           .then(
@@ -196,6 +221,8 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
       },
       [=](atom::observe, uint64_t id, resource& r) { render(self, id, r); },
       [=](atom::upload, uint64_t id, artifact_upload& up, peer& from) {
+        if (!permitted(self, id, from, model::access::manage_artifacts))
+          return;
         auto name = up.name;
         auto size = up.body.size();
         auto body = std::make_shared<artifact_upload>(std::move(up));
@@ -219,6 +246,10 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             failure(self, id));
       },
       [=](atom::action, uint64_t id, model::system_action a, peer& from) {
+        if (!permitted(self, id, from,
+                       a == model::system_action::status ? model::access::read_fleet
+                                                         : model::access::system_action))
+          return;
         if (a == model::system_action::status) {
           self->request(self->state.peers.system, timeout, atom::status::value)
             .then(

@@ -599,6 +599,8 @@ class Server:
         self.workdir = workdir
         self.extra = list(extra)
         self.port = port or free_port()
+        # coaps:// beside coap:// (a free port: tests run side by side).
+        self.dtls_port = free_port()
         self.db = db or os.path.join(workdir, name + ".db")
         self.log_path = os.path.join(workdir, name + ".log")
         self.proc = None
@@ -611,8 +613,9 @@ class Server:
         return "coap://%s:%d/%s" % (HOST, self.port, path.lstrip("/"))
 
     def command(self):
+        dtls = [] if "--dtls-port" in self.extra else ["--dtls-port", str(self.dtls_port)]
         return [SERVER_BIN, "--bind", HOST, "--port", str(self.port), "--db", self.db,
-                "--log-level", "debug"] + self.extra
+                "--log-level", "debug"] + dtls + self.extra
 
     def start(self, wait=True, timeout=30):
         log = open(self.log_path, "ab")

@@ -29,7 +29,7 @@ struct gateway_fixture : coordinated_system {
   std::shared_ptr<artifacts_script> store_does = std::make_shared<artifacts_script>();
   server::gateway_peers peers;
   gateway_actor gateway;
-  peer from{"127.0.0.9", 41000, "operator-1"};
+  peer from{"127.0.0.9", 41000, "operator-1", model::role::operator_, true};
 
   gateway_fixture() {
     peers.transport = own(sys->spawn(mock_gateway_transport, wire));
@@ -219,7 +219,8 @@ TEST_CASE_FIXTURE(gateway_fixture, "gateway: an agent's step report is 2.04 Repo
   rep.node_id = "node-1";
   rep.state = model::node_update_state::downloading;
   rep.progress = 40;
-  send(atom::report::value, uint64_t{7}, rep, peer{"127.1.0.1", 5683, "node-1"});
+  send(atom::report::value, uint64_t{7}, rep,
+       peer{"127.1.0.1", 5683, "node-1", model::role::node, true});
   REQUIRE(jobs_do->reports.size() == 1);
   CHECK(jobs_do->reports[0].progress == 40);
   CHECK(jobs_do->peers.at(0).identity == "node-1");
@@ -644,4 +645,48 @@ TEST_CASE_FIXTURE(gateway_fixture, "gateway: a ping that is never answered, or a
   CHECK(database_shown(73) == "disconnected");
   ping_intervals(3);
   CHECK(health_changes() == 3);
+}
+
+TEST_CASE_FIXTURE(gateway_fixture, "gateway: refused requests are 4.01 / 4.03 and reach no actor") {
+  peer node1{"127.1.0.1", 5683, "node-1", model::role::node, true};
+  peer reader{"127.0.0.5", 40000, "dashboard", model::role::reader, true};
+  peer outsider{"127.0.0.2", 40000, "", model::role::reader, false};  // plain, untrusted
+  model::node_registration reg;
+  reg.node_id = "node-2";
+  reg.ip_address = "127.1.0.2";
+  // A node registering under another node's id.
+  send(atom::enroll::value, uint64_t{60}, reg, node1);
+  auto r = reply_to(60);
+  check_json(r, 403);
+  CHECK(json_of(r).root()["error"].as_string().find("node-1") != std::string::npos);
+  CHECK(registry_does->enrolled.empty());
+  // ... and reporting another node's job step.
+  model::update_report rep;
+  rep.job_id = "job-1";
+  rep.node_id = "node-2";
+  rep.state = model::node_update_state::succeeded;
+  send(atom::report::value, uint64_t{61}, rep, node1);
+  check_json(reply_to(61), 403);
+  CHECK(jobs_do->reports.empty());
+  // A reader creating a job; a plain outsider shutting the server down.
+  model::job_spec spec;
+  spec.name = "fw";
+  spec.version = "1";
+  spec.package_type = "script";
+  send(atom::create::value, uint64_t{62}, spec, reader);
+  check_json(reply_to(62), 403);
+  send(atom::action::value, uint64_t{63}, model::system_action::shutdown, outsider);
+  r = reply_to(63);
+  check_json(r, 401);
+  CHECK(json_of(r).root()["error"].as_string().find("authentication required")
+        != std::string::npos);
+  CHECK(r.after == after_reply::nothing);
+  CHECK(jobs_do->peers.empty());
+  CHECK(system_does->actions.empty());
+  // The node registering itself is fine; a reader may ask for the status.
+  reg.node_id = "node-1";
+  send(atom::enroll::value, uint64_t{64}, reg, node1);
+  check_json(reply_to(64), 201);
+  send(atom::action::value, uint64_t{65}, model::system_action::status, outsider);
+  check_json(reply_to(65), 205);
 }
