@@ -59,6 +59,8 @@ def _find_coap_client():
 
 SERVER_BIN = _find_server()
 COAP_CLIENT = _find_coap_client()
+# DTLS (coaps://) needs libcoap's OpenSSL build of coap-client (libcoap3-bin).
+COAP_CLIENT_DTLS = shutil.which("coap-client-openssl")
 
 
 def deadline_poll(fn, timeout, interval=0.1, what="condition"):
@@ -520,7 +522,7 @@ class CoapResult:
 
 
 def coap(port_or_url, method, path="", body=None, content_format=None, wait=10, extra=(),
-         pipe=True, host=HOST):
+         pipe=True, host=HOST, client=None):
     """Runs coap-client: `-m method`, body piped with `-f -` (unless pipe is
     False, then the body is piped without -f - as the seed does). Returns a
     CoapResult: code ("2.05", "4.00", ... or None on no answer), body (the
@@ -533,7 +535,11 @@ def coap(port_or_url, method, path="", body=None, content_format=None, wait=10, 
     fd, out = tempfile.mkstemp(prefix="coap-client-out-")
     os.close(fd)
     os.unlink(out)
-    args = [COAP_CLIENT, "-m", method, "-B", str(wait), "-v", "6", "-o", out]
+    if client is None:
+        client = COAP_CLIENT_DTLS if url.startswith("coaps://") else COAP_CLIENT
+    if client is None:
+        raise RuntimeError("coaps:// needs coap-client-openssl (install libcoap3-bin)")
+    args = [client, "-m", method, "-B", str(wait), "-v", "6", "-o", out]
     if content_format is not None:
         args += ["-t", str(content_format)]
     args += list(extra)

@@ -18,6 +18,7 @@ set(COAPFLEET_INTEGRATION_TESTS
   seed_examples:lock
   jobs:lock
   bad_input:free
+  security:free
   durability:lock
   liveness_scale:lock)
 
