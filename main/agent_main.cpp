@@ -13,6 +13,7 @@
 #include "actors/agent/metrics.hpp"
 #include "actors/agent/reporter.hpp"
 #include "actors/interfaces.hpp"
+#include "common/key_file.hpp"
 #include "common/log.hpp"
 #include "common/scheduler_config.hpp"
 #include "actors/agent/gateway.hpp"
@@ -36,13 +37,16 @@ struct options {
   std::string pip = "pip3";
   std::vector<std::string> pip_args;
   unsigned handler_timeout = 600;
+  std::string key_file;
 };
 
-/// coap://HOST[:PORT] with HOST an IP literal (or localhost).
-bool parse_server(const std::string& uri, std::string& host, uint16_t& port, std::string& err) {
-  const std::string scheme = "coap://";
+/// coap://HOST[:PORT] or coaps://HOST[:PORT] with HOST an IP literal (or localhost).
+bool parse_server(const std::string& uri, std::string& host, uint16_t& port, bool& secure,
+                  std::string& err) {
+  secure = uri.compare(0, 8, "coaps://") == 0;
+  const std::string scheme = secure ? "coaps://" : "coap://";
   if (uri.compare(0, scheme.size(), scheme) != 0) {
-    err = "--server must look like coap://HOST:PORT";
+    err = "--server must look like coap://HOST:PORT or coaps://HOST:PORT";
     return false;
   }
   auto rest = uri.substr(scheme.size());
@@ -66,7 +70,7 @@ bool parse_server(const std::string& uri, std::string& host, uint16_t& port, std
   }
   if (host == "localhost")
     host = "127.0.0.1";
-  port = 5683;
+  port = secure ? 5684 : 5683;
   if (!p.empty()) {
     char* end = nullptr;
     long v = std::strtol(p.c_str(), &end, 10);
@@ -85,7 +89,13 @@ int main(int argc, char** argv) {
   options opt;
   CLI::App app{"coapfleet-agent: reports this node's health to a coapfleet server and installs "
                "its updates"};
-  app.add_option("--server", opt.server, "main server, coap://HOST:PORT")->capture_default_str();
+  app.add_option("--server", opt.server,
+                 "main server, coap://HOST:PORT or coaps://HOST:PORT (DTLS, with --key-file)")
+    ->capture_default_str();
+  app.add_option("--key-file", opt.key_file,
+                 "this node's key (from `coapfleet-server keys add NODE_ID --role node`), a file "
+                 "only its owner can read; with coaps:// the agent speaks DTLS as its node id and "
+                 "takes commands only over DTLS from a holder of this key");
   app.add_option("--bind", opt.transport.bind, "address to listen on")->capture_default_str();
   app.add_option("--port", opt.transport.port, "UDP port to listen on")->capture_default_str();
   app.add_option("--node-id", opt.node_id, "this node's id (default: the hostname)");
@@ -118,8 +128,14 @@ int main(int argc, char** argv) {
   log::set_level(lvl);
   std::string host, err;
   uint16_t server_port = 5683;
-  if (!parse_server(opt.server, host, server_port, err)) {
+  bool secure = false;
+  if (!parse_server(opt.server, host, server_port, secure, err)) {
     std::fprintf(stderr, "%s\n", err.c_str());
+    return 2;
+  }
+  if (secure != !opt.key_file.empty()) {
+    std::fprintf(stderr, secure ? "coaps:// needs --key-file (this node's key)\n"
+                                : "--key-file needs a coaps:// --server\n");
     return 2;
   }
   if (opt.node_id.empty()) {
@@ -131,6 +147,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "node id '%s' is not 1..64 characters of A-Z a-z 0-9 . _ -; use --node-id\n",
                  opt.node_id.c_str());
     return 2;
+  }
+  if (secure) {
+    opt.transport.credentials.identity = opt.node_id;
+    if (!common::read_key_file(opt.key_file, opt.transport.credentials.key, err)) {
+      std::fprintf(stderr, "%s\n", err.c_str());
+      return 2;
+    }
+    opt.transport.server_host = host;
+    opt.transport.server_port = server_port;
   }
   if (::mkdir(opt.state_dir.c_str(), 0755) != 0 && errno != EEXIST) {
     std::perror(("cannot create " + opt.state_dir).c_str());

@@ -26,8 +26,15 @@ int main(int argc, char** argv) {
   app.fallthrough();           // global options may follow the subcommand
   app.require_subcommand(1);
   app.add_option("--server", ctx.options.server,
-                 "The server, coap://HOST[:PORT] with an IP address or localhost "
+                 "The server, coap://HOST[:PORT] or coaps://HOST[:PORT] (DTLS) with an IP address or localhost "
                  "(default: $COAPFLEET_SERVER, else coap://127.0.0.1:5683)");
+  app.add_option("--identity", ctx.options.identity,
+                 "For coaps://: the identity of your key (default: $COAPFLEET_IDENTITY)")
+    ->envname("COAPFLEET_IDENTITY");
+  app.add_option("--key-file", ctx.options.key_file,
+                 "For coaps://: the file holding your key, readable only by you "
+                 "(default: $COAPFLEET_KEY_FILE)")
+    ->envname("COAPFLEET_KEY_FILE");
   app.add_flag("--json", ctx.options.json,
                "Print the server's JSON answer instead of tables (for scripts)");
   app.add_option("--timeout", ctx.options.timeout, "Seconds to wait for each answer")

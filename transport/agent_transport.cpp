@@ -131,7 +131,10 @@ void agent_transport::set_gateway(agent_gateway_actor gateway) {
 }
 
 std::string agent_transport::endpoint_description() const {
-  return endpoint_uri(impl_->cfg.bind, impl_->cfg.port);
+  auto uri = endpoint_uri(impl_->cfg.bind, impl_->cfg.port);
+  if (!impl_->cfg.credentials.empty())
+    uri = "coaps" + uri.substr(4) + " (DTLS, only for the holder of this node's key)";
+  return uri;
 }
 
 bool agent_transport::open(std::string& error) {
@@ -162,8 +165,14 @@ bool agent_transport::open(std::string& error) {
     }
     return -1;
   };
-  if (!d.listen(d.cfg.bind, d.cfg.port, error))
-    return false;
+  if (d.cfg.credentials.empty()) {
+    if (!d.listen(d.cfg.bind, d.cfg.port, error))
+      return false;
+  } else {
+    d.set_client_credentials(d.cfg.server_host, d.cfg.server_port, d.cfg.credentials);
+    if (!d.listen_dtls_single(d.cfg.bind, d.cfg.port, d.cfg.credentials, error))
+      return false;
+  }
   if (!d.register_resources()) {
     error = "cannot register CoAP resources";
     return false;

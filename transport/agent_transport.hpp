@@ -8,6 +8,7 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
+#include "common/key_file.hpp"
 #include "transport/stop_reason.hpp"
 
 namespace coapfleet::transport {
@@ -16,6 +17,12 @@ struct agent_transport_config {
   std::string bind = "0.0.0.0";
   uint16_t port = 5683;
   size_t max_payload = 64 * 1024;
+  /// With a key (coaps:// to the server): requests to the server go over
+  /// DTLS as this node, and the agent's own endpoint is DTLS only, open to
+  /// nobody but a peer holding the node's key (its server).
+  common::psk_credentials credentials;
+  std::string server_host;
+  uint16_t server_port = 0;
 };
 
 class agent_transport {

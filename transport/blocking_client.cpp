@@ -96,9 +96,10 @@ std::string response::code_text() const {
 }
 
 std::optional<server_uri> parse_server_uri(const std::string& text, std::string& error) {
-  const std::string scheme = "coap://";
+  bool secure = text.compare(0, 8, "coaps://") == 0;
+  const std::string scheme = secure ? "coaps://" : "coap://";
   if (text.compare(0, scheme.size(), scheme) != 0) {
-    error = "the server must be coap://HOST[:PORT] (coaps is not supported yet): " + text;
+    error = "the server must be coap://HOST[:PORT] or coaps://HOST[:PORT]: " + text;
     return std::nullopt;
   }
   std::string rest = text.substr(scheme.size());
@@ -109,6 +110,8 @@ std::optional<server_uri> parse_server_uri(const std::string& text, std::string&
     return std::nullopt;
   }
   server_uri out;
+  out.secure = secure;
+  out.port = secure ? 5684 : 5683;
   std::string port_text;
   if (!rest.empty() && rest.front() == '[') {
     auto close = rest.find(']');

@@ -16,13 +16,19 @@
 #include <optional>
 #include <string>
 
+#include "common/key_file.hpp"
+
 namespace coapfleet::client {
 
-/// coap://HOST[:PORT] with HOST an IPv4/IPv6 literal ([::1]) or localhost.
+/// coap://HOST[:PORT] or coaps://HOST[:PORT] (DTLS, default port 5684) with
+/// HOST an IPv4/IPv6 literal ([::1]) or localhost.
 struct server_uri {
   std::string host;    ///< the address literal (localhost becomes 127.0.0.1)
   uint16_t port = 5683;
   std::string text;    ///< as the user wrote it, without a trailing '/'
+  bool secure = false; ///< coaps://
+  /// For coaps://: the identity and pre-shared key the client speaks with.
+  common::psk_credentials credentials;
 };
 
 /// Parses `text`; on failure returns nothing and says why in `error`.

@@ -2,6 +2,8 @@
 // blocking_upload.cpp): libcoap helpers and the exchange state its callbacks fill.
 #pragma once
 
+#include "transport/dtls_client.hpp"
+
 #include <coap3/coap.h>
 
 #include <algorithm>
@@ -138,9 +140,18 @@ struct blocking_client::impl {
       error = "cannot set up a CoAP client for " + server.text;
       return nullptr;
     }
-    s = coap_new_client_session(c, nullptr, &dst, COAP_PROTO_UDP);
+    if (server.secure) {
+      if (server.credentials.empty()) {
+        error = "coaps:// needs an identity and a key (--identity, --key-file)";
+        return nullptr;
+      }
+      s = transport::open_psk_session(c, dst, server.credentials);
+    } else {
+      s = coap_new_client_session(c, nullptr, &dst, COAP_PROTO_UDP);
+    }
     if (!s)
-      error = "cannot open a UDP socket to " + server.text;
+      error = "cannot open a " + std::string(server.secure ? "DTLS session" : "UDP socket")
+              + " to " + server.text;
     return s;
   }
 

@@ -201,6 +201,51 @@ bool runtime::listen(const std::string& addr, uint16_t port, std::string& error)
   return true;
 }
 
+namespace {
+
+const coap_bin_const_t* own_key_only(coap_bin_const_t* identity, coap_session_t*, void* arg) {
+  auto& own = *static_cast<const common::psk_credentials*>(arg);
+  std::string id(reinterpret_cast<const char*>(identity->s), identity->length);
+  if (id != own.identity)
+    return nullptr;
+  static thread_local coap_bin_const_t out;
+  out.s = reinterpret_cast<const uint8_t*>(own.key.data());
+  out.length = own.key.size();
+  return &out;
+}
+
+}  // namespace
+
+bool runtime::listen_dtls_single(const std::string& addr, uint16_t port,
+                                 const common::psk_credentials& credentials,
+                                 std::string& error) {
+  if (!coap_dtls_is_supported()) {
+    error = "this libcoap has no DTLS support";
+    return false;
+  }
+  own_psk_ = credentials;
+  coap_dtls_spsk_t spsk;
+  std::memset(&spsk, 0, sizeof spsk);
+  spsk.version = COAP_DTLS_SPSK_SETUP_VERSION;
+  spsk.validate_id_call_back = own_key_only;
+  spsk.id_call_back_arg = &own_psk_;
+  if (!coap_context_set_psk2(ctx, &spsk)) {
+    error = "cannot set up DTLS with the pre-shared key";
+    return false;
+  }
+  coap_address_t a;
+  if (!make_address(addr, port, a)) {
+    error = addr + " is not an IPv4 or IPv6 address";
+    return false;
+  }
+  if (!coap_new_endpoint(ctx, &a, COAP_PROTO_DTLS)) {
+    error = "cannot listen for DTLS on " + addr + ":" + std::to_string(port)
+            + " (address in use or not local?)";
+    return false;
+  }
+  return true;
+}
+
 receive_queue runtime::receive_queue_state() const {
   receive_queue out;
   for (int fd : listen_fds_) {

@@ -20,6 +20,7 @@
 #include <coap3/coap.h>
 
 #include "actors/interfaces.hpp"
+#include "common/key_file.hpp"
 #include "transport/stop_reason.hpp"
 
 namespace coapfleet::transport {
@@ -56,6 +57,14 @@ public:
   bool open(uint8_t block_mode, std::string& error);
   /// Listens on addr:port (UDP) with the main context.
   bool listen(const std::string& addr, uint16_t port, std::string& error);
+  /// Requests to ip:port go over DTLS with these credentials from now on
+  /// (a session already open there is closed first).
+  void set_client_credentials(const std::string& ip, uint16_t port,
+                              common::psk_credentials credentials);
+  /// Listens on addr:port for DTLS with one pre-shared key: only a peer that
+  /// speaks as `credentials.identity` with its key gets a session.
+  bool listen_dtls_single(const std::string& addr, uint16_t port,
+                          const common::psk_credentials& credentials, std::string& error);
   /// Who sent a request on `session`: its address and port, and what the
   /// transport established about it (identify).
   peer who(const coap_session_t* session);
@@ -145,6 +154,8 @@ private:
   std::unordered_map<std::string, outgoing> outgoing_;           ///< session|token
   std::unordered_map<std::string, std::string> outgoing_by_mid_;  ///< session|mid → key
   std::unordered_map<std::string, coap_session_t*> sessions_;     ///< ctx|ip:port
+  std::unordered_map<std::string, common::psk_credentials> client_psk_;  ///< ip:port
+  common::psk_credentials own_psk_;  ///< listen_dtls_single's key
   std::unordered_map<coap_session_t*, unsigned> session_use_;      ///< requests outstanding
   bool stopping_ = false;
   stop_reason reason_ = stop_reason::signal;

@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "transport/dtls_client.hpp"
 #include "transport/runtime_internal.hpp"
 
 namespace coapfleet::transport {
@@ -86,6 +87,28 @@ void runtime::finish(const std::string& key, client_response r) {
     done(std::move(r));
 }
 
+void runtime::set_client_credentials(const std::string& ip, uint16_t port,
+                                     common::psk_credentials credentials) {
+  auto where = ip + ":" + std::to_string(port);
+  auto& have = client_psk_[where];
+  if (have.identity == credentials.identity && have.key == credentials.key)
+    return;
+  have = std::move(credentials);
+  // A session opened with other credentials (or none) is not reused; one in
+  // use stays with its requests and goes when they are done.
+  for (auto i = sessions_.begin(); i != sessions_.end();) {
+    auto sep = i->first.find('|');
+    if (sep != std::string::npos && i->first.compare(sep + 1, std::string::npos, where) == 0
+        && session_use_[i->second] == 0) {
+      session_use_.erase(i->second);
+      coap_session_release(i->second);
+      i = sessions_.erase(i);
+    } else {
+      ++i;
+    }
+  }
+}
+
 coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip, uint16_t port,
                                         std::string& error) {
   auto key = session_key(c, ip + ":" + std::to_string(port));
@@ -97,9 +120,12 @@ coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip
     error = ip + " is not an IP address";
     return nullptr;
   }
-  auto* session = coap_new_client_session(c, nullptr, &dst, COAP_PROTO_UDP);
+  auto psk = client_psk_.find(ip + ":" + std::to_string(port));
+  auto* session = psk != client_psk_.end() ? open_psk_session(c, dst, psk->second)
+                                           : coap_new_client_session(c, nullptr, &dst,
+                                                                     COAP_PROTO_UDP);
   if (!session) {
-    error = "cannot create a CoAP session";
+    error = psk != client_psk_.end() ? "cannot open a DTLS session" : "cannot create a CoAP session";
     return nullptr;
   }
   sessions_.emplace(key, session);

@@ -31,6 +31,18 @@ void server_transport::impl::send_notification(job_actor job, const std::string&
   req.path = "updates/available";
   req.payload = model::encode_update_notification(note);
   auto where = ip + ":" + std::to_string(port);
+  // A node with a key is notified over DTLS with that key (its agent takes
+  // commands from nobody else); with two keys during a rotation, the one
+  // its agent last connected with.
+  auto k = psk.find(note.node_id);
+  if (k != psk.end() && !k->second.empty()) {
+    size_t index = 0;
+    auto p = psk_pick.find(note.node_id + "|" + ip);
+    if (p != psk_pick.end())
+      index = p->second % k->second.size();
+    set_client_credentials(ip, port, common::psk_credentials{note.node_id, k->second[index]});
+    where = "coaps://" + where;
+  }
   CF_DEBUG("transport", "notifying ", note.node_id, " at ", where, " of job ", note.job_id);
   send_request(req, [job, node = note.node_id, where](client_response r) {
     if (r.code >= 200 && r.code < 300) {

@@ -28,6 +28,19 @@ client::blocking_client* context::client() {
     std::cerr << "coapfleet: " << error << "\n";
     return nullptr;
   }
+  if (uri->secure) {
+    if (options.identity.empty() || options.key_file.empty()) {
+      std::cerr << "coapfleet: " << uri->text
+                << " is DTLS: give --identity and --key-file (or $COAPFLEET_IDENTITY and "
+                   "$COAPFLEET_KEY_FILE)\n";
+      return nullptr;
+    }
+    uri->credentials.identity = options.identity;
+    if (!common::read_key_file(options.key_file, uri->credentials.key, error)) {
+      std::cerr << "coapfleet: " << error << "\n";
+      return nullptr;
+    }
+  }
   auto ms = static_cast<long long>(std::llround(options.timeout * 1000.0));
   client_ = std::make_unique<client::blocking_client>(*uri, std::chrono::milliseconds(ms));
   return client_.get();

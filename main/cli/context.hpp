@@ -26,7 +26,9 @@ enum exit_code : int {
 extern const char* const exit_code_help;
 
 struct global_options {
-  std::string server;     ///< coap://HOST:PORT
+  std::string server;     ///< coap://HOST:PORT or coaps://HOST:PORT
+  std::string identity;   ///< for coaps://: the operator's (or reader's) identity
+  std::string key_file;   ///< for coaps://: the file holding its key (mode 600)
   bool json = false;      ///< print the server's JSON instead of tables
   double timeout = 10.0;  ///< seconds to wait for one answer
 };
