@@ -19,6 +19,7 @@ set(COAPFLEET_INTEGRATION_TESTS
   jobs:lock
   bad_input:free
   security:free
+  dtls:free
   durability:lock
   liveness_scale:lock)
 

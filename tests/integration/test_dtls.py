@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""DTLS with pre-shared keys (DESIGN §9): keys made with `coapfleet-server
+keys add`, used with coap-client-openssl -u/-k against coaps://, the CLI and
+a real agent, with a server that trusts no plain network (so everything
+below has to pass DTLS and the role checks)."""
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+CLI_BIN = os.environ.get("COAPFLEET_CLI") or os.path.join(os.path.dirname(h.SERVER_BIN),
+                                                          "coapfleet")
+AGENT_BIN = os.environ.get("COAPFLEET_AGENT") or os.path.join(os.path.dirname(h.SERVER_BIN),
+                                                              "coapfleet-agent")
+
+
+def keys(db, *args):
+    p = subprocess.run([h.SERVER_BIN, "--db", db, "keys"] + list(args), capture_output=True,
+                       text=True, timeout=30)
+    if p.returncode != 0:
+        raise AssertionError("keys %s failed (%d): %s" % (args, p.returncode, p.stderr))
+    return p.stdout
+
+
+def add_key(db, ident, role):
+    out = keys(db, "add", ident, "--role", role)
+    lines = out.splitlines()
+    assert len(lines) == 1 and len(lines[0]) >= 32, out
+    return lines[0]
+
+
+def key_file(directory, ident, key):
+    path = os.path.join(directory, ident + ".key")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return path
+
+
+class DtlsBase(h.ServerTestCase):
+    # No plain network is trusted and plain reads are off: only DTLS counts.
+    server_args = ["--plain-trusted", "", "--plain-access", "none"]
+    start_server = False
+
+    @classmethod
+    def start_processes(cls):
+        cls.server = cls.new_server(list(cls.server_args), start=False)
+        db = cls.server.db
+        cls.keys = {"alice": add_key(db, "alice", "operator"),
+                    "dash": add_key(db, "dash", "reader"),
+                    "node-1": add_key(db, "node-1", "node"),
+                    "node-2": add_key(db, "node-2", "node")}
+        cls.server.start()  # plain GET /test stays open: ready
+        h.deadline_poll(lambda: cls.sec("alice", "get", "test").code == "2.05", 30,
+                        what="coaps:// answers")
+
+    @classmethod
+    def url(cls, path):
+        return "coaps://%s:%d/%s" % (h.HOST, cls.server.dtls_port, path)
+
+    @classmethod
+    def sec(cls, ident, method, path, body=None, key=None, **kw):
+        k = key if key is not None else cls.keys[ident]
+        return h.coap(cls.url(path), method, body=body,
+                      extra=["-u", ident, "-k", k] + list(kw.pop("extra", [])), **kw)
+
+
+
+class Dtls(DtlsBase):
+    def test_seed_examples_over_coaps(self):
+        r = self.sec("alice", "get", "health")
+        self.assertEqual(r.code, "2.05", r)
+        r = self.sec("alice", "post", "nodes", {"node_id": "seed-node", "ip_address": "127.0.0.1"})
+        self.assertEqual(r.code, "2.01", r)
+        r = self.sec("alice", "put", "health", {"node_id": "seed-node", "cpu_percent": 3})
+        self.assertEqual(r.code, "2.04", r)
+        r = self.sec("alice", "get", "nodes")
+        self.assertEqual(r.code, "2.05", r)
+        self.assertIn("seed-node", [n["node_id"] for n in r.json()["nodes"]])
+        r = self.sec("alice", "post", "updates", {"name": "fw", "version": "1",
+                                                  "package_type": "script", "script": "true",
+                                                  "target_nodes": ["seed-node"]})
+        self.assertEqual(r.code, "2.01", r)
+        job = r.json()["job_id"]
+        r = self.sec("alice", "post", "updates", {"action": "status", "job_id": job})
+        self.assertEqual(r.code, "2.05", r)
+        r = self.sec("alice", "get", "system")
+        self.assertEqual(r.code, "2.05", r)
+        r = self.sec("alice", "post", "system", {"action": "status"})
+        self.assertEqual(r.code, "2.05", r)
+
+    def test_a_wrong_key_gets_no_answer(self):
+        r = self.sec("alice", "get", "nodes", key="0" * 64, wait=3)
+        self.assertIsNone(r.code, r)
+        r = self.sec("mallory", "get", "nodes", key="0" * 64, wait=3)
+        self.assertIsNone(r.code, r)
+
+    def test_a_node_speaks_for_itself_only(self):
+        r = self.sec("node-1", "post", "nodes", {"node_id": "node-1", "ip_address": "127.0.0.1"})
+        self.assertEqual(r.code, "2.01", r)
+        r = self.sec("node-1", "put", "health", {"node_id": "node-1", "cpu_percent": 5})
+        self.assertEqual(r.code, "2.04", r)
+        # node-1 taking over node-2, or reporting for it: 4.03 with a JSON body.
+        r = self.sec("node-1", "post", "nodes", {"node_id": "node-2", "ip_address": "127.0.0.1"})
+        self.assertEqual(r.code, "4.03", r)
+        self.assertIn("node-1", r.json()["error"])
+        self.sec("node-2", "post", "nodes", {"node_id": "node-2", "ip_address": "127.0.0.1"})
+        r = self.sec("node-1", "put", "health", {"node_id": "node-2", "cpu_percent": 99})
+        self.assertEqual(r.code, "4.03", r)
+        r = self.sec("node-1", "post", "system", {"action": "shutdown"})
+        self.assertEqual(r.code, "4.03", r)
+        r = self.sec("node-1", "get", "nodes")
+        self.assertEqual(r.code, "4.03", r)
+        self.assertTrue(self.server.answers_test())
+
+    def test_a_reader_reads_and_changes_nothing(self):
+        self.assertEqual(self.sec("dash", "get", "nodes").code, "2.05")
+        r = self.sec("dash", "post", "updates", {"name": "x", "version": "1",
+                                                 "package_type": "script", "script": "id",
+                                                 "target_nodes": ["all"]})
+        self.assertEqual(r.code, "4.03", r)
+        self.assertIn("error", r.json())
+
+    def test_plain_requests_need_dtls_here(self):
+        r = self.server.coap("post", "system", {"action": "shutdown"})
+        self.assertEqual(r.code, "4.01", r)
+        self.assertEqual(self.server.coap("get", "nodes").code, "4.01")
+        self.assertTrue(self.server.answers_test())
+
+    def test_a_key_added_while_running_works_and_a_revoked_one_stops(self):
+        db = self.server.db
+        key = add_key(db, "late", "reader")
+        h.deadline_poll(lambda: self.sec("late", "get", "nodes", key=key, wait=3).code == "2.05",
+                        15, what="a key added by the offline command works without a restart")
+        keys(db, "revoke", "late")
+        h.deadline_poll(lambda: self.sec("late", "get", "nodes", key=key, wait=3).code != "2.05",
+                        15, what="a revoked key stops working")
+
+    def test_the_cli_over_dtls(self):
+        kf = key_file(self.tmp, "alice", self.keys["alice"])
+        p = subprocess.run([CLI_BIN, "--server", self.url("").rstrip("/"), "--identity", "alice",
+                            "--key-file", kf, "--json", "nodes"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("nodes", json.loads(p.stdout))
+        os.chmod(kf, 0o644)
+        p = subprocess.run([CLI_BIN, "--server", self.url("").rstrip("/"), "--identity", "alice",
+                            "--key-file", kf, "nodes"], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("chmod 600", p.stderr)
+
+
+class DtlsAgent(DtlsBase):
+    """A real agent whose server is coaps:// with its node key: it registers
+    and reports over DTLS, runs a job the server notifies it of over DTLS,
+    and answers nothing to plain CoAP."""
+
+    @classmethod
+    def start_processes(cls):
+        super().start_processes()
+        cls.agent_ip = "127.1.%d.%d" % (os.getpid() % 200 + 20, 7)
+        cls.agent_port = h.free_port(cls.agent_ip)
+        base = os.path.join(cls.tmp, "agent")
+        os.makedirs(os.path.join(base, "state"), exist_ok=True)
+        os.makedirs(os.path.join(base, "root"), exist_ok=True)
+        kf = key_file(base, "node-1", cls.keys["node-1"])
+        cls.agent_log = os.path.join(base, "agent.log")
+        log = open(cls.agent_log, "ab")
+        cls.agent = subprocess.Popen(
+            [AGENT_BIN, "--bind", cls.agent_ip, "--port", str(cls.agent_port), "--node-id", "node-1",
+             "--server", "coaps://%s:%d" % (h.HOST, cls.server.dtls_port), "--key-file", kf,
+             "--state-dir", os.path.join(base, "state"), "--root", os.path.join(base, "root"),
+             "--interval", "1", "--log-level", "debug"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=base,
+            start_new_session=True, preexec_fn=h._die_with_parent)
+        log.close()
+
+    @classmethod
+    def stop_processes(cls):
+        if getattr(cls, "agent", None) and cls.agent.poll() is None:
+            cls.agent.terminate()
+            try:
+                cls.agent.wait(15)
+            except subprocess.TimeoutExpired:
+                cls.agent.kill()
+        super().stop_processes()
+
+    def node(self):
+        r = self.sec("alice", "get", "nodes")
+        if r.code != "2.05":
+            return None
+        found = [n for n in r.json()["nodes"] if n["node_id"] == "node-1"]
+        return found[0] if found else None
+
+    def test_agent_registers_reports_and_runs_a_job_over_dtls(self):
+        n = h.deadline_poll(lambda: (lambda x: x if x and x.get("health") else None)(self.node()),
+                            30, what="node-1 registered with health over DTLS")
+        self.assertEqual(n["status"], "online")
+        marker = os.path.join(self.tmp, "agent", "ran-over-dtls")
+        r = self.sec("alice", "post", "updates", {"name": "t", "version": "1",
+                                                  "package_type": "script",
+                                                  "script": "touch %s" % marker,
+                                                  "target_nodes": ["node-1"]})
+        self.assertEqual(r.code, "2.01", r)
+        job = r.json()["job_id"]
+        r = self.sec("alice", "post", "updates", {"action": "install", "job_id": job})
+        self.assertEqual(r.code, "2.04", r)
+
+        def done():
+            r = self.sec("alice", "post", "updates", {"action": "status", "job_id": job})
+            st = r.json().get("node_statuses", {}).get("node-1") if r.code == "2.05" else None
+            return st if st in ("succeeded", "failed", "timed_out") else None
+        self.assertEqual(h.deadline_poll(done, 60, what="the job on node-1 finished"),
+                         "succeeded")
+        self.assertTrue(os.path.exists(marker))
+
+    def test_the_agent_answers_no_plain_coap(self):
+        h.deadline_poll(lambda: self.node(), 30, what="node-1 registered")
+        body = {"job_id": "forged", "node_id": "node-1",
+                "package_type": "script", "script": "touch /tmp/never"}
+        r = h.coap("coap://%s:%d/updates/available" % (self.agent_ip, self.agent_port), "post",
+                   body=body, wait=3)
+        self.assertIsNone(r.code, r)
+        # Nor over DTLS with another identity's key.
+        r = h.coap("coaps://%s:%d/updates/available" % (self.agent_ip, self.agent_port), "post",
+                   body=body, wait=3, extra=["-u", "node-2", "-k", self.keys["node-2"]])
+        self.assertIsNone(r.code, r)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
