@@ -131,7 +131,11 @@ struct store::statements {
 
   bool migrate();
   bool prepare_all();
-  bool prepare_keys();  // store_keys.cpp
+  // keys (store_keys.cpp)
+  bool prepare_keys();
+  /// Deletes the keys of `id` that expired by `now`.
+  bool purge_expired_keys(const std::string& id, model::millis now);
+  bool insert_key(const model::key_entry& k);
 
   /// Runs `work` inside BEGIN IMMEDIATE ... COMMIT; rolls back when it
   /// returns false or the commit fails.

@@ -40,6 +40,22 @@ bool store::statements::prepare_keys() {
          && prepare(key_list_valid, sql::key_list_valid);
 }
 
+bool store::statements::purge_expired_keys(const std::string& id, model::millis now) {
+  bind(key_purge_expired, 1, id);
+  bind(key_purge_expired, 2, now);
+  return run(key_purge_expired, "cannot delete expired keys");
+}
+
+bool store::statements::insert_key(const model::key_entry& k) {
+  bind(key_insert, 1, k.id);
+  bind(key_insert, 2, std::string{model::to_string(k.r)});
+  bind(key_insert, 3, k.secret);
+  bind(key_insert, 4, k.created_at);
+  bind(key_insert, 5, k.expires_at);
+  return run(key_insert, "cannot store key")
+         && run(key_bump_version, "cannot bump the key version");
+}
+
 store::key_outcome store::add_key(const model::key_entry& key) {
   auto& st = *st_;
   auto outcome = key_outcome::done;
@@ -53,17 +69,7 @@ store::key_outcome store::add_key(const model::key_entry& key) {
       outcome = key_outcome::exists;
       return false;  // nothing to commit
     }
-    bind(st.key_purge_expired, 1, key.id);
-    bind(st.key_purge_expired, 2, key.created_at);
-    if (!st.run(st.key_purge_expired, "cannot delete expired keys"))
-      return false;
-    bind(st.key_insert, 1, key.id);
-    bind(st.key_insert, 2, std::string{model::to_string(key.r)});
-    bind(st.key_insert, 3, key.secret);
-    bind(st.key_insert, 4, key.created_at);
-    bind(st.key_insert, 5, key.expires_at);
-    return st.run(st.key_insert, "cannot store key")
-           && st.run(st.key_bump_version, "cannot bump the key version");
+    return st.purge_expired_keys(key.id, key.created_at) && st.insert_key(key);
   });
   if (outcome == key_outcome::exists)
     return outcome;
@@ -108,19 +114,12 @@ store::key_outcome store::rotate_key(model::key_entry& fresh, model::millis old_
       return st.fail("cannot read the keys of " + fresh.id);
     if (!read_role(role_text, fresh.r))
       return st.fail("bad role '" + role_text + "' of a key of " + fresh.id);
-    bind(st.key_purge_expired, 1, fresh.id);
-    bind(st.key_purge_expired, 2, fresh.created_at);
+    if (!st.purge_expired_keys(fresh.id, fresh.created_at))
+      return false;
     bind(st.key_expire, 1, fresh.id);
     bind(st.key_expire, 2, old_expire_at);
-    bind(st.key_insert, 1, fresh.id);
-    bind(st.key_insert, 2, std::string{model::to_string(fresh.r)});
-    bind(st.key_insert, 3, fresh.secret);
-    bind(st.key_insert, 4, fresh.created_at);
-    bind(st.key_insert, 5, fresh.expires_at);
-    return st.run(st.key_purge_expired, "cannot delete expired keys")
-           && st.run(st.key_expire, "cannot set the expiry of the previous keys")
-           && st.run(st.key_insert, "cannot store key")
-           && st.run(st.key_bump_version, "cannot bump the key version");
+    return st.run(st.key_expire, "cannot set the expiry of the previous keys")
+           && st.insert_key(fresh);
   });
   if (outcome == key_outcome::unknown)
     return outcome;

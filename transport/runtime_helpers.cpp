@@ -1,6 +1,8 @@
 // libcoap helpers of both transports: time, addresses, method handlers,
 // the peer of a session, and writing a coap_reply into a response PDU.
 #include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstring>
 
 #include "transport/runtime_internal.hpp"
@@ -61,17 +63,27 @@ peer peer_of(const coap_session_t* session) {
   peer p;
   const coap_address_t* a = coap_session_get_addr_remote(session);
   char buf[INET6_ADDRSTRLEN] = {0};
+  bool loopback = false;
   if (a->addr.sa.sa_family == AF_INET) {
     inet_ntop(AF_INET, &a->addr.sin.sin_addr, buf, sizeof buf);
     p.port = ntohs(a->addr.sin.sin_port);
+    loopback = (ntohl(a->addr.sin.sin_addr.s_addr) >> 24) == 127;
   } else if (a->addr.sa.sa_family == AF_INET6) {
-    inet_ntop(AF_INET6, &a->addr.sin6.sin6_addr, buf, sizeof buf);
+    const auto& in6 = a->addr.sin6.sin6_addr;
+    inet_ntop(AF_INET6, &in6, buf, sizeof buf);
     p.port = ntohs(a->addr.sin6.sin6_port);
+    loopback = IN6_IS_ADDR_LOOPBACK(&in6)
+               || (IN6_IS_ADDR_V4MAPPED(&in6) && in6.s6_addr[12] == 127);
     // An IPv4 client on a dual-stack socket: report its IPv4 form.
     if (std::strncmp(buf, "::ffff:", 7) == 0 && std::strchr(buf + 7, '.'))
       std::memmove(buf, buf + 7, std::strlen(buf + 7) + 1);
   }
   p.address = buf;
+  // --plain-trusted: until the configurable policy exists, a plain request
+  // from the loopback networks (127.0.0.0/8, ::1) is trusted, as the seeds'
+  // coap-client examples on the server's own machine need; every other one
+  // is anonymous.
+  p.role = loopback ? model::role::trusted : model::role::anonymous;
   return p;
 }
 

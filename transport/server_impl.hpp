@@ -115,6 +115,12 @@ struct server_transport::impl : runtime {
   uint64_t etag_salt = 0;  ///< differs between runs, so ETags of two runs never match
   common::process_sampler process;
   model::key_table keys;  ///< the valid keys, for DTLS handshakes
+  /// GET /keys as served from `keys` (never a secret): rendered when a table
+  /// arrives; null before the first one (then the gateway answers).
+  std::shared_ptr<const shared_bytes> keys_listing;
+  uint64_t keys_tables = 0;  ///< tables taken so far (the listing's ETag)
+  /// A new table of valid keys from the keys actor (server_resources.cpp).
+  void take_keys(model::key_table table);
   model::millis started_at = 0;
 
   /// The representation of `r` (created if it is one the transport keeps).

@@ -237,7 +237,7 @@ bool server_transport::open(std::string& error) {
       dp->forget(resource{resource_kind::job_status, job_id});
     },
     [dp](atom::changed, resource& r, urgency u) { dp->changed(r, u); },
-    [dp](atom::keys, model::key_table& keys) { dp->keys = std::move(keys); },
+    [dp](atom::keys, model::key_table& keys) { dp->take_keys(std::move(keys)); },
     [dp](atom::absorbed, uint64_t count) {
       dp->health_absorbed = std::max(dp->health_absorbed, count);
     },
