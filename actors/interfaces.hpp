@@ -8,6 +8,7 @@
 //                                                     └──► artifact store
 //   owners ──(changed: resource, urgency)──► transport (keeps representations fresh)
 //   everything that persists ──► persistence (the only user of the store)
+//   gateway ──► keys ──(keys: the valid key table)──► transport
 //
 // It includes only CAF, the standard library, model/ and common/ (checked by
 // cmake/check_layering.cmake).
@@ -234,6 +235,12 @@ template <class F> auto inspect(F& f, key_entry& x) {
   return f(x.id, x.r, x.secret, x.created_at, x.expires_at);
 }
 template <class F> auto inspect(F& f, key_table& x) { return f(x.version, x.keys); }
+template <class F> auto inspect(F& f, key_info& x) {
+  return f(x.id, x.r, x.created_at, x.expires_at);
+}
+template <class F> auto inspect(F& f, key_request& x) {
+  return f(x.action, x.id, x.r, x.grace_seconds);
+}
 template <class F> auto inspect(F& f, unhealthy_node& x) { return f(x.node_id, x.error_messages); }
 template <class F> auto inspect(F& f, server_stats& x) {
   return f(x.cpu_percent, x.rss_bytes, x.database, x.uptime_seconds);
@@ -324,6 +331,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::nodes_listing))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_table))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::role))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_entry))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_info))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::model::key_info>))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_request))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_action))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource_kind))
@@ -342,6 +353,9 @@ using report = caf::atom_constant<caf::atom("report")>;
 using cancel = caf::atom_constant<caf::atom("cancel")>;
 using list = caf::atom_constant<caf::atom("list")>;
 using keys = caf::atom_constant<caf::atom("keys")>;
+using revoke = caf::atom_constant<caf::atom("revoke")>;
+using rotate = caf::atom_constant<caf::atom("rotate")>;
+using version = caf::atom_constant<caf::atom("version")>;
 using listing = caf::atom_constant<caf::atom("listing")>;
 using get = caf::atom_constant<caf::atom("get")>;
 using enroll = caf::atom_constant<caf::atom("enroll")>;      ///< register a node
@@ -401,7 +415,25 @@ using persistence_actor = caf::typed_actor<
   /// Commits everything pending and checkpoints the WAL (before a stop).
   caf::replies_to<atom::flush>::with<atom::ok>,
   /// Internal: run the group commit now / the health flush timer fired.
-  caf::reacts_to<atom::commit>, caf::reacts_to<atom::tick>>;
+  caf::reacts_to<atom::commit>, caf::reacts_to<atom::tick>,
+  // Keys (for the keys actor). Each change is a transaction of its own,
+  // outside the group commit (a refused change must not roll back other
+  // writes), that bumps the key version; answered once committed.
+  /// Adds a key (valid from its created_at, "now"): conflict when its
+  /// identity has a valid key.
+  caf::replies_to<atom::keys, atom::create, model::key_entry>::with<atom::ok>,
+  /// Deletes every key of an identity: how many; not_found when it had none.
+  caf::replies_to<atom::keys, atom::revoke, std::string>::with<uint32_t>,
+  /// Rotates at the new key's created_at: the identity's valid keys expire at
+  /// the given time, the new key (answered with its role, the newest valid
+  /// key's) is added; not_found when the identity has no valid key.
+  caf::replies_to<atom::keys, atom::rotate, model::key_entry, model::millis>::with<model::key_entry>,
+  /// The keys valid at the given time, without secrets (sorted by id, newest first).
+  caf::replies_to<atom::keys, atom::list, model::millis>::with<std::vector<model::key_info>>,
+  /// The keys valid at the given time with their key version.
+  caf::replies_to<atom::keys, atom::load, model::millis>::with<model::key_table>,
+  /// The stored key version (changes with every key change, whichever process made it).
+  caf::replies_to<atom::keys, atom::version>::with<uint64_t>>;
 
 // -- artifacts -------------------------------------------------------------------------
 
@@ -499,6 +531,30 @@ using system_actor = caf::typed_actor<
   /// process after the response has left. forbidden when disabled.
   caf::replies_to<atom::action, model::system_action, peer>::with<atom::ok>>;
 
+// -- keys ------------------------------------------------------------------------------
+
+/// The keys actor: the identities' pre-shared keys (stored through the
+/// persistence actor). It hands the valid ones to the transport at start,
+/// after each change it makes, and within a second of a change made by
+/// `coapfleet-server keys` in another process or of a rotated key's expiry.
+using keys_actor = caf::typed_actor<
+  /// Adds a key for an identity without one: the new key with its secret
+  /// (the only answer that carries it). bad_request for a bad id or role,
+  /// conflict when the identity has a valid key.
+  caf::replies_to<atom::create, std::string, model::role>::with<model::key_entry>,
+  /// The valid keys, without secrets, sorted by id, newest first.
+  caf::replies_to<atom::list>::with<std::vector<model::key_info>>,
+  /// Revokes every key of an identity at once: how many went; not_found
+  /// when it had none.
+  caf::replies_to<atom::revoke, std::string>::with<uint32_t>,
+  /// Rotates an identity's key: a new key with the same role (answered with
+  /// its secret); the previous keys keep working for the grace period (in
+  /// seconds, 0..model::max_grace_seconds). not_found without a valid key.
+  caf::replies_to<atom::rotate, std::string, int64_t>::with<model::key_entry>,
+  /// Check timer: reloads when the stored key version changed or a rotated
+  /// key's grace period ended.
+  caf::reacts_to<atom::tick>>;
+
 // -- transport ----------------------------------------------------------------------------
 
 /// What the server's transport (an actor_companion on the libcoap thread)
@@ -528,7 +584,7 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<atom::changed, resource, urgency>,
   /// The valid keys (from the keys actor, at start and after every change,
   /// also one made by `coapfleet-server keys` while the server runs): DTLS
-  /// handshakes use them from now on.
+  /// handshakes use them from now on, and GET /keys lists them (never a secret).
   caf::reacts_to<atom::keys, model::key_table>,
   /// The persistence actor has taken this many health reports so far (a
   /// running count): the reports answered but not yet taken are the
@@ -549,6 +605,10 @@ using gateway_actor = caf::typed_actor<
   /// POST /system: status (answered with the database's state now), restart, shutdown.
   caf::reacts_to<atom::action, uint64_t, model::system_action, peer>,
   caf::reacts_to<atom::upload, uint64_t, artifact_upload, peer>,  ///< PUT /artifacts/<name>
+  /// POST /keys (add, list, revoke, rotate) and GET /keys (a list; the
+  /// transport lists from its key table itself once it has one): operators
+  /// only (access::manage_keys: 4.01 without an identity, 4.03 for another role).
+  caf::reacts_to<atom::keys, uint64_t, model::key_request, peer>,
   /// A fresh representation of a resource.
   caf::reacts_to<atom::observe, uint64_t, resource>,
   /// Internal: time to ping the database (its state is part of GET /health).

@@ -37,6 +37,24 @@ uint16_t response_code_of(api_errc code) {
   return 500;
 }
 
+caf::error refusal(model::verdict v, const model::principal& who, model::access a) {
+  auto role = model::to_string(who.r);
+  switch (v) {
+    case model::verdict::allow:
+      return {};
+    case model::verdict::unauthenticated:
+      return make_api_error(api_errc::unauthorized,
+                            std::string{"an identity is needed to "} + model::to_string(a)
+                              + " (DTLS with a key of the right role)",
+                            {}, "role", role);
+    case model::verdict::forbidden:
+      break;
+  }
+  return make_api_error(api_errc::forbidden,
+                        std::string{"the role "} + role + " may not " + model::to_string(a),
+                        {}, "role", role);
+}
+
 coap_reply error_reply(const caf::error& err) {
   if (err.category() == api_category) {
     auto c = response_code_of(static_cast<api_errc>(err.code()));

@@ -18,6 +18,11 @@ coap_reply text_reply(uint16_t code, std::string text);
 /// The CoAP code of an application error (4.00 for bad_request, ...).
 uint16_t response_code_of(api_errc code);
 
+/// The error of a request that model::authorize refused (none for `allow`):
+/// unauthorized (4.01) without an identity, forbidden (4.03) for a role
+/// without the right; the JSON body names the role ({"error", "role"}).
+caf::error refusal(model::verdict v, const model::principal& who, model::access a);
+
 /// Maps an error value to a CoAP answer: the code of its api_errc, a JSON
 /// body {"error", "field", <key>: <value>}; 5.03 with Max-Age for timeouts
 /// and unavailable actors; 5.00 for anything else.

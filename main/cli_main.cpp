@@ -4,6 +4,7 @@
 //   coapfleet --server coap://10.0.0.1:5683 nodes
 //   JOB=$(coapfleet update create --name tools --version 2 --type pip --packages rich)
 //   coapfleet update install "$JOB" && coapfleet update watch "$JOB"
+//   KEY=$(coapfleet key add node-7 --role node)
 #include "main/cli/commands.hpp"
 #include "main/cli/context.hpp"
 
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   add_update_commands(app, ctx);
   add_artifact_commands(app, ctx);
   add_system_commands(app, ctx);
+  add_key_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -17,11 +17,13 @@
 #include "common/scheduler_config.hpp"
 #include "actors/server/artifact_store.hpp"
 #include "actors/server/job_supervisor.hpp"
+#include "actors/server/keys.hpp"
 #include "actors/server/persistence.hpp"
 #include "actors/server/registry.hpp"
 #include "actors/server/system.hpp"
 #include "actors/server/gateway.hpp"
 #include "transport/server_transport.hpp"
+#include "server_keys.hpp"
 
 using namespace coapfleet;
 
@@ -102,9 +104,11 @@ int serve(options& opt, bool& restart) {
   scfg.allow_actions = !opt.no_system_actions;
   scfg.started_at = opt.transport.started_at;
   auto system = server::spawn_system(sys, scfg, persistence, registry, jobs);
+  // Hands the valid keys to the transport now and whenever they change.
+  auto keys = server::spawn_keys(sys, server::keys_config{}, persistence, net.handle());
   auto gateway = server::spawn_gateway(
     sys, server::gateway_config{},
-    server::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts});
+    server::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts, keys});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-server ", COAPFLEET_VERSION, " listening on ",
@@ -138,7 +142,8 @@ int serve(options& opt, bool& restart) {
                  CF_ERROR("main", "final flush failed: ", caf::to_string(err));
                });
   }
-  for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(system),
+  for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(keys),
+                 caf::actor_cast<caf::actor>(system),
                  caf::actor_cast<caf::actor>(artifacts),
                  caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
                  caf::actor_cast<caf::actor>(persistence)})
@@ -237,7 +242,17 @@ int main(int argc, char** argv) {
   app.add_option("--dtls-idle-sessions", opt.transport.dtls_idle_sessions,
                  "idle DTLS sessions kept, so that nodes do not handshake on every report")
     ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  server::keys_command keys;
+  server::add_keys_command(app, keys);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    // `keys` promises exit code 2 for a bad argument (CLI11 has its own codes).
+    return keys.app->parsed() && rc != 0 ? 2 : rc;
+  }
+  if (keys.app->parsed())
+    return server::run_keys_command(keys, opt.db);
   {
     std::string err;
     if (!common::parse_cidr_list(opt.plain_trusted, opt.transport.plain_trusted, err)) {

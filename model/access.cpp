@@ -89,6 +89,20 @@ verdict authorize(const principal& p, access a, const std::string& target) {
   return p.secure && !p.identity.empty() ? verdict::forbidden : verdict::unauthenticated;
 }
 
+bool key_role(role r) {
+  return r == role::node || r == role::operator_ || r == role::reader;
+}
+
+const char* to_string(key_action a) {
+  switch (a) {
+    case key_action::add: return "add";
+    case key_action::list: return "list";
+    case key_action::revoke: return "revoke";
+    case key_action::rotate: return "rotate";
+  }
+  return "?";
+}
+
 bool valid_identity(const std::string& id) {
   if (id.empty() || id.size() > 64)
     return false;

@@ -75,7 +75,37 @@ struct key_table {
   std::vector<key_entry> keys;
 };
 
+/// A key as listed (`keys list`, GET /keys): everything but its secret.
+struct key_info {
+  std::string id;
+  role r = role::node;
+  millis created_at = 0;
+  millis expires_at = 0;  ///< 0: no expiry
+};
+
 /// 1..64 of [A-Za-z0-9._@-] (node ids and operator names).
 bool valid_identity(const std::string& id);
+/// The rule of valid_identity, for error messages.
+constexpr const char* identity_rule = "1..64 characters of A-Z a-z 0-9 . _ @ -";
+/// A role a key may carry: node, operator or reader.
+bool key_role(role r);
+
+/// A new key is this many random bytes, written as twice as many lower-case
+/// hex digits; the PSK is that text verbatim.
+constexpr size_t key_bytes = 32;
+/// How long the previous keys of a rotated identity keep working, by default
+/// and at most.
+constexpr int64_t default_grace_seconds = 3600;
+constexpr int64_t max_grace_seconds = 30 * 86400;
+
+/// An operator's request about keys (`POST /keys`, `GET /keys`).
+enum class key_action : uint8_t { add, list, revoke, rotate };
+const char* to_string(key_action a);
+struct key_request {
+  key_action action = key_action::list;
+  std::string id;  ///< add, revoke, rotate
+  role r = role::node;  ///< add
+  int64_t grace_seconds = default_grace_seconds;  ///< rotate
+};
 
 }  // namespace coapfleet::model

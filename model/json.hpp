@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/access.hpp"
 #include "model/types.hpp"
 
 namespace coapfleet::model {
@@ -54,6 +55,11 @@ problem validate_job_spec(const job_spec& spec);
 enum class system_action : uint8_t { status, restart, shutdown };
 const char* to_string(system_action a);
 decoded<system_action> decode_system_request(std::string_view body);
+
+/// `POST /keys`: {"action":"add","id","role"}, {"action":"list"},
+/// {"action":"revoke","id"}, {"action":"rotate","id","grace_seconds"?}.
+/// Ids must be valid identities, roles node, operator or reader.
+decoded<key_request> decode_keys_request(std::string_view body);
 
 /// The agent's `POST /updates/available`.
 decoded<update_notification> decode_update_notification(std::string_view body);
@@ -178,6 +184,13 @@ std::string encode_artifacts(const std::vector<artifact_info>& all);
 std::string encode_artifact_meta(const artifact_info& a);
 /// Reads it back into `a` (size, sha256, uploaded_at); false when invalid.
 bool decode_artifact_meta(std::string_view json, artifact_info& a);
+
+/// A new key (`POST /keys` add and rotate): {"id","role","key"}, plus
+/// "grace_seconds" (how long the previous keys keep working) when >= 0.
+std::string encode_key_issued(const key_entry& k, int64_t grace_seconds = -1);
+/// `GET /keys`: {"keys":[{"id","role","created_at","expires_at"}]}, times as
+/// format_time() text, expires_at null for a key without expiry. Never secrets.
+std::string encode_keys(const std::vector<key_info>& keys);
 
 /// Encodes a job spec as a JSON object (persistence keeps specs this way).
 std::string encode_job_spec(const job_spec& s);

@@ -208,6 +208,7 @@ std::string encode_system_info(const system_info& s) {
     member(w, "system", "/system");
     member(w, "test", "/test");
     member(w, "artifacts", "/artifacts");
+    member(w, "keys", "/keys");
     member(w, "discovery", "/.well-known/core");
     w.EndObject();
     member(w, "available_actions", s.available_actions);

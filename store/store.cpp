@@ -11,129 +11,9 @@
 #include <unordered_map>
 
 #include "model/json.hpp"
+#include "store/store_internal.hpp"
 
 namespace coapfleet::server {
-
-// The SQL text, in store_sql.cpp.
-namespace sql {
-extern const char* const schema_v1;
-extern const char *const upsert_node, *const upsert_health, *const touch_node,
-    *const insert_job, *const update_job, *const upsert_state, *const select_nodes,
-    *const select_jobs, *const select_states;
-}  // namespace sql
-
-namespace {
-
-std::string column_text(sqlite3_stmt* s, int i) {
-  auto p = sqlite3_column_text(s, i);
-  return p ? std::string{reinterpret_cast<const char*>(p),
-                         static_cast<size_t>(sqlite3_column_bytes(s, i))}
-           : std::string{};
-}
-
-void bind(sqlite3_stmt* s, int i, const std::string& v) {
-  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-}
-/// Binds NULL for an empty (absent) optional string.
-void bind_opt(sqlite3_stmt* s, int i, const std::string& v) {
-  if (v.empty())
-    sqlite3_bind_null(s, i);
-  else
-    bind(s, i, v);
-}
-void bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
-
-}  // namespace
-
-/// The prepared statements, plus the helpers that need the store's private
-/// state (a nested class has access to it).
-struct store::statements {
-  store& self;
-  sqlite3_stmt *begin = nullptr, *commit = nullptr, *rollback = nullptr, *ping = nullptr,
-               *checkpoint = nullptr, *upsert_node = nullptr, *upsert_health = nullptr,
-               *touch_node = nullptr, *insert_job = nullptr, *update_job = nullptr,
-               *upsert_state = nullptr, *select_nodes = nullptr, *select_jobs = nullptr,
-               *select_states = nullptr, *delete_job = nullptr;
-
-  explicit statements(store& s) : self(s) {}
-  ~statements() {
-    for (sqlite3_stmt* s : {begin, commit, rollback, ping, checkpoint, upsert_node,
-                            upsert_health, touch_node, insert_job, update_job, upsert_state,
-                            select_nodes, select_jobs, select_states, delete_job})
-      sqlite3_finalize(s);  // a no-op on null
-  }
-
-  bool fail(const std::string& what, const char* msg = nullptr) {
-    self.error_ = self.path_ + ": " + what + ": "
-                  + (msg ? msg : self.db_ ? sqlite3_errmsg(self.db_) : "out of memory");
-    return false;
-  }
-
-  bool exec(const char* sql, const std::string& what) {
-    char* msg = nullptr;
-    bool ok = sqlite3_exec(self.db_, sql, nullptr, nullptr, &msg) == SQLITE_OK;
-    if (!ok)
-      fail(what, msg);
-    sqlite3_free(msg);
-    return ok;
-  }
-
-  /// Runs an ad-hoc one-row statement and returns its first column.
-  bool query_text(const char* sql, std::string& out) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(self.db_, sql, -1, &s, nullptr) != SQLITE_OK)
-      return fail(std::string{"cannot prepare '"} + sql + "'");
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-      out = column_text(s, 0);
-    bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
-    if (!ok)
-      fail(std::string{"cannot run '"} + sql + "'");
-    sqlite3_finalize(s);
-    return ok;
-  }
-
-  /// Steps a write statement to completion, then resets and unbinds it.
-  bool run(sqlite3_stmt* s, const char* what) {
-    int rc = sqlite3_step(s);
-    bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
-    if (!ok)
-      fail(what);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return ok;
-  }
-
-  bool prepare(sqlite3_stmt*& s, const char* text) {
-    if (sqlite3_prepare_v3(self.db_, text, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr)
-        == SQLITE_OK)
-      return true;
-    return fail(std::string{"cannot prepare '"} + text + "'");
-  }
-
-  /// Keeps a decoded JSON column; a bad one is left default and noted in
-  /// last_error() (loading goes on: one bad row must not hide the others).
-  template <class T>
-  bool take(model::decoded<T>&& d, T& into, const char* column, const std::string& id) {
-    if (!d.ok()) {
-      self.error_ = self.path_ + ": cannot decode " + column + " of " + id + ": " + d.err.error;
-      return false;
-    }
-    into = std::move(d.value);
-    return true;
-  }
-
-  bool migrate();
-  bool prepare_all();
-
-  bool write(const put_node& op);
-  bool write(const put_health& op);
-  bool write(const put_job& op);
-  bool write(const put_job_status& op);
-  bool write(const put_node_state& op);
-  bool write(const drop_job& op);
-  bool write_state(const std::string& job_id, const model::node_job_state& st);
-};
 
 bool store::statements::migrate() {
   std::string v;
@@ -157,7 +37,9 @@ bool store::statements::migrate() {
   }
   if (ok && version < 1)
     ok = exec(sql::schema_v1, "cannot create schema v1");
-  // Later versions: if (ok && version < 2) ok = exec(migrate_v1_to_v2, ...);
+  if (ok && version < 2)
+    ok = exec(sql::schema_v2, "cannot migrate the schema to v2 (keys)");
+  // Later versions: if (ok && version < 3) ok = exec(sql::schema_v3, ...);
   if (ok && !sqlite3_get_autocommit(self.db_))
     ok = exec("COMMIT", "cannot commit migration");
   if (!ok && !sqlite3_get_autocommit(self.db_))
@@ -178,7 +60,7 @@ bool store::statements::prepare_all() {
          && prepare(select_nodes, sql::select_nodes)
          && prepare(select_jobs, sql::select_jobs)
          && prepare(select_states, sql::select_states)
-         && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1");
+         && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1") && prepare_keys();
 }
 
 bool store::statements::write(const put_node& op) {
@@ -308,25 +190,17 @@ bool store::apply(const std::vector<write_op>& ops) {
   if (ops.empty())
     return true;
   auto& st = *st_;
-  if (!st.run(st.begin, "cannot begin transaction"))
-    return false;
-  bool ok = true;
-  try {
-    for (const auto& op : ops)
-      if (!(ok = std::visit([&st](const auto& o) { return st.write(o); }, op)))
-        break;
-  } catch (const std::exception& e) {
-    error_ = path_ + ": " + e.what();
-    ok = false;
-  }
-  if (ok && st.run(st.commit, "cannot commit transaction"))
+  return st.transaction([&] {
+    try {
+      for (const auto& op : ops)
+        if (!std::visit([&st](const auto& o) { return st.write(o); }, op))
+          return false;
+    } catch (const std::exception& e) {
+      error_ = path_ + ": " + e.what();
+      return false;
+    }
     return true;
-  if (!sqlite3_get_autocommit(db_)) {  // some errors roll back on their own
-    std::string keep = error_;
-    st.run(st.rollback, "cannot roll back");
-    error_ = keep;
-  }
-  return false;
+  });
 }
 
 std::vector<model::node_record> store::load_nodes() {

@@ -3,10 +3,12 @@
 // be unit-tested on a real file without an actor system.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "model/access.hpp"
 #include "model/persistence.hpp"
 #include "model/types.hpp"
 
@@ -33,8 +35,9 @@ public:
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
-  /// Current schema version (PRAGMA user_version after migration).
-  static constexpr int schema_version = 1;
+  /// Current schema version (PRAGMA user_version after migration):
+  /// 1 nodes, health, jobs; 2 keys and the key version.
+  static constexpr int schema_version = 2;
 
   /// Applies all writes in one transaction (group commit): all or nothing.
   /// Returns false and sets last_error() on failure (then nothing changed).
@@ -45,6 +48,36 @@ public:
   std::vector<model::node_record> load_nodes();
   /// Every job with its node states (sorted by node_id), oldest first.
   std::vector<model::job_record> load_jobs();
+
+  // -- keys (store_keys.cpp) --------------------------------------------------------
+  // Every change is one transaction of its own that also bumps the key
+  // version, so that another process (a running server) sees it by reading
+  // the version. A key is valid at `now` while expires_at is 0 or later than `now`.
+
+  /// What a key operation found.
+  enum class key_outcome : uint8_t {
+    done,
+    exists,   ///< add: the identity already has a valid key
+    unknown,  ///< revoke, rotate: the identity has no (valid) key
+    failed,   ///< a database error (last_error())
+  };
+  /// Adds `key` (valid from key.created_at, which is "now"), unless its
+  /// identity has a valid key then. Expired keys of the identity go.
+  key_outcome add_key(const model::key_entry& key);
+  /// Deletes every key of `id`; `removed` says how many there were.
+  key_outcome revoke_keys(const std::string& id, uint32_t& removed);
+  /// Rotation at fresh.created_at ("now"): the identity's valid keys expire at
+  /// `old_expire_at` (unless they expire sooner), its expired keys go, and
+  /// `fresh` is added with the role of its newest valid key, which is filled
+  /// in. `unknown` when the identity has no valid key.
+  key_outcome rotate_key(model::key_entry& fresh, model::millis old_expire_at);
+  /// The keys valid at `now`, without secrets, sorted by id, newest first.
+  bool list_keys(model::millis now, std::vector<model::key_info>& out);
+  /// The keys valid at `now` with the key version they belong to (read in one
+  /// transaction), sorted by id, newest first.
+  bool load_keys(model::millis now, model::key_table& out);
+  /// The key version: changes with every committed key change, whoever made it.
+  bool key_version(uint64_t& out);
 
   /// Runs a trivial query; false when the database does not answer.
   bool ping();

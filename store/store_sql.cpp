@@ -48,6 +48,29 @@ CREATE TABLE job_nodes (
 PRAGMA user_version = 1;
 )sql";
 
+// v2: the identities' pre-shared keys and the key version. `secret` is the
+// key text exactly as printed (the PSK is that text). `seq` orders an
+// identity's keys (newest first) even within one millisecond. The version
+// changes in the transaction of every key change, so that a running server
+// notices changes made by another process.
+extern const char* const schema_v2 = R"sql(
+CREATE TABLE keys (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  id         TEXT NOT NULL,
+  role       TEXT NOT NULL CHECK (role IN ('node', 'operator', 'reader')),
+  secret     TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX keys_by_id ON keys(id);
+CREATE TABLE meta (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+INSERT INTO meta(name, value) VALUES('key_version', 0);
+PRAGMA user_version = 2;
+)sql";
+
 extern const char* const upsert_node =
     "INSERT INTO nodes(node_id, hostname, ip_address, port, services, drivers,"
     " system_info, reported_status, registered_at, last_seen)"
@@ -105,5 +128,40 @@ extern const char* const select_jobs =
 extern const char* const select_states =
     "SELECT job_id, node_id, status, progress, result, error_message,"
     " updated_at FROM job_nodes ORDER BY job_id, node_id";
+
+// -- keys: valid at ?now means expires_at = 0 or expires_at > ?now ---------------
+
+extern const char* const key_valid_count =
+    "SELECT count(*) FROM keys WHERE id = ?1 AND (expires_at = 0 OR expires_at > ?2)";
+
+extern const char* const key_purge_expired =
+    "DELETE FROM keys WHERE id = ?1 AND expires_at != 0 AND expires_at <= ?2";
+
+extern const char* const key_insert =
+    "INSERT INTO keys(id, role, secret, created_at, expires_at) VALUES(?1, ?2, ?3, ?4, ?5)";
+
+extern const char* const key_delete = "DELETE FROM keys WHERE id = ?1";
+
+extern const char* const key_current_role =
+    "SELECT role FROM keys WHERE id = ?1 AND (expires_at = 0 OR expires_at > ?2)"
+    " ORDER BY seq DESC LIMIT 1";
+
+// A key that expires before ?2 anyway keeps its earlier expiry.
+extern const char* const key_expire =
+    "UPDATE keys SET expires_at = ?2 WHERE id = ?1 AND (expires_at = 0 OR expires_at > ?2)";
+
+extern const char* const key_bump_version =
+    "UPDATE meta SET value = value + 1 WHERE name = 'key_version'";
+
+extern const char* const key_version = "SELECT value FROM meta WHERE name = 'key_version'";
+
+extern const char* const key_select_valid =
+    "SELECT id, role, secret, created_at, expires_at FROM keys"
+    " WHERE expires_at = 0 OR expires_at > ?1 ORDER BY id, seq DESC";
+
+// The listing never reads a secret.
+extern const char* const key_list_valid =
+    "SELECT id, role, created_at, expires_at FROM keys"
+    " WHERE expires_at = 0 OR expires_at > ?1 ORDER BY id, seq DESC";
 
 }  // namespace coapfleet::server::sql

@@ -12,6 +12,8 @@ add_executable(actor_tests
   unit/artifact_store_test.cpp
   unit/system_test.cpp
   unit/gateway_test.cpp
+  unit/gateway_keys_test.cpp
+  unit/keys_test.cpp
   unit/shedding_test.cpp
   unit/cidr_test.cpp)
 target_link_libraries(actor_tests PRIVATE coapfleet_server coapfleet_store coapfleet_transport

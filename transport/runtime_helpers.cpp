@@ -1,6 +1,8 @@
 // libcoap helpers of both transports: time, addresses, method handlers,
 // the peer of a session, and writing a coap_reply into a response PDU.
 #include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstring>
 
 #include "transport/runtime_internal.hpp"
@@ -71,14 +73,15 @@ peer peer_of(const coap_session_t* session) {
     inet_ntop(AF_INET, &a->addr.sin.sin_addr, buf, sizeof buf);
     p.port = ntohs(a->addr.sin.sin_port);
   } else if (a->addr.sa.sa_family == AF_INET6) {
-    inet_ntop(AF_INET6, &a->addr.sin6.sin6_addr, buf, sizeof buf);
+    const auto& in6 = a->addr.sin6.sin6_addr;
+    inet_ntop(AF_INET6, &in6, buf, sizeof buf);
     p.port = ntohs(a->addr.sin6.sin6_port);
     // An IPv4 client on a dual-stack socket: report its IPv4 form.
     if (std::strncmp(buf, "::ffff:", 7) == 0 && std::strchr(buf + 7, '.'))
       std::memmove(buf, buf + 7, std::strlen(buf + 7) + 1);
   }
   p.address = buf;
-  return p;
+  return p;  // anonymous: the runtime's identify() says more
 }
 
 

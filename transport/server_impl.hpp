@@ -140,6 +140,12 @@ struct server_transport::impl : runtime {
   /// Checks `a` for the request's sender; on refusal fills `refusal` (4.01/4.03).
   bool allowed(coap_session_t* session, model::access a, const std::string& target,
                coap_reply& refusal);
+  /// GET /keys as served from `keys` (never a secret): rendered when a table
+  /// arrives; null before the first one (then the gateway answers).
+  std::shared_ptr<const shared_bytes> keys_listing;
+  uint64_t keys_tables = 0;  ///< tables taken so far (the listing's ETag)
+  /// GET /keys from a new table (server_resources.cpp).
+  void render_keys_listing(const model::key_table& table);
   model::millis started_at = 0;
 
   /// The representation of `r` (created if it is one the transport keeps).

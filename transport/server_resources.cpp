@@ -291,6 +291,55 @@ void hnd_post_system(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* re
   });
 }
 
+// -- /keys -----------------------------------------------------------------------------
+
+/// Keys are for operators (access::manage_keys, decided from the peer the
+/// transport established). The listing is served from the table of valid
+/// keys the transport holds, at once: a separate response (the gateway's
+/// way) that needs more than one block is one libcoap 4.3.1's coap-client
+/// cannot follow, and a fleet has a key per node. Changes go to the gateway.
+void keys_request(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                  const coap_string_t* q, coap_pdu_t* resp, model::key_request k) {
+  auto& t = *server_of(s);
+  if (k.action == model::key_action::list && t.keys_listing) {
+    auto who = peer_of(s).principal();
+    auto a = model::access::manage_keys;
+    if (auto refused = refusal(model::authorize(who, a), who, a))
+      return reply_now(r, s, req, q, resp, error_reply(refused));
+    coap_reply listing;
+    listing.code = 205;
+    listing.content_format = 50;
+    listing.etag = t.etag_salt + t.keys_tables;  // a new one for every table
+    listing.shared_body = t.keys_listing;
+    return reply_now(r, s, req, q, resp, listing);
+  }
+  answer_async(r, s, req, q, resp, [&k](impl& t, uint64_t id, peer from) {
+    caf::anon_send(t.gateway, atom::keys::value, id, std::move(k), std::move(from));
+  });
+}
+
+void hnd_get_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                  const coap_string_t* q, coap_pdu_t* resp) {
+  if (is_deferred(s, req))  // asked of the gateway before the first table came
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  keys_request(r, s, req, q, resp, model::key_request{});
+}
+
+void hnd_post_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                   const coap_string_t* q, coap_pdu_t* resp) {
+  auto& t = *server_of(s);
+  if (is_deferred(s, req))
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  std::string_view body;
+  coap_reply error;
+  if (!read_body(t, req, body, error))
+    return reply_now(r, s, req, q, resp, error);
+  auto k = model::decode_keys_request(body);
+  if (!k.ok())
+    return reply_now(r, s, req, q, resp, problem_reply(400, k.err));
+  keys_request(r, s, req, q, resp, std::move(k.value));
+}
+
 void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                  const coap_string_t* q, coap_pdu_t* resp) {
   auto name = artifact_name(req);
@@ -327,6 +376,15 @@ struct resource_spec {
 
 }  // namespace
 
+void server_transport::impl::render_keys_listing(const model::key_table& table) {
+  std::vector<model::key_info> listed;
+  listed.reserve(table.keys.size());
+  for (auto& k : table.keys)
+    listed.push_back({k.id, k.r, k.created_at, k.expires_at});
+  keys_listing = std::make_shared<shared_string>(model::encode_keys(listed));
+  ++keys_tables;
+}
+
 coap_resource_t* server_transport::impl::add_nested_resource(const std::string& path,
                                                              const char* rt) {
   auto* uri = coap_new_str_const(reinterpret_cast<const uint8_t*>(path.data()), path.size());
@@ -356,6 +414,8 @@ bool server_transport::impl::register_resources() {
      hnd_post_system, nullptr},
     {"artifacts", "GET", "\"coapfleet.artifacts\"", "\"core.b\"", "50", hnd_get_artifacts,
      nullptr, nullptr},
+    {"keys", "GET, POST", "\"coapfleet.keys\"", nullptr, "50", hnd_get_keys, hnd_post_keys,
+     nullptr},
   };
   for (auto& spec : specs) {
     auto* r = coap_resource_init(coap_make_str_const(spec.path), 0);

@@ -62,6 +62,7 @@ int on_event(coap_session_t* session, const coap_event_t event) {
 }  // namespace
 
 void server_transport::impl::take_keys(model::key_table table) {
+  render_keys_listing(table);
   psk.clear();
   roles.clear();
   for (auto& k : table.keys) {

@@ -135,6 +135,65 @@ void watch_database(self_ptr self) {
   self->delayed_send(self, self->state.cfg.database_ping_interval, atom::ping::value);
 }
 
+/// An operator's key request (GET and POST /keys): authorized here, from
+/// the identity the transport established, never from the body.
+void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer& from) {
+  auto who = from.principal();
+  if (auto refused = refusal(model::authorize(who, model::access::manage_keys), who,
+                             model::access::manage_keys)) {
+    CF_INFO("gateway", "keys ", model::to_string(req.action), " refused to ",
+            who.identity.empty() ? from.address : who.identity, " (", model::to_string(who.r),
+            ")");
+    return answer(self, id, error_reply(refused));
+  }
+  auto& keys = self->state.peers.keys;
+  if (!keys)
+    return answer(self, id,
+                  error_reply(make_api_error(api_errc::unavailable,
+                                             "this server does not manage keys")));
+  auto timeout = self->state.cfg.request_timeout;
+  auto by = who.identity.empty() ? from.address : who.identity;
+  CF_INFO("gateway", "keys ", model::to_string(req.action), req.id.empty() ? "" : " ", req.id,
+          " by ", by, " (", model::to_string(who.r), ")");
+  switch (req.action) {
+    case model::key_action::add:
+      self->request(keys, timeout, atom::create::value, req.id, req.r)
+        .then(
+          [self, id](model::key_entry& k) {
+            answer(self, id, json_reply(201, model::encode_key_issued(k)));
+          },
+          failure(self, id));
+      return;
+    case model::key_action::list:
+      self->request(keys, timeout, atom::list::value)
+        .then(
+          [self, id](std::vector<model::key_info>& all) {
+            answer(self, id, json_reply(205, model::encode_keys(all)));
+          },
+          failure(self, id));
+      return;
+    case model::key_action::revoke:
+      self->request(keys, timeout, atom::revoke::value, req.id)
+        .then(
+          [self, id, ident = req.id](uint32_t n) {
+            answer(self, id,
+                   json_reply(204, model::encode_message(
+                                     "Keys of " + ident + " revoked (" + std::to_string(n) + ")",
+                                     {{"id", ident}})));
+          },
+          failure(self, id));
+      return;
+    case model::key_action::rotate:
+      self->request(keys, timeout, atom::rotate::value, req.id, req.grace_seconds)
+        .then(
+          [self, id, grace = req.grace_seconds](model::key_entry& k) {
+            answer(self, id, json_reply(201, model::encode_key_issued(k, grace)));
+          },
+          failure(self, id));
+      return;
+  }
+}
+
 }  // namespace
 
 gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_peers peers) {
@@ -271,6 +330,9 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
               answer(self, id, std::move(r));
             },
             failure(self, id));
+      },
+      [=](atom::keys, uint64_t id, model::key_request& req, peer& from) {
+        manage_keys(self, id, req, from);
       },
       [=](atom::ping) { watch_database(self); },
     };

@@ -25,6 +25,7 @@ struct gateway_peers {
   system_actor system;
   persistence_actor persistence;
   artifact_store_actor artifacts;
+  keys_actor keys;  ///< GET/POST /keys (5.03 without one)
 };
 
 gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_peers peers);

@@ -117,6 +117,33 @@ caf::result<model::job_record> load_job(self_ptr self, const std::string& id) {
   return make_api_error(api_errc::not_found, "job not found", "job_id", "job_id", id);
 }
 
+caf::result<atom::ok> add_key(self_ptr self, const model::key_entry& k) {
+  auto& db = *self->state.db;
+  auto outcome = db.add_key(k);
+  if (auto err = key_error(outcome, k.id, db.last_error()))
+    return err;
+  CF_INFO("persistence", "stored a key of ", k.id, " (", model::to_string(k.r), ")");
+  return atom::ok::value;
+}
+
+caf::result<uint32_t> revoke_keys(self_ptr self, const std::string& id) {
+  auto& db = *self->state.db;
+  uint32_t removed = 0;
+  if (auto err = key_error(db.revoke_keys(id, removed), id, db.last_error()))
+    return err;
+  CF_INFO("persistence", "revoked ", removed, " keys of ", id);
+  return removed;
+}
+
+caf::result<model::key_entry> rotate_key(self_ptr self, model::key_entry& fresh,
+                                         model::millis old_expire_at) {
+  auto& db = *self->state.db;
+  if (auto err = key_error(db.rotate_key(fresh, old_expire_at), fresh.id, db.last_error()))
+    return err;
+  CF_INFO("persistence", "rotated the keys of ", fresh.id);
+  return std::move(fresh);
+}
+
 void schedule_commit(self_ptr self) {
   if (!self->state.commit_scheduled) {
     self->state.commit_scheduled = true;
@@ -126,6 +153,22 @@ void schedule_commit(self_ptr self) {
 }
 
 }  // namespace
+
+caf::error key_error(store::key_outcome outcome, const std::string& id,
+                     const std::string& database_error) {
+  switch (outcome) {
+    case store::key_outcome::done:
+      return {};
+    case store::key_outcome::exists:
+      return make_api_error(api_errc::conflict,
+                            "identity already has a key (revoke or rotate it)", "id", "id", id);
+    case store::key_outcome::unknown:
+      return make_api_error(api_errc::not_found, "identity has no key", "id", "id", id);
+    case store::key_outcome::failed:
+      break;
+  }
+  return make_api_error(api_errc::internal, "database write failed: " + database_error);
+}
 
 persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<store> db,
                                     persistence_config cfg) {
@@ -191,6 +234,33 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
       [self](atom::tick) {
         self->state.health_timer = false;
         commit_now(self);
+      },
+      [self](atom::keys, atom::create, const model::key_entry& k) { return add_key(self, k); },
+      [self](atom::keys, atom::revoke, const std::string& id) { return revoke_keys(self, id); },
+      [self](atom::keys, atom::rotate, model::key_entry& fresh, model::millis old_expire_at) {
+        return rotate_key(self, fresh, old_expire_at);
+      },
+      [self](atom::keys, atom::list,
+             model::millis now) -> caf::result<std::vector<model::key_info>> {
+        std::vector<model::key_info> out;
+        if (!self->state.db->list_keys(now, out))
+          return make_api_error(api_errc::internal,
+                                "database read failed: " + self->state.db->last_error());
+        return out;
+      },
+      [self](atom::keys, atom::load, model::millis now) -> caf::result<model::key_table> {
+        model::key_table out;
+        if (!self->state.db->load_keys(now, out))
+          return make_api_error(api_errc::internal,
+                                "database read failed: " + self->state.db->last_error());
+        return out;
+      },
+      [self](atom::keys, atom::version) -> caf::result<uint64_t> {
+        uint64_t v = 0;
+        if (!self->state.db->key_version(v))
+          return make_api_error(api_errc::internal,
+                                "database read failed: " + self->state.db->last_error());
+        return v;
       },
       [self](atom::flush) -> atom::ok {
         // Before a stop: commit what is pending and fold the WAL back.

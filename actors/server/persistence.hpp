@@ -24,6 +24,12 @@ struct persistence_config {
   uint64_t absorbed_every = 256;
 };
 
+/// The error of a key operation that did not happen (none for `done`):
+/// conflict (`exists`), not_found (`unknown`), internal with the database's
+/// message (`failed`). Shared with `coapfleet-server keys`.
+caf::error key_error(store::key_outcome outcome, const std::string& id,
+                     const std::string& database_error);
+
 /// Spawns the persistence actor on an opened store.
 persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<store> db,
                                     persistence_config cfg);

@@ -17,5 +17,7 @@ void add_update_commands(CLI::App& app, context& ctx);
 void add_artifact_commands(CLI::App& app, context& ctx);
 /// system status|restart|shutdown, test, discover (system_commands.cpp)
 void add_system_commands(CLI::App& app, context& ctx);
+/// key add|list|revoke|rotate (key_commands.cpp)
+void add_key_commands(CLI::App& app, context& ctx);
 
 }  // namespace coapfleet::cli

@@ -118,6 +118,7 @@ std::string code_name(uint8_t code) {
     case 0x85: return "Method Not Allowed";
     case 0x86: return "Not Acceptable";
     case 0x88: return "Request Entity Incomplete";
+    case 0x89: return "Conflict";
     case 0x8C: return "Precondition Failed";
     case 0x8D: return "Request Entity Too Large";
     case 0x8F: return "Unsupported Content-Format";

@@ -65,6 +65,16 @@ set_tests_properties(integration_cli PROPERTIES
   TIMEOUT 600
   LABELS integration)
 
+# Keys: the offline `coapfleet-server keys` command beside a running server,
+# POST/GET /keys with coap-client, the CLI's `key` commands, and the printed
+# key as a PSK for libcoap's coap-server-openssl. Free ports only: no lock.
+add_test(NAME integration_keys
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_keys.py)
+set_tests_properties(integration_keys PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 600
+  LABELS integration)
+
 # The fleet simulator (coapfleet-sim) against a real server; its nodes listen
 # on 127.2.0.x:5683, hence the lock "sim_127_2".
 add_test(NAME integration_sim
@@ -93,5 +103,16 @@ foreach(script IN LISTS COAPFLEET_INTEGRATION_SCRIPTS)
   string(REGEX REPLACE "^test_(.*)\\.py$" "integration_\\1" name "${script}")
   if(NOT TEST ${name})
     message(FATAL_ERROR "tests/integration/${script} is not registered as a test (${name})")
+  endif()
+endforeach()
+# ... and a test whose script was deleted is a configure error, not a test
+# that fails late.
+get_property(COAPFLEET_REGISTERED_TESTS DIRECTORY PROPERTY TESTS)
+foreach(test IN LISTS COAPFLEET_REGISTERED_TESTS)
+  if(test MATCHES "^integration_(.*)$")
+    set(script "tests/integration/test_${CMAKE_MATCH_1}.py")
+    if(NOT EXISTS "${CMAKE_SOURCE_DIR}/${script}")
+      message(FATAL_ERROR "${test} runs ${script}, which is missing")
+    endif()
   endif()
 endforeach()

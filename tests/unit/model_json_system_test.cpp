@@ -54,6 +54,7 @@ TEST_CASE("encode_system_info") {
   CHECK(str(e, "system") == "/system");
   CHECK(str(e, "test") == "/test");
   CHECK(str(e, "artifacts") == "/artifacts");
+  CHECK(str(e, "keys") == "/keys");
   CHECK(str(e, "discovery") == "/.well-known/core");
   REQUIRE(doc["available_actions"].Size() == 3);
   CHECK(std::string{doc["available_actions"][0].GetString()} == "restart");

@@ -1,6 +1,6 @@
 // Mock owners for the tests of the server's gateway and system actor: small
 // actors that implement the registry's, job supervisor's, system actor's,
-// persistence actor's, artifact store's and transport's typed interfaces,
+// persistence actor's, artifact store's, keys actor's and transport's typed interfaces,
 // answer what their script says (a value, an error, or nothing at all) and
 // record what they were asked. A script belongs to one fixture; nothing here
 // is shared between tests.
@@ -229,6 +229,49 @@ inline persistence_actor::behavior_type mock_persistence(persistence_actor::poin
     },
     [](atom::flush) { return atom::ok::value; },
     [](atom::commit) {},
+    [](atom::tick) {},
+    // Keys: the keys actor's tests use the real persistence actor.
+    [](atom::keys, atom::create, model::key_entry&) { return atom::ok::value; },
+    [](atom::keys, atom::revoke, std::string&) { return uint32_t{0}; },
+    [](atom::keys, atom::rotate, model::key_entry& k, model::millis) { return k; },
+    [](atom::keys, atom::list, model::millis) { return std::vector<model::key_info>{}; },
+    [](atom::keys, atom::load, model::millis) { return model::key_table{}; },
+    [](atom::keys, atom::version) { return uint64_t{0}; },
+  };
+}
+
+// -- keys actor ----------------------------------------------------------------------------
+
+struct keys_script : held_promises {
+  verdict next;
+  std::vector<model::key_info> keys;  ///< what `list` answers
+  std::vector<std::string> asked;     ///< "create node-1 node", "list", "revoke x", "rotate x 60"
+  uint32_t revoked = 2;
+};
+
+/// The secret every key of the mock keys actor gets.
+inline const std::string mock_secret(64, 'a');
+
+inline keys_actor::behavior_type mock_keys(keys_actor::pointer self,
+                                           std::shared_ptr<keys_script> s) {
+  return {
+    [=](atom::create, std::string& id, model::role r) -> caf::result<model::key_entry> {
+      s->asked.push_back("create " + id + " " + model::to_string(r));
+      return respond(self, *s, s->next, model::key_entry{id, r, mock_secret, fake_epoch, 0});
+    },
+    [=](atom::list) -> caf::result<std::vector<model::key_info>> {
+      s->asked.push_back("list");
+      return respond(self, *s, s->next, s->keys);
+    },
+    [=](atom::revoke, std::string& id) -> caf::result<uint32_t> {
+      s->asked.push_back("revoke " + id);
+      return respond(self, *s, s->next, s->revoked);
+    },
+    [=](atom::rotate, std::string& id, int64_t grace) -> caf::result<model::key_entry> {
+      s->asked.push_back("rotate " + id + " " + std::to_string(grace));
+      return respond(self, *s, s->next,
+                     model::key_entry{id, model::role::operator_, mock_secret, fake_epoch, 0});
+    },
     [](atom::tick) {},
   };
 }
