@@ -302,7 +302,7 @@ void keys_request(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                   const coap_string_t* q, coap_pdu_t* resp, model::key_request k) {
   auto& t = *server_of(s);
   if (k.action == model::key_action::list && t.keys_listing) {
-    auto who = peer_of(s).principal();
+    auto who = t.who(s).principal();
     auto a = model::access::manage_keys;
     if (auto refused = refusal(model::authorize(who, a), who, a))
       return reply_now(r, s, req, q, resp, error_reply(refused));
