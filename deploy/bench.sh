@@ -15,10 +15,10 @@ quick=0
 build="${BUILD_DIR:-$root/build-release}"
 if [ $quick = 1 ]; then
   runs="${BENCH_RUNS:-1}"; nodes_big=300; nodes_small=100; load_s=3; fleet_s=8; job_nodes=50; agent_s=12
-  over_s=6; read_nodes=1000; readers=5
+  over_s=6; read_nodes=1000; readers=5; dtls_nodes=50; dtls_big=200
 else
   runs="${BENCH_RUNS:-3}"; nodes_big=10000; nodes_small=1000; load_s=10; fleet_s=35; job_nodes=1000; agent_s=60
-  over_s=40; read_nodes=20000; readers=20
+  over_s=40; read_nodes=20000; readers=20; dtls_nodes=2000; dtls_big=10000
 fi
 
 "$root/deploy/install-deps.sh" >/dev/null
@@ -221,6 +221,56 @@ done
 stamps_ok=yes
 for v in "${r_stamps[@]}"; do [ "$v" = "True" ] || stamps_ok=no; done
 
+# -- 7. DTLS (PSK): a session and a key per node --
+# Keys are made with the offline command (as an operator enrolls nodes);
+# coapfleet-dtls-load opens one DTLS session per node, registers each, then
+# reports health with one request in flight per node.
+make_keys() {  # $1: db, $2: count, $3: prefix; writes "$work/$3.keys"
+  : >"$work/$3.keys"
+  for i in $(seq -w 1 "$2"); do
+    echo "$3-$i $("$build/coapfleet-server" --db "$1" keys add "$3-$i" --role node 2>/dev/null)" \
+      >>"$work/$3.keys"
+  done
+}
+d_stored=(); d_hs=(); d_p99=(); d_plain=()
+for run in $(seq 1 "$runs"); do
+  make_keys "$work/s8-$run.db" "$dtls_nodes" "dt$run"
+  port=$(free_port); dport=$(free_port)
+  "$build/coapfleet-server" --bind 127.0.0.1 --port "$port" --dtls-port "$dport" \
+    --db "$work/s8-$run.db" --log-level warn >"$work/server-$port.log" 2>&1 &
+  spid=$!; pids+=("$spid")
+  for _ in $(seq 1 100); do
+    "$client" -B 1 -m get "coap://127.0.0.1:$port/test" 2>/dev/null | grep -q "Test resource" && break
+    sleep 0.1
+  done
+  "$build/coapfleet-dtls-load" --server "coaps://127.0.0.1:$dport" --keys "$work/dt$run.keys" \
+    --duration "$load_s" --json >"$work/dtls.json" 2>/dev/null || true
+  d_stored+=("$(json_get "$work/dtls.json" stored_per_s)")
+  d_hs+=("$(json_get "$work/dtls.json" handshakes_per_s)")
+  d_p99+=("$(json_get "$work/dtls.json" p99_ms)")
+  # Plain CoAP from as many nodes against the same server, right after.
+  "$build/coapfleet-sim" load --server "coap://127.0.0.1:$port" --nodes "$dtls_nodes" \
+    --base 127.9.0.0 --id-prefix "pl$run-" --duration "$load_s" --json -q >"$work/plain.json" \
+    2>/dev/null || true
+  d_plain+=("$(code_rate "$work/plain.json" 2.04)")
+  kill "$spid"; wait "$spid" 2>/dev/null || true
+done
+# Server RSS with many DTLS sessions (one run: the keys take a while to make).
+make_keys "$work/s9.db" "$dtls_big" "db"
+port=$(free_port); dport=$(free_port)
+"$build/coapfleet-server" --bind 127.0.0.1 --port "$port" --dtls-port "$dport" \
+  --db "$work/s9.db" --log-level warn >"$work/server-$port.log" 2>&1 &
+spid=$!; pids+=("$spid")
+for _ in $(seq 1 100); do
+  "$client" -B 1 -m get "coap://127.0.0.1:$port/test" 2>/dev/null | grep -q "Test resource" && break
+  sleep 0.1
+done
+"$build/coapfleet-dtls-load" --server "coaps://127.0.0.1:$dport" --keys "$work/db.keys" \
+  --duration 5 --json >"$work/dtls-big.json" 2>/dev/null || true
+dtls_rss=$(rss_kib "$spid")
+dtls_big_sessions=$(json_get "$work/dtls-big.json" sessions)
+kill "$spid"; wait "$spid" 2>/dev/null || true
+
 # -- the table --
 cpu_model=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 echo
@@ -248,3 +298,7 @@ printf '| %-58s | %-28s | %-22s |\n' "overload, $over_s s: $nodes_big nodes x 8 
 printf '| %-58s | %-28s | %-22s |\n' "   latency p50 / p99; lost" "$over_p50 / $over_p99 ms; $over_lost" "0 lost"
 printf '| %-58s | %-28s | %-22s |\n' "   server RSS, 2nd half of the overload (min..max)" "$rss_during_min..$rss_during_max KiB" "flat"
 printf '| %-58s | %-28s | %-22s |\n' "   server RSS 3 s after; stores reports again" "$rss_after KiB; $recovered" "yes"
+printf '| %-58s | %-28s | %-22s |\n' "7. PUT /health over DTLS (PSK), $dtls_nodes sessions: stored" "$(median "${d_stored[@]}") answers/s" ""
+printf '| %-58s | %-28s | %-22s |\n' "   plain CoAP from $dtls_nodes nodes, same server, right after" "$(median "${d_plain[@]}") answers/s" ""
+printf '| %-58s | %-28s | %-22s |\n' "   DTLS p99; handshakes + registrations per second" "$(median "${d_p99[@]}") ms; $(median "${d_hs[@]}")/s" ""
+printf '| %-58s | %-28s | %-22s |\n' "   server RSS with $dtls_big_sessions DTLS sessions" "$dtls_rss KiB" ""
