@@ -38,6 +38,7 @@ struct options {
   std::vector<std::string> pip_args;
   unsigned handler_timeout = 600;
   std::string key_file;
+  bool allow_setid = false;
 };
 
 /// coap://HOST[:PORT] or coaps://HOST[:PORT] with HOST an IP literal (or localhost).
@@ -115,6 +116,8 @@ int main(int argc, char** argv) {
   app.add_option("--pip", opt.pip, "pip executable for pip jobs")->capture_default_str();
   app.add_option("--pip-arg", opt.pip_args, "extra argument for pip install (repeatable)")
     ->allow_extra_args(false);
+  app.add_flag("--allow-setid", opt.allow_setid,
+               "let file jobs install setuid, setgid and sticky files (refused by default)");
   app.add_option("--handler-timeout", opt.handler_timeout,
                  "seconds an install may take unless the job says otherwise")
     ->capture_default_str();
@@ -214,6 +217,7 @@ int main(int argc, char** argv) {
   icfg.handlers.pip = opt.pip;
   icfg.handlers.pip_args = opt.pip_args;
   icfg.handlers.root = opt.root;
+  icfg.handlers.allow_setid = opt.allow_setid;
   icfg.handlers.state_dir = opt.state_dir;
   icfg.handlers.timeout = std::chrono::seconds(opt.handler_timeout);
   auto installer = agent::spawn_installer(sys, icfg, reporter, net.handle());
@@ -229,7 +233,8 @@ int main(int argc, char** argv) {
   CF_INFO("main", "coapfleet-agent ", COAPFLEET_VERSION, " node ", opt.node_id, " listening on ",
           net.endpoint_description(), ", reporting to ", opt.server, " every ", opt.interval,
           " s");
-  CF_INFO("main", "state: ", opt.state_dir, ", install root: ", opt.root);
+  CF_INFO("main", "state: ", opt.state_dir, ", install root: ", opt.root,
+          opt.allow_setid ? " (setuid, setgid and sticky files allowed)" : "");
 
   net.run();
   for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(metrics),
