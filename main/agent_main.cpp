@@ -1,6 +1,7 @@
 // coapfleet-agent: the worker agent of every node. Assembles the metrics,
 // reporter and installer actors and the agent's CoAP transport, and runs
 // until SIGINT/SIGTERM.
+#include <arpa/inet.h>
 #include <climits>
 #include <csignal>
 #include <cstdio>
@@ -71,6 +72,12 @@ bool parse_server(const std::string& uri, std::string& host, uint16_t& port, boo
   }
   if (host == "localhost")
     host = "127.0.0.1";
+  unsigned char buf[sizeof(in6_addr)];
+  if (::inet_pton(AF_INET, host.c_str(), buf) != 1
+      && ::inet_pton(AF_INET6, host.c_str(), buf) != 1) {
+    err = "--server needs an IP address (or localhost), not " + host;
+    return false;
+  }
   port = secure ? 5684 : 5683;
   if (!p.empty()) {
     char* end = nullptr;
@@ -226,8 +233,10 @@ int main(int argc, char** argv) {
   mcfg.interval = std::chrono::milliseconds(static_cast<int64_t>(opt.interval * 1000));
   mcfg.sampling = scfg;
   auto metrics = agent::spawn_metrics(sys, mcfg, reporter, net.handle());
+  // Plain CoAP: commands are obeyed from the server's address and port only.
   auto gateway = agent::spawn_agent_gateway(
-    sys, agent::agent_gateway_peers{net.handle(), metrics, reporter, installer, opt.server});
+    sys, agent::agent_gateway_peers{net.handle(), metrics, reporter, installer, opt.server,
+                                    agent::trusted_server{host, server_port}});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-agent ", COAPFLEET_VERSION, " node ", opt.node_id, " listening on ",
@@ -235,6 +244,8 @@ int main(int argc, char** argv) {
           " s");
   CF_INFO("main", "state: ", opt.state_dir, ", install root: ", opt.root,
           opt.allow_setid ? " (setuid, setgid and sticky files allowed)" : "");
+  CF_INFO("main", "commands (POST /updates/available) are taken only from ", host, " port ",
+          server_port);
 
   net.run();
   for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(metrics),

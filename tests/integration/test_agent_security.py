@@ -2,6 +2,10 @@
 """The agent's part of the security model with real agents and a real server on
 loopback, driven by the real coap-client:
 
+- an agent obeys only its server: a notification from another address
+  (127.0.0.2) or from the server's address but another port is answered 4.03
+  with a JSON error, and nothing runs; the server's own notifications leave
+  from its listening port and still work;
 - file jobs stay inside --root: a target_path through a symbolic link that
   leads out of the root, or through an absolute link, fails the job with the
   reason and writes nothing; setuid, setgid and sticky modes fail the job
@@ -16,6 +20,74 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import agent_harness as ah  # noqa: E402
+
+
+def script_note(job, node_id, script):
+    """A complete notification body, as an attacker would send it."""
+    return {"job_id": job, "node_id": node_id, "name": "evil", "version": "1",
+            "package_type": "script", "target_nodes": [node_id], "packages": [],
+            "script": script}
+
+
+class AgentObeysOnlyItsServer(ah.AgentTestCase):
+    workers = 1
+
+    def assertNothingRan(self, w, job, marker):
+        """For a while: no marker file, the job never accepted, nothing running."""
+        def clean():
+            return (not os.path.exists(w.state_file(marker))
+                    and not ah.log_lines(w, "job %s accepted" % job)
+                    and w.system()["current_job"] is None
+                    and job not in w.read_state_file("journal.json"))
+        h.stays_true(clean, 2.0, 0.2, what="nothing run for %s" % job)
+
+    def assertRefused(self, r, sender):
+        body = self.assertErrorJson(r, "4.03")
+        self.assertIn("server", body["error"], body)
+        self.assertEqual(body.get("from"), sender, body)
+        return body
+
+    def test_notification_from_another_address_is_403(self):
+        w = self.workers_list[0]
+        note = script_note("foreign-addr-1", w.node_id, "id > pwned-addr.txt")
+        r = w.coap("post", "updates/available", note, extra=["-a", "127.0.0.2"])
+        # coap-client picks its port; the answer names the address it saw.
+        body = self.assertErrorJson(r, "4.03")
+        self.assertTrue(body.get("from", "").startswith("127.0.0.2:"), body)
+        self.assertNothingRan(w, "foreign-addr-1", "pwned-addr.txt")
+
+    def test_notification_from_the_servers_address_but_another_port_is_403(self):
+        w = self.workers_list[0]
+        port = h.free_port()
+        self.assertNotEqual(port, self.server.port)
+        note = script_note("foreign-port-1", w.node_id, "id > pwned-port.txt")
+        r = w.coap("post", "updates/available", note, extra=["-a", h.HOST, "-p", str(port)])
+        self.assertRefused(r, "%s:%d" % (h.HOST, port))
+        self.assertNothingRan(w, "foreign-port-1", "pwned-port.txt")
+
+    def test_a_stranger_learns_nothing_from_a_bad_body(self):
+        """Refused before the body is looked at: 4.03, not 4.00."""
+        w = self.workers_list[0]
+        port = h.free_port("127.0.0.2")
+        r = w.coap("post", "updates/available", "{not json",
+                   extra=["-a", "127.0.0.2", "-p", str(port)])
+        self.assertRefused(r, "127.0.0.2:%d" % port)
+        r = w.coap("post", "updates/available", {"job_id": "x"},
+                   extra=["-a", "127.0.0.2", "-p", str(port)])
+        self.assertRefused(r, "127.0.0.2:%d" % port)
+
+    def test_the_servers_notification_still_runs(self):
+        """The server notifies from its listening port (the agent's log names
+        the sender), and the job runs."""
+        w = self.workers_list[0]
+        job = self.create_job({"name": "mine", "version": "1", "package_type": "script",
+                               "script": "echo mine > mine.txt"})
+        self.install(job)
+        self.assertJobSucceeded(self.wait_job_final(job, timeout=30), [w.node_id])
+        self.assertEqual(w.read_state_file("mine.txt"), "mine\n")
+        self.assertTrue(ah.log_lines(w, r"notification of job %s from %s:%d\b"
+                                     % (job, h.HOST.replace(".", r"\."), self.server.port)),
+                        w.log_tail())
 
 
 class FileJobsStayInsideTheRoot(ah.AgentTestCase):
