@@ -669,8 +669,13 @@ using installer_actor = caf::typed_actor<
 using agent_gateway_actor = caf::typed_actor<
   /// GET /system
   caf::reacts_to<atom::info, uint64_t>,
-  /// POST /updates/available
-  caf::reacts_to<atom::notify, uint64_t, model::update_notification, peer>>;
+  /// POST /updates/available; obeyed from the agent's own server only
+  /// (others get 4.03 and nothing runs).
+  caf::reacts_to<atom::notify, uint64_t, model::update_notification, peer>,
+  /// POST /updates/available whose body the transport could not take: the
+  /// transport's answer (4.00, 4.13) goes to the agent's server, 4.03 to
+  /// anyone else.
+  caf::reacts_to<atom::notify, uint64_t, coap_reply, peer>>;
 
 /// What the agent's transport accepts.
 using agent_transport_actor = caf::typed_actor<

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,14 +24,6 @@ bool write_all(int fd, const void* data, size_t n) {
   return true;
 }
 
-void sync_directory(const std::string& dir) {
-  int dfd = ::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 namespace {
 
 std::string directory_of(const std::string& path) {
@@ -38,6 +31,25 @@ std::string directory_of(const std::string& path) {
   if (slash == std::string::npos)
     return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/// Six characters for a temporary name; O_EXCL makes it unique, the
+/// randomness only makes a collision (and a retry) unlikely.
+std::string random_suffix() {
+  static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  unsigned char bytes[6] = {};
+  if (::getrandom(bytes, sizeof bytes, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof bytes)) {
+    static unsigned counter = 0;
+    auto v = static_cast<unsigned>(::getpid()) * 2654435761u + ++counter;
+    for (auto& b : bytes) {
+      b = static_cast<unsigned char>(v);
+      v = v * 1103515245u + 12345u;
+    }
+  }
+  std::string out;
+  for (auto b : bytes)
+    out.push_back(letters[b % (sizeof letters - 1)]);
+  return out;
 }
 
 }  // namespace
@@ -54,21 +66,46 @@ bool atomic_file::fail(const std::string& what) {
 
 bool atomic_file::open(const std::string& path, mode_t mode) {
   abandon();
-  path_ = path;
-  mode_ = mode;
-  error_.clear();
-  errno_ = 0;
   auto dir = directory_of(path);
   auto slash = path.rfind('/');
   auto name = slash == std::string::npos ? path : path.substr(slash + 1);
-  tmp_ = (dir == "/" ? std::string() : dir) + "/." + name + ".tmp.XXXXXX";
-  fd_ = ::mkostemp(tmp_.data(), O_CLOEXEC);
-  if (fd_ < 0) {
-    auto what = "cannot create a temporary file in " + dir;
-    tmp_.clear();
-    return fail(what);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    path_ = path;
+    return fail("cannot create a temporary file in " + dir);
   }
-  return true;
+  bool ok = open_in(dfd, name, mode, path);
+  ::close(dfd);
+  return ok;
+}
+
+bool atomic_file::open_in(int dir_fd, const std::string& name, mode_t mode,
+                          const std::string& shown) {
+  abandon();
+  path_ = shown;
+  name_ = name;
+  mode_ = mode;
+  error_.clear();
+  errno_ = 0;
+  const auto where = "cannot create a temporary file in " + directory_of(shown);
+  dir_fd_ = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (dir_fd_ < 0)
+    return fail(where);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto tmp = "." + name + ".tmp." + random_suffix();
+    // O_NOFOLLOW: never through a link someone put there under that name.
+    fd_ = ::openat(dir_fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                   0600);
+    if (fd_ >= 0) {
+      tmp_ = std::move(tmp);
+      return true;
+    }
+    if (errno != EEXIST)
+      break;
+  }
+  fail(where);
+  close_directory();
+  return false;
 }
 
 bool atomic_file::write(std::string_view data) {
@@ -90,11 +127,21 @@ bool atomic_file::commit() {
   fd_ = -1;
   if (rc != 0)
     return fail("cannot write " + path_);
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
+  if (::renameat(dir_fd_, tmp_.c_str(), dir_fd_, name_.c_str()) != 0)
     return fail("cannot rename into " + path_);
   tmp_.clear();
-  sync_directory(directory_of(path_));
+  // Some file systems refuse fsync on directories (EINVAL): the file is in
+  // place then anyway.
+  ::fsync(dir_fd_);
+  close_directory();
   return true;
+}
+
+void atomic_file::close_directory() {
+  if (dir_fd_ >= 0) {
+    ::close(dir_fd_);
+    dir_fd_ = -1;
+  }
 }
 
 void atomic_file::abandon() {
@@ -102,10 +149,10 @@ void atomic_file::abandon() {
     ::close(fd_);
     fd_ = -1;
   }
-  if (!tmp_.empty()) {
-    ::unlink(tmp_.c_str());
-    tmp_.clear();
-  }
+  if (!tmp_.empty() && dir_fd_ >= 0)
+    ::unlinkat(dir_fd_, tmp_.c_str(), 0);
+  tmp_.clear();
+  close_directory();
 }
 
 bool write_file_atomically(const std::string& path, std::string_view content,

@@ -13,13 +13,11 @@ namespace coapfleet::common {
 /// write() until all of `n` bytes are written, retrying on EINTR.
 bool write_all(int fd, const void* data, size_t n);
 
-/// fsync() a directory so that a rename in it is durable. Some file systems
-/// refuse fsync on directories (EINVAL): the file is in place then anyway.
-void sync_directory(const std::string& dir);
-
 /// A file being written that replaces `path` atomically on commit(). The
 /// temporary file lives in the same directory (a rename never crosses file
 /// systems) and is named `.<name>.tmp.XXXXXX`. Not committed = removed.
+/// Everything after open happens relative to the directory's descriptor, so
+/// a directory reached safely (see common/beneath.hpp) stays the one written.
 class atomic_file {
 public:
   atomic_file() = default;
@@ -29,8 +27,13 @@ public:
 
   /// Creates the temporary file for `path`; false (and error()) on failure.
   bool open(const std::string& path, mode_t mode = 0644);
+  /// Creates the temporary file for `name` (one path component) in the open
+  /// directory `dir_fd` (duplicated; the caller keeps its own). `shown` is the
+  /// path that messages name.
+  bool open_in(int dir_fd, const std::string& name, mode_t mode, const std::string& shown);
   bool write(std::string_view data);
-  /// fchmod, fsync, close, rename over `path`, fsync the directory.
+  /// fchmod, fsync, close, rename over `path` (a symbolic link there is
+  /// replaced, not followed), fsync the directory.
   bool commit();
   /// Removes the temporary file (also done by the destructor).
   void abandon();
@@ -42,9 +45,12 @@ public:
 
 private:
   bool fail(const std::string& what);
-  std::string path_;
-  std::string tmp_;
+  void close_directory();
+  std::string path_;  ///< as messages name it
+  std::string name_;  ///< the final name in the directory
+  std::string tmp_;   ///< the temporary file's name in the directory
   mode_t mode_ = 0644;
+  int dir_fd_ = -1;
   int fd_ = -1;
   std::string error_;
   int errno_ = 0;

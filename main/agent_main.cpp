@@ -1,6 +1,7 @@
 // coapfleet-agent: the worker agent of every node. Assembles the metrics,
 // reporter and installer actors and the agent's CoAP transport, and runs
 // until SIGINT/SIGTERM.
+#include <arpa/inet.h>
 #include <climits>
 #include <csignal>
 #include <cstdio>
@@ -38,6 +39,7 @@ struct options {
   std::vector<std::string> pip_args;
   unsigned handler_timeout = 600;
   std::string key_file;
+  bool allow_setid = false;
 };
 
 /// coap://HOST[:PORT] or coaps://HOST[:PORT] with HOST an IP literal (or localhost).
@@ -70,6 +72,12 @@ bool parse_server(const std::string& uri, std::string& host, uint16_t& port, boo
   }
   if (host == "localhost")
     host = "127.0.0.1";
+  unsigned char buf[sizeof(in6_addr)];
+  if (::inet_pton(AF_INET, host.c_str(), buf) != 1
+      && ::inet_pton(AF_INET6, host.c_str(), buf) != 1) {
+    err = "--server needs an IP address (or localhost), not " + host;
+    return false;
+  }
   port = secure ? 5684 : 5683;
   if (!p.empty()) {
     char* end = nullptr;
@@ -115,6 +123,8 @@ int main(int argc, char** argv) {
   app.add_option("--pip", opt.pip, "pip executable for pip jobs")->capture_default_str();
   app.add_option("--pip-arg", opt.pip_args, "extra argument for pip install (repeatable)")
     ->allow_extra_args(false);
+  app.add_flag("--allow-setid", opt.allow_setid,
+               "let file jobs install setuid, setgid and sticky files (refused by default)");
   app.add_option("--handler-timeout", opt.handler_timeout,
                  "seconds an install may take unless the job says otherwise")
     ->capture_default_str();
@@ -214,6 +224,7 @@ int main(int argc, char** argv) {
   icfg.handlers.pip = opt.pip;
   icfg.handlers.pip_args = opt.pip_args;
   icfg.handlers.root = opt.root;
+  icfg.handlers.allow_setid = opt.allow_setid;
   icfg.handlers.state_dir = opt.state_dir;
   icfg.handlers.timeout = std::chrono::seconds(opt.handler_timeout);
   auto installer = agent::spawn_installer(sys, icfg, reporter, net.handle());
@@ -222,14 +233,19 @@ int main(int argc, char** argv) {
   mcfg.interval = std::chrono::milliseconds(static_cast<int64_t>(opt.interval * 1000));
   mcfg.sampling = scfg;
   auto metrics = agent::spawn_metrics(sys, mcfg, reporter, net.handle());
+  // Plain CoAP: commands are obeyed from the server's address and port only.
   auto gateway = agent::spawn_agent_gateway(
-    sys, agent::agent_gateway_peers{net.handle(), metrics, reporter, installer, opt.server});
+    sys, agent::agent_gateway_peers{net.handle(), metrics, reporter, installer, opt.server,
+                                    agent::trusted_server{host, server_port}});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-agent ", COAPFLEET_VERSION, " node ", opt.node_id, " listening on ",
           net.endpoint_description(), ", reporting to ", opt.server, " every ", opt.interval,
           " s");
-  CF_INFO("main", "state: ", opt.state_dir, ", install root: ", opt.root);
+  CF_INFO("main", "state: ", opt.state_dir, ", install root: ", opt.root,
+          opt.allow_setid ? " (setuid, setgid and sticky files allowed)" : "");
+  CF_INFO("main", "commands (POST /updates/available) are taken only from ", host, " port ",
+          server_port);
 
   net.run();
   for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(metrics),

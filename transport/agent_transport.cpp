@@ -55,12 +55,18 @@ void hnd_post_available(coap_resource_t* r, coap_session_t* s, const coap_pdu_t*
   std::string_view body;
   if (coap_get_data_large(req, &len, &data, &offset, &total))
     body = std::string_view(reinterpret_cast<const char*>(data), len);
+  // Who may send this is the gateway's decision, and it comes first: a
+  // body that cannot be taken goes there too, with the answer it would get.
+  auto refer = [&](coap_reply refusal) {
+    answer_async(t, r, s, req, q, resp, [&refusal](impl& t, uint64_t id, peer from) {
+      caf::anon_send(t.gateway, atom::notify::value, id, std::move(refusal), std::move(from));
+    });
+  };
   if (total > t.cfg.max_payload)
-    return respond(r, s, req, q, resp,
-                   json_reply(413, model::encode_error("payload too large")));
+    return refer(json_reply(413, model::encode_error("payload too large")));
   auto note = model::decode_update_notification(body);
   if (!note.ok())
-    return respond(r, s, req, q, resp, json_reply(400, model::encode_problem(note.err)));
+    return refer(json_reply(400, model::encode_problem(note.err)));
   answer_async(t, r, s, req, q, resp, [&note](impl& t, uint64_t id, peer from) {
     caf::anon_send(t.gateway, atom::notify::value, id, std::move(note.value), std::move(from));
   });

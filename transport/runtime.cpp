@@ -198,6 +198,8 @@ bool runtime::listen(const std::string& addr, uint16_t port, std::string& error)
   }
   for (int fd : enlarge_receive_buffer(port, 4 * 1024 * 1024))
     listen_fds_.push_back(fd);
+  listen_addr_ = addr;
+  listen_port_ = port;
   return true;
 }
 

@@ -108,6 +108,15 @@ public:
   /// Sends a confirmable request; `done` runs on this thread with the answer
   /// (or code 0 and the reason when none came).
   void send_request(const client_request& req, response_callback done);
+  /// Requests of the main context leave from the address and port given to
+  /// listen() (the server's: an agent obeys only its server's address and
+  /// port), through a socket bound beside the listening one (both have
+  /// SO_REUSEADDR) and connected to the peer. The kernel gives a connected
+  /// socket its peer's datagrams, so while the session lasts, requests from
+  /// that peer's address and port (a node that sends from the port it
+  /// listens on, as the simulator does) arrive there and are served the
+  /// same way. Off: from a port of their own (the agent's requests).
+  void send_from_listening_port(bool on) { from_listen_port_ = on; }
 
   coap_context_t* ctx = nullptr;
 
@@ -122,6 +131,9 @@ private:
   int64_t busy_since_ = -1;  ///< when the sockets were first found non-empty; -1: empty
   coap_session_t* client_session(coap_context_t* c, const std::string& ip, uint16_t port,
                                  std::string& error);
+  /// The listening address and port in the family of `dst`; false when
+  /// there is none (listening on a single address of the other family).
+  bool listening_address_for(const coap_address_t& dst, coap_address_t& local) const;
 
   struct outgoing {
     response_callback done;
@@ -140,6 +152,9 @@ private:
   int signal_fd_ = -1;
   int epoll_fd_ = -1;
   std::vector<int> listen_fds_;  ///< the UDP sockets libcoap listens on
+  std::string listen_addr_;      ///< what listen() was given
+  uint16_t listen_port_ = 0;
+  bool from_listen_port_ = false;
   caf::strong_actor_ptr companion_;
   caf::scoped_execution_unit unit_;
   std::mutex mailbox_mutex_;  // the only lock: between CAF threads and this loop

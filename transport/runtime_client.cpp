@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "common/log.hpp"
 #include "transport/dtls_client.hpp"
 #include "transport/runtime_internal.hpp"
 
@@ -109,6 +110,18 @@ void runtime::set_client_credentials(const std::string& ip, uint16_t port,
   }
 }
 
+bool runtime::listening_address_for(const coap_address_t& dst, coap_address_t& local) const {
+  if (listen_port_ == 0)
+    return false;
+  const auto family = dst.addr.sa.sa_family;
+  if (make_address(listen_addr_, listen_port_, local) && local.addr.sa.sa_family == family)
+    return true;
+  // Listening on every address of the other family: every address of this one.
+  if (listen_addr_ == "::" || listen_addr_ == "0.0.0.0")
+    return make_address(family == AF_INET ? "0.0.0.0" : "::", listen_port_, local);
+  return false;
+}
+
 coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip, uint16_t port,
                                         std::string& error) {
   auto key = session_key(c, ip + ":" + std::to_string(port));
@@ -121,9 +134,20 @@ coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip
     return nullptr;
   }
   auto psk = client_psk_.find(ip + ":" + std::to_string(port));
-  auto* session = psk != client_psk_.end() ? open_psk_session(c, dst, psk->second)
-                                           : coap_new_client_session(c, nullptr, &dst,
-                                                                     COAP_PROTO_UDP);
+  coap_session_t* session = nullptr;
+  if (psk != client_psk_.end()) {
+    session = open_psk_session(c, dst, psk->second);
+  } else {
+    coap_address_t local;
+    if (c == ctx && from_listen_port_ && listening_address_for(dst, local)) {
+      session = coap_new_client_session(c, &local, &dst, COAP_PROTO_UDP);
+      if (!session)
+        CF_WARN("transport", "cannot send to ", ip, ":", port, " from ", listen_addr_, ":",
+                listen_port_, "; from another port (an agent will refuse it)");
+    }
+    if (!session)
+      session = coap_new_client_session(c, nullptr, &dst, COAP_PROTO_UDP);
+  }
   if (!session) {
     error = psk != client_psk_.end() ? "cannot open a DTLS session" : "cannot create a CoAP session";
     return nullptr;

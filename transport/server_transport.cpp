@@ -259,6 +259,8 @@ bool server_transport::open(std::string& error) {
     },
   }.unbox());
   d.housekeeping = [dp](bool& worked) { return dp->do_housekeeping(worked); };
+  // Notifications leave from the server's own port: agents obey that only.
+  d.send_from_listening_port(true);
   if (!d.listen(d.cfg.bind, d.cfg.port, error))
     return false;
   if (!d.setup_dtls(error))

@@ -1,7 +1,8 @@
 // The agent's gateway: the request logic of the worker agent. It turns the
 // typed requests of the agent's transport (GET /system, POST
 // /updates/available) into requests to the metrics, reporter and installer
-// actors, and their answers into coap_reply values.
+// actors, and their answers into coap_reply values. It obeys commands from
+// the agent's own server only (from_my_server).
 #pragma once
 
 #include <string>
@@ -11,12 +12,28 @@
 
 namespace coapfleet::agent {
 
+/// The one peer whose commands (POST /updates/available) this agent obeys:
+/// its server, as --server names it.
+struct trusted_server {
+  std::string address;  ///< IP literal ("127.0.0.1", "::1")
+  uint16_t port = 5683;
+};
+
+/// Whether a request comes from this agent's server. Plain CoAP: from the
+/// server's address (compared as IP addresses, an IPv4-mapped IPv6 address
+/// as its IPv4 form) and port, which is all plain CoAP has to go by (a
+/// source address can be forged: plain mode is for trusted networks). A DTLS
+/// session is not taken for the plain server: when the agent speaks DTLS,
+/// the session's identity is what this will check for secure peers.
+bool from_my_server(const peer& from, const trusted_server& server);
+
 struct agent_gateway_peers {
   agent_transport_actor transport;
   metrics_actor metrics;
   reporter_actor reporter;
   installer_actor installer;
   std::string server;  ///< "coap://host:port", for GET /system
+  trusted_server commands_from;  ///< whose notifications are obeyed
 };
 
 agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_peers peers);

@@ -32,6 +32,8 @@ struct handler_config {
   std::vector<std::string> pip_args;   ///< extra arguments, e.g. {"--target", "/tmp/x"}
   std::string apt_get = "apt-get";
   std::string root = "/";              ///< install root for file jobs
+  /// File jobs may install setuid, setgid and sticky files (--allow-setid).
+  bool allow_setid = false;
   std::string state_dir = ".";         ///< cwd of scripts, downloads live here
   std::chrono::seconds timeout{600};   ///< per handler run, unless the job says otherwise
   /// Called on the handler's thread with the process group of each child it
@@ -56,10 +58,19 @@ install_outcome install_pip(const model::job_spec& spec, const handler_config& c
 install_outcome install_apt(const model::job_spec& spec, const handler_config& cfg);
 /// `sh -c <script>` in the state directory.
 install_outcome run_script(const model::job_spec& spec, const handler_config& cfg);
+/// Whether a file job may be installed as it is specified: its target_path
+/// is absolute without "..", its mode octal and without setuid, setgid and
+/// sticky bits unless `cfg.allow_setid`. A refusal says why (and the result
+/// code); checked before the download, and again by install_file.
+install_outcome check_file_job(const model::job_spec& spec, const handler_config& cfg);
 /// Verifies `downloaded` against `expected_sha256` (hex), then installs it at
 /// root + target_path atomically (temp file in the same directory, fsync,
 /// rename; the old file stays until the new one is complete), with `mode`
-/// (octal string) when given. Creates missing parent directories.
+/// (octal string) when given. Creates missing parent directories. The
+/// target's directory is resolved beneath the root and never leaves it: a
+/// symbolic link on the way is followed only while it stays beneath the
+/// root (where the kernel has openat2; without it none is followed), and a
+/// link at the final name is replaced, not followed (common/beneath.hpp).
 install_outcome install_file(const model::job_spec& spec, const std::string& downloaded,
                              const std::string& expected_sha256, const handler_config& cfg);
 

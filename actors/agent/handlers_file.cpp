@@ -1,8 +1,12 @@
 // The `file` handler: verify the downloaded artifact, then
 // install it atomically under the install root (temp file in the destination
-// directory, fsync, chmod, rename, fsync of the directory).
+// directory, fsync, chmod, rename, fsync of the directory). The destination
+// directory is reached beneath the root without leaving it
+// (common/beneath.hpp), and setuid, setgid and sticky bits are refused
+// unless the agent allows them (--allow-setid).
 #include "actors/agent/handlers.hpp"
 
+#include "common/beneath.hpp"
 #include "common/durable_file.hpp"
 #include "common/sha256.hpp"
 
@@ -15,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 namespace coapfleet::agent {
 
@@ -46,11 +51,15 @@ install_outcome fail(model::update_result code, std::string msg) {
 }
 
 /// Disk full (or over quota) is "not enough storage"; anything else is a
-/// failed update.
-install_outcome fail_errno(int err, const std::string& what) {
+/// failed update. `said` is a message that already names the error.
+install_outcome fail_said(int err, std::string said) {
   bool full = err == ENOSPC || err == EDQUOT;
   return fail(full ? model::update_result::not_enough_storage : model::update_result::update_failed,
-              what + ": " + std::strerror(err));
+              std::move(said));
+}
+
+install_outcome fail_errno(int err, const std::string& what) {
+  return fail_said(err, what + ": " + std::strerror(err));
 }
 
 std::string lower(std::string s) {
@@ -71,22 +80,35 @@ bool parse_mode(const std::string& s, mode_t& out) {
   return true;
 }
 
-/// root + target_path, or "" with `why` set when target_path is not an
-/// absolute file path without ".." components.
-std::string destination_of(const std::string& root, const std::string& target, std::string& why) {
+/// "the setuid bit", "the setgid and sticky bits": the special bits of `mode`.
+std::string special_bits(mode_t mode) {
+  std::vector<std::string> names;
+  if (mode & S_ISUID) names.emplace_back("setuid");
+  if (mode & S_ISGID) names.emplace_back("setgid");
+  if (mode & S_ISVTX) names.emplace_back("sticky");
+  std::string out = "the ";
+  for (size_t i = 0; i < names.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i];
+  return out + (names.size() > 1 ? " bits" : " bit");
+}
+
+/// target_path's directory components and its file name, or `why` when it
+/// is not an absolute file path without ".." components.
+bool split_target(const std::string& target, std::vector<std::string>& dirs, std::string& name,
+                  std::string& why) {
   if (target.empty() || target[0] != '/') {
     why = "target_path must be absolute";
-    return {};
+    return false;
   }
   if (target.find('\0') != std::string::npos) {
     why = "target_path contains a NUL byte";
-    return {};
+    return false;
   }
   if (target.back() == '/') {
     why = "target_path names a directory";
-    return {};
+    return false;
   }
-  std::string rel;
+  std::vector<std::string> parts;
   size_t pos = 1;
   while (pos <= target.size()) {
     size_t slash = target.find('/', pos);
@@ -95,25 +117,63 @@ std::string destination_of(const std::string& root, const std::string& target, s
     pos = slash + 1;
     if (part == "..") {
       why = "target_path must not contain '..'";
-      return {};
+      return false;
     }
     if (part.empty() || part == ".") continue;
-    rel += "/" + part;
+    parts.push_back(std::move(part));
   }
-  if (rel.empty() || target.substr(target.rfind('/') + 1) == ".") {
+  if (parts.empty() || target.substr(target.rfind('/') + 1) == ".") {
     why = "target_path names a directory";
-    return {};
+    return false;
   }
-  std::string base = root;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base + rel;
+  name = std::move(parts.back());
+  parts.pop_back();
+  dirs = std::move(parts);
+  return true;
 }
 
+/// The install root without trailing slashes ("/" stays "/").
+std::string root_of(const handler_config& cfg) {
+  std::string base = cfg.root.empty() ? std::string("/") : cfg.root;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  return base;
+}
+
+/// Closes a descriptor when it goes out of scope.
+struct fd_guard {
+  int fd = -1;
+  ~fd_guard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
 }  // namespace
+
+install_outcome check_file_job(const model::job_spec& spec, const handler_config& cfg) {
+  using model::update_result;
+  std::vector<std::string> dirs;
+  std::string name, why;
+  if (!split_target(spec.target_path, dirs, name, why))
+    return fail(update_result::invalid_uri, why + ": " + spec.target_path);
+  mode_t mode = 0644;
+  if (!parse_mode(spec.mode, mode))
+    return fail(update_result::update_failed, "invalid mode \"" + spec.mode + "\"");
+  if ((mode & (S_ISUID | S_ISGID | S_ISVTX)) != 0 && !cfg.allow_setid)
+    return fail(update_result::update_failed,
+                "mode " + spec.mode + " refused: it sets " + special_bits(mode)
+                  + "; this agent installs no setuid, setgid or sticky files (start it with "
+                    "--allow-setid to allow them)");
+  install_outcome ok;
+  ok.ok = true;
+  ok.result = static_cast<int32_t>(update_result::success);
+  return ok;
+}
 
 install_outcome install_file(const model::job_spec& spec, const std::string& downloaded,
                              const std::string& expected_sha256, const handler_config& cfg) {
   using model::update_result;
+  auto allowed = check_file_job(spec, cfg);
+  if (!allowed.ok) return allowed;
   const std::string expected = lower(expected_sha256);
   int err = 0;
   const std::string actual = hash_file(downloaded, err);
@@ -124,24 +184,38 @@ install_outcome install_file(const model::job_spec& spec, const std::string& dow
                 "checksum mismatch: expected " + (expected.empty() ? "(none)" : expected.substr(0, 12))
                     + ", got " + actual.substr(0, 12));
 
-  std::string why;
-  const std::string dest = destination_of(cfg.root, spec.target_path, why);
-  if (dest.empty()) return fail(update_result::invalid_uri, why + ": " + spec.target_path);
+  std::vector<std::string> dirs;
+  std::string name, why;
+  split_target(spec.target_path, dirs, name, why);
   mode_t mode = 0644;
-  if (!parse_mode(spec.mode, mode))
-    return fail(update_result::update_failed, "invalid mode \"" + spec.mode + "\"");
+  parse_mode(spec.mode, mode);
 
-  const std::string dir = dest.substr(0, dest.rfind('/'));
-  const std::string dir_or_root = dir.empty() ? "/" : dir;
+  // The root itself is the agent's configuration: it may be (or run
+  // through) a symbolic link. Everything beneath it is resolved from its
+  // descriptor and never leaves it (common/beneath.hpp).
+  const std::string root = root_of(cfg);
   std::error_code ec;
-  std::filesystem::create_directories(dir_or_root, ec);
-  if (ec) return fail_errno(ec.value(), "cannot create directory " + dir_or_root);
+  std::filesystem::create_directories(root, ec);
+  fd_guard root_fd{::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (root_fd.fd < 0) return fail_errno(errno, "cannot open the install root " + root);
+  auto dir = common::open_directory_beneath(root_fd.fd, dirs, true);
+  if (dir.fd < 0) {
+    if (dir.outside)
+      return fail(update_result::invalid_uri,
+                  "target_path " + spec.target_path + " refused: " + dir.error
+                    + "; file jobs stay inside the install root " + root);
+    return fail_said(dir.err, dir.error + " (under the install root " + root + ")");
+  }
+  fd_guard dir_fd{dir.fd};
+  std::string dest = root == "/" ? std::string() : root;
+  for (auto& d : dirs) dest += "/" + d;
+  dest += "/" + name;
 
   // Copy into a temp file next to the destination, hashing what is copied:
   // what gets installed is exactly what was verified.
   common::atomic_file out;
-  if (!out.open(dest, mode))
-    return fail_errno(out.error_number(), "cannot create a temporary file in " + dir_or_root);
+  if (!out.open_in(dir_fd.fd, name, mode, dest))
+    return fail_said(out.error_number(), out.error());
   int in = open(downloaded.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return fail_errno(errno, "cannot read downloaded file " + downloaded);
   common::sha256 h;
@@ -157,7 +231,7 @@ install_outcome install_file(const model::job_spec& spec, const std::string& dow
     h.update(buf.get(), static_cast<size_t>(n));
     if (!out.write(std::string_view(buf.get(), static_cast<size_t>(n)))) {
       close(in);
-      return fail_errno(out.error_number(), "cannot write " + dest);
+      return fail_said(out.error_number(), out.error());
     }
   }
   close(in);
@@ -166,8 +240,9 @@ install_outcome install_file(const model::job_spec& spec, const std::string& dow
     return fail(update_result::integrity_check_failed,
                 "downloaded file changed while installing: expected " + expected.substr(0, 12)
                     + ", got " + copied.substr(0, 12));
-  // fchmod, fsync, rename, fsync of the directory.
-  if (!out.commit()) return fail_errno(out.error_number(), out.error());
+  // fchmod, fsync, rename (over whatever has the name, a link included:
+  // it is replaced, not followed), fsync of the directory.
+  if (!out.commit()) return fail_said(out.error_number(), out.error());
   install_outcome ok;
   ok.ok = true;
   ok.result = static_cast<int32_t>(update_result::success);

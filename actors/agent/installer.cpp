@@ -163,6 +163,12 @@ void start_next(self_ptr self) {
   auto& front = st.journal.jobs.front();
   auto& spec = front.note.spec;
   if (spec.package_type == "file") {
+    // A job this agent will not install (a setuid mode without
+    // --allow-setid, a target_path outside the root) fails before anything
+    // is fetched.
+    auto allowed = check_file_job(spec, st.cfg.handlers);
+    if (!allowed.ok)
+      return finish(self, false, allowed.result, std::move(allowed.error_message));
     if (front.phase == job_phase::installing) {
       // Restarted during the install: the verified download is still there
       // and installing a file again is harmless.

@@ -19,6 +19,7 @@ import calendar
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -398,6 +399,19 @@ class AgentTestCase(h.ServerTestCase):
         body = r.json()
         self.assertEqual(body["job_id"], job)
         return body
+
+    def notify_as_server(self, worker, body, server=None):
+        """POST /updates/available to `worker` from the server's own address and
+        port, which is all an agent in plain mode goes by: coap-client binds
+        that port beside the server (libcoap sets SO_REUSEADDR on both) and,
+        being the newest socket connected to the agent, gets the answer. Any
+        local process could do the same; plain mode is for trusted networks.
+        To the agent this is the server's endpoint, so the request carries a
+        token of its own, never one of the server's (which count from 1)."""
+        server = server or self.server
+        token = "t%07x" % random.getrandbits(28)
+        return worker.coap("post", "updates/available", body,
+                           extra=["-a", h.HOST, "-p", str(server.port), "-T", token])
 
     def fast_status(self, job, server=None):
         """The job's status through the raw client (no process per request), for

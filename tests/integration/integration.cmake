@@ -45,7 +45,8 @@ endforeach()
 set(COAPFLEET_AGENT_INTEGRATION_TESTS
   agent_workflow
   agent_jobs
-  agent_restart)
+  agent_restart
+  agent_security)
 foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
   add_test(NAME integration_${name}
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)

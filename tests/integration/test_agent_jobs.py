@@ -174,16 +174,18 @@ class DuplicatesAndQueue(ah.AgentTestCase):
                 "script": "echo ran >> dup.txt; sleep 1"}
         job = self.create_job(spec)
         self.install(job)  # the server notifies worker-01 ...
+        h.deadline_poll(lambda: ah.log_lines(w, "job %s accepted" % job), 15, 0.1,
+                        what="worker-01 to take the server's notification first")
         note = self.notification(job, w.node_id, spec)
         for _ in range(2):  # ... and the same notification comes twice more
-            r = w.coap("post", "updates/available", note)
+            r = self.notify_as_server(w, note)
             self.assertEqual(r.code, "2.04", r)
             self.assertEqual(r.json().get("job_id"), job, r)
         self.assertJobSucceeded(self.wait_job_final(job, timeout=30), [w.node_id])
         # Once the job is finished, yet another copy is not run either: the
         # agent answers 2.04 after its installer looked the job up (accepted
         # once, known since) ...
-        r = w.coap("post", "updates/available", note)
+        r = self.notify_as_server(w, note)
         self.assertEqual(r.code, "2.04", r)
         self.assertEqual(len(ah.log_lines(w, "job %s accepted" % job)), 1, w.log_tail())
         self.assertGreaterEqual(len(ah.log_lines(w, "job %s already known" % job)), 3,
@@ -194,15 +196,15 @@ class DuplicatesAndQueue(ah.AgentTestCase):
                      what="dup.txt holding one run and no job running")
 
     def test_direct_notification_twice_runs_once(self):
-        """Two identical notifications straight to an agent (no install on the
-        server): the script runs once."""
+        """Two identical notifications straight to an agent from the server's
+        address and port (no install on the server): the script runs once."""
         w = self.workers_list[1]
         spec = {"name": "direct", "version": "1", "package_type": "script",
                 "target_nodes": ["all"], "packages": [],
                 "script": "echo ran >> direct.txt"}
         note = self.notification("direct-job-0001", w.node_id, spec)
         for _ in range(2):
-            r = w.coap("post", "updates/available", note)
+            r = self.notify_as_server(w, note)
             self.assertEqual(r.code, "2.04", r)
         h.deadline_poll(lambda: ah.log_lines(w, "job direct-job-0001 succeeded"), 15, 0.1,
                         what="the direct job to run")

@@ -169,21 +169,21 @@ class SeedWorkflowWithAgents(ah.AgentTestCase):
 
     def test_4_agent_rejects_what_it_does_not_serve(self):
         """An agent answers unknown paths 4.04, wrong methods 4.05 and a
-        malformed notification 4.00, with JSON errors."""
+        malformed notification from its server 4.00, with JSON errors."""
         w = self.workers_list[0]
         r = w.coap("get", "nope")
         self.assertErrorJson(r, "4.04")
         r = w.coap("put", "health", {"node_id": w.node_id})
         body = self.assertErrorJson(r, "4.05")
         self.assertEqual(body.get("allowed"), "GET", body)
-        r = w.coap("post", "updates/available", "{not json")
+        r = self.notify_as_server(w, "{not json")
         self.assertErrorJson(r, "4.00")
-        r = w.coap("post", "updates/available", {"job_id": "x", "node_id": w.node_id,
-                                                  "name": "n", "version": "1",
-                                                  "package_type": "script"})
+        r = self.notify_as_server(w, {"job_id": "x", "node_id": w.node_id,
+                                      "name": "n", "version": "1",
+                                      "package_type": "script"})
         self.assertErrorJson(r, "4.00", "script")
         # A notification for another node is refused (and not run).
-        r = w.coap("post", "updates/available", {
+        r = self.notify_as_server(w, {
             "job_id": "not-mine-1", "node_id": "worker-99", "name": "n", "version": "1",
             "package_type": "script", "script": "echo ran >> not-mine.txt"})
         self.assertErrorJson(r, "4.00", "node_id")

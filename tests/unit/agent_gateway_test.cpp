@@ -2,6 +2,7 @@
 // installer and transport actors: the test sends the typed requests the
 // transport would (GET /system, POST /updates/available), decides when and
 // how the mocks answer, and reads the coap_reply the transport gets back.
+// Commands are obeyed from the agent's server only (from_my_server).
 #include "agent_test_support.hpp"
 
 #include "actors/agent/gateway.hpp"
@@ -81,6 +82,7 @@ mock_installer(installer_actor::stateful_pointer<mock_installer_state> self,
 }
 
 struct gateway_fixture : coordinated_system {
+  agent::trusted_server server{"127.1.0.250", 5700};
   std::shared_ptr<transport_log> wire = std::make_shared<transport_log>();
   std::shared_ptr<reporter_log> reporter_seen = std::make_shared<reporter_log>();
   std::shared_ptr<installer_script> installer_does = std::make_shared<installer_script>();
@@ -97,7 +99,7 @@ struct gateway_fixture : coordinated_system {
     installer = own(sys->spawn(mock_installer, installer_does));
     gateway = own(agent::spawn_agent_gateway(
       *sys, agent::agent_gateway_peers{transport, metrics, reporter, installer,
-                                       "coap://127.1.0.250:5700"}));
+                                       "coap://127.1.0.250:5700", server}));
     sched->run();
   }
 
@@ -117,7 +119,9 @@ struct gateway_fixture : coordinated_system {
     return false;
   }
 
-  void notify(uint64_t id, const std::string& job, const std::string& node = "node-3") {
+  /// A notification of `job` for `node`, from `from` (the server unless said).
+  void notify(uint64_t id, const std::string& job, const std::string& node = "node-3",
+              peer from = peer{"127.1.0.250", 5700, {}}) {
     model::update_notification n;
     n.job_id = job;
     n.node_id = node;
@@ -125,7 +129,7 @@ struct gateway_fixture : coordinated_system {
     n.spec.version = "1";
     n.spec.package_type = "script";
     n.spec.script = "true";
-    caf::anon_send(gateway, atom::notify::value, id, n, peer{"127.1.0.250", 5700, {}});
+    caf::anon_send(gateway, atom::notify::value, id, n, std::move(from));
     sched->run();
   }
 };
@@ -231,4 +235,71 @@ TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: an installer that does not an
   CHECK(r.content_format == 50);
   CHECK(r.max_age == 5);
   CHECK(has(r.payload, R"("error":)"));
+}
+
+// -- commands from the agent's server only -----------------------------------------
+
+TEST_CASE("agent gateway: from_my_server compares IP addresses and the port") {
+  agent::trusted_server v4{"127.0.0.1", 5683};
+  CHECK(agent::from_my_server(peer{"127.0.0.1", 5683, {}}, v4));
+  CHECK(agent::from_my_server(peer{"::ffff:127.0.0.1", 5683, {}}, v4));  // dual-stack socket
+  CHECK_FALSE(agent::from_my_server(peer{"127.0.0.2", 5683, {}}, v4));
+  CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5684, {}}, v4));
+  CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 0, {}}, v4));
+  CHECK_FALSE(agent::from_my_server(peer{"", 5683, {}}, v4));
+  CHECK_FALSE(agent::from_my_server(peer{"localhost", 5683, {}}, v4));
+  agent::trusted_server v6{"::1", 5683};
+  CHECK(agent::from_my_server(peer{"0:0:0:0:0:0:0:1", 5683, {}}, v6));
+  CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5683, {}}, v6));
+  agent::trusted_server mapped{"::ffff:10.0.0.1", 5683};
+  CHECK(agent::from_my_server(peer{"10.0.0.1", 5683, {}}, mapped));
+  // No server configured, or not an address: nobody is the server.
+  CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5683, {}}, agent::trusted_server{"", 5683}));
+  CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5683, {}},
+                                    agent::trusted_server{"server.example", 5683}));
+  // A DTLS session is not the plain server: the agent speaks no DTLS yet.
+  peer secure{"127.0.0.1", 5683, "server"};
+  secure.secure = true;
+  CHECK_FALSE(agent::from_my_server(secure, v4));
+}
+
+TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: a notification from anyone but its server is 4.03 and runs nothing") {
+  uint64_t id = 30;
+  for (auto from : {peer{"127.1.0.251", 5700, {}}, peer{"127.1.0.250", 5701, {}},
+                    peer{"127.0.0.1", 5700, {}}}) {
+    CAPTURE(from.address);
+    CAPTURE(from.port);
+    notify(id, "job-evil", "node-3", from);
+    auto r = reply_to(id);
+    CHECK(r.code == 403);
+    CHECK(r.content_format == 50);
+    CHECK(has(r.payload, R"("error":")"));
+    CHECK(has(r.payload, "server"));
+    CHECK(has(r.payload, R"("from":")" + from.address + ":" + std::to_string(from.port) + "\""));
+    ++id;
+  }
+  CHECK(installer_does->notes.empty());  // the installer never heard of them
+}
+
+TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: the server's own notification still reaches the installer") {
+  notify(40, "job-40", "node-3", peer{"127.1.0.250", 5700, {}});
+  CHECK(reply_to(40).code == 204);
+  REQUIRE(installer_does->notes.size() == 1);
+  CHECK(installer_does->notes[0].job_id == "job-40");
+}
+
+TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: a body the transport refused is answered so only to its server") {
+  auto bad = json_reply(400, model::encode_error("invalid JSON"));
+  caf::anon_send(gateway, atom::notify::value, uint64_t{50}, bad, peer{"127.1.0.250", 5700, {}});
+  sched->run();
+  auto r = reply_to(50);
+  CHECK(r.code == 400);
+  CHECK(has(r.payload, "invalid JSON"));
+  // A stranger learns nothing about the body: 4.03, as for a good one.
+  caf::anon_send(gateway, atom::notify::value, uint64_t{51}, bad, peer{"127.1.0.9", 5700, {}});
+  sched->run();
+  r = reply_to(51);
+  CHECK(r.code == 403);
+  CHECK_FALSE(has(r.payload, "invalid JSON"));
+  CHECK(installer_does->notes.empty());
 }

@@ -516,6 +516,47 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a block of another version fail
   CHECK(runs.empty());  // nothing was installed
 }
 
+TEST_CASE_FIXTURE(installer_fixture, "installer: a setuid file job fails before anything is downloaded") {
+  use_worker(agent::run_handler);
+  icfg.handlers.root = dir / "root";
+  start();
+  auto note = script_job("job-s", "");
+  note.spec.package_type = "file";
+  note.spec.script.clear();
+  note.spec.artifact = "tool";
+  note.spec.artifact_sha256 = common::sha256_hex("tool");
+  note.spec.target_path = "/usr/bin/tool";
+  note.spec.mode = "4755";
+  CHECK(notify(note));  // taken (the server hears why it failed in the report)
+  CHECK(wire->requests.empty());  // no download asked for
+  CHECK(states_of("job-s") == std::vector<node_update_state>{node_update_state::failed});
+  auto failed = reports_of("job-s").back();
+  CHECK(failed.result == static_cast<int32_t>(model::update_result::update_failed));
+  CHECK(failed.error_message.find("setuid") != std::string::npos);
+  CHECK(failed.error_message.find("--allow-setid") != std::string::npos);
+  CHECK(runs.empty());
+  CHECK_FALSE(fs::exists(dir.path / "root"));
+  CHECK_FALSE(fs::exists(dir.path / "downloads/job-s.part"));
+  CHECK(journal().jobs.empty());
+}
+
+TEST_CASE_FIXTURE(installer_fixture, "installer: with allow_setid a setuid file job downloads") {
+  use_worker(agent::run_handler);
+  icfg.handlers.root = dir / "root";
+  icfg.handlers.allow_setid = true;
+  start();
+  auto note = script_job("job-s", "");
+  note.spec.package_type = "file";
+  note.spec.script.clear();
+  note.spec.artifact = "tool";
+  note.spec.artifact_sha256 = common::sha256_hex("tool");
+  note.spec.target_path = "/usr/bin/tool";
+  note.spec.mode = "4755";
+  CHECK(notify(note));
+  REQUIRE(wire->requests.size() == 1);
+  CHECK(wire->requests[0].req.path == "artifacts/tool");
+}
+
 TEST_CASE("installer: the default worker runs the handler on a thread of its own") {
   // A real actor system (threads, real time): the installer starts its
   // default detached worker; the test polls the installer's status.
