@@ -59,7 +59,9 @@ coap_reply not_my_server(gw_ptr self, const peer& from, const std::string& what)
 
 bool from_my_server(const peer& from, const trusted_server& server) {
   if (from.secure)
-    return false;  // no DTLS in the agent yet; then: the server's identity
+    return !server.identity.empty() && from.identity == server.identity;
+  if (!server.identity.empty())
+    return false;  // an agent that speaks DTLS takes no plain commands
   unsigned char a[16], b[16];
   return from.port != 0 && from.port == server.port && ip_bytes(from.address, a)
          && ip_bytes(server.address, b) && std::memcmp(a, b, sizeof a) == 0;

@@ -17,14 +17,17 @@ namespace coapfleet::agent {
 struct trusted_server {
   std::string address;  ///< IP literal ("127.0.0.1", "::1")
   uint16_t port = 5683;
+  /// DTLS: the PSK identity the server speaks to this agent with (the node
+  /// id, with the node's key); empty when the agent speaks plain CoAP.
+  std::string identity;
 };
 
 /// Whether a request comes from this agent's server. Plain CoAP: from the
 /// server's address (compared as IP addresses, an IPv4-mapped IPv6 address
 /// as its IPv4 form) and port, which is all plain CoAP has to go by (a
-/// source address can be forged: plain mode is for trusted networks). A DTLS
-/// session is not taken for the plain server: when the agent speaks DTLS,
-/// the session's identity is what this will check for secure peers.
+/// source address can be forged: plain mode is for trusted networks). DTLS:
+/// a session with the server's identity; the agent's DTLS endpoint admits
+/// only peers holding this node's key, so that is its server.
 bool from_my_server(const peer& from, const trusted_server& server);
 
 struct agent_gateway_peers {
