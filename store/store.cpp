@@ -3,6 +3,10 @@
 // store_sql.cpp.
 #include "store/store.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <sqlite3.h>
 #include <strings.h>
 
@@ -150,6 +154,19 @@ std::unique_ptr<store> store::open(const std::string& path, std::string& error) 
     error = self->error_;
     return nullptr;
   };
+  // The database holds the fleet's pre-shared keys: only its owner may read
+  // it (SQLite gives its -wal and -shm files the database file's mode).
+  if (path != ":memory:") {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      struct stat st_mode {};
+      if (::fstat(fd, &st_mode) == 0 && (st_mode.st_mode & 077) != 0)
+        ::fchmod(fd, st_mode.st_mode & 0700);
+      ::close(fd);
+    }
+    for (const char* suffix : {"-wal", "-shm"})
+      ::chmod((path + suffix).c_str(), 0600);  // when they exist from before
+  }
   if (sqlite3_open_v2(path.c_str(), &self->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                       nullptr)
       != SQLITE_OK) {

@@ -158,6 +158,24 @@ TEST_CASE("open creates the schema at user_version 2 in WAL mode") {
   CHECK(raw_query(dir.db(), "PRAGMA user_version") == "2");
 }
 
+TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only") {
+  temp_dir dir;
+  auto mode_of = [](const std::string& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return st.st_mode & 0777;
+  };
+  {
+    auto s = open_ok(dir.db());
+    CHECK(mode_of(dir.db()) == 0600);
+    CHECK(mode_of(dir.db() + "-wal") == 0600);
+  }
+  // One made before, with the umask's 0644, is closed down when opened.
+  ::chmod(dir.db().c_str(), 0644);
+  auto s = open_ok(dir.db());
+  CHECK(mode_of(dir.db()) == 0600);
+}
+
 TEST_CASE("a database from a newer server is refused") {
   temp_dir dir;
   open_ok(dir.db());
