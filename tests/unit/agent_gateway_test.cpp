@@ -82,7 +82,7 @@ mock_installer(installer_actor::stateful_pointer<mock_installer_state> self,
 }
 
 struct gateway_fixture : coordinated_system {
-  agent::trusted_server server{"127.1.0.250", 5700};
+  agent::trusted_server server{"127.1.0.250", 5700, {}};
   std::shared_ptr<transport_log> wire = std::make_shared<transport_log>();
   std::shared_ptr<reporter_log> reporter_seen = std::make_shared<reporter_log>();
   std::shared_ptr<installer_script> installer_does = std::make_shared<installer_script>();
@@ -240,7 +240,7 @@ TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: an installer that does not an
 // -- commands from the agent's server only -----------------------------------------
 
 TEST_CASE("agent gateway: from_my_server compares IP addresses and the port") {
-  agent::trusted_server v4{"127.0.0.1", 5683};
+  agent::trusted_server v4{"127.0.0.1", 5683, {}};
   CHECK(agent::from_my_server(peer{"127.0.0.1", 5683, {}}, v4));
   CHECK(agent::from_my_server(peer{"::ffff:127.0.0.1", 5683, {}}, v4));  // dual-stack socket
   CHECK_FALSE(agent::from_my_server(peer{"127.0.0.2", 5683, {}}, v4));
@@ -248,19 +248,34 @@ TEST_CASE("agent gateway: from_my_server compares IP addresses and the port") {
   CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 0, {}}, v4));
   CHECK_FALSE(agent::from_my_server(peer{"", 5683, {}}, v4));
   CHECK_FALSE(agent::from_my_server(peer{"localhost", 5683, {}}, v4));
-  agent::trusted_server v6{"::1", 5683};
+  agent::trusted_server v6{"::1", 5683, {}};
   CHECK(agent::from_my_server(peer{"0:0:0:0:0:0:0:1", 5683, {}}, v6));
   CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5683, {}}, v6));
-  agent::trusted_server mapped{"::ffff:10.0.0.1", 5683};
+  agent::trusted_server mapped{"::ffff:10.0.0.1", 5683, {}};
   CHECK(agent::from_my_server(peer{"10.0.0.1", 5683, {}}, mapped));
   // No server configured, or not an address: nobody is the server.
-  CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5683, {}}, agent::trusted_server{"", 5683}));
+  CHECK_FALSE(
+    agent::from_my_server(peer{"127.0.0.1", 5683, {}}, agent::trusted_server{"", 5683, {}}));
   CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5683, {}},
-                                    agent::trusted_server{"server.example", 5683}));
-  // A DTLS session is not the plain server: the agent speaks no DTLS yet.
-  peer secure{"127.0.0.1", 5683, "server"};
+                                    agent::trusted_server{"server.example", 5683, {}}));
+  // A DTLS session is not the plain server, whatever its address.
+  peer secure{"127.0.0.1", 5683, "node-3"};
   secure.secure = true;
   CHECK_FALSE(agent::from_my_server(secure, v4));
+  // With DTLS, the session's identity counts, not its address or port.
+  agent::trusted_server dtls{"127.0.0.1", 5684, "node-3"};
+  CHECK(agent::from_my_server(secure, dtls));
+  peer elsewhere{"127.0.0.9", 40001, "node-3"};
+  elsewhere.secure = true;
+  CHECK(agent::from_my_server(elsewhere, dtls));
+  peer other{"127.0.0.1", 5684, "node-4"};
+  other.secure = true;
+  CHECK_FALSE(agent::from_my_server(other, dtls));
+  peer no_identity{"127.0.0.1", 5684, ""};
+  no_identity.secure = true;
+  CHECK_FALSE(agent::from_my_server(no_identity, agent::trusted_server{"127.0.0.1", 5684, ""}));
+  // A plain request from the server's address and port is not a DTLS session.
+  CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5684, {}}, dtls));
 }
 
 TEST_CASE_FIXTURE(gateway_fixture, "agent gateway: a notification from anyone but its server is 4.03 and runs nothing") {
