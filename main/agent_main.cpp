@@ -233,12 +233,13 @@ int main(int argc, char** argv) {
   mcfg.interval = std::chrono::milliseconds(static_cast<int64_t>(opt.interval * 1000));
   mcfg.sampling = scfg;
   auto metrics = agent::spawn_metrics(sys, mcfg, reporter, net.handle());
-  // Plain CoAP: commands are obeyed from the server's address and port only;
-  // DTLS: from a session that holds this node's key.
+  // Commands are obeyed from the server only: over DTLS a session with this
+  // node's key (the only one the agent's endpoint admits), in plain mode
+  // the server's address and port.
   auto gateway = agent::spawn_agent_gateway(
     sys, agent::agent_gateway_peers{
            net.handle(), metrics, reporter, installer, opt.server,
-           agent::trusted_server{host, server_port, secure ? opt.node_id : std::string{}}});
+           agent::trusted_server{host, server_port, secure ? opt.node_id : std::string()}});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-agent ", COAPFLEET_VERSION, " node ", opt.node_id, " listening on ",
@@ -247,8 +248,8 @@ int main(int argc, char** argv) {
   CF_INFO("main", "state: ", opt.state_dir, ", install root: ", opt.root,
           opt.allow_setid ? " (setuid, setgid and sticky files allowed)" : "");
   if (secure)
-    CF_INFO("main", "commands (POST /updates/available) are taken only over DTLS from a holder "
-                    "of this node's key");
+    CF_INFO("main", "commands (POST /updates/available) are taken only over DTLS from the "
+                    "holder of this node's key");
   else
     CF_INFO("main", "commands (POST /updates/available) are taken only from ", host, " port ",
             server_port);

@@ -14,13 +14,13 @@ struct agent_transport::impl : runtime {
   coap_resource_t* health_resource = nullptr;
   bool health_changed = false;
   bool register_resources();
-  /// DTLS sessions (only holders of this node's key get one) carry the
-  /// PSK identity they were opened with.
-  void identify(const coap_session_t* s, peer& p) override {
-    if (coap_session_get_proto(s) != COAP_PROTO_DTLS)
+  /// A request over DTLS carries the PSK identity its session was opened
+  /// with (the gateway decides what that identity may do).
+  void identify(const coap_session_t* session, peer& p) override {
+    if (coap_session_get_proto(session) != COAP_PROTO_DTLS)
       return;
     p.secure = true;
-    if (auto* id = coap_session_get_psk_identity(s))
+    if (const coap_bin_const_t* id = coap_session_get_psk_identity(session))
       p.identity.assign(reinterpret_cast<const char*>(id->s), id->length);
   }
 };

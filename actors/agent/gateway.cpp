@@ -47,9 +47,11 @@ using gw_ptr = agent_gateway_actor::stateful_pointer<agent_gateway_state>;
 coap_reply not_my_server(gw_ptr self, const peer& from, const std::string& what) {
   auto sender = endpoint_text(from.address, from.port);
   auto& server = self->state.peers.commands_from;
-  CF_WARN("agent-gateway", "refused ", what, " from ", sender, (from.secure ? " (DTLS)" : ""),
+  CF_WARN("agent-gateway", "refused ", what, " from ", sender,
+          (from.secure ? " (DTLS as " + from.identity + ")" : std::string()),
           ": commands are taken only from the server at ",
-          endpoint_text(server.address, server.port));
+          endpoint_text(server.address, server.port),
+          (server.identity.empty() ? std::string() : " over DTLS as " + server.identity));
   return error_reply(make_api_error(api_errc::forbidden,
                                     "this agent takes commands only from its own server",
                                     std::string(), "from", sender));
@@ -58,10 +60,8 @@ coap_reply not_my_server(gw_ptr self, const peer& from, const std::string& what)
 }  // namespace
 
 bool from_my_server(const peer& from, const trusted_server& server) {
-  if (from.secure)
-    return !server.identity.empty() && from.identity == server.identity;
-  if (!server.identity.empty())
-    return false;  // an agent that speaks DTLS takes no plain commands
+  if (from.secure || !server.identity.empty())
+    return from.secure && !server.identity.empty() && from.identity == server.identity;
   unsigned char a[16], b[16];
   return from.port != 0 && from.port == server.port && ip_bytes(from.address, a)
          && ip_bytes(server.address, b) && std::memcmp(a, b, sizeof a) == 0;
@@ -107,7 +107,8 @@ agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_pe
         if (!from_my_server(from, self->state.peers.commands_from))
           return answer(id, not_my_server(self, from, "a notification of job " + job));
         CF_DEBUG("agent-gateway", "notification of job ", job, " from ",
-                 endpoint_text(from.address, from.port));
+                 endpoint_text(from.address, from.port),
+                 (from.secure ? " (DTLS as " + from.identity + ")" : std::string()));
         self->request(self->state.peers.installer, std::chrono::seconds(10), atom::notify::value,
                       std::move(note))
           .then(

@@ -13,21 +13,22 @@
 namespace coapfleet::agent {
 
 /// The one peer whose commands (POST /updates/available) this agent obeys:
-/// its server, as --server names it.
+/// its server, as --server (and --key-file) name it.
 struct trusted_server {
   std::string address;  ///< IP literal ("127.0.0.1", "::1")
   uint16_t port = 5683;
-  /// DTLS: the PSK identity the server speaks to this agent with (the node
-  /// id, with the node's key); empty when the agent speaks plain CoAP.
+  /// With DTLS: the PSK identity a session must have been opened with (the
+  /// node's own id: only the holder of its key, the server, has one). Empty
+  /// in plain mode: then no DTLS session is the server.
   std::string identity;
 };
 
-/// Whether a request comes from this agent's server. Plain CoAP: from the
-/// server's address (compared as IP addresses, an IPv4-mapped IPv6 address
-/// as its IPv4 form) and port, which is all plain CoAP has to go by (a
-/// source address can be forged: plain mode is for trusted networks). DTLS:
-/// a session with the server's identity; the agent's DTLS endpoint admits
-/// only peers holding this node's key, so that is its server.
+/// Whether a request comes from this agent's server. With DTLS: a session
+/// opened with the server's identity (the handshake proved the key), and
+/// never a plain request. Plain CoAP: from the server's address (compared
+/// as IP addresses, an IPv4-mapped IPv6 address as its IPv4 form) and port,
+/// which is all plain CoAP has to go by (a source address can be forged:
+/// plain mode is for trusted networks).
 bool from_my_server(const peer& from, const trusted_server& server);
 
 struct agent_gateway_peers {

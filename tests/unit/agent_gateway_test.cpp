@@ -254,21 +254,27 @@ TEST_CASE("agent gateway: from_my_server compares IP addresses and the port") {
   agent::trusted_server mapped{"::ffff:10.0.0.1", 5683, {}};
   CHECK(agent::from_my_server(peer{"10.0.0.1", 5683, {}}, mapped));
   // No server configured, or not an address: nobody is the server.
-  CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5683, {}}, agent::trusted_server{"", 5683, {}}));
+  CHECK_FALSE(
+    agent::from_my_server(peer{"127.0.0.1", 5683, {}}, agent::trusted_server{"", 5683, {}}));
   CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5683, {}},
                                     agent::trusted_server{"server.example", 5683, {}}));
-  // A DTLS session is not the plain server.
-  peer secure{"127.0.0.1", 5683, "node-1"};
+  // A DTLS session is not the plain server, whatever its address.
+  peer secure{"127.0.0.1", 5683, "node-3"};
   secure.secure = true;
   CHECK_FALSE(agent::from_my_server(secure, v4));
-  // An agent on DTLS: a session with its node's key (its server) counts,
-  // from any port; plain CoAP from the server's own address does not.
-  agent::trusted_server dtls{"127.0.0.1", 5684, "node-1"};
-  secure.port = 40123;
+  // With DTLS, the session's identity counts, not its address or port.
+  agent::trusted_server dtls{"127.0.0.1", 5684, "node-3"};
   CHECK(agent::from_my_server(secure, dtls));
-  peer other = secure;
-  other.identity = "node-2";
+  peer elsewhere{"127.0.0.9", 40001, "node-3"};
+  elsewhere.secure = true;
+  CHECK(agent::from_my_server(elsewhere, dtls));
+  peer other{"127.0.0.1", 5684, "node-4"};
+  other.secure = true;
   CHECK_FALSE(agent::from_my_server(other, dtls));
+  peer no_identity{"127.0.0.1", 5684, ""};
+  no_identity.secure = true;
+  CHECK_FALSE(agent::from_my_server(no_identity, agent::trusted_server{"127.0.0.1", 5684, ""}));
+  // A plain request from the server's address and port is not a DTLS session.
   CHECK_FALSE(agent::from_my_server(peer{"127.0.0.1", 5684, {}}, dtls));
 }
 
