@@ -37,24 +37,6 @@ uint16_t response_code_of(api_errc code) {
   return 500;
 }
 
-caf::error refusal(model::verdict v, const model::principal& who, model::access a) {
-  auto role = model::to_string(who.r);
-  switch (v) {
-    case model::verdict::allow:
-      return {};
-    case model::verdict::unauthenticated:
-      return make_api_error(api_errc::unauthorized,
-                            std::string{"an identity is needed to "} + model::to_string(a)
-                              + " (DTLS with a key of the right role)",
-                            {}, "role", role);
-    case model::verdict::forbidden:
-      break;
-  }
-  return make_api_error(api_errc::forbidden,
-                        std::string{"the role "} + role + " may not " + model::to_string(a),
-                        {}, "role", role);
-}
-
 coap_reply error_reply(const caf::error& err) {
   if (err.category() == api_category) {
     auto c = response_code_of(static_cast<api_errc>(err.code()));
@@ -116,24 +98,24 @@ std::string path_of(const resource& r) {
 }
 
 caf::error check_access(const peer& from, model::access a, const std::string& target) {
-  auto v = model::authorize(from.principal(), a, target);
-  switch (v) {
+  auto role = model::to_string(from.role);
+  switch (model::authorize(from.principal(), a, target)) {
     case model::verdict::allow:
       return {};
     case model::verdict::unauthenticated:
       return make_api_error(api_errc::unauthorized,
                             std::string("authentication required to ") + model::to_string(a)
-                              + ": use coaps:// with a key (or a trusted network)",
-                            "", "from", from.address);
+                              + ": use coaps:// with a key of the right role (or a trusted "
+                                "network)",
+                            "", "role", role);
     case model::verdict::forbidden:
       break;
   }
   std::string who = from.identity.empty() ? from.address : from.identity;
-  std::string what = who + " (" + model::to_string(from.role) + ") may not "
-                     + model::to_string(a);
+  std::string what = who + " (" + role + ") may not " + model::to_string(a);
   if (!target.empty() && from.role == model::role::node)
     what += " for " + target + ": a node acts for itself only";
-  return make_api_error(api_errc::forbidden, std::move(what), "", "identity", who);
+  return make_api_error(api_errc::forbidden, std::move(what), "", "role", role);
 }
 
 }  // namespace coapfleet

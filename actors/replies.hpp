@@ -18,11 +18,6 @@ coap_reply text_reply(uint16_t code, std::string text);
 /// The CoAP code of an application error (4.00 for bad_request, ...).
 uint16_t response_code_of(api_errc code);
 
-/// The error of a request that model::authorize refused (none for `allow`):
-/// unauthorized (4.01) without an identity, forbidden (4.03) for a role
-/// without the right; the JSON body names the role ({"error", "role"}).
-caf::error refusal(model::verdict v, const model::principal& who, model::access a);
-
 /// Maps an error value to a CoAP answer: the code of its api_errc, a JSON
 /// body {"error", "field", <key>: <value>}; 5.03 with Max-Age for timeouts
 /// and unavailable actors; 5.00 for anything else.
@@ -30,7 +25,8 @@ coap_reply error_reply(const caf::error& err);
 
 /// The access policy applied to a request's sender (model::authorize): no
 /// error when allowed, else 4.01 (no identity: "authentication required")
-/// or 4.03 naming the identity, its role and what it may not do.
+/// or 4.03 naming the identity and what it may not do; the body's "role"
+/// names the sender's role.
 caf::error check_access(const peer& from, model::access a, const std::string& target = {});
 
 }  // namespace coapfleet

@@ -302,10 +302,9 @@ void keys_request(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                   const coap_string_t* q, coap_pdu_t* resp, model::key_request k) {
   auto& t = *server_of(s);
   if (k.action == model::key_action::list && t.keys_listing) {
-    auto who = t.who(s).principal();
-    auto a = model::access::manage_keys;
-    if (auto refused = refusal(model::authorize(who, a), who, a))
-      return reply_now(r, s, req, q, resp, error_reply(refused));
+    coap_reply refused;
+    if (!t.allowed(s, model::access::manage_keys, {}, refused))
+      return reply_now(r, s, req, q, resp, refused);
     coap_reply listing;
     listing.code = 205;
     listing.content_format = 50;

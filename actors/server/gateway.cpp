@@ -139,8 +139,7 @@ void watch_database(self_ptr self) {
 /// the identity the transport established, never from the body.
 void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer& from) {
   auto who = from.principal();
-  if (auto refused = refusal(model::authorize(who, model::access::manage_keys), who,
-                             model::access::manage_keys)) {
+  if (auto refused = check_access(from, model::access::manage_keys)) {
     CF_INFO("gateway", "keys ", model::to_string(req.action), " refused to ",
             who.identity.empty() ? from.address : who.identity, " (", model::to_string(who.r),
             ")");
