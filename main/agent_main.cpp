@@ -30,6 +30,7 @@ struct options {
   std::string node_id;
   std::string advertise;
   double interval = 10;
+  double request_timeout = 100;
   std::string state_dir = "coapfleet-agent-state";
   std::string root = "/";
   std::vector<std::string> services;
@@ -128,6 +129,10 @@ int main(int argc, char** argv) {
   app.add_option("--handler-timeout", opt.handler_timeout,
                  "seconds an install may take unless the job says otherwise")
     ->capture_default_str();
+  app.add_option("--request-timeout", opt.request_timeout,
+                 "seconds a request to the server waits for its answer before it is sent again")
+    ->capture_default_str()
+    ->check(CLI::Range(1.0, 3600.0));
   app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error or off")
     ->capture_default_str()
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -185,6 +190,8 @@ int main(int argc, char** argv) {
   configure_scheduler(cfg, 1);  // a node's agent stays small
   caf::actor_system sys{cfg};
 
+  opt.transport.request_timeout =
+    std::chrono::milliseconds(static_cast<int64_t>(opt.request_timeout * 1000));
   transport::agent_transport net{sys, opt.transport};
   if (!net.open(err)) {
     CF_ERROR("main", err);

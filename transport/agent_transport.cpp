@@ -7,6 +7,7 @@ namespace coapfleet::transport {
 
 struct agent_transport::impl : runtime {
   impl(caf::actor_system& sys, agent_transport_config cfg) : runtime(sys), cfg(std::move(cfg)) {
+    set_request_timeout(this->cfg.request_timeout);
   }
   agent_transport_config cfg;
   agent_gateway_actor gateway;

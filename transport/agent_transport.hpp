@@ -4,6 +4,7 @@
 // runtime.hpp.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,9 @@ struct agent_transport_config {
   common::psk_credentials credentials;
   std::string server_host;
   uint16_t server_port = 0;
+  /// How long a request to the server waits for its answer (see
+  /// runtime::set_request_timeout).
+  std::chrono::milliseconds request_timeout{100'000};
 };
 
 class agent_transport {

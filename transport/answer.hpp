@@ -56,7 +56,11 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
     if (p->reply.after != after_reply::nothing)
       t.request_stop(p->reply.after == after_reply::restart ? stop_reason::restart
                                                             : stop_reason::shutdown);
-    t.pending.erase(p->id);  // libcoap frees the async itself after this call
+    // A retransmission can run this before libcoap's own trigger does (both
+    // in one I/O turn); then libcoap runs it once more, after the entry is
+    // gone: it must find no pointer to it.
+    coap_async_set_app_data(async, nullptr);
+    t.pending.erase(p->id);  // libcoap frees the async itself after its trigger
     return;
   }
   if (t.stopping())

@@ -31,6 +31,9 @@ runtime::~runtime() {
   for (auto& kv : sessions_)
     coap_session_release(kv.second);
   sessions_.clear();
+  for (auto* s : to_reset_)
+    coap_session_release(s);
+  to_reset_.clear();
   if (ctx)
     coap_free_context(ctx);
   if (raw_ctx_)
@@ -346,6 +349,7 @@ stop_reason runtime::run() {
     read_more(ctx);
     if (raw_ctx_)
       coap_io_process(raw_ctx_, COAP_IO_NO_WAIT);
+    expire_requests();
     wait_ms = 1000;
     if (housekeeping) {
       // libcoap walks every session on each coap_io_process: work queued

@@ -65,6 +65,12 @@ public:
   /// speaks as `credentials.identity` with its key gets a session.
   bool listen_dtls_single(const std::string& addr, uint16_t port,
                           const common::psk_credentials& credentials, std::string& error);
+  /// How long a request may wait for its answer (also a separate response
+  /// promised by an empty ACK, which libcoap itself waits for forever).
+  /// The default is beyond libcoap's own retransmission span
+  /// (MAX_TRANSMIT_WAIT, 93 s), so a request is never failed here while
+  /// libcoap still retransmits it.
+  void set_request_timeout(std::chrono::milliseconds timeout) { request_timeout_ms_ = timeout.count(); }
   /// Who sent a request on `session`: its address and port, and what the
   /// transport established about it (identify).
   peer who(const coap_session_t* session);
@@ -140,12 +146,17 @@ private:
     std::string where;
     std::string mid_key;  ///< its entry in outgoing_by_mid_
     coap_session_t* session = nullptr;
+    int64_t deadline = 0;  ///< steady ms: failed if not answered by then
   };
   friend coap_response_t on_response(coap_session_t*, const coap_pdu_t*, const coap_pdu_t*,
                                      const coap_mid_t);
   friend void on_nack(coap_session_t*, const coap_pdu_t*, const coap_nack_reason_t,
                       const coap_mid_t);
   void finish(const std::string& key, client_response r);
+  /// Fails requests whose answer did not come in time, and resets the
+  /// sessions an ICMP error was reported on (see reset_session()).
+  void expire_requests();
+  void reset_session(coap_session_t* session);
 
   coap_context_t* raw_ctx_ = nullptr;
   int event_fd_ = -1;
@@ -172,6 +183,9 @@ private:
   std::unordered_map<std::string, common::psk_credentials> client_psk_;  ///< ip:port
   common::psk_credentials own_psk_;  ///< listen_dtls_single's key
   std::unordered_map<coap_session_t*, unsigned> session_use_;      ///< requests outstanding
+  int64_t request_timeout_ms_ = 100'000;
+  std::deque<std::pair<int64_t, std::string>> deadlines_;  ///< (deadline, key), in order
+  std::vector<coap_session_t*> to_reset_;  ///< ICMP-failed client sessions (referenced)
   bool stopping_ = false;
   stop_reason reason_ = stop_reason::signal;
   int64_t stop_started_ = 0;

@@ -1,11 +1,16 @@
 // The runtime as a CoAP client: requests to agents (notifications, the
 // gateway's forwarded calls) and the answers or failures libcoap reports.
+#include <algorithm>
 #include <string>
 #include <utility>
 
 #include "common/log.hpp"
 #include "transport/dtls_client.hpp"
 #include "transport/runtime_internal.hpp"
+
+// Exported by libcoap 3 (VER_3) but declared only in its internal headers:
+// cancels everything libcoap still queues for a session.
+extern "C" void coap_session_disconnected(coap_session_t* session, coap_nack_reason_t reason);
 
 namespace coapfleet::transport {
 
@@ -62,6 +67,62 @@ void on_nack(coap_session_t* session, const coap_pdu_t* sent, const coap_nack_re
                : reason == COAP_NACK_RST             ? "reset by peer"
                                                      : "transport failure");
   rt->finish(key, std::move(r));
+  // libcoap keeps a request that met an ICMP error queued and retransmits
+  // it later, although its sender has been told it failed (and has sent
+  // a newer one, or given up): the session is reset after this I/O turn.
+  if (reason == COAP_NACK_ICMP_ISSUE && session
+      && coap_session_get_type(session) == COAP_SESSION_TYPE_CLIENT
+      && rt->session_use_.count(session)
+      && std::find(rt->to_reset_.begin(), rt->to_reset_.end(), session) == rt->to_reset_.end())
+    rt->to_reset_.push_back(coap_session_reference(session));
+}
+
+void runtime::reset_session(coap_session_t* session) {
+  // Not reused: the next request opens a fresh session (and, over DTLS, a
+  // fresh handshake, which a restarted peer needs anyway).
+  bool owned = false;
+  for (auto j = sessions_.begin(); j != sessions_.end(); ++j)
+    if (j->second == session) {
+      sessions_.erase(j);
+      owned = true;
+      break;
+    }
+  session_use_.erase(session);
+  // What still waits for an answer on it (a separate response promised by
+  // an empty ACK) cannot be matched to a later session: it fails now.
+  std::vector<std::string> keys;
+  for (auto& [key, o] : outgoing_)
+    if (o.session == session)
+      keys.push_back(key);
+  for (auto& key : keys) {
+    client_response r;
+    r.error = "no answer from " + outgoing_[key].where + ": the peer went away (ICMP error)";
+    finish(key, std::move(r));
+  }
+  coap_session_disconnected(session, COAP_NACK_NOT_DELIVERABLE);
+  if (owned)
+    coap_session_release(session);
+}
+
+void runtime::expire_requests() {
+  auto resets = std::move(to_reset_);
+  to_reset_.clear();
+  for (auto* s : resets) {
+    reset_session(s);
+    coap_session_release(s);  // the reference taken in on_nack
+  }
+  auto now = steady_millis();
+  while (!deadlines_.empty() && deadlines_.front().first <= now) {
+    auto [deadline, key] = std::move(deadlines_.front());
+    deadlines_.pop_front();
+    auto o = outgoing_.find(key);
+    if (o == outgoing_.end() || o->second.deadline != deadline)
+      continue;  // answered (the key may since name a newer request)
+    client_response r;
+    r.error = "no answer from " + o->second.where + " within "
+              + std::to_string(request_timeout_ms_ / 1000) + " s";
+    finish(key, std::move(r));
+  }
 }
 
 void runtime::finish(const std::string& key, client_response r) {
@@ -75,8 +136,9 @@ void runtime::finish(const std::string& key, client_response r) {
   // A session per agent would keep a socket per agent open for good: beyond
   // a few, release a client session once nothing is outstanding on it.
   constexpr size_t kept_sessions = 64;
-  if (session && --session_use_[session] == 0 && sessions_.size() > kept_sessions) {
-    session_use_.erase(session);
+  auto use = session ? session_use_.find(session) : session_use_.end();
+  if (use != session_use_.end() && --use->second == 0 && sessions_.size() > kept_sessions) {
+    session_use_.erase(use);
     for (auto j = sessions_.begin(); j != sessions_.end(); ++j)
       if (j->second == session) {
         sessions_.erase(j);
@@ -214,7 +276,9 @@ void runtime::send_request(const client_request& req, response_callback done) {
                                 body);
   }
   auto key = session_key(session, std::string(reinterpret_cast<char*>(token), token_len));
-  outgoing_[key] = outgoing{std::move(done), where, {}, session};
+  auto deadline = steady_millis() + request_timeout_ms_;
+  outgoing_[key] = outgoing{std::move(done), where, {}, session, deadline};
+  deadlines_.emplace_back(deadline, key);
   ++session_use_[session];
   auto mid = coap_send(session, pdu);
   if (mid == COAP_INVALID_MID) {

@@ -156,7 +156,7 @@ class Worker:
                 "--node-id", self.node_id,
                 "--server", "coap://%s:%d" % (h.HOST, self.server_port),
                 "--state-dir", self.state_dir, "--root", self.root,
-                "--interval", "1", "--log-level", "debug"] + self.extra
+                "--interval", "1", "--log-level", os.environ.get("CF_AGENT_LOG","debug")] + self.extra
 
     def start(self, wait=True, timeout=30):
         first = not self.started_once

@@ -46,6 +46,7 @@ set(COAPFLEET_AGENT_INTEGRATION_TESTS
   agent_workflow
   agent_jobs
   agent_restart
+  agent_lost_answers
   agent_security)
 foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
   add_test(NAME integration_${name}
