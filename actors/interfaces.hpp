@@ -275,6 +275,7 @@ enum class api_errc : uint8_t {
   too_large,        ///< 4.13
   internal,         ///< 5.00
   unavailable,      ///< 5.03
+  too_many,         ///< 4.29 (detail "retry_after_seconds": the Max-Age)
 };
 constexpr caf::atom_value api_category = caf::atom("coapfleet");
 

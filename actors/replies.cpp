@@ -1,5 +1,6 @@
 #include "actors/replies.hpp"
 
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,7 @@ uint16_t response_code_of(api_errc code) {
     case api_errc::too_large: return 413;
     case api_errc::internal: return 500;
     case api_errc::unavailable: return 503;
+    case api_errc::too_many: return 429;
   }
   return 500;
 }
@@ -56,6 +58,8 @@ coap_reply error_reply(const caf::error& err) {
     auto r = json_reply(c, model::encode_error(what, extra));
     if (c == 503)
       r.max_age = 5;
+    if (c == 429 && key == "retry_after_seconds")
+      r.max_age = static_cast<uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
     return r;
   }
   if (err == caf::sec::request_timeout) {

@@ -35,6 +35,8 @@ struct options {
   std::string artifacts;  ///< default: "artifacts" beside the database
   std::string log_level = "info";
   double stale_after = 60;
+  size_t max_nodes = 1'000'000;
+  double jobs_per_minute = 60;
   double offline_after = 180;
   unsigned health_flush_ms = 500;
   unsigned job_timeout = 3600;
@@ -91,6 +93,7 @@ int serve(options& opt, bool& restart) {
   rcfg.liveness.stale_after = std::chrono::milliseconds(static_cast<int64_t>(opt.stale_after * 1000));
   rcfg.liveness.offline_after =
     std::chrono::milliseconds(static_cast<int64_t>(opt.offline_after * 1000));
+  rcfg.max_nodes = opt.max_nodes;
   auto registry = server::spawn_registry(sys, rcfg, std::move(loaded.nodes), persistence,
                                          net.handle());
   server::job_supervisor_config jcfg;
@@ -106,8 +109,10 @@ int serve(options& opt, bool& restart) {
   auto system = server::spawn_system(sys, scfg, persistence, registry, jobs);
   // Hands the valid keys to the transport now and whenever they change.
   auto keys = server::spawn_keys(sys, server::keys_config{}, persistence, net.handle());
+  server::gateway_config gcfg;
+  gcfg.jobs_per_minute = opt.jobs_per_minute;
   auto gateway = server::spawn_gateway(
-    sys, server::gateway_config{},
+    sys, gcfg,
     server::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts, keys});
   net.set_gateway(gateway);
 
@@ -242,6 +247,29 @@ int main(int argc, char** argv) {
   app.add_option("--dtls-idle-sessions", opt.transport.dtls_idle_sessions,
                  "idle DTLS sessions kept, so that nodes do not handshake on every report")
     ->capture_default_str();
+  app.add_option("--source-rate", opt.transport.budget.rate,
+                 "plain requests per second from one address outside --plain-trusted that "
+                 "carries no identity (a token bucket; beyond it 4.29 with Max-Age); 0: no limit")
+    ->capture_default_str()
+    ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--source-burst", opt.transport.budget.burst,
+                 "requests such an address may send at once")
+    ->capture_default_str()
+    ->check(CLI::Range(1.0, 1e9));
+  app.add_flag("--source-rate-trusted", opt.transport.budget_trusted,
+               "apply --source-rate to --plain-trusted addresses too");
+  app.add_option("--untrusted-mtu", opt.transport.untrusted_mtu,
+                 "largest datagram answered to such an address (bigger bodies go block-wise), "
+                 "so a forged request is never answered much larger than it is; 0: no cap")
+    ->capture_default_str()
+    ->check(CLI::Range(0u, 65535u));
+  app.add_option("--max-nodes", opt.max_nodes,
+                 "registered nodes at most (new node ids beyond get 4.29); 0: no cap")
+    ->capture_default_str();
+  app.add_option("--jobs-per-minute", opt.jobs_per_minute,
+                 "jobs one operator (or one plain address) may create per minute; 0: no limit")
+    ->capture_default_str()
+    ->check(CLI::Range(0.0, 1e9));
   server::keys_command keys;
   server::add_keys_command(app, keys);
   try {

@@ -73,7 +73,7 @@ public:
   void set_request_timeout(std::chrono::milliseconds timeout) { request_timeout_ms_ = timeout.count(); }
   /// Who sent a request on `session`: its address and port, and what the
   /// transport established about it (identify).
-  peer who(const coap_session_t* session);
+  virtual peer who(const coap_session_t* session);
   /// Fills in identity, role and `secure` (the server's security policy;
   /// by default nothing: anonymous).
   virtual void identify(const coap_session_t*, peer&) {}

@@ -99,7 +99,8 @@ bool server_transport::impl::add_artifact_resource(const std::string& name) {
   if (!r)
     return false;
   coap_resource_set_userdata(r, const_cast<char*>("GET, PUT"));
-  register_methods(r, hnd_not_allowed, hnd_get_artifact, nullptr, hnd_put_artifact);
+  register_methods(r, gated<hnd_not_allowed>, gated<hnd_get_artifact>, nullptr,
+                   gated<hnd_put_artifact>);
   coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const("\"coapfleet.artifact\""), 0);
   coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("42"), 0);
   coap_add_resource(ctx, r);

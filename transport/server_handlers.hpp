@@ -42,6 +42,18 @@ void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const c
            coap_pdu_t* resp, const resource& key,
            std::function<coap_reply(representation&)> answer = {});
 
+/// Every handler as libcoap sees it: the request first passes the
+/// transport's budgets (impl::admit), except when libcoap itself calls the
+/// handler again (a deferred answer being sent, a notification to an
+/// observer: its response is a CON at that point, never a request's ACK/NON).
+template <coap_method_handler_t H>
+void gated(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const coap_string_t* q,
+           coap_pdu_t* resp) {
+  if (coap_pdu_get_type(resp) != COAP_MESSAGE_CON && !server_of(s)->admit(r, s, req, q, resp))
+    return;
+  H(r, s, req, q, resp);
+}
+
 /// 4.05 with the allowed methods (the resource's user data).
 void hnd_not_allowed(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                      const coap_string_t* q, coap_pdu_t* resp);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/process_stats.hpp"
+#include "transport/budget.hpp"
 #include "transport/runtime.hpp"
 #include "transport/server_transport.hpp"
 
@@ -170,6 +171,30 @@ struct server_transport::impl : runtime {
   /// A new representation kept fresh from now on (the start, a new job).
   void keep_fresh(const resource& r);
   void forget(const resource& r);
+
+  // -- budgets and plain peers (server_budget.cpp) ---------------------------------
+  /// What the transport knows of a plain (non-DTLS) session, worked out at
+  /// its first request: who it is, and whether it spends a source budget.
+  struct plain_peer {
+    peer who;
+    source_budgets::address address{};
+    bool budgeted = false;
+    size_t request_bytes_min = 0;  ///< smallest request seen (amplification bound)
+  };
+  std::unordered_map<const coap_session_t*, std::unique_ptr<plain_peer>> plain_peers;
+  source_budgets budgets;
+  int64_t budgets_swept_at = 0;
+  /// Every request passes here first: false when it has been answered
+  /// (4.29) or dropped because its source is over budget.
+  bool admit(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+             const coap_string_t* q, coap_pdu_t* resp);
+  plain_peer* plain_peer_of(coap_session_t* s);
+  peer who(const coap_session_t* session) override;
+  void forget_session(const coap_session_t* session);
+  void budget_session_event(coap_session_t* session, coap_event_t event);
+  /// Forgets idle sources and logs refusals, every 10 s (housekeeping).
+  void sweep_budgets(int64_t now);
+  uint64_t budgets_logged = 0;
 
   // -- load shedding of PUT /health ------------------------------------------------
   shedder shed;

@@ -391,7 +391,7 @@ coap_resource_t* server_transport::impl::add_nested_resource(const std::string& 
   if (!r)
     return nullptr;
   coap_resource_set_userdata(r, const_cast<char*>("GET"));
-  register_methods(r, hnd_not_allowed, hnd_get_nested);
+  register_methods(r, gated<hnd_not_allowed>, gated<hnd_get_nested>);
   coap_resource_set_get_observable(r, 1);
   coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(rt), 0);
   coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const("\"core.s\""), 0);
@@ -402,18 +402,18 @@ coap_resource_t* server_transport::impl::add_nested_resource(const std::string& 
 
 bool server_transport::impl::register_resources() {
   static const resource_spec specs[] = {
-    {"test", "GET", "\"coapfleet.test\"", nullptr, "0", hnd_get_test, nullptr, nullptr},
-    {"health", "GET, PUT", "\"coapfleet.health\"", "\"core.s\"", "50", hnd_get_health, nullptr,
-     hnd_put_health},
-    {"nodes", "GET, POST", "\"coapfleet.nodes\"", "\"core.b\"", "50", hnd_get_nodes,
-     hnd_post_nodes, nullptr},
-    {"updates", "GET, POST", "\"coapfleet.updates\"", "\"core.b\"", "50", hnd_get_updates,
-     hnd_post_updates, nullptr},
-    {"system", "GET, POST", "\"coapfleet.system\"", "\"core.p\"", "50", hnd_get_system,
-     hnd_post_system, nullptr},
-    {"artifacts", "GET", "\"coapfleet.artifacts\"", "\"core.b\"", "50", hnd_get_artifacts,
+    {"test", "GET", "\"coapfleet.test\"", nullptr, "0", gated<hnd_get_test>, nullptr, nullptr},
+    {"health", "GET, PUT", "\"coapfleet.health\"", "\"core.s\"", "50", gated<hnd_get_health>, nullptr,
+     gated<hnd_put_health>},
+    {"nodes", "GET, POST", "\"coapfleet.nodes\"", "\"core.b\"", "50", gated<hnd_get_nodes>,
+     gated<hnd_post_nodes>, nullptr},
+    {"updates", "GET, POST", "\"coapfleet.updates\"", "\"core.b\"", "50", gated<hnd_get_updates>,
+     gated<hnd_post_updates>, nullptr},
+    {"system", "GET, POST", "\"coapfleet.system\"", "\"core.p\"", "50", gated<hnd_get_system>,
+     gated<hnd_post_system>, nullptr},
+    {"artifacts", "GET", "\"coapfleet.artifacts\"", "\"core.b\"", "50", gated<hnd_get_artifacts>,
      nullptr, nullptr},
-    {"keys", "GET, POST", "\"coapfleet.keys\"", nullptr, "50", hnd_get_keys, hnd_post_keys,
+    {"keys", "GET, POST", "\"coapfleet.keys\"", nullptr, "50", gated<hnd_get_keys>, gated<hnd_post_keys>,
      nullptr},
   };
   for (auto& spec : specs) {
@@ -421,7 +421,7 @@ bool server_transport::impl::register_resources() {
     if (!r)
       return false;
     coap_resource_set_userdata(r, const_cast<char*>(spec.allowed));
-    register_methods(r, hnd_not_allowed, spec.get, spec.post, spec.put);
+    register_methods(r, gated<hnd_not_allowed>, spec.get, spec.post, spec.put);
     coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(spec.rt), 0);
     if (spec.iface)
       coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const(spec.iface), 0);
@@ -438,7 +438,7 @@ bool server_transport::impl::register_resources() {
   auto* unknown = coap_resource_unknown_init2(hnd_unknown, 0);
   if (!unknown)
     return false;
-  register_methods(unknown, hnd_unknown, nullptr);
+  register_methods(unknown, gated<hnd_unknown>, nullptr);
   coap_add_resource(ctx, unknown);
   return true;
 }

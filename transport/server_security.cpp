@@ -99,6 +99,7 @@ const std::string* server_transport::impl::psk_for(const std::string& identity,
 }
 
 void server_transport::impl::session_event(coap_session_t* session, coap_event_t event) {
+  budget_session_event(session, event);
   switch (event) {
     case COAP_EVENT_DTLS_CONNECTED: {
       auto a = attempts.find(session);
@@ -130,13 +131,13 @@ void server_transport::impl::session_event(coap_session_t* session, coap_event_t
 }
 
 bool server_transport::impl::setup_dtls(std::string& error) {
+  coap_register_event_handler(ctx, on_event);  // sessions come and go (also plain ones)
   if (cfg.dtls_port == 0)
     return true;
   if (!coap_dtls_is_supported()) {
     error = "this libcoap has no DTLS support: use --dtls-port 0";
     return false;
   }
-  coap_register_event_handler(ctx, on_event);
   coap_dtls_spsk_t spsk;
   std::memset(&spsk, 0, sizeof spsk);
   spsk.version = COAP_DTLS_SPSK_SETUP_VERSION;

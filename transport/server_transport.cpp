@@ -12,7 +12,7 @@
 namespace coapfleet::transport {
 
 server_transport::impl::impl(caf::actor_system& sys, server_transport_config cfg)
-  : runtime(sys), cfg(std::move(cfg)), shed(this->cfg.shedding) {
+  : runtime(sys), cfg(std::move(cfg)), budgets(this->cfg.budget), shed(this->cfg.shedding) {
   started_at = this->cfg.started_at != 0 ? this->cfg.started_at : now_millis();
   etag_salt = static_cast<uint64_t>(started_at) * 0x9E3779B97F4A7C15ull;
   shed_reply = json_reply(503, model::encode_error("server overloaded: health reports arrive "
@@ -64,6 +64,7 @@ void server_transport::impl::send_notification(job_actor job, const std::string&
 }
 
 int64_t server_transport::impl::do_housekeeping(bool& worked) {
+  sweep_budgets(steady_millis());
   for (auto& name : artifacts_to_add)
     add_artifact_resource(name);
   artifacts_to_add.clear();

@@ -10,6 +10,7 @@
 #include "actors/interfaces.hpp"
 #include "common/cidr.hpp"
 #include "transport/stop_reason.hpp"
+#include "transport/budget.hpp"
 #include "transport/shedding.hpp"
 
 namespace coapfleet::transport {
@@ -52,6 +53,14 @@ struct server_transport_config {
   /// DTLS sessions kept while idle, so that nodes reporting every few
   /// seconds do not handshake on every report.
   unsigned dtls_idle_sessions = 16384;
+  /// Plain requests without an identity from outside plain_trusted: a token
+  /// bucket per source address (4.29 beyond it); trusted sources too when
+  /// budget_trusted.
+  budget_config budget;
+  bool budget_trusted = false;
+  /// The datagram size of answers to such sources (block-wise beyond);
+  /// 0: the path's.
+  unsigned untrusted_mtu = 160;
 };
 
 class server_transport {

@@ -1,7 +1,11 @@
 #include "actors/server/gateway.hpp"
 
+#include <chrono>
+#include <unordered_map>
+
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "common/token_bucket.hpp"
 #include "model/json.hpp"
 
 namespace coapfleet::server {
@@ -14,6 +18,8 @@ struct gateway_state {
   gateway_peers peers;
   /// The database answered the last ping (GET /health's server.database).
   bool database_ok = true;
+  /// Job creations per principal (gateway_config::jobs_per_minute).
+  std::unordered_map<std::string, common::token_bucket> job_budgets;
 };
 
 using self_ptr = gateway_actor::stateful_pointer<gateway_state>;
@@ -41,6 +47,37 @@ bool permitted(self_ptr self, uint64_t id, const peer& from, model::access a,
   CF_INFO("gateway", "refused: ", from.identity.empty() ? from.address : from.identity,
           " may not ", model::to_string(a), target.empty() ? "" : " for ", target);
   answer(self, id, error_reply(err));
+  return false;
+}
+
+/// True when `from` may create one more job now; else the request is
+/// answered 4.29 with the seconds until it may.
+bool within_job_budget(self_ptr self, uint64_t id, const peer& from) {
+  auto& st = self->state;
+  double per_minute = st.cfg.jobs_per_minute;
+  if (per_minute <= 0)
+    return true;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+               .count();
+  double rate = per_minute / 60.0;
+  if (st.job_budgets.size() > 10000)  // bounded: forget principals whose budget is whole again
+    for (auto i = st.job_budgets.begin(); i != st.job_budgets.end();)
+      i = i->second.full(now, rate, per_minute) ? st.job_budgets.erase(i) : std::next(i);
+  // An identity over DTLS; on plain CoAP the source address.
+  auto who = from.secure && !from.identity.empty() ? from.identity : "plain " + from.address;
+  auto& bucket = st.job_budgets[who];
+  if (bucket.take(now, rate, per_minute))
+    return true;
+  auto wait = bucket.retry_after_s(rate);
+  CF_INFO("gateway", "refused: ", who, " created more than ", per_minute,
+          " jobs in a minute (4.29, retry in ", wait, " s)");
+  answer(self, id,
+         error_reply(make_api_error(api_errc::too_many,
+                                    who + " may create at most "
+                                      + std::to_string(static_cast<long>(per_minute))
+                                      + " jobs per minute (--jobs-per-minute)",
+                                    "", "retry_after_seconds", std::to_string(wait))));
   return false;
 }
 
@@ -217,7 +254,8 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             failure(self, id));
       },
       [=](atom::create, uint64_t id, model::job_spec& spec, peer& from) {
-        if (!permitted(self, id, from, model::access::manage_jobs))
+        if (!permitted(self, id, from, model::access::manage_jobs)
+            || !within_job_budget(self, id, from))
           return;
         self->request(self->state.peers.jobs, timeout, atom::create::value, std::move(spec),
                       std::move(from))

@@ -16,6 +16,9 @@ struct gateway_config {
   std::chrono::seconds request_timeout{std::chrono::seconds(30)};
   /// How often the database is pinged (GET /health says whether it answers).
   std::chrono::milliseconds database_ping_interval{std::chrono::seconds(5)};
+  /// Jobs one identity (or one plain source) may create per minute, as a
+  /// token bucket (a burst of this many); beyond: 4.29. 0: no limit.
+  double jobs_per_minute = 60;
 };
 
 struct gateway_peers {

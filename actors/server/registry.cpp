@@ -340,6 +340,12 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         auto i = st.nodes.find(reg.node_id);
         if (i != st.nodes.end() && is_down(st, i))
           return node_down(reg.node_id);
+        if (i == st.nodes.end() && st.cfg.max_nodes != 0 && st.nodes.size() >= st.cfg.max_nodes)
+          return make_api_error(api_errc::too_many,
+                                "node limit reached: " + std::to_string(st.nodes.size())
+                                  + " nodes are registered (--max-nodes); delete nodes "
+                                    "that are gone or raise the limit",
+                                "node_id", "retry_after_seconds", "60");
         auto registered_at = i != st.nodes.end() ? i->second.registered_at : now;
         write_batch batch;
         batch.ops.emplace_back(put_node{reg, registered_at, now});

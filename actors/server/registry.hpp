@@ -17,6 +17,8 @@ struct registry_config {
   /// `restart_window`; after that it stays down (its requests answer 5.00).
   uint32_t max_restarts = 3;
   std::chrono::milliseconds restart_window{std::chrono::minutes(1)};
+  /// Registrations of new node ids beyond this many nodes get 4.29; 0: no cap.
+  size_t max_nodes = 1'000'000;
 };
 
 /// Spawns the registry with the nodes loaded from the store; it spawns a node
