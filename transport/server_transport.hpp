@@ -52,6 +52,9 @@ struct server_transport_config {
   /// DTLS sessions kept while idle, so that nodes reporting every few
   /// seconds do not handshake on every report.
   unsigned dtls_idle_sessions = 16384;
+  /// GET /audit is served at once from the newest this many records
+  /// (at most model::audit_max_limit; less when the store keeps fewer).
+  size_t audit_tail = 1000;
 };
 
 class server_transport {

@@ -16,6 +16,9 @@ struct gateway_config {
   std::chrono::seconds request_timeout{std::chrono::seconds(30)};
   /// How often the database is pinged (GET /health says whether it answers).
   std::chrono::milliseconds database_ping_interval{std::chrono::seconds(5)};
+  /// GET /audit pages the gateway answers (older than the transport holds)
+  /// are cut to this many bytes: a separate response must fit one datagram.
+  size_t audit_page_bytes = 1024;
 };
 
 struct gateway_peers {
