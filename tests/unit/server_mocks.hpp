@@ -215,6 +215,7 @@ struct persistence_script : held_promises {
   std::vector<bool> durable;
   model::audit_page page;  ///< what a page request answers
   std::vector<model::audit_query> pages_asked;
+  verdict writes;          ///< of the write batches
 };
 
 inline persistence_actor::behavior_type mock_persistence(persistence_actor::pointer self,
@@ -227,13 +228,13 @@ inline persistence_actor::behavior_type mock_persistence(persistence_actor::poin
     [](atom::load, atom::job, std::string& id) -> caf::result<model::job_record> {
       return unknown_job(id);
     },
-    [s](atom::write, write_batch& b) {
+    [=](atom::write, write_batch& b) -> caf::result<atom::ok> {
       for (auto& op : b.ops)
         if (auto* a = std::get_if<model::put_audit>(&op)) {
           s->audited.push_back(a->rec);
           s->durable.push_back(true);
         }
-      return atom::ok::value;
+      return respond(self, *s, s->writes, atom::ok::value);
     },
     [](atom::health, model::put_health&) {},
     [s](atom::audit, model::audit_record& r) {
