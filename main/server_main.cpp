@@ -65,6 +65,7 @@ int serve(options& opt, bool& restart) {
   }
   db->set_audit_keep(opt.audit_keep);
   opt.transport.audit_tail = std::min<uint64_t>(model::audit_max_limit, opt.audit_keep);
+  opt.transport.audit_keep = opt.audit_keep;
   opt.transport.started_at = now_millis();
   transport::server_transport net{sys, opt.transport};
   if (!net.open(error)) {

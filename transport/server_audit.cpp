@@ -33,7 +33,9 @@ void server_transport::impl::add_audit(std::vector<model::audit_record> records)
   }
   while (audit_tail.size() > cfg.audit_tail) {
     audit_tail.pop_back();
-    audit_complete = false;
+    // The store dropped it too when it keeps no more than the tail holds.
+    if (cfg.audit_tail < cfg.audit_keep)
+      audit_complete = false;
   }
   ++audit_version;
 }
