@@ -22,6 +22,7 @@
 #include <caf/all.hpp>
 
 #include "model/access.hpp"
+#include "model/audit.hpp"
 #include "model/json.hpp"
 #include "model/persistence.hpp"
 #include "model/types.hpp"
@@ -241,6 +242,12 @@ template <class F> auto inspect(F& f, key_info& x) {
 template <class F> auto inspect(F& f, key_request& x) {
   return f(x.action, x.id, x.r, x.grace_seconds);
 }
+template <class F> auto inspect(F& f, audit_record& x) {
+  return f(x.seq, x.at, x.identity, x.r, x.secure, x.address, x.port, x.action, x.target,
+           x.outcome, x.detail);
+}
+template <class F> auto inspect(F& f, audit_query& x) { return f(x.before, x.limit); }
+template <class F> auto inspect(F& f, audit_page& x) { return f(x.records, x.next); }
 template <class F> auto inspect(F& f, unhealthy_node& x) { return f(x.node_id, x.error_messages); }
 template <class F> auto inspect(F& f, server_stats& x) {
   return f(x.cpu_percent, x.rss_bytes, x.database, x.uptime_seconds);
@@ -337,6 +344,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::model::key_info>))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_request))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_action))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::audit_record))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::model::audit_record>))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::audit_query))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::audit_page))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource_kind))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::urgency))
@@ -391,6 +402,7 @@ using response = caf::atom_constant<caf::atom("response")>;
 using ok = caf::atom_constant<caf::atom("ok")>;  ///< a reply that carries nothing else
 using node = caf::atom_constant<caf::atom("node")>;
 using job = caf::atom_constant<caf::atom("job")>;
+using audit = caf::atom_constant<caf::atom("audit")>;
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -434,7 +446,15 @@ using persistence_actor = caf::typed_actor<
   /// The keys valid at the given time with their key version.
   caf::replies_to<atom::keys, atom::load, model::millis>::with<model::key_table>,
   /// The stored key version (changes with every key change, whichever process made it).
-  caf::replies_to<atom::keys, atom::version>::with<uint64_t>>;
+  caf::replies_to<atom::keys, atom::version>::with<uint64_t>,
+  // Audit. Records of answered actions travel in write batches (model::put_audit)
+  // and are durable before the action is acknowledged; the records of each
+  // commit (with their seq) go to the transport, which serves GET /audit.
+  /// A refused request's record, best effort: never acknowledged, committed
+  /// with the next commit or within the health flush interval.
+  caf::reacts_to<atom::audit, model::audit_record>,
+  /// A page of the audit log (GET /audit beyond what the transport holds).
+  caf::replies_to<atom::audit, model::audit_query>::with<model::audit_page>>;
 
 // -- artifacts -------------------------------------------------------------------------
 
@@ -587,6 +607,12 @@ using transport_actor = caf::typed_actor<
   /// also one made by `coapfleet-server keys` while the server runs): DTLS
   /// handshakes use them from now on, and GET /keys lists them (never a secret).
   caf::reacts_to<atom::keys, model::key_table>,
+  /// The newest audit records (newest first; at start, from the persistence
+  /// actor): GET /audit is cut from them; `next` 0 when that is all there is.
+  caf::reacts_to<atom::audit, model::audit_page>,
+  /// Audit records just committed (oldest first), before the actions they
+  /// record are acknowledged.
+  caf::reacts_to<atom::audit, std::vector<model::audit_record>>,
   /// The persistence actor has taken this many health reports so far (a
   /// running count): the reports answered but not yet taken are the
   /// backlog the transport sheds PUT /health on.
@@ -610,6 +636,9 @@ using gateway_actor = caf::typed_actor<
   /// transport lists from its key table itself once it has one): operators
   /// only (access::manage_keys: 4.01 without an identity, 4.03 for another role).
   caf::reacts_to<atom::keys, uint64_t, model::key_request, peer>,
+  /// GET /audit for a page older than the transport holds: operators only
+  /// (access::read_audit), read from the store.
+  caf::reacts_to<atom::audit, uint64_t, model::audit_query, peer>,
   /// A fresh representation of a resource.
   caf::reacts_to<atom::observe, uint64_t, resource>,
   /// Internal: time to ping the database (its state is part of GET /health).

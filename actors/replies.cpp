@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "model/json.hpp"
+#include "model/json_value.hpp"
 
 namespace coapfleet {
 
@@ -120,6 +121,52 @@ caf::error check_access(const peer& from, model::access a, const std::string& ta
   if (!target.empty() && from.role == model::role::node)
     what += " for " + target + ": a node acts for itself only";
   return make_api_error(api_errc::forbidden, std::move(what), "", "role", role);
+}
+
+}  // namespace coapfleet
+
+namespace coapfleet {
+
+model::audit_record audit_of(const peer& from, std::string action, std::string target,
+                             const coap_reply& answer, model::millis at) {
+  model::audit_record r;
+  r.at = at;
+  r.identity = from.identity;
+  r.r = from.role;
+  r.secure = from.secure;
+  r.address = from.address;
+  r.port = from.port;
+  r.action = std::move(action);
+  r.target = std::move(target);
+  r.outcome = model::code_text(answer.code);
+  if (answer.code >= 300) {
+    if (answer.content_format == 50) {
+      auto doc = model::json_document::parse(answer.payload);
+      if (doc.ok())
+        r.detail = doc.root()["error"].as_string();
+    } else {
+      r.detail = answer.payload;
+    }
+    if (r.detail.size() > model::audit_detail_max)
+      r.detail.resize(model::audit_detail_max);
+  }
+  return r;
+}
+
+coap_reply audit_page_reply(model::audit_page page, size_t max_bytes) {
+  std::vector<std::string> texts;
+  size_t size = 32;
+  for (auto& r : page.records) {
+    auto text = model::encode_audit_record(r);
+    if (!texts.empty() && size + text.size() + 1 > max_bytes)
+      break;
+    size += text.size() + 1;
+    texts.push_back(std::move(text));
+  }
+  if (texts.size() < page.records.size())
+    page.next = page.records[texts.size() - 1].seq;
+  std::vector<std::string_view> views(texts.begin(), texts.end());
+  return json_reply(205, model::encode_audit_page(views, page.next));
 }
 
 }  // namespace coapfleet

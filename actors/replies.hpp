@@ -29,4 +29,14 @@ coap_reply error_reply(const caf::error& err);
 /// names the sender's role.
 caf::error check_access(const peer& from, model::access a, const std::string& target = {});
 
+/// The audit record of a request from `from` answered with `answer` at `at`:
+/// outcome its code ("2.01"), detail the "error" of a 4.xx/5.xx JSON body
+/// (cut to model::audit_detail_max). Never reads anything but that message.
+model::audit_record audit_of(const peer& from, std::string action, std::string target,
+                             const coap_reply& answer, model::millis at);
+
+/// 2.05 with a page of the audit log, ended early where its body would pass
+/// `max_bytes` (at least one record), `next` going on from where it ended.
+coap_reply audit_page_reply(model::audit_page page, size_t max_bytes);
+
 }  // namespace coapfleet

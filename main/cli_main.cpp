@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   add_artifact_commands(app, ctx);
   add_system_commands(app, ctx);
   add_key_commands(app, ctx);
+  add_audit_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

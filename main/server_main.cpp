@@ -45,6 +45,8 @@ struct options {
   size_t max_payload = 64 * 1024;
   std::string plain_trusted = "127.0.0.0/8,::1/128";
   std::string plain_access = "read";
+  /// Audit records kept (the oldest go first).
+  uint64_t audit_keep = model::audit_default_keep;
   /// Threads running the actors (the transport and the database have their
   /// own): the cores but one, at least 2, at most 4.
   unsigned workers = std::clamp(std::thread::hardware_concurrency(), 3u, 5u) - 1;
@@ -63,6 +65,9 @@ int serve(options& opt, bool& restart) {
     CF_ERROR("main", "cannot open database ", opt.db, ": ", error);
     return 1;
   }
+  db->set_audit_keep(opt.audit_keep);
+  opt.transport.audit_tail = std::min<uint64_t>(model::audit_max_limit, opt.audit_keep);
+  opt.transport.audit_keep = opt.audit_keep;
   opt.transport.started_at = now_millis();
   transport::server_transport net{sys, opt.transport};
   if (!net.open(error)) {
@@ -270,6 +275,10 @@ int main(int argc, char** argv) {
                  "jobs one operator (or one plain address) may create per minute; 0: no limit")
     ->capture_default_str()
     ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--audit-keep", opt.audit_keep,
+                 "audit records kept in the database; the oldest go first")
+    ->capture_default_str()
+    ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   server::keys_command keys;
   server::add_keys_command(app, keys);
   try {

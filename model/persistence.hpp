@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "model/audit.hpp"
 #include "model/types.hpp"
 
 namespace coapfleet::model {
@@ -40,8 +41,13 @@ struct put_node_state {
 struct drop_job {
   std::string job_id;
 };
-using write_op =
-  std::variant<put_node, put_health, put_job, put_job_status, put_node_state, drop_job>;
+/// An audit record (its seq is the store's); the oldest records beyond the
+/// store's keep limit go in the same transaction.
+struct put_audit {
+  audit_record rec;
+};
+using write_op = std::variant<put_node, put_health, put_job, put_job_status, put_node_state,
+                              drop_job, put_audit>;
 
 /// A group of writes that must be durable together before the caller answers.
 struct write_batch {

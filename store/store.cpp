@@ -43,7 +43,9 @@ bool store::statements::migrate() {
     ok = exec(sql::schema_v1, "cannot create schema v1");
   if (ok && version < 2)
     ok = exec(sql::schema_v2, "cannot migrate the schema to v2 (keys)");
-  // Later versions: if (ok && version < 3) ok = exec(sql::schema_v3, ...);
+  if (ok && version < 3)
+    ok = exec(sql::schema_v3, "cannot migrate the schema to v3 (audit)");
+  // Later versions: if (ok && version < 4) ok = exec(sql::schema_v4, ...);
   if (ok && !sqlite3_get_autocommit(self.db_))
     ok = exec("COMMIT", "cannot commit migration");
   if (!ok && !sqlite3_get_autocommit(self.db_))
@@ -64,7 +66,8 @@ bool store::statements::prepare_all() {
          && prepare(select_nodes, sql::select_nodes)
          && prepare(select_jobs, sql::select_jobs)
          && prepare(select_states, sql::select_states)
-         && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1") && prepare_keys();
+         && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1") && prepare_keys()
+         && prepare_audit();
 }
 
 bool store::statements::write(const put_node& op) {
@@ -207,7 +210,8 @@ bool store::apply(const std::vector<write_op>& ops) {
   if (ops.empty())
     return true;
   auto& st = *st_;
-  return st.transaction([&] {
+  audited_.clear();
+  bool ok = st.transaction([&] {
     try {
       for (const auto& op : ops)
         if (!std::visit([&st](const auto& o) { return st.write(o); }, op))
@@ -216,8 +220,11 @@ bool store::apply(const std::vector<write_op>& ops) {
       error_ = path_ + ": " + e.what();
       return false;
     }
-    return true;
+    return audited_.empty() || st.prune_audit();
   });
+  if (!ok)
+    audited_.clear();  // rolled back: none of them was stored
+  return ok;
 }
 
 std::vector<model::node_record> store::load_nodes() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/access.hpp"
+#include "model/audit.hpp"
 #include "model/persistence.hpp"
 #include "model/types.hpp"
 
@@ -36,8 +37,8 @@ public:
   store& operator=(const store&) = delete;
 
   /// Current schema version (PRAGMA user_version after migration):
-  /// 1 nodes, health, jobs; 2 keys and the key version.
-  static constexpr int schema_version = 2;
+  /// 1 nodes, health, jobs; 2 keys and the key version; 3 the audit log.
+  static constexpr int schema_version = 3;
 
   /// Applies all writes in one transaction (group commit): all or nothing.
   /// Returns false and sets last_error() on failure (then nothing changed).
@@ -79,6 +80,21 @@ public:
   /// The key version: changes with every committed key change, whoever made it.
   bool key_version(uint64_t& out);
 
+  // -- audit (store_audit.cpp) --------------------------------------------------------
+  // Records are written by apply() (model::put_audit), and a transaction that
+  // wrote any also drops the oldest rows beyond the keep limit.
+
+  /// The number of audit rows kept (default model::audit_default_keep; at least 1).
+  void set_audit_keep(uint64_t rows);
+  uint64_t audit_keep() const { return audit_keep_; }
+  /// The audit records the last successful apply() stored, with their seq.
+  std::vector<model::audit_record> take_audited();
+  /// A page: records below q.before (0: the newest), newest first, at most
+  /// q.limit; next is the last record's seq when an older one exists.
+  bool audit_page(const model::audit_query& q, model::audit_page& out);
+  /// How many audit rows there are.
+  bool audit_count(uint64_t& out);
+
   /// Runs a trivial query; false when the database does not answer.
   bool ping();
   /// How long a write waits for another connection's lock before it fails
@@ -97,6 +113,8 @@ private:
   std::unique_ptr<statements> st_;
   std::string error_;
   std::string path_;
+  uint64_t audit_keep_ = model::audit_default_keep;
+  std::vector<model::audit_record> audited_;
 };
 
 /// Another connection that holds the database's write lock while it lives,

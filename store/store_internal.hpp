@@ -16,12 +16,15 @@ namespace coapfleet::server {
 namespace sql {
 extern const char* const schema_v1;
 extern const char* const schema_v2;
+extern const char* const schema_v3;
 extern const char *const upsert_node, *const upsert_health, *const touch_node,
     *const insert_job, *const update_job, *const upsert_state, *const select_nodes,
     *const select_jobs, *const select_states;
 extern const char *const key_valid_count, *const key_purge_expired, *const key_insert,
     *const key_delete, *const key_current_role, *const key_expire, *const key_bump_version,
     *const key_version, *const key_select_valid, *const key_list_valid;
+extern const char *const audit_insert, *const audit_prune, *const audit_page,
+    *const audit_count;
 }  // namespace sql
 
 inline std::string column_text(sqlite3_stmt* s, int i) {
@@ -57,6 +60,9 @@ struct store::statements {
                *key_insert = nullptr, *key_delete = nullptr, *key_current_role = nullptr,
                *key_expire = nullptr, *key_bump_version = nullptr, *key_version = nullptr,
                *key_select_valid = nullptr, *key_list_valid = nullptr;
+  // audit (store_audit.cpp)
+  sqlite3_stmt *audit_insert = nullptr, *audit_prune = nullptr, *audit_page = nullptr,
+               *audit_count = nullptr;
 
   explicit statements(store& s) : self(s) {}
   ~statements() {
@@ -65,7 +71,8 @@ struct store::statements {
                             select_nodes, select_jobs, select_states, delete_job, begin_read,
                             key_valid_count, key_purge_expired, key_insert, key_delete,
                             key_current_role, key_expire, key_bump_version, key_version,
-                            key_select_valid, key_list_valid})
+                            key_select_valid, key_list_valid, audit_insert, audit_prune,
+                            audit_page, audit_count})
       sqlite3_finalize(s);  // a no-op on null
   }
 
@@ -136,6 +143,10 @@ struct store::statements {
   /// Deletes the keys of `id` that expired by `now`.
   bool purge_expired_keys(const std::string& id, model::millis now);
   bool insert_key(const model::key_entry& k);
+  // audit (store_audit.cpp)
+  bool prepare_audit();
+  /// Drops the oldest audit rows beyond the keep limit.
+  bool prune_audit();
 
   /// Runs `work` inside BEGIN IMMEDIATE ... COMMIT; rolls back when it
   /// returns false or the commit fails.
@@ -159,6 +170,7 @@ struct store::statements {
   bool write(const put_job_status& op);
   bool write(const put_node_state& op);
   bool write(const drop_job& op);
+  bool write(const model::put_audit& op);
   bool write_state(const std::string& job_id, const model::node_job_state& st);
 };
 

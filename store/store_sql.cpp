@@ -71,6 +71,25 @@ INSERT INTO meta(name, value) VALUES('key_version', 0);
 PRAGMA user_version = 2;
 )sql";
 
+// v3: the audit log. `seq` only grows (AUTOINCREMENT: a pruned number is
+// never given again), so a page cursor stays valid while older rows go.
+extern const char* const schema_v3 = R"sql(
+CREATE TABLE audit (
+  seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+  at       INTEGER NOT NULL,
+  identity TEXT,
+  role     TEXT NOT NULL,
+  secure   INTEGER NOT NULL,
+  address  TEXT NOT NULL,
+  port     INTEGER NOT NULL,
+  action   TEXT NOT NULL,
+  target   TEXT,
+  outcome  TEXT NOT NULL,
+  detail   TEXT
+);
+PRAGMA user_version = 3;
+)sql";
+
 extern const char* const upsert_node =
     "INSERT INTO nodes(node_id, hostname, ip_address, port, services, drivers,"
     " system_info, reported_status, registered_at, last_seen)"
@@ -163,5 +182,22 @@ extern const char* const key_select_valid =
 extern const char* const key_list_valid =
     "SELECT id, role, created_at, expires_at FROM keys"
     " WHERE expires_at = 0 OR expires_at > ?1 ORDER BY id, seq DESC";
+
+// -- audit ----------------------------------------------------------------------------
+
+extern const char* const audit_insert =
+    "INSERT INTO audit(at, identity, role, secure, address, port, action, target, outcome,"
+    " detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+// Keeps the newest ?1 rows (seq is the primary key: a range delete).
+extern const char* const audit_prune =
+    "DELETE FROM audit WHERE seq <= (SELECT MAX(seq) FROM audit) - ?1";
+
+// Newest first, below ?1 (a cursor; the largest integer for the newest page).
+extern const char* const audit_page =
+    "SELECT seq, at, identity, role, secure, address, port, action, target, outcome, detail"
+    " FROM audit WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2";
+
+extern const char* const audit_count = "SELECT count(*) FROM audit";
 
 }  // namespace coapfleet::server::sql

@@ -13,6 +13,7 @@ add_executable(actor_tests
   unit/system_test.cpp
   unit/gateway_test.cpp
   unit/gateway_keys_test.cpp
+  unit/gateway_audit_test.cpp
   unit/keys_test.cpp
   unit/shedding_test.cpp
   unit/cidr_test.cpp)

@@ -69,4 +69,8 @@ void hnd_get_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
 void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                       const coap_string_t* q, coap_pdu_t* resp);
 
+// -- /audit (server_audit.cpp) --------------------------------------------------------
+void hnd_get_audit(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                   const coap_string_t* q, coap_pdu_t* resp);
+
 }  // namespace coapfleet::transport::handlers

@@ -148,6 +148,23 @@ struct server_transport::impl : runtime {
   /// GET /keys from a new table (server_resources.cpp).
   void render_keys_listing(const model::key_table& table);
   model::millis started_at = 0;
+  // -- audit (server_audit.cpp) -----------------------------------------------------
+  /// The newest audit records, encoded, newest first (at most cfg.audit_tail).
+  struct audited {
+    uint64_t seq = 0;
+    std::string json;
+  };
+  std::deque<audited> audit_tail;
+  bool audit_loaded = false;    ///< the persistence actor sent the tail
+  bool audit_complete = false;  ///< and the tail holds every stored record
+  uint64_t audit_version = 0;   ///< counts changes of the tail (the pages' ETag)
+  /// The tail at start (newest first; complete when page.next is 0).
+  void take_audit(model::audit_page page);
+  /// Records just committed (oldest first).
+  void add_audit(std::vector<model::audit_record> records);
+  /// A page cut from the tail; false when the tail cannot tell (then the
+  /// gateway reads it from the store).
+  bool audit_cut(const model::audit_query& q, coap_reply& out);
 
   /// The representation of `r` (created if it is one the transport keeps).
   representation* find(const resource& r, bool create);

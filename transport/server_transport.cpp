@@ -255,6 +255,10 @@ bool server_transport::open(std::string& error) {
     },
     [dp](atom::changed, resource& r, urgency u) { dp->changed(r, u); },
     [dp](atom::keys, model::key_table& keys) { dp->take_keys(std::move(keys)); },
+    [dp](atom::audit, model::audit_page& page) { dp->take_audit(std::move(page)); },
+    [dp](atom::audit, std::vector<model::audit_record>& records) {
+      dp->add_audit(std::move(records));
+    },
     [dp](atom::absorbed, uint64_t count) {
       dp->health_absorbed = std::max(dp->health_absorbed, count);
     },

@@ -61,6 +61,11 @@ struct server_transport_config {
   /// The datagram size of answers to such sources (block-wise beyond);
   /// 0: the path's.
   unsigned untrusted_mtu = 160;
+  /// GET /audit is served at once from the newest this many records
+  /// (at most model::audit_max_limit; less when the store keeps fewer).
+  size_t audit_tail = 1000;
+  /// The records the store keeps (--audit-keep): a tail that large is all of them.
+  uint64_t audit_keep = model::audit_default_keep;
 };
 
 class server_transport {

@@ -37,16 +37,53 @@ auto failure(self_ptr self, uint64_t id) {
   };
 }
 
+// -- audit (README, Security: Audit) ---------------------------------------------------
+
+/// The audit hook: the answer of every operator action and of every refused
+/// change goes through here. A refusal (4.01/4.03) is recorded best effort;
+/// any other answer leaves once its record is durable (the record joins the
+/// persistence actor's next group commit). If that write fails the answer
+/// still goes (the action happened) and the failure is logged.
+void answer_audited(self_ptr self, uint64_t id, const peer& from, const char* action,
+                    const std::string& target, coap_reply r) {
+  auto rec = audit_of(from, action, target, r, now_millis());
+  auto& persistence = self->state.peers.persistence;
+  if (r.code == 401 || r.code == 403) {
+    self->send(persistence, atom::audit::value, std::move(rec));
+    return answer(self, id, std::move(r));
+  }
+  write_batch b;
+  b.ops.emplace_back(model::put_audit{std::move(rec)});
+  auto reply = std::make_shared<coap_reply>(std::move(r));
+  self->request(persistence, self->state.cfg.request_timeout, atom::write::value, std::move(b))
+    .then([self, id, reply](atom::ok) { answer(self, id, std::move(*reply)); },
+          [self, id, reply, action](caf::error& err) {
+            CF_ERROR("gateway", "audit record of ", action, " not stored: ",
+                     caf::to_string(err));
+            answer(self, id, std::move(*reply));
+          });
+}
+
+/// failure() for an audited action: the owner's error is the outcome.
+auto audited_failure(self_ptr self, uint64_t id, peer from, const char* action,
+                     std::string target) {
+  return [=](caf::error& err) {
+    if (err.category() != api_category)
+      CF_WARN("gateway", "request ", id, " failed: ", caf::to_string(err));
+    answer_audited(self, id, from, action, target, error_reply(err));
+  };
+}
+
 /// The access policy for a request: true when `from` may; else the
-/// request is answered 4.01 / 4.03 and nothing else happens.
+/// request is answered 4.01 / 4.03 (audited as `action`) and nothing else happens.
 bool permitted(self_ptr self, uint64_t id, const peer& from, model::access a,
-               const std::string& target = {}) {
+               const char* action, const std::string& target = {}) {
   auto err = check_access(from, a, target);
   if (!err)
     return true;
   CF_INFO("gateway", "refused: ", from.identity.empty() ? from.address : from.identity,
           " may not ", model::to_string(a), target.empty() ? "" : " for ", target);
-  answer(self, id, error_reply(err));
+  answer_audited(self, id, from, action, target, error_reply(err));
   return false;
 }
 
@@ -176,10 +213,17 @@ void watch_database(self_ptr self) {
 /// the identity the transport established, never from the body.
 void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer& from) {
   auto who = from.principal();
+  // A listing is a read: not audited. Key material is never in a record.
+  const char* action = req.action == model::key_action::add      ? "key.add"
+                       : req.action == model::key_action::revoke ? "key.revoke"
+                       : req.action == model::key_action::rotate ? "key.rotate"
+                                                                 : nullptr;
   if (auto refused = check_access(from, model::access::manage_keys)) {
     CF_INFO("gateway", "keys ", model::to_string(req.action), " refused to ",
             who.identity.empty() ? from.address : who.identity, " (", model::to_string(who.r),
             ")");
+    if (action)
+      return answer_audited(self, id, from, action, req.id, error_reply(refused));
     return answer(self, id, error_reply(refused));
   }
   auto& keys = self->state.peers.keys;
@@ -195,10 +239,11 @@ void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer
     case model::key_action::add:
       self->request(keys, timeout, atom::create::value, req.id, req.r)
         .then(
-          [self, id](model::key_entry& k) {
-            answer(self, id, json_reply(201, model::encode_key_issued(k)));
+          [self, id, from, ident = req.id](model::key_entry& k) {
+            answer_audited(self, id, from, "key.add", ident,
+                           json_reply(201, model::encode_key_issued(k)));
           },
-          failure(self, id));
+          audited_failure(self, id, from, "key.add", req.id));
       return;
     case model::key_action::list:
       self->request(keys, timeout, atom::list::value)
@@ -211,23 +256,39 @@ void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer
     case model::key_action::revoke:
       self->request(keys, timeout, atom::revoke::value, req.id)
         .then(
-          [self, id, ident = req.id](uint32_t n) {
-            answer(self, id,
-                   json_reply(204, model::encode_message(
-                                     "Keys of " + ident + " revoked (" + std::to_string(n) + ")",
-                                     {{"id", ident}})));
+          [self, id, from, ident = req.id](uint32_t n) {
+            answer_audited(self, id, from, "key.revoke", ident,
+                           json_reply(204, model::encode_message("Keys of " + ident + " revoked ("
+                                                                   + std::to_string(n) + ")",
+                                                                 {{"id", ident}})));
           },
-          failure(self, id));
+          audited_failure(self, id, from, "key.revoke", req.id));
       return;
     case model::key_action::rotate:
       self->request(keys, timeout, atom::rotate::value, req.id, req.grace_seconds)
         .then(
-          [self, id, grace = req.grace_seconds](model::key_entry& k) {
-            answer(self, id, json_reply(201, model::encode_key_issued(k, grace)));
+          [self, id, from, ident = req.id, grace = req.grace_seconds](model::key_entry& k) {
+            answer_audited(self, id, from, "key.rotate", ident,
+                           json_reply(201, model::encode_key_issued(k, grace)));
           },
-          failure(self, id));
+          audited_failure(self, id, from, "key.rotate", req.id));
       return;
   }
+}
+
+/// GET /audit pages older than the transport holds, from the store.
+void read_audit(self_ptr self, uint64_t id, const model::audit_query& q, const peer& from) {
+  if (auto refused = check_access(from, model::access::read_audit))
+    return answer(self, id, error_reply(refused));
+  self->request(self->state.peers.persistence, self->state.cfg.request_timeout,
+                atom::audit::value, q)
+    .then(
+      [self, id](model::audit_page& page) {
+        // A separate response must fit one datagram (libcoap 4.3.1's
+        // coap-client cannot follow a block-wise body that starts in one).
+        answer(self, id, audit_page_reply(std::move(page), self->state.cfg.audit_page_bytes));
+      },
+      failure(self, id));
 }
 
 }  // namespace
@@ -241,43 +302,61 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
     watch_database(self);
     return {
       [=](atom::enroll, uint64_t id, model::node_registration& reg, peer& from) {
-        if (!permitted(self, id, from, model::access::register_node, reg.node_id))
+        if (!permitted(self, id, from, model::access::register_node, "node.register",
+                       reg.node_id))
           return;
+        // A node registering itself (or an agent on a trusted network) is not
+        // an operator action; an operator registering a node is.
+        bool audited = from.role == model::role::operator_;
+        auto who = from;
+        auto node = reg.node_id;
         self->request(self->state.peers.registry, timeout, atom::enroll::value, std::move(reg),
                       std::move(from))
           .then(
             [=](registered& r) {
-              answer(self, id,
-                     json_reply(201, model::encode_message("Node registered successfully",
-                                                           {{"node_id", r.node_id}})));
+              auto ok = json_reply(201, model::encode_message("Node registered successfully",
+                                                              {{"node_id", r.node_id}}));
+              if (!audited)
+                return answer(self, id, std::move(ok));
+              answer_audited(self, id, who, "node.register", r.node_id, std::move(ok));
             },
-            failure(self, id));
+            [=](caf::error& err) {
+              if (audited)
+                return audited_failure(self, id, who, "node.register", node)(err);
+              failure(self, id)(err);
+            });
       },
       [=](atom::create, uint64_t id, model::job_spec& spec, peer& from) {
-        if (!permitted(self, id, from, model::access::manage_jobs)
+        if (!permitted(self, id, from, model::access::manage_jobs, "job.create", spec.name)
             || !within_job_budget(self, id, from))
           return;
+        auto who = from;
+        auto name = spec.name;
         self->request(self->state.peers.jobs, timeout, atom::create::value, std::move(spec),
                       std::move(from))
           .then(
             [=](model::job_record& j) {
-              answer(self, id, json_reply(201, model::encode_job_created(j)));
+              answer_audited(self, id, who, "job.create", j.job_id,
+                             json_reply(201, model::encode_job_created(j)));
             },
-            failure(self, id));
+            audited_failure(self, id, who, "job.create", name));
       },
       [=](atom::install, uint64_t id, std::string& job_id, peer& from) {
-        if (!permitted(self, id, from, model::access::manage_jobs))
+        if (!permitted(self, id, from, model::access::manage_jobs, "job.install", job_id))
           return;
+        auto who = from;
+        auto job = job_id;
         self->request(self->state.peers.jobs, timeout, atom::install::value, std::move(job_id),
                       std::move(from))
           .then(
             [=](model::job_record& j) {
-              answer(self, id, json_reply(204, model::encode_job_triggered(j)));
+              answer_audited(self, id, who, "job.install", job,
+                             json_reply(204, model::encode_job_triggered(j)));
             },
-            failure(self, id));
+            audited_failure(self, id, who, "job.install", job));
       },
       [=](atom::report, uint64_t id, model::update_report& r, peer& from) {
-        if (!permitted(self, id, from, model::access::report_step, r.node_id))
+        if (!permitted(self, id, from, model::access::report_step, "job.report", r.node_id))
           return;
         self->request(self->state.peers.jobs, timeout, atom::report::value, std::move(r),
                       std::move(from))
@@ -288,36 +367,42 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             failure(self, id));
       },
       [=](atom::cancel, uint64_t id, std::string& job_id, peer& from) {
-        if (!permitted(self, id, from, model::access::manage_jobs))
+        if (!permitted(self, id, from, model::access::manage_jobs, "job.cancel", job_id))
           return;
+        auto who = from;
+        auto job = job_id;
         self->request(self->state.peers.jobs, timeout, atom::cancel::value, std::move(job_id),
                       std::move(from))
           .then(
             [=](model::job_record& j) {
               // Small on purpose: a separate response must fit one datagram.
-              answer(self, id, json_reply(204, model::encode_message(
-                                                 "Update job " + j.job_id + " cancelled",
-                                                 {{"job_id", j.job_id},
-                                                  {"status", model::to_string(j.status)}})));
+              answer_audited(self, id, who, "job.cancel", job,
+                             json_reply(204, model::encode_message(
+                                               "Update job " + j.job_id + " cancelled",
+                                               {{"job_id", j.job_id},
+                                                {"status", model::to_string(j.status)}})));
             },
-            failure(self, id));
+            audited_failure(self, id, who, "job.cancel", job));
       },
       [=](atom::remove, uint64_t id, std::string& job_id, peer& from) {
-        if (!permitted(self, id, from, model::access::manage_jobs))
+        if (!permitted(self, id, from, model::access::manage_jobs, "job.delete", job_id))
           return;
+        auto who = from;
         self->request(self->state.peers.jobs, timeout, atom::remove::value, job_id,
                       std::move(from))
           .then(
             [=](atom::ok) {
-              answer(self, id, json_reply(202, model::encode_message("Update job " + job_id
-                                                                       + " deleted",
-                                                                     {{"job_id", job_id}})));
+              answer_audited(self, id, who, "job.delete", job_id,
+                             json_reply(202, model::encode_message("Update job " + job_id
+                                                                     + " deleted",
+                                                                   {{"job_id", job_id}})));
             },
-            failure(self, id));
+            audited_failure(self, id, who, "job.delete", job_id));
       },
       [=](atom::observe, uint64_t id, resource& r) { render(self, id, r); },
       [=](atom::upload, uint64_t id, artifact_upload& up, peer& from) {
-        if (!permitted(self, id, from, model::access::manage_artifacts))
+        if (!permitted(self, id, from, model::access::manage_artifacts, "artifact.upload",
+                       up.name))
           return;
         auto name = up.name;
         auto size = up.body.size();
@@ -335,16 +420,21 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
                   [=](artifact_info& a) {
                     CF_INFO("gateway", "artifact ", a.name, " (", size, " bytes) uploaded by ",
                             from.address);
-                    answer(self, id, json_reply(204, model::encode_artifact(a)));
+                    answer_audited(self, id, from, "artifact.upload", name,
+                                   json_reply(204, model::encode_artifact(a)));
                   },
-                  failure(self, id));
+                  audited_failure(self, id, from, "artifact.upload", name));
             },
-            failure(self, id));
+            audited_failure(self, id, from, "artifact.upload", name));
       },
       [=](atom::action, uint64_t id, model::system_action a, peer& from) {
+        auto what = a == model::system_action::restart  ? "system.restart"
+                    : a == model::system_action::shutdown ? "system.shutdown"
+                                                          : "system.status";
         if (!permitted(self, id, from,
                        a == model::system_action::status ? model::access::read_fleet
-                                                         : model::access::system_action))
+                                                         : model::access::system_action,
+                       what))
           return;
         if (a == model::system_action::status) {
           self->request(self->state.peers.system, timeout, atom::status::value)
@@ -355,6 +445,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
               failure(self, id));
           return;
         }
+        auto who = from;
         self->request(self->state.peers.system, timeout, atom::action::value, a, std::move(from))
           .then(
             [=](atom::ok) {
@@ -364,12 +455,15 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
                                            : "Server shutdown initiated",
                                          {{"action", model::to_string(a)}}));
               r.after = a == model::system_action::restart ? after_reply::restart : after_reply::shutdown;
-              answer(self, id, std::move(r));
+              answer_audited(self, id, who, what, {}, std::move(r));
             },
-            failure(self, id));
+            audited_failure(self, id, who, what, {}));
       },
       [=](atom::keys, uint64_t id, model::key_request& req, peer& from) {
         manage_keys(self, id, req, from);
+      },
+      [=](atom::audit, uint64_t id, model::audit_query& q, peer& from) {
+        read_audit(self, id, q, from);
       },
       [=](atom::ping) { watch_database(self); },
     };

@@ -19,6 +19,9 @@ struct gateway_config {
   /// Jobs one identity (or one plain source) may create per minute, as a
   /// token bucket (a burst of this many); beyond: 4.29. 0: no limit.
   double jobs_per_minute = 60;
+  /// GET /audit pages the gateway answers (older than the transport holds)
+  /// are cut to this many bytes: a separate response must fit one datagram.
+  size_t audit_page_bytes = 1024;
 };
 
 struct gateway_peers {

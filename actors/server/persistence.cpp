@@ -59,6 +59,11 @@ void commit_now(self_ptr self) {
   if (ok) {
     CF_TRACE("persistence", "committed ops=", ops.size(), " durable=", durable,
              " waiters=", waiting.size());
+    // The transport has the new audit records before any action they record
+    // is acknowledged (it serves GET /audit from them).
+    auto audited = st.db->take_audited();
+    if (!audited.empty() && st.cfg.transport)
+      self->send(st.cfg.transport, atom::audit::value, std::move(audited));
     for (auto& rp : waiting)
       rp.deliver(atom::ok::value);
   } else {
@@ -144,6 +149,21 @@ caf::result<model::key_entry> rotate_key(self_ptr self, model::key_entry& fresh,
   return std::move(fresh);
 }
 
+/// The newest audit records for the transport, at start.
+void send_audit_tail(self_ptr self) {
+  auto& st = self->state;
+  if (!st.cfg.transport)
+    return;
+  model::audit_query q;
+  q.limit = static_cast<uint32_t>(std::min<uint64_t>(model::audit_max_limit, st.db->audit_keep()));
+  model::audit_page page;
+  if (!st.db->audit_page(q, page)) {
+    CF_ERROR("persistence", "cannot read the audit log: ", st.db->last_error());
+    return;
+  }
+  self->send(st.cfg.transport, atom::audit::value, std::move(page));
+}
+
 void schedule_commit(self_ptr self) {
   if (!self->state.commit_scheduled) {
     self->state.commit_scheduled = true;
@@ -196,6 +216,7 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
         CF_ERROR("persistence", "stopped with uncommitted writes: ", st.db->last_error());
       self->quit(msg.reason);
     });
+    send_audit_tail(self);
     return {
       [self](atom::load) -> loaded_state {
         loaded_state out;
@@ -261,6 +282,23 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
           return make_api_error(api_errc::internal,
                                 "database read failed: " + self->state.db->last_error());
         return v;
+      },
+      [self](atom::audit, model::audit_record& r) {
+        // Best effort (a refusal nobody waits for): with the next commit, or
+        // within the health flush interval; the store's keep limit bounds it.
+        auto& st = self->state;
+        st.pending.emplace_back(model::put_audit{std::move(r)});
+        if (!st.health_timer) {
+          st.health_timer = true;
+          self->delayed_send(self, st.cfg.health_flush, atom::tick::value);
+        }
+      },
+      [self](atom::audit, const model::audit_query& q) -> caf::result<model::audit_page> {
+        model::audit_page page;
+        if (!self->state.db->audit_page(q, page))
+          return make_api_error(api_errc::internal,
+                                "database read failed: " + self->state.db->last_error());
+        return page;
       },
       [self](atom::flush) -> atom::ok {
         // Before a stop: commit what is pending and fold the WAL back.

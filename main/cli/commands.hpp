@@ -19,5 +19,7 @@ void add_artifact_commands(CLI::App& app, context& ctx);
 void add_system_commands(CLI::App& app, context& ctx);
 /// key add|list|revoke|rotate (key_commands.cpp)
 void add_key_commands(CLI::App& app, context& ctx);
+/// audit (audit_commands.cpp)
+void add_audit_commands(CLI::App& app, context& ctx);
 
 }  // namespace coapfleet::cli

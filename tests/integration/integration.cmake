@@ -78,6 +78,15 @@ set_tests_properties(integration_keys PROPERTIES
   TIMEOUT 600
   LABELS integration)
 
+# The audit log: GET /audit over coap:// and coaps://, paging, --audit-keep,
+# and `coapfleet audit`. Free ports only: no lock.
+add_test(NAME integration_audit
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_audit.py)
+set_tests_properties(integration_audit PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 600
+  LABELS integration)
+
 # The fleet simulator (coapfleet-sim) against a real server; its nodes listen
 # on 127.2.0.x:5683, hence the lock "sim_127_2".
 add_test(NAME integration_sim

@@ -189,6 +189,8 @@ struct wire_log {
   std::vector<uint64_t> absorbed;
   std::vector<artifact_blob> served;  ///< artifacts handed over to serve
   std::vector<model::key_table> keys;  ///< key tables announced
+  std::vector<model::audit_page> audit_tails;     ///< audit tails at start
+  std::vector<model::audit_record> audited;       ///< audit records committed
 
   /// The newest route for a node / job.
   node_actor node(const std::string& id) const {
@@ -234,6 +236,11 @@ inline transport_actor::behavior_type mock_transport(transport_actor::pointer,
     [log](atom::changed, resource& r, urgency) { log->changed.push_back(path_of(r)); },
     [log](atom::absorbed, uint64_t n) { log->absorbed.push_back(n); },
     [log](atom::keys, model::key_table& k) { log->keys.push_back(std::move(k)); },
+    [log](atom::audit, model::audit_page& p) { log->audit_tails.push_back(std::move(p)); },
+    [log](atom::audit, std::vector<model::audit_record>& r) {
+      for (auto& x : r)
+        log->audited.push_back(std::move(x));
+    },
   };
 }
 

@@ -209,6 +209,13 @@ struct persistence_script : held_promises {
   verdict next;       ///< of the ping
   bool ping_ok = true;
   uint32_t pings = 0;
+  /// Audit records, in the order they came: written in a batch (durable,
+  /// `durable` true) or sent best effort.
+  std::vector<model::audit_record> audited;
+  std::vector<bool> durable;
+  model::audit_page page;  ///< what a page request answers
+  std::vector<model::audit_query> pages_asked;
+  verdict writes;          ///< of the write batches
 };
 
 inline persistence_actor::behavior_type mock_persistence(persistence_actor::pointer self,
@@ -221,8 +228,23 @@ inline persistence_actor::behavior_type mock_persistence(persistence_actor::poin
     [](atom::load, atom::job, std::string& id) -> caf::result<model::job_record> {
       return unknown_job(id);
     },
-    [](atom::write, write_batch&) { return atom::ok::value; },
+    [=](atom::write, write_batch& b) -> caf::result<atom::ok> {
+      for (auto& op : b.ops)
+        if (auto* a = std::get_if<model::put_audit>(&op)) {
+          s->audited.push_back(a->rec);
+          s->durable.push_back(true);
+        }
+      return respond(self, *s, s->writes, atom::ok::value);
+    },
     [](atom::health, model::put_health&) {},
+    [s](atom::audit, model::audit_record& r) {
+      s->audited.push_back(std::move(r));
+      s->durable.push_back(false);
+    },
+    [s](atom::audit, model::audit_query& q) {
+      s->pages_asked.push_back(q);
+      return s->page;
+    },
     [=](atom::ping) -> caf::result<bool> {
       ++s->pings;
       return respond(self, *s, s->next, s->ping_ok);
@@ -371,6 +393,8 @@ inline transport_actor::behavior_type mock_gateway_transport(transport_actor::po
     [w](atom::changed, resource& r, urgency u) { w->changed.emplace_back(std::move(r), u); },
     [w](atom::absorbed, uint64_t) { ++w->other; },
     [w](atom::keys, model::key_table&) { ++w->other; },
+    [w](atom::audit, model::audit_page&) { ++w->other; },
+    [w](atom::audit, std::vector<model::audit_record>&) { ++w->other; },
   };
 }
 

@@ -82,14 +82,14 @@ std::vector<model::key_info> listed_at(store& s, model::millis now) {
 
 }  // namespace
 
-TEST_CASE("keys: a new database is at schema v2 with an empty key table at version 0") {
+TEST_CASE("keys: a new database is at schema v3 with an empty key table at version 0") {
   temp_db db;
   auto s = open_ok(db.path());
-  CHECK(store::schema_version == 2);
-  CHECK(raw(db.path(), "PRAGMA user_version") == "2");
+  CHECK(store::schema_version == 3);
+  CHECK(raw(db.path(), "PRAGMA user_version") == "3");
   CHECK(raw(db.path(), "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                        " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
-        == "health,job_nodes,jobs,keys,meta,nodes");
+        == "audit,health,job_nodes,jobs,keys,meta,nodes");
   CHECK(version_of(*s) == 0);
   auto t = table_at(*s, t0);
   CHECK(t.version == 0);
@@ -97,7 +97,7 @@ TEST_CASE("keys: a new database is at schema v2 with an empty key table at versi
   CHECK(listed_at(*s, t0).empty());
 }
 
-TEST_CASE("keys: a v1 database is migrated to v2 and keeps its nodes") {
+TEST_CASE("keys: a v1 database is migrated to v3 and keeps its nodes") {
   temp_db db;
   {
     auto s = open_ok(db.path());
@@ -109,10 +109,11 @@ TEST_CASE("keys: a v1 database is migrated to v2 and keeps its nodes") {
   // What a server of schema v1 left behind.
   raw(db.path(), "DROP TABLE keys");
   raw(db.path(), "DROP TABLE meta");
+  raw(db.path(), "DROP TABLE audit");
   raw(db.path(), "PRAGMA user_version = 1");
   REQUIRE(raw(db.path(), "PRAGMA user_version") == "1");
   auto s = open_ok(db.path());
-  CHECK(raw(db.path(), "PRAGMA user_version") == "2");
+  CHECK(raw(db.path(), "PRAGMA user_version") == "3");
   REQUIRE(s->load_nodes().size() == 1);
   CHECK(version_of(*s) == 0);
   CHECK(s->add_key(key("node-1", model::role::node, "k1")) == key_outcome::done);

@@ -139,7 +139,7 @@ void check_same(const model::job_record& a, const model::job_record& b) {
 
 }  // namespace
 
-TEST_CASE("open creates the schema at user_version 2 in WAL mode") {
+TEST_CASE("open creates the schema at user_version 3 in WAL mode") {
   temp_dir dir;
   {
     auto s = open_ok(dir.db());
@@ -148,14 +148,14 @@ TEST_CASE("open creates the schema at user_version 2 in WAL mode") {
     CHECK(s->load_nodes().empty());
     CHECK(s->load_jobs().empty());
   }
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "2");
+  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "3");
   CHECK(raw_query(dir.db(), "PRAGMA journal_mode") == "wal");
   CHECK(raw_query(dir.db(), "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                             " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
-        == "health,job_nodes,jobs,keys,meta,nodes");
+        == "audit,health,job_nodes,jobs,keys,meta,nodes");
   // Opening again neither migrates nor fails.
   auto again = open_ok(dir.db());
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "2");
+  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "3");
 }
 
 TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only") {
@@ -183,7 +183,7 @@ TEST_CASE("a database from a newer server is refused") {
   std::string err;
   auto s = store::open(dir.db(), err);
   CHECK(s == nullptr);
-  CHECK(err.find("database schema version 7 is newer than this server (2)")
+  CHECK(err.find("database schema version 7 is newer than this server (3)")
         != std::string::npos);
   CHECK(err.find(dir.db()) != std::string::npos);
 }

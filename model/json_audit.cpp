@@ -1,0 +1,117 @@
+// JSON of the audit log (GET /audit): the query and the pages.
+#include <charconv>
+#include <string>
+
+#include "model/audit.hpp"
+#include "model/json_write.hpp"
+
+namespace coapfleet::model {
+
+std::string code_text(uint16_t code) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%u.%02u", static_cast<unsigned>(code / 100),
+                static_cast<unsigned>(code % 100));
+  return buf;
+}
+
+namespace {
+
+bool parse_number(std::string_view s, uint64_t& out) {
+  if (s.empty() || s.size() > 19)
+    return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && p == s.data() + s.size();
+}
+
+}  // namespace
+
+decoded<audit_query> decode_audit_query(std::string_view query) {
+  decoded<audit_query> d;
+  auto& q = d.value;
+  q.limit = audit_default_limit;
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    auto end = query.find('&', pos);
+    auto part = query.substr(pos, end == std::string_view::npos ? std::string_view::npos
+                                                                : end - pos);
+    pos = end == std::string_view::npos ? query.size() + 1 : end + 1;
+    if (part.empty())
+      continue;
+    auto eq = part.find('=');
+    auto key = part.substr(0, eq);
+    auto value = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
+    uint64_t n = 0;
+    if (key == "limit") {
+      if (!parse_number(value, n) || n < 1 || n > audit_max_limit) {
+        d.err = {"query limit must be a number from 1 to " + std::to_string(audit_max_limit),
+                 "limit"};
+        return d;
+      }
+      q.limit = static_cast<uint32_t>(n);
+    } else if (key == "before") {
+      if (!parse_number(value, n) || n < 1) {
+        d.err = {"query before must be a sequence number (1 or more), as the previous "
+                 "page's next",
+                 "before"};
+        return d;
+      }
+      q.before = n;
+    } else {
+      d.err = {"unknown query parameter " + std::string{key} + " (expected limit, before)",
+               std::string{key}};
+      return d;
+    }
+  }
+  return d;
+}
+
+using namespace json_write;
+
+std::string encode_audit_record(const audit_record& r) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "seq", uint64_t{r.seq});
+    member(w, "at", at{r.at});
+    key(w, "at_ms");
+    w.Int64(r.at);
+    string_or_null(w, "identity", r.identity);
+    member(w, "role", to_string(r.r));
+    member(w, "secure", r.secure);
+    member(w, "address", r.address);
+    member(w, "port", uint32_t{r.port});
+    member(w, "action", r.action);
+    string_or_null(w, "target", r.target);
+    member(w, "outcome", r.outcome);
+    string_or_null(w, "detail", r.detail);
+    w.EndObject();
+  });
+}
+
+std::string encode_audit_page(const std::vector<std::string_view>& encoded, uint64_t next) {
+  size_t size = 32;
+  for (auto& e : encoded)
+    size += e.size() + 1;
+  std::string out;
+  out.reserve(size);
+  out += "{\"records\":[";
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += encoded[i];
+  }
+  out += "],\"next\":";
+  out += next == 0 ? std::string{"null"} : std::to_string(next);
+  out += '}';
+  return out;
+}
+
+std::string encode_audit_page(const audit_page& page) {
+  std::vector<std::string> texts;
+  texts.reserve(page.records.size());
+  for (auto& r : page.records)
+    texts.push_back(encode_audit_record(r));
+  std::vector<std::string_view> views(texts.begin(), texts.end());
+  return encode_audit_page(views, page.next);
+}
+
+}  // namespace coapfleet::model
