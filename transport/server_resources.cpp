@@ -341,6 +341,8 @@ void hnd_post_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 
 void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                  const coap_string_t* q, coap_pdu_t* resp) {
+  if (!job_spec_id(req).empty())
+    return hnd_get_job_spec(r, s, req, q, resp);
   auto name = artifact_name(req);
   if (!name.empty()) {
     if (coap_pdu_get_code(req) == COAP_REQUEST_CODE_PUT)
