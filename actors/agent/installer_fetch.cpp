@@ -96,24 +96,51 @@ caf::result<atom::ok> accept_notification(self_ptr self, model::update_notificat
       f.waiting.push_back(rp);
       return rp;
     }
+  auto id = st.next_id++;
+  st.fetches[id] = spec_fetch{note.job_id, note.server, {rp}, {}, 0};
+  CF_DEBUG("installer", "job ", note.job_id, ": fetching its spec from the server");
+  request_spec_block(self, id);
+  self->delayed_send(self, st.cfg.fetch_timeout, atom::job::value, id);
+  return rp;
+}
+
+void request_spec_block(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  auto& f = st.fetches.at(id);
   client_request req;
   req.method = request_method::get;
   req.host = st.cfg.server_host;
   req.port = st.cfg.server_port;
-  req.path = "updates/" + note.job_id + "/spec";
+  req.path = "updates/" + f.job_id + "/spec";
   req.query = "node_id=" + st.cfg.node_id;
-  auto id = st.next_id++;
-  st.fetches[id] = spec_fetch{note.job_id, note.server, {rp}};
-  CF_DEBUG("installer", "job ", note.job_id, ": fetching its spec from the server");
+  // One block at a time: libcoap 4.3.1 does not follow a block-wise body
+  // that starts in a separate response (how the server answers this).
+  req.block2_num = f.next_block;
+  req.block2_szx = block_szx;
   self->send(st.transport, atom::request::value, id, std::move(req));
-  self->delayed_send(self, st.cfg.fetch_timeout, atom::job::value, id);
-  return rp;
 }
 
 bool on_spec(self_ptr self, uint64_t id, client_response& r) {
   auto i = self->state.fetches.find(id);
   if (i == self->state.fetches.end())
     return false;
+  auto& cur = i->second;
+  if (r.code == 205 && r.block2_num >= 0) {
+    if (r.block2_num != cur.next_block) {
+      r.code = 500;
+      r.payload = "block " + std::to_string(r.block2_num) + " when block "
+                  + std::to_string(cur.next_block) + " was asked for";
+    } else {
+      cur.body += r.payload;
+      if (r.block2_more && cur.body.size() <= 1024 * 1024) {
+        ++cur.next_block;
+        request_spec_block(self, id);
+        return true;
+      }
+    }
+  }
+  if (r.code == 205 && r.block2_num >= 0)
+    r.payload = std::move(cur.body);
   auto f = std::move(i->second);
   self->state.fetches.erase(i);
   auto err = fetched(self, f, r);

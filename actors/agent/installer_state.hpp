@@ -39,6 +39,8 @@ struct spec_fetch {
   std::string job_id;
   std::string server;  ///< the notification's hint, kept with the job
   std::vector<caf::typed_response_promise<atom::ok>> waiting;
+  std::string body;    ///< the blocks so far (fetched one block at a time)
+  int32_t next_block = 0;
 };
 
 struct installer_state {
@@ -78,6 +80,8 @@ void run_install(self_ptr self);
 /// answered at once; any other is fetched from the server (GET
 /// /updates/<job>/spec?node_id=) and journaled before the answer.
 caf::result<atom::ok> accept_notification(self_ptr self, model::update_notification& note);
+/// Asks the server for the next block of spec fetch `id`.
+void request_spec_block(self_ptr self, uint64_t id);
 /// The server's answer to spec fetch `id`; false when `id` is no fetch.
 bool on_spec(self_ptr self, uint64_t id, client_response& r);
 /// Fetch `id` got no answer in time.

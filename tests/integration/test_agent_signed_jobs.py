@@ -125,6 +125,18 @@ class SignedJobs(ah.AgentTestCase):
         self.assertErrorJson(self.server.coap("get", "updates/%s/spec?x=1" % job), "4.00")
         self.assertErrorJson(self.server.coap("post", "updates/%s/spec" % job, {}), "4.05")
 
+    def test_a_spec_larger_than_one_block_is_fetched(self):
+        """The spec comes in a separate response: the agent fetches it one
+        block at a time (libcoap 4.3.1 does not follow a block-wise body
+        that starts in a separate response)."""
+        w = self.verifying
+        script = "echo big > big.txt\n# " + "x" * 5000 + "\n"
+        job = self.cli_job("--name", "big", "--version", "1", "--type", "script",
+                           "--script", script, "--nodes", w.node_id,
+                           "--sign-key", os.path.join(self.keydir, "sign.pem"))
+        self.assertEqual(self.final_entry(job, w)["status"], "succeeded")
+        self.assertEqual(w.read_state_file("big.txt"), "big\n")
+
     # -- signed jobs ------------------------------------------------------------------------
 
     def test_an_unsigned_job_is_refused_with_the_reason(self):
