@@ -629,6 +629,11 @@ using gateway_actor = caf::typed_actor<
   caf::reacts_to<atom::report, uint64_t, model::update_report, peer>,
   caf::reacts_to<atom::cancel, uint64_t, std::string, peer>,
   caf::reacts_to<atom::remove, uint64_t, std::string, peer>,  ///< delete a job
+  /// GET /updates/<job>/spec[?node_id=]: the job's spec for one of its target
+  /// nodes (the node's id from the query, else the sender's node identity):
+  /// a node reads only its own (4.03 otherwise), a job without a part for
+  /// the node is 4.03 to that node and 4.04 to anyone else.
+  caf::reacts_to<atom::job, uint64_t, std::string, std::string, peer>,
   /// POST /system: status (answered with the database's state now), restart, shutdown.
   caf::reacts_to<atom::action, uint64_t, model::system_action, peer>,
   caf::reacts_to<atom::upload, uint64_t, artifact_upload, peer>,  ///< PUT /artifacts/<name>
@@ -672,10 +677,13 @@ using reporter_actor = caf::typed_actor<
   /// The server asked for a pause in health reports (5.03 + Max-Age) and it is over.
   caf::reacts_to<atom::resume>>;
 
-/// The installer: accepts update notifications (journaled before the 2.04),
-/// runs one job at a time (download, verify, install) and reports each step.
+/// The installer: accepts update notifications (the job's spec fetched from
+/// the server and journaled before the 2.04), runs one job at a time
+/// (verify its signature, download, verify, install) and reports each step.
 using installer_actor = caf::typed_actor<
-  /// POST /updates/available: true once the job is journaled (or was known).
+  /// POST /updates/available (the ids; the spec is never taken from it): ok
+  /// once the spec fetched from the server is journaled (or the job was
+  /// known); not_found when the server has no such job for this node.
   caf::replies_to<atom::notify, model::update_notification>::with<atom::ok>,
   /// Current job id (empty when idle) and the number queued.
   caf::replies_to<atom::status>::with<std::string, uint32_t>,
@@ -692,7 +700,10 @@ using installer_actor = caf::typed_actor<
   /// if that run has not reported, it failed.
   caf::reacts_to<atom::deadline, uint64_t>,
   /// Retry timer for downloads.
-  caf::reacts_to<atom::tick>>;
+  caf::reacts_to<atom::tick>,
+  /// The deadline of spec fetch `id`: still unanswered, its notifications
+  /// are answered 5.03 and nothing is journaled.
+  caf::reacts_to<atom::job, uint64_t>>;
 
 /// The agent's gateway: typed requests of the agent's transport to the
 /// agent's actors, answers back as coap_reply.

@@ -8,7 +8,7 @@
 
 namespace coapfleet::common {
 
-bool read_key_file(const std::string& path, std::string& key, std::string& error) {
+bool owner_only_file(const std::string& path, std::string& error) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     error = "cannot read the key file " + path + ": " + std::strerror(errno);
@@ -23,6 +23,12 @@ bool read_key_file(const std::string& path, std::string& key, std::string& error
             + ")";
     return false;
   }
+  return true;
+}
+
+bool read_key_file(const std::string& path, std::string& key, std::string& error) {
+  if (!owner_only_file(path, error))
+    return false;
   std::ifstream in(path);
   std::string line;
   if (!in || !std::getline(in, line)) {

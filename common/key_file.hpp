@@ -12,6 +12,10 @@ struct psk_credentials {
   bool empty() const { return identity.empty() || key.empty(); }
 };
 
+/// Whether `path` is a regular file that neither its group nor others may
+/// read or write (what a file holding a secret must be); `error` says why not.
+bool owner_only_file(const std::string& path, std::string& error);
+
 /// Reads a key file (the key on its first line; surrounding white space is
 /// ignored). Refuses a file that its group or others may read or write, and
 /// an empty one; `error` says why.

@@ -14,6 +14,7 @@
 #include "actors/agent/metrics.hpp"
 #include "actors/agent/reporter.hpp"
 #include "actors/interfaces.hpp"
+#include "common/job_signing.hpp"
 #include "common/key_file.hpp"
 #include "common/log.hpp"
 #include "common/scheduler_config.hpp"
@@ -40,6 +41,7 @@ struct options {
   std::vector<std::string> pip_args;
   unsigned handler_timeout = 600;
   std::string key_file;
+  std::string verify_key;
   bool allow_setid = false;
 };
 
@@ -124,6 +126,10 @@ int main(int argc, char** argv) {
   app.add_option("--pip", opt.pip, "pip executable for pip jobs")->capture_default_str();
   app.add_option("--pip-arg", opt.pip_args, "extra argument for pip install (repeatable)")
     ->allow_extra_args(false);
+  app.add_option("--verify-key", opt.verify_key,
+                 "Ed25519 public key (PEM, `openssl pkey -in sign.pem -pubout`): run only jobs "
+                 "signed with its private key (coapfleet update create --sign-key); unsigned or "
+                 "badly signed jobs fail without running");
   app.add_flag("--allow-setid", opt.allow_setid,
                "let file jobs install setuid, setgid and sticky files (refused by default)");
   app.add_option("--handler-timeout", opt.handler_timeout,
@@ -171,6 +177,14 @@ int main(int argc, char** argv) {
     }
     opt.transport.server_host = host;
     opt.transport.server_port = server_port;
+  }
+  std::shared_ptr<const common::ed25519_key> verify_key;
+  if (!opt.verify_key.empty()) {
+    verify_key = common::ed25519_key::load_public(opt.verify_key, err);
+    if (!verify_key) {
+      std::fprintf(stderr, "--verify-key: %s\n", err.c_str());
+      return 2;
+    }
   }
   if (::mkdir(opt.state_dir.c_str(), 0755) != 0 && errno != EEXIST) {
     std::perror(("cannot create " + opt.state_dir).c_str());
@@ -234,6 +248,7 @@ int main(int argc, char** argv) {
   icfg.handlers.allow_setid = opt.allow_setid;
   icfg.handlers.state_dir = opt.state_dir;
   icfg.handlers.timeout = std::chrono::seconds(opt.handler_timeout);
+  icfg.verify_key = verify_key;
   auto installer = agent::spawn_installer(sys, icfg, reporter, net.handle());
   agent::metrics_config mcfg;
   mcfg.node_id = opt.node_id;
@@ -260,6 +275,9 @@ int main(int argc, char** argv) {
   else
     CF_INFO("main", "commands (POST /updates/available) are taken only from ", host, " port ",
             server_port);
+  CF_INFO("main", "a notification names a job; its spec is fetched from ", opt.server,
+          verify_key ? ", and it runs only if signed for --verify-key " + opt.verify_key
+                     : std::string(" (jobs need no signature: no --verify-key)"));
 
   net.run();
   for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(metrics),

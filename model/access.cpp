@@ -69,10 +69,11 @@ bool may(const principal& p, access a, const std::string& target) {
       return is_read(a);
     case role::node:
       // A node acts for itself only; it reads the jobs it is notified of
-      // (the job actor checks that it is a target) and nothing fleet-wide.
+      // (for itself: the gateway checks that it is a target; without a
+      // target, the artifacts jobs name) and nothing fleet-wide.
       if (node_scoped(a))
         return target == p.identity;
-      return a == access::read_job;
+      return a == access::read_job && (target.empty() || target == p.identity);
     case role::anonymous:
       return false;
   }

@@ -33,7 +33,7 @@ struct principal {
 enum class access : uint8_t {
   read_fleet,        ///< GET /health, /nodes, /updates, /system, /artifacts, a job's status; observe
   read_node,         ///< GET /nodes/<target>/health
-  read_job,          ///< a job's spec and status (an agent fetching the job it was notified of)
+  read_job,          ///< a job's spec for <target> (an agent fetching the job it was notified of), artifacts
   register_node,     ///< POST /nodes for <target>
   report_health,     ///< PUT /health for <target>
   report_step,       ///< POST /updates {"action":"report"} for <target>

@@ -61,8 +61,13 @@ decoded<system_action> decode_system_request(std::string_view body);
 /// Ids must be valid identities, roles node, operator or reader.
 decoded<key_request> decode_keys_request(std::string_view body);
 
-/// The agent's `POST /updates/available`.
+/// The agent's `POST /updates/available`: job_id, node_id and the optional
+/// server hint. Nothing else is read (the spec stays empty): the agent
+/// fetches the spec from its server.
 decoded<update_notification> decode_update_notification(std::string_view body);
+/// A job for one node with its spec: the server's answer to `GET
+/// /updates/<job>/spec` and the agent's journal entries. The spec is validated.
+decoded<update_notification> decode_node_job(std::string_view body);
 
 /// True for 1..64 characters of [A-Za-z0-9._-].
 bool valid_node_id(std::string_view id);
@@ -152,7 +157,11 @@ std::string encode_job_summary(const job_record& j);
 std::string encode_jobs(const std::vector<job_record>& jobs);
 
 std::string encode_update_report(const update_report& r);  // agent → server
+/// `POST /updates/available`: {"job_id","node_id"} (+ "server"), never the spec.
 std::string encode_update_notification(const update_notification& n);
+/// {"job_id","node_id", spec members (with artifact_sha256, signature)}: `GET
+/// /updates/<job>/spec` and the agent's journal.
+std::string encode_node_job(const update_notification& n);
 
 /// `GET /system` of the main server.
 struct system_info {

@@ -32,13 +32,15 @@ void read_spec(reader& r, job_spec& s, bool core, bool server_fields) {
   r.optional_string("artifact", s.artifact);
   r.optional_string("target_path", s.target_path);
   r.optional_string("mode", s.mode);
-  if (server_fields) {  // set by the server, never taken from an operator's request
-    r.optional_string("artifact_sha256", s.artifact_sha256);
+  // An operator may pin the artifact's SHA-256 (a signed job covers it);
+  // the server sets it from its store and refuses a job whose pin differs.
+  r.optional_string("artifact_sha256", s.artifact_sha256);
+  if (server_fields)  // set by the server, never taken from an operator's request
     r.optional_int("artifact_size", s.artifact_size, 0, INT32_MAX);
-  }
   r.optional_string("script", s.script);
   r.optional_string("description", s.description);
   r.optional_int("timeout_seconds", s.timeout_seconds, core ? 1 : 0, 86400);
+  r.optional_string("signature", s.signature);
 }
 
 }  // namespace
@@ -124,6 +126,24 @@ decoded<system_action> decode_system_request(std::string_view body) {
 }
 
 decoded<update_notification> decode_update_notification(std::string_view body) {
+  Document doc;
+  decoded<update_notification> d;
+  if (!parse_object(body, doc, d.err))
+    return d;
+  reader r{doc};
+  auto& n = d.value;
+  // The ids only: whatever else a body says (a whole spec, as notifications
+  // once carried) is never read; the agent fetches the spec from its server.
+  r.required_nonempty("job_id", n.job_id);
+  r.required_node_id(n.node_id);
+  r.optional_string("server", n.server);
+  if (r.ok() && !valid_node_id(n.job_id))  // it becomes a URI path segment
+    r.fail("field job_id must be 1..64 characters of A-Z a-z 0-9 . _ -", "job_id");
+  d.err = r.err;
+  return d;
+}
+
+decoded<update_notification> decode_node_job(std::string_view body) {
   Document doc;
   decoded<update_notification> d;
   if (!parse_object(body, doc, d.err))

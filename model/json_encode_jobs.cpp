@@ -41,6 +41,7 @@ void spec_members(writer& w, const job_spec& s) {
   optional_member(w, "description", s.description);
   if (s.timeout_seconds != 0)
     member(w, "timeout_seconds", s.timeout_seconds);
+  optional_member(w, "signature", s.signature);
 }
 
 void job_summary(writer& w, const job_record& j) {
@@ -182,6 +183,16 @@ std::string encode_update_report(const update_report& r) {
 }
 
 std::string encode_update_notification(const update_notification& n) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "job_id", n.job_id);
+    member(w, "node_id", n.node_id);
+    optional_member(w, "server", n.server);
+    w.EndObject();
+  });
+}
+
+std::string encode_node_job(const update_notification& n) {
   return write([&](writer& w) {
     w.StartObject();
     member(w, "job_id", n.job_id);

@@ -47,7 +47,7 @@ std::string encode_journal(const job_journal& j) {
       w.StartObject();
       member(w, "phase", phase_name(job.phase));
       key(w, "note");
-      auto note = encode_update_notification(job.note);
+      auto note = encode_node_job(job.note);
       w.RawValue(note.data(), note.size(), rapidjson::kObjectType);
       w.EndObject();
     }
@@ -72,7 +72,7 @@ bool decode_journal(std::string_view text, job_journal& out, std::string& warnin
       if (!item.IsObject() || !item.HasMember("note") || !item.HasMember("phase")
           || !item["phase"].IsString())
         continue;
-      auto note = decode_update_notification(to_text(item["note"]));
+      auto note = decode_node_job(to_text(item["note"]));
       if (!note.ok()) {
         warning += (warning.empty() ? "" : "; ") + std::string("dropped a job: ") + note.err.error;
         continue;

@@ -32,6 +32,13 @@ bool all_space(std::string_view s) {
   });
 }
 
+/// Exactly `n` lower-case hex digits.
+bool lower_hex(std::string_view s, size_t n) {
+  return s.size() == n && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
 /// `s` quoted for an error message, cut at 64 characters.
 std::string quoted(std::string_view s) {
   if (s.size() > 64)
@@ -170,6 +177,12 @@ problem validate_job_spec(const job_spec& s) {
     return p;
   if (s.timeout_seconds != 0 && (s.timeout_seconds < 1 || s.timeout_seconds > 86400))
     return fail("field timeout_seconds must be between 1 and 86400", "timeout_seconds");
+  if (!s.artifact_sha256.empty() && !lower_hex(s.artifact_sha256, 64))
+    return fail("field artifact_sha256 must be 64 lower-case hex digits (a SHA-256)",
+                "artifact_sha256");
+  if (!s.signature.empty() && !lower_hex(s.signature, 128))
+    return fail("field signature must be 128 lower-case hex digits (an Ed25519 signature)",
+                "signature");
   if (type == "pip" || type == "apt")
     return validate_packages(s);
   if (type == "file")

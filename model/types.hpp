@@ -127,6 +127,10 @@ struct job_spec {
   std::string script;                     ///< script
   std::string description;                ///< optional free text
   int32_t timeout_seconds = 0;            ///< per-node install timeout, 0 = default
+  /// Optional Ed25519 signature (128 lower-case hex digits) of
+  /// signed_job_text(*this) by the operator's key (model/job_signature.hpp);
+  /// agents with --verify-key run only jobs whose signature verifies.
+  std::string signature;
 };
 
 /// One node's part in one job.
@@ -168,11 +172,14 @@ struct update_report {
   std::string error_message;
 };
 
-/// What `POST /updates/available` carries to an agent.
+/// A job as an agent holds it. `POST /updates/available` carries the ids
+/// (and the server hint) only: the spec is never read from a notification;
+/// the agent fetches it from its server (`GET /updates/<job>/spec`) over its
+/// own session, and journals it here.
 struct update_notification {
   std::string job_id;
   std::string node_id;
-  job_spec spec;
+  job_spec spec;       ///< as fetched from the server; empty in a notification
   std::string server;  ///< optional hint where to report; empty = sender
 };
 
@@ -221,7 +228,7 @@ template <class F> auto inspect(F& f, node_record& x) {
 template <class F> auto inspect(F& f, job_spec& x) {
   return f(x.name, x.version, x.package_type, x.target_nodes, x.packages, x.artifact,
            x.target_path, x.mode, x.artifact_sha256, x.artifact_size, x.script, x.description,
-           x.timeout_seconds);
+           x.timeout_seconds, x.signature);
 }
 template <class F> auto inspect(F& f, node_job_state& x) {
   return f(x.node_id, x.state, x.progress, x.result, x.error_message, x.updated_at);

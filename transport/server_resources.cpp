@@ -341,6 +341,8 @@ void hnd_post_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 
 void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                  const coap_string_t* q, coap_pdu_t* resp) {
+  if (!job_spec_id(req).empty())
+    return hnd_get_job_spec(r, s, req, q, resp);
   auto name = artifact_name(req);
   if (!name.empty()) {
     if (coap_pdu_get_code(req) == COAP_REQUEST_CODE_PUT)
@@ -415,7 +417,7 @@ bool server_transport::impl::register_resources() {
      nullptr, nullptr},
     {"keys", "GET, POST", "\"coapfleet.keys\"", nullptr, "50", gated<hnd_get_keys>, gated<hnd_post_keys>,
      nullptr},
-    {"audit", "GET", "\"coapfleet.audit\"", nullptr, "50", hnd_get_audit, nullptr, nullptr},
+    {"audit", "GET", "\"coapfleet.audit\"", nullptr, "50", gated<hnd_get_audit>, nullptr, nullptr},
   };
   for (auto& spec : specs) {
     auto* r = coap_resource_init(coap_make_str_const(spec.path), 0);

@@ -162,6 +162,12 @@ void start_next(self_ptr self) {
   st.busy = true;
   auto& front = st.journal.jobs.front();
   auto& spec = front.note.spec;
+  // With --verify-key nothing runs that the operator's key did not sign,
+  // exactly as it is (the artifact's SHA-256 included).
+  auto unsigned_why = signature_problem(self, spec);
+  if (!unsigned_why.empty())
+    return finish(self, false, static_cast<int32_t>(model::update_result::integrity_check_failed),
+                  std::move(unsigned_why));
   if (spec.package_type == "file") {
     // A job this agent will not install (a setuid mode without
     // --allow-setid, a target_path outside the root) fails before anything
@@ -209,30 +215,7 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
     start_next(self);
     return {
       [self](atom::notify, model::update_notification& note) -> caf::result<atom::ok> {
-        auto& st = self->state;
-        if (note.node_id != st.cfg.node_id)
-          return make_api_error(api_errc::bad_request,
-                                "notification for node " + note.node_id + ", this is node "
-                                  + st.cfg.node_id,
-                                "node_id");
-        if (st.journal.knows(note.job_id)) {
-          CF_DEBUG("installer", "job ", note.job_id, " already known; not installed twice");
-          return atom::ok::value;
-        }
-        CF_INFO("installer", "job ", note.job_id, " accepted: ", note.spec.name, " ",
-                note.spec.version, " (", note.spec.package_type, ")",
-                st.busy ? ", queued behind " + st.journal.jobs.front().note.job_id : "");
-        auto job_id = note.job_id;
-        st.journal.jobs.push_back({std::move(note), job_phase::queued});
-        std::string err;
-        if (!save_journal(st.journal_path, st.journal, err)) {
-          // Not durable, so not accepted: the server hears of it and may retry.
-          st.journal.jobs.pop_back();
-          CF_ERROR("installer", "job ", job_id, " refused: ", err);
-          return make_api_error(api_errc::internal, "cannot journal job " + job_id + ": " + err);
-        }
-        start_next(self);  // journaled before the 2.04 leaves
-        return atom::ok::value;
+        return accept_notification(self, note);
       },
       [self](atom::status) -> caf::result<std::string, uint32_t> {
         auto& st = self->state;
@@ -242,9 +225,12 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
         return {cur, queued};
       },
       [self](atom::response, uint64_t id, client_response& r) {
+        if (on_spec(self, id, r))
+          return;
         if (id == self->state.dl.request_id && self->state.busy)
           on_block(self, r);
       },
+      [self](atom::job, uint64_t id) { on_fetch_deadline(self, id); },
       [self](atom::report, bool ok, int32_t result, std::string& error) {
         if (!from_current_worker(self)) {
           CF_WARN("installer", "ignoring the late result of an abandoned handler run: ",

@@ -1,16 +1,19 @@
-// The installer owns the agent's update jobs: it journals every accepted
-// notification before the 2.04, runs one job at a time (download block by
+// The installer owns the agent's update jobs: for every notification it
+// fetches the job's spec from its server (a notification names the job only)
+// and journals it before the 2.04, runs one job at a time (download block by
 // block with resume, verify, install through the package_type handler on a
 // worker thread it supervises) and reports each step through the reporter.
 // After a restart it finishes or fails the job it was running.
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "actors/agent/handlers.hpp"
 #include "actors/agent/install_worker.hpp"
 #include "actors/interfaces.hpp"
+#include "common/job_signing.hpp"
 
 namespace coapfleet::agent {
 
@@ -23,6 +26,12 @@ struct installer_config {
   int download_retries = 5;     ///< per block, after CoAP's own retransmissions
   /// Added to a handler's timeout before the watchdog abandons its run.
   std::chrono::seconds watchdog_grace{30};
+  /// How long a notification waits for its job's spec from the server
+  /// before it is answered 5.03 (below the gateway's 10 s).
+  std::chrono::milliseconds fetch_timeout{std::chrono::seconds(8)};
+  /// --verify-key: when set, only jobs whose signature verifies with it run;
+  /// unsigned and badly signed ones fail (result 5) without running.
+  std::shared_ptr<const common::ed25519_key> verify_key;
   /// Starts the worker of a handler run; empty: launch_detached_worker.
   /// (Tests put workers of their own here.)
   worker_launcher launch;

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "actors/agent/installer.hpp"
 #include "actors/agent/journal.hpp"
@@ -31,6 +33,16 @@ struct handler_run_state {
   int32_t pgid = 0;   ///< 0: no child process right now
 };
 
+/// A job's spec being fetched from the server for the notifications that
+/// named it (answered once it is journaled, or with the reason it is not).
+struct spec_fetch {
+  std::string job_id;
+  std::string server;  ///< the notification's hint, kept with the job
+  std::vector<caf::typed_response_promise<atom::ok>> waiting;
+  std::string body;    ///< the blocks so far (fetched one block at a time)
+  int32_t next_block = 0;
+};
+
 struct installer_state {
   static inline const char* name = "installer";
   installer_config cfg;
@@ -43,6 +55,7 @@ struct installer_state {
   uint64_t next_id = 1;       ///< id of the next request to the transport
   handler_run_state run;      ///< the current handler run, if any
   uint64_t next_run = 1;      ///< id of the next handler run (its watchdog names it)
+  std::map<uint64_t, spec_fetch> fetches;  ///< by request id
 };
 
 using self_ptr = installer_actor::stateful_pointer<installer_state>;
@@ -62,6 +75,19 @@ void close_download(self_ptr self);
 void start_next(self_ptr self);
 /// Installs the current job through its handler on a supervised worker.
 void run_install(self_ptr self);
+
+/// POST /updates/available (installer_fetch.cpp): a job this node knows is
+/// answered at once; any other is fetched from the server (GET
+/// /updates/<job>/spec?node_id=) and journaled before the answer.
+caf::result<atom::ok> accept_notification(self_ptr self, model::update_notification& note);
+/// Asks the server for the next block of spec fetch `id`.
+void request_spec_block(self_ptr self, uint64_t id);
+/// The server's answer to spec fetch `id`; false when `id` is no fetch.
+bool on_spec(self_ptr self, uint64_t id, client_response& r);
+/// Fetch `id` got no answer in time.
+void on_fetch_deadline(self_ptr self, uint64_t id);
+/// With --verify-key: why `spec` must not run ("" when its signature verifies).
+std::string signature_problem(self_ptr self, const model::job_spec& spec);
 
 /// Downloads the current job's artifact into downloads/<job>.part.
 void begin_download(self_ptr self);

@@ -1,5 +1,6 @@
 #include "actors/server/gateway.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_map>
 
@@ -291,6 +292,47 @@ void read_audit(self_ptr self, uint64_t id, const model::audit_query& q, const p
       failure(self, id));
 }
 
+/// GET /updates/<job>/spec for `node`: authorized (access::read_job for
+/// that node), then the job's spec if the node is one of its targets.
+void job_for_node(self_ptr self, uint64_t id, const std::string& job_id, std::string node,
+                  const peer& from) {
+  bool as_node = from.role == model::role::node;
+  if (node.empty() && as_node)
+    node = from.identity;
+  if (node.empty())
+    return answer(self, id,
+                  json_reply(400, model::encode_error("query node_id required: the node whose "
+                                                      "part of the job to read",
+                                                      {{"field", "node_id"}})));
+  if (!permitted(self, id, from, model::access::read_job, "job.spec", node))
+    return;
+  self->request(self->state.peers.jobs, self->state.cfg.request_timeout, atom::status::value,
+                job_id)
+    .then(
+      [self, id, node, as_node, from](model::job_record& j) {
+        bool target = std::any_of(j.nodes.begin(), j.nodes.end(),
+                                  [&](const model::node_job_state& n) { return n.node_id == node; });
+        if (!target) {
+          CF_INFO("gateway", "refused job ", j.job_id, " to ",
+                  from.identity.empty() ? from.address : from.identity, ": not a target (", node,
+                  ")");
+          auto what = "job " + j.job_id + " is not for node " + node;
+          return answer(self, id,
+                        json_reply(as_node ? 403 : 404,
+                                   model::encode_error(what, {{"field", "job_id"},
+                                                              {"job_id", j.job_id},
+                                                              {"node_id", node}})));
+        }
+        model::update_notification mine;
+        mine.job_id = j.job_id;
+        mine.node_id = node;
+        mine.spec = std::move(j.spec);
+        mine.spec.target_nodes.clear();  // an agent needs its own part only
+        answer(self, id, json_reply(205, model::encode_node_job(mine)));
+      },
+      failure(self, id));
+}
+
 }  // namespace
 
 gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_peers peers) {
@@ -398,6 +440,9 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
                                                                    {{"job_id", job_id}})));
             },
             audited_failure(self, id, who, "job.delete", job_id));
+      },
+      [=](atom::job, uint64_t id, std::string& job_id, std::string& node, peer& from) {
+        job_for_node(self, id, job_id, std::move(node), from);
       },
       [=](atom::observe, uint64_t id, resource& r) { render(self, id, r); },
       [=](atom::upload, uint64_t id, artifact_upload& up, peer& from) {

@@ -162,9 +162,7 @@ void notify_node(self_ptr self, const model::node_job_state& n, const std::strin
   auto& st = self->state;
   model::update_notification note;
   note.job_id = st.record.job_id;
-  note.node_id = n.node_id;
-  note.spec = st.record.spec;
-  note.spec.target_nodes.clear();  // an agent needs its own part only
+  note.node_id = n.node_id;  // the ids only: the agent fetches the spec itself
   self->send(st.transport, atom::notify::value, caf::actor_cast<job_actor>(self), ip, port,
              std::move(note));
 }

@@ -371,6 +371,15 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
                       spec.artifact)
           .then(
             [self, spec, from, rp](artifact_info& a) mutable {
+              // An operator's pin (what a signed job covers) must be the
+              // stored version.
+              if (!spec.artifact_sha256.empty() && spec.artifact_sha256 != a.sha256) {
+                rp.deliver(make_api_error(api_errc::conflict,
+                                          "artifact " + a.name + " has SHA-256 " + a.sha256
+                                            + ", not the artifact_sha256 of the request",
+                                          "artifact_sha256", "sha256", a.sha256));
+                return;
+              }
               spec.artifact_sha256 = a.sha256;
               spec.artifact_size = static_cast<int32_t>(a.size);
               create_job(self, std::move(spec), from, rp);

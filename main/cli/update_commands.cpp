@@ -3,6 +3,8 @@
 #include "main/cli/job_watch.hpp"
 #include "main/cli/output.hpp"
 #include "main/cli/time_text.hpp"
+#include "common/job_signing.hpp"
+#include "model/job_signature.hpp"
 #include "model/json_builder.hpp"
 #include "model/json_value.hpp"
 
@@ -23,6 +25,25 @@ struct job_spec {
   std::string artifact, target, mode, script;
   std::string nodes = "all";
   long long timeout_seconds = 0;
+  std::string sign_key;         ///< --sign-key: PEM Ed25519 private key
+  std::string artifact_sha256;  ///< signed jobs: the stored artifact's, pinned
+  std::string signature;        ///< signed jobs: of model::signed_job_text
+
+  /// The fields a signature covers, as the server will hand them to agents.
+  model::job_spec signed_fields() const {
+    model::job_spec m;
+    m.name = name;
+    m.version = version;
+    m.package_type = type;
+    m.packages = packages;
+    m.artifact = artifact;
+    m.artifact_sha256 = artifact_sha256;
+    m.target_path = target;
+    m.mode = mode;
+    m.script = script;
+    m.timeout_seconds = static_cast<int32_t>(timeout_seconds);
+    return m;
+  }
 
   std::string body() const {
     json_builder b;
@@ -53,6 +74,10 @@ struct job_spec {
       b.member("script", script);
     if (timeout_seconds > 0)
       b.member("timeout_seconds", timeout_seconds);
+    if (!artifact_sha256.empty())
+      b.member("artifact_sha256", artifact_sha256);
+    if (!signature.empty())
+      b.member("signature", signature);
     return b.end_object().text();
   }
 };
@@ -83,6 +108,46 @@ void add_spec_options(CLI::App* sub, job_spec& s) {
   sub->add_option("--timeout-seconds", s.timeout_seconds,
                   "Per-job handler timeout on the nodes (server default if omitted)")
     ->check(CLI::PositiveNumber);
+  sub->add_option("--sign-key", s.sign_key,
+                  "Sign the job with this Ed25519 private key (PEM, only its owner may read it; "
+                  "`openssl genpkey -algorithm ed25519 -out sign.pem`); agents started with "
+                  "--verify-key run only jobs signed so");
+}
+
+/// --sign-key: pins a file job's artifact to the SHA-256 the server stores
+/// now and signs the spec's canonical text. False (and `exit`) when it
+/// cannot.
+bool sign_job(context& ctx, job_spec& s, int& exit) {
+  std::string err;
+  auto key = common::ed25519_key::load_private(s.sign_key, err);
+  if (!key) {
+    std::fprintf(stderr, "coapfleet: --sign-key: %s\n", err.c_str());
+    exit = exit_usage;
+    return false;
+  }
+  if (s.type == "file") {
+    auto a = ctx.call(client::method::get, "artifacts");
+    exit = a.exit;
+    if (!a.ok())
+      return false;
+    for (model::json_value i : a.json()["artifacts"].elements())
+      if (i["name"].as_string() == s.artifact)
+        s.artifact_sha256 = i["sha256"].as_string();
+    if (s.artifact_sha256.empty()) {
+      std::fprintf(stderr, "coapfleet: artifact %s is not stored on the server (upload it "
+                           "before signing a job that installs it)\n",
+                   s.artifact.c_str());
+      exit = exit_coap_error;
+      return false;
+    }
+  }
+  s.signature = key->sign(model::signed_job_text(s.signed_fields()));
+  if (s.signature.empty()) {
+    std::fprintf(stderr, "coapfleet: --sign-key: signing failed\n");
+    exit = exit_usage;
+    return false;
+  }
+  return true;
 }
 
 std::string action_body(const char* action, const std::string& job) {
@@ -95,7 +160,9 @@ std::string action_body(const char* action, const std::string& job) {
 }
 
 /// POST /updates {"action":"create"...}; the job id, or nothing after an error.
-std::optional<std::string> create_job(context& ctx, const job_spec& s, int& exit, bool id_only) {
+std::optional<std::string> create_job(context& ctx, job_spec s, int& exit, bool id_only) {
+  if (!s.sign_key.empty() && !sign_job(ctx, s, exit))
+    return std::nullopt;
   auto a = ctx.call(client::method::post, "updates", "", s.body());
   exit = a.exit;
   if (!a.ok())

@@ -48,12 +48,13 @@ set(COAPFLEET_AGENT_INTEGRATION_TESTS
   agent_jobs
   agent_restart
   agent_lost_answers
-  agent_security)
+  agent_security
+  agent_signed_jobs)
 foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
   add_test(NAME integration_${name}
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
   set_tests_properties(integration_${name} PROPERTIES
-    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
+    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
     TIMEOUT 600
     LABELS "integration;agent"
     RESOURCE_LOCK "agents_5683;loopback_5683")

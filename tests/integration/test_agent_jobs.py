@@ -195,9 +195,11 @@ class DuplicatesAndQueue(ah.AgentTestCase):
                               and w.system()["current_job"] is None), 1.5, 0.1,
                      what="dup.txt holding one run and no job running")
 
-    def test_direct_notification_twice_runs_once(self):
-        """Two identical notifications straight to an agent from the server's
-        address and port (no install on the server): the script runs once."""
+    def test_direct_notification_of_an_unknown_job_runs_nothing(self):
+        """A notification straight to an agent from the server's address and
+        port, with a whole spec in its body, of a job the server does not
+        have: the agent fetches the job from its server, gets none, answers
+        4.04 (twice) and runs nothing."""
         w = self.workers_list[1]
         spec = {"name": "direct", "version": "1", "package_type": "script",
                 "target_nodes": ["all"], "packages": [],
@@ -205,13 +207,10 @@ class DuplicatesAndQueue(ah.AgentTestCase):
         note = self.notification("direct-job-0001", w.node_id, spec)
         for _ in range(2):
             r = self.notify_as_server(w, note)
-            self.assertEqual(r.code, "2.04", r)
-        h.deadline_poll(lambda: ah.log_lines(w, "job direct-job-0001 succeeded"), 15, 0.1,
-                        what="the direct job to run")
-        self.assertEqual(len(ah.log_lines(w, "job direct-job-0001 accepted")), 1)
-        self.assertEqual(len(ah.log_lines(w, "job direct-job-0001 already known")), 1)
-        h.stays_true(lambda: w.read_state_file("direct.txt") == "ran\n", 1.0, 0.1,
-                     what="direct.txt holding one run")
+            self.assertErrorJson(r, "4.04")
+        h.stays_true(lambda: (w.read_state_file("direct.txt") == ""
+                              and not ah.log_lines(w, "job direct-job-0001 accepted")),
+                     1.0, 0.1, what="nothing run for direct-job-0001")
 
     def test_second_job_while_one_runs_is_queued(self):
         first = self.create_job({"name": "first", "version": "1", "package_type": "script",

@@ -36,6 +36,7 @@ class ScriptedServer:
         self.port = h.free_port(host)
         self.requests = []  # (time, epoch, method, path, mid, body)
         self.report_mode = "answer"
+        self.jobs = {}  # job id -> spec, served at GET /updates/<job>/spec
         self.epoch = 0
         self.lock = threading.Lock()
         self.sock = None
@@ -78,12 +79,26 @@ class ScriptedServer:
             if method == "POST" and path == "updates" and self.report_mode == "empty-ack":
                 s.sendto(h.encode_message(ACK, 0, m.mid), src)
                 continue
+            if method == "GET" and path.startswith("updates/") and path.endswith("/spec"):
+                spec = self.jobs.get(path.split("/")[1])
+                if spec is None:
+                    s.sendto(h.encode_message(ACK, 0x84, m.mid, m.token,
+                                              [(CONTENT_FORMAT, b"\x32")],
+                                              b'{"error":"job not found"}'), src)
+                else:
+                    s.sendto(h.encode_message(ACK, 0x45, m.mid, m.token,
+                                              [(CONTENT_FORMAT, b"\x32")],
+                                              json.dumps(spec).encode()), src)
+                continue
             code = CREATED if (method, path) == ("POST", "nodes") else CHANGED
             s.sendto(h.encode_message(ACK, code, m.mid, m.token,
                                       [(CONTENT_FORMAT, b"\x32")], b'{"message":"ok"}'), src)
 
     def notify(self, agent_ip, agent_port, body):
-        """POST /updates/available to the agent from the server's own port."""
+        """POST /updates/available (the job id only; the agent fetches the
+        spec) to the agent from the server's own port."""
+        self.jobs[body["job_id"]] = body
+        body = {"job_id": body["job_id"], "node_id": body["node_id"]}
         with self.lock:
             s = self.sock
         msg = h.encode_message(CON, 0x02, 0x7001, b"\x42\x42",

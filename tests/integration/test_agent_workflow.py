@@ -178,10 +178,13 @@ class SeedWorkflowWithAgents(ah.AgentTestCase):
         self.assertEqual(body.get("allowed"), "GET", body)
         r = self.notify_as_server(w, "{not json")
         self.assertErrorJson(r, "4.00")
+        r = self.notify_as_server(w, {"node_id": w.node_id})
+        self.assertErrorJson(r, "4.00", "job_id")
+        # A job the server does not have (the body's spec is never read).
         r = self.notify_as_server(w, {"job_id": "x", "node_id": w.node_id,
                                       "name": "n", "version": "1",
                                       "package_type": "script"})
-        self.assertErrorJson(r, "4.00", "script")
+        self.assertErrorJson(r, "4.04", "x")
         # A notification for another node is refused (and not run).
         r = self.notify_as_server(w, {
             "job_id": "not-mine-1", "node_id": "worker-99", "name": "n", "version": "1",

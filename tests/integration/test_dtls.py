@@ -218,6 +218,17 @@ class DtlsAgent(DtlsBase):
         self.assertEqual(h.deadline_poll(done, 60, what="the job on node-1 finished"),
                          "succeeded")
         self.assertTrue(os.path.exists(marker))
+        # The notification named the job; the agent fetched its spec over DTLS.
+        with open(self.agent_log, errors="replace") as f:
+            self.assertIn("job %s: fetching its spec" % job, f.read())
+        # A node reads its own part of a job only: 4.03 for another's.
+        r = self.sec("node-1", "get", "updates/%s/spec" % job)
+        self.assertEqual(r.code, "2.05", r)
+        self.assertEqual(r.json()["script"], "touch %s" % marker)
+        r = self.sec("node-2", "get", "updates/%s/spec" % job)
+        self.assertErrorJson(r, "4.03")
+        r = self.sec("node-2", "get", "updates/%s/spec?node_id=node-1" % job)
+        self.assertErrorJson(r, "4.03")
 
     def test_the_agent_answers_no_plain_coap(self):
         h.deadline_poll(lambda: self.node(), 30, what="node-1 registered")

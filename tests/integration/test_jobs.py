@@ -108,8 +108,11 @@ class JobsTest(JobHelpers, h.ServerTestCase):
             self.assertEqual(len(got), 1, got)
             self.assertEqual(got[0]["job_id"], job)
             self.assertEqual(got[0]["node_id"], node)
-            self.assertEqual(got[0]["package_type"], "pip")
-            self.assertEqual(got[0]["packages"], PIP_PACKAGES)
+            self.assertEqual(sorted(got[0]), ["job_id", "node_id"])  # never the spec
+            r = self.server.coap("get", "updates/%s/spec?node_id=%s" % (job, node))
+            self.assertEqual(r.code, "2.05", r)
+            self.assertEqual(r.json()["package_type"], "pip")
+            self.assertEqual(r.json()["packages"], PIP_PACKAGES)
         st = self.wait_states(job, {"n1": "notified", "n2": "notified", "n3": "notified"})
         self.assertEqual(st["status"], "in_progress")
         self.assertIsNone(st["error_message"])

@@ -392,8 +392,13 @@ class SeedExamplesTest(h.ServerTestCase):
             self.assertEqual(len(bodies), 1, bodies)
             self.assertEqual(bodies[0]["job_id"], self.job_id)
             self.assertEqual(bodies[0]["node_id"], node)
-            self.assertEqual(bodies[0]["package_type"], "pip")
-            self.assertEqual(bodies[0]["packages"],
+            # The ids only; the agent fetches the spec for its node.
+            self.assertNotIn("package_type", bodies[0])
+            self.assertNotIn("packages", bodies[0])
+            r = self.server.coap("get", "updates/%s/spec?node_id=%s" % (self.job_id, node))
+            self.assertEqual(r.code, "2.05", r)
+            self.assertEqual(r.json()["package_type"], "pip")
+            self.assertEqual(r.json()["packages"],
                              ["aiocoap==0.4.7", "aiohttp==3.9.1", "pydantic==2.5.0"])
 
     def test_08_status(self):

@@ -72,6 +72,7 @@ mock_installer(installer_actor::stateful_pointer<mock_installer_state> self,
     [](atom::report, bool, int32_t, std::string&) {},
     [](atom::install, int32_t) {},
     [](atom::deadline, uint64_t) {},
+    [](atom::job, uint64_t) {},
     // The test's cue: the held notifications are taken now.
     [self](atom::tick) {
       for (auto& rp : self->state.held)

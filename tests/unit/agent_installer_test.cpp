@@ -5,7 +5,7 @@
 // coordinator, or a puppet worker the test moves by hand (it reports when
 // told, names a process group, ends without a result, or never reports).
 // The watchdog fires when the test moves the clock.
-#include "agent_test_support.hpp"
+#include "installer_fixture.hpp"
 
 #include <signal.h>
 #include <spawn.h>
@@ -25,27 +25,6 @@ using namespace std::chrono_literals;
 using model::node_update_state;
 
 namespace {
-
-/// A worker that says what the test tells it to, from its own address.
-caf::behavior puppet_worker(caf::event_based_actor* self, installer_actor installer) {
-  return {
-    [self, installer](atom::report, bool ok, int32_t result, std::string& msg) {
-      self->send(installer, atom::report::value, ok, result, msg);
-    },
-    [self, installer](atom::install, int32_t pgid) {
-      self->send(installer, atom::install::value, pgid);
-    },
-    // Ends without a result, as a worker whose work crashed would.
-    [self](atom::cancel) { self->quit(caf::exit_reason::unhandled_exception); },
-  };
-}
-
-/// One handler run the installer started.
-struct launched {
-  std::string job_id;
-  agent::handler_run run;
-  caf::actor worker;
-};
 
 /// A child process in a process group of its own (like a handler's), killed
 /// and reaped at the end whatever happened.
@@ -78,118 +57,6 @@ struct child_group {
   }
   bool alive() { return !reaped && ::waitpid(pid, &status, WNOHANG) == 0; }
 };
-
-struct installer_fixture : coordinated_system {
-  temp_dir dir;
-  std::shared_ptr<transport_log> wire = std::make_shared<transport_log>();
-  std::shared_ptr<reporter_log> reporter_seen = std::make_shared<reporter_log>();
-  agent_transport_actor transport;
-  reporter_actor reporter;
-  agent::installer_config icfg;
-  installer_actor installer;
-  std::vector<launched> runs;
-
-  installer_fixture() {
-    transport = own(sys->spawn(mock_transport, wire));
-    reporter = own(sys->spawn(mock_reporter, reporter_seen));
-    icfg.node_id = "node-1";
-    icfg.state_dir = dir.path.string();
-    icfg.handlers.state_dir = dir.path.string();
-    icfg.handlers.timeout = 60s;
-    icfg.watchdog_grace = 2s;
-    use_puppets();
-  }
-
-  /// Handler runs go to puppet workers the test moves by hand.
-  void use_puppets() {
-    icfg.launch = [this](caf::actor_system& s, installer_actor inst, agent::handler_run run) {
-      auto w = own(s.spawn(puppet_worker, inst));
-      runs.push_back({run.note.job_id, std::move(run), w});
-      return w;
-    };
-  }
-
-  /// Handler runs go to the real worker body with `fn`, on the coordinator.
-  void use_worker(agent::handler_fn fn) {
-    icfg.launch = [this, fn](caf::actor_system& s, installer_actor inst, agent::handler_run run) {
-      runs.push_back({run.note.job_id, run, {}});
-      return s.spawn(agent::install_worker, std::move(inst), std::move(run), fn);
-    };
-  }
-
-  void start() {
-    installer = own(agent::spawn_installer(*sys, icfg, reporter, transport));
-    sched->run();
-  }
-
-  static model::update_notification script_job(const std::string& id, const std::string& script,
-                                               int32_t timeout_seconds = 0) {
-    model::update_notification n;
-    n.job_id = id;
-    n.node_id = "node-1";
-    n.spec.name = "tools";
-    n.spec.version = "1";
-    n.spec.package_type = "script";
-    n.spec.script = script;
-    n.spec.timeout_seconds = timeout_seconds;
-    return n;
-  }
-
-  bool notify(const model::update_notification& n) {
-    ask<atom::ok>(installer, atom::notify::value, n);
-    return true;
-  }
-
-  std::pair<std::string, uint32_t> status() {
-    std::pair<std::string, uint32_t> out;
-    auto rh = (*self)->request(installer, caf::infinite, atom::status::value);
-    sched->run();
-    bool got = false;
-    std::move(rh).receive(
-      [&](std::string& job, uint32_t queued) {
-        out = {job, queued};
-        got = true;
-      },
-      [&](caf::error& e) { FAIL("unexpected error: " << caf::to_string(e)); });
-    REQUIRE(got);
-    return out;
-  }
-
-  /// The worker of run `i` says something to the installer.
-  template <class... Ts>
-  void worker_says(size_t i, Ts... xs) {
-    REQUIRE(i < runs.size());
-    caf::anon_send(runs[i].worker, xs...);
-    sched->run();
-  }
-
-  std::vector<model::update_report> reports_of(const std::string& job) {
-    std::vector<model::update_report> out;
-    for (auto& r : reporter_seen->reports)
-      if (r.job_id == job)
-        out.push_back(r);
-    return out;
-  }
-
-  std::vector<node_update_state> states_of(const std::string& job) {
-    std::vector<node_update_state> out;
-    for (auto& r : reports_of(job))
-      out.push_back(r.state);
-    return out;
-  }
-
-  model::job_journal journal() {
-    std::string err;
-    auto j = agent::load_journal(dir / "journal.json", err);
-    CHECK(err.empty());
-    return j;
-  }
-};
-
-const std::vector<node_update_state> ran_ok{node_update_state::installing,
-                                            node_update_state::succeeded};
-const std::vector<node_update_state> ran_failed{node_update_state::installing,
-                                                node_update_state::failed};
 
 }  // namespace
 
@@ -236,7 +103,7 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a notification is journaled bef
 TEST_CASE_FIXTURE(installer_fixture, "installer: a job that cannot be journaled is refused, not run") {
   fs::create_directories(dir.path / "journal.json");  // no file can be put there
   start();
-  auto err = ask_error<atom::ok>(installer, atom::notify::value, script_job("job-1", "true"));
+  auto err = ask_error<atom::ok>(installer, atom::notify::value, serve(script_job("job-1", "true")));
   CHECK(err.code() == static_cast<uint8_t>(api_errc::internal));
   CHECK(runs.empty());
   CHECK(reporter_seen->reports.empty());
@@ -586,6 +453,9 @@ TEST_CASE("installer: the default worker runs the handler on a thread of its own
                  [&](caf::error& e) { FAIL(caf::to_string(e)); });
       return out;
     };
+    for (auto& job : {installer_fixture::script_job("job-1", "echo ran > out.txt; exit 5"),
+                      installer_fixture::script_job("job-2", "echo ran >> out.txt")})
+      wire->specs[job.job_id] = model::encode_node_job(job);
     bool taken = false;
     self->request(installer, 5s, atom::notify::value,
                   installer_fixture::script_job("job-1", "echo ran > out.txt; exit 5"))
@@ -634,6 +504,7 @@ installer_actor::behavior_type listening_installer(installer_actor::pointer,
     },
     [](atom::deadline, uint64_t) {},
     [](atom::tick) {},
+    [](atom::job, uint64_t) {},
   };
 }
 

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -71,14 +72,42 @@ struct transport_log {
   std::vector<sent_request> requests;
   std::vector<model::health_report> health;
   std::vector<std::pair<uint64_t, coap_reply>> replies;
+  /// The server's side of `GET updates/<job>/spec`: answered at once with
+  /// 2.05 and the body given here for the job, 4.04 for a job not here
+  /// (never logged in `requests`), unless `specs_answer` is false: then
+  /// logged and left for the test to answer.
+  std::map<std::string, std::string> specs;
+  bool specs_answer = true;
+  std::vector<sent_request> spec_requests;  ///< every spec request, answered or not
 };
+
+/// "job-1" for "updates/job-1/spec", "" for any other path.
+inline std::string spec_job_of(const std::string& path) {
+  const std::string head = "updates/", tail = "/spec";
+  if (path.size() <= head.size() + tail.size() || path.compare(0, head.size(), head) != 0
+      || path.compare(path.size() - tail.size(), tail.size(), tail) != 0)
+    return {};
+  return path.substr(head.size(), path.size() - head.size() - tail.size());
+}
 
 inline agent_transport_actor::behavior_type
 mock_transport(agent_transport_actor::pointer self, std::shared_ptr<transport_log> log) {
   return {
     [self, log](atom::request, uint64_t id, client_request& req) {
-      log->requests.push_back(
-        {id, std::move(req), caf::actor_cast<caf::actor>(self->current_sender())});
+      auto from = caf::actor_cast<caf::actor>(self->current_sender());
+      auto job = spec_job_of(req.path);
+      if (!job.empty()) {
+        log->spec_requests.push_back({id, req, from});
+        if (log->specs_answer) {
+          client_response r;
+          auto i = log->specs.find(job);
+          r.code = i == log->specs.end() ? 404 : 205;
+          r.payload = i == log->specs.end() ? R"({"error":"job not found"})" : i->second;
+          caf::anon_send(from, atom::response::value, id, std::move(r));
+          return;
+        }
+      }
+      log->requests.push_back({id, std::move(req), from});
     },
     [log](atom::health, model::health_report& h) { log->health.push_back(std::move(h)); },
     [log](atom::reply, uint64_t id, coap_reply& r) { log->replies.emplace_back(id, std::move(r)); },

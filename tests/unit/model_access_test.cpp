@@ -29,6 +29,8 @@ TEST_CASE("access: a node acts for itself only and reads only its own") {
   CHECK(authorize(n, access::report_step, "node-1") == verdict::allow);
   CHECK(authorize(n, access::read_node, "node-1") == verdict::allow);
   CHECK(authorize(n, access::read_job) == verdict::allow);
+  CHECK(authorize(n, access::read_job, "node-1") == verdict::allow);
+  CHECK(authorize(n, access::read_job, "node-2") == verdict::forbidden);
   CHECK(authorize(n, access::report_health, "node-2") == verdict::forbidden);
   CHECK(authorize(n, access::register_node, "node-2") == verdict::forbidden);
   CHECK(authorize(n, access::report_step, "node-2") == verdict::forbidden);

@@ -53,7 +53,8 @@ inline bool same_spec(const job_spec& a, const job_spec& b) {
          && a.target_nodes == b.target_nodes && a.packages == b.packages
          && a.artifact == b.artifact && a.target_path == b.target_path && a.mode == b.mode
          && a.script == b.script && a.description == b.description
-         && a.timeout_seconds == b.timeout_seconds;
+         && a.timeout_seconds == b.timeout_seconds && a.artifact_sha256 == b.artifact_sha256
+         && a.signature == b.signature;
 }
 
 // -- the seed's example bodies (000_*.txt), addresses moved to 127.x -----------

@@ -136,7 +136,7 @@ TEST_CASE("decode_updates_request: report") {
     decode_updates_request(R"({"action":"report","node_id":"n","status":"failed"})"), "job_id");
 }
 
-TEST_CASE("update_notification round trip") {
+TEST_CASE("update_notification carries the ids only; node_job carries the spec") {
   update_notification n;
   n.job_id = "job-42";
   n.node_id = "node-7";
@@ -150,21 +150,37 @@ TEST_CASE("update_notification round trip") {
   n.spec.mode = "0640";
   n.spec.description = "a \"quoted\"\nline";
   n.spec.timeout_seconds = 120;
+  n.spec.artifact_sha256 = std::string(64, 'c');
+  n.spec.signature = std::string(128, 'e');
 
   auto text = encode_update_notification(n);
   auto doc = parse_json(text);
   CHECK(str(doc, "job_id") == "job-42");
   CHECK(str(doc, "node_id") == "node-7");
-  CHECK(str(doc, "package_type") == "file");
   CHECK(str(doc, "server") == "coap://127.0.0.1:5683");
-  CHECK(doc["packages"].IsArray());
-
+  for (auto* member : {"name", "version", "package_type", "packages", "artifact", "target_path",
+                       "script", "artifact_sha256", "signature"}) {
+    CAPTURE(member);
+    CHECK_FALSE(has(doc, member));
+  }
   auto back = decode_update_notification(text);
   REQUIRE(back.ok());
   CHECK(back.value.job_id == n.job_id);
   CHECK(back.value.node_id == n.node_id);
   CHECK(back.value.server == n.server);
-  CHECK(same_spec(back.value.spec, n.spec));
+  CHECK(same_spec(back.value.spec, job_spec{}));
+
+  auto full = encode_node_job(n);
+  auto fdoc = parse_json(full);
+  CHECK(str(fdoc, "package_type") == "file");
+  CHECK(str(fdoc, "signature") == n.spec.signature);
+  CHECK(str(fdoc, "artifact_sha256") == n.spec.artifact_sha256);
+  auto fback = decode_node_job(full);
+  REQUIRE(fback.ok());
+  CHECK(fback.value.job_id == n.job_id);
+  CHECK(fback.value.node_id == n.node_id);
+  CHECK(fback.value.server == n.server);
+  CHECK(same_spec(fback.value.spec, n.spec));
 
   // pip, without server nor targets.
   update_notification p;
@@ -174,12 +190,29 @@ TEST_CASE("update_notification round trip") {
   p.spec.version = "2025.09.16";
   p.spec.package_type = "pip";
   p.spec.packages = {"aiocoap==0.4.7", "aiohttp==3.9.1"};
-  auto ptext = encode_update_notification(p);
+  auto ptext = encode_node_job(p);
   CHECK_FALSE(has(parse_json(ptext), "server"));
-  auto pback = decode_update_notification(ptext);
+  CHECK_FALSE(has(parse_json(ptext), "signature"));
+  auto pback = decode_node_job(ptext);
   REQUIRE(pback.ok());
   CHECK(pback.value.server.empty());
   CHECK(same_spec(pback.value.spec, p.spec));
+}
+
+TEST_CASE("a create request may carry a signature and an artifact_sha256 pin") {
+  auto sig = std::string(128, 'a');
+  auto sha = std::string(64, 'b');
+  auto d = decode_updates_request(
+    R"({"name":"n","version":"1","package_type":"file","artifact":"a.bin",)"
+    R"("target_path":"/opt/a.bin","artifact_sha256":")" + sha + R"(","signature":")" + sig
+    + R"(","artifact_size":5})");
+  REQUIRE(d.ok());
+  CHECK(d.value.spec.signature == sig);
+  CHECK(d.value.spec.artifact_sha256 == sha);
+  CHECK(d.value.spec.artifact_size == 0);  // the server's, never the operator's
+  check_fails_on(decode_updates_request(R"({"name":"n","version":"1","package_type":"script",)"
+                                        R"("script":"true","signature":"nothex"})"),
+                 "signature");
 }
 
 TEST_CASE("job_spec round trip") {

@@ -138,19 +138,67 @@ TEST_CASE("decode_updates_request: script jobs and the optional fields") {
                  "description");
 }
 
-TEST_CASE("decode_update_notification validates what the agent would run") {
-  check_fails_on(decode_update_notification(
+TEST_CASE("decode_node_job validates what the agent would run") {
+  check_fails_on(decode_node_job(
                    R"({"job_id":"j","node_id":"n","name":"x","version":"1","package_type":"apt",)"
                    R"("packages":["bad name"]})"),
                  "packages");
-  check_fails_on(decode_update_notification(
+  check_fails_on(decode_node_job(
                    R"({"job_id":"j","node_id":"n","name":"x","version":"1","package_type":"file",)"
                    R"("artifact":"a","target_path":"../etc/passwd"})"),
                  "target_path");
-  check_fails_on(decode_update_notification(R"({"node_id":"n","name":"x","version":"1",)"
-                                            R"("package_type":"script","script":"true"})"),
+  check_fails_on(decode_node_job(R"({"node_id":"n","name":"x","version":"1",)"
+                                 R"("package_type":"script","script":"true"})"),
                  "job_id");
-  check_fails_on(decode_update_notification(R"({"job_id":"j","name":"x","version":"1",)"
-                                            R"("package_type":"script","script":"true"})"),
+  check_fails_on(decode_node_job(R"({"job_id":"j","name":"x","version":"1",)"
+                                 R"("package_type":"script","script":"true"})"),
                  "node_id");
+  check_fails_on(decode_node_job(R"({"job_id":"j","node_id":"n","name":"x","version":"1",)"
+                                 R"("package_type":"script","script":"true","signature":"abc"})"),
+                 "signature");
+  check_fails_on(decode_node_job(R"({"job_id":"j","node_id":"n","name":"x","version":"1",)"
+                                 R"("package_type":"file","artifact":"a","target_path":"/a",)"
+                                 R"("artifact_sha256":"XYZ"})"),
+                 "artifact_sha256");
+}
+
+TEST_CASE("decode_update_notification reads the ids and nothing else") {
+  // A body with a whole spec, as notifications once carried (or an attacker
+  // sends): the spec is not read.
+  auto d = decode_update_notification(
+    R"({"job_id":"j-1","node_id":"n","name":"x","version":"1","package_type":"script",)"
+    R"("script":"id > pwned","server":"coap://127.0.0.1:5683"})");
+  REQUIRE(d.ok());
+  CHECK(d.value.job_id == "j-1");
+  CHECK(d.value.node_id == "n");
+  CHECK(d.value.server == "coap://127.0.0.1:5683");
+  CHECK(d.value.spec.script.empty());
+  CHECK(d.value.spec.package_type.empty());
+  CHECK(d.value.spec.name.empty());
+  check_fails_on(decode_update_notification(R"({"node_id":"n"})"), "job_id");
+  check_fails_on(decode_update_notification(R"({"job_id":"j"})"), "node_id");
+  // The job id becomes a path segment of the agent's request to its server.
+  check_fails_on(decode_update_notification(R"({"job_id":"../keys","node_id":"n"})"), "job_id");
+  check_fails_on(decode_update_notification(R"({"job_id":"a/b","node_id":"n"})"), "job_id");
+}
+
+TEST_CASE("validate_job_spec: artifact_sha256 and signature are hex of the right length") {
+  job_spec s;
+  s.name = "n";
+  s.version = "1";
+  s.package_type = "script";
+  s.script = "true";
+  s.target_nodes = {"all"};
+  CHECK(validate_job_spec(s).empty());
+  s.signature = std::string(128, 'a');
+  CHECK(validate_job_spec(s).empty());
+  s.signature = std::string(128, 'A');
+  CHECK(validate_job_spec(s).field == "signature");
+  s.signature = std::string(126, 'a');
+  CHECK(validate_job_spec(s).field == "signature");
+  s.signature.clear();
+  s.artifact_sha256 = std::string(64, '0');
+  CHECK(validate_job_spec(s).empty());
+  s.artifact_sha256 = std::string(63, '0');
+  CHECK(validate_job_spec(s).field == "artifact_sha256");
 }

@@ -1,0 +1,65 @@
+// GET /updates/<job>/spec[?node_id=ID]: where an agent fetches the job it
+// was notified of, over its own session (notifications carry ids only). The
+// gateway decides who may read which node's part; this decodes and routes.
+#include <string>
+#include <vector>
+
+#include "transport/server_handlers.hpp"
+#include "transport/server_impl.hpp"
+
+namespace coapfleet::transport {
+
+namespace handlers {
+
+std::string job_spec_id(const coap_pdu_t* req) {
+  std::vector<std::string> parts;
+  coap_opt_iterator_t it;
+  coap_option_iterator_init(req, &it, COAP_OPT_ALL);
+  while (coap_opt_t* opt = coap_option_next(&it))
+    if (it.number == COAP_OPTION_URI_PATH)
+      parts.emplace_back(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+  if (parts.size() != 3 || parts[0] != "updates" || parts[2] != "spec" || parts[1].empty())
+    return {};
+  return parts[1];
+}
+
+void hnd_get_job_spec(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                      const coap_string_t* q, coap_pdu_t* resp) {
+  if (is_deferred(s, req))
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  auto job = job_spec_id(req);
+  if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET)
+    return reply_now(r, s, req, q, resp,
+                     json_reply(405, model::encode_error("method not allowed on /updates/" + job
+                                                           + "/spec",
+                                                         {{"allowed", "GET"}})));
+  std::string node;
+  coap_opt_iterator_t it;
+  coap_option_iterator_init(req, &it, COAP_OPT_ALL);
+  while (coap_opt_t* opt = coap_option_next(&it)) {
+    if (it.number != COAP_OPTION_URI_QUERY)
+      continue;
+    std::string part(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+    auto eq = part.find('=');
+    auto key = part.substr(0, eq);
+    if (key != "node_id" || eq == std::string::npos)
+      return reply_now(r, s, req, q, resp,
+                       json_reply(400, model::encode_error("unknown query parameter " + key
+                                                             + " (expected node_id=ID)",
+                                                           {{"field", key}})));
+    node = part.substr(eq + 1);
+    if (!model::valid_node_id(node))
+      return reply_now(r, s, req, q, resp,
+                       json_reply(400, model::encode_error(
+                                         "query node_id must be 1..64 characters of A-Z a-z "
+                                         "0-9 . _ -",
+                                         {{"field", "node_id"}})));
+  }
+  answer_async(r, s, req, q, resp, [&](impl& t, uint64_t id, peer from) {
+    caf::anon_send(t.gateway, atom::job::value, id, job, node, std::move(from));
+  });
+}
+
+}  // namespace handlers
+
+}  // namespace coapfleet::transport
