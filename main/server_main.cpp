@@ -263,11 +263,11 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1.0, 1e9));
   app.add_flag("--source-rate-trusted", opt.transport.budget_trusted,
                "apply --source-rate to --plain-trusted addresses too");
-  app.add_option("--untrusted-mtu", opt.transport.untrusted_mtu,
-                 "largest datagram answered to such an address (bigger bodies go block-wise), "
-                 "so a forged request is never answered much larger than it is; 0: no cap")
+  app.add_option("--untrusted-block", opt.transport.untrusted_block,
+                 "block size of bodies answered to such an address (16, 32, ... 1024), so a "
+                 "forged request is never answered much larger than it is; 0: the largest")
     ->capture_default_str()
-    ->check(CLI::Range(0u, 65535u));
+    ->check(CLI::IsMember({0u, 16u, 32u, 64u, 128u, 256u, 512u, 1024u}));
   app.add_option("--max-nodes", opt.max_nodes,
                  "registered nodes at most (new node ids beyond get 4.29); 0: no cap")
     ->capture_default_str();

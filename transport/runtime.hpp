@@ -77,6 +77,9 @@ public:
   /// Fills in identity, role and `secure` (the server's security policy;
   /// by default nothing: anonymous).
   virtual void identify(const coap_session_t*, peer&) {}
+  /// The largest block (16..1024 bytes) of a 2.xx answer on `session`
+  /// when its client asked for none; 0: as large as the path allows.
+  virtual unsigned answer_block_size(coap_session_t*) { return 0; }
   /// The listening sockets' buffer, fill and drops (one getsockopt per socket).
   receive_queue receive_queue_state() const;
   /// For how long the main context's sockets have not been found empty

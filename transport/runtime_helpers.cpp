@@ -107,6 +107,18 @@ void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_
                       buf);
     }
   }
+  if (reply.code / 100 == 2) {
+    coap_block_t asked;
+    unsigned most = runtime_of(session)->answer_block_size(session);
+    size_t size = reply.shared_body ? reply.shared_body->size() : reply.payload.size();
+    if (most != 0 && size > most && !coap_get_block(request, COAP_OPTION_BLOCK2, &asked)) {
+      unsigned szx = 0;
+      while ((16u << (szx + 1)) <= most && szx < 6)
+        ++szx;
+      uint8_t buf[4];
+      coap_add_option(response, COAP_OPTION_BLOCK2, coap_encode_var_safe(buf, sizeof buf, szx), buf);
+    }
+  }
   if (reply.shared_body) {
     auto* keep = new std::shared_ptr<const shared_bytes>(reply.shared_body);
     coap_add_data_large_response(resource, session, request, response, query,

@@ -91,15 +91,13 @@ void server_transport::impl::budget_session_event(coap_session_t* session, coap_
     forget_session(session);
     return;
   }
-  if (event != COAP_EVENT_SERVER_SESSION_NEW || coap_session_get_proto(session) != COAP_PROTO_UDP)
-    return;
-  // Before its first request is handled: the answers to a source that
-  // spends a budget (not trusted, no identity) travel in small datagrams
-  // (block-wise beyond), so that an answer is never much larger than the
-  // request that invited it.
-  auto* p = plain_peer_of(session);
-  if (p->budgeted && cfg.untrusted_mtu > 0)
-    coap_session_set_mtu(session, cfg.untrusted_mtu);
+}
+
+unsigned server_transport::impl::answer_block_size(coap_session_t* session) {
+  if (cfg.untrusted_block == 0 || coap_session_get_proto(session) != COAP_PROTO_UDP)
+    return 0;
+  auto* p = static_cast<plain_peer*>(coap_session_get_app_data(session));
+  return p != nullptr && p->budgeted ? cfg.untrusted_block : 0;
 }
 
 void server_transport::impl::sweep_budgets(int64_t now) {

@@ -209,6 +209,11 @@ struct server_transport::impl : runtime {
   peer who(const coap_session_t* session) override;
   void forget_session(const coap_session_t* session);
   void budget_session_event(coap_session_t* session, coap_event_t event);
+  /// 2.xx bodies to a budgeted source go in blocks of --untrusted-block
+  /// bytes (RFC 7252 section 11.3: a small forged request never brings a
+  /// large answer); errors stay whole (clients do not follow a block-wise
+  /// error, nor a block-wise separate response).
+  unsigned answer_block_size(coap_session_t* session) override;
   /// Forgets idle sources and logs refusals, every 10 s (housekeeping).
   void sweep_budgets(int64_t now);
   uint64_t budgets_logged = 0;

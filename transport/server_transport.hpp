@@ -58,9 +58,9 @@ struct server_transport_config {
   /// budget_trusted.
   budget_config budget;
   bool budget_trusted = false;
-  /// The datagram size of answers to such sources (block-wise beyond);
-  /// 0: the path's.
-  unsigned untrusted_mtu = 160;
+  /// The block size of 2.xx bodies to such sources when they asked for
+  /// none (16..1024); 0: the largest the path allows.
+  unsigned untrusted_block = 64;
   /// GET /audit is served at once from the newest this many records
   /// (at most model::audit_max_limit; less when the store keeps fewer).
   size_t audit_tail = 1000;
