@@ -77,6 +77,11 @@ public:
   /// Fills in identity, role and `secure` (the server's security policy;
   /// by default nothing: anonymous).
   virtual void identify(const coap_session_t*, peer&) {}
+  /// Who sent `request`: who(session), and what the request itself says
+  /// (the server: credentials in option 4209). False, with `refusal`
+  /// filled, when the request is to be refused as it is.
+  virtual bool identify_request(const coap_session_t* session, const coap_pdu_t* request,
+                                peer& out, coap_reply& refusal);
   /// The listening sockets' buffer, fill and drops (one getsockopt per socket).
   receive_queue receive_queue_state() const;
   /// For how long the main context's sockets have not been found empty

@@ -20,6 +20,7 @@ set(COAPFLEET_INTEGRATION_TESTS
   bad_input:free
   security:free
   dtls:free
+  x509:free
   durability:lock
   liveness_scale:lock)
 
