@@ -7,6 +7,8 @@ packages=(
   build-essential cmake pkg-config
   libcaf-dev libcoap3-dev libcoap3-bin rapidjson-dev doctest-dev libsqlite3-dev libcli11-dev libssl-dev
   python3 sqlite3 procps
+  # The X.509 tests make a CA and certificates with the openssl command line.
+  openssl
   # The agent's pip tests install a wheel they write themselves (zipfile, no
   # build backend) with the real pip, offline (--no-index).
   python3-pip

@@ -240,7 +240,8 @@ int main(int argc, char** argv) {
                  "the server's X.509 certificate (PEM) for coaps://, with --key");
   app.add_option("--key", opt.transport.key_file, "the private key of --cert (PEM)");
   app.add_option("--ca", opt.transport.ca_file,
-                 "CA certificate (PEM) whose client certificates identify nodes (CN/SAN = node id)");
+                 "CA certificate (PEM) whose client certificates identify clients "
+                 "(DNS SAN, else CN; the key table gives the role)");
   app.add_option("--plain-trusted", opt.plain_trusted,
                  "networks whose plain coap:// requests may do everything (comma-separated CIDRs; "
                  "\"\" for none)")

@@ -113,4 +113,91 @@ bool valid_identity(const std::string& id) {
   return true;
 }
 
+namespace {
+
+int base64_digit(unsigned char c) {
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+')
+    return 62;
+  if (c == '/')
+    return 63;
+  return -1;
+}
+
+/// Standard base64 with padding (RFC 4648 §4); false on anything else.
+bool decode_base64(const std::string& in, std::string& out) {
+  if (in.empty() || in.size() % 4 != 0)
+    return false;
+  out.clear();
+  out.reserve(in.size() / 4 * 3);
+  for (size_t i = 0; i < in.size(); i += 4) {
+    int d[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      unsigned char c = static_cast<unsigned char>(in[i + k]);
+      if (c == '=' && i + 4 == in.size() && k >= 2) {
+        d[k] = 0;
+        ++pad;
+        continue;
+      }
+      if (pad > 0)
+        return false;  // a digit after padding
+      d[k] = base64_digit(c);
+      if (d[k] < 0)
+        return false;
+    }
+    uint32_t v = static_cast<uint32_t>(d[0] << 18 | d[1] << 12 | d[2] << 6 | d[3]);
+    out.push_back(static_cast<char>(v >> 16 & 0xFF));
+    if (pad < 2)
+      out.push_back(static_cast<char>(v >> 8 & 0xFF));
+    if (pad < 1)
+      out.push_back(static_cast<char>(v & 0xFF));
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* parse_credentials(const std::string& value, credentials& out) {
+  std::string text = value;
+  static const char basic[] = "Basic ";
+  if (text.size() >= sizeof basic - 1) {
+    bool prefixed = true;
+    for (size_t i = 0; i + 1 < sizeof basic; ++i)
+      if (std::tolower(static_cast<unsigned char>(text[i]))
+          != std::tolower(static_cast<unsigned char>(basic[i])))
+        prefixed = false;
+    if (prefixed)
+      text.erase(0, sizeof basic - 1);
+  }
+  std::string plain;
+  if (!decode_base64(text, plain))
+    return "option 4209 is not base64(user:password)";
+  auto colon = plain.find(':');
+  if (colon == std::string::npos)
+    return "option 4209 is not base64(user:password): no colon";
+  out.user = plain.substr(0, colon);
+  out.password = plain.substr(colon + 1);
+  if (!valid_identity(out.user))
+    return "option 4209: the user is not a node id or operator name";
+  if (out.password.empty())
+    return "option 4209: the password is empty";
+  return nullptr;
+}
+
+bool same_secret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size())
+    return false;
+  volatile unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(a[i])
+                                              ^ static_cast<unsigned char>(b[i])));
+  return diff == 0;
+}
+
 }  // namespace coapfleet::model

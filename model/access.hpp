@@ -56,6 +56,27 @@ enum class verdict : uint8_t {
 /// where none is).
 verdict authorize(const principal& p, access a, const std::string& target = {});
 
+// -- credentials in CoAP option 4209 (Drogue IoT style) ---------------------------
+
+/// The option a request carries `base64(user:password)` in, optionally after
+/// "Basic " as in HTTP basic authentication. Odd, so critical: libcoap has to
+/// be told of it (coap_register_option) or it answers 4.02 Bad Option itself.
+constexpr uint16_t credentials_option = 4209;
+
+/// User and password of an option-4209 value.
+struct credentials {
+  std::string user;
+  std::string password;
+};
+/// Parses an option-4209 value ("Basic " is optional; standard base64 with
+/// padding). Returns what is wrong with it (never quoting it: it is a
+/// secret), or nullptr when `out` is filled with a user that is a valid
+/// identity and a non-empty password.
+const char* parse_credentials(const std::string& value, credentials& out);
+
+/// Compares two secrets in time that depends on their lengths only.
+bool same_secret(const std::string& a, const std::string& b);
+
 // -- keys --------------------------------------------------------------------------
 
 /// One key of an identity. A rotation keeps the previous key valid until

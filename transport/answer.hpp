@@ -72,6 +72,10 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
     respond(resource, session, request, query, response, *done);
     return;
   }
+  peer from;
+  coap_reply refusal;
+  if (!t.identify_request(session, request, from, refusal))
+    return respond(resource, session, request, query, response, refusal);
   coap_async_t* async = coap_register_async(session, request, 0);
   if (async == nullptr) {
     respond(resource, session, request, query, response,
@@ -85,7 +89,7 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
   coap_async_set_app_data(async, p.get());
   auto id = p->id;
   t.pending.emplace(id, std::move(p));
-  start(t, id, t.who(session));
+  start(t, id, std::move(from));
 }
 
 }  // namespace coapfleet::transport

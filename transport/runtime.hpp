@@ -80,6 +80,11 @@ public:
   /// The largest block (16..1024 bytes) of a 2.xx answer on `session`
   /// when its client asked for none; 0: as large as the path allows.
   virtual unsigned answer_block_size(coap_session_t*) { return 0; }
+  /// Who sent `request`: who(session), and what the request itself says
+  /// (the server: credentials in option 4209). False, with `refusal`
+  /// filled, when the request is to be refused as it is.
+  virtual bool identify_request(const coap_session_t* session, const coap_pdu_t* request,
+                                peer& out, coap_reply& refusal);
   /// The listening sockets' buffer, fill and drops (one getsockopt per socket).
   receive_queue receive_queue_state() const;
   /// For how long the main context's sockets have not been found empty

@@ -65,6 +65,12 @@ peer runtime::who(const coap_session_t* session) {
   return p;
 }
 
+bool runtime::identify_request(const coap_session_t* session, const coap_pdu_t*, peer& out,
+                               coap_reply&) {
+  out = who(session);
+  return true;
+}
+
 peer peer_of(const coap_session_t* session) {
   peer p;
   const coap_address_t* a = coap_session_get_addr_remote(session);

@@ -33,7 +33,7 @@ void hnd_get_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
                       const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *server_of(s);
   coap_reply refusal;
-  if (!t.allowed(s, model::access::read_job, {}, refusal))  // agents download what jobs need
+  if (!t.allowed(s, req, model::access::read_job, {}, refusal))  // agents download what jobs need
     return reply_now(r, s, req, q, resp, refusal);
   auto name = artifact_name(req);
   auto found = t.artifacts.find(name);

@@ -120,7 +120,8 @@ struct server_transport::impl : runtime {
   std::unordered_map<std::string, std::vector<std::string>> psk;
   std::unordered_map<std::string, model::role> roles;
   uint64_t keys_version = 0;
-  /// The certificate name (CN/SAN) of each X.509 session.
+  /// The certificate name (the first DNS SAN, else the CN) of each session
+  /// whose client showed a certificate from --ca.
   std::unordered_map<const coap_session_t*, std::string> cert_names;
   /// PSK handshakes: which of an identity's keys was offered, so that during
   /// a rotation's grace period a client with the other key is recognised at
@@ -135,12 +136,22 @@ struct server_transport::impl : runtime {
   void take_keys(model::key_table table);
   bool setup_dtls(std::string& error);
   void identify(const coap_session_t* session, peer& p) override;
+  /// identify(), then option 4209: credentials are taken only over DTLS from
+  /// a client without an identity of its own (a session where only the
+  /// server showed a certificate); anywhere else, or wrong, they get 4.01.
+  bool identify_request(const coap_session_t* session, const coap_pdu_t* request, peer& out,
+                        coap_reply& refusal) override;
+  /// The role of `user` when `password` is one of its keys (compared in
+  /// constant time); false otherwise.
+  bool check_credentials(const std::string& user, const std::string& password,
+                         model::role& out) const;
   /// The key for a PSK handshake (null: unknown identity).
   const std::string* psk_for(const std::string& identity, coap_session_t* session);
   void session_event(coap_session_t* session, coap_event_t event);
-  /// Checks `a` for the request's sender; on refusal fills `refusal` (4.01/4.03).
-  bool allowed(coap_session_t* session, model::access a, const std::string& target,
-               coap_reply& refusal);
+  /// Checks `a` for the request's sender (identify_request); on refusal
+  /// fills `refusal` (4.01/4.03).
+  bool allowed(coap_session_t* session, const coap_pdu_t* request, model::access a,
+               const std::string& target, coap_reply& refusal);
   /// GET /keys as served from `keys` (never a secret): rendered when a table
   /// arrives; null before the first one (then the gateway answers).
   std::shared_ptr<const shared_bytes> keys_listing;

@@ -294,7 +294,7 @@ void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const c
     return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
   coap_reply refusal;
   bool one_node = key.kind == resource_kind::node_health;
-  if (!t.allowed(s, one_node ? model::access::read_node : model::access::read_fleet,
+  if (!t.allowed(s, req, one_node ? model::access::read_node : model::access::read_fleet,
                  one_node ? key.id : std::string{}, refusal))
     return reply_now(r, s, req, q, resp, refusal);
   auto* rep = t.find(key, true);

@@ -96,6 +96,11 @@ using namespace handlers;
 
 void hnd_get_test(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                   const coap_string_t* q, coap_pdu_t* resp) {
+  // Open to all, but credentials it cannot take are refused, not ignored.
+  peer from;
+  coap_reply refusal;
+  if (!server_of(s)->identify_request(s, req, from, refusal))
+    return reply_now(r, s, req, q, resp, refusal);
   reply_now(r, s, req, q, resp, text_reply(205, "Test resource working"));
 }
 
@@ -123,7 +128,7 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
   if (!h.ok())
     return reply_now(r, s, req, q, resp, problem_reply(400, h.err));
   coap_reply refusal;
-  if (!t.allowed(s, model::access::report_health, h.value.node_id, refusal))
+  if (!t.allowed(s, req, model::access::report_health, h.value.node_id, refusal))
     return reply_now(r, s, req, q, resp, refusal);
   auto i = t.routes.find(h.value.node_id);
   if (i == t.routes.end())
@@ -303,7 +308,7 @@ void keys_request(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
   auto& t = *server_of(s);
   if (k.action == model::key_action::list && t.keys_listing) {
     coap_reply refused;
-    if (!t.allowed(s, model::access::manage_keys, {}, refused))
+    if (!t.allowed(s, req, model::access::manage_keys, {}, refused))
       return reply_now(r, s, req, q, resp, refused);
     coap_reply listing;
     listing.code = 205;

@@ -5,7 +5,11 @@
 // model::authorize.
 #include <cstring>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "common/log.hpp"
+#include "model/json.hpp"
 #include "transport/server_handlers.hpp"
 #include "transport/server_impl.hpp"
 
@@ -51,6 +55,35 @@ int on_certificate(const char* cn, const uint8_t*, size_t, coap_session_t* sessi
     t.cert_names[session] = std::move(name);
   }
   return 1;
+}
+
+/// Called by libcoap 4.3.1 (OpenSSL) for each new DTLS session once it has
+/// set the session's certificate and verification up, from OpenSSL's
+/// client-hello callback. Two fixes:
+/// - libcoap reads the --ca file until PEM_read_bio_X509 fails at its end and
+///   leaves that error ("no start line") in the thread's OpenSSL error queue.
+///   A PKI flight clears the queue as it builds the server's chain; a PSK
+///   flight does not, so libcoap's SSL_get_error after SSL_accept sees the
+///   stale error, takes the wait for the client's next flight for a failure
+///   and drops the session: with --ca, pre-shared keys stopped working. The
+///   queue is cleared here.
+/// - With verify_peer_cert libcoap asks for a client certificate with
+///   SSL_VERIFY_FAIL_IF_NO_PEER_CERT: a client without one would get no
+///   session at all. This keeps asking for a certificate and checking one
+///   that is shown (same callback), but lets a client that shows none in:
+///   such a session has no identity (its requests may carry credentials in
+///   option 4209). A certificate that is shown and fails (expired, another
+///   CA, a bad name) still ends the handshake.
+int on_tls_setup(void* tls_session, coap_dtls_pki_t*) {
+  ERR_clear_error();
+  auto* ssl = static_cast<SSL*>(tls_session);
+  if (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER)
+    SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, SSL_get_verify_callback(ssl));
+  return 1;
+}
+
+coap_reply credentials_refusal(const std::string& why) {
+  return json_reply(401, model::encode_error(why, {{"field", "option 4209"}}));
 }
 
 int on_event(coap_session_t* session, const coap_event_t event) {
@@ -112,6 +145,10 @@ void server_transport::impl::session_event(coap_session_t* session, coap_event_t
     case COAP_EVENT_DTLS_ERROR:
     case COAP_EVENT_DTLS_CLOSED:
     case COAP_EVENT_SERVER_SESSION_DEL: {
+      if (event == COAP_EVENT_DTLS_ERROR)
+        CF_INFO("transport", "DTLS with ", peer_of(session).address,
+                " failed (a certificate that did not verify: expired, from another CA or "
+                "with a bad name; or a wrong key)");
       auto a = attempts.find(session);
       if (a != attempts.end()) {
         if (!a->second.connected) {
@@ -121,8 +158,8 @@ void server_transport::impl::session_event(coap_session_t* session, coap_event_t
         }
         attempts.erase(a);
       }
-      if (event == COAP_EVENT_SERVER_SESSION_DEL)
-        cert_names.erase(session);
+      // A session that handshakes again shows its certificate again.
+      cert_names.erase(session);
       return;
     }
     default:
@@ -132,6 +169,9 @@ void server_transport::impl::session_event(coap_session_t* session, coap_event_t
 
 bool server_transport::impl::setup_dtls(std::string& error) {
   coap_register_event_handler(ctx, on_event);  // sessions come and go (also plain ones)
+  // Known to libcoap whether or not there is DTLS: a critical option it does
+  // not know it refuses with 4.02 by itself; this server answers it.
+  coap_register_option(ctx, model::credentials_option);
   if (cfg.dtls_port == 0)
     return true;
   if (!coap_dtls_is_supported()) {
@@ -160,8 +200,10 @@ bool server_transport::impl::setup_dtls(std::string& error) {
     pki.allow_expired_certs = 0;
     pki.cert_chain_validation = 1;
     pki.cert_chain_verify_depth = 3;
+    pki.check_cert_revocation = 0;  // no CRLs: revoking an identity's key table entry ends its role
     pki.validate_cn_call_back = on_certificate;
     pki.cn_call_back_arg = this;
+    pki.additional_tls_setup_call_back = on_tls_setup;
     pki.pki_key.key_type = COAP_PKI_KEY_PEM;
     pki.pki_key.key.pem.public_cert = cfg.cert_file.c_str();
     pki.pki_key.key.pem.private_key = cfg.key_file.c_str();
@@ -192,8 +234,10 @@ void server_transport::impl::identify(const coap_session_t* session, peer& p) {
     if (c != cert_names.end()) {
       p.identity = c->second;
       auto r = roles.find(p.identity);
-      // A certificate from our CA names a node unless a key gives it a role.
-      p.role = r == roles.end() ? model::role::node : r->second;
+      // A certificate from our CA proves a name; the key table gives the
+      // name its role (and revoking the entry takes it away at once). A
+      // name the table does not know has no role.
+      p.role = r == roles.end() ? model::role::anonymous : r->second;
       return;
     }
     p.identity = text_of(coap_session_get_psk_identity(session));
@@ -205,9 +249,74 @@ void server_transport::impl::identify(const coap_session_t* session, peer& p) {
   p.role = common::in_any(cfg.plain_trusted, p.address) ? model::role::trusted : cfg.plain_role;
 }
 
-bool server_transport::impl::allowed(coap_session_t* session, model::access a,
-                                     const std::string& target, coap_reply& refusal) {
-  auto err = check_access(who(session), a, target);
+bool server_transport::impl::check_credentials(const std::string& user,
+                                               const std::string& password,
+                                               model::role& out) const {
+  // As long for an unknown user as for a known one with a wrong password.
+  static const std::string none(2 * model::key_bytes, '0');
+  auto i = psk.find(user);
+  bool match = false;
+  if (i == psk.end() || i->second.empty()) {
+    (void)model::same_secret(password, none);
+  } else {
+    for (auto& key : i->second)
+      match |= model::same_secret(password, key);
+  }
+  auto r = roles.find(user);
+  if (!match || r == roles.end())
+    return false;
+  out = r->second;
+  return true;
+}
+
+bool server_transport::impl::identify_request(const coap_session_t* session,
+                                              const coap_pdu_t* request, peer& out,
+                                              coap_reply& refusal) {
+  out = who(session);
+  coap_opt_iterator_t it;
+  coap_opt_t* opt = coap_check_option(request, model::credentials_option, &it);
+  if (opt == nullptr)
+    return true;  // the common case: one scan of the request's options
+  if (!out.secure) {
+    // Never checked over plain CoAP: the password would have crossed the
+    // network in the clear already, and a check would make it an oracle.
+    refusal = credentials_refusal(
+      "credentials in option 4209 are taken over coaps:// only (with the server's "
+      "certificate); over plain CoAP they are refused, whatever they are");
+    return false;
+  }
+  if (!out.identity.empty()) {
+    refusal = credentials_refusal(
+      "credentials in option 4209 are for sessions without an identity; this session "
+      "already speaks as " + out.identity);
+    return false;
+  }
+  model::credentials c;
+  std::string value(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+  if (const char* bad = model::parse_credentials(value, c)) {
+    refusal = credentials_refusal(bad);
+    return false;
+  }
+  model::role r = model::role::anonymous;
+  if (!check_credentials(c.user, c.password, r)) {
+    // The user may be logged; the password never is.
+    CF_INFO("transport", "option 4209 from ", out.address, " refused for \"", c.user, "\"");
+    refusal = credentials_refusal("credentials in option 4209 not accepted: unknown user or "
+                                  "wrong password");
+    return false;
+  }
+  out.identity = std::move(c.user);
+  out.role = r;
+  return true;
+}
+
+bool server_transport::impl::allowed(coap_session_t* session, const coap_pdu_t* request,
+                                     model::access a, const std::string& target,
+                                     coap_reply& refusal) {
+  peer from;
+  if (!identify_request(session, request, from, refusal))
+    return false;
+  auto err = check_access(from, a, target);
   if (!err)
     return true;
   refusal = error_reply(err);

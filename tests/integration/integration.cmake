@@ -21,6 +21,7 @@ set(COAPFLEET_INTEGRATION_TESTS
   security:free
   dtls:free
   budgets:free
+  x509:free
   durability:lock
   liveness_scale:lock)
 

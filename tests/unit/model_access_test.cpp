@@ -77,3 +77,34 @@ TEST_CASE("access: role names and identities") {
   CHECK_FALSE(valid_identity("a b"));
   CHECK_FALSE(valid_identity("a/b"));
 }
+
+TEST_CASE("access: option-4209 credentials are base64(user:password), \"Basic \" optional") {
+  credentials c;
+  // base64("alice:s3cret") and base64("node-1:k:with:colons")
+  CHECK(parse_credentials("Basic YWxpY2U6czNjcmV0", c) == nullptr);
+  CHECK(c.user == "alice");
+  CHECK(c.password == "s3cret");
+  CHECK(parse_credentials("YWxpY2U6czNjcmV0", c) == nullptr);
+  CHECK(c.user == "alice");
+  CHECK(parse_credentials("basic bm9kZS0xOms6d2l0aDpjb2xvbnM=", c) == nullptr);
+  CHECK(c.user == "node-1");
+  CHECK(c.password == "k:with:colons");
+  CHECK(parse_credentials("", c) != nullptr);
+  CHECK(parse_credentials("Basic ", c) != nullptr);
+  CHECK(parse_credentials("Basic ***", c) != nullptr);
+  CHECK(parse_credentials("YWxpY2U", c) != nullptr);           // no padding
+  CHECK(parse_credentials("YWxp=2U6", c) != nullptr);          // padding inside
+  CHECK(parse_credentials("YWxpY2U=", c) != nullptr);          // "alice": no colon
+  CHECK(parse_credentials("YWxpY2U6", c) != nullptr);          // "alice:": empty password
+  CHECK(parse_credentials("OnBhc3M=", c) != nullptr);          // ":pass": no user
+  CHECK(parse_credentials("YSBiOmM=", c) != nullptr);          // "a b:c": not an identity
+  // The messages never quote the value.
+  CHECK(std::string(parse_credentials("Basic c2VjcmV0", c)).find("c2VjcmV0") == std::string::npos);
+}
+
+TEST_CASE("access: secrets compare equal only when equal") {
+  CHECK(same_secret("abc", "abc"));
+  CHECK_FALSE(same_secret("abc", "abd"));
+  CHECK_FALSE(same_secret("abc", "abcd"));
+  CHECK(same_secret("", ""));
+}
