@@ -73,7 +73,7 @@ void hnd_get_audit(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
     return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
   auto& t = *server_of(s);
   coap_reply refused;
-  if (!t.allowed(s, model::access::read_audit, {}, refused))
+  if (!t.allowed(s, req, model::access::read_audit, {}, refused))
     return reply_now(r, s, req, q, resp, refused);
   std::string_view query;
   if (q && q->length > 0)
