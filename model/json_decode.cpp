@@ -4,6 +4,8 @@
 // This file: health, nodes and the shared value lists; jobs, updates and the
 // system are in json_decode_jobs.cpp.
 #include <arpa/inet.h>
+
+#include <cstring>
 #include <netinet/in.h>
 
 #include <cmath>
@@ -29,6 +31,38 @@ bool valid_ip_literal(const std::string& ip) {
   if (zone != std::string::npos && zone + 1 == ip.size())
     return false;
   return inet_pton(AF_INET6, ip.substr(0, zone).c_str(), buf) == 1;
+}
+
+/// Why `ip` (a valid literal) cannot be where a node is notified, or null:
+/// never a multicast, broadcast or unspecified address (a notification
+/// must reach one node, not a network).
+const char* not_unicast(const std::string& ip) {
+  unsigned char b[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, ip.c_str(), b) == 1) {
+    if (b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] == 0)
+      return "unspecified";
+    if (b[0] >= 224 && b[0] <= 239)
+      return "multicast";
+    if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)
+      return "broadcast";
+    return nullptr;
+  }
+  auto zone = ip.find('%');
+  if (inet_pton(AF_INET6, ip.substr(0, zone).c_str(), b) != 1)
+    return nullptr;
+  static const unsigned char zero[16] = {};
+  if (std::memcmp(b, zero, 16) == 0)
+    return "unspecified";
+  if (b[0] == 0xff)
+    return "multicast";
+  // An IPv4-mapped address (::ffff:a.b.c.d) is judged as its IPv4 form.
+  static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(b, mapped, 12) == 0) {
+    char v4[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, b + 12, v4, sizeof v4);
+    return not_unicast(v4);
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -86,6 +120,10 @@ decoded<node_registration> decode_node_registration(std::string_view body,
     n.ip_address = source_address;
   else if (r.ok() && !valid_ip_literal(n.ip_address))
     r.fail("field ip_address must be an IPv4 or IPv6 address", "ip_address");
+  else if (const char* what = r.ok() ? not_unicast(n.ip_address) : nullptr)
+    r.fail(std::string("field ip_address must be a unicast address, not ") + what + " ("
+             + n.ip_address + ")",
+           "ip_address");
   r.optional_int("port", n.port, 1, 65535);
   r.optional_strings("services", n.services);
   r.optional_strings("drivers", n.drivers);

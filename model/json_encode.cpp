@@ -46,6 +46,7 @@ void node(writer& w, const node_record& n) {
   member(w, "node_id", n.reg.node_id);
   member(w, "hostname", n.reg.hostname);
   member(w, "ip_address", n.reg.ip_address);
+  optional_member(w, "reported_ip_address", n.reg.reported_ip_address);
   member(w, "port", uint32_t{n.reg.port});
   member(w, "status", to_string(n.status));
   member(w, "last_seen", at{n.last_seen});

@@ -56,6 +56,9 @@ struct node_registration {
   std::vector<std::string> drivers;
   attributes system_info;
   std::string reported_status;  ///< what the node said (`status`), informative
+  /// The ip_address a node claimed when it differs from the address its own
+  /// registration came from: information only (it is notified where it is).
+  std::string reported_ip_address;
 };
 
 /// A node health report (`PUT /health`), also the agent's `GET /health`.
@@ -214,7 +217,7 @@ struct agent_system_info {
 template <class F> auto inspect(F& f, scalar& x) { return f(x.kind, x.flag, x.number, x.text); }
 template <class F> auto inspect(F& f, node_registration& x) {
   return f(x.node_id, x.hostname, x.ip_address, x.port, x.services, x.drivers,
-           x.system_info, x.reported_status);
+           x.system_info, x.reported_status, x.reported_ip_address);
 }
 template <class F> auto inspect(F& f, health_report& x) {
   return f(x.node_id, x.timestamp, x.overall_healthy, x.cpu_percent, x.memory_percent,

@@ -45,7 +45,9 @@ bool store::statements::migrate() {
     ok = exec(sql::schema_v2, "cannot migrate the schema to v2 (keys)");
   if (ok && version < 3)
     ok = exec(sql::schema_v3, "cannot migrate the schema to v3 (audit)");
-  // Later versions: if (ok && version < 4) ok = exec(sql::schema_v4, ...);
+  if (ok && version < 4)
+    ok = exec(sql::schema_v4, "cannot migrate the schema to v4 (reported addresses)");
+  // Later versions: if (ok && version < 5) ok = exec(sql::schema_v5, ...);
   if (ok && !sqlite3_get_autocommit(self.db_))
     ok = exec("COMMIT", "cannot commit migration");
   if (!ok && !sqlite3_get_autocommit(self.db_))
@@ -82,6 +84,7 @@ bool store::statements::write(const put_node& op) {
   bind_opt(upsert_node, 8, r.reported_status);
   bind(upsert_node, 9, op.registered_at);
   bind(upsert_node, 10, op.last_seen);
+  bind_opt(upsert_node, 11, r.reported_ip_address);
   return run(upsert_node, "cannot store node");
 }
 
@@ -244,6 +247,7 @@ std::vector<model::node_record> store::load_nodes() {
     n.reg.reported_status = column_text(s, 7);
     n.registered_at = sqlite3_column_int64(s, 8);
     n.last_seen = sqlite3_column_int64(s, 9);
+    n.reg.reported_ip_address = column_text(s, 12);
     if (sqlite3_column_type(s, 10) != SQLITE_NULL
         && st_->take(model::decode_health_report(column_text(s, 10)), n.health, "health", id)) {
       n.has_health = true;

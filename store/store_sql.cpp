@@ -90,16 +90,24 @@ CREATE TABLE audit (
 PRAGMA user_version = 3;
 )sql";
 
+// v4: the ip_address a node claimed when it differs from the address its
+// registration came from (kept as information; the node is notified at the
+// address it came from).
+extern const char* const schema_v4 = R"sql(
+ALTER TABLE nodes ADD COLUMN reported_ip TEXT;
+PRAGMA user_version = 4;
+)sql";
+
 extern const char* const upsert_node =
     "INSERT INTO nodes(node_id, hostname, ip_address, port, services, drivers,"
-    " system_info, reported_status, registered_at, last_seen)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    " system_info, reported_status, registered_at, last_seen, reported_ip)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     " ON CONFLICT(node_id) DO UPDATE SET hostname = excluded.hostname,"
     " ip_address = excluded.ip_address, port = excluded.port,"
     " services = excluded.services, drivers = excluded.drivers,"
     " system_info = excluded.system_info,"
     " reported_status = excluded.reported_status,"
-    " last_seen = excluded.last_seen";
+    " last_seen = excluded.last_seen, reported_ip = excluded.reported_ip";
 
 // Health of a node that is not registered is dropped: the node table
 // is authoritative, and one stray report must not fail the batch.
@@ -136,7 +144,7 @@ extern const char* const upsert_state =
 extern const char* const select_nodes =
     "SELECT n.node_id, n.hostname, n.ip_address, n.port, n.services,"
     " n.drivers, n.system_info, n.reported_status, n.registered_at,"
-    " n.last_seen, h.report, h.received_at"
+    " n.last_seen, h.report, h.received_at, n.reported_ip"
     " FROM nodes n LEFT JOIN health h ON h.node_id = n.node_id"
     " ORDER BY n.node_id";
 

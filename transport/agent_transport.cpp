@@ -8,6 +8,9 @@ namespace coapfleet::transport {
 struct agent_transport::impl : runtime {
   impl(caf::actor_system& sys, agent_transport_config cfg) : runtime(sys), cfg(std::move(cfg)) {
     set_request_timeout(this->cfg.request_timeout);
+    // The server notifies a node at the address its requests come from.
+    if (this->cfg.bind != "0.0.0.0" && this->cfg.bind != "::")
+      set_client_source(this->cfg.bind);
   }
   agent_transport_config cfg;
   agent_gateway_actor gateway;

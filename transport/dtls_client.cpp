@@ -5,7 +5,7 @@
 namespace coapfleet::transport {
 
 coap_session_t* open_psk_session(coap_context_t* ctx, const coap_address_t& dst,
-                                 const common::psk_credentials& c) {
+                                 const common::psk_credentials& c, const coap_address_t* local) {
   if (!coap_dtls_is_supported() || c.empty())
     return nullptr;
   coap_dtls_cpsk_t cpsk;
@@ -15,7 +15,7 @@ coap_session_t* open_psk_session(coap_context_t* ctx, const coap_address_t& dst,
   cpsk.psk_info.identity.length = c.identity.size();
   cpsk.psk_info.key.s = reinterpret_cast<const uint8_t*>(c.key.data());
   cpsk.psk_info.key.length = c.key.size();
-  return coap_new_client_session_psk2(ctx, nullptr, &dst, COAP_PROTO_DTLS, &cpsk);
+  return coap_new_client_session_psk2(ctx, local, &dst, COAP_PROTO_DTLS, &cpsk);
 }
 
 }  // namespace coapfleet::transport

@@ -71,6 +71,10 @@ public:
   /// (MAX_TRANSMIT_WAIT, 93 s), so a request is never failed here while
   /// libcoap still retransmits it.
   void set_request_timeout(std::chrono::milliseconds timeout) { request_timeout_ms_ = timeout.count(); }
+  /// Requests leave from this address (any port) when it is of the
+  /// destination's family: a server notifies a node where its requests
+  /// came from, so an agent's requests come from the address it listens on.
+  void set_client_source(const std::string& address) { client_source_ = address; }
   /// Who sent a request on `session`: its address and port, and what the
   /// transport established about it (identify).
   virtual peer who(const coap_session_t* session);
@@ -192,6 +196,7 @@ private:
   common::psk_credentials own_psk_;  ///< listen_dtls_single's key
   std::unordered_map<coap_session_t*, unsigned> session_use_;      ///< requests outstanding
   int64_t request_timeout_ms_ = 100'000;
+  std::string client_source_;
   std::deque<std::pair<int64_t, std::string>> deadlines_;  ///< (deadline, key), in order
   std::vector<coap_session_t*> to_reset_;  ///< ICMP-failed client sessions (referenced)
   bool stopping_ = false;

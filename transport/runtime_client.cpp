@@ -197,8 +197,15 @@ coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip
   }
   auto psk = client_psk_.find(ip + ":" + std::to_string(port));
   coap_session_t* session = nullptr;
+  coap_address_t source;
+  const coap_address_t* from = nullptr;
+  if (!client_source_.empty() && make_address(client_source_, 0, source)
+      && source.addr.sa.sa_family == dst.addr.sa.sa_family)
+    from = &source;
   if (psk != client_psk_.end()) {
-    session = open_psk_session(c, dst, psk->second);
+    session = open_psk_session(c, dst, psk->second, from);
+  } else if (from) {
+    session = coap_new_client_session(c, from, &dst, COAP_PROTO_UDP);
   } else {
     coap_address_t local;
     if (c == ctx && from_listen_port_ && listening_address_for(dst, local)) {

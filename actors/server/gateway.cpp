@@ -347,6 +347,20 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
         if (!permitted(self, id, from, model::access::register_node, "node.register",
                        reg.node_id))
           return;
+        // An operator (or a trusted network) may say where a node listens. A
+        // node registering itself is notified where its registration came
+        // from; a different claim is kept as information only, so that no
+        // key holder can point the server's requests at another host.
+        if (from.role != model::role::operator_ && from.role != model::role::trusted) {
+          if (reg.ip_address != from.address) {
+            CF_INFO("gateway", "node ", reg.node_id, " claims ip_address ", reg.ip_address,
+                    " but registers from ", from.address, ": notified at ", from.address);
+            reg.reported_ip_address = reg.ip_address;
+            reg.ip_address = from.address;
+          } else {
+            reg.reported_ip_address.clear();
+          }
+        }
         // A node registering itself (or an agent on a trusted network) is not
         // an operator action; an operator registering a node is.
         bool audited = from.role == model::role::operator_;

@@ -118,6 +118,34 @@ class Dtls(DtlsBase):
         self.assertEqual(r.code, "4.03", r)
         self.assertTrue(self.server.answers_test())
 
+    def test_a_node_is_notified_where_it_registers_from(self):
+        # node-2 claims another host's address; it is kept as information only.
+        r = self.sec("node-2", "post", "nodes", {"node_id": "node-2", "ip_address": "127.9.9.9",
+                                                 "port": 5683}, extra=["-a", "127.0.0.3"])
+        self.assertEqual(r.code, "2.01", r)
+        n = [x for x in self.sec("alice", "get", "nodes").json()["nodes"]
+             if x["node_id"] == "node-2"][0]
+        self.assertEqual(n["ip_address"], "127.0.0.3")
+        self.assertEqual(n["reported_ip_address"], "127.9.9.9")
+        # An operator says where a node listens, and that stands.
+        r = self.sec("alice", "post", "nodes", {"node_id": "op-set", "ip_address": "127.9.9.8"})
+        self.assertEqual(r.code, "2.01", r)
+        n = [x for x in self.sec("alice", "get", "nodes").json()["nodes"]
+             if x["node_id"] == "op-set"][0]
+        self.assertEqual(n["ip_address"], "127.9.9.8")
+        self.assertNotIn("reported_ip_address", n)
+
+    def test_no_multicast_broadcast_or_unspecified_address(self):
+        for ip, what in (("224.0.1.187", "multicast"), ("255.255.255.255", "broadcast"),
+                         ("0.0.0.0", "unspecified"), ("ff02::fd", "multicast"), ("::", "unspecified"),
+                         ("::ffff:239.1.1.1", "multicast")):
+            with self.subTest(ip=ip):
+                r = self.sec("alice", "post", "nodes", {"node_id": "bad-addr", "ip_address": ip})
+                body = self.assertErrorJson(r, "4.00", "ip_address")
+                self.assertIn(what, body["error"])
+        self.assertNotIn("bad-addr", [x["node_id"] for x in
+                                      self.sec("alice", "get", "nodes").json()["nodes"]])
+
     def test_a_reader_reads_and_changes_nothing(self):
         self.assertEqual(self.sec("dash", "get", "nodes").code, "2.05")
         r = self.sec("dash", "post", "updates", {"name": "x", "version": "1",

@@ -175,6 +175,22 @@ TEST_CASE("decode_node_registration: ip_address and port") {
   }
   check_fails_on(decode_node_registration(R"({"node_id":"a","ip_address":7})", "127.0.0.1"),
                  "ip_address");
+  // A notification must reach one node: no multicast, broadcast or
+  // unspecified address (also not in IPv4-mapped form).
+  for (const char* ip : {"224.0.0.1", "239.255.255.250", "255.255.255.255", "0.0.0.0", "::",
+                         "ff02::1", "ff05::fd", "::ffff:224.0.1.187", "::ffff:0.0.0.0"}) {
+    CAPTURE(ip);
+    check_fails_on(decode_node_registration(R"({"node_id":"a","ip_address":")"
+                                              + std::string{ip} + "\"}",
+                                            "127.0.0.1"),
+                   "ip_address");
+  }
+  for (const char* ip : {"223.255.255.255", "240.0.0.1", "255.255.255.254", "::ffff:10.0.0.1"}) {
+    CAPTURE(ip);
+    CHECK(decode_node_registration(R"({"node_id":"a","ip_address":")" + std::string{ip} + "\"}",
+                                   "127.0.0.1")
+            .ok());
+  }
 
   auto port = decode_node_registration(R"({"node_id":"a","port":5690})", "127.0.0.1");
   REQUIRE(port.ok());

@@ -212,10 +212,11 @@ TEST_CASE("audit: a v2 database is migrated to v3 and keeps its keys and nodes")
   }
   // What a server of schema v2 left behind.
   raw(db.path(), "DROP TABLE audit");
+  raw(db.path(), "ALTER TABLE nodes DROP COLUMN reported_ip");
   raw(db.path(), "PRAGMA user_version = 2");
   ::chmod(db.path().c_str(), 0644);
   auto s = open_ok(db.path());
-  CHECK(raw(db.path(), "PRAGMA user_version") == "3");
+  CHECK(raw(db.path(), "PRAGMA user_version") == "4");
   CHECK(s->load_nodes().size() == 1);
   model::key_table t;
   REQUIRE(s->load_keys(t0, t));
@@ -233,9 +234,10 @@ TEST_CASE("audit: a v1 database is migrated through v2 to v3") {
   raw(db.path(), "DROP TABLE audit");
   raw(db.path(), "DROP TABLE keys");
   raw(db.path(), "DROP TABLE meta");
+  raw(db.path(), "ALTER TABLE nodes DROP COLUMN reported_ip");
   raw(db.path(), "PRAGMA user_version = 1");
   auto s = open_ok(db.path());
-  CHECK(raw(db.path(), "PRAGMA user_version") == "3");
+  CHECK(raw(db.path(), "PRAGMA user_version") == "4");
   REQUIRE(s->apply({record("job.create")}));
   CHECK(count_of(*s) == 1);
 }

@@ -139,7 +139,7 @@ void check_same(const model::job_record& a, const model::job_record& b) {
 
 }  // namespace
 
-TEST_CASE("open creates the schema at user_version 3 in WAL mode") {
+TEST_CASE("open creates the schema at user_version 4 in WAL mode") {
   temp_dir dir;
   {
     auto s = open_ok(dir.db());
@@ -148,14 +148,14 @@ TEST_CASE("open creates the schema at user_version 3 in WAL mode") {
     CHECK(s->load_nodes().empty());
     CHECK(s->load_jobs().empty());
   }
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "3");
+  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "4");
   CHECK(raw_query(dir.db(), "PRAGMA journal_mode") == "wal");
   CHECK(raw_query(dir.db(), "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                             " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
         == "audit,health,job_nodes,jobs,keys,meta,nodes");
   // Opening again neither migrates nor fails.
   auto again = open_ok(dir.db());
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "3");
+  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "4");
 }
 
 TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only") {
@@ -183,7 +183,7 @@ TEST_CASE("a database from a newer server is refused") {
   std::string err;
   auto s = store::open(dir.db(), err);
   CHECK(s == nullptr);
-  CHECK(err.find("database schema version 7 is newer than this server (3)")
+  CHECK(err.find("database schema version 7 is newer than this server (4)")
         != std::string::npos);
   CHECK(err.find(dir.db()) != std::string::npos);
 }
@@ -208,6 +208,7 @@ TEST_CASE("nodes: upsert keeps registered_at, updates the rest; reopen keeps the
     r.services = {};
     r.system_info = {{"os", model::scalar::of(std::string{"Alpine"})}};
     r.reported_status = "";
+    r.reported_ip_address = "127.9.9.9";
     REQUIRE(s->apply({put_node{r, 5000, 5000}}));
   }
   auto s = open_ok(dir.db());
@@ -222,6 +223,7 @@ TEST_CASE("nodes: upsert keeps registered_at, updates the rest; reopen keeps the
   CHECK(a.reg.drivers == std::vector<std::string>{"i2c"});
   CHECK(a.reg.system_info == model::attributes{{"os", model::scalar::of(std::string{"Alpine"})}});
   CHECK(a.reg.reported_status.empty());
+  CHECK(a.reg.reported_ip_address == "127.9.9.9");
   CHECK(a.registered_at == 1000);
   CHECK(a.last_seen == 5000);
   CHECK_FALSE(a.has_health);
@@ -230,6 +232,7 @@ TEST_CASE("nodes: upsert keeps registered_at, updates the rest; reopen keeps the
   CHECK(b.reg.services == std::vector<std::string>{"sshd", "agent"});
   CHECK(b.reg.system_info == reg("n2").system_info);
   CHECK(b.reg.reported_status == "online");
+  CHECK(b.reg.reported_ip_address.empty());
   CHECK(b.registered_at == 1100);
   CHECK(b.status == model::node_status::online);
 }
