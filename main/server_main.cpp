@@ -253,6 +253,10 @@ int main(int argc, char** argv) {
   app.add_option("--dtls-idle-sessions", opt.transport.dtls_idle_sessions,
                  "idle DTLS sessions kept, so that nodes do not handshake on every report")
     ->capture_default_str();
+  app.add_option("--dtls-handshakes", opt.transport.dtls_handshakes,
+                 "DTLS handshakes in progress at once (beyond, the oldest is dropped)")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 1000000u));
   app.add_option("--source-rate", opt.transport.budget.rate,
                  "plain requests per second from one address outside --plain-trusted that "
                  "carries no identity (a token bucket; beyond it 4.29 with Max-Age); 0: no limit")

@@ -188,6 +188,11 @@ std::vector<int> enlarge_receive_buffer(uint16_t port, int bytes) {
 
 }  // namespace
 
+void runtime::enlarge_listen_buffers(uint16_t port) {
+  for (int fd : enlarge_receive_buffer(port, 4 * 1024 * 1024))
+    listen_fds_.push_back(fd);
+}
+
 bool runtime::listen(const std::string& addr, uint16_t port, std::string& error) {
   coap_address_t a;
   if (!make_address(addr, port, a)) {
@@ -199,8 +204,7 @@ bool runtime::listen(const std::string& addr, uint16_t port, std::string& error)
             + " (address in use or not local?)";
     return false;
   }
-  for (int fd : enlarge_receive_buffer(port, 4 * 1024 * 1024))
-    listen_fds_.push_back(fd);
+  enlarge_listen_buffers(port);
   listen_addr_ = addr;
   listen_port_ = port;
   return true;

@@ -57,6 +57,9 @@ public:
   bool open(uint8_t block_mode, std::string& error);
   /// Listens on addr:port (UDP) with the main context.
   bool listen(const std::string& addr, uint16_t port, std::string& error);
+  /// The receive buffers of the sockets bound to `port` hold a burst (a
+  /// fleet's datagrams arriving at once): 8 MiB where the kernel allows.
+  void enlarge_listen_buffers(uint16_t port);
   /// Requests to ip:port go over DTLS with these credentials from now on
   /// (a session already open there is closed first).
   void set_client_credentials(const std::string& ip, uint16_t port,

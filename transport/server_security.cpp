@@ -224,6 +224,8 @@ bool server_transport::impl::setup_dtls(std::string& error) {
             + " (address in use?)";
     return false;
   }
+  // A fleet handshaking at once (after an outage) must not overflow it.
+  enlarge_listen_buffers(cfg.dtls_port);
   return true;
 }
 

@@ -194,6 +194,11 @@ bool server_transport::open(std::string& error) {
   coap_context_set_max_idle_sessions(
     d.ctx, d.cfg.dtls_port ? std::max(d.cfg.max_idle_sessions, d.cfg.dtls_idle_sessions)
                            : d.cfg.max_idle_sessions);
+  // Beyond this many handshakes at once libcoap drops the oldest, whose
+  // client then retries after a second or more: a fleet coming back after
+  // an outage would thrash. A handshake session exists only after the
+  // client returned the server's cookie (no spoofed source gets one).
+  coap_context_set_max_handshake_sessions(d.ctx, d.cfg.dtls_handshakes);
   auto* dp = &d;
   // Typed: the compiler checks every handler against transport_actor.
   d.set_behavior(transport_actor::behavior_type{

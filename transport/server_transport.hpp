@@ -53,6 +53,8 @@ struct server_transport_config {
   /// DTLS sessions kept while idle, so that nodes reporting every few
   /// seconds do not handshake on every report.
   unsigned dtls_idle_sessions = 16384;
+  /// DTLS handshakes in progress at once (libcoap's default is 100).
+  unsigned dtls_handshakes = 2048;
   /// Plain requests without an identity from outside plain_trusted: a token
   /// bucket per source address (4.29 beyond it); trusted sources too when
   /// budget_trusted.
