@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "model/json.hpp"
 #include "transport/answer.hpp"
@@ -16,6 +17,9 @@ namespace coapfleet::transport::handlers {
 using impl = server_transport::impl;
 
 coap_reply problem_reply(uint16_t code, const model::problem& p);
+
+/// The Uri-Path options of a request, in order ("updates", "<job>", "spec").
+std::vector<std::string> uri_path_segments(const coap_pdu_t* req);
 
 /// The request body, after the checks every body-carrying request gets:
 /// content format (none, 0 or 50, else 4.15) and size (4.13 above the limit).

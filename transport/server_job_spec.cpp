@@ -12,12 +12,7 @@ namespace coapfleet::transport {
 namespace handlers {
 
 std::string job_spec_id(const coap_pdu_t* req) {
-  std::vector<std::string> parts;
-  coap_opt_iterator_t it;
-  coap_option_iterator_init(req, &it, COAP_OPT_ALL);
-  while (coap_opt_t* opt = coap_option_next(&it))
-    if (it.number == COAP_OPTION_URI_PATH)
-      parts.emplace_back(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+  auto parts = uri_path_segments(req);
   if (parts.size() != 3 || parts[0] != "updates" || parts[2] != "spec" || parts[1].empty())
     return {};
   return parts[1];

@@ -44,6 +44,16 @@ coap_reply problem_reply(uint16_t code, const model::problem& p) {
   return json_reply(code, model::encode_problem(p));
 }
 
+std::vector<std::string> uri_path_segments(const coap_pdu_t* req) {
+  std::vector<std::string> parts;
+  coap_opt_iterator_t it;
+  coap_option_iterator_init(req, &it, COAP_OPT_ALL);
+  while (coap_opt_t* opt = coap_option_next(&it))
+    if (it.number == COAP_OPTION_URI_PATH)
+      parts.emplace_back(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+  return parts;
+}
+
 bool read_body(impl& t, const coap_pdu_t* request, std::string_view& body, coap_reply& error) {
   coap_opt_iterator_t it;
   if (coap_opt_t* opt = coap_check_option(request, COAP_OPTION_CONTENT_FORMAT, &it)) {

@@ -4,6 +4,8 @@
 // migration of v2 and v1 databases to v3, and the file's mode 0600.
 #include "store/store.hpp"
 
+#include "store_fixture.hpp"
+
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -15,45 +17,12 @@
 
 using namespace coapfleet;
 using namespace coapfleet::server;
+using namespace coapfleet::server::testing;
 
 namespace {
 
 constexpr model::millis t0 = 1'758'103'200'000;
 
-struct temp_db {
-  std::string dir;
-  temp_db() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "store_audit.XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
-  }
-  ~temp_db() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::string path() const { return dir + "/fleet.db"; }
-};
-
-std::unique_ptr<store> open_ok(const std::string& path) {
-  std::string err;
-  auto s = store::open(path, err);
-  INFO(err);
-  REQUIRE(s != nullptr);
-  return s;
-}
-
-std::string raw(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-  std::string out;
-  sqlite3_stmt* s = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-    out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return out;
-}
 
 model::put_audit record(const std::string& action, const std::string& target = "job-1",
                         const std::string& outcome = "2.01", model::millis at = t0) {

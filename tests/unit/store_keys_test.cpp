@@ -3,6 +3,8 @@
 // another connection (a running server) that something changed.
 #include "store/store.hpp"
 
+#include "store_fixture.hpp"
+
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
@@ -13,6 +15,7 @@
 
 using namespace coapfleet;
 using namespace coapfleet::server;
+using namespace coapfleet::server::testing;
 using key_outcome = store::key_outcome;
 
 namespace {
@@ -20,41 +23,6 @@ namespace {
 constexpr model::millis t0 = 1'758'103'200'000;
 constexpr model::millis hour = 3'600'000;
 
-struct temp_db {
-  std::string dir;
-  temp_db() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "store_keys.XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
-  }
-  ~temp_db() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::string path() const { return dir + "/fleet.db"; }
-};
-
-std::unique_ptr<store> open_ok(const std::string& path) {
-  std::string err;
-  auto s = store::open(path, err);
-  INFO(err);
-  REQUIRE(s != nullptr);
-  return s;
-}
-
-/// Runs SQL on a separate connection; the first column of the first row.
-std::string raw(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-  std::string out;
-  sqlite3_stmt* s = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-    out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return out;
-}
 
 model::key_entry key(const std::string& id, model::role r, const std::string& secret,
                      model::millis at = t0) {
