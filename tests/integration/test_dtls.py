@@ -93,6 +93,15 @@ class Dtls(DtlsBase):
         self.assertEqual(r.code, "2.05", r)
         r = self.sec("alice", "post", "system", {"action": "status"})
         self.assertEqual(r.code, "2.05", r)
+        self.assertEqual(self.sec("alice", "get", "test").code, "2.05")
+        r = self.sec("alice", "get", "updates")
+        self.assertEqual(r.code, "2.05", r)
+        self.assertIn(job, [j["job_id"] for j in r.json()["updates"]])
+        r = self.sec("alice", "post", "updates", {"action": "install", "job_id": job})
+        self.assertIn(r.code, ("2.04", "2.01"), r)
+        r = self.sec("alice", "get", ".well-known/core")
+        self.assertEqual(r.code, "2.05", r)
+        self.assertIn("</health>", r.body)
 
     def test_a_wrong_key_gets_no_answer(self):
         r = self.sec("alice", "get", "nodes", key="0" * 64, wait=3)
@@ -181,6 +190,25 @@ class Dtls(DtlsBase):
                             "--key-file", kf, "nodes"], capture_output=True, text=True, timeout=60)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("chmod 600", p.stderr)
+
+
+class DtlsSystemActions(DtlsBase):
+    """The seed's restart and shutdown over coaps://: an operator's key may,
+    a reader's may not; the process restarts in place, then ends with 0."""
+
+    def test_restart_then_shutdown_over_coaps(self):
+        r = self.sec("dash", "post", "system", {"action": "shutdown"})
+        self.assertErrorJson(r, "4.03")
+        pid = self.server.pid
+        r = self.sec("alice", "post", "system", {"action": "restart"})
+        self.assertEqual(r.code, "2.04", r)
+        h.deadline_poll(lambda: "restarting" in self.server.log_text(), 20, what="restart logged")
+        h.deadline_poll(lambda: self.sec("alice", "get", "test").code == "2.05", 30,
+                        what="coaps:// answers after the restart")
+        self.assertEqual(self.server.pid, pid)
+        r = self.sec("alice", "post", "system", {"action": "shutdown"})
+        self.assertEqual(r.code, "2.04", r)
+        self.assertEqual(self.server.wait_exit(30), 0, "shutdown must end the process with 0")
 
 
 class DtlsAgent(DtlsBase):
