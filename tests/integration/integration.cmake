@@ -50,7 +50,8 @@ set(COAPFLEET_AGENT_INTEGRATION_TESTS
   agent_restart
   agent_lost_answers
   agent_security
-  agent_signed_jobs)
+  agent_signed_jobs
+  agent_x509)
 foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
   add_test(NAME integration_${name}
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
