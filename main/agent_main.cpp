@@ -14,6 +14,7 @@
 #include "actors/agent/metrics.hpp"
 #include "actors/agent/reporter.hpp"
 #include "actors/interfaces.hpp"
+#include "common/certificate_files.hpp"
 #include "common/job_signing.hpp"
 #include "common/key_file.hpp"
 #include "common/log.hpp"
@@ -41,13 +42,15 @@ struct options {
   std::vector<std::string> pip_args;
   unsigned handler_timeout = 600;
   std::string key_file;
+  common::certificate_files certificate;
+  std::string server_name;
   std::string verify_key;
   bool allow_setid = false;
 };
 
 /// coap://HOST[:PORT] or coaps://HOST[:PORT] with HOST an IP literal (or localhost).
 bool parse_server(const std::string& uri, std::string& host, uint16_t& port, bool& secure,
-                  std::string& err) {
+                  std::string& written_host, std::string& err) {
   secure = uri.compare(0, 8, "coaps://") == 0;
   const std::string scheme = secure ? "coaps://" : "coap://";
   if (uri.compare(0, scheme.size(), scheme) != 0) {
@@ -73,6 +76,7 @@ bool parse_server(const std::string& uri, std::string& host, uint16_t& port, boo
     if (colon != std::string::npos)
       p = rest.substr(colon + 1);
   }
+  written_host = host;
   if (host == "localhost")
     host = "127.0.0.1";
   unsigned char buf[sizeof(in6_addr)];
@@ -101,12 +105,25 @@ int main(int argc, char** argv) {
   CLI::App app{"coapfleet-agent: reports this node's health to a coapfleet server and installs "
                "its updates"};
   app.add_option("--server", opt.server,
-                 "main server, coap://HOST:PORT or coaps://HOST:PORT (DTLS, with --key-file)")
+                 "main server, coap://HOST:PORT or coaps://HOST:PORT (DTLS, with --key-file or "
+                 "--cert/--key/--ca)")
     ->capture_default_str();
   app.add_option("--key-file", opt.key_file,
                  "this node's key (from `coapfleet-server keys add NODE_ID --role node`), a file "
                  "only its owner can read; with coaps:// the agent speaks DTLS as its node id and "
                  "takes commands only over DTLS from a holder of this key");
+  app.add_option("--cert", opt.certificate.cert,
+                 "this node's X.509 certificate (PEM; its first DNS subjectAltName, else its "
+                 "CN, is the node id); with coaps:// instead of --key-file, with --key and --ca");
+  app.add_option("--key", opt.certificate.key,
+                 "the private key of --cert (PEM), a file only its owner can read");
+  app.add_option("--ca", opt.certificate.ca,
+                 "the CA (PEM) the server's certificate must chain to; commands are taken only "
+                 "from a peer with a certificate from it that names the server");
+  app.add_option("--server-name", opt.server_name,
+                 "the name the server's certificate must carry (a DNS subjectAltName, or the CN "
+                 "without one; an IP address must be an IP subjectAltName); default: the HOST of "
+                 "--server");
   app.add_option("--bind", opt.transport.bind, "address to listen on")->capture_default_str();
   app.add_option("--port", opt.transport.port, "UDP port to listen on")->capture_default_str();
   app.add_option("--node-id", opt.node_id, "this node's id (default: the hostname)");
@@ -147,17 +164,41 @@ int main(int argc, char** argv) {
   log::level lvl;
   log::parse_level(opt.log_level, lvl);
   log::set_level(lvl);
-  std::string host, err;
+  std::string host, written_host, err;
   uint16_t server_port = 5683;
   bool secure = false;
-  if (!parse_server(opt.server, host, server_port, secure, err)) {
+  if (!parse_server(opt.server, host, server_port, secure, written_host, err)) {
     std::fprintf(stderr, "%s\n", err.c_str());
     return 2;
   }
-  if (secure != !opt.key_file.empty()) {
-    std::fprintf(stderr, secure ? "coaps:// needs --key-file (this node's key)\n"
+  const bool x509 = !opt.certificate.empty();
+  if (x509 && !opt.key_file.empty()) {
+    std::fprintf(stderr, "give either --key-file (a pre-shared key) or --cert/--key/--ca "
+                         "(a certificate), not both\n");
+    return 2;
+  }
+  if (secure != (x509 || !opt.key_file.empty())) {
+    std::fprintf(stderr, secure ? "coaps:// needs --key-file (this node's key) or "
+                                  "--cert/--key/--ca (its certificate)\n"
+                         : x509 ? "--cert/--key/--ca need a coaps:// --server\n"
                                 : "--key-file needs a coaps:// --server\n");
     return 2;
+  }
+  if (!opt.server_name.empty() && !x509) {
+    std::fprintf(stderr, "--server-name goes with --cert/--key/--ca\n");
+    return 2;
+  }
+  if (x509) {
+    if (!common::check_certificate_files(opt.certificate, err)) {
+      std::fprintf(stderr, "%s\n", err.c_str());
+      return 2;
+    }
+    if (opt.server_name.empty())
+      opt.server_name = written_host;
+    if (!common::valid_peer_name(opt.server_name)) {
+      std::fprintf(stderr, "--server-name must be 1..253 printable characters without spaces\n");
+      return 2;
+    }
   }
   if (opt.node_id.empty()) {
     char name[HOST_NAME_MAX + 1] = {0};
@@ -169,7 +210,12 @@ int main(int argc, char** argv) {
                  opt.node_id.c_str());
     return 2;
   }
-  if (secure) {
+  if (x509) {
+    opt.transport.certificate = opt.certificate;
+    opt.transport.server_name = opt.server_name;
+    opt.transport.server_host = host;
+    opt.transport.server_port = server_port;
+  } else if (secure) {
     opt.transport.credentials.identity = opt.node_id;
     if (!common::read_key_file(opt.key_file, opt.transport.credentials.key, err)) {
       std::fprintf(stderr, "%s\n", err.c_str());
@@ -261,7 +307,8 @@ int main(int argc, char** argv) {
   auto gateway = agent::spawn_agent_gateway(
     sys, agent::agent_gateway_peers{
            net.handle(), metrics, reporter, installer, opt.server,
-           agent::trusted_server{host, server_port, secure ? opt.node_id : std::string()}});
+           agent::trusted_server{host, server_port,
+                                 x509 ? opt.server_name : secure ? opt.node_id : std::string()}});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-agent ", COAPFLEET_VERSION, " node ", opt.node_id, " listening on ",
@@ -269,7 +316,11 @@ int main(int argc, char** argv) {
           " s");
   CF_INFO("main", "state: ", opt.state_dir, ", install root: ", opt.root,
           opt.allow_setid ? " (setuid, setgid and sticky files allowed)" : "");
-  if (secure)
+  if (x509)
+    CF_INFO("main", "commands (POST /updates/available) are taken only over DTLS from a peer "
+                    "whose certificate chains to ", opt.certificate.ca, " and names ",
+            opt.server_name);
+  else if (secure)
     CF_INFO("main", "commands (POST /updates/available) are taken only over DTLS from the "
                     "holder of this node's key");
   else

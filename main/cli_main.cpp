@@ -36,6 +36,21 @@ int main(int argc, char** argv) {
                  "For coaps://: the file holding your key, readable only by you "
                  "(default: $COAPFLEET_KEY_FILE)")
     ->envname("COAPFLEET_KEY_FILE");
+  app.add_option("--cert", ctx.options.cert_file,
+                 "For coaps:// with X.509 instead of a key: your certificate, PEM (default: "
+                 "$COAPFLEET_CERT)")
+    ->envname("COAPFLEET_CERT");
+  app.add_option("--key", ctx.options.cert_key_file,
+                 "The private key of --cert, PEM, readable only by you (default: $COAPFLEET_KEY)")
+    ->envname("COAPFLEET_KEY");
+  app.add_option("--ca", ctx.options.ca_file,
+                 "The CA the server's certificate must chain to, PEM (default: $COAPFLEET_CA)")
+    ->envname("COAPFLEET_CA");
+  app.add_option("--server-name", ctx.options.server_name,
+                 "The name the server's certificate must carry (DNS subjectAltName, or CN without "
+                 "one; an IP address: an IP subjectAltName). Default: the host of --server "
+                 "($COAPFLEET_SERVER_NAME)")
+    ->envname("COAPFLEET_SERVER_NAME");
   app.add_flag("--json", ctx.options.json,
                "Print the server's JSON answer instead of tables (for scripts)");
   app.add_option("--timeout", ctx.options.timeout, "Seconds to wait for each answer")

@@ -19,11 +19,16 @@ struct agent_transport::impl : runtime {
   bool health_changed = false;
   bool register_resources();
   /// A request over DTLS carries the PSK identity its session was opened
-  /// with (the gateway decides what that identity may do).
+  /// with, or the name its peer's certificate was verified to have (the
+  /// gateway decides what that identity may do).
   void identify(const coap_session_t* session, peer& p) override {
     if (coap_session_get_proto(session) != COAP_PROTO_DTLS)
       return;
     p.secure = true;
+    if (!cfg.certificate.empty()) {
+      p.identity = verified_name(session);
+      return;
+    }
     if (const coap_bin_const_t* id = coap_session_get_psk_identity(session))
       p.identity.assign(reinterpret_cast<const char*>(id->s), id->length);
   }
@@ -153,6 +158,9 @@ std::string agent_transport::endpoint_description() const {
   auto uri = endpoint_uri(impl_->cfg.bind, impl_->cfg.port);
   if (!impl_->cfg.credentials.empty())
     uri = "coaps" + uri.substr(4) + " (DTLS, only for the holder of this node's key)";
+  else if (!impl_->cfg.certificate.empty())
+    uri = "coaps" + uri.substr(4) + " (DTLS, X.509: only for a certificate from "
+          + impl_->cfg.certificate.ca + " naming " + impl_->cfg.server_name + ")";
   return uri;
 }
 
@@ -184,7 +192,14 @@ bool agent_transport::open(std::string& error) {
     }
     return -1;
   };
-  if (d.cfg.credentials.empty()) {
+  if (!d.cfg.certificate.empty()) {
+    // The agent's context has one PKI setup (libcoap 4.3.1): its endpoint
+    // and its sessions to the server expect the same peer, the server.
+    d.set_certificate(d.cfg.certificate, false);
+    d.set_client_certificate(d.cfg.server_host, d.cfg.server_port, d.cfg.server_name, true);
+    if (!d.listen_dtls_pki(d.cfg.bind, d.cfg.port, d.cfg.server_name, error))
+      return false;
+  } else if (d.cfg.credentials.empty()) {
     if (!d.listen(d.cfg.bind, d.cfg.port, error))
       return false;
   } else {

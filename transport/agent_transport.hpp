@@ -9,6 +9,7 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
+#include "common/certificate_files.hpp"
 #include "common/key_file.hpp"
 #include "transport/stop_reason.hpp"
 
@@ -22,6 +23,12 @@ struct agent_transport_config {
   /// DTLS as this node, and the agent's own endpoint is DTLS only, open to
   /// nobody but a peer holding the node's key (its server).
   common::psk_credentials credentials;
+  /// With a certificate instead (coaps:// with --cert/--key/--ca): requests
+  /// to the server go over DTLS showing it, the server's certificate must
+  /// chain to the CA and name `server_name`, and the agent's own endpoint is
+  /// DTLS only, open to nobody but a peer with such a certificate (its server).
+  common::certificate_files certificate;
+  std::string server_name;
   std::string server_host;
   uint16_t server_port = 0;
   /// How long a request to the server waits for its answer (see

@@ -82,6 +82,8 @@ std::string describe_nack(coap_nack_reason_t reason) {
     case COAP_NACK_TOO_MANY_RETRIES: return "no acknowledgement after all retransmissions";
     case COAP_NACK_NOT_DELIVERABLE: return "the request could not be sent";
     case COAP_NACK_RST: return "the server reset the exchange";
+    case COAP_NACK_TLS_FAILED:
+      return "the DTLS handshake failed (a wrong key, or a certificate that did not verify)";
     case COAP_NACK_ICMP_ISSUE: return "unreachable (ICMP error: nothing listens on that port, or no route)";
     default: return "the exchange failed";
   }
@@ -134,6 +136,7 @@ std::optional<server_uri> parse_server_uri(const std::string& text, std::string&
     if (colon != std::string::npos)
       port_text = rest.substr(colon + 1);
   }
+  out.written_host = out.host;
   if (out.host == "localhost")
     out.host = "127.0.0.1";
   coap_address_t probe;

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "common/certificate_files.hpp"
 #include "common/key_file.hpp"
 
 namespace coapfleet::client {
@@ -29,6 +30,12 @@ struct server_uri {
   bool secure = false; ///< coaps://
   /// For coaps://: the identity and pre-shared key the client speaks with.
   common::psk_credentials credentials;
+  /// Or a certificate: the client shows certificate.cert, and the server's
+  /// certificate must chain to certificate.ca and name `server_name` (see
+  /// common::certificate_has_name; default: the host as written).
+  common::certificate_files certificate;
+  std::string server_name;
+  std::string written_host;  ///< the host as the user wrote it ("localhost")
 };
 
 /// Parses `text`; on failure returns nothing and says why in `error`.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "transport/dtls_client.hpp"
+#include "transport/dtls_pki.hpp"
 
 #include <coap3/coap.h>
 
@@ -112,8 +113,30 @@ struct blocking_client::impl {
                       && std::memcmp(tok.s, self->token.data(), tok.length) == 0);
     }
     // An ICMP error belongs to whatever is in flight to that address.
-    if (ours || reason == COAP_NACK_ICMP_ISSUE)
+    // A certificate refused in on_certificate says more than the NACK after it.
+    if ((ours || reason == COAP_NACK_ICMP_ISSUE) && self->failure.empty())
       self->failure = detail::describe_nack(reason);
+  }
+
+  /// The server's certificate, once libcoap has verified it against --ca:
+  /// it must also name the server (libcoap 4.3.1 checks no name).
+  static int on_certificate(const char* cn, const uint8_t* der, size_t length, coap_session_t*,
+                            unsigned depth, int validated, void* arg) {
+    auto* self = static_cast<impl*>(arg);
+    std::string name = cn ? cn : "";
+    if (!validated) {
+      self->failure = "the server's certificate (\"" + name.substr(0, 64)
+                      + "\") does not verify against --ca " + self->server.certificate.ca;
+      return 0;
+    }
+    if (depth > 0)
+      return 1;
+    if (!common::certificate_has_name(der, length, self->server.server_name)) {
+      self->failure = "the server's certificate (\"" + name.substr(0, 64) + "\") does not name "
+                      + self->server.server_name + " (give the name it carries with --server-name)";
+      return 0;
+    }
+    return 1;
   }
 
   coap_context_t* new_context(uint8_t block_mode) {
@@ -140,9 +163,12 @@ struct blocking_client::impl {
       error = "cannot set up a CoAP client for " + server.text;
       return nullptr;
     }
-    if (server.secure) {
+    if (server.secure && !server.certificate.empty()) {
+      s = transport::open_pki_session(c, dst, server.certificate, on_certificate, this);
+    } else if (server.secure) {
       if (server.credentials.empty()) {
-        error = "coaps:// needs an identity and a key (--identity, --key-file)";
+        error = "coaps:// needs an identity and a key (--identity, --key-file) or a "
+                "certificate (--cert, --key, --ca)";
         return nullptr;
       }
       s = transport::open_psk_session(c, dst, server.credentials);

@@ -38,6 +38,8 @@ runtime::~runtime() {
     coap_free_context(ctx);
   if (raw_ctx_)
     coap_free_context(raw_ctx_);
+  if (pki_ctx_)
+    coap_free_context(pki_ctx_);
   for (int fd : {event_fd_, signal_fd_, epoll_fd_})
     if (fd >= 0)
       ::close(fd);
@@ -353,6 +355,8 @@ stop_reason runtime::run() {
     read_more(ctx);
     if (raw_ctx_)
       coap_io_process(raw_ctx_, COAP_IO_NO_WAIT);
+    if (pki_ctx_)
+      coap_io_process(pki_ctx_, COAP_IO_NO_WAIT);
     expire_requests();
     wait_ms = 1000;
     if (housekeeping) {

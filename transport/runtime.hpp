@@ -20,6 +20,7 @@
 #include <coap3/coap.h>
 
 #include "actors/interfaces.hpp"
+#include "common/certificate_files.hpp"
 #include "common/key_file.hpp"
 #include "transport/stop_reason.hpp"
 
@@ -68,6 +69,25 @@ public:
   /// speaks as `credentials.identity` with its key gets a session.
   bool listen_dtls_single(const std::string& addr, uint16_t port,
                           const common::psk_credentials& credentials, std::string& error);
+  // -- X.509 (runtime_pki.cpp) ----------------------------------------------------
+  /// The certificate, key and CA this runtime shows and verifies peers with
+  /// (client sessions, listen_dtls_pki). `own_context`: client sessions go
+  /// on a context of their own, for a main context whose server side is set
+  /// up otherwise (libcoap 4.3.1 keeps one PKI setup per context).
+  void set_certificate(common::certificate_files files, bool own_context);
+  /// Requests to ip:port go over DTLS with set_certificate()'s certificate
+  /// from now on (instead of a key or plain CoAP), and the peer's
+  /// certificate must name `name`: as a host (common::certificate_has_name)
+  /// when `as_host`, else as its identity (first DNS SAN, else CN).
+  void set_client_certificate(const std::string& ip, uint16_t port, std::string name,
+                              bool as_host);
+  /// Listens on addr:port for DTLS with set_certificate()'s certificate: only
+  /// a peer whose certificate chains to the CA and names `peer_name` (as a
+  /// host) gets a session.
+  bool listen_dtls_pki(const std::string& addr, uint16_t port, std::string peer_name,
+                       std::string& error);
+  /// The name a listen_dtls_pki session's peer was verified to have; "" when none.
+  std::string verified_name(const coap_session_t* session) const;
   /// How long a request may wait for its answer (also a separate response
   /// promised by an empty ACK, which libcoap itself waits for forever).
   /// The default is beyond libcoap's own retransmission span
@@ -174,6 +194,26 @@ private:
   void reset_session(coap_session_t* session);
 
   coap_context_t* raw_ctx_ = nullptr;
+  // X.509 (runtime_pki.cpp)
+  struct pki_peer {
+    std::string name;
+    bool as_host = false;
+  };
+  friend int check_peer_certificate(const char*, const uint8_t*, size_t, coap_session_t*,
+                                    unsigned, int, void*);
+  friend int on_pki_session_event(coap_session_t*, coap_event_t);
+  /// Where PKI client sessions of context `c` go.
+  coap_context_t* pki_context(coap_context_t* c);
+  coap_session_t* open_client_pki(coap_context_t* c, const coap_address_t& dst,
+                                  const std::string& where, const coap_address_t* local);
+  /// Releases the idle client sessions to ip:port (their credentials changed).
+  void drop_idle_sessions_to(const std::string& where);
+  common::certificate_files pki_;
+  bool pki_own_context_ = false;
+  coap_context_t* pki_ctx_ = nullptr;
+  std::unordered_map<std::string, pki_peer> client_pki_;  ///< ip:port
+  std::string pki_listen_peer_;  ///< the name listen_dtls_pki admits
+  std::unordered_map<const coap_session_t*, std::string> verified_;
   int event_fd_ = -1;
   int signal_fd_ = -1;
   int epoll_fd_ = -1;

@@ -157,6 +157,11 @@ void runtime::set_client_credentials(const std::string& ip, uint16_t port,
   if (have.identity == credentials.identity && have.key == credentials.key)
     return;
   have = std::move(credentials);
+  client_pki_.erase(where);
+  drop_idle_sessions_to(where);
+}
+
+void runtime::drop_idle_sessions_to(const std::string& where) {
   // A session opened with other credentials (or none) is not reused; one in
   // use stays with its requests and goes when they are done.
   for (auto i = sessions_.begin(); i != sessions_.end();) {
@@ -196,13 +201,16 @@ coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip
     return nullptr;
   }
   auto psk = client_psk_.find(ip + ":" + std::to_string(port));
+  const bool pki = client_pki_.count(ip + ":" + std::to_string(port)) != 0;
   coap_session_t* session = nullptr;
   coap_address_t source;
   const coap_address_t* from = nullptr;
   if (!client_source_.empty() && make_address(client_source_, 0, source)
       && source.addr.sa.sa_family == dst.addr.sa.sa_family)
     from = &source;
-  if (psk != client_psk_.end()) {
+  if (pki) {
+    session = open_client_pki(c, dst, ip + ":" + std::to_string(port), from);
+  } else if (psk != client_psk_.end()) {
     session = open_psk_session(c, dst, psk->second, from);
   } else if (from) {
     session = coap_new_client_session(c, from, &dst, COAP_PROTO_UDP);
@@ -218,7 +226,8 @@ coap_session_t* runtime::client_session(coap_context_t* c, const std::string& ip
       session = coap_new_client_session(c, nullptr, &dst, COAP_PROTO_UDP);
   }
   if (!session) {
-    error = psk != client_psk_.end() ? "cannot open a DTLS session" : "cannot create a CoAP session";
+    error = pki || psk != client_psk_.end() ? "cannot open a DTLS session"
+                                            : "cannot create a CoAP session";
     return nullptr;
   }
   sessions_.emplace(key, session);

@@ -123,6 +123,10 @@ struct server_transport::impl : runtime {
   /// The certificate name (the first DNS SAN, else the CN) of each session
   /// whose client showed a certificate from --ca.
   std::unordered_map<const coap_session_t*, std::string> cert_names;
+  /// Nodes whose latest request came over a session with their certificate:
+  /// they are notified over DTLS with the server's certificate (their
+  /// agent's endpoint takes nothing else), the others with their key.
+  std::unordered_set<std::string> x509_nodes;
   /// PSK handshakes: which of an identity's keys was offered, so that during
   /// a rotation's grace period a client with the other key is recognised at
   /// its next attempt.

@@ -213,6 +213,11 @@ bool server_transport::impl::setup_dtls(std::string& error) {
               + cfg.key_file;
       return false;
     }
+    // Nodes with certificates are notified showing this certificate, from a
+    // context of its own: libcoap 4.3.1 keeps one PKI setup per context, and
+    // this one's (and its pre-shared keys) are the server side's.
+    if (!cfg.ca_file.empty())
+      set_certificate(common::certificate_files{cfg.cert_file, cfg.key_file, cfg.ca_file}, true);
   }
   coap_address_t a;
   if (!make_address(cfg.bind, cfg.dtls_port, a)) {
@@ -240,9 +245,12 @@ void server_transport::impl::identify(const coap_session_t* session, peer& p) {
       // name its role (and revoking the entry takes it away at once). A
       // name the table does not know has no role.
       p.role = r == roles.end() ? model::role::anonymous : r->second;
+      if (p.role == model::role::node)
+        x509_nodes.insert(p.identity);
       return;
     }
     p.identity = text_of(coap_session_get_psk_identity(session));
+    x509_nodes.erase(p.identity);
     auto r = roles.find(p.identity);
     // A revoked key ends what an established session may do at once.
     p.role = r == roles.end() ? model::role::anonymous : r->second;

@@ -35,7 +35,13 @@ void server_transport::impl::send_notification(job_actor job, const std::string&
   // commands from nobody else); with two keys during a rotation, the one
   // its agent last connected with.
   auto k = psk.find(note.node_id);
-  if (k != psk.end() && !k->second.empty()) {
+  if (x509_nodes.count(note.node_id) && !cfg.ca_file.empty()) {
+    // Its requests come with its certificate: its agent takes commands only
+    // from a certificate of our CA naming its server, and must show one
+    // naming this node.
+    set_client_certificate(ip, port, note.node_id, false);
+    where = "coaps://" + where + " (X.509)";
+  } else if (k != psk.end() && !k->second.empty()) {
     size_t index = 0;
     auto p = psk_pick.find(note.node_id + "|" + ip);
     if (p != psk_pick.end())

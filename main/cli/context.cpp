@@ -1,5 +1,8 @@
 #include "main/cli/context.hpp"
 
+#include "common/certificate_files.hpp"
+#include "common/key_file.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -17,7 +20,9 @@ const char* const exit_code_help =
   "  4  no answer from the server within --timeout (or the port is unreachable)\n"
   "  130  interrupted (Ctrl-C) while watching; the job goes on on the server\n"
   "Global options go before or after the subcommand: --server, --json, --timeout.\n"
-  "Environment: COAPFLEET_SERVER (default --server), NO_COLOR (no colours or bars).";
+  "Environment: COAPFLEET_SERVER (default --server), COAPFLEET_IDENTITY, COAPFLEET_KEY_FILE,\n"
+  "  COAPFLEET_CERT, COAPFLEET_KEY, COAPFLEET_CA, COAPFLEET_SERVER_NAME (the options of those\n"
+  "  names), NO_COLOR (no colours or bars).";
 
 client::blocking_client* context::client() {
   if (client_)
@@ -28,11 +33,41 @@ client::blocking_client* context::client() {
     std::cerr << "coapfleet: " << error << "\n";
     return nullptr;
   }
-  if (uri->secure) {
+  const bool x509 = !options.cert_file.empty() || !options.cert_key_file.empty()
+                    || !options.ca_file.empty();
+  if (x509 && !uri->secure) {
+    std::cerr << "coapfleet: --cert/--key/--ca are for a coaps:// server, not " << uri->text
+              << "\n";
+    return nullptr;
+  }
+  if (!options.server_name.empty() && !x509) {
+    std::cerr << "coapfleet: --server-name goes with --cert/--key/--ca\n";
+    return nullptr;
+  }
+  if (x509) {
+    if (!options.identity.empty() || !options.key_file.empty()) {
+      std::cerr << "coapfleet: give either --identity/--key-file (a pre-shared key) or "
+                   "--cert/--key/--ca (a certificate), not both\n";
+      return nullptr;
+    }
+    uri->certificate = common::certificate_files{options.cert_file, options.cert_key_file,
+                                                 options.ca_file};
+    if (!common::check_certificate_files(uri->certificate, error)) {
+      std::cerr << "coapfleet: " << error << "\n";
+      return nullptr;
+    }
+    uri->server_name = options.server_name.empty() ? uri->written_host : options.server_name;
+    if (!common::valid_peer_name(uri->server_name)) {
+      std::cerr << "coapfleet: --server-name must be 1..253 printable characters without "
+                   "spaces\n";
+      return nullptr;
+    }
+  } else if (uri->secure) {
     if (options.identity.empty() || options.key_file.empty()) {
       std::cerr << "coapfleet: " << uri->text
                 << " is DTLS: give --identity and --key-file (or $COAPFLEET_IDENTITY and "
-                   "$COAPFLEET_KEY_FILE)\n";
+                   "$COAPFLEET_KEY_FILE), or --cert, --key and --ca ($COAPFLEET_CERT, "
+                   "$COAPFLEET_KEY, $COAPFLEET_CA)\n";
       return nullptr;
     }
     uri->credentials.identity = options.identity;

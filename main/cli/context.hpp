@@ -29,6 +29,9 @@ struct global_options {
   std::string server;     ///< coap://HOST:PORT or coaps://HOST:PORT
   std::string identity;   ///< for coaps://: the operator's (or reader's) identity
   std::string key_file;   ///< for coaps://: the file holding its key (mode 600)
+  /// For coaps:// with X.509 instead: certificate, private key (mode 600), the
+  /// CA the server's certificate must chain to, and the name it must carry.
+  std::string cert_file, cert_key_file, ca_file, server_name;
   bool json = false;      ///< print the server's JSON instead of tables
   double timeout = 10.0;  ///< seconds to wait for one answer
 };

@@ -19,7 +19,6 @@ set(COAPFLEET_INTEGRATION_TESTS
   jobs:lock
   bad_input:free
   security:free
-  dtls:free
   budgets:free
   x509:free
   durability:lock
@@ -41,7 +40,8 @@ foreach(entry IN LISTS COAPFLEET_INTEGRATION_TESTS)
 endforeach()
 
 # Agent integration tests: real coapfleet-agent processes on 127.1.0.N:5683
-# (test_agent_*.py, helpers in agent_harness.py). They take the lock
+# (test_agent_*.py, and test_dtls.py for its fleet over pre-shared keys; helpers
+# in agent_harness.py). They take the lock
 # "agents_5683" so that they never run beside each other, and "loopback_5683"
 # because they use the same loopback addresses and port as the fake agents above.
 set(COAPFLEET_AGENT_INTEGRATION_TESTS
@@ -50,7 +50,9 @@ set(COAPFLEET_AGENT_INTEGRATION_TESTS
   agent_restart
   agent_lost_answers
   agent_security
-  agent_signed_jobs)
+  agent_signed_jobs
+  agent_x509
+  dtls)
 foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
   add_test(NAME integration_${name}
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)

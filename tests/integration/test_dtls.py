@@ -12,6 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import agent_harness as ah  # noqa: E402
 
 CLI_BIN = os.environ.get("COAPFLEET_CLI") or os.path.join(os.path.dirname(h.SERVER_BIN),
                                                           "coapfleet")
@@ -46,6 +47,7 @@ class DtlsBase(h.ServerTestCase):
     # No plain network is trusted and plain reads are off: only DTLS counts.
     server_args = ["--plain-trusted", "", "--plain-access", "none"]
     start_server = False
+    more_keys = ()  # (identity, role) beside alice, dash, node-1 and node-2
 
     @classmethod
     def start_processes(cls):
@@ -55,6 +57,8 @@ class DtlsBase(h.ServerTestCase):
                     "dash": add_key(db, "dash", "reader"),
                     "node-1": add_key(db, "node-1", "node"),
                     "node-2": add_key(db, "node-2", "node")}
+        for ident, role in cls.more_keys:
+            cls.keys[ident] = add_key(db, ident, role)
         cls.server.start()  # plain GET /test stays open: ready
         h.deadline_poll(lambda: cls.sec("alice", "get", "test").code == "2.05", 30,
                         what="coaps:// answers")
@@ -297,6 +301,115 @@ class DtlsAgent(DtlsBase):
         r = h.coap("coaps://%s:%d/updates/available" % (self.agent_ip, self.agent_port), "post",
                    body=body, wait=3, extra=["-u", "node-2", "-k", self.keys["node-2"]])
         self.assertIsNone(r.code, r)
+
+
+class PskWorker(ah.Worker):
+    """An agent on 127.1.0.N:5683 (agent_harness) whose server is coaps://
+    with its node key. Its endpoint answers DTLS from its server only, so it
+    is ready when it says where it listens."""
+
+    def __init__(self, workdir, index, dtls_port, key_path):
+        super().__init__(workdir, index, dtls_port)
+        self.key_path = key_path
+
+    def command(self):
+        return [ah.AGENT_BIN, "--bind", self.ip, "--port", str(self.port),
+                "--node-id", self.node_id,
+                "--server", "coaps://%s:%d" % (h.HOST, self.server_port),
+                "--key-file", self.key_path,
+                "--state-dir", self.state_dir, "--root", self.root,
+                "--interval", "1", "--log-level", "debug"]
+
+    def answers(self, timeout=1.5):
+        return "listening on coaps://%s:%d" % (self.ip, self.port) in self.log_text()
+
+
+class DtlsFleet(DtlsBase):
+    """Three real agents and the CLI, everything over DTLS with pre-shared
+    keys: the agents register and report with their node keys, the operator
+    creates and installs a script job with `coapfleet --identity alice
+    --key-file`, the server notifies each agent over DTLS with its key, and
+    the job succeeds on all three."""
+
+    more_keys = tuple(("worker-%02d" % i, "node") for i in (1, 2, 3))
+
+    @classmethod
+    def start_processes(cls):
+        super().start_processes()
+        cls.alice_key = key_file(cls.tmp, "alice", cls.keys["alice"])
+        cls.workers_list = []
+        for i in (1, 2, 3):
+            name = "worker-%02d" % i
+            w = PskWorker(cls.tmp, i, cls.server.dtls_port,
+                          key_file(cls.tmp, name, cls.keys[name]))
+            cls.workers_list.append(w)
+            cls.agents.append(w)
+            w.start()
+
+    @classmethod
+    def stop_processes(cls):
+        for w in getattr(cls, "workers_list", []):
+            rc = w.stop()
+            if rc not in (0, None):
+                cls.failed = True
+                sys.stderr.write("agent %s ended with %r\n%s\n" % (w.node_id, rc, w.log_tail()))
+        super().stop_processes()
+
+    def run(self, result=None):
+        before = (len(result.failures) + len(result.errors)) if result else 0
+        outcome = super().run(result)
+        if result is not None and len(result.failures) + len(result.errors) > before:
+            for w in getattr(type(self), "workers_list", []):
+                sys.stderr.write("\n%s failed; agent %s log:\n%s\n"
+                                 % (self.id(), w.node_id, w.log_tail(60)))
+        return outcome
+
+    def cli(self, *args):
+        return subprocess.run([CLI_BIN, "--server", self.url("").rstrip("/"), "--identity", "alice",
+                               "--key-file", self.alice_key] + list(args),
+                              capture_output=True, text=True, timeout=60)
+
+    def cli_json(self, *args):
+        p = self.cli("--json", *args)
+        self.assertEqual(p.returncode, 0, "coapfleet %s: %s" % (" ".join(args), p.stderr))
+        return json.loads(p.stdout)
+
+    def test_three_agents_and_the_cli_run_a_job_over_dtls(self):
+        def fleet():
+            p = self.cli("--json", "nodes")
+            if p.returncode != 0:
+                return None
+            nodes = {n["node_id"]: n for n in json.loads(p.stdout)["nodes"]}
+            ok = all(nodes.get(w.node_id, {}).get("status") == "online"
+                     and nodes[w.node_id].get("health") for w in self.workers_list)
+            return nodes if ok else None
+        h.deadline_poll(fleet, 60, 0.3, what="three agents registered with health over DTLS")
+        health = self.cli_json("health")
+        self.assertGreaterEqual(health.get("total_nodes", 3), 3, health)
+        p = self.cli("update", "create", "--name", "psk-e2e", "--version", "1", "--type", "script",
+                     "--script", "echo ok > ran-over-psk",
+                     "--nodes", ",".join(w.node_id for w in self.workers_list))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        job = p.stdout.strip().split()[-1]
+        p = self.cli("update", "install", job)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+        def done():
+            st = self.cli_json("update", "status", job)
+            states = st.get("node_statuses", {})
+            if len(states) == 3 and all(s in ah.FINAL_NODE_STATES for s in states.values()):
+                return st
+            return None
+        st = h.deadline_poll(done, 90, 0.5, what="the job finished on three agents")
+        self.assertEqual(st["node_statuses"],
+                         {w.node_id: "succeeded" for w in self.workers_list}, st)
+        self.assertEqual(st["status"], "completed", st)
+        for w in self.workers_list:
+            with open(w.state_file("ran-over-psk")) as f:
+                self.assertEqual(f.read().strip(), "ok")
+            self.assertIn("job %s: fetching its spec" % job, w.log_text())
+            self.assertIn("notifying %s at coaps://%s:%d" % (w.node_id, w.ip, w.port),
+                          self.server.log_text())
 
 
 if __name__ == "__main__":

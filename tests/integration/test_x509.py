@@ -68,9 +68,11 @@ class Pki:
                     "policy = any\ncopy_extensions = copy\nunique_subject = no\n"
                     "[any]\ncommonName = supplied\n")
 
-    def issue(self, filename, subject, san=None, server=False, dates=None):
+    def issue(self, filename, subject, san=None, server=False, dates=None, usage=None):
         """Returns (certificate, key) paths. `dates`: (start, end) as
-        YYYYMMDDHHMMSSZ for a certificate outside its validity."""
+        YYYYMMDDHHMMSSZ for a certificate outside its validity. `usage`: the
+        extendedKeyUsage (default serverAuth for `server`, else clientAuth;
+        a certificate used in both directions needs "serverAuth,clientAuth")."""
         key = os.path.join(self.dir, filename + ".key")
         csr = os.path.join(self.dir, filename + ".csr")
         cert = os.path.join(self.dir, filename + ".pem")
@@ -78,7 +80,7 @@ class Pki:
         with open(ext, "w") as f:
             f.write("basicConstraints=critical,CA:FALSE\n"
                     "keyUsage=critical,digitalSignature,keyAgreement\n"
-                    "extendedKeyUsage=%s\n" % ("serverAuth" if server else "clientAuth"))
+                    "extendedKeyUsage=%s\n" % (usage or ("serverAuth" if server else "clientAuth")))
             if san:
                 f.write("subjectAltName=%s\n" % san)
         run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
