@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/cidr.hpp"
@@ -87,10 +88,32 @@ bool server_transport::impl::admit(coap_resource_t* r, coap_session_t* s, const 
 }
 
 void server_transport::impl::budget_session_event(coap_session_t* session, coap_event_t event) {
-  if (event == COAP_EVENT_SERVER_SESSION_DEL) {
-    forget_session(session);
-    return;
+  switch (event) {
+    case COAP_EVENT_SERVER_SESSION_DEL:
+      forget_session(session);
+      if (dtls_established.erase(session))
+        size_idle_budget();
+      return;
+    case COAP_EVENT_DTLS_CONNECTED:
+      if (coap_session_get_type(session) == COAP_SESSION_TYPE_SERVER
+          && dtls_established.insert(session).second)
+        size_idle_budget();
+      return;
+    case COAP_EVENT_DTLS_CLOSED:
+    case COAP_EVENT_DTLS_ERROR:
+      if (dtls_established.erase(session))
+        size_idle_budget();
+      return;
+    default:
+      return;
   }
+}
+
+void server_transport::impl::size_idle_budget() {
+  size_t budget = cfg.max_idle_sessions + dtls_established.size();
+  if (cfg.dtls_port != 0)
+    budget = std::min<size_t>(budget, std::max(cfg.max_idle_sessions, cfg.dtls_idle_sessions));
+  coap_context_set_max_idle_sessions(ctx, static_cast<unsigned>(budget));
 }
 
 unsigned server_transport::impl::answer_block_size(coap_session_t* session) {

@@ -195,11 +195,9 @@ bool server_transport::open(std::string& error) {
   if (!d.open(COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY, error))
     return false;
   coap_context_set_session_timeout(d.ctx, d.cfg.session_timeout_s);
-  // libcoap has one idle budget per context, counted per endpoint: with
-  // DTLS it must hold a fleet's sessions, or nodes handshake on every report.
-  coap_context_set_max_idle_sessions(
-    d.ctx, d.cfg.dtls_port ? std::max(d.cfg.max_idle_sessions, d.cfg.dtls_idle_sessions)
-                           : d.cfg.max_idle_sessions);
+  // libcoap has one idle budget per context, counted per endpoint: it
+  // grows with the DTLS sessions established (see size_idle_budget()).
+  coap_context_set_max_idle_sessions(d.ctx, d.cfg.max_idle_sessions);
   // Beyond this many handshakes at once libcoap drops the oldest, whose
   // client then retries after a second or more: a fleet coming back after
   // an outage would thrash. A handshake session exists only after the
