@@ -94,14 +94,12 @@ void server_transport::impl::budget_session_event(coap_session_t* session, coap_
       if (dtls_established.erase(session))
         size_idle_budget();
       return;
-    case COAP_EVENT_DTLS_CONNECTED:
-      if (coap_session_get_type(session) == COAP_SESSION_TYPE_SERVER
+    case COAP_EVENT_SERVER_SESSION_NEW:
+      // From the first ClientHello on: libcoap counts a session in its
+      // handshake as idle too, and a fleet handshaking at once must not
+      // have its established sessions evicted to make room.
+      if (coap_session_get_proto(session) == COAP_PROTO_DTLS
           && dtls_established.insert(session).second)
-        size_idle_budget();
-      return;
-    case COAP_EVENT_DTLS_CLOSED:
-    case COAP_EVENT_DTLS_ERROR:
-      if (dtls_established.erase(session))
         size_idle_budget();
       return;
     default:
@@ -112,7 +110,8 @@ void server_transport::impl::budget_session_event(coap_session_t* session, coap_
 void server_transport::impl::size_idle_budget() {
   size_t budget = cfg.max_idle_sessions + dtls_established.size();
   if (cfg.dtls_port != 0)
-    budget = std::min<size_t>(budget, std::max(cfg.max_idle_sessions, cfg.dtls_idle_sessions));
+    budget = std::min<size_t>(budget, std::max(cfg.max_idle_sessions, cfg.dtls_idle_sessions)
+                                        + cfg.dtls_handshakes);
   coap_context_set_max_idle_sessions(ctx, static_cast<unsigned>(budget));
 }
 

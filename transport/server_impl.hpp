@@ -224,11 +224,11 @@ struct server_transport::impl : runtime {
   peer who(const coap_session_t* session) override;
   void forget_session(const coap_session_t* session);
   void budget_session_event(coap_session_t* session, coap_event_t event);
-  /// DTLS sessions established and not yet gone. libcoap keeps one idle
-  /// budget for both endpoints and walks every session on each I/O turn:
-  /// the budget is --max-idle-sessions plus these (at most
-  /// --dtls-idle-sessions), so a DTLS fleet keeps its sessions (no handshake
-  /// per report) while plain peers stay few (the walk stays short).
+  /// DTLS sessions (from their first ClientHello until they go). libcoap
+  /// keeps one idle budget for both endpoints and walks every session on
+  /// each I/O turn: the budget is --max-idle-sessions plus these (at most
+  /// --dtls-idle-sessions + --dtls-handshakes), so a DTLS fleet keeps its
+  /// sessions (no handshake per report) while plain peers stay few.
   std::unordered_set<const coap_session_t*> dtls_established;
   void size_idle_budget();
   /// 2.xx bodies to a budgeted source go in blocks of --untrusted-block
