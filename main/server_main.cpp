@@ -295,6 +295,13 @@ int main(int argc, char** argv) {
   }
   if (keys.app->parsed())
     return server::run_keys_command(keys, opt.db);
+  if (opt.transport.dtls_port != 0 && opt.transport.dtls_port == opt.transport.port) {
+    // Both sockets would bind (libcoap sets SO_REUSEADDR) and share the
+    // datagrams: plain requests would go unanswered half the time.
+    std::fprintf(stderr, "--dtls-port %u is --port too: coap:// and coaps:// need a port each\n",
+                 static_cast<unsigned>(opt.transport.port));
+    return 2;
+  }
   {
     std::string err;
     if (!common::parse_cidr_list(opt.plain_trusted, opt.transport.plain_trusted, err)) {

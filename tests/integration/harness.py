@@ -607,6 +607,8 @@ class Server:
         self.port = port or free_port()
         # coaps:// beside coap:// (a free port: tests run side by side).
         self.dtls_port = free_port()
+        while self.dtls_port == self.port:  # two picks may meet
+            self.dtls_port = free_port()
         self.db = db or os.path.join(workdir, name + ".db")
         self.log_path = os.path.join(workdir, name + ".log")
         self.proc = None

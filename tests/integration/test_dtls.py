@@ -196,6 +196,16 @@ class Dtls(DtlsBase):
         self.assertIn("chmod 600", p.stderr)
 
 
+class DtlsPortChecks(unittest.TestCase):
+    def test_the_same_port_for_coap_and_coaps_is_refused(self):
+        port = h.free_port()
+        p = subprocess.run([h.SERVER_BIN, "--bind", h.HOST, "--port", str(port),
+                            "--dtls-port", str(port), "--db", os.devnull + ".x"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p)
+        self.assertIn("need a port each", p.stderr)
+
+
 class DtlsSystemActions(DtlsBase):
     """The seed's restart and shutdown over coaps://: an operator's key may,
     a reader's may not; the process restarts in place, then ends with 0."""
