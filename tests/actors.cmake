@@ -18,6 +18,7 @@ add_executable(actor_tests
   unit/shedding_test.cpp
   unit/cidr_test.cpp
   unit/budget_test.cpp
+  unit/block1_test.cpp
   unit/certificate_files_test.cpp)
 target_link_libraries(actor_tests PRIVATE coapfleet_server coapfleet_store coapfleet_transport
   doctest::doctest OpenSSL::Crypto)

@@ -13,6 +13,7 @@ struct agent_transport::impl : runtime {
       set_client_source(this->cfg.bind);
   }
   agent_transport_config cfg;
+  size_t max_body(std::string_view) const override { return cfg.max_payload; }
   agent_gateway_actor gateway;
   std::string health_json;  ///< the latest sample, encoded once
   coap_resource_t* health_resource = nullptr;
@@ -68,11 +69,7 @@ void hnd_post_available(coap_resource_t* r, coap_session_t* s, const coap_pdu_t*
   auto& t = *agent_of(s);
   if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
     return answer_async(t, r, s, req, q, resp, [](impl&, uint64_t, peer) {});
-  size_t len = 0, offset = 0, total = 0;
-  const uint8_t* data = nullptr;
-  std::string_view body;
-  if (coap_get_data_large(req, &len, &data, &offset, &total))
-    body = std::string_view(reinterpret_cast<const char*>(data), len);
+  auto body = t.request_body(req);
   // Who may send this is the gateway's decision, and it comes first: a
   // body that cannot be taken goes there too, with the answer it would get.
   auto refer = [&](coap_reply refusal) {
@@ -80,7 +77,7 @@ void hnd_post_available(coap_resource_t* r, coap_session_t* s, const coap_pdu_t*
       caf::anon_send(t.gateway, atom::notify::value, id, std::move(refusal), std::move(from));
     });
   };
-  if (total > t.cfg.max_payload)
+  if (body.size() > t.cfg.max_payload)
     return refer(json_reply(413, model::encode_error("payload too large")));
   auto note = model::decode_update_notification(body);
   if (!note.ok())
@@ -103,6 +100,18 @@ void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
   respond(r, s, req, q, resp, json_reply(404, model::encode_error("no such resource")));
 }
 
+/// Every handler as libcoap sees it: a block-wise body is reassembled
+/// first (runtime::take_block1), the handler sees it whole.
+template <coap_method_handler_t H>
+void whole(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const coap_string_t* q,
+           coap_pdu_t* resp) {
+  auto& t = *agent_of(s);
+  if (!t.take_block1(r, s, req, q, resp, t.cfg.max_payload))
+    return;
+  H(r, s, req, q, resp);
+  t.release_body();
+}
+
 }  // namespace
 
 bool agent_transport::impl::register_resources() {
@@ -114,17 +123,17 @@ bool agent_transport::impl::register_resources() {
     coap_method_handler_t handler;
   };
   static const spec specs[] = {
-    {"health", "GET", "\"coapfleet.agent.health\"", COAP_REQUEST_GET, hnd_get_health},
-    {"system", "GET", "\"coapfleet.agent.system\"", COAP_REQUEST_GET, hnd_get_system},
+    {"health", "GET", "\"coapfleet.agent.health\"", COAP_REQUEST_GET, whole<hnd_get_health>},
+    {"system", "GET", "\"coapfleet.agent.system\"", COAP_REQUEST_GET, whole<hnd_get_system>},
     {"updates/available", "POST", "\"coapfleet.agent.updates\"", COAP_REQUEST_POST,
-     hnd_post_available},
+     whole<hnd_post_available>},
   };
   for (auto& sp : specs) {
     auto* r = coap_resource_init(coap_make_str_const(sp.path), 0);
     if (!r)
       return false;
     coap_resource_set_userdata(r, const_cast<char*>(sp.allowed));
-    register_methods(r, hnd_not_allowed, sp.method == COAP_REQUEST_GET ? sp.handler : nullptr,
+    register_methods(r, whole<hnd_not_allowed>, sp.method == COAP_REQUEST_GET ? sp.handler : nullptr,
                      sp.method == COAP_REQUEST_POST ? sp.handler : nullptr);
     coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(sp.rt), 0);
     coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
@@ -135,7 +144,7 @@ bool agent_transport::impl::register_resources() {
     coap_add_resource(ctx, r);
   }
   auto* unknown = coap_resource_unknown_init2(hnd_unknown, 0);
-  register_methods(unknown, hnd_unknown, nullptr);
+  register_methods(unknown, whole<hnd_unknown>, nullptr);
   coap_add_resource(ctx, unknown);
   return true;
 }
@@ -166,7 +175,7 @@ std::string agent_transport::endpoint_description() const {
 
 bool agent_transport::open(std::string& error) {
   auto& d = *impl_;
-  if (!d.open(COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY, error))
+  if (!d.open(COAP_BLOCK_USE_LIBCOAP, error))
     return false;
   auto* dp = &d;
   // Typed: the compiler checks every handler against agent_transport_actor.

@@ -206,7 +206,9 @@ bool runtime::listen(const std::string& addr, uint16_t port, std::string& error)
             + " (address in use or not local?)";
     return false;
   }
+  auto known = listen_fds_.size();
   enlarge_listen_buffers(port);
+  plain_fds_.insert(plain_fds_.end(), listen_fds_.begin() + known, listen_fds_.end());
   listen_addr_ = addr;
   listen_port_ = port;
   return true;
@@ -311,6 +313,8 @@ void runtime::read_more(coap_context_t* c) {
     }
     if (busy_since_ < 0)
       busy_since_ = steady_millis();
+    if (c == ctx)
+      screen_datagrams();
     coap_io_do_epoll(c, events, static_cast<size_t>(n));
   }
 }
@@ -351,6 +355,7 @@ stop_reason runtime::run() {
         request_stop(stop_reason::signal);
       }
     }
+    screen_datagrams();
     coap_io_process(ctx, COAP_IO_NO_WAIT);
     read_more(ctx);
     if (raw_ctx_)
@@ -358,6 +363,7 @@ stop_reason runtime::run() {
     if (pki_ctx_)
       coap_io_process(pki_ctx_, COAP_IO_NO_WAIT);
     expire_requests();
+    uploads_.expire(steady_millis());
     wait_ms = 1000;
     if (housekeeping) {
       // libcoap walks every session on each coap_io_process: work queued

@@ -22,6 +22,7 @@
 #include "actors/interfaces.hpp"
 #include "common/certificate_files.hpp"
 #include "common/key_file.hpp"
+#include "transport/block1.hpp"
 #include "transport/stop_reason.hpp"
 
 namespace coapfleet::transport {
@@ -120,6 +121,22 @@ public:
   /// A second context without libcoap's block handling, for requests that
   /// fetch one block at a time (resumable downloads). Created on demand.
   coap_context_t* raw_context();
+  // -- block-wise request bodies, oversized datagrams (runtime_blocks.cpp) ------
+  /// Takes the request's Block1 block, if it has one (transport/block1.hpp).
+  /// True: the handler is to run (no Block1, a deferred answer being sent,
+  /// or the last block completed the body, which request_body() now gives).
+  /// False: answered here (2.31 Continue, or the error with its JSON body).
+  bool take_block1(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                   const coap_string_t* q, coap_pdu_t* resp, size_t max_body);
+  /// The body of the request being handled: what take_block1() reassembled
+  /// for it, else the payload of its datagram.
+  std::string_view request_body(const coap_pdu_t* req) const;
+  /// Forgets the reassembled body (the handler has run).
+  void release_body();
+  /// The largest request body a path takes (the first Uri-Path segment):
+  /// told in Size1 when a body does not fit one datagram.
+  virtual size_t max_body(std::string_view first_segment) const;
+  block1_assembler& uploads() { return uploads_; }
   /// Installs the companion's behavior (the messages this transport takes).
   void set_behavior(caf::behavior b);
   /// The companion, as an untyped handle.
@@ -168,6 +185,14 @@ private:
   caf::actor_companion* self();
   void drain_mailbox();
   void read_more(coap_context_t* c);
+  /// Answers the requests at the head of the plain listening sockets that
+  /// are larger than libcoap reads (COAP_RXBUFFER_SIZE: it would read a
+  /// truncated datagram and answer a reset): 4.13 with Size1 and Block1.
+  void screen_datagrams();
+  std::vector<int> plain_fds_;  ///< the plain UDP listening sockets
+  block1_assembler uploads_;
+  const coap_pdu_t* assembled_for_ = nullptr;
+  std::string assembled_;
   static constexpr int max_reads_per_turn = 32;
   int64_t busy_since_ = -1;  ///< when the sockets were first found non-empty; -1: empty
   coap_session_t* client_session(coap_context_t* c, const std::string& ip, uint16_t port,
@@ -182,6 +207,8 @@ private:
     std::string mid_key;  ///< its entry in outgoing_by_mid_
     coap_session_t* session = nullptr;
     int64_t deadline = 0;  ///< steady ms: failed if not answered by then
+    bool manual_blocks = false;  ///< one block asked for: its answer is the block
+    std::string body;  ///< the blocks of a block-wise answer so far
   };
   friend coap_response_t on_response(coap_session_t*, const coap_pdu_t*, const coap_pdu_t*,
                                      const coap_mid_t);

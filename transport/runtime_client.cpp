@@ -14,11 +14,18 @@ extern "C" void coap_session_disconnected(coap_session_t* session, coap_nack_rea
 
 namespace coapfleet::transport {
 
+namespace {
+/// The largest answer a client request reassembles (the agent's requests
+/// get small answers; large bodies are fetched a block at a time).
+constexpr size_t max_answer_body = 4u << 20;
+}  // namespace
+
 coap_response_t on_response(coap_session_t* session, const coap_pdu_t*,
                             const coap_pdu_t* received, const coap_mid_t) {
   auto* rt = runtime_of(session);
   auto key = session_key(session, token_string(coap_pdu_get_token(received)));
-  if (!rt->outgoing_.count(key))
+  auto o = rt->outgoing_.find(key);
+  if (o == rt->outgoing_.end())
     return COAP_RESPONSE_OK;
   client_response r;
   auto code = coap_pdu_get_code(received);
@@ -27,6 +34,25 @@ coap_response_t on_response(coap_session_t* session, const coap_pdu_t*,
   const uint8_t* data = nullptr;
   if (coap_get_data_large(received, &len, &data, &offset, &total) && len > 0)
     r.payload.assign(reinterpret_cast<const char*>(data), len);
+  coap_block_t b2;
+  if (!o->second.manual_blocks && coap_get_block(received, COAP_OPTION_BLOCK2, &b2)
+      && (b2.m || b2.num > 0)) {
+    // libcoap hands a block-wise answer over block by block (the contexts
+    // run without COAP_BLOCK_SINGLE_BODY) and asks for the next itself.
+    auto& body = o->second.body;
+    if (offset != body.size() || body.size() + r.payload.size() > max_answer_body) {
+      client_response bad;
+      bad.error = "bad block-wise answer from " + o->second.where + ": block at byte "
+                  + std::to_string(offset) + " after " + std::to_string(body.size())
+                  + " bytes (limit " + std::to_string(max_answer_body) + ")";
+      rt->finish(key, std::move(bad));
+      return COAP_RESPONSE_OK;
+    }
+    body += r.payload;
+    if (b2.m)
+      return COAP_RESPONSE_OK;
+    r.payload = std::move(body);
+  }
   coap_opt_iterator_t it;
   if (coap_opt_t* opt = coap_check_option(received, COAP_OPTION_ETAG, &it))
     r.etag.assign(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
@@ -293,7 +319,7 @@ void runtime::send_request(const client_request& req, response_callback done) {
   }
   auto key = session_key(session, std::string(reinterpret_cast<char*>(token), token_len));
   auto deadline = steady_millis() + request_timeout_ms_;
-  outgoing_[key] = outgoing{std::move(done), where, {}, session, deadline};
+  outgoing_[key] = outgoing{std::move(done), where, {}, session, deadline, manual_blocks, {}};
   deadlines_.emplace_back(deadline, key);
   ++session_use_[session];
   auto mid = coap_send(session, pdu);

@@ -114,6 +114,15 @@ void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_
     }
   }
   if (reply.code / 100 == 2) {
+    // The answer to the last block of a block-wise body carries Block1 as
+    // the block was sent (RFC 7959 §2.3): a client that finds none takes it
+    // that its blocks were ignored.
+    coap_opt_iterator_t it;
+    if (coap_opt_t* b1 = coap_check_option(request, COAP_OPTION_BLOCK1, &it))
+      if (!coap_check_option(response, COAP_OPTION_BLOCK1, &it))
+        coap_add_option(response, COAP_OPTION_BLOCK1, coap_opt_length(b1), coap_opt_value(b1));
+  }
+  if (reply.code / 100 == 2) {
     coap_block_t asked;
     unsigned most = runtime_of(session)->answer_block_size(session);
     size_t size = reply.shared_body ? reply.shared_body->size() : reply.payload.size();

@@ -44,7 +44,7 @@ void hnd_get_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
   reply_now(r, s, req, q, resp, reply);
 }
 
-/// PUT /artifacts/<name>: the body arrives whole (libcoap reassembles Block1);
+/// PUT /artifacts/<name>: the body arrives whole (the runtime reassembles Block1);
 /// the store writes it atomically and answers with its size and SHA-256.
 void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                       const coap_string_t* q, coap_pdu_t* resp) {
@@ -62,20 +62,19 @@ void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
                                            + ": send application/octet-stream (42) or none",
                                          {{"field", "content-format"}})));
   }
-  size_t len = 0, offset = 0, total = 0;
-  const uint8_t* data = nullptr;
-  if (!coap_get_data_large(req, &len, &data, &offset, &total) || len == 0)
+  auto body = t.request_body(req);
+  if (body.empty())
     return reply_now(r, s, req, q, resp,
                      json_reply(400, model::encode_error(
                                        "empty body: send the file with coap-client -m put "
                                        "-b 1024 -f FILE coap://HOST/artifacts/NAME")));
-  if (total > t.cfg.max_artifact || len > t.cfg.max_artifact)
+  if (body.size() > t.cfg.max_artifact)
     return reply_now(r, s, req, q, resp,
                      json_reply(413, model::encode_error(
-                                       "artifact too large: " + std::to_string(total)
+                                       "artifact too large: " + std::to_string(body.size())
                                        + " bytes, the limit is "
                                        + std::to_string(t.cfg.max_artifact))));
-  artifact_upload up{name, std::string(reinterpret_cast<const char*>(data), len), {}};
+  artifact_upload up{name, std::string(body), {}};
   answer_async(r, s, req, q, resp, [&up](impl& t, uint64_t id, peer from) {
     caf::anon_send(t.gateway, atom::upload::value, id, std::move(up), std::move(from));
   });

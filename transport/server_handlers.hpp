@@ -21,6 +21,9 @@ coap_reply problem_reply(uint16_t code, const model::problem& p);
 /// The Uri-Path options of a request, in order ("updates", "<job>", "spec").
 std::vector<std::string> uri_path_segments(const coap_pdu_t* req);
 
+/// The first Uri-Path segment of a request ("" for none).
+std::string first_segment(const coap_pdu_t* req);
+
 /// The request body, after the checks every body-carrying request gets:
 /// content format (none, 0 or 50, else 4.15) and size (4.13 above the limit).
 bool read_body(impl& t, const coap_pdu_t* request, std::string_view& body, coap_reply& error);
@@ -53,9 +56,13 @@ void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const c
 template <coap_method_handler_t H>
 void gated(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const coap_string_t* q,
            coap_pdu_t* resp) {
-  if (coap_pdu_get_type(resp) != COAP_MESSAGE_CON && !server_of(s)->admit(r, s, req, q, resp))
+  auto& t = *server_of(s);
+  if (coap_pdu_get_type(resp) != COAP_MESSAGE_CON && !t.admit(r, s, req, q, resp))
+    return;
+  if (!t.take_block1(r, s, req, q, resp, t.max_body(first_segment(req))))
     return;
   H(r, s, req, q, resp);
+  t.release_body();
 }
 
 /// 4.05 with the allowed methods (the resource's user data).

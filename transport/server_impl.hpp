@@ -83,6 +83,10 @@ struct server_transport::impl : runtime {
 
   server_transport_config cfg;
   gateway_actor gateway;
+  /// Artifacts take up to --max-artifact, everything else --max-payload.
+  size_t max_body(std::string_view first_segment) const override {
+    return first_segment == "artifacts" ? cfg.max_artifact : cfg.max_payload;
+  }
   std::unordered_map<std::string, node_actor> routes;  ///< node_id → node actor
   /// Artifact contents being served (name → the store's mapping and ETag).
   struct served_artifact {

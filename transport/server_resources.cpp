@@ -66,20 +66,21 @@ bool read_body(impl& t, const coap_pdu_t* request, std::string_view& body, coap_
       return false;
     }
   }
-  size_t len = 0, offset = 0, total = 0;
-  const uint8_t* data = nullptr;
-  if (!coap_get_data_large(request, &len, &data, &offset, &total)) {
-    body = {};
-    return true;
-  }
-  if (total > t.cfg.max_payload || len > t.cfg.max_payload) {
-    error = json_reply(413, model::encode_error("payload too large: " + std::to_string(total)
+  body = t.request_body(request);
+  if (body.size() > t.cfg.max_payload) {
+    error = json_reply(413, model::encode_error("payload too large: " + std::to_string(body.size())
                                                   + " bytes, the limit is "
                                                   + std::to_string(t.cfg.max_payload)));
     return false;
   }
-  body = std::string_view(reinterpret_cast<const char*>(data), len);
   return true;
+}
+
+std::string first_segment(const coap_pdu_t* req) {
+  coap_opt_iterator_t it;
+  if (coap_opt_t* opt = coap_check_option(req, COAP_OPTION_URI_PATH, &it))
+    return std::string(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+  return {};
 }
 
 void reply_now(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,

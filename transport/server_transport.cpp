@@ -192,7 +192,7 @@ std::string server_transport::endpoint_description() const {
 
 bool server_transport::open(std::string& error) {
   auto& d = *impl_;
-  if (!d.open(COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY, error))
+  if (!d.open(COAP_BLOCK_USE_LIBCOAP, error))
     return false;
   coap_context_set_session_timeout(d.ctx, d.cfg.session_timeout_s);
   // libcoap has one idle budget per context, counted per endpoint: it

@@ -18,6 +18,7 @@ set(COAPFLEET_INTEGRATION_TESTS
   seed_examples:lock
   jobs:lock
   bad_input:free
+  blockwise:free
   security:free
   budgets:free
   x509:free
