@@ -53,6 +53,7 @@ set(COAPFLEET_AGENT_INTEGRATION_TESTS
   agent_security
   agent_signed_jobs
   agent_x509
+  agent_blockwise
   dtls)
 foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
   add_test(NAME integration_${name}
