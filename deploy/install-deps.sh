@@ -12,6 +12,8 @@ packages=(
   # The agent's pip tests install a wheel they write themselves (zipfile, no
   # build backend) with the real pip, offline (--no-index).
   python3-pip
+  # The interoperability tests drive node-coap (vendored in tests/peers).
+  nodejs
 )
 
 missing=()

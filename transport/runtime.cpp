@@ -316,6 +316,7 @@ void runtime::read_more(coap_context_t* c) {
     if (c == ctx)
       screen_datagrams();
     coap_io_do_epoll(c, events, static_cast<size_t>(n));
+    restore_observable();
   }
 }
 
@@ -357,6 +358,7 @@ stop_reason runtime::run() {
     }
     screen_datagrams();
     coap_io_process(ctx, COAP_IO_NO_WAIT);
+    restore_observable();
     read_more(ctx);
     if (raw_ctx_)
       coap_io_process(raw_ctx_, COAP_IO_NO_WAIT);

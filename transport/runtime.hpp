@@ -188,7 +188,13 @@ private:
   /// Answers the requests at the head of the plain listening sockets that
   /// are larger than libcoap reads (COAP_RXBUFFER_SIZE: it would read a
   /// truncated datagram and answer a reset): 4.13 with Size1 and Block1.
+  /// Also prepares the read of a later block of an observed resource asked
+  /// for with Observe set (see observe_block_followup()).
   void screen_datagrams();
+  /// Makes the resources screen_datagrams() made unobservable for one read
+  /// observable again.
+  void restore_observable();
+  std::vector<coap_resource_t*> unobserved_;
   std::vector<int> plain_fds_;  ///< the plain UDP listening sockets
   block1_assembler uploads_;
   const coap_pdu_t* assembled_for_ = nullptr;

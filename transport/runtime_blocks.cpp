@@ -3,6 +3,7 @@
 // answers), and datagrams larger than libcoap reads.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -204,14 +205,72 @@ std::vector<uint8_t> too_large_answer(const request_head& head, uint16_t mid, si
   return out;
 }
 
+/// A later block of an observed resource asked for with Observe still set
+/// (RFC 7959 §2.6 lets a client do that): libcoap 4.3.1 answers it 4.00
+/// with an empty body before any handler runs. The path when `d` is such a
+/// request, else "".
+std::string observe_block_followup(const uint8_t* d, size_t n) {
+  if (n < 4 || (d[0] >> 6) != 1 || (d[1] != COAP_REQUEST_CODE_GET && d[1] != COAP_REQUEST_CODE_FETCH))
+    return {};
+  size_t pos = 4 + (d[0] & 0x0f);
+  unsigned number = 0;
+  bool observe = false, later_block = false;
+  std::string path;
+  while (pos < n && d[pos] != 0xff) {
+    unsigned delta = d[pos] >> 4, length = d[pos] & 0x0f;
+    ++pos;
+    for (unsigned* v : {&delta, &length}) {
+      if (*v == 13 && pos < n)
+        *v = d[pos++] + 13u;
+      else if (*v == 14 && pos + 1 < n) {
+        *v = (d[pos] << 8 | d[pos + 1]) + 269u;
+        pos += 2;
+      } else if (*v >= 13)
+        return {};
+    }
+    if (pos + length > n)
+      return {};
+    number += delta;
+    uint32_t value = 0;
+    for (unsigned i = 0; i < length && i < 4; ++i)
+      value = value << 8 | d[pos + i];
+    if (number == COAP_OPTION_OBSERVE)
+      observe = value == 0;
+    else if (number == COAP_OPTION_BLOCK2)
+      later_block = (value >> 4) != 0;
+    else if (number == COAP_OPTION_URI_PATH) {
+      if (!path.empty())
+        path += '/';
+      path.append(reinterpret_cast<const char*>(d + pos), length);
+    }
+    pos += length;
+  }
+  return observe && later_block ? path : std::string();
+}
+
 }  // namespace
 
 void runtime::screen_datagrams() {
+  uint8_t head[512];
   for (int fd : plain_fds_) {
     for (int i = 0; i < 16; ++i) {
-      ssize_t n = ::recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-      if (n <= static_cast<ssize_t>(COAP_RXBUFFER_SIZE))
+      ssize_t n = ::recv(fd, head, sizeof head, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+      if (n < 0)
         break;
+      if (n <= static_cast<ssize_t>(COAP_RXBUFFER_SIZE)) {
+        // The datagram libcoap reads next: a later block of an observed
+        // resource is served as the plain GET it is (for this read only).
+        auto path = observe_block_followup(head, std::min<size_t>(static_cast<size_t>(n), sizeof head));
+        if (!path.empty()) {
+          auto uri = coap_make_str_const(path.c_str());
+          coap_resource_t* r = coap_get_resource_from_uri_path(ctx, uri);
+          if (r && coap_resource_get_uri_path(r) && std::find(unobserved_.begin(), unobserved_.end(), r) == unobserved_.end()) {
+            coap_resource_set_get_observable(r, 0);
+            unobserved_.push_back(r);
+          }
+        }
+        break;
+      }
       std::vector<uint8_t> buf(static_cast<size_t>(n));
       sockaddr_storage from{};
       socklen_t from_len = sizeof from;
@@ -219,18 +278,24 @@ void runtime::screen_datagrams() {
                                reinterpret_cast<sockaddr*>(&from), &from_len);
       if (got <= 0)
         break;
-      request_head head;
-      if (!parse_head(buf.data(), static_cast<size_t>(got), head)) {
+      request_head rh;
+      if (!parse_head(buf.data(), static_cast<size_t>(got), rh)) {
         CF_DEBUG("transport", "dropped a datagram of ", got, " bytes (not a request)");
         continue;
       }
-      auto mid = head.type == 0 ? head.mid : static_cast<uint16_t>(next_id_ * 7919u);
-      auto answer = too_large_answer(head, mid, static_cast<size_t>(got), max_body(head.first_segment));
+      auto mid = rh.type == 0 ? rh.mid : static_cast<uint16_t>(next_id_ * 7919u);
+      auto answer = too_large_answer(rh, mid, static_cast<size_t>(got), max_body(rh.first_segment));
       ::sendto(fd, answer.data(), answer.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from),
                from_len);
       CF_DEBUG("transport", "answered 4.13 to a request of ", got, " bytes in one datagram");
     }
   }
+}
+
+void runtime::restore_observable() {
+  for (auto* r : unobserved_)
+    coap_resource_set_get_observable(r, 1);
+  unobserved_.clear();
 }
 
 }  // namespace coapfleet::transport

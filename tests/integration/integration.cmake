@@ -19,6 +19,7 @@ set(COAPFLEET_INTEGRATION_TESTS
   jobs:lock
   bad_input:free
   blockwise:free
+  interop:free
   security:free
   budgets:free
   x509:free
