@@ -138,7 +138,7 @@ bool agent_transport::impl::register_resources() {
     coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(sp.rt), 0);
     coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
     if (sp.method == COAP_REQUEST_GET && std::string(sp.path) == "health") {
-      coap_resource_set_get_observable(r, 1);  // every new sample notifies
+      make_observable(r, whole<hnd_get_health>);  // every new sample notifies
       health_resource = r;
     }
     coap_add_resource(ctx, r);
@@ -196,7 +196,7 @@ bool agent_transport::open(std::string& error) {
   d.housekeeping = [dp](bool& worked) -> int64_t {
     if (dp->health_changed && dp->health_resource) {
       dp->health_changed = false;
-      coap_resource_notify_observers(dp->health_resource, nullptr);
+      dp->notify_observers(dp->health_resource);
       worked = true;
     }
     return -1;

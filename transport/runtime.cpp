@@ -34,6 +34,11 @@ runtime::~runtime() {
   for (auto* s : to_reset_)
     coap_session_release(s);
   to_reset_.clear();
+  std::vector<uint64_t> observing;
+  for (auto& kv : observations_)
+    observing.push_back(kv.first);
+  for (auto id : observing)
+    end_observation(id);
   if (ctx)
     coap_free_context(ctx);
   if (raw_ctx_)
@@ -316,7 +321,6 @@ void runtime::read_more(coap_context_t* c) {
     if (c == ctx)
       screen_datagrams();
     coap_io_do_epoll(c, events, static_cast<size_t>(n));
-    restore_observable();
   }
 }
 
@@ -358,7 +362,6 @@ stop_reason runtime::run() {
     }
     screen_datagrams();
     coap_io_process(ctx, COAP_IO_NO_WAIT);
-    restore_observable();
     read_more(ctx);
     if (raw_ctx_)
       coap_io_process(raw_ctx_, COAP_IO_NO_WAIT);

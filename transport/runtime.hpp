@@ -27,6 +27,18 @@
 
 namespace coapfleet::transport {
 
+/// A string shared between threads without copying (a representation's body).
+class shared_string : public shared_bytes {
+public:
+  explicit shared_string(std::string s) : s_(std::move(s)) {}
+  const uint8_t* data() const override { return reinterpret_cast<const uint8_t*>(s_.data()); }
+  size_t size() const override { return s_.size(); }
+  const std::string& str() const { return s_; }
+
+private:
+  std::string s_;
+};
+
 /// A request waiting for an actor's answer.
 struct pending_request {
   uint64_t id = 0;
@@ -137,6 +149,37 @@ public:
   /// told in Size1 when a body does not fit one datagram.
   virtual size_t max_body(std::string_view first_segment) const;
   block1_assembler& uploads() { return uploads_; }
+  // -- observation (runtime_observe.cpp) ---------------------------------------
+  // Observations are kept here, not by libcoap: libcoap 4.3.1 keys observers
+  // by the request (a second token from one endpoint replaces the first,
+  // where RFC 7641 §4.1 keys them by endpoint and token), refuses a later
+  // block asked for with Observe set (4.00, before any handler), serves the
+  // later blocks of a notification without its Observe number, and walks
+  // every resource on each reset. Resources made observable here are plain
+  // resources to libcoap; respond() registers, answers and ends observations.
+  /// `r` may be observed; `get` is its GET handler (called again for every
+  /// notification, with the registration request rebuilt).
+  void make_observable(coap_resource_t* r, coap_method_handler_t get);
+  bool is_observable(const coap_resource_t* r) const { return get_handlers_.count(r) != 0; }
+  /// Sends every observer of `r` the current representation (the GET
+  /// handler's answer), with the next Observe number.
+  void notify_observers(coap_resource_t* r);
+  /// Ends every observation of `r` with `final_code` (4.04: it is deleted).
+  void end_observations(coap_resource_t* r, uint16_t final_code);
+  /// True while a notification is being built (handlers neither defer nor
+  /// count it against budgets).
+  bool notifying() const { return notifying_ != 0; }
+  size_t observation_count() const { return observations_.size(); }
+  /// Caps: observations in all and per source address (beyond them a GET
+  /// with Observe is answered as a plain GET, RFC 7641 §4.1).
+  void set_observation_limits(size_t total, size_t per_source) {
+    max_observations_ = total;
+    max_observations_per_source_ = per_source;
+  }
+  /// respond()'s part (runtime_observe.cpp): registers, ends or serves an
+  /// observation's answer. True when it filled the response itself.
+  bool answer_observed(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                       const coap_string_t* q, coap_pdu_t* resp, const coap_reply& reply);
   /// Installs the companion's behavior (the messages this transport takes).
   void set_behavior(caf::behavior b);
   /// The companion, as an untyped handle.
@@ -188,13 +231,45 @@ private:
   /// Answers the requests at the head of the plain listening sockets that
   /// are larger than libcoap reads (COAP_RXBUFFER_SIZE: it would read a
   /// truncated datagram and answer a reset): 4.13 with Size1 and Block1.
-  /// Also prepares the read of a later block of an observed resource asked
-  /// for with Observe set (see observe_block_followup()).
+  /// Also sees the resets and acknowledgements of notifications (libcoap
+  /// tells only of those to a CON it still retransmits).
   void screen_datagrams();
-  /// Makes the resources screen_datagrams() made unobservable for one read
-  /// observable again.
-  void restore_observable();
-  std::vector<coap_resource_t*> unobserved_;
+  struct observation {
+    coap_resource_t* resource = nullptr;
+    coap_session_t* session = nullptr;  ///< referenced while observing
+    std::string token;
+    std::string source;    ///< the peer's address (per-source cap)
+    std::string endpoint;  ///< address|port (resets seen by screen_datagrams)
+    std::string query;     ///< as libcoap hands it to handlers
+    std::vector<std::pair<uint16_t, std::string>> options;  ///< of the registration
+    unsigned szx = 6;      ///< block size of block-wise notifications
+    unsigned non_since_con = 0;
+    int64_t last_con_ms = 0;
+    std::string mid_key;   ///< endpoint|mid of the latest notification
+    /// The latest block-wise answer: its later blocks come from it.
+    std::shared_ptr<const shared_bytes> body;
+    uint64_t etag = 0;
+    uint16_t content_format = 50;
+    uint32_t number = 0;
+  };
+  std::unordered_map<uint64_t, observation> observations_;
+  std::unordered_map<const coap_resource_t*, std::vector<uint64_t>> observers_of_;
+  std::unordered_map<std::string, uint64_t> observation_by_token_;  ///< session|token
+  std::unordered_map<std::string, uint64_t> observation_by_mid_;    ///< endpoint|mid
+  std::unordered_map<std::string, size_t> observations_per_source_;
+  std::unordered_map<const coap_resource_t*, coap_method_handler_t> get_handlers_;
+  std::unordered_map<const coap_resource_t*, uint32_t> observe_numbers_;
+  uint64_t next_observation_ = 1;
+  uint64_t notifying_ = 0;  ///< the observation a notification is being built for
+  size_t max_observations_ = 100000;
+  size_t max_observations_per_source_ = 1024;
+  uint64_t observe_(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                    const coap_string_t* q);
+  void end_observation(uint64_t id);
+  /// Ends the observation `pdu`'s token names on `s`, if any.
+  void end_observation_of(coap_session_t* s, const coap_pdu_t* pdu);
+  /// A reset or an acknowledgement seen on a plain socket (screen_datagrams).
+  void on_empty_message(const std::string& endpoint, uint8_t type, uint16_t mid);
   std::vector<int> plain_fds_;  ///< the plain UDP listening sockets
   block1_assembler uploads_;
   const coap_pdu_t* assembled_for_ = nullptr;
@@ -285,6 +360,8 @@ runtime* runtime_of(coap_session_t* session);
 
 /// "1.2.3.4" / "::1" and the port of the session's peer.
 peer peer_of(const coap_session_t* session);
+/// The same for a socket address (an IPv4-mapped IPv6 one in its IPv4 form).
+std::pair<std::string, uint16_t> address_port(const sockaddr* sa);
 
 /// Fills `response` with a reply (code, content format, Max-Age, ETag, body;
 /// block-wise when larger than one datagram).

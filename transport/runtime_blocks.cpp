@@ -205,49 +205,6 @@ std::vector<uint8_t> too_large_answer(const request_head& head, uint16_t mid, si
   return out;
 }
 
-/// A later block of an observed resource asked for with Observe still set
-/// (RFC 7959 §2.6 lets a client do that): libcoap 4.3.1 answers it 4.00
-/// with an empty body before any handler runs. The path when `d` is such a
-/// request, else "".
-std::string observe_block_followup(const uint8_t* d, size_t n) {
-  if (n < 4 || (d[0] >> 6) != 1 || (d[1] != COAP_REQUEST_CODE_GET && d[1] != COAP_REQUEST_CODE_FETCH))
-    return {};
-  size_t pos = 4 + (d[0] & 0x0f);
-  unsigned number = 0;
-  bool observe = false, later_block = false;
-  std::string path;
-  while (pos < n && d[pos] != 0xff) {
-    unsigned delta = d[pos] >> 4, length = d[pos] & 0x0f;
-    ++pos;
-    for (unsigned* v : {&delta, &length}) {
-      if (*v == 13 && pos < n)
-        *v = d[pos++] + 13u;
-      else if (*v == 14 && pos + 1 < n) {
-        *v = (d[pos] << 8 | d[pos + 1]) + 269u;
-        pos += 2;
-      } else if (*v >= 13)
-        return {};
-    }
-    if (pos + length > n)
-      return {};
-    number += delta;
-    uint32_t value = 0;
-    for (unsigned i = 0; i < length && i < 4; ++i)
-      value = value << 8 | d[pos + i];
-    if (number == COAP_OPTION_OBSERVE)
-      observe = value == 0;
-    else if (number == COAP_OPTION_BLOCK2)
-      later_block = (value >> 4) != 0;
-    else if (number == COAP_OPTION_URI_PATH) {
-      if (!path.empty())
-        path += '/';
-      path.append(reinterpret_cast<const char*>(d + pos), length);
-    }
-    pos += length;
-  }
-  return observe && later_block ? path : std::string();
-}
-
 }  // namespace
 
 void runtime::screen_datagrams() {
@@ -258,15 +215,17 @@ void runtime::screen_datagrams() {
       if (n < 0)
         break;
       if (n <= static_cast<ssize_t>(COAP_RXBUFFER_SIZE)) {
-        // The datagram libcoap reads next: a later block of an observed
-        // resource is served as the plain GET it is (for this read only).
-        auto path = observe_block_followup(head, std::min<size_t>(static_cast<size_t>(n), sizeof head));
-        if (!path.empty()) {
-          auto uri = coap_make_str_const(path.c_str());
-          coap_resource_t* r = coap_get_resource_from_uri_path(ctx, uri);
-          if (r && coap_resource_get_uri_path(r) && std::find(unobserved_.begin(), unobserved_.end(), r) == unobserved_.end()) {
-            coap_resource_set_get_observable(r, 0);
-            unobserved_.push_back(r);
+        // An empty ACK or RST (4 bytes, code 0): maybe to a notification.
+        if (n == 4 && (head[0] >> 6) == 1 && head[1] == 0 && ((head[0] >> 4) & 3) >= 2
+            && !observations_.empty()) {
+          sockaddr_storage from{};
+          socklen_t from_len = sizeof from;
+          if (::recvfrom(fd, head, 4, MSG_PEEK | MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from),
+                         &from_len) == 4) {
+            auto p = address_port(reinterpret_cast<const sockaddr*>(&from));
+            on_empty_message(p.first + '|' + std::to_string(p.second),
+                             static_cast<uint8_t>((head[0] >> 4) & 3),
+                             static_cast<uint16_t>(head[2] << 8 | head[3]));
           }
         }
         break;
@@ -290,12 +249,6 @@ void runtime::screen_datagrams() {
       CF_DEBUG("transport", "answered 4.13 to a request of ", got, " bytes in one datagram");
     }
   }
-}
-
-void runtime::restore_observable() {
-  for (auto* r : unobserved_)
-    coap_resource_set_get_observable(r, 1);
-  unobserved_.clear();
 }
 
 }  // namespace coapfleet::transport

@@ -73,6 +73,12 @@ coap_response_t on_response(coap_session_t* session, const coap_pdu_t*,
 void on_nack(coap_session_t* session, const coap_pdu_t* sent, const coap_nack_reason_t reason,
              const coap_mid_t mid) {
   auto* rt = runtime_of(session);
+  if (sent && COAP_RESPONSE_CLASS(coap_pdu_get_code(sent)) >= 2) {
+    // A notification nobody took (reset, or no acknowledgement after all
+    // retransmissions): that observation ends (RFC 7641 §4.5).
+    rt->end_observation_of(session, sent);
+    return;
+  }
   std::string key;
   if (sent)
     key = session_key(session, token_string(coap_pdu_get_token(sent)));

@@ -71,29 +71,37 @@ bool runtime::identify_request(const coap_session_t* session, const coap_pdu_t*,
   return true;
 }
 
-peer peer_of(const coap_session_t* session) {
-  peer p;
-  const coap_address_t* a = coap_session_get_addr_remote(session);
+std::pair<std::string, uint16_t> address_port(const sockaddr* sa) {
   char buf[INET6_ADDRSTRLEN] = {0};
-  if (a->addr.sa.sa_family == AF_INET) {
-    inet_ntop(AF_INET, &a->addr.sin.sin_addr, buf, sizeof buf);
-    p.port = ntohs(a->addr.sin.sin_port);
-  } else if (a->addr.sa.sa_family == AF_INET6) {
-    const auto& in6 = a->addr.sin6.sin6_addr;
-    inet_ntop(AF_INET6, &in6, buf, sizeof buf);
-    p.port = ntohs(a->addr.sin6.sin6_port);
-    // An IPv4 client on a dual-stack socket: report its IPv4 form.
+  uint16_t port = 0;
+  if (sa->sa_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    port = ntohs(in->sin_port);
+  } else if (sa->sa_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
+    port = ntohs(in6->sin6_port);
+    // An IPv4 client on a dual-stack socket: its IPv4 form.
     if (std::strncmp(buf, "::ffff:", 7) == 0 && std::strchr(buf + 7, '.'))
       std::memmove(buf, buf + 7, std::strlen(buf + 7) + 1);
   }
-  p.address = buf;
-  return p;  // anonymous: the runtime's identify() says more
+  return {buf, port};
 }
 
+peer peer_of(const coap_session_t* session) {
+  peer p;
+  auto [address, port] = address_port(&coap_session_get_addr_remote(session)->addr.sa);
+  p.address = std::move(address);
+  p.port = port;
+  return p;  // anonymous: the runtime's identify() says more
+}
 
 void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
              const coap_string_t* query, coap_pdu_t* response, const coap_reply& reply) {
   coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(reply.code)));
+  if (runtime_of(session)->answer_observed(resource, session, request, query, response, reply))
+    return;
   int max_age = reply.max_age == UINT32_MAX ? -1 : static_cast<int>(reply.max_age);
   if (reply.content_format == 0) {
     // libcoap leaves out Content-Format 0 (text/plain) as the default;

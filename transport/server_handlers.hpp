@@ -50,14 +50,15 @@ void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const c
            std::function<coap_reply(representation&)> answer = {});
 
 /// Every handler as libcoap sees it: the request first passes the
-/// transport's budgets (impl::admit), except when libcoap itself calls the
-/// handler again (a deferred answer being sent, a notification to an
-/// observer: its response is a CON at that point, never a request's ACK/NON).
+/// transport's budgets (impl::admit), except when the handler is called
+/// again for an answer already admitted (a deferred answer being sent: its
+/// response is a CON at that point, never a request's ACK/NON; a
+/// notification to an observer: runtime::notifying()).
 template <coap_method_handler_t H>
 void gated(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const coap_string_t* q,
            coap_pdu_t* resp) {
   auto& t = *server_of(s);
-  if (coap_pdu_get_type(resp) != COAP_MESSAGE_CON && !t.admit(r, s, req, q, resp))
+  if (!t.notifying() && coap_pdu_get_type(resp) != COAP_MESSAGE_CON && !t.admit(r, s, req, q, resp))
     return;
   if (!t.take_block1(r, s, req, q, resp, t.max_body(first_segment(req))))
     return;

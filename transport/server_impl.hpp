@@ -19,18 +19,6 @@
 
 namespace coapfleet::transport {
 
-/// A string shared between threads without copying (a representation's body).
-class shared_string : public shared_bytes {
-public:
-  explicit shared_string(std::string s) : s_(std::move(s)) {}
-  const uint8_t* data() const override { return reinterpret_cast<const uint8_t*>(s_.data()); }
-  size_t size() const override { return s_.size(); }
-  const std::string& str() const { return s_; }
-
-private:
-  std::string s_;
-};
-
 /// The latest representation of one resource, as the transport serves it.
 /// Reads never wait for an actor: a GET gets the latest copy at once. After a
 /// change the transport asks the gateway for a fresh copy; `control` changes

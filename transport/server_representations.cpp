@@ -310,6 +310,8 @@ void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const c
   // good while nothing changed; the fleet-wide ones are always the latest.
   if (rep->has && (rep->warm || rep->observed || rep->valid))
     return reply_now(r, s, req, q, resp, answer ? answer(*rep) : t.current(*rep));
+  if (t.notifying())
+    return;  // nothing to notify yet: the next copy will be
   if (t.stopping())
     return reply_now(r, s, req, q, resp, stopping_reply());
   answer_async(r, s, req, q, resp, [&](impl& t, uint64_t id, peer) {

@@ -410,7 +410,7 @@ coap_resource_t* server_transport::impl::add_nested_resource(const std::string& 
     return nullptr;
   coap_resource_set_userdata(r, const_cast<char*>("GET"));
   register_methods(r, gated<hnd_not_allowed>, gated<hnd_get_nested>);
-  coap_resource_set_get_observable(r, 1);
+  make_observable(r, gated<hnd_get_nested>);
   coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(rt), 0);
   coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const("\"core.s\""), 0);
   coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
@@ -447,7 +447,7 @@ bool server_transport::impl::register_resources() {
     coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const(spec.ct), 0);
     std::string path = spec.path;
     if (path == "health" || path == "nodes" || path == "updates") {
-      coap_resource_set_get_observable(r, 1);
+      make_observable(r, spec.get);
       auto kind = path == "health" ? resource_kind::health
                   : path == "nodes" ? resource_kind::nodes : resource_kind::updates;
       find(resource{kind, {}}, true)->res = r;

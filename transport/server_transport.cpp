@@ -95,8 +95,10 @@ int64_t server_transport::impl::do_housekeeping(bool& worked) {
     if (i == reps.end())
       continue;
     // libcoap ends every observation of it with 4.04 Not Found.
-    if (i->second.res)
+    if (i->second.res) {
+      end_observations(i->second.res, 404);  // as RFC 7641 §3.2 ends them
       coap_delete_resource(ctx, i->second.res);
+    }
     reps.erase(i);
     worked = true;
   }
@@ -104,7 +106,7 @@ int64_t server_transport::impl::do_housekeeping(bool& worked) {
   for (auto& path : to_notify) {
     auto i = reps.find(path);
     if (i != reps.end() && i->second.res) {
-      coap_resource_notify_observers(i->second.res, nullptr);
+      notify_observers(i->second.res);
       worked = true;
     }
   }

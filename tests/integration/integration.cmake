@@ -20,6 +20,7 @@ set(COAPFLEET_INTEGRATION_TESTS
   bad_input:free
   blockwise:free
   interop:free
+  observe_endpoint:free
   security:free
   budgets:free
   x509:free

@@ -137,12 +137,17 @@ class InteropTest(h.ServerTestCase):
         self.assertEqual(hashlib.sha256(bytes.fromhex(lines[0]["payload_hex"])).hexdigest(),
                          self.blob_sha)
         # Observe a block-wise resource: node-coap asks for the later blocks
-        # with Observe still set (RFC 7959 §2.6); the first notification is
-        # the whole listing.
-        rc, lines, err = nodecoap(["get", url("nodes"), "--observe", "1"], timeout=120)
+        # with Observe still set (RFC 7959 §2.6) and takes a notification's
+        # Observe number from its last block; the second notification (after
+        # a registration) lists the new node.
+        out = self.observe_nodes_while_registering(
+            lambda: nodecoap(["get", url("nodes"), "--observe", "2"], timeout=120), "node")
+        rc, lines, err = out
         self.assertEqual(rc, 0, (lines, err))
-        self.assertEqual(lines[0]["code"], "2.05", lines)
+        self.assertEqual([l.get("code") for l in lines], ["2.05", "2.05"], err)
         self.check_nodes_listing(bytes.fromhex(lines[0]["payload_hex"]))
+        later = json.loads(bytes.fromhex(lines[1]["payload_hex"]))["nodes"]
+        self.assertIn("late-node", {n["node_id"] for n in later})
         rc, lines, err = nodecoap(["get", url("nodes/interop-node/health"), "--observe", "1"])
         self.assertEqual(lines[0]["code"], "2.05", lines)
         self.assertEqual(json.loads(bytes.fromhex(lines[0]["payload_hex"]))["cpu_percent"], 1.5)
