@@ -1,5 +1,6 @@
 #include "transport/block1.hpp"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -91,6 +92,9 @@ block1_assembler::result block1_assembler::take(const block& b, size_t max_body,
       return busy(503, "too many block-wise uploads in progress, retry after Max-Age seconds");
     upload u;
     u.source = b.source;
+    u.body.reserve(b.data.size());
+    if (bytes_ + u.body.capacity() > limits_.total_bytes)
+      return busy(503, "too many block-wise uploads in progress, retry after Max-Age seconds");
     u.body.assign(b.data);
     u.last_block = b.data.size();
     u.last_used = now_ms;
@@ -120,12 +124,29 @@ block1_assembler::result block1_assembler::take(const block& b, size_t max_body,
                          + std::to_string(v.offset()) + " but " + std::to_string(have)
                          + " bytes arrived so far (a gap or a block out of order): start "
                            "again from block 0", &key);
+  // Memory is what the buffers hold (their capacity), and it never goes
+  // beyond the cap: the growth is decided here, not by the string.
   auto before = u.body.capacity();
-  if (bytes_ + b.data.size() > limits_.total_bytes) {
-    auto r = refuse(503, "too many bytes in block-wise uploads in progress, retry after "
-                         "Max-Age seconds", &key);
-    r.max_age = 10;
-    return r;
+  size_t need = have + b.data.size();
+  if (need > before) {
+    size_t grown = std::min(std::max(need, before * 2), std::max(need, max_body));
+    if (bytes_ - before + grown > limits_.total_bytes)
+      grown = need;
+    if (bytes_ - before + grown > limits_.total_bytes) {
+      auto r = refuse(503, "too many bytes in block-wise uploads in progress, retry after "
+                           "Max-Age seconds", &key);
+      r.max_age = 10;
+      return r;
+    }
+    u.body.reserve(grown);
+    bytes_ += u.body.capacity() - before;
+    before = u.body.capacity();
+    if (bytes_ > limits_.total_bytes) {
+      auto r = refuse(503, "too many bytes in block-wise uploads in progress, retry after "
+                           "Max-Age seconds", &key);
+      r.max_age = 10;
+      return r;
+    }
   }
   u.body.append(b.data);
   bytes_ += u.body.capacity() - before;

@@ -188,3 +188,15 @@ TEST_CASE("thousands of unfinished uploads hold at most the byte cap") {
   CHECK(a.bytes() <= 64 * 1024);
   CHECK(refused >= 1900);
 }
+
+TEST_CASE("the bytes held never go beyond the cap, whatever the buffers' growth") {
+  upload_limits l;
+  l.total_bytes = 5000;
+  block1_assembler a(l);
+  std::string b(1024, 'b');
+  for (int u = 0; u < 3; ++u)
+    for (uint32_t n = 0; n < 8; ++n) {
+      a.take(blk(n, true, 6, b, std::to_string(u)), 1 << 20, 0);
+      CHECK(a.bytes() <= l.total_bytes);
+    }
+}
