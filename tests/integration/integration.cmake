@@ -34,7 +34,7 @@ foreach(entry IN LISTS COAPFLEET_INTEGRATION_TESTS)
   add_test(NAME integration_${name}
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
   set_tests_properties(integration_${name} PROPERTIES
-    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;PYTHONDONTWRITEBYTECODE=1"
+    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
     TIMEOUT 600
     LABELS integration)
   if(lock STREQUAL "lock")

@@ -17,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import agent_harness as ah  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -31,6 +32,37 @@ def aiocoap(args, timeout=60):
     p = subprocess.run([sys.executable, os.path.join(AIOCOAP, "aiocoap-client")] + args,
                        capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+
+
+def aiocoap_observe(url, seconds):
+    """aiocoap-client --observe for `seconds`: the payloads of the first answer
+    (stdout) and of the notifications (stderr, each after a '---' on stdout)."""
+    env = dict(os.environ, PYTHONPATH=AIOCOAP)
+    p = subprocess.Popen([sys.executable, os.path.join(AIOCOAP, "aiocoap-client"), "--observe",
+                          url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         stdin=subprocess.DEVNULL)
+    try:
+        out, err = p.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        out, err = p.communicate(timeout=10)
+    return out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def json_documents(text):
+    """The JSON documents in `text`, one after another (other lines skipped)."""
+    dec, docs, i = json.JSONDecoder(), [], 0
+    while True:
+        start = text.find("{", i)
+        if start < 0:
+            return docs
+        try:
+            doc, end = dec.raw_decode(text, start)
+        except ValueError:
+            i = start + 1
+            continue
+        docs.append(doc)
+        i = end
 
 
 def nodecoap(args, timeout=60):
@@ -55,6 +87,36 @@ class InteropTest(h.ServerTestCase):
             f.write(os.urandom(300 * 1000))
         with open(cls.blob, "rb") as f:
             cls.blob_sha = hashlib.sha256(f.read()).hexdigest()
+
+    @classmethod
+    def start_processes(cls):
+        super().start_processes()
+        # A real agent on a free port of its own address (no fixed port:
+        # this suite runs beside the others).
+        cls.agent = ah.Worker(cls.tmp, 1, cls.server.port, [],
+                              node_id="interop-agent", ip="127.4.0.1")
+        cls.agent.port = h.free_port("127.4.0.1")
+        cls.agents.append(cls.agent)
+        cls.agent.start()
+
+        def registered():
+            nodes = h.raw_request(cls.server.port, "get", "nodes",
+                                  query=("node_id=interop-agent",)).json()["nodes"]
+            return nodes or None
+        h.deadline_poll(registered, 30, 0.2, what="the agent's registration")
+
+    def big_job(self, script="true"):
+        """A script job over the agent and 39 nodes of the fleet (which nobody
+        answers for), installed: its status is well above 1 KiB, and changes
+        while the agent runs `script`."""
+        r = self.server.coap("post", "updates", {
+            "name": "wide", "version": "1", "package_type": "script", "script": script,
+            "target_nodes": ["interop-agent"] + ["fleet-%05d" % i for i in range(39)]})
+        self.assertEqual(r.code, "2.01", r)
+        job = r.json()["job_id"]
+        self.assertEqual(self.server.coap("post", "updates",
+                                          {"action": "install", "job_id": job}).code, "2.04")
+        return job
 
     def node_body(self, client):
         return {"node_id": "interop-" + client, "hostname": client,
@@ -112,6 +174,30 @@ class InteropTest(h.ServerTestCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual(json.loads(out)["cpu_percent"], 1.5)
 
+    def test_aiocoap_observes(self):
+        """A job's status above 1 KiB (block-wise notifications: the first, and
+        those while the agent runs it), /health and the agent's /health."""
+        job = self.big_job("sleep 3")
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            out=aiocoap_observe(self.server.url("updates/%s/status" % job), 10)))
+        t.start()
+        t.join(30)
+        out, err = result["out"]
+        first, later = json_documents(out), json_documents(err)
+        self.assertEqual(len(first), 1, out[:300] + err[-300:])
+        self.assertGreater(len(json.dumps(first[0])), 1024)
+        self.assertEqual(len(first[0]["node_statuses"]), 40)
+        self.assertTrue(later, err[-500:])
+        self.assertEqual(later[-1]["node_statuses"]["interop-agent"], "succeeded", later[-1])
+        self.assertNotIn("WARNING", err.upper())
+        out, err = aiocoap_observe(self.server.url("health"), 3)
+        self.assertIn("total_nodes", json_documents(out)[0])
+        out, err = aiocoap_observe(self.agent.url("health"), 4.5)
+        self.assertTrue(json_documents(out), out + err)
+        self.assertGreaterEqual(len(json_documents(err)), 1, "no notification from the agent")
+        self.assertNotIn("WARNING", err.upper())
+
     # -- node-coap -----------------------------------------------------------------------
     def test_nodecoap(self):
         url = self.server.url
@@ -141,16 +227,27 @@ class InteropTest(h.ServerTestCase):
         # Observe number from its last block; the second notification (after
         # a registration) lists the new node.
         out = self.observe_nodes_while_registering(
-            lambda: nodecoap(["get", url("nodes"), "--observe", "2"], timeout=120), "node")
+            lambda: nodecoap(["get", url("nodes"), "--observe", "100", "--until", "late-node",
+                              "--timeout", "60"], timeout=120), "node")
         rc, lines, err = out
         self.assertEqual(rc, 0, (lines, err))
-        self.assertEqual([l.get("code") for l in lines], ["2.05", "2.05"], err)
+        self.assertGreaterEqual(len(lines), 2, err)
+        self.assertEqual({l.get("code") for l in lines}, {"2.05"}, err)
         self.check_nodes_listing(bytes.fromhex(lines[0]["payload_hex"]))
-        later = json.loads(bytes.fromhex(lines[1]["payload_hex"]))["nodes"]
+        later = json.loads(bytes.fromhex(lines[-1]["payload_hex"]))["nodes"]
         self.assertIn("late-node", {n["node_id"] for n in later})
         rc, lines, err = nodecoap(["get", url("nodes/interop-node/health"), "--observe", "1"])
         self.assertEqual(lines[0]["code"], "2.05", lines)
         self.assertEqual(json.loads(bytes.fromhex(lines[0]["payload_hex"]))["cpu_percent"], 1.5)
+        job = self.big_job()
+        rc, lines, err = nodecoap(["get", url("updates/%s/status" % job), "--observe", "1"])
+        status = json.loads(bytes.fromhex(lines[0]["payload_hex"]))
+        self.assertEqual(len(status["node_statuses"]), 40)
+        rc, lines, err = nodecoap(["get", url("health"), "--observe", "1"])
+        self.assertIn("total_nodes", json.loads(bytes.fromhex(lines[0]["payload_hex"])))
+        # The agent: GET and two notifications of its /health (one a second).
+        rc, lines, err = nodecoap(["get", self.agent.url("health"), "--observe", "2"], timeout=30)
+        self.assertEqual([l.get("code") for l in lines], ["2.05", "2.05"], (lines, err))
 
     # -- libcoap's coap-client -----------------------------------------------------------
     def test_libcoap(self):
@@ -160,7 +257,6 @@ class InteropTest(h.ServerTestCase):
         r = self.server.coap("get", "nodes", wait=120)
         self.assertEqual(r.code, "2.05")
         self.check_nodes_listing(r.body)
-        import agent_harness as ah
         code, out, err = ah.coap_client_file(self.server.url("artifacts/lc.bin"), "put",
                                              infile=self.blob)
         self.assertEqual(code, "2.04", out + err)

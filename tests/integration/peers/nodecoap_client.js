@@ -4,7 +4,7 @@
 // block-wise (Block1, 1024-byte blocks) when larger than 1 KiB, as node-coap
 // users send them.
 //   node nodecoap_client.js METHOD URL [--payload-file F] [--format json|octets]
-//                           [--observe N] [--timeout S]
+//                           [--observe N [--until TEXT]] [--timeout S]
 'use strict';
 const coap = require('coap');
 const fs = require('fs');
@@ -20,6 +20,7 @@ const observe = parseInt(opt('--observe', '0'), 10);
 const timeout = parseFloat(opt('--timeout', '30')) * 1000;
 const file = opt('--payload-file', null);
 const format = opt('--format', null);
+const until = opt('--until', null);  // with --observe: stop at a notification containing it
 
 // Written whole before exiting (a pipe takes a large line in pieces).
 const out = (obj, exitCode) => process.stdout.write(JSON.stringify(obj) + '\n', () => {
@@ -47,7 +48,7 @@ req.on('response', (res) => {
   }
   let seen = 0;
   const emit = (payload) => {
-    const last = ++seen >= observe;
+    const last = ++seen >= observe || (until !== null && seen > 1 && payload.includes(until));
     if (last) res.close();
     out({ code: res.code, payload_hex: payload.toString('hex') }, last ? 0 : undefined);
   };
