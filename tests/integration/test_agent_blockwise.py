@@ -15,48 +15,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import agent_harness as ah  # noqa: E402
+from mutations import mutate, requests  # noqa: E402
 
 SEED = int(os.environ.get("COAPFLEET_MUTATION_SEED", "1125"))
-
-
-def blockwise_requests(rng):
-    """Valid block-wise requests of every shape, to be mutated."""
-    for path, code in (("updates/available", 2), ("health", 1), ("artifacts/m", 3), ("nodes", 2),
-                       ("health", 3), ("updates", 2)):
-        for num in range(0, 4):
-            for szx in (0, 2, 5, 6, 7):
-                more = rng.random() < 0.6
-                size = 16 << min(szx, 6)
-                payload = bytes(rng.getrandbits(8) for _ in range(size if more else rng.randint(0, size)))
-                opts = h.request_options(path, 50) + [
-                    (h.OPT_BLOCK1, h.encode_uint(num << 4 | (8 if more else 0) | szx))]
-                if rng.random() < 0.5:
-                    opts.append((h.OPT_SIZE1, h.encode_uint(rng.choice([0, 10, 1 << 20, 0xFFFFFFFF]))))
-                if rng.random() < 0.3:
-                    opts.append((h.OPT_BLOCK2, h.encode_uint(rng.randint(0, 0xFFFFFF))))
-                if rng.random() < 0.2:
-                    opts.append((6, h.encode_uint(rng.choice([0, 1]))))  # Observe
-                yield h.encode_message(rng.choice([h.CON, h.NON]), code, rng.randint(0, 0xFFFF),
-                                       os.urandom(rng.randint(0, 8)), opts, payload)
-
-
-def mutate(rng, d):
-    d = bytearray(d)
-    for _ in range(rng.randint(1, 4)):
-        op = rng.random()
-        if op < 0.4 and d:
-            i = rng.randrange(len(d))
-            d[i] ^= 1 << rng.randrange(8)
-        elif op < 0.55 and len(d) > 4:
-            del d[rng.randrange(4, len(d)):]
-        elif op < 0.7:
-            i = rng.randrange(len(d) + 1)
-            d[i:i] = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 8)))
-        elif op < 0.85 and len(d) > 5:
-            i = rng.randrange(4, len(d))
-            d[i] = rng.choice([0x0d, 0x0e, 0xff, 0xd1, 0xe1, 0x00])
-        # else: unchanged (a valid block goes through as is)
-    return bytes(d)
 
 
 class AgentBlockwiseTest(ah.AgentTestCase):
@@ -78,7 +39,7 @@ class AgentBlockwiseTest(ah.AgentTestCase):
                     sock.sendto(h.encode_message(h.CON, 2, 1000 + mid, b"t%d" % mid, opts, data),
                                 (ip, port))
                     time.sleep(0.05)
-            valid = list(blockwise_requests(rng))
+            valid = requests(rng)
             sent = 0
             for i in range(4000):
                 d = mutate(rng, rng.choice(valid))
