@@ -102,6 +102,31 @@ class BadInputTest(h.ServerTestCase):
                 body = self.expect(method, path, "  \n", "4.00")
                 self.assertIn("-f -", body["error"])
 
+    def test_duplicate_keys(self):
+        """A member name twice in one object, at any depth, is 4.00 naming it:
+        the server never picks one of them silently."""
+        cases = [
+            ("post", "nodes", '{"node_id": "dup-a", "node_id": "dup-b"}', "node_id",
+             "duplicate key: node_id"),
+            ("put", "health", '{"node_id": "good-1", "cpu_percent": 99, '
+             '"services_status": {"ssh": true, "ssh": false}}', "ssh",
+             "duplicate key: services_status.ssh"),
+            ("post", "updates", '{"name": "x", "version": "1", "package_type": "pip", '
+             '"packages": ["a"], "target_nodes": ["good-1"], "name": "y"}', "name",
+             "duplicate key: name"),
+            ("post", "system", '{"action": "status", "action": "shutdown"}', "action",
+             "duplicate key: action"),
+        ]
+        for method, path, text, field, error in cases:
+            with self.subTest(path=path, body=text):
+                body = self.expect(method, path, text, "4.00", field)
+                self.assertEqual(body["error"], error)
+                self.assertEqual(body.get("field"), field)
+        # Neither id was registered.
+        ids = [n["node_id"] for n in self.server.coap("get", "nodes").json()["nodes"]]
+        self.assertNotIn("dup-a", ids)
+        self.assertNotIn("dup-b", ids)
+
     def test_missing_fields(self):
         cases = [
             ("post", "nodes", {"hostname": "x"}, "node_id"),
