@@ -80,6 +80,14 @@ decoded<update_notification> decode_node_job(std::string_view body);
 /// True for 1..64 characters of [A-Za-z0-9._-].
 bool valid_node_id(std::string_view id);
 
+/// An artifact's name (in PUT /artifacts/<name>, a file job's "artifact" and
+/// the store's directory): 1..128 characters of [A-Za-z0-9._+-], the first
+/// neither '.' nor '-'. So a name is never "." or "..", never hidden, never
+/// read as an option, and never one of the store's own files (in .store/).
+bool valid_artifact_name(std::string_view name);
+/// The rule above in words, for error messages.
+extern const char* const artifact_name_rule;
+
 // -- responses -------------------------------------------------------------------
 
 /// ISO 8601 UTC with seconds, e.g. "2025-09-17T10:00:00Z".
