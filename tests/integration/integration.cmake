@@ -22,7 +22,8 @@ set(COAPFLEET_INTEGRATION_TESTS
   budgets:free
   x509:free
   durability:lock
-  liveness_scale:lock)
+  liveness_scale:lock
+  ports:free)
 
 foreach(entry IN LISTS COAPFLEET_INTEGRATION_TESTS)
   string(REPLACE ":" ";" parts "${entry}")
@@ -31,7 +32,7 @@ foreach(entry IN LISTS COAPFLEET_INTEGRATION_TESTS)
   add_test(NAME integration_${name}
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
   set_tests_properties(integration_${name} PROPERTIES
-    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;PYTHONDONTWRITEBYTECODE=1"
+    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
     TIMEOUT 600
     LABELS integration)
   if(lock STREQUAL "lock")
