@@ -65,6 +65,10 @@ bool atomic_file::fail(const std::string& what) {
 }
 
 bool atomic_file::open(const std::string& path, mode_t mode) {
+  return open(path, mode, {});
+}
+
+bool atomic_file::open(const std::string& path, mode_t mode, const std::string& tmp_dir) {
   abandon();
   auto dir = directory_of(path);
   auto slash = path.rfind('/');
@@ -74,28 +78,49 @@ bool atomic_file::open(const std::string& path, mode_t mode) {
     path_ = path;
     return fail("cannot create a temporary file in " + dir);
   }
-  bool ok = open_in(dfd, name, mode, path);
+  int tfd = -1;
+  if (!tmp_dir.empty()) {
+    tfd = ::open(tmp_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (tfd < 0) {
+      ::close(dfd);
+      path_ = path;
+      return fail("cannot create a temporary file in " + tmp_dir);
+    }
+  }
+  bool ok = start(dfd, tfd, name, mode, path, tmp_dir.empty() ? dir : tmp_dir);
   ::close(dfd);
+  if (tfd >= 0)
+    ::close(tfd);
   return ok;
 }
 
 bool atomic_file::open_in(int dir_fd, const std::string& name, mode_t mode,
                           const std::string& shown) {
   abandon();
+  return start(dir_fd, -1, name, mode, shown, directory_of(shown));
+}
+
+bool atomic_file::start(int dir_fd, int tmp_dir_fd, const std::string& name, mode_t mode,
+                        const std::string& shown, const std::string& tmp_shown) {
   path_ = shown;
   name_ = name;
   mode_ = mode;
   error_.clear();
   errno_ = 0;
-  const auto where = "cannot create a temporary file in " + directory_of(shown);
+  const auto where = "cannot create a temporary file in " + tmp_shown;
   dir_fd_ = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
   if (dir_fd_ < 0)
     return fail(where);
+  if (tmp_dir_fd >= 0 && (tmp_dir_fd_ = ::fcntl(tmp_dir_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+    fail(where);
+    close_directory();
+    return false;
+  }
   for (int attempt = 0; attempt < 100; ++attempt) {
     auto tmp = "." + name + ".tmp." + random_suffix();
     // O_NOFOLLOW: never through a link someone put there under that name.
-    fd_ = ::openat(dir_fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                   0600);
+    fd_ = ::openat(temp_directory(), tmp.c_str(),
+                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd_ >= 0) {
       tmp_ = std::move(tmp);
       return true;
@@ -127,21 +152,24 @@ bool atomic_file::commit() {
   fd_ = -1;
   if (rc != 0)
     return fail("cannot write " + path_);
-  if (::renameat(dir_fd_, tmp_.c_str(), dir_fd_, name_.c_str()) != 0)
+  if (::renameat(temp_directory(), tmp_.c_str(), dir_fd_, name_.c_str()) != 0)
     return fail("cannot rename into " + path_);
   tmp_.clear();
   // Some file systems refuse fsync on directories (EINVAL): the file is in
   // place then anyway.
   ::fsync(dir_fd_);
+  if (tmp_dir_fd_ >= 0)
+    ::fsync(tmp_dir_fd_);
   close_directory();
   return true;
 }
 
 void atomic_file::close_directory() {
-  if (dir_fd_ >= 0) {
-    ::close(dir_fd_);
-    dir_fd_ = -1;
-  }
+  for (int* fd : {&dir_fd_, &tmp_dir_fd_})
+    if (*fd >= 0) {
+      ::close(*fd);
+      *fd = -1;
+    }
 }
 
 void atomic_file::abandon() {
@@ -150,15 +178,15 @@ void atomic_file::abandon() {
     fd_ = -1;
   }
   if (!tmp_.empty() && dir_fd_ >= 0)
-    ::unlinkat(dir_fd_, tmp_.c_str(), 0);
+    ::unlinkat(temp_directory(), tmp_.c_str(), 0);
   tmp_.clear();
   close_directory();
 }
 
 bool write_file_atomically(const std::string& path, std::string_view content,
-                           std::string& error, mode_t mode) {
+                           std::string& error, mode_t mode, const std::string& tmp_dir) {
   atomic_file f;
-  if (f.open(path, mode) && f.write(content) && f.commit())
+  if (f.open(path, mode, tmp_dir) && f.write(content) && f.commit())
     return true;
   error = f.error();
   return false;

@@ -15,7 +15,8 @@ bool write_all(int fd, const void* data, size_t n);
 
 /// A file being written that replaces `path` atomically on commit(). The
 /// temporary file lives in the same directory (a rename never crosses file
-/// systems) and is named `.<name>.tmp.XXXXXX`. Not committed = removed.
+/// systems) and is named `.<name>.tmp.XXXXXX` (or lives in a directory of
+/// the caller's, see open()). Not committed = removed.
 /// Everything after open happens relative to the directory's descriptor, so
 /// a directory reached safely (see common/beneath.hpp) stays the one written.
 class atomic_file {
@@ -27,6 +28,10 @@ public:
 
   /// Creates the temporary file for `path`; false (and error()) on failure.
   bool open(const std::string& path, mode_t mode = 0644);
+  /// The same with the temporary file in the directory `tmp_dir` instead of
+  /// beside `path` (on the same file system: commit renames it across), for
+  /// a directory that must hold nothing but finished files.
+  bool open(const std::string& path, mode_t mode, const std::string& tmp_dir);
   /// Creates the temporary file for `name` (one path component) in the open
   /// directory `dir_fd` (duplicated; the caller keeps its own). `shown` is the
   /// path that messages name.
@@ -45,20 +50,27 @@ public:
 
 private:
   bool fail(const std::string& what);
+  /// open()'s work once the directories are open (duplicated, not taken).
+  bool start(int dir_fd, int tmp_dir_fd, const std::string& name, mode_t mode,
+             const std::string& shown, const std::string& tmp_shown);
+  int temp_directory() const { return tmp_dir_fd_ >= 0 ? tmp_dir_fd_ : dir_fd_; }
   void close_directory();
   std::string path_;  ///< as messages name it
   std::string name_;  ///< the final name in the directory
-  std::string tmp_;   ///< the temporary file's name in the directory
+  std::string tmp_;   ///< the temporary file's name in its directory
   mode_t mode_ = 0644;
   int dir_fd_ = -1;
+  int tmp_dir_fd_ = -1;  ///< where the temporary file is, when not in dir_fd_
   int fd_ = -1;
   std::string error_;
   int errno_ = 0;
 };
 
-/// Writes `content` to `path` atomically and durably; false and `error` on failure.
+/// Writes `content` to `path` atomically and durably; false and `error` on
+/// failure. The temporary file is beside `path`, or in `tmp_dir` when given.
 bool write_file_atomically(const std::string& path, std::string_view content,
-                           std::string& error, mode_t mode = 0644);
+                           std::string& error, mode_t mode = 0644,
+                           const std::string& tmp_dir = {});
 
 /// Reads a whole file; false when it cannot be opened or read.
 bool read_file(const std::string& path, std::string& out);

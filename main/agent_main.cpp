@@ -17,6 +17,7 @@
 #include "common/certificate_files.hpp"
 #include "common/job_signing.hpp"
 #include "common/key_file.hpp"
+#include "common/listen_port.hpp"
 #include "common/log.hpp"
 #include "common/scheduler_config.hpp"
 #include "actors/agent/gateway.hpp"
@@ -29,6 +30,7 @@ namespace {
 struct options {
   std::string server = "coap://127.0.0.1:5683";
   transport::agent_transport_config transport;
+  bool reuse_port = false;  ///< --reuse-port (common/listen_port.hpp)
   std::string node_id;
   std::string advertise;
   double interval = 10;
@@ -126,6 +128,10 @@ int main(int argc, char** argv) {
                  "--server");
   app.add_option("--bind", opt.transport.bind, "address to listen on")->capture_default_str();
   app.add_option("--port", opt.transport.port, "UDP port to listen on")->capture_default_str();
+  app.add_flag("--reuse-port", opt.reuse_port,
+               "start even when another socket (a server, another agent) has --port on "
+               "--bind; the kernel then gives each datagram to one of them. Without it such a "
+               "start fails");
   app.add_option("--node-id", opt.node_id, "this node's id (default: the hostname)");
   app.add_option("--advertise", opt.advertise,
                  "address the server should notify (default: --bind unless 0.0.0.0, else the "
@@ -160,6 +166,7 @@ int main(int argc, char** argv) {
     ->capture_default_str()
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   CLI11_PARSE(app, argc, argv);
+  common::share_listening_ports(opt.reuse_port);
 
   log::level lvl;
   log::parse_level(opt.log_level, lvl);

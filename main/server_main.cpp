@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <csignal>
 #include <malloc.h>
+#include <climits>
 #include <cstdio>
 #include <thread>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include "common/cidr.hpp"
 #include "common/clock.hpp"
+#include "common/listen_port.hpp"
 #include "actors/interfaces.hpp"
 #include "common/log.hpp"
 #include "common/scheduler_config.hpp"
@@ -42,6 +44,7 @@ struct options {
   unsigned job_timeout = 3600;
   bool notify_offline = false;
   bool no_system_actions = false;
+  bool reuse_port = false;
   size_t max_payload = 64 * 1024;
   std::string plain_trusted = "127.0.0.0/8,::1/128";
   std::string plain_access = "read";
@@ -51,6 +54,13 @@ struct options {
   /// own): the cores but one, at least 2, at most 4.
   unsigned workers = std::clamp(std::thread::hardware_concurrency(), 3u, 5u) - 1;
 };
+
+/// The path of the running program ("" when unknown).
+std::string own_executable() {
+  char path[PATH_MAX];
+  auto n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : std::string();
+}
 
 int serve(options& opt, bool& restart) {
   caf::actor_system_config cfg;
@@ -236,6 +246,10 @@ int main(int argc, char** argv) {
   app.add_option("--dtls-port", opt.transport.dtls_port,
                  "coaps:// (DTLS) beside coap://; 0: no DTLS")
     ->capture_default_str();
+  app.add_flag("--reuse-port", opt.reuse_port,
+               "start even when another socket (another server, an agent) has --port or "
+               "--dtls-port on this address; the kernel then gives each datagram to one of "
+               "them. Without it such a start fails");
   app.add_option("--cert", opt.transport.cert_file,
                  "the server's X.509 certificate (PEM) for coaps://, with --key");
   app.add_option("--key", opt.transport.key_file, "the private key of --cert (PEM)");
@@ -349,12 +363,20 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  common::share_listening_ports(opt.reuse_port);
+  // Where this program is, for a restart: executing /proc/self/exe itself
+  // would work as well, but the process would then be named "exe" in ps.
+  const std::string self = own_executable();
   bool restart = false;
   int rc = serve(opt, restart);
   if (rc == 0 && restart) {
+    // Every socket closed with serve()'s transport: the new program binds
+    // the same ports as its own (without --reuse-port).
     std::fflush(nullptr);
     pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
-    ::execv("/proc/self/exe", argv);
+    if (!self.empty())
+      ::execv(self.c_str(), argv);  // argv[0] as given
+    ::execv("/proc/self/exe", argv);  // moved or deleted since the start
     std::perror("coapfleet-server: restart failed");
     return 1;
   }

@@ -34,8 +34,16 @@ struct decoded {
 decoded<node_registration> decode_node_registration(std::string_view body,
                                                     const std::string& source_address);
 
-/// `PUT /health` (and the agent's health sample).
-decoded<health_report> decode_health_report(std::string_view body);
+/// Where a JSON text comes from. A peer's body (request or answer) must not
+/// repeat a member name anywhere (4.00 "duplicate key" naming it); what the
+/// server stored itself is read as written, since versions before that rule
+/// kept repeated names in health reports and attributes.
+enum class json_source : uint8_t { peer, store };
+
+/// `PUT /health` (and the agent's health sample; persistence reads stored
+/// reports with json_source::store).
+decoded<health_report> decode_health_report(std::string_view body,
+                                            json_source from = json_source::peer);
 
 enum class updates_action : uint8_t { create, install, status, report, cancel, remove };
 
@@ -71,6 +79,14 @@ decoded<update_notification> decode_node_job(std::string_view body);
 
 /// True for 1..64 characters of [A-Za-z0-9._-].
 bool valid_node_id(std::string_view id);
+
+/// An artifact's name (in PUT /artifacts/<name>, a file job's "artifact" and
+/// the store's directory): 1..128 characters of [A-Za-z0-9._+-], the first
+/// neither '.' nor '-'. So a name is never "." or "..", never hidden, never
+/// read as an option, and never one of the store's own files (in .store/).
+bool valid_artifact_name(std::string_view name);
+/// The rule above in words, for error messages.
+extern const char* const artifact_name_rule;
 
 // -- responses -------------------------------------------------------------------
 
@@ -204,7 +220,8 @@ std::string encode_keys(const std::vector<key_info>& keys);
 /// Encodes a job spec as a JSON object (persistence keeps specs this way).
 std::string encode_job_spec(const job_spec& s);
 decoded<job_spec> decode_job_spec(std::string_view json);
-/// Attribute objects and string lists as JSON text (persistence).
+/// Attribute objects and string lists as JSON text (persistence: read as
+/// stored, see json_source).
 std::string encode_attributes(const attributes& a);
 decoded<attributes> decode_attributes(std::string_view json);
 std::string encode_strings(const std::vector<std::string>& v);

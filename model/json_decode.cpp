@@ -67,10 +67,10 @@ const char* not_unicast(const std::string& ip) {
 
 }  // namespace
 
-decoded<health_report> decode_health_report(std::string_view body) {
+decoded<health_report> decode_health_report(std::string_view body, json_source from) {
   Document doc;
   decoded<health_report> d;
-  if (!parse_object(body, doc, d.err))
+  if (!parse_object(body, doc, d.err, from))
     return d;
   reader r{doc};
   auto& h = d.value;
@@ -136,7 +136,7 @@ decoded<node_registration> decode_node_registration(std::string_view body,
 decoded<attributes> decode_attributes(std::string_view json) {
   Document doc;
   problem err;
-  if (!parse(json, doc, err))
+  if (!parse(json, doc, err, json_source::store))
     return failed<attributes>(std::move(err));
   decoded<attributes> d;
   if (!read_attributes(doc, d.value))

@@ -33,8 +33,15 @@ inline bool blank(std::string_view body) {
   return true;
 }
 
-/// Parses `body` into `doc`; false with `err` set when it is empty or not JSON.
-inline bool parse(std::string_view body, Document& doc, problem& err) {
+/// The first member name repeated within one object of `root`, at any depth:
+/// {"duplicate key: services_status.web", "web"}; empty when there is none.
+problem repeated_name(const Value& root);
+
+/// Parses `body` into `doc`; false with `err` set when it is empty, not JSON,
+/// or (from a peer) repeats a member name within an object: RapidJSON keeps
+/// both, and a reader would silently take the first.
+inline bool parse(std::string_view body, Document& doc, problem& err,
+                  json_source from = json_source::peer) {
   if (blank(body)) {
     err = {empty_body_error, {}};
     return false;
@@ -46,11 +53,16 @@ inline bool parse(std::string_view body, Document& doc, problem& err) {
            {}};
     return false;
   }
+  if (from == json_source::peer) {
+    err = repeated_name(doc);
+    return err.empty();
+  }
   return true;
 }
 
-inline bool parse_object(std::string_view body, Document& doc, problem& err) {
-  if (!parse(body, doc, err))
+inline bool parse_object(std::string_view body, Document& doc, problem& err,
+                         json_source from = json_source::peer) {
+  if (!parse(body, doc, err, from))
     return false;
   if (!doc.IsObject()) {
     err = {"request body must be a JSON object", {}};

@@ -76,11 +76,6 @@ bool valid_pip_entry(std::string_view e) {
   return !e.empty() && !all_space(e) && !has_control_char(e) && e.front() != '-';
 }
 
-bool valid_artifact(std::string_view a) {
-  return !a.empty() && a.size() <= 128 && a != "." && a != ".."
-         && std::all_of(a.begin(), a.end(), is_name_char);
-}
-
 bool valid_target_path(std::string_view p) {
   if (p.size() < 2 || p.front() != '/' || p.back() == '/' || has_control_char(p))
     return false;
@@ -145,9 +140,9 @@ problem validate_packages(const job_spec& s) {
 problem validate_file(const job_spec& s) {
   if (s.artifact.empty())
     return fail("missing field: artifact (package_type file needs it)", "artifact");
-  if (!valid_artifact(s.artifact))
-    return fail("field artifact must be 1..128 characters of A-Z a-z 0-9 . _ -"
-                " (a name in the artifact store)",
+  if (!valid_artifact_name(s.artifact))
+    return fail(std::string("field artifact must be ") + artifact_name_rule
+                  + " (a name in the artifact store)",
                 "artifact");
   if (s.target_path.empty())
     return fail("missing field: target_path (package_type file needs it)", "target_path");
@@ -160,6 +155,14 @@ problem validate_file(const job_spec& s) {
 }
 
 }  // namespace
+
+const char* const artifact_name_rule =
+  "1..128 characters of A-Z a-z 0-9 . _ + -, not starting with . or -";
+
+bool valid_artifact_name(std::string_view name) {
+  return !name.empty() && name.size() <= 128 && name.front() != '.' && name.front() != '-'
+         && std::all_of(name.begin(), name.end(), [](char c) { return is_name_char(c) || c == '+'; });
+}
 
 bool valid_node_id(std::string_view id) {
   return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), is_name_char);

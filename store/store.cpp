@@ -249,7 +249,8 @@ std::vector<model::node_record> store::load_nodes() {
     n.last_seen = sqlite3_column_int64(s, 9);
     n.reg.reported_ip_address = column_text(s, 12);
     if (sqlite3_column_type(s, 10) != SQLITE_NULL
-        && st_->take(model::decode_health_report(column_text(s, 10)), n.health, "health", id)) {
+        && st_->take(model::decode_health_report(column_text(s, 10), model::json_source::store),
+                    n.health, "health", id)) {
       n.has_health = true;
       n.health.node_id = id;
       n.health_at = sqlite3_column_int64(s, 11);

@@ -202,10 +202,8 @@ void runtime::enlarge_listen_buffers(uint16_t port) {
 
 bool runtime::listen(const std::string& addr, uint16_t port, std::string& error) {
   coap_address_t a;
-  if (!make_address(addr, port, a)) {
-    error = addr + " is not an IPv4 or IPv6 address";
+  if (!listening_address(addr, port, a, error))
     return false;
-  }
   if (!coap_new_endpoint(ctx, &a, COAP_PROTO_UDP)) {
     error = "cannot listen on " + addr + ":" + std::to_string(port)
             + " (address in use or not local?)";
@@ -252,10 +250,8 @@ bool runtime::listen_dtls_single(const std::string& addr, uint16_t port,
     return false;
   }
   coap_address_t a;
-  if (!make_address(addr, port, a)) {
-    error = addr + " is not an IPv4 or IPv6 address";
+  if (!listening_address(addr, port, a, error))
     return false;
-  }
   if (!coap_new_endpoint(ctx, &a, COAP_PROTO_DTLS)) {
     error = "cannot listen for DTLS on " + addr + ":" + std::to_string(port)
             + " (address in use or not local?)";

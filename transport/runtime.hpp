@@ -380,6 +380,12 @@ std::string endpoint_uri(const std::string& bind, uint16_t port);
 /// IPv4/IPv6 literal + port → address; false when not a literal.
 bool make_address(const std::string& ip, uint16_t port, coap_address_t& out);
 
+/// make_address() for an endpoint to listen on: false, with `error` saying
+/// why, also when another socket has that address and port (libcoap's
+/// SO_REUSEADDR would let both bind; see common/listen_port.hpp).
+bool listening_address(const std::string& ip, uint16_t port, coap_address_t& out,
+                       std::string& error);
+
 int64_t steady_millis();
 
 }  // namespace coapfleet::transport

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "common/listen_port.hpp"
 #include "transport/runtime_internal.hpp"
 
 namespace coapfleet::transport {
@@ -29,6 +30,16 @@ bool make_address(const std::string& ip, uint16_t port, coap_address_t& out) {
     return true;
   }
   return false;
+}
+
+bool listening_address(const std::string& ip, uint16_t port, coap_address_t& out,
+                       std::string& error) {
+  if (!make_address(ip, port, out)) {
+    error = ip + " is not an IPv4 or IPv6 address";
+    return false;
+  }
+  error = common::listening_port_refusal(&out.addr.sa, out.size, ip + ":" + std::to_string(port));
+  return error.empty();
 }
 
 void register_methods(coap_resource_t* r, coap_method_handler_t fallback,

@@ -92,10 +92,8 @@ bool runtime::listen_dtls_pki(const std::string& addr, uint16_t port, std::strin
   }
   coap_register_event_handler(ctx, on_pki_session_event);
   coap_address_t a;
-  if (!make_address(addr, port, a)) {
-    error = addr + " is not an IPv4 or IPv6 address";
+  if (!listening_address(addr, port, a, error))
     return false;
-  }
   if (!coap_new_endpoint(ctx, &a, COAP_PROTO_DTLS)) {
     error = "cannot listen for DTLS on " + addr + ":" + std::to_string(port)
             + " (address in use or not local?)";

@@ -52,6 +52,11 @@ void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
   if (coap_find_async(s, coap_pdu_get_token(req)) != nullptr)
     return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
   auto name = artifact_name(req);
+  if (!model::valid_artifact_name(name))
+    return reply_now(r, s, req, q, resp,
+                     json_reply(400, model::encode_error(std::string("artifact name must be ")
+                                                           + model::artifact_name_rule,
+                                                         {{"field", "name"}})));
   coap_opt_iterator_t it;
   if (coap_opt_t* opt = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &it)) {
     auto cf = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));

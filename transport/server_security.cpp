@@ -220,10 +220,8 @@ bool server_transport::impl::setup_dtls(std::string& error) {
       set_certificate(common::certificate_files{cfg.cert_file, cfg.key_file, cfg.ca_file}, true);
   }
   coap_address_t a;
-  if (!make_address(cfg.bind, cfg.dtls_port, a)) {
-    error = cfg.bind + " is not an IPv4 or IPv6 address";
+  if (!listening_address(cfg.bind, cfg.dtls_port, a, error))
     return false;
-  }
   if (!coap_new_endpoint(ctx, &a, COAP_PROTO_DTLS)) {
     error = "cannot listen for DTLS on " + cfg.bind + ":" + std::to_string(cfg.dtls_port)
             + " (address in use?)";

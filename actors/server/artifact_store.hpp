@@ -2,6 +2,13 @@
 // uploads are written to a temporary file, fsync'd and renamed over the old
 // version (with a metadata file holding size, SHA-256 and upload time);
 // downloads are served from a read-only mapping of the file.
+//
+// Layout: <directory>/<name> holds an artifact's bytes and nothing else is
+// written there; the store's own files (metadata <name>.json and every
+// temporary file) are in <directory>/.store/, which no artifact name reaches
+// (model::valid_artifact_name never starts with '.'). Earlier versions kept
+// .meta-<name>.json beside the artifacts; the start moves them (checked
+// against the content, since an upload could have written one).
 #pragma once
 
 #include <string>
@@ -20,8 +27,5 @@ struct artifact_store_config {
 /// stored artifact to the transport so /artifacts/<name> is served.
 artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store_config cfg,
                                           transport_actor transport);
-
-/// True for 1..128 characters of [A-Za-z0-9._-], not "." or "..".
-bool valid_artifact_name(const std::string& name);
 
 }  // namespace coapfleet::server

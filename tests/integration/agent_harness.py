@@ -161,12 +161,25 @@ class Worker:
     def start(self, wait=True, timeout=30):
         first = not self.started_once
         self.started_once = True
-        self._start(wait, timeout)
-        # libcoap binds with SO_REUSEADDR: a process started elsewhere on the
-        # same address at the same moment would share the port and take our
-        # datagrams. Move away from such an address (first start only; a
-        # restart must keep the address the server knows).
         tried = [self.ip]
+        # The agent refuses an address whose port another socket took since
+        # it was picked (a process of a test running beside): move away
+        # (first start only; a restart must keep the address the server knows).
+        while True:
+            try:
+                self._start(wait, timeout)
+                break
+            except AssertionError:
+                this_run = self.log_text().rsplit("\n=== start", 1)[-1]
+                if not (first and "in use by another socket" in this_run):
+                    raise
+            sys.stderr.write("%s:%d was taken; moving %s\n" % (self.ip, self.port, self.node_id))
+            self.ip = self._pick_address(self.index, tried)
+            tried.append(self.ip)
+        # libcoap binds with SO_REUSEADDR: a process that started elsewhere on
+        # the same address at the same moment with --reuse-port, or one that
+        # sets SO_REUSEADDR itself, would share the port and take our
+        # datagrams. Move away from such an address too.
         while wait and first and udp_holders(self.ip, self.port) > 1:
             sys.stderr.write("%s:%d is shared with another process; moving %s\n"
                              % (self.ip, self.port, self.node_id))

@@ -25,7 +25,8 @@ set(COAPFLEET_INTEGRATION_TESTS
   budgets:free
   x509:free
   durability:lock
-  liveness_scale:lock)
+  liveness_scale:lock
+  ports:free)
 
 foreach(entry IN LISTS COAPFLEET_INTEGRATION_TESTS)
   string(REPLACE ":" ";" parts "${entry}")

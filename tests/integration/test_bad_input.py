@@ -3,6 +3,7 @@
 "error" (naming the field at fault), raw garbage datagrams are survived, and
 afterwards the server still answers with GET /nodes and GET /updates exactly
 as before."""
+import hashlib
 import json
 import os
 import random
@@ -101,6 +102,31 @@ class BadInputTest(h.ServerTestCase):
                 self.assertIn("-f -", body["error"])
                 body = self.expect(method, path, "  \n", "4.00")
                 self.assertIn("-f -", body["error"])
+
+    def test_duplicate_keys(self):
+        """A member name twice in one object, at any depth, is 4.00 naming it:
+        the server never picks one of them silently."""
+        cases = [
+            ("post", "nodes", '{"node_id": "dup-a", "node_id": "dup-b"}', "node_id",
+             "duplicate key: node_id"),
+            ("put", "health", '{"node_id": "good-1", "cpu_percent": 99, '
+             '"services_status": {"ssh": true, "ssh": false}}', "ssh",
+             "duplicate key: services_status.ssh"),
+            ("post", "updates", '{"name": "x", "version": "1", "package_type": "pip", '
+             '"packages": ["a"], "target_nodes": ["good-1"], "name": "y"}', "name",
+             "duplicate key: name"),
+            ("post", "system", '{"action": "status", "action": "shutdown"}', "action",
+             "duplicate key: action"),
+        ]
+        for method, path, text, field, error in cases:
+            with self.subTest(path=path, body=text):
+                body = self.expect(method, path, text, "4.00", field)
+                self.assertEqual(body["error"], error)
+                self.assertEqual(body.get("field"), field)
+        # Neither id was registered.
+        ids = [n["node_id"] for n in self.server.coap("get", "nodes").json()["nodes"]]
+        self.assertNotIn("dup-a", ids)
+        self.assertNotIn("dup-b", ids)
 
     def test_missing_fields(self):
         cases = [
@@ -359,6 +385,46 @@ class MaxPayloadTest(h.ServerTestCase):
         nodes = self.server.coap("get", "nodes").json()["nodes"]
         self.assertEqual([(n["node_id"], len(n["hostname"])) for n in nodes], [("fits", 1900)])
         self.assertTrue(self.server.answers_test())
+
+
+
+class ArtifactNameTest(h.ServerTestCase):
+    """Artifact names are 1..128 of [A-Za-z0-9._+-], never starting with . or
+    -: the store's own files can never be uploaded over."""
+
+    def artifacts(self):
+        r = self.server.coap("get", "artifacts")
+        self.assertEqual(r.code, "2.05", r)
+        return {a["name"]: a["sha256"] for a in r.json()["artifacts"]}
+
+    def put(self, name, data):
+        return self.server.coap("put", "artifacts/" + name, data, content_format=42)
+
+    def test_forged_metadata_upload_is_refused(self):
+        firmware = b"real firmware"
+        r = self.put("fw.bin", firmware)
+        self.assertEqual(r.code, "2.04", r)
+        sha = hashlib.sha256(firmware).hexdigest()
+        self.assertEqual(self.artifacts(), {"fw.bin": sha})
+        # What earlier versions read as fw.bin's metadata after a restart.
+        forged = json.dumps({"name": "fw.bin", "size": len(firmware), "sha256": "0" * 64,
+                             "uploaded_at": 1})
+        # (coap-client cuts a URI path at 100 bytes: longer names are unit-tested.)
+        for name in (".meta-fw.bin.json", ".store", ".tmp-fw.bin", "-fw.bin", "a%20b"):
+            with self.subTest(name=name):
+                body = self.assertErrorJson(self.put(name, forged), "4.00", "name")
+                self.assertEqual(body.get("field"), "name")
+                self.assertIn("A-Z a-z 0-9 . _ + -", body["error"])
+        # Names that merely look like the store's are ordinary artifacts.
+        self.assertEqual(self.put("meta-fw.bin.json", forged).code, "2.04")
+        self.assertEqual(self.put("fw+1.0_x-y.bin", b"x").code, "2.04")
+        before = self.artifacts()
+        self.assertEqual(set(before), {"fw.bin", "meta-fw.bin.json", "fw+1.0_x-y.bin"})
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+        self.assertEqual(self.artifacts(), before)
+        self.assertEqual(self.artifacts()["fw.bin"], sha)
+        self.assertIn("sha256", self.server.coap("get", "artifacts").body)
 
 
 if __name__ == "__main__":

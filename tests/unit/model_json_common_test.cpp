@@ -90,3 +90,81 @@ TEST_CASE("encode_problem and encode_error") {
   CHECK(str(typo, "field") == "node_id");
   CHECK(str(typo, "error").find("\"node id\"") != std::string::npos);
 }
+
+TEST_CASE("a repeated member name is refused, naming the key") {
+  check_problem(decode_node_registration(R"({"node_id":"a","node_id":"b"})", "127.0.0.1").err,
+                "duplicate key: node_id", "node_id");
+  check_problem(decode_health_report(R"({"node_id":"a","cpu_percent":1,"cpu_percent":2})").err,
+                "duplicate key: cpu_percent", "cpu_percent");
+  check_problem(decode_system_request(R"({"action":"status","action":"restart"})").err,
+                "duplicate key: action", "action");
+  check_problem(decode_updates_request(R"({"action":"install","job_id":"j","job_id":"k"})").err,
+                "duplicate key: job_id", "job_id");
+  check_problem(decode_update_notification(R"({"job_id":"j","node_id":"n","node_id":"n"})").err,
+                "duplicate key: node_id", "node_id");
+  check_problem(decode_keys_request(R"({"action":"list","action":"list"})").err,
+                "duplicate key: action", "action");
+  // Same value twice is a duplicate too: the body says two things.
+  check_problem(decode_system_request(R"({"action":"status","action":"status"})").err,
+                "duplicate key: action", "action");
+}
+
+TEST_CASE("a repeated member name is refused at any depth, with its path") {
+  check_problem(
+    decode_health_report(R"({"node_id":"a","services_status":{"web":true,"db":true,"web":false}})")
+      .err,
+    "duplicate key: services_status.web", "web");
+  check_problem(decode_node_registration(
+                  R"({"node_id":"a","system_info":{"os":"linux","os":"other"}})", "127.0.0.1")
+                  .err,
+                "duplicate key: system_info.os", "os");
+  // Inside arrays, and in members the decoder never reads.
+  check_problem(decode_health_report(R"({"node_id":"a","extra":[1,{"x":{"k":1,"k":2}}]})").err,
+                "duplicate key: extra[1].x.k", "k");
+  check_problem(decode_health_report(R"({"node_id":"a","z":[[{},{"q":1,"q":1}]]})").err,
+                "duplicate key: z[0][1].q", "q");
+}
+
+TEST_CASE("names that differ only in length or case, or are empty once, are not repeats") {
+  CHECK(decode_health_report(R"({"node_id":"a","services_status":{"web":true,"Web":true,"web2":true,"":true}})")
+          .ok());
+  CHECK(decode_health_report(R"({"node_id":"a","x":{"a":1},"y":{"a":1},"z":[{"a":1},{"a":1}]})")
+          .ok());
+  // Names with NULs compare by their whole length.
+  CHECK(decode_health_report("{\"node_id\":\"a\",\"x\":{\"a\\u0000b\":1,\"a\\u0000c\":2}}").ok());
+  check_problem(decode_health_report("{\"node_id\":\"a\",\"x\":{\"a\\u0000b\":1,\"a\\u0000b\":2}}").err,
+                std::string("duplicate key: x.a\0b", 20), std::string("a\0b", 3));
+}
+
+TEST_CASE("repeats are found in large objects too, at the top and nested") {
+  // More members than the pairwise comparison handles: the sorted path.
+  for (int count : {2, 16, 17, 40, 1000}) {
+    CAPTURE(count);
+    std::string services;
+    std::string top;
+    for (int i = 0; i < count; ++i) {
+      services += (i ? "," : "") + ("\"s" + std::to_string(i) + "\":true");
+      top += ",\"f" + std::to_string(i) + "\":" + std::to_string(i);
+    }
+    auto unique = R"({"node_id":"a")" + top + R"(,"services_status":{)" + services + "}}";
+    CHECK(decode_health_report(unique).ok());
+    auto last = "s" + std::to_string(count - 1);
+    auto nested = R"({"node_id":"a")" + top + R"(,"services_status":{)" + services + ",\"" + last
+                  + "\":false}}";
+    check_problem(decode_health_report(nested).err, "duplicate key: services_status." + last, last);
+    auto at_top = R"({"node_id":"a")" + top + R"(,"f0":7})";
+    check_problem(decode_health_report(at_top).err, "duplicate key: f0", "f0");
+  }
+}
+
+TEST_CASE("stored data written before repeats were refused still reads") {
+  // Health and attributes are lists of pairs: a store may hold repeats that
+  // older versions accepted. They read back as written.
+  auto stored = decode_health_report(R"({"node_id":"a","services_status":{"web":true,"web":false}})",
+                                     json_source::store);
+  REQUIRE(stored.ok());
+  CHECK(stored.value.services_status.size() == 2);
+  auto attrs = decode_attributes(R"({"os":"linux","os":"other"})");
+  REQUIRE(attrs.ok());
+  CHECK(attrs.value.size() == 2);
+}

@@ -86,12 +86,15 @@ TEST_CASE("decode_updates_request: file jobs") {
 
   check_fails_on(decode_updates_request(create_body("file", R"("target_path":"/opt/a")")),
                  "artifact");
-  for (const char* bad : {"../x", "a/b", "..", "a b", ""}) {
+  for (const char* bad : {"../x", "a/b", "..", "a b", "", ".meta-fw.bin.json", ".tmp-x", "-x"}) {
     CAPTURE(bad);
     check_fails_on(decode_updates_request(create_body(
                      "file", R"("target_path":"/opt/a","artifact":")" + std::string{bad} + "\"")),
                    "artifact");
   }
+  CHECK(decode_updates_request(
+          create_body("file", R"("artifact":"fw+1.0_x-y.bin","target_path":"/opt/fw.bin")"))
+          .ok());
   check_fails_on(decode_updates_request(create_body("file", R"("artifact":"a")")), "target_path");
   for (const char* bad : {"relative/x", "/opt/../etc/passwd", "/opt/x/..", "/..", "/", "/opt/",
                           "x"}) {
@@ -201,4 +204,19 @@ TEST_CASE("validate_job_spec: artifact_sha256 and signature are hex of the right
   CHECK(validate_job_spec(s).empty());
   s.artifact_sha256 = std::string(63, '0');
   CHECK(validate_job_spec(s).field == "artifact_sha256");
+}
+
+TEST_CASE("valid_artifact_name: 1..128 of [A-Za-z0-9._+-], never starting with . or -") {
+  for (std::string good : std::vector<std::string>{"a", "fw.bin", "FW-1.0+build_7.tar.gz", "0", "a.", "a-", "x.tmp.abcdef",
+                           "meta-x.json", "+x", std::string(128, 'z')}) {
+    CAPTURE(good);
+    CHECK(valid_artifact_name(good));
+  }
+  for (std::string bad : std::vector<std::string>{"", ".", "..", ".meta-fw.bin.json", ".tmp-x", ".store", ".hidden",
+                          "-rf", "--x", "a b", "a/b", "../x", "a\\b", "a:b", "a*",
+                          "caf\xc3\xa9", std::string("a\0b", 3), std::string(129, 'z')}) {
+    CAPTURE(bad);
+    CHECK_FALSE(valid_artifact_name(bad));
+  }
+  CHECK(std::string(artifact_name_rule).find("A-Z a-z 0-9 . _ + -") != std::string::npos);
 }

@@ -278,6 +278,28 @@ TEST_CASE("health joins its node, updates last_seen, and skips unknown nodes") {
   CHECK(raw_query(dir.db(), "SELECT count(*) FROM health") == "1");
 }
 
+TEST_CASE("repeated names that older versions stored still load") {
+  // Requests with repeated member names are refused now; a database may
+  // still hold health and attributes that were accepted with them.
+  temp_dir dir;
+  auto s = open_ok(dir.db());
+  auto r = reg("n1");
+  r.system_info = {{"os", model::scalar::of(std::string{"a"})},
+                   {"os", model::scalar::of(std::string{"b"})}};
+  model::health_report h;
+  h.node_id = "n1";
+  h.services_status = {{"web", true}, {"web", false}};
+  REQUIRE(s->apply({put_node{r, 1000, 1000}, put_health{h, 2000}}));
+  s.reset();
+  auto again = open_ok(dir.db());
+  auto nodes = again->load_nodes();
+  CHECK(again->last_error().empty());
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0].reg.system_info.size() == 2);
+  REQUIRE(nodes[0].has_health);
+  CHECK(nodes[0].health.services_status == h.services_status);
+}
+
 TEST_CASE("jobs and node states round-trip exactly, in creation order") {
   temp_dir dir;
   auto j1 = job("job-b", 1000);
