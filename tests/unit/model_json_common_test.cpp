@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "model/journal.hpp"
 #include "model/json.hpp"
 #include "model_json_helpers.hpp"
 
@@ -89,4 +90,24 @@ TEST_CASE("encode_problem and encode_error") {
   auto typo = parse_json(encode_problem(decode_health_report(seed_health_typo).err));
   CHECK(str(typo, "field") == "node_id");
   CHECK(str(typo, "error").find("\"node id\"") != std::string::npos);
+}
+
+TEST_CASE("bodies nested deeper than 64 levels are refused before parsing") {
+  // The parser recurses once per level: 200 KB of '[' overflowed a thread's
+  // stack (64 KB in a sanitizer build).
+  const std::string deep(200000, '[');
+  auto d = decode_updates_request(deep);
+  REQUIRE(!d.ok());
+  CHECK(d.err.error == "invalid JSON: arrays and objects nested deeper than 64 levels");
+  // 64 levels inside the object (65 with it) still parse; brackets in strings never count.
+  std::string nested64 = R"({"a":)" + std::string(63, '[') + std::string(63, ']') + "}";
+  CHECK(decode_attributes(nested64).err.error.find("nested deeper") == std::string::npos);
+  auto in_string = R"({"node_id":"n1","hostname":")" + std::string(100, '[') + ""}";
+  CHECK(decode_node_registration(in_string, "127.0.0.1").ok());
+
+  job_journal j;
+  std::string warning;
+  CHECK(!decode_journal(R"({"jobs":[{"phase":"queued","note":)" + deep + "}]}", j, warning));
+  std::deque<update_report> outbox;
+  CHECK(!decode_outbox("[" + deep, outbox));
 }
