@@ -64,19 +64,33 @@ inline bool nested_too_deep(std::string_view text, size_t limit = max_nesting) {
   return false;
 }
 
+/// What makes `text` unfit for RapidJSON before it is parsed ("" when
+/// nothing): nesting past max_nesting, and a NUL byte, which RapidJSON takes
+/// for the end of the text (whatever follows it was ignored; JSON has no
+/// raw NUL, inside a string it is \u0000).
+inline std::string refused_before_parsing(std::string_view text) {
+  if (auto nul = text.find('\0'); nul != std::string_view::npos)
+    return "invalid JSON: a NUL byte at offset " + std::to_string(nul);
+  if (nested_too_deep(text))
+    return "invalid JSON: arrays and objects nested deeper than " + std::to_string(max_nesting)
+           + " levels";
+  return {};
+}
+
 /// Parses `body` into `doc`; false with `err` set when it is empty or not JSON.
+/// Numbers are read with full precision: the default may be one unit in the
+/// last place off, so that a value encoded and decoded again came back changed.
 inline bool parse(std::string_view body, Document& doc, problem& err) {
   if (blank(body)) {
     err = {empty_body_error, {}};
     return false;
   }
-  if (nested_too_deep(body)) {
-    err = {"invalid JSON: arrays and objects nested deeper than " + std::to_string(max_nesting)
-             + " levels",
-           {}};
+  if (auto why = refused_before_parsing(body); !why.empty()) {
+    err = {std::move(why), {}};
     return false;
   }
-  doc.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
+  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag>(
+    body.data(), body.size());
   if (doc.HasParseError()) {
     err = {std::string{"invalid JSON: "} + rapidjson::GetParseError_En(doc.GetParseError())
              + " at offset " + std::to_string(doc.GetErrorOffset()),

@@ -111,3 +111,28 @@ TEST_CASE("bodies nested deeper than 64 levels are refused before parsing") {
   std::deque<update_report> outbox;
   CHECK(!decode_outbox("[" + deep, outbox));
 }
+
+TEST_CASE("a NUL byte in a body is invalid JSON, not the end of the body") {
+  const std::string body("{\"action\":\"status\"}\0{\"action\":\"restart\"}", 40);
+  auto d = decode_system_request(body);
+  REQUIRE(!d.ok());
+  CHECK(d.err.error == "invalid JSON: a NUL byte at offset 19");
+  CHECK(decode_system_request(R"({"action":"status"})").ok());
+  // Escaped, it is a character of a string like any other.
+  CHECK(decode_strings(R"(["a\u0000b"])").value == std::vector<std::string>{std::string("a\0b", 3)});
+
+  job_journal j;
+  std::string warning;
+  CHECK(!decode_journal(std::string("{\"jobs\":[]}\0", 12), j, warning));
+}
+
+TEST_CASE("numbers decode with full precision: encoded again, they stay the same") {
+  // The nearest double to 1235567890123556789012.34 prints as
+  // 1.2355678901235568e21; RapidJSON's fast path read it one unit lower.
+  auto a = decode_attributes(R"({"x":1235567890123556789012.34})");
+  REQUIRE(a.ok());
+  auto again = decode_attributes(encode_attributes(a.value));
+  REQUIRE(again.ok());
+  CHECK(again.value[0].second.number == a.value[0].second.number);
+  CHECK(a.value[0].second.number == 1235567890123556789012.34);
+}
