@@ -67,11 +67,23 @@ void parse_any(std::string_view text) {
   }
   FUZZ_CHECK(doc.error().empty());
   walk(doc.root(), 0);
+  // Known defect "json_value_nul_ends_text": model/json_value.cpp parses
+  // with RapidJSON's defaults, which take a NUL byte for the end of the text
+  // and ignore what follows (fuzz/regressions/json/nul_ends_document).
+  if (coapfleet::fuzz::check_known_defect("json_value_nul_ends_text"))
+    FUZZ_CHECK(text.find('\0') == std::string_view::npos);
   // The compact form is a fixed point: parsing it gives the same text.
+  // Known defect "json_value_number_precision": without
+  // kParseFullPrecisionFlag a number may come back one unit in the last
+  // place off, so only its kind and shape are compared until that is fixed
+  // (fuzz/regressions/json/number_one_ulp_off).
   auto compact = doc.root().to_json();
   auto again = json_document::parse(compact);
   FUZZ_CHECK(again.ok());
-  FUZZ_CHECK(again.root().to_json() == compact);
+  if (coapfleet::fuzz::check_known_defect("json_value_number_precision"))
+    FUZZ_CHECK(again.root().to_json() == compact);
+  FUZZ_CHECK(again.root().kind() == doc.root().kind()
+             && again.root().size() == doc.root().size());
 }
 
 template <class T>
@@ -82,11 +94,19 @@ void check_decoded(const decoded<T>& d) {
     FUZZ_CHECK(d.err.field.empty());
 }
 
+/// A body with a raw NUL byte is never valid JSON (it was read as ending there).
+template <class T>
+void check_decoded(const decoded<T>& d, std::string_view body) {
+  check_decoded(d);
+  if (d.ok())
+    FUZZ_CHECK(body.find('\0') == std::string_view::npos);
+}
+
 /// decode -> encode -> decode -> encode gives the same text twice.
 template <class Decode, class Encode>
 void round_trip(std::string_view body, Decode decode, Encode encode) {
   auto first = decode(body);
-  check_decoded(first);
+  check_decoded(first, body);
   if (!first.ok())
     return;
   auto text = encode(first.value);
@@ -102,7 +122,7 @@ void round_trip(std::string_view body, Decode decode, Encode encode) {
 
 void updates(std::string_view body) {
   auto d = decode_updates_request(body);
-  check_decoded(d);
+  check_decoded(d, body);
   if (!d.ok())
     return;
   if (d.value.action == updates_action::create) {
@@ -128,7 +148,7 @@ void updates(std::string_view body) {
 
 void system_request(std::string_view body) {
   auto d = decode_system_request(body);
-  check_decoded(d);
+  check_decoded(d, body);
   if (d.ok()) {
     auto again = decode_system_request(std::string{R"({"action":")"} + to_string(d.value) + "\"}");
     FUZZ_CHECK(again.ok() && again.value == d.value);
@@ -139,6 +159,7 @@ void artifact_meta(std::string_view body) {
   artifact_info a;
   if (!decode_artifact_meta(body, a))
     return;
+  FUZZ_CHECK(body.find('\0') == std::string_view::npos);
   FUZZ_CHECK(a.sha256.size() == 64);
   auto text = encode_artifact_meta(a);
   artifact_info b;
@@ -162,7 +183,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 2: return round_trip(body, decode_health_report, encode_health_report), 0;
     case 3: return updates(body), 0;
     case 4: return system_request(body), 0;
-    case 5: return check_decoded(decode_keys_request(body)), 0;
+    case 5: return check_decoded(decode_keys_request(body), body), 0;
     case 6: return round_trip(body, decode_update_notification, encode_update_notification), 0;
     case 7: return round_trip(body, decode_node_job, encode_node_job), 0;
     case 8: return round_trip(body, decode_job_spec, encode_job_spec), 0;
