@@ -78,8 +78,6 @@ inline std::string refused_before_parsing(std::string_view text) {
 }
 
 /// Parses `body` into `doc`; false with `err` set when it is empty or not JSON.
-/// Numbers are read with full precision: the default may be one unit in the
-/// last place off, so that a value encoded and decoded again came back changed.
 inline bool parse(std::string_view body, Document& doc, problem& err) {
   if (blank(body)) {
     err = {empty_body_error, {}};
@@ -89,8 +87,7 @@ inline bool parse(std::string_view body, Document& doc, problem& err) {
     err = {std::move(why), {}};
     return false;
   }
-  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag>(
-    body.data(), body.size());
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
   if (doc.HasParseError()) {
     err = {std::string{"invalid JSON: "} + rapidjson::GetParseError_En(doc.GetParseError())
              + " at offset " + std::to_string(doc.GetErrorOffset()),
