@@ -125,3 +125,14 @@ TEST_CASE("a NUL byte in a body is invalid JSON, not the end of the body") {
   std::string warning;
   CHECK(!decode_journal(std::string("{\"jobs\":[]}\0", 12), j, warning));
 }
+
+TEST_CASE("artifact metadata with a number no int64_t holds is invalid") {
+  const std::string sha(64, 'a');
+  artifact_info a;
+  REQUIRE(decode_artifact_meta(R"({"size":10,"sha256":")" + sha + R"(","uploaded_at":5})", a));
+  CHECK(a.size == 10);
+  CHECK(a.uploaded_at == 5);
+  // Converting these to int64_t was undefined behaviour (found by fuzz/json).
+  CHECK(!decode_artifact_meta(R"({"size":8.9e36,"sha256":")" + sha + "\"}", a));
+  CHECK(!decode_artifact_meta(R"({"uploaded_at":-1e300,"sha256":")" + sha + "\"}", a));
+}
