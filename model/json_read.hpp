@@ -39,41 +39,61 @@ inline bool blank(std::string_view body) {
 /// in any build). The API's deepest body, a journaled job, nests 4 levels.
 constexpr size_t max_nesting = 64;
 
-/// Whether `text` opens more than `limit` arrays or objects at once
-/// (brackets inside strings do not count). Stops at the first level too many.
-inline bool nested_too_deep(std::string_view text, size_t limit = max_nesting) {
+/// What makes `text` unfit for RapidJSON before it is parsed ("" when
+/// nothing), in one pass over it:
+///  - a NUL byte, which RapidJSON takes for the end of the text (whatever
+///    follows was ignored; JSON has no raw NUL, in a string it is \u0000);
+///  - arrays and objects nested deeper than max_nesting;
+///  - a low surrogate escape (\uDC00..\uDFFF) without a high one before it:
+///    RapidJSON 1.1.0 writes it into the string as a 3-byte sequence that
+///    is not UTF-8, so the value, encoded again, no longer decoded (a node
+///    job journaled by the agent was dropped on its next start).
+inline std::string refused_before_parsing(std::string_view text, size_t limit = max_nesting) {
+  auto hex4 = [&](size_t at) {  // the code unit of \uXXXX at `at`, or -1
+    if (at + 4 > text.size())
+      return -1L;
+    long u = 0;
+    for (size_t k = at; k < at + 4; ++k) {
+      char c = text[k];
+      int digit = c >= '0' && c <= '9'   ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                         : -1;
+      if (digit < 0)
+        return -1L;
+      u = u << 4 | digit;
+    }
+    return u;
+  };
   size_t depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
+  bool in_string = false, after_high = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\0')
+      return "invalid JSON: a NUL byte at offset " + std::to_string(i);
     if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
+      bool high = false;
+      if (c == '\\' && i + 1 < text.size()) {
+        long u = text[i + 1] == 'u' ? hex4(i + 2) : -1;
+        if (u >= 0xDC00 && u <= 0xDFFF && !after_high)
+          return "invalid JSON: a lone UTF-16 surrogate (\\u" + std::string(text.substr(i + 2, 4))
+                 + ") at offset " + std::to_string(i);
+        high = u >= 0xD800 && u <= 0xDBFF;
+        i += u >= 0 ? 5 : 1;
+      } else if (c == '"') {
         in_string = false;
+      }
+      after_high = high;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > limit)
-        return true;
+        return "invalid JSON: arrays and objects nested deeper than " + std::to_string(limit)
+               + " levels";
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
     }
   }
-  return false;
-}
-
-/// What makes `text` unfit for RapidJSON before it is parsed ("" when
-/// nothing): nesting past max_nesting, and a NUL byte, which RapidJSON takes
-/// for the end of the text (whatever follows it was ignored; JSON has no
-/// raw NUL, inside a string it is \u0000).
-inline std::string refused_before_parsing(std::string_view text) {
-  if (auto nul = text.find('\0'); nul != std::string_view::npos)
-    return "invalid JSON: a NUL byte at offset " + std::to_string(nul);
-  if (nested_too_deep(text))
-    return "invalid JSON: arrays and objects nested deeper than " + std::to_string(max_nesting)
-           + " levels";
   return {};
 }
 

@@ -136,3 +136,16 @@ TEST_CASE("artifact metadata with a number no int64_t holds is invalid") {
   CHECK(!decode_artifact_meta(R"({"size":8.9e36,"sha256":")" + sha + "\"}", a));
   CHECK(!decode_artifact_meta(R"({"uploaded_at":-1e300,"sha256":")" + sha + "\"}", a));
 }
+
+TEST_CASE("a lone low surrogate escape is invalid JSON") {
+  // RapidJSON 1.1.0 turned it into bytes that are not UTF-8: the spec,
+  // encoded again, no longer decoded (found by fuzz/agent_notification).
+  auto lone = decode_strings(R"(["a\ude5ab"])");
+  REQUIRE(!lone.ok());
+  CHECK(lone.err.error == "invalid JSON: a lone UTF-16 surrogate (\\ude5a) at offset 3");
+  // A pair is one character; an escaped backslash before "u" is no escape.
+  auto pair = decode_strings(R"(["\ud83d\ude00","\\ude5a"])");
+  REQUIRE(pair.ok());
+  CHECK(pair.value == std::vector<std::string>{"\xf0\x9f\x98\x80", "\\ude5a"});
+  CHECK(decode_strings(encode_strings(pair.value)).value == pair.value);
+}
