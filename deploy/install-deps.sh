@@ -9,6 +9,8 @@ packages=(
   python3 sqlite3 procps
   # The X.509 tests make a CA and certificates with the openssl command line.
   openssl
+  # The libFuzzer targets (deploy/fuzz.sh): clang++ and its libclang_rt.fuzzer.
+  clang
   # The agent's pip tests install a wheel they write themselves (zipfile, no
   # build backend) with the real pip, offline (--no-index).
   python3-pip

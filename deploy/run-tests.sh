@@ -2,7 +2,8 @@
 # One command from a fresh Debian 12 machine to every test: installs
 # dependencies, builds (warnings are errors), and runs unit, actor and
 # integration tests with CTest; then builds the unit and actor tests again
-# with AddressSanitizer and UBSan (build-asan) and runs them there.
+# with AddressSanitizer and UBSan (build-asan) and runs them there, and runs
+# every libFuzzer target briefly (build-fuzz).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
@@ -23,6 +24,11 @@ cmake -S "$root" -B "$asan" -DCMAKE_BUILD_TYPE=Debug -DCOAPFLEET_SANITIZE=ON \
 cmake --build "$asan" -j"$(nproc)" --target unit_tests
 step "unit and actor tests in $asan"
 (cd "$asan" && ctest -L unit --output-on-failure -j"$(nproc)" --timeout 900)
+
+# Every fuzz target for 10 s after replaying its regression inputs
+# (deploy/fuzz.sh; the long run is README.md's Fuzzing section).
+step "fuzz targets, 10 s each"
+"$root/deploy/fuzz.sh" --seconds 10
 
 # The benchmark in its quick smoke mode (small N, seconds per scenario), so
 # it never rots; the real figures come from deploy/bench.sh without --quick.

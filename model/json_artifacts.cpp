@@ -18,6 +18,15 @@ void artifact(writer& w, const artifact_info& a) {
   w.EndObject();
 }
 
+/// `d` cut to a whole number, when an int64_t holds it (converting one it
+/// does not hold, or NaN, is undefined behaviour).
+bool whole_int64(double d, int64_t& out) {
+  if (!(d > -9.2e18 && d < 9.2e18))
+    return false;
+  out = static_cast<int64_t>(d);
+  return true;
+}
+
 }  // namespace
 
 std::string encode_artifact(const artifact_info& a) {
@@ -57,10 +66,11 @@ bool decode_artifact_meta(std::string_view json, artifact_info& a) {
   for (auto& [k, v] : attrs.value) {
     if (k == "sha256" && v.kind == scalar::string_v)
       a.sha256 = v.text;
-    else if (k == "size" && v.kind == scalar::number_v)
-      a.size = static_cast<int64_t>(v.number);
-    else if (k == "uploaded_at" && v.kind == scalar::number_v)
-      a.uploaded_at = static_cast<millis>(v.number);
+    else if (k == "size" && v.kind == scalar::number_v && !whole_int64(v.number, a.size))
+      return false;
+    else if (k == "uploaded_at" && v.kind == scalar::number_v
+             && !whole_int64(v.number, a.uploaded_at))
+      return false;
   }
   return a.sha256.size() == 64;
 }

@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 
 #include "model/json.hpp"
+#include "model/json_read.hpp"
 #include "model/json_write.hpp"
 
 namespace coapfleet::model {
@@ -64,6 +65,8 @@ std::string encode_journal(const job_journal& j) {
 bool decode_journal(std::string_view text, job_journal& out, std::string& warning) {
   out = job_journal{};
   rapidjson::Document doc;
+  if (!json_read::refused_before_parsing(text).empty())
+    return false;  // too deep for the reader, or cut short by a NUL byte
   doc.Parse(text.data(), text.size());
   if (doc.HasParseError() || !doc.IsObject())
     return false;
@@ -101,6 +104,8 @@ std::string encode_outbox(const std::deque<update_report>& outbox) {
 bool decode_outbox(std::string_view text, std::deque<update_report>& out) {
   out.clear();
   rapidjson::Document doc;
+  if (!json_read::refused_before_parsing(text).empty())
+    return false;  // too deep for the reader, or cut short by a NUL byte
   doc.Parse(text.data(), text.size());
   if (doc.HasParseError() || !doc.IsArray())
     return false;

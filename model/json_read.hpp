@@ -33,6 +33,70 @@ inline bool blank(std::string_view body) {
   return true;
 }
 
+/// Arrays and objects nested deeper than this are refused before parsing:
+/// RapidJSON's reader (and Accept) recurse once per level, and 64 KB of '['
+/// overflow an 8 MB thread stack in a sanitizer or debug build (and 200 KB
+/// in any build). The API's deepest body, a journaled job, nests 4 levels.
+constexpr size_t max_nesting = 64;
+
+/// What makes `text` unfit for RapidJSON before it is parsed ("" when
+/// nothing), in one pass over it:
+///  - a NUL byte, which RapidJSON takes for the end of the text (whatever
+///    follows was ignored; JSON has no raw NUL, in a string it is \u0000);
+///  - arrays and objects nested deeper than max_nesting;
+///  - a low surrogate escape (\uDC00..\uDFFF) without a high one before it:
+///    RapidJSON 1.1.0 writes it into the string as a 3-byte sequence that
+///    is not UTF-8, so the value, encoded again, no longer decoded (a node
+///    job journaled by the agent was dropped on its next start).
+inline std::string refused_before_parsing(std::string_view text, size_t limit = max_nesting) {
+  auto hex4 = [&](size_t at) {  // the code unit of \uXXXX at `at`, or -1
+    if (at + 4 > text.size())
+      return -1L;
+    long u = 0;
+    for (size_t k = at; k < at + 4; ++k) {
+      char c = text[k];
+      int digit = c >= '0' && c <= '9'   ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                         : -1;
+      if (digit < 0)
+        return -1L;
+      u = u << 4 | digit;
+    }
+    return u;
+  };
+  size_t depth = 0;
+  bool in_string = false, after_high = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\0')
+      return "invalid JSON: a NUL byte at offset " + std::to_string(i);
+    if (in_string) {
+      bool high = false;
+      if (c == '\\' && i + 1 < text.size()) {
+        long u = text[i + 1] == 'u' ? hex4(i + 2) : -1;
+        if (u >= 0xDC00 && u <= 0xDFFF && !after_high)
+          return "invalid JSON: a lone UTF-16 surrogate (\\u" + std::string(text.substr(i + 2, 4))
+                 + ") at offset " + std::to_string(i);
+        high = u >= 0xD800 && u <= 0xDBFF;
+        i += u >= 0 ? 5 : 1;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      after_high = high;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit)
+        return "invalid JSON: arrays and objects nested deeper than " + std::to_string(limit)
+               + " levels";
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return {};
+}
+
 /// The first member name repeated within one object of `root`, at any depth:
 /// {"duplicate key: services_status.web", "web"}; empty when there is none.
 problem repeated_name(const Value& root);
@@ -44,6 +108,10 @@ inline bool parse(std::string_view body, Document& doc, problem& err,
                   json_source from = json_source::peer) {
   if (blank(body)) {
     err = {empty_body_error, {}};
+    return false;
+  }
+  if (auto why = refused_before_parsing(body); !why.empty()) {
+    err = {std::move(why), {}};
     return false;
   }
   doc.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());

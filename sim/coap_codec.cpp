@@ -161,7 +161,7 @@ decode_error decode(const uint8_t* data, size_t len, message& out) {
       return decode_error::too_many_options;
     auto& o = out.options[out.option_count++];
     o.number = static_cast<uint16_t>(number);
-    o.length = static_cast<uint16_t>(length);
+    o.length = length;
     o.value = data + pos;
     pos += length;
   }

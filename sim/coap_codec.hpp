@@ -56,7 +56,8 @@ constexpr size_t max_options = 32;
 
 struct option_view {
   uint16_t number = 0;
-  uint16_t length = 0;
+  /// Up to 65535 + 269 bytes (the 2-byte extended length): wider than 16 bits.
+  uint32_t length = 0;
   const uint8_t* value = nullptr;
   std::string_view text() const {
     return {reinterpret_cast<const char*>(value), length};

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "model/journal.hpp"
 #include "model/json.hpp"
 #include "model_json_helpers.hpp"
 
@@ -167,4 +168,62 @@ TEST_CASE("stored data written before repeats were refused still reads") {
   auto attrs = decode_attributes(R"({"os":"linux","os":"other"})");
   REQUIRE(attrs.ok());
   CHECK(attrs.value.size() == 2);
+}
+
+TEST_CASE("bodies nested deeper than 64 levels are refused before parsing") {
+  // The parser recurses once per level: 200 KB of '[' overflowed a thread's
+  // stack (64 KB in a sanitizer build).
+  const std::string deep(200000, '[');
+  auto d = decode_updates_request(deep);
+  REQUIRE(!d.ok());
+  CHECK(d.err.error == "invalid JSON: arrays and objects nested deeper than 64 levels");
+  // 64 levels inside the object (65 with it) still parse; brackets in strings never count.
+  std::string nested64 = R"({"a":)" + std::string(63, '[') + std::string(63, ']') + "}";
+  CHECK(decode_attributes(nested64).err.error.find("nested deeper") == std::string::npos);
+  auto in_string = R"({"node_id":"n1","hostname":")" + std::string(100, '[') + "\"}";
+  CHECK(decode_node_registration(in_string, "127.0.0.1").ok());
+
+  job_journal j;
+  std::string warning;
+  CHECK(!decode_journal(R"({"jobs":[{"phase":"queued","note":)" + deep + "}]}", j, warning));
+  std::deque<update_report> outbox;
+  CHECK(!decode_outbox("[" + deep, outbox));
+}
+
+TEST_CASE("a NUL byte in a body is invalid JSON, not the end of the body") {
+  const std::string body("{\"action\":\"status\"}\0{\"action\":\"restart\"}", 40);
+  auto d = decode_system_request(body);
+  REQUIRE(!d.ok());
+  CHECK(d.err.error == "invalid JSON: a NUL byte at offset 19");
+  CHECK(decode_system_request(R"({"action":"status"})").ok());
+  // Escaped, it is a character of a string like any other.
+  CHECK(decode_strings(R"(["a\u0000b"])").value == std::vector<std::string>{std::string("a\0b", 3)});
+
+  job_journal j;
+  std::string warning;
+  CHECK(!decode_journal(std::string("{\"jobs\":[]}\0", 12), j, warning));
+}
+
+TEST_CASE("artifact metadata with a number no int64_t holds is invalid") {
+  const std::string sha(64, 'a');
+  artifact_info a;
+  REQUIRE(decode_artifact_meta(R"({"size":10,"sha256":")" + sha + R"(","uploaded_at":5})", a));
+  CHECK(a.size == 10);
+  CHECK(a.uploaded_at == 5);
+  // Converting these to int64_t was undefined behaviour (found by fuzz/json).
+  CHECK(!decode_artifact_meta(R"({"size":8.9e36,"sha256":")" + sha + "\"}", a));
+  CHECK(!decode_artifact_meta(R"({"uploaded_at":-1e300,"sha256":")" + sha + "\"}", a));
+}
+
+TEST_CASE("a lone low surrogate escape is invalid JSON") {
+  // RapidJSON 1.1.0 turned it into bytes that are not UTF-8: the spec,
+  // encoded again, no longer decoded (found by fuzz/agent_notification).
+  auto lone = decode_strings(R"(["a\ude5ab"])");
+  REQUIRE(!lone.ok());
+  CHECK(lone.err.error == "invalid JSON: a lone UTF-16 surrogate (\\ude5a) at offset 3");
+  // A pair is one character; an escaped backslash before "u" is no escape.
+  auto pair = decode_strings(R"(["\ud83d\ude00","\\ude5a"])");
+  REQUIRE(pair.ok());
+  CHECK(pair.value == std::vector<std::string>{"\xf0\x9f\x98\x80", "\\ude5a"});
+  CHECK(decode_strings(encode_strings(pair.value)).value == pair.value);
 }
