@@ -16,14 +16,22 @@ step "build $build"
 step "tests in $build"
 (cd "$build" && ctest --output-on-failure -j"$(nproc)" --timeout 900)
 
-# The unit and actor tests (ctest label "unit") under the sanitizers; only
-# their targets are built in this tree.
-step "build $asan (ASan + UBSan, unit and actor tests only)"
+# The unit and actor tests (ctest label "unit") under the sanitizers, and
+# the server and agent the datagram fuzzer drives; only those targets are
+# built in this tree.
+step "build $asan (ASan + UBSan: unit and actor tests, server, agent)"
 cmake -S "$root" -B "$asan" -DCMAKE_BUILD_TYPE=Debug -DCOAPFLEET_SANITIZE=ON \
   -DCOAPFLEET_WERROR=ON >/dev/null
-cmake --build "$asan" -j"$(nproc)" --target unit_tests
+cmake --build "$asan" -j"$(nproc)" --target unit_tests coapfleet-server coapfleet-agent
 step "unit and actor tests in $asan"
 (cd "$asan" && ctest -L unit --output-on-failure -j"$(nproc)" --timeout 900)
+
+# The datagram fuzzer against that server and agent: the regression files
+# first, then 60 s of mutated requests and block-wise sequences (README.md,
+# Fuzzing, for the long run).
+step "datagram fuzzer, 60 s"
+python3 "$root/fuzz/datagrams.py" --server "$asan/coapfleet-server" \
+  --agent "$asan/coapfleet-agent" --seconds 60 --replay "$root/fuzz/regressions/datagrams"
 
 # Every fuzz target for 10 s after replaying its regression inputs
 # (deploy/fuzz.sh; the long run is README.md's Fuzzing section).

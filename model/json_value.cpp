@@ -3,6 +3,8 @@
 // is why moving a document keeps its views valid.
 #include "model/json_value.hpp"
 
+#include "model/json_read.hpp"
+
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
@@ -99,7 +101,11 @@ long long json_value::as_int(long long fallback) const {
     return fallback;
   if (v->IsInt64())
     return v->GetInt64();  // exact beyond 2^53, where a double is not
-  return static_cast<long long>(v->GetDouble());
+  double x = v->GetDouble();
+  // Outside long long's range (or NaN) a cast is undefined behaviour.
+  if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0))
+    return fallback;
+  return static_cast<long long>(x);
 }
 
 bool json_value::as_bool(bool fallback) const {
@@ -147,6 +153,13 @@ json_document& json_document::operator=(json_document&&) noexcept = default;
 json_document json_document::parse(std::string_view text) {
   json_document d;
   auto& i = *d.impl_;
+  // What RapidJSON would misread (a NUL taken for the end of the text) or
+  // cannot take (nesting that recurses past the stack) is refused first.
+  if (auto why = json_read::refused_before_parsing(text); !why.empty()) {
+    i.error_offset = 0;
+    i.error = std::move(why);
+    return d;
+  }
   // Default flags, no UTF-8 check: text shown again reads as it was sent.
   i.dom.Parse(text.data(), text.size());
   if (i.dom.HasParseError()) {
