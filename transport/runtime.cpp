@@ -365,6 +365,7 @@ stop_reason runtime::run() {
       coap_io_process(pki_ctx_, COAP_IO_NO_WAIT);
     expire_requests();
     uploads_.expire(steady_millis());
+    notify_due();
     wait_ms = 1000;
     if (housekeeping) {
       // libcoap walks every session on each coap_io_process: work queued

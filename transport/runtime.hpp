@@ -164,6 +164,9 @@ public:
   /// Sends every observer of `r` the current representation (the GET
   /// handler's answer), with the next Observe number.
   void notify_observers(coap_resource_t* r);
+  /// Sends the notifications that waited for their client to finish reading
+  /// a block-wise one (once per loop turn).
+  void notify_due();
   /// Ends every observation of `r` with `final_code` (4.04: it is deleted).
   void end_observations(coap_resource_t* r, uint16_t final_code);
   /// True while a notification is being built (handlers neither defer nor
@@ -251,6 +254,11 @@ private:
     uint64_t etag = 0;
     uint16_t content_format = 50;
     uint32_t number = 0;
+    /// While its client reads the later blocks of `body` (steady ms; each
+    /// block asked for moves it on), changes wait: a new notification would
+    /// replace the blocks under the client's feet.
+    int64_t fetching_until = 0;
+    bool due = false;  ///< a change waits for the read to end
   };
   std::unordered_map<uint64_t, observation> observations_;
   std::unordered_map<const coap_resource_t*, std::vector<uint64_t>> observers_of_;
@@ -261,6 +269,8 @@ private:
   std::unordered_map<const coap_resource_t*, uint32_t> observe_numbers_;
   uint64_t next_observation_ = 1;
   uint64_t notifying_ = 0;  ///< the observation a notification is being built for
+  std::vector<uint64_t> due_observations_;  ///< notifications waiting for a read to end
+  void notify_one(coap_method_handler_t get, uint64_t id, int64_t now);
   size_t max_observations_ = 100000;
   size_t max_observations_per_source_ = 1024;
   uint64_t observe_(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,

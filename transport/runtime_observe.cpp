@@ -18,6 +18,9 @@ namespace {
 
 constexpr unsigned non_between_con = 4;            // RFC 7641 §4.5: CON now and then
 constexpr int64_t con_at_least_every_ms = 86'400'000;  // ... and at least once a day
+/// How long a client that reads a block-wise answer may pause between blocks
+/// before a change is notified over it.
+constexpr int64_t fetch_window_ms = 5000;
 
 std::string token_key(const coap_session_t* s, coap_bin_const_t token) {
   std::string k(reinterpret_cast<const char*>(&s), sizeof s);
@@ -188,6 +191,7 @@ bool runtime::answer_observed(coap_resource_t* r, coap_session_t* s, const coap_
     auto& b = *whole();
     bool blockwise = size > (size_t{16} << o.szx);
     o.body = blockwise ? body : nullptr;
+    o.fetching_until = blockwise ? steady_millis() + fetch_window_ms : 0;
     o.etag = reply.etag;
     o.content_format = reply.content_format;
     write_answer(resp, reply, b.data(), b.size(), 0, o.szx, &o.number, blockwise);
@@ -216,8 +220,11 @@ bool runtime::answer_observed(coap_resource_t* r, coap_session_t* s, const coap_
       snap.code = 205;
       snap.etag = o.etag;
       snap.content_format = o.content_format;
-      write_answer(resp, snap, o.body->data(), o.body->size(), b2.num, b2.szx,
+      unsigned szx = std::min<unsigned>(b2.szx, 6);  // 7 (BERT) is not for UDP
+      write_answer(resp, snap, o.body->data(), o.body->size(), b2.num, szx,
                    obs == 0 ? &o.number : nullptr, true);
+      bool more = (uint64_t{b2.num} + 1) * (uint64_t{16} << szx) < o.body->size();
+      o.fetching_until = more ? steady_millis() + fetch_window_ms : 0;
       return true;
     }
     return false;
@@ -253,9 +260,52 @@ void runtime::notify_observers(coap_resource_t* r) {
     if (found == observations_.end())
       continue;
     auto& o = found->second;
+    if (now < o.fetching_until) {
+      // Its client is still reading the blocks of the last answer: this
+      // change goes out once it has (or has stopped), not over it.
+      if (!o.due) {
+        o.due = true;
+        due_observations_.push_back(id);
+      }
+      continue;
+    }
+    notify_one(get->second, id, now);
+  }
+}
+
+void runtime::notify_due() {
+  if (due_observations_.empty())
+    return;
+  auto now = steady_millis();
+  std::vector<uint64_t> still;
+  auto due = std::move(due_observations_);
+  due_observations_.clear();
+  for (auto id : due) {
+    auto found = observations_.find(id);
+    if (found == observations_.end() || !found->second.due)
+      continue;
+    if (now < found->second.fetching_until) {
+      still.push_back(id);
+      continue;
+    }
+    auto get = get_handlers_.find(found->second.resource);
+    if (get != get_handlers_.end())
+      notify_one(get->second, id, now);
+  }
+  due_observations_.insert(due_observations_.end(), still.begin(), still.end());
+}
+
+void runtime::notify_one(coap_method_handler_t get, uint64_t id, int64_t now) {
+  {
+    auto found = observations_.find(id);
+    if (found == observations_.end())
+      return;
+    auto& o = found->second;
+    o.due = false;
+    auto* r = o.resource;
     coap_bin_const_t token{o.token.size(), reinterpret_cast<const uint8_t*>(o.token.data())};
     if (coap_find_async(o.session, token) != nullptr)
-      continue;  // its registration is still being answered
+      return;  // its registration is still being answered
     bool con = o.non_since_con >= non_between_con || now - o.last_con_ms >= con_at_least_every_ms;
     auto max = coap_session_max_pdu_size(o.session);
     coap_pdu_t* req = coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, 0, max);
@@ -267,7 +317,7 @@ void runtime::notify_observers(coap_resource_t* r) {
         coap_delete_pdu(req);
       if (resp)
         coap_delete_pdu(resp);
-      continue;
+      return;
     }
     coap_add_token(req, token.length, token.s);
     coap_add_token(resp, token.length, token.s);
@@ -278,7 +328,7 @@ void runtime::notify_observers(coap_resource_t* r) {
     if (q)
       std::copy(o.query.begin(), o.query.end(), q->s);
     notifying_ = id;
-    get->second(r, o.session, req, q, resp);
+    get(r, o.session, req, q, resp);
     notifying_ = 0;
     if (q)
       coap_delete_string(q);
@@ -286,7 +336,7 @@ void runtime::notify_observers(coap_resource_t* r) {
     auto code = coap_pdu_get_code(resp);
     if (code == 0) {  // nothing to send (no representation yet)
       coap_delete_pdu(resp);
-      continue;
+      return;
     }
     auto* session = o.session;
     auto endpoint = o.endpoint;
@@ -295,10 +345,10 @@ void runtime::notify_observers(coap_resource_t* r) {
       end_observation(id);  // the error is its last message (RFC 7641 §3.2)
     auto mid = coap_send(session, resp);
     if (final_answer)
-      continue;
+      return;
     auto again = observations_.find(id);
     if (again == observations_.end())
-      continue;
+      return;
     if (!again->second.mid_key.empty())
       observation_by_mid_.erase(again->second.mid_key);
     again->second.mid_key.clear();
