@@ -215,7 +215,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         body, [](std::string_view b) { return decode_node_registration(b, "192.0.2.1"); },
         encode_node_registration);
       return 0;
-    case 2: return round_trip(body, decode_health_report, encode_health_report), 0;
+    case 2:
+      return round_trip(
+               body, [](std::string_view b) { return decode_health_report(b); },
+               encode_health_report),
+             0;
     case 3: return updates(body), 0;
     case 4: return system_request(body), 0;
     case 5: return check_decoded(decode_keys_request(body), body), 0;

@@ -1,10 +1,8 @@
 // Fuzzes the query strings the model parses: `GET /audit`'s
-// (decode_audit_query: limit=N&before=SEQ) and the node ids that the
-// /nodes and /updates/<job>/spec queries check with valid_node_id. (Those
-// two queries are split into parameters inside the transport's libcoap
-// handlers, transport/server_resources.cpp and server_job_spec.cpp, and are
-// not reachable without a libcoap request.) What decodes is within its
-// bounds and decodes the same from its canonical form.
+// (decode_audit_query: limit=N&before=SEQ), `GET /nodes`'s
+// (decode_nodes_query: status, node_id) and `GET /updates/<job>/spec`'s
+// (decode_spec_query: node_id), and valid_node_id. What decodes is within
+// its bounds and decodes the same from its canonical form.
 //
 //   build-fuzz/fuzz/fuzz_query fuzz/corpus/query      (or deploy/fuzz.sh)
 #include <string>
@@ -13,6 +11,7 @@
 #include "fuzz_input.hpp"
 #include "model/audit.hpp"
 #include "model/json.hpp"
+#include "model/queries.hpp"
 
 using namespace coapfleet::model;
 
@@ -46,11 +45,44 @@ void audit(std::string_view query) {
   FUZZ_CHECK(again.value.limit == d.value.limit && again.value.before == d.value.before);
 }
 
+void nodes(std::string_view query) {
+  auto d = decode_nodes_query(query);
+  FUZZ_CHECK(d.ok() == d.err.error.empty());
+  if (!d.ok())
+    return;
+  auto& v = d.value;
+  FUZZ_CHECK(v.status.empty() || v.status == "online" || v.status == "stale" || v.status == "offline");
+  std::string canonical;
+  if (!v.status.empty())
+    canonical = "status=" + v.status;
+  if (!v.node_id.empty() && v.node_id.find('&') == std::string::npos)
+    canonical += (canonical.empty() ? "" : "&") + std::string("node_id=") + v.node_id;
+  else if (!v.node_id.empty())
+    return;
+  auto again = decode_nodes_query(canonical);
+  FUZZ_CHECK(again.ok());
+  FUZZ_CHECK(again.value.status == v.status && again.value.node_id == v.node_id);
+}
+
+void spec(std::string_view query) {
+  auto d = decode_spec_query(query);
+  FUZZ_CHECK(d.ok() == d.err.error.empty());
+  if (!d.ok())
+    return;
+  FUZZ_CHECK(d.value.empty() || valid_node_id(d.value));
+  if (d.value.empty())
+    return;
+  auto again = decode_spec_query("node_id=" + d.value);
+  FUZZ_CHECK(again.ok() && again.value == d.value);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   audit(text);
+  nodes(text);
+  spec(text);
   node_id(text);
   // The value after the first '=' too, as the transport hands it over.
   auto eq = text.find('=');

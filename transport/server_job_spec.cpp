@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "model/queries.hpp"
 #include "transport/server_handlers.hpp"
 #include "transport/server_impl.hpp"
 
@@ -28,28 +29,11 @@ void hnd_get_job_spec(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
                      json_reply(405, model::encode_error("method not allowed on /updates/" + job
                                                            + "/spec",
                                                          {{"allowed", "GET"}})));
-  std::string node;
-  coap_opt_iterator_t it;
-  coap_option_iterator_init(req, &it, COAP_OPT_ALL);
-  while (coap_opt_t* opt = coap_option_next(&it)) {
-    if (it.number != COAP_OPTION_URI_QUERY)
-      continue;
-    std::string part(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
-    auto eq = part.find('=');
-    auto key = part.substr(0, eq);
-    if (key != "node_id" || eq == std::string::npos)
-      return reply_now(r, s, req, q, resp,
-                       json_reply(400, model::encode_error("unknown query parameter " + key
-                                                             + " (expected node_id=ID)",
-                                                           {{"field", key}})));
-    node = part.substr(eq + 1);
-    if (!model::valid_node_id(node))
-      return reply_now(r, s, req, q, resp,
-                       json_reply(400, model::encode_error(
-                                         "query node_id must be 1..64 characters of A-Z a-z "
-                                         "0-9 . _ -",
-                                         {{"field", "node_id"}})));
-  }
+  auto query = model::decode_spec_query(
+    q ? std::string_view(reinterpret_cast<const char*>(q->s), q->length) : std::string_view{});
+  if (!query.ok())
+    return reply_now(r, s, req, q, resp, problem_reply(400, query.err));
+  auto node = std::move(query.value);
   answer_async(r, s, req, q, resp, [&](impl& t, uint64_t id, peer from) {
     caf::anon_send(t.gateway, atom::job::value, id, job, node, std::move(from));
   });

@@ -9,6 +9,7 @@
 #include "common/log.hpp"
 #include "transport/answer.hpp"
 #include "actors/replies.hpp"
+#include "model/queries.hpp"
 #include "transport/server_handlers.hpp"
 #include "transport/server_impl.hpp"
 
@@ -157,43 +158,18 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
 
 void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                    const coap_string_t* q, coap_pdu_t* resp) {
-  std::string status, node_id;
-  if (q && q->length > 0) {
-    std::string query(reinterpret_cast<const char*>(q->s), q->length);
-    size_t pos = 0;
-    while (pos <= query.size()) {
-      auto end = query.find('&', pos);
-      auto part = query.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-      pos = end == std::string::npos ? query.size() + 1 : end + 1;
-      if (part.empty())
-        continue;
-      auto eq = part.find('=');
-      auto key = part.substr(0, eq);
-      auto value = eq == std::string::npos ? std::string{} : part.substr(eq + 1);
-      if (key == "status") {
-        if (value != "online" && value != "stale" && value != "offline")
-          return reply_now(r, s, req, q, resp,
-                           json_reply(400, model::encode_error(
-                                             "query status must be online, stale or offline",
-                                             {{"field", "status"}})));
-        status = value;
-      } else if (key == "node_id") {
-        node_id = value;
-      } else {
-        return reply_now(r, s, req, q, resp,
-                         json_reply(400, model::encode_error("unknown query parameter " + key
-                                                               + " (expected status, node_id)",
-                                                             {{"field", key}})));
-      }
-    }
-  }
+  auto query = model::decode_nodes_query(
+    q ? std::string_view(reinterpret_cast<const char*>(q->s), q->length) : std::string_view{});
+  if (!query.ok())
+    return reply_now(r, s, req, q, resp, problem_reply(400, query.err));
   resource nodes{resource_kind::nodes, {}};
-  if (status.empty() && node_id.empty())
+  if (query.value.status.empty() && query.value.node_id.empty())
     return serve(r, s, req, q, resp, nodes);
   auto* tp = server_of(s);
-  serve(r, s, req, q, resp, nodes, [tp, status, node_id](representation& rep) {
-    return tp->nodes_cut(rep, status, node_id);
-  });
+  serve(r, s, req, q, resp, nodes,
+        [tp, status = query.value.status, node_id = query.value.node_id](representation& rep) {
+          return tp->nodes_cut(rep, status, node_id);
+        });
 }
 
 void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
