@@ -98,6 +98,7 @@ block1_assembler::result block1_assembler::take(const block& b, size_t max_body,
     u.body.assign(b.data);
     u.last_block = b.data.size();
     u.last_used = now_ms;
+    u.format = b.format;
     bytes_ += u.body.capacity();
     ++per_source_[b.source];
     uploads_.emplace(std::move(key), std::move(u));
@@ -111,6 +112,11 @@ block1_assembler::result block1_assembler::take(const block& b, size_t max_body,
                          + " of no upload in progress (block 0 never came, or the upload "
                            "stalled and expired): start again from block 0", nullptr);
   auto& u = i->second;
+  if (b.format != u.format)
+    return refuse(408, "block " + std::to_string(v.num) + " has Content-Format "
+                         + std::to_string(b.format < 0 ? 0 : b.format) + ", block 0 had "
+                         + std::to_string(u.format < 0 ? 0 : u.format)
+                         + ": start again from block 0", &key);
   const auto have = u.body.size();
   if (v.offset() + b.data.size() == have && b.data.size() == u.last_block
       && std::string_view(u.body).substr(have - u.last_block) == b.data && v.more) {
@@ -165,6 +171,20 @@ block1_assembler::result block1_assembler::take(const block& b, size_t max_body,
     per_source_.erase(s);
   uploads_.erase(i);
   return r;
+}
+
+std::optional<int> block1_assembler::format_of(const std::string& endpoint,
+                                               const std::string& target) const {
+  auto i = uploads_.find(endpoint + '\0' + target);
+  if (i == uploads_.end())
+    return std::nullopt;
+  return i->second.format;
+}
+
+void block1_assembler::forget(const std::string& endpoint, const std::string& target) {
+  auto i = uploads_.find(endpoint + '\0' + target);
+  if (i != uploads_.end())
+    drop(i);
 }
 
 void block1_assembler::expire(int64_t now_ms) {

@@ -73,6 +73,7 @@ public:
     block_value value;
     std::optional<uint64_t> size1;
     std::string_view data;
+    int format = -1;       ///< Content-Format; -1: none (text/plain)
   };
 
   explicit block1_assembler(upload_limits limits = {}) : limits_(limits) {}
@@ -81,6 +82,11 @@ public:
   result take(const block& b, size_t max_body, int64_t now_ms);
   /// Drops uploads idle for longer than the limit allows.
   void expire(int64_t now_ms);
+  /// The Content-Format block 0 of the upload in progress came with (-1:
+  /// none); nothing when there is no such upload.
+  std::optional<int> format_of(const std::string& endpoint, const std::string& target) const;
+  /// Drops the upload in progress, if any.
+  void forget(const std::string& endpoint, const std::string& target);
 
   size_t in_progress() const { return uploads_.size(); }
   size_t bytes() const { return bytes_; }
@@ -92,6 +98,7 @@ private:
     std::string source;
     std::string body;
     size_t last_block = 0;  ///< bytes of the last block taken (a repeat is recognised)
+    int format = -1;
     int64_t last_used = 0;
   };
   using map = std::map<std::string, upload>;

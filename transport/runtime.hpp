@@ -237,6 +237,10 @@ private:
   /// Also sees the resets and acknowledgements of notifications (libcoap
   /// tells only of those to a CON it still retransmits).
   void screen_datagrams();
+  /// A later block at the head of `fd` (`d`: its first `n` bytes) whose
+  /// Content-Format is not block 0's: answered 4.08 with JSON and taken off
+  /// the socket (true).
+  bool screen_block1(int fd, const uint8_t* d, size_t n);
   struct observation {
     coap_resource_t* resource = nullptr;
     coap_session_t* session = nullptr;  ///< referenced while observing

@@ -31,13 +31,12 @@ std::string option_text(const coap_pdu_t* pdu, uint16_t number) {
   return out;
 }
 
-/// What an upload is to: method, path, query and Request-Tag (and the
-/// content format, so that a change of it is a new upload).
+/// What an upload is to: method, path, query and Request-Tag (the same text
+/// as target_of() makes from a datagram).
 std::string upload_target(const coap_pdu_t* req) {
   std::string t = std::to_string(coap_pdu_get_code(req)) + ' ';
   t += option_text(req, COAP_OPTION_URI_PATH) + '?' + option_text(req, COAP_OPTION_URI_QUERY);
-  t += '#' + option_text(req, request_tag_option) + '#'
-       + option_text(req, COAP_OPTION_CONTENT_FORMAT);
+  t += '#' + option_text(req, request_tag_option) + '#';
   return t;
 }
 
@@ -67,6 +66,9 @@ bool runtime::take_block1(coap_resource_t* r, coap_session_t* s, const coap_pdu_
   b.source = p.address;
   b.endpoint = p.address + '|' + std::to_string(p.port);
   b.target = upload_target(req);
+  b.format = 0;  // none is text/plain, as libcoap counts it
+  if (coap_opt_t* cf = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &it))
+    b.format = static_cast<int>(coap_decode_var_bytes(coap_opt_value(cf), coap_opt_length(cf)));
   if (coap_opt_t* size1 = coap_check_option(req, COAP_OPTION_SIZE1, &it))
     b.size1 = coap_decode_var_bytes8(coap_opt_value(size1), coap_opt_length(size1));
   size_t len = 0;
@@ -120,10 +122,20 @@ namespace {
 /// not a well-formed request.
 struct request_head {
   uint8_t type = 0;
+  uint8_t code = 0;
   uint16_t mid = 0;
   std::string token;
   std::string first_segment;
+  std::string path, query, request_tag;  ///< as option_text() writes them
+  int format = 0;                         ///< Content-Format (none: 0, text/plain)
+  bool has_block1 = false;
+  uint32_t block1_num = 0;
 };
+
+/// The upload a request's blocks belong to, as upload_target() makes it.
+std::string target_of(const request_head& h) {
+  return std::to_string(h.code) + ' ' + h.path + '?' + h.query + '#' + h.request_tag + '#';
+}
 
 bool parse_head(const uint8_t* d, size_t n, request_head& out) {
   if (n < 4 || (d[0] >> 6) != 1)
@@ -135,6 +147,7 @@ bool parse_head(const uint8_t* d, size_t n, request_head& out) {
   out.type = (d[0] >> 4) & 3;
   if (out.type > 1)
     return false;  // requests come as CON or NON
+  out.code = code;
   out.mid = static_cast<uint16_t>(d[2] << 8 | d[3]);
   out.token.assign(reinterpret_cast<const char*>(d + 4), tkl);
   size_t pos = 4 + tkl;
@@ -161,38 +174,71 @@ bool parse_head(const uint8_t* d, size_t n, request_head& out) {
     if (!ext(byte >> 4, delta) || !ext(byte & 0x0f, length) || pos + length > n)
       return false;
     number += delta;
-    if (number == COAP_OPTION_URI_PATH && out.first_segment.empty())
-      out.first_segment.assign(reinterpret_cast<const char*>(d + pos), length);
+    const char* value = reinterpret_cast<const char*>(d + pos);
+    uint32_t uint = 0;
+    for (unsigned i = 0; i < length && i < 4; ++i)
+      uint = uint << 8 | d[pos + i];
+    if (number == COAP_OPTION_URI_PATH && out.first_segment.empty() && out.path.empty())
+      out.first_segment.assign(value, length);
+    if (number == COAP_OPTION_URI_PATH)
+      (out.path.append(value, length)) += '\x1f';
+    else if (number == COAP_OPTION_URI_QUERY)
+      (out.query.append(value, length)) += '\x1f';
+    else if (number == request_tag_option)
+      (out.request_tag.append(value, length)) += '\x1f';
+    else if (number == COAP_OPTION_CONTENT_FORMAT)
+      out.format = static_cast<int>(uint);
+    else if (number == COAP_OPTION_BLOCK1 && length <= 3) {
+      out.has_block1 = true;
+      out.block1_num = uint >> 4;
+    }
     pos += length;
   }
   return true;
 }
 
-/// A 4.13 answer to `head`: ACK (CON) or NON, the token, Block1 0/0/6 (the
-/// block size to send it in), Content-Format 50, Size1 (the body limit),
-/// and a JSON body.
-std::vector<uint8_t> too_large_answer(const request_head& head, uint16_t mid, size_t got,
-                                      size_t limit) {
+/// An error answer to `head` from the screen: ACK (CON) or NON, the token,
+/// Content-Format 50, `extra` options (ascending, all after 12) and a JSON
+/// body.
+std::vector<uint8_t> screen_answer(const request_head& head, uint16_t mid, unsigned code_class,
+                                   unsigned code_detail,
+                                   const std::vector<std::pair<uint16_t, uint64_t>>& extra,
+                                   const std::string& body) {
   std::vector<uint8_t> out;
   out.push_back(static_cast<uint8_t>(0x40 | (head.type == 0 ? 2 : 1) << 4 | head.token.size()));
-  out.push_back(static_cast<uint8_t>(4 << 5 | 13));
+  out.push_back(static_cast<uint8_t>(code_class << 5 | code_detail));
   out.push_back(static_cast<uint8_t>(mid >> 8));
   out.push_back(static_cast<uint8_t>(mid));
   out.insert(out.end(), head.token.begin(), head.token.end());
-  // Content-Format (12) = 50, Block1 (27) = 0x06, Size1 (60) = limit.
-  out.push_back(0xc1);
-  out.push_back(50);
-  out.push_back(0xd1);
-  out.push_back(27 - 12 - 13);
-  out.push_back(0x06);
-  uint8_t size[8];
-  unsigned n = 0;
-  for (uint64_t v = limit; v != 0; v >>= 8)
-    size[n++] = static_cast<uint8_t>(v);
-  out.push_back(static_cast<uint8_t>(0xd0 | n));
-  out.push_back(60 - 27 - 13);
-  for (unsigned i = n; i > 0; --i)
-    out.push_back(size[i - 1]);
+  unsigned last = 0;
+  auto option = [&](uint16_t number, uint64_t value) {
+    uint8_t bytes[8];
+    unsigned n = 0;
+    for (uint64_t v = value; v != 0; v >>= 8)
+      bytes[n++] = static_cast<uint8_t>(v);
+    unsigned delta = number - last;  // < 269 for the options used here
+    last = number;
+    if (delta < 13) {
+      out.push_back(static_cast<uint8_t>(delta << 4 | n));
+    } else {
+      out.push_back(static_cast<uint8_t>(0xd0 | n));
+      out.push_back(static_cast<uint8_t>(delta - 13));
+    }
+    for (unsigned i = n; i > 0; --i)
+      out.push_back(bytes[i - 1]);
+  };
+  option(COAP_OPTION_CONTENT_FORMAT, 50);
+  for (auto& [number, value] : extra)
+    option(number, value);
+  out.push_back(0xff);
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+/// A 4.13 answer to a request too large for one datagram: Block1 0/0/6 (the
+/// block size to send it in) and Size1 (the body limit).
+std::vector<uint8_t> too_large_answer(const request_head& head, uint16_t mid, size_t got,
+                                      size_t limit) {
   auto body = model::encode_error(
     "request of " + std::to_string(got) + " bytes in one datagram: at most "
       + std::to_string(COAP_RXBUFFER_SIZE)
@@ -200,12 +246,43 @@ std::vector<uint8_t> too_large_answer(const request_head& head, uint16_t mid, si
         "the body may have at most "
       + std::to_string(limit) + " bytes",
     {{"field", "payload"}});
-  out.push_back(0xff);
-  out.insert(out.end(), body.begin(), body.end());
-  return out;
+  return screen_answer(head, mid, 4, 13, {{COAP_OPTION_BLOCK1, 0x06}, {COAP_OPTION_SIZE1, limit}},
+                       body);
 }
 
 }  // namespace
+
+bool runtime::screen_block1(int fd, const uint8_t* d, size_t n) {
+  // libcoap answers a later block whose Content-Format is not block 0's
+  // itself, 4.08 with a text body, before any handler: this one gets JSON.
+  request_head rh;
+  if (!parse_head(d, n, rh) || !rh.has_block1 || rh.block1_num == 0)
+    return false;
+  sockaddr_storage from{};
+  socklen_t from_len = sizeof from;
+  uint8_t one;
+  if (::recvfrom(fd, &one, 1, MSG_PEEK | MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from),
+                 &from_len) < 0)
+    return false;
+  auto p = address_port(reinterpret_cast<const sockaddr*>(&from));
+  auto endpoint = p.first + '|' + std::to_string(p.second);
+  auto target = target_of(rh);
+  auto format = uploads_.format_of(endpoint, target);
+  if (!format || *format == rh.format)
+    return false;
+  ::recvfrom(fd, &one, 1, MSG_DONTWAIT, nullptr, nullptr);  // taken off the socket
+  uploads_.forget(endpoint, target);
+  auto body = model::encode_error("block " + std::to_string(rh.block1_num)
+                                    + " has Content-Format " + std::to_string(rh.format)
+                                    + ", block 0 had " + std::to_string(*format)
+                                    + ": start again from block 0",
+                                  {{"field", "content-format"}});
+  auto mid = rh.type == 0 ? rh.mid : static_cast<uint16_t>(next_id_ * 7919u);
+  auto answer = screen_answer(rh, mid, 4, 8, {}, body);
+  ::sendto(fd, answer.data(), answer.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from),
+           from_len);
+  return true;
+}
 
 void runtime::screen_datagrams() {
   uint8_t head[512];
@@ -228,6 +305,8 @@ void runtime::screen_datagrams() {
                              static_cast<uint16_t>(head[2] << 8 | head[3]));
           }
         }
+        if (uploads_.in_progress() > 0 && screen_block1(fd, head, std::min<size_t>(static_cast<size_t>(n), sizeof head)))
+          continue;  // answered and taken off the socket: look at the next
         break;
       }
       std::vector<uint8_t> buf(static_cast<size_t>(n));

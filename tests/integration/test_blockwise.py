@@ -114,6 +114,20 @@ class BlockwiseTest(h.ServerTestCase):
         self.assertEqual(self.artifact("n")["sha256"],
                          hashlib.sha256(b"n" * 64 + b"new").hexdigest())
 
+    def test_content_format_change_between_blocks_is_408_with_json(self):
+        """A later block with another Content-Format than block 0's: 4.08
+        with a JSON body (libcoap would answer it itself, with text)."""
+        with self.client() as c:
+            self.assertEqual(c.block("artifacts/cf", 0, True, 2, b"a" * 64).code_text, "2.31")
+            r = c.block("artifacts/cf", 1, False, 2, b"b", content_format=50)
+            self.assertJsonError(r, "4.08", ["Content-Format"])
+            # And without any Content-Format (text/plain) after block 0's 42.
+            self.assertEqual(c.block("artifacts/cf", 0, True, 2, b"a" * 64).code_text, "2.31")
+            r = c.block("artifacts/cf", 1, False, 2, b"b", content_format=None)
+            self.assertJsonError(r, "4.08", ["Content-Format"])
+        self.assertIsNone(self.artifact("cf"))
+        self.assertTrue(self.server.answers_test())
+
     def test_reserved_szx_and_wrong_block_sizes_are_400(self):
         with self.client() as c:
             self.assertJsonError(c.block("artifacts/s", 0, True, 7, b"a" * 1024), "4.00", ["SZX 7"])

@@ -200,3 +200,20 @@ TEST_CASE("the bytes held never go beyond the cap, whatever the buffers' growth"
       CHECK(a.bytes() <= l.total_bytes);
     }
 }
+
+TEST_CASE("a later block with another Content-Format than block 0's is 4.08") {
+  block1_assembler a;
+  auto b0 = blk(0, true, 0, std::string(16, 'a'));
+  b0.format = 42;
+  CHECK(a.take(b0, 1000, 0).what == outcome::more);
+  CHECK(a.format_of(b0.endpoint, b0.target) == 42);
+  auto b1 = blk(1, false, 0, "x");
+  b1.format = 50;
+  auto r = a.take(b1, 1000, 0);
+  CHECK(r.code == 408);
+  CHECK(r.error.find("Content-Format") != std::string::npos);
+  CHECK_FALSE(a.format_of(b0.endpoint, b0.target).has_value());
+  CHECK(a.take(b0, 1000, 0).what == outcome::more);
+  a.forget(b0.endpoint, b0.target);
+  CHECK(a.in_progress() == 0);
+}
