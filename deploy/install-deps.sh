@@ -9,8 +9,10 @@ packages=(
   python3 sqlite3 procps
   # The X.509 tests make a CA and certificates with the openssl command line.
   openssl
-  # The libFuzzer targets (deploy/fuzz.sh): clang++ and its libclang_rt.fuzzer.
-  clang
+  # The libFuzzer targets (deploy/fuzz.sh): clang++ and its libclang_rt.fuzzer
+  # (libclang-rt-14-dev is only recommended by clang's packages, and
+  # recommendations are not installed here).
+  clang libclang-rt-14-dev
   # The agent's pip tests install a wheel they write themselves (zipfile, no
   # build backend) with the real pip, offline (--no-index).
   python3-pip
