@@ -349,13 +349,16 @@ void runtime::notify_one(coap_method_handler_t get, uint64_t id, int64_t now) {
     auto again = observations_.find(id);
     if (again == observations_.end())
       return;
+    if (mid == COAP_INVALID_MID) {
+      // The session cannot send any more (closed, or its peer is gone):
+      // nothing will ever reach this observer.
+      end_observation(id);
+      return;
+    }
     if (!again->second.mid_key.empty())
       observation_by_mid_.erase(again->second.mid_key);
-    again->second.mid_key.clear();
-    if (mid != COAP_INVALID_MID) {
-      again->second.mid_key = endpoint + '|' + std::to_string(mid);
-      observation_by_mid_[again->second.mid_key] = id;
-    }
+    again->second.mid_key = endpoint + '|' + std::to_string(mid);
+    observation_by_mid_[again->second.mid_key] = id;
     if (con) {
       again->second.non_since_con = 0;
       again->second.last_con_ms = now;
