@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <string_view>
 
 #include "transport/block1.hpp"
 
@@ -15,7 +16,8 @@ using outcome = block1_assembler::outcome;
 
 namespace {
 
-block1_assembler::block blk(uint32_t num, bool more, uint8_t szx, const std::string& data,
+/// `data` must outlive the block (it is a view of it).
+block1_assembler::block blk(uint32_t num, bool more, uint8_t szx, std::string_view data,
                             const std::string& port = "1000", const std::string& target = "PUT /artifacts/z",
                             const std::string& source = "127.0.0.1") {
   block1_assembler::block b;
@@ -118,7 +120,8 @@ TEST_CASE("SZX 7 and wrongly sized blocks are 4.00") {
 
 TEST_CASE("Size1 reserves nothing and is held to the limit, like the running size") {
   block1_assembler a;
-  auto b = blk(0, true, 6, std::string(1024, 'a'));
+  const std::string a1024(1024, 'a');
+  auto b = blk(0, true, 6, a1024);
   b.size1 = 60'000'000;
   auto r = a.take(b, 1 << 20, 0);
   CHECK(r.code == 413);
@@ -203,7 +206,8 @@ TEST_CASE("the bytes held never go beyond the cap, whatever the buffers' growth"
 
 TEST_CASE("a later block with another Content-Format than block 0's is 4.08") {
   block1_assembler a;
-  auto b0 = blk(0, true, 0, std::string(16, 'a'));
+  const std::string a16(16, 'a');
+  auto b0 = blk(0, true, 0, a16);
   b0.format = 42;
   CHECK(a.take(b0, 1000, 0).what == outcome::more);
   CHECK(a.format_of(b0.endpoint, b0.target) == 42);
