@@ -59,6 +59,7 @@ for t in "${targets[@]}"; do
   corpus="$work/corpus-$t"
   cp -r "$root/fuzz/corpus/$t" "$corpus"
   if "$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      ${FUZZ_SEED:+-seed="$FUZZ_SEED"} \
        -artifact_prefix="$findings/" "$corpus" >"$work/$t.log" 2>&1; then
     grep -E '^#[0-9]+.*DONE|stat::number_of_executed_units|stat::new_units_added' \
       "$work/$t.log" || true

@@ -2,6 +2,7 @@
 #include "model/json_read.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace coapfleet::model::json_read {
@@ -70,6 +71,23 @@ std::string location(const std::vector<frame>& path) {
 }
 
 }  // namespace
+
+bool has_non_finite(const Value& root) {
+  std::vector<const Value*> todo{&root};
+  while (!todo.empty()) {
+    const Value* v = todo.back();
+    todo.pop_back();
+    if (v->IsDouble() && !std::isfinite(v->GetDouble()))
+      return true;
+    if (v->IsObject())
+      for (auto& m : v->GetObject())
+        todo.push_back(&m.value);
+    else if (v->IsArray())
+      for (auto& e : v->GetArray())
+        todo.push_back(&e);
+  }
+  return false;
+}
 
 problem repeated_name(const Value& root) {
   // Depth-first with a stack of our own: a body nested thousands deep must

@@ -97,6 +97,11 @@ inline std::string refused_before_parsing(std::string_view text, size_t limit = 
   return {};
 }
 
+/// A number in `root` that is not finite: RapidJSON 1.1.0 reads a 19-digit
+/// mantissa with an exponent below its limit (6711593562935671157e303) as
+/// infinity, which no encoder can write back as JSON.
+bool has_non_finite(const Value& root);
+
 /// The first member name repeated within one object of `root`, at any depth:
 /// {"duplicate key: services_status.web", "web"}; empty when there is none.
 problem repeated_name(const Value& root);
@@ -119,6 +124,10 @@ inline bool parse(std::string_view body, Document& doc, problem& err,
     err = {std::string{"invalid JSON: "} + rapidjson::GetParseError_En(doc.GetParseError())
              + " at offset " + std::to_string(doc.GetErrorOffset()),
            {}};
+    return false;
+  }
+  if (has_non_finite(doc)) {
+    err = {"invalid JSON: a number beyond the range of a double", {}};
     return false;
   }
   if (from == json_source::peer) {

@@ -166,6 +166,9 @@ json_document json_document::parse(std::string_view text) {
     i.error_offset = i.dom.GetErrorOffset();
     i.error = std::string("invalid JSON: ") + rapidjson::GetParseError_En(i.dom.GetParseError())
               + " at offset " + std::to_string(i.error_offset);
+  } else if (json_read::has_non_finite(i.dom)) {
+    i.error_offset = 0;
+    i.error = "invalid JSON: a number beyond the range of a double";
   } else {
     i.error.clear();
   }

@@ -7,6 +7,7 @@
 
 #include "model/journal.hpp"
 #include "model/json.hpp"
+#include "model/json_value.hpp"
 #include "model_json_helpers.hpp"
 
 using namespace coapfleet::model;
@@ -226,4 +227,13 @@ TEST_CASE("a lone low surrogate escape is invalid JSON") {
   REQUIRE(pair.ok());
   CHECK(pair.value == std::vector<std::string>{"\xf0\x9f\x98\x80", "\\ude5a"});
   CHECK(decode_strings(encode_strings(pair.value)).value == pair.value);
+}
+
+TEST_CASE("a number beyond a double's range is invalid JSON, not infinity") {
+  // RapidJSON 1.1.0 reads this as infinity, which no encoder writes back.
+  auto h = decode_health_report(R"({"node_id":"a","cpu_percent":6711593562935671157e303})");
+  REQUIRE(!h.ok());
+  CHECK(h.err.error == "invalid JSON: a number beyond the range of a double");
+  CHECK_FALSE(json_document::parse("6711593562935671157e303").ok());
+  CHECK(json_document::parse("1.5e308").ok());
 }
