@@ -3,6 +3,7 @@
 #include <string>
 
 #include "model/audit.hpp"
+#include "model/queries.hpp"
 #include "model/json_write.hpp"
 
 namespace coapfleet::model {
@@ -29,23 +30,13 @@ decoded<audit_query> decode_audit_query(std::string_view query) {
   decoded<audit_query> d;
   auto& q = d.value;
   q.limit = audit_default_limit;
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    auto end = query.find('&', pos);
-    auto part = query.substr(pos, end == std::string_view::npos ? std::string_view::npos
-                                                                : end - pos);
-    pos = end == std::string_view::npos ? query.size() + 1 : end + 1;
-    if (part.empty())
-      continue;
-    auto eq = part.find('=');
-    auto key = part.substr(0, eq);
-    auto value = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
+  for_each_query_part(query, [&](std::string_view key, std::string_view value, bool) {
     uint64_t n = 0;
     if (key == "limit") {
       if (!parse_number(value, n) || n < 1 || n > audit_max_limit) {
         d.err = {"query limit must be a number from 1 to " + std::to_string(audit_max_limit),
                  "limit"};
-        return d;
+        return false;
       }
       q.limit = static_cast<uint32_t>(n);
     } else if (key == "before") {
@@ -53,15 +44,16 @@ decoded<audit_query> decode_audit_query(std::string_view query) {
         d.err = {"query before must be a sequence number (1 or more), as the previous "
                  "page's next",
                  "before"};
-        return d;
+        return false;
       }
       q.before = n;
     } else {
       d.err = {"unknown query parameter " + std::string{key} + " (expected limit, before)",
                std::string{key}};
-      return d;
+      return false;
     }
-  }
+    return true;
+  });
   return d;
 }
 

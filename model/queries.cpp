@@ -1,15 +1,10 @@
 #include "model/queries.hpp"
 
-#include <functional>
-
 namespace coapfleet::model {
 
-namespace {
-
-/// Calls `take(key, value)` for each non-empty '&'-separated part; stops at
-/// the first false.
-bool for_each_part(std::string_view query,
-                   const std::function<bool(std::string_view, std::string_view, bool)>& take) {
+bool for_each_query_part(
+  std::string_view query,
+  const std::function<bool(std::string_view, std::string_view, bool)>& take) {
   size_t pos = 0;
   while (pos <= query.size()) {
     auto end = query.find('&', pos);
@@ -27,11 +22,9 @@ bool for_each_part(std::string_view query,
   return true;
 }
 
-}  // namespace
-
 decoded<nodes_query> decode_nodes_query(std::string_view query) {
   decoded<nodes_query> d;
-  for_each_part(query, [&](std::string_view key, std::string_view value, bool) {
+  for_each_query_part(query, [&](std::string_view key, std::string_view value, bool) {
     if (key == "status") {
       if (value != "online" && value != "stale" && value != "offline") {
         d.err = {"query status must be online, stale or offline", "status"};
@@ -52,7 +45,7 @@ decoded<nodes_query> decode_nodes_query(std::string_view query) {
 
 decoded<std::string> decode_spec_query(std::string_view query) {
   decoded<std::string> d;
-  for_each_part(query, [&](std::string_view key, std::string_view value, bool has_value) {
+  for_each_query_part(query, [&](std::string_view key, std::string_view value, bool has_value) {
     if (key != "node_id" || !has_value) {
       d.err = {"unknown query parameter " + std::string(key) + " (expected node_id=ID)",
                std::string(key)};

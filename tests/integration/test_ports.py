@@ -16,7 +16,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-AGENT_BIN = os.environ.get("COAPFLEET_AGENT")
+import agent_harness as ah  # noqa: E402
+
+AGENT_BIN = ah.AGENT_BIN  # found or an error: this test never skips
 
 
 def wait_exit(proc, timeout=20):
@@ -75,7 +77,6 @@ class PortsTest(h.ServerTestCase):
         out = subprocess.run([h.SERVER_BIN, "--help"], capture_output=True, text=True).stdout
         self.assertIn("--reuse-port", out)
 
-    @unittest.skipUnless(AGENT_BIN, "COAPFLEET_AGENT is not set")
     def test_agent_on_the_servers_port_exits(self):
         out = subprocess.run([AGENT_BIN, "--help"], capture_output=True, text=True).stdout
         self.assertIn("--reuse-port", out)
