@@ -196,7 +196,7 @@ bool agent_transport::open(std::string& error) {
   d.housekeeping = [dp](bool& worked) -> int64_t {
     if (dp->health_changed && dp->health_resource) {
       dp->health_changed = false;
-      dp->notify_observers(dp->health_resource);
+      dp->notify_observers("health");
       worked = true;
     }
     return -1;

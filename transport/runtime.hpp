@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/actor_companion.hpp>
@@ -160,15 +161,26 @@ public:
   /// `r` may be observed; `get` is its GET handler (called again for every
   /// notification, with the registration request rebuilt).
   void make_observable(coap_resource_t* r, coap_method_handler_t get);
+  /// `r` (the unknown-resource handler) serves paths of its own, such as
+  /// /nodes/<id>/health: one libcoap resource for any number of them. Its
+  /// paths that observable_path() accepts may be observed, each on its own.
+  void make_observable_paths(coap_resource_t* r, coap_method_handler_t get);
+  /// Which paths served by the make_observable_paths() resource are
+  /// observable ("nodes/n1/health": no leading slash).
+  virtual bool observable_path(const std::string& path) const;
   bool is_observable(const coap_resource_t* r) const { return get_handlers_.count(r) != 0; }
-  /// Sends every observer of `r` the current representation (the GET
+  /// The last observer of `path` has gone.
+  virtual void unobserved(const std::string& path);
+  /// True when `path` has observers.
+  bool observed(const std::string& path) const { return observers_of_.count(path) != 0; }
+  /// Sends every observer of `path` the current representation (the GET
   /// handler's answer), with the next Observe number.
-  void notify_observers(coap_resource_t* r);
+  void notify_observers(const std::string& path);
   /// Sends the notifications that waited for their client to finish reading
   /// a block-wise one (once per loop turn).
   void notify_due();
-  /// Ends every observation of `r` with `final_code` (4.04: it is deleted).
-  void end_observations(coap_resource_t* r, uint16_t final_code);
+  /// Ends every observation of `path` with `final_code` (4.04: it is deleted).
+  void end_observations(const std::string& path, uint16_t final_code);
   /// True while a notification is being built (handlers neither defer nor
   /// count it against budgets).
   bool notifying() const { return notifying_ != 0; }
@@ -242,7 +254,8 @@ private:
   /// the socket (true).
   bool screen_block1(int fd, const uint8_t* d, size_t n);
   struct observation {
-    coap_resource_t* resource = nullptr;
+    coap_resource_t* resource = nullptr;  ///< whose GET handler notifies
+    std::string path;                     ///< what is observed (no leading slash)
     coap_session_t* session = nullptr;  ///< referenced while observing
     std::string token;
     std::string source;    ///< the peer's address (per-source cap)
@@ -265,20 +278,23 @@ private:
     bool due = false;  ///< a change waits for the read to end
   };
   std::unordered_map<uint64_t, observation> observations_;
-  std::unordered_map<const coap_resource_t*, std::vector<uint64_t>> observers_of_;
+  std::unordered_map<std::string, std::vector<uint64_t>> observers_of_;  ///< by path
   std::unordered_map<std::string, uint64_t> observation_by_token_;  ///< session|token
   std::unordered_map<std::string, uint64_t> observation_by_mid_;    ///< endpoint|mid
   std::unordered_map<std::string, size_t> observations_per_source_;
   std::unordered_map<const coap_resource_t*, coap_method_handler_t> get_handlers_;
-  std::unordered_map<const coap_resource_t*, uint32_t> observe_numbers_;
+  std::unordered_set<const coap_resource_t*> path_resources_;  ///< make_observable_paths()
+  std::unordered_map<std::string, uint32_t> observe_numbers_;  ///< by path
   uint64_t next_observation_ = 1;
   uint64_t notifying_ = 0;  ///< the observation a notification is being built for
   std::vector<uint64_t> due_observations_;  ///< notifications waiting for a read to end
   void notify_one(coap_method_handler_t get, uint64_t id, int64_t now);
   size_t max_observations_ = 100000;
   size_t max_observations_per_source_ = 1024;
-  uint64_t observe_(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
-                    const coap_string_t* q);
+  uint64_t observe_(coap_resource_t* r, const std::string& path, coap_session_t* s,
+                    const coap_pdu_t* req, const coap_string_t* q);
+  /// The path `req` observes on `r` ("" when it is not observable).
+  std::string observable_path_of(const coap_resource_t* r, const coap_pdu_t* req) const;
   void end_observation(uint64_t id);
   /// Ends the observation `pdu`'s token names on `s`, if any.
   void end_observation_of(coap_session_t* s, const coap_pdu_t* pdu);

@@ -84,17 +84,46 @@ void runtime::make_observable(coap_resource_t* r, coap_method_handler_t get) {
   coap_add_attr(r, coap_make_str_const("obs"), nullptr, 0);
 }
 
+void runtime::make_observable_paths(coap_resource_t* r, coap_method_handler_t get) {
+  get_handlers_[r] = get;
+  path_resources_.insert(r);
+}
+
+bool runtime::observable_path(const std::string&) const { return false; }
+
+void runtime::unobserved(const std::string&) {}
+
+std::string runtime::observable_path_of(const coap_resource_t* r, const coap_pdu_t* req) const {
+  if (!is_observable(r))
+    return {};
+  if (path_resources_.count(r) == 0) {
+    auto* uri = coap_resource_get_uri_path(const_cast<coap_resource_t*>(r));
+    return uri ? std::string(reinterpret_cast<const char*>(uri->s), uri->length) : std::string();
+  }
+  std::string path;
+  coap_opt_iterator_t it;
+  coap_option_iterator_init(req, &it, COAP_OPT_ALL);
+  while (coap_opt_t* opt = coap_option_next(&it)) {
+    if (it.number != COAP_OPTION_URI_PATH)
+      continue;
+    if (!path.empty())
+      path += '/';
+    path.append(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+  }
+  return observable_path(path) ? path : std::string();
+}
+
 void runtime::end_observation_of(coap_session_t* s, const coap_pdu_t* pdu) {
   auto i = observation_by_token_.find(token_key(s, coap_pdu_get_token(pdu)));
   if (i != observation_by_token_.end())
     end_observation(i->second);
 }
 
-uint64_t runtime::observe_(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
-                           const coap_string_t* q) {
+uint64_t runtime::observe_(coap_resource_t* r, const std::string& path, coap_session_t* s,
+                           const coap_pdu_t* req, const coap_string_t* q) {
   auto key = token_key(s, coap_pdu_get_token(req));
   auto known = observation_by_token_.find(key);
-  if (known != observation_by_token_.end() && observations_.at(known->second).resource != r) {
+  if (known != observation_by_token_.end() && observations_.at(known->second).path != path) {
     end_observation(known->second);  // the token now observes another resource
     known = observation_by_token_.end();
   }
@@ -109,13 +138,14 @@ uint64_t runtime::observe_(coap_resource_t* r, coap_session_t* s, const coap_pdu
     id = next_observation_++;
     auto& o = observations_[id];
     o.resource = r;
+    o.path = path;
     o.session = coap_session_reference(s);
     auto token = coap_pdu_get_token(req);
     o.token.assign(reinterpret_cast<const char*>(token.s), token.length);
     o.source = p.address;
     o.endpoint = p.address + '|' + std::to_string(p.port);
     observation_by_token_[key] = id;
-    observers_of_[r].push_back(id);
+    observers_of_[path].push_back(id);
     ++observations_per_source_[p.address];
   } else {
     id = known->second;
@@ -145,10 +175,16 @@ void runtime::end_observation(uint64_t id) {
                                                      reinterpret_cast<const uint8_t*>(o.token.data())}));
   if (!o.mid_key.empty())
     observation_by_mid_.erase(o.mid_key);
-  auto& list = observers_of_[o.resource];
-  list.erase(std::remove(list.begin(), list.end(), id), list.end());
-  if (list.empty())
-    observers_of_.erase(o.resource);
+  auto list = observers_of_.find(o.path);
+  if (list != observers_of_.end()) {
+    auto& ids = list->second;
+    ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+    if (ids.empty()) {
+      observers_of_.erase(list);
+      observe_numbers_.erase(o.path);  // a path nobody observes costs nothing
+      unobserved(o.path);
+    }
+  }
   auto per = observations_per_source_.find(o.source);
   if (per != observations_per_source_.end() && --per->second == 0)
     observations_per_source_.erase(per);
@@ -160,6 +196,9 @@ void runtime::end_observation(uint64_t id) {
 bool runtime::answer_observed(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                               const coap_string_t* q, coap_pdu_t* resp, const coap_reply& reply) {
   if (!r || !is_observable(r))
+    return false;
+  const std::string path = observable_path_of(r, req);
+  if (path.empty())
     return false;
   coap_opt_iterator_t it;
   coap_opt_t* opt = coap_check_option(req, COAP_OPTION_OBSERVE, &it);
@@ -187,7 +226,7 @@ bool runtime::answer_observed(coap_resource_t* r, coap_session_t* s, const coap_
   // Answers `o`'s registration or notification: whole, or its block 0 with
   // the body kept for the later blocks.
   auto answer = [&](observation& o) {
-    o.number = observe_numbers_.try_emplace(r, 2u).first->second;
+    o.number = observe_numbers_.try_emplace(path, 2u).first->second;
     auto& b = *whole();
     bool blockwise = size > (size_t{16} << o.szx);
     o.body = blockwise ? body : nullptr;
@@ -208,7 +247,7 @@ bool runtime::answer_observed(coap_resource_t* r, coap_session_t* s, const coap_
     // A later block: of the observation's own snapshot when this endpoint
     // observes the resource (with this query), so that all blocks are of
     // one version; with its Observe number when asked with Observe set.
-    auto list = observers_of_.find(r);
+    auto list = observers_of_.find(path);
     if (list == observers_of_.end())
       return false;
     auto q_text = query_text(q);
@@ -236,7 +275,7 @@ bool runtime::answer_observed(coap_resource_t* r, coap_session_t* s, const coap_
   }
   if (obs != 0)
     return false;
-  auto id = observe_(r, s, req, q);
+  auto id = observe_(r, path, s, req, q);
   if (id == 0)
     return false;  // at the limit: a plain answer, no Observe option
   auto& o = observations_.at(id);
@@ -244,14 +283,11 @@ bool runtime::answer_observed(coap_resource_t* r, coap_session_t* s, const coap_
   return answer(o);
 }
 
-void runtime::notify_observers(coap_resource_t* r) {
-  auto list = observers_of_.find(r);
+void runtime::notify_observers(const std::string& path) {
+  auto list = observers_of_.find(path);
   if (list == observers_of_.end())
     return;
-  auto get = get_handlers_.find(r);
-  if (get == get_handlers_.end())
-    return;
-  auto& number = observe_numbers_.try_emplace(r, 2u).first->second;
+  auto& number = observe_numbers_.try_emplace(path, 2u).first->second;
   number = (number + 1) & 0xFFFFFFu;
   auto ids = list->second;  // the handler may end observations
   auto now = steady_millis();
@@ -269,7 +305,9 @@ void runtime::notify_observers(coap_resource_t* r) {
       }
       continue;
     }
-    notify_one(get->second, id, now);
+    auto get = get_handlers_.find(o.resource);
+    if (get != get_handlers_.end())
+      notify_one(get->second, id, now);
   }
 }
 
@@ -368,8 +406,8 @@ void runtime::notify_one(coap_method_handler_t get, uint64_t id, int64_t now) {
   }
 }
 
-void runtime::end_observations(coap_resource_t* r, uint16_t final_code) {
-  auto list = observers_of_.find(r);
+void runtime::end_observations(const std::string& path, uint16_t final_code) {
+  auto list = observers_of_.find(path);
   if (list == observers_of_.end())
     return;
   auto ids = list->second;
@@ -393,8 +431,7 @@ void runtime::end_observations(coap_resource_t* r, uint16_t final_code) {
       coap_send(session, resp);
     coap_session_release(session);
   }
-  observe_numbers_.erase(r);
-  get_handlers_.erase(r);
+  observe_numbers_.erase(path);
 }
 
 void runtime::on_empty_message(const std::string& endpoint, uint8_t type, uint16_t mid) {

@@ -28,7 +28,6 @@ namespace coapfleet::transport {
 /// node's health nobody observes) is answered asynchronously.
 struct representation {
   resource key;
-  coap_resource_t* res = nullptr;  ///< libcoap's resource, for observers (null: none)
   // -- the latest copy (one of these, by kind) -----------------------------------
   coap_reply reply;                                     ///< body in shared_body
   std::optional<model::fleet_health> health;            ///< completed when served
@@ -38,7 +37,9 @@ struct representation {
   bool has = false;         ///< a copy exists
   bool valid = false;       ///< and nothing changed since it was asked for
   bool warm = false;        ///< kept fresh whether read or not
-  bool observed = false;    ///< someone registered as an observer
+  /// Asked for with Observe: kept fresh until its last observer has gone
+  /// (its registration is answered a loop turn after its copy came).
+  bool observe_asked = false;
   bool refreshing = false;  ///< a fresh copy is on its way
   bool again = false;       ///< changed while it was on its way
   int64_t last_refresh = 0;
@@ -88,9 +89,16 @@ struct server_transport::impl : runtime {
 
   // -- representations (server_representations.cpp) ------------------------------
   std::unordered_map<std::string, representation> reps;  ///< by path
-  /// nodes/<id>/health resources of libcoap, for observers (representations
-  /// of them exist only while observed or being read).
-  std::unordered_map<std::string, coap_resource_t*> node_resources;
+  /// nodes/<id>/health and updates/<id>/status: served by the one
+  /// unknown-resource handler, never a libcoap resource each (libcoap 4.3.1
+  /// walks every resource on each I/O turn after a change, and on every
+  /// session it frees), observed each on its own.
+  bool observable_path(const std::string& path) const override;
+  /// Someone observes `rep`, or asked to.
+  bool observed_rep(const representation& rep) const {
+    return rep.observe_asked || observed(path_of(rep.key));
+  }
+  void unobserved(const std::string& path) override;
   std::unordered_set<std::string> behind;  ///< paths whose copy misses a control change
   uint64_t control_seq = 0;
   std::deque<held_reply> held;
@@ -99,8 +107,7 @@ struct server_transport::impl : runtime {
     int64_t at = 0;
   };
   std::unordered_map<uint64_t, asked> refreshes;  ///< refresh id → what and when
-  std::vector<std::string> to_create;  ///< libcoap resources to add (outside handlers)
-  std::vector<std::string> to_delete;  ///< libcoap resources to remove (observers get 4.04)
+  std::vector<std::string> to_delete;  ///< representations gone (observers get 4.04)
   std::vector<std::string> to_notify;  ///< resources whose observers get the new copy
   std::vector<std::string> artifacts_to_add;
   std::vector<std::string> due_paths;  ///< representations with a refresh scheduled
@@ -251,7 +258,6 @@ struct server_transport::impl : runtime {
 
   /// The deferred libcoap work; see runtime::housekeeping.
   int64_t do_housekeeping(bool& worked);
-  coap_resource_t* add_nested_resource(const std::string& path, const char* rt);
 
   void send_notification(job_actor job, const std::string& ip, uint16_t port,
                          const model::update_notification& note);

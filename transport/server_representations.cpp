@@ -41,9 +41,6 @@ representation* server_transport::impl::find(const resource& r, bool create) {
   auto& rep = reps[path];
   rep.key = r;
   rep.warm = always_fresh(r.kind);
-  auto n = node_resources.find(path);
-  if (n != node_resources.end())
-    rep.res = n->second;
   return &rep;
 }
 
@@ -61,12 +58,22 @@ void server_transport::impl::forget(const resource& r) {
   // Waiters get what a request for a resource that does not exist gets.
   for (auto& w : i->second.waiters)
     complete(w.id, json_reply(404, model::encode_error("no such resource", {{"path", "/" + path}})));
-  if (i->second.res)
-    to_delete.push_back(path);  // libcoap ends every observation with 4.04
+  if (observed(path))
+    to_delete.push_back(path);  // its observers get 4.04 (from the loop, outside handlers)
   else
     reps.erase(i);
   behind.erase(path);
   release_held();
+}
+
+void server_transport::impl::unobserved(const std::string& path) {
+  auto i = reps.find(path);
+  if (i == reps.end())
+    return;
+  auto& rep = i->second;
+  rep.observe_asked = false;
+  if (!rep.warm && rep.waiters.empty() && !rep.refreshing && rep.due < 0)
+    reps.erase(i);  // a node's health nobody watches any more
 }
 
 void server_transport::impl::changed(const resource& r, urgency u) {
@@ -75,7 +82,7 @@ void server_transport::impl::changed(const resource& r, urgency u) {
   if (rep == nullptr)
     return;
   rep->valid = false;
-  if (!rep->warm && !rep->observed && rep->waiters.empty())
+  if (!rep->warm && rep->waiters.empty() && !observed_rep(*rep))
     return;  // nobody needs a copy: the next read asks for one
   // Read-your-writes costs a rendering per acknowledged batch of writes:
   // worth it for representations that render quickly; one that takes
@@ -105,7 +112,7 @@ void server_transport::impl::schedule_refresh(representation& rep, bool urgent) 
     // of the time on one representation (the fleet's listing grows with it).
     // Observers of the fleet's listing get it at most once a second.
     int64_t interval = std::max<int64_t>(cfg.observe_interval_ms, cfg.publish_interval_ms);
-    if (rep.key.kind == resource_kind::nodes && rep.observed)
+    if (rep.key.kind == resource_kind::nodes && observed_rep(rep))
       interval = std::max<int64_t>(interval, 1000);
     interval = std::max<int64_t>(interval, 20 * rep.render_ms);
     at = std::max(now, rep.last_refresh + interval);
@@ -157,7 +164,7 @@ void server_transport::impl::refreshed(representation& rep, int64_t asked_at) {
     rep.reply.etag = rep.reply.code == 205 ? fnv1a(path, etag_salt) ^ rep.version : 0;
   if (!rep.behind())
     behind.erase(path);
-  if (rep.res && !first)
+  if (!first && observed(path))
     to_notify.push_back(path);
   auto waiters = std::move(rep.waiters);
   rep.waiters.clear();
@@ -165,7 +172,7 @@ void server_transport::impl::refreshed(representation& rep, int64_t asked_at) {
     complete(w.id, w.answer ? w.answer(rep) : current(rep));
   if (rep.again)
     schedule_refresh(rep, rep.behind());
-  else if (!rep.warm && !rep.observed)
+  else if (!rep.warm && !observed_rep(rep))
     reps.erase(path);  // a copy nobody keeps (a node's health, read once)
   release_held();
 }
@@ -298,17 +305,11 @@ void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const c
                  one_node ? key.id : std::string{}, refusal))
     return reply_now(r, s, req, q, resp, refusal);
   auto* rep = t.find(key, true);
-  if (has_observe(req) && !rep->observed) {
-    rep->observed = true;
-    if (!rep->res) {
-      auto n = t.node_resources.find(path_of(key));
-      if (n != t.node_resources.end())
-        rep->res = n->second;
-    }
-  }
+  if (has_observe(req))
+    rep->observe_asked = true;
   // A copy nobody keeps fresh (a node's health that is not observed) is only
   // good while nothing changed; the fleet-wide ones are always the latest.
-  if (rep->has && (rep->warm || rep->observed || rep->valid))
+  if (rep->has && (rep->warm || rep->valid || t.observed_rep(*rep)))
     return reply_now(r, s, req, q, resp, answer ? answer(*rep) : t.current(*rep));
   if (t.notifying())
     return;  // nothing to notify yet: the next copy will be

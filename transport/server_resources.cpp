@@ -196,20 +196,6 @@ void hnd_get_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* re
   serve(r, s, req, q, resp, resource{resource_kind::updates, {}});
 }
 
-/// /nodes/<id>/health (owned by the node actor) and /updates/<id>/status
-/// (owned by the job actor): the resource's own path names them.
-void hnd_get_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
-                    const coap_string_t* q, coap_pdu_t* resp) {
-  auto* uri = coap_resource_get_uri_path(r);
-  std::string path(reinterpret_cast<const char*>(uri->s), uri->length);
-  auto second = path.find('/');
-  auto third = path.rfind('/');
-  auto id = path.substr(second + 1, third - second - 1);
-  serve(r, s, req, q, resp,
-        path.rfind("nodes/", 0) == 0 ? resource{resource_kind::node_health, id}
-                                     : resource{resource_kind::job_status, id});
-}
-
 void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                       const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *server_of(s);
@@ -331,8 +317,44 @@ void hnd_post_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
   keys_request(r, s, req, q, resp, std::move(k.value));
 }
 
+/// /nodes/<id>/health (owned by the node actor) and /updates/<id>/status
+/// (owned by the job actor): GET only, observable. They exist while their
+/// node is registered, their job is known.
+void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                const coap_string_t* q, coap_pdu_t* resp, const std::vector<std::string>& parts) {
+  auto& t = *server_of(s);
+  bool node = parts[0] == "nodes";
+  resource key = node ? resource{resource_kind::node_health, parts[1]}
+                      : resource{resource_kind::job_status, parts[1]};
+  auto path = "/" + parts[0] + "/" + parts[1] + "/" + parts[2];
+  if (!is_deferred(s, req)) {
+    if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET)
+      return reply_now(r, s, req, q, resp,
+                       json_reply(405, model::encode_error(std::string("method ")
+                                                             + method_name(req)
+                                                             + " not allowed on " + path,
+                                                           {{"allowed", "GET"}})));
+    bool known = node ? t.routes.count(parts[1]) != 0 : t.find(key, false) != nullptr;
+    if (!known)
+      return reply_now(r, s, req, q, resp,
+                       json_reply(404, model::encode_error(
+                                         node ? "node not registered" : "job not found",
+                                         {{"path", path}, {node ? "node_id" : "job_id", parts[1]}})));
+  }
+  serve(r, s, req, q, resp, key);
+}
+
+bool nested_path(const std::vector<std::string>& parts) {
+  return parts.size() == 3 && !parts[1].empty()
+         && ((parts[0] == "nodes" && parts[2] == "health")
+             || (parts[0] == "updates" && parts[2] == "status"));
+}
+
 void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                  const coap_string_t* q, coap_pdu_t* resp) {
+  auto parts = uri_path_segments(req);
+  if (nested_path(parts))
+    return hnd_nested(r, s, req, q, resp, parts);
   if (!job_spec_id(req).empty())
     return hnd_get_job_spec(r, s, req, q, resp);
   auto name = artifact_name(req);
@@ -378,20 +400,16 @@ void server_transport::impl::render_keys_listing(const model::key_table& table) 
   ++keys_tables;
 }
 
-coap_resource_t* server_transport::impl::add_nested_resource(const std::string& path,
-                                                             const char* rt) {
-  auto* uri = coap_new_str_const(reinterpret_cast<const uint8_t*>(path.data()), path.size());
-  auto* r = coap_resource_init(uri, COAP_RESOURCE_FLAGS_RELEASE_URI);
-  if (!r)
-    return nullptr;
-  coap_resource_set_userdata(r, const_cast<char*>("GET"));
-  register_methods(r, gated<hnd_not_allowed>, gated<hnd_get_nested>);
-  make_observable(r, gated<hnd_get_nested>);
-  coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const(rt), 0);
-  coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const("\"core.s\""), 0);
-  coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
-  coap_add_resource(ctx, r);
-  return r;
+bool server_transport::impl::observable_path(const std::string& path) const {
+  auto first = path.find('/');
+  auto last = path.rfind('/');
+  if (first == std::string::npos || last == first || last == first + 1)
+    return false;
+  auto head = std::string_view(path).substr(0, first);
+  auto tail = std::string_view(path).substr(last + 1);
+  if (std::string_view(path).substr(first + 1, last - first - 1).find('/') != std::string_view::npos)
+    return false;
+  return (head == "nodes" && tail == "health") || (head == "updates" && tail == "status");
 }
 
 bool server_transport::impl::register_resources() {
@@ -426,7 +444,7 @@ bool server_transport::impl::register_resources() {
       make_observable(r, spec.get);
       auto kind = path == "health" ? resource_kind::health
                   : path == "nodes" ? resource_kind::nodes : resource_kind::updates;
-      find(resource{kind, {}}, true)->res = r;
+      find(resource{kind, {}}, true);
     }
     coap_add_resource(ctx, r);
   }
@@ -434,6 +452,7 @@ bool server_transport::impl::register_resources() {
   if (!unknown)
     return false;
   register_methods(unknown, gated<hnd_unknown>, nullptr);
+  make_observable_paths(unknown, gated<hnd_unknown>);
   coap_add_resource(ctx, unknown);
   return true;
 }

@@ -74,39 +74,18 @@ int64_t server_transport::impl::do_housekeeping(bool& worked) {
   for (auto& name : artifacts_to_add)
     add_artifact_resource(name);
   artifacts_to_add.clear();
-  for (auto& path : to_create) {
-    if (reps.count(path) && reps[path].res)
-      continue;
-    bool node = path.rfind("nodes/", 0) == 0;
-    if (node && node_resources.count(path))
-      continue;
-    auto* r = add_nested_resource(path, node ? "\"coapfleet.node.health\""
-                                             : "\"coapfleet.job.status\"");
-    if (!r)
-      continue;
-    if (node)
-      node_resources[path] = r;
-    else if (auto i = reps.find(path); i != reps.end())
-      i->second.res = r;
-  }
-  to_create.clear();
   for (auto& path : to_delete) {
     auto i = reps.find(path);
     if (i == reps.end())
       continue;
-    // libcoap ends every observation of it with 4.04 Not Found.
-    if (i->second.res) {
-      end_observations(i->second.res, 404);  // as RFC 7641 §3.2 ends them
-      coap_delete_resource(ctx, i->second.res);
-    }
+    end_observations(path, 404);  // as RFC 7641 §3.2 ends them
     reps.erase(i);
     worked = true;
   }
   to_delete.clear();
   for (auto& path : to_notify) {
-    auto i = reps.find(path);
-    if (i != reps.end() && i->second.res) {
-      notify_observers(i->second.res);
+    if (reps.count(path) && observed(path)) {
+      notify_observers(path);
       worked = true;
     }
   }
@@ -209,8 +188,6 @@ bool server_transport::open(std::string& error) {
   // Typed: the compiler checks every handler against transport_actor.
   d.set_behavior(transport_actor::behavior_type{
     [dp](atom::route, std::string& node_id, node_actor& node) {
-      if (!dp->routes.count(node_id))
-        dp->to_create.push_back("nodes/" + node_id + "/health");
       dp->routes[std::move(node_id)] = std::move(node);
     },
     [dp](atom::notify, job_actor& job, std::string& ip, uint16_t port,
@@ -259,7 +236,6 @@ bool server_transport::open(std::string& error) {
       resource r{resource_kind::job_status, job_id};
       dp->find(r, true);
       dp->changed(r, urgency::control);
-      dp->to_create.push_back(path_of(r));
     },
     [dp](atom::forget, std::string& job_id) {
       dp->forget(resource{resource_kind::job_status, job_id});

@@ -8,7 +8,8 @@ coap-client which prints them back to back):
   `completed`, every node's states in the order of the chain;
 - 100 observers of one /nodes/<id>/health all end with the latest report;
 - deleting a job ends its observations with 4.04;
-- /.well-known/core?rt= lists the nested observable resources;
+- /.well-known/core stays the same size as nodes and jobs are added (their
+  resources are served by one handler), and those resources are observable;
 - the agent's own GET /health is observable;
 - (expected failure, a known bug) a new observer is served a stale cached
   representation after a change nobody observed.
@@ -410,37 +411,39 @@ class ServerObserve(h.ServerTestCase, ObserveAssertions):
         except AssertionError as e:
             self.fail("%s\n%s" % (e, o.describe()))
 
-    def test_well_known_core_lists_nested_observables(self):
-        nodes = [self.register_node("wk-node-%d" % i) for i in (1, 2)]
+    def test_well_known_core_does_not_grow_with_the_fleet(self):
+        """/nodes/<id>/health and /updates/<id>/status are served by one
+        handler, not a libcoap resource each (a million nodes would be a
+        million resources, which libcoap walks on every I/O turn after a
+        change): discovery names the collections, which list their members,
+        and stays the same size however many nodes and jobs there are."""
+        before = self.server.coap("get", ".well-known/core")
+        self.assertEqual(before.code, "2.05", before)
+        nodes = [self.register_node("wk-node-%d" % i) for i in range(1, 21)]
         job = self.create_job("observe-discovery")
-
-        def discover(rt):
+        after = self.server.coap("get", ".well-known/core")
+        self.assertEqual(after.code, "2.05", after)
+        self.assertEqual(after.body, before.body)
+        links = dict(parse_links(after.body))
+        for path in ("/nodes", "/updates", "/health"):
+            self.assertIs(links[path].get("obs"), True, (path, after.body))
+        for rt in ("coapfleet.node.health", "coapfleet.job.status"):
             r = self.server.coap("get", ".well-known/core?rt=" + rt)
-            self.assertEqual(r.code, "2.05", "%r%s" % (r, h._trace(r)))
-            self.assertEqual(r.content_format, 40, r)
-            links = parse_links(r.body)
-            self.assertTrue(links, "no links in %r" % r.body)
-            for target, attrs in links:
-                self.assertEqual(attrs.get("rt"), rt, (target, attrs, r.body))
-                self.assertIs(attrs.get("obs"), True, "%s is not marked obs: %r" % (target, attrs))
-                self.assertEqual(attrs.get("ct"), "50", (target, attrs))
-            return {target for target, _ in links}
-
-        # Every job (and nothing else) has its status resource.
-        targets = discover("coapfleet.job.status")
-        r = self.server.coap("get", "updates")
-        self.assertEqual(r.code, "2.05", r)
-        jobs = {j["job_id"] for j in r.json()["updates"]}
-        self.assertIn(job, jobs)
-        self.assertEqual(targets, {"/updates/%s/status" % j for j in jobs})
-
-        # Every node (and nothing else) has its health resource.
-        targets = discover("coapfleet.node.health")
-        r = self.server.coap("get", "nodes")
-        self.assertEqual(r.code, "2.05", r)
-        known = {n["node_id"] for n in r.json()["nodes"]}
-        self.assertTrue(set(nodes) <= known, known)
-        self.assertEqual(targets, {"/nodes/%s/health" % n for n in known})
+            self.assertIn(r.code, ("2.05", "4.04"), r)
+            self.assertEqual(parse_links(r.body) if r.code == "2.05" else [], [], r.body)
+        # ... and each of them is still there, observable, and 4.05 to other methods.
+        for path in ["nodes/%s/health" % n for n in nodes[:3]] + ["updates/%s/status" % job]:
+            o = observe(h.HOST, self.server.port, path)
+            self.addCleanup(o.close)
+            self.assertRegistered(o)
+            r = self.server.coap("post", path, {"x": 1})
+            self.assertEqual(r.code, "4.05", r)
+            self.assertEqual(r.json()["allowed"], "GET", r)
+        r = self.server.coap("get", "nodes/never-registered/health")
+        self.assertEqual(r.code, "4.04", r)
+        self.assertEqual(r.json()["node_id"], "never-registered", r)
+        r = self.server.coap("get", "updates/no-such-job/status")
+        self.assertEqual(r.code, "4.04", r)
 
 
 if __name__ == "__main__":
