@@ -27,10 +27,15 @@ void add_common(CLI::App* sub, cli_state& s) {
                   "(or localhost): the simulator only generates traffic on loopback")
     ->capture_default_str();
   sub->add_option("-n,--nodes", c.nodes, "number of simulated nodes, each with its own "
-                                          "UDP socket (one open file each)")
+                                          "UDP socket (one open file each; see --nodes-per-socket)")
+    ->capture_default_str();
+  sub->add_option("--nodes-per-socket", c.nodes_per_socket,
+                  "nodes sharing one UDP socket, address and port (1..1000): the server "
+                  "sees them as one source, notifications are told apart by node_id; for "
+                  "fleets larger than the open-file limit allows")
     ->capture_default_str();
   sub->add_option("--base", s.base,
-                  "base address of the nodes: node i (0-based) listens on "
+                  "base address of the nodes: node socket i (0-based) listens on "
                   "BASE + (i/250)*256 + i%250 + 1, e.g. 127.2.0.1 .. 127.2.0.250, 127.2.1.1 ..")
     ->capture_default_str();
   sub->add_option("--node-port", c.node_port,

@@ -133,6 +133,10 @@ struct listed_node {
 nodes_listing assemble_nodes_listing(const std::vector<listed_node>& nodes);
 /// {"nodes":[...]} of the given entries of a listing, in the given order.
 std::string cut_nodes(const nodes_listing& listing, const std::vector<const listing_entry*>& keep);
+/// A page: {"nodes":[...],"next":ID} where `next` (the cursor for after=)
+/// is the last node of the page when more follow, else null.
+std::string cut_nodes_page(const nodes_listing& listing,
+                           const std::vector<const listing_entry*>& keep, bool more);
 
 /// `/nodes/<id>/health`: the node's latest report as it sent it (the shape
 /// of PUT /health) plus `received_at` (null before the first report) and

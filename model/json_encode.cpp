@@ -189,6 +189,20 @@ std::string cut_nodes(const nodes_listing& listing, const std::vector<const list
   return out;
 }
 
+std::string cut_nodes_page(const nodes_listing& listing,
+                           const std::vector<const listing_entry*>& keep, bool more) {
+  auto out = cut_nodes(listing, keep);
+  out.pop_back();  // the closing brace
+  out += ",\"next\":";
+  if (more && !keep.empty())
+    out += write([&](writer& w) { w.String(keep.back()->node_id.c_str(),
+                                           static_cast<rapidjson::SizeType>(keep.back()->node_id.size())); });
+  else
+    out += "null";
+  out += '}';
+  return out;
+}
+
 std::string encode_fleet_health(const fleet_health& h) {
   return write([&](writer& w) {
     w.StartObject();

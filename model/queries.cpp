@@ -24,6 +24,7 @@ bool for_each_query_part(
 
 decoded<nodes_query> decode_nodes_query(std::string_view query) {
   decoded<nodes_query> d;
+  bool has_limit = false, has_after = false;
   for_each_query_part(query, [&](std::string_view key, std::string_view value, bool) {
     if (key == "status") {
       if (value != "online" && value != "stale" && value != "offline") {
@@ -33,13 +34,42 @@ decoded<nodes_query> decode_nodes_query(std::string_view query) {
       d.value.status = std::string(value);
     } else if (key == "node_id") {
       d.value.node_id = std::string(value);
+    } else if (key == "limit") {
+      uint64_t n = 0;
+      bool digits = !value.empty() && value.size() <= 6;
+      for (char c : value) {
+        digits = digits && c >= '0' && c <= '9';
+        n = n * 10 + static_cast<uint64_t>(c - '0');
+      }
+      if (has_limit || !digits || n < 1 || n > max_page_limit) {
+        d.err = {has_limit ? "query limit given twice"
+                           : "query limit must be a page size of 1.."
+                               + std::to_string(max_page_limit) + " nodes",
+                 "limit"};
+        return false;
+      }
+      has_limit = true;
+      d.value.limit = static_cast<uint32_t>(n);
+    } else if (key == "after") {
+      if (has_after || !valid_node_id(value)) {
+        d.err = {has_after ? "query after given twice"
+                           : "query after must be a node id (the next cursor of the previous "
+                             "page): 1..64 characters of A-Z a-z 0-9 . _ -",
+                 "after"};
+        return false;
+      }
+      has_after = true;
+      d.value.after = std::string(value);
     } else {
-      d.err = {"unknown query parameter " + std::string(key) + " (expected status, node_id)",
+      d.err = {"unknown query parameter " + std::string(key)
+                 + " (expected status, node_id, limit, after)",
                std::string(key)};
       return false;
     }
     return true;
   });
+  if (d.ok() && has_after && !has_limit)
+    d.value.limit = default_page_limit;
   return d;
 }
 

@@ -18,10 +18,19 @@ bool for_each_query_part(
   std::string_view query,
   const std::function<bool(std::string_view, std::string_view, bool)>& take);
 
-/// GET /nodes?status=online|stale|offline&node_id=ID (both optional).
+/// A page's size when after= comes without limit=.
+constexpr uint32_t default_page_limit = 1000;
+constexpr uint32_t max_page_limit = 10000;
+
+/// GET /nodes?status=online|stale|offline&node_id=ID&limit=N&after=ID (all
+/// optional). With limit or after the answer is a page: at most `limit`
+/// nodes with ids after `after`, in id order, and `next` (the cursor of the
+/// following page, null after the last).
 struct nodes_query {
   std::string status;   ///< "" for every status
   std::string node_id;  ///< "" for every node
+  uint32_t limit = 0;   ///< 0: not paged
+  std::string after;    ///< "" from the first node
 };
 decoded<nodes_query> decode_nodes_query(std::string_view query);
 

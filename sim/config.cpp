@@ -111,13 +111,15 @@ std::string validate(const config& c) {
     return "--nodes must be at least 1";
   if (c.nodes > 1000000)
     return "--nodes above 1000000 is not supported";
+  if (c.nodes_per_socket == 0 || c.nodes_per_socket > 1000)
+    return "--nodes-per-socket must be 1..1000";
   if (!is_loopback(c.server_ip))
     return "the server address must be in 127.0.0.0/8";
   if (!is_loopback(c.base_ip))
     return "--base " + format_ipv4(c.base_ip) + " is not in 127.0.0.0/8";
-  uint64_t last = static_cast<uint64_t>(c.base_ip) + (c.nodes - 1) / 250 * 256 + 250;
+  uint64_t last = static_cast<uint64_t>(c.base_ip) + (c.sockets() - 1) / 250 * 256 + 250;
   if (last >> 24 != 127)
-    return std::to_string(c.nodes) + " nodes from --base " + format_ipv4(c.base_ip)
+    return std::to_string(c.sockets()) + " node sockets from --base " + format_ipv4(c.base_ip)
            + " would leave 127.0.0.0/8; use a lower base or fewer nodes";
   uint32_t first = node_address(c.base_ip, 0);
   if (c.server_ip >= first && c.server_ip <= last && c.server_port == c.node_port) {

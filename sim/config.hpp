@@ -24,6 +24,11 @@ struct config {
 
   // -- how many, how long
   uint32_t nodes = 100;
+  /// Nodes sharing one UDP socket (one address and port): a million node ids
+  /// on a machine that allows far fewer open files. Node i uses socket
+  /// i / nodes_per_socket; socket j is on BASE + (j/250)*256 + j%250 + 1.
+  uint32_t nodes_per_socket = 1;
+  uint32_t sockets() const { return (nodes + nodes_per_socket - 1) / nodes_per_socket; }
   double duration = 0;              ///< seconds; 0 = until SIGINT (fleet), load needs > 0
   double report_every = 5;          ///< seconds between progress lines (fleet)
   uint64_t seed = 1;

@@ -38,9 +38,9 @@ engine::engine(config c, FILE* progress) : cfg_(std::move(c)), out_(progress), r
 }
 
 engine::~engine() {
-  for (auto& n : nodes_)
-    if (n.fd >= 0)
-      ::close(n.fd);
+  for (auto& s : socks_)
+    if (s.fd >= 0)
+      ::close(s.fd);
   for (int fd : {epoll_fd_, signal_fd_, stop_fd_})
     if (fd >= 0)
       ::close(fd);
@@ -74,7 +74,7 @@ void engine::poll_once(int64_t max_wait_ns) {
         stopping_ = true;
         r_.interrupted = true;
       }
-    } else if (tag < nodes_.size()) {
+    } else if (tag < socks_.size()) {
       receive(tag);
     }
   }
@@ -153,11 +153,11 @@ void engine::run_timers(int64_t now) {
   }
 }
 
-void engine::receive(uint32_t n) {
+void engine::receive(uint32_t j) {
   alignas(8) uint8_t buf[2048];
   sockaddr_in src{};
   socklen_t sl = sizeof src;
-  ssize_t len = ::recvfrom(nodes_[n].fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC,
+  ssize_t len = ::recvfrom(socks_[j].fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC,
                            reinterpret_cast<sockaddr*>(&src), &sl);
   if (len < 0)
     return;
@@ -167,21 +167,25 @@ void engine::receive(uint32_t n) {
     ++r_.decode_errors;  // larger than anything this protocol sends
     return;
   }
-  handle(n, buf, static_cast<size_t>(len), src, now);
+  handle(j, buf, static_cast<size_t>(len), src, now);
+}
+
+void engine::send_on(uint32_t j, const uint8_t* data, size_t len, const sockaddr_in& dst) {
+  ++r_.datagrams_out;
+  if (::sendto(socks_[j].fd, data, len, 0, reinterpret_cast<const sockaddr*>(&dst), sizeof dst)
+      < 0)
+    ++r_.send_errors;  // a full buffer is a lost datagram: retransmission covers it
 }
 
 void engine::send_to(uint32_t n, const uint8_t* data, size_t len, const sockaddr_in& dst) {
-  ++r_.datagrams_out;
-  if (::sendto(nodes_[n].fd, data, len, 0, reinterpret_cast<const sockaddr*>(&dst), sizeof dst)
-      < 0)
-    ++r_.send_errors;  // a full buffer is a lost datagram: retransmission covers it
+  send_on(nodes_[n].sock, data, len, dst);
 }
 
 void engine::send_to_server(uint32_t n, const uint8_t* data, size_t len) {
   send_to(n, data, len, server_);
 }
 
-void engine::handle(uint32_t n, const uint8_t* data, size_t len, const sockaddr_in& src,
+void engine::handle(uint32_t j, const uint8_t* data, size_t len, const sockaddr_in& src,
                     int64_t now) {
   coap::message m;
   auto err = coap::decode(data, len, m);
@@ -190,7 +194,7 @@ void engine::handle(uint32_t n, const uint8_t* data, size_t len, const sockaddr_
     // A malformed CON is rejected with RST (RFC 7252 §4.2) when its header is readable.
     if (len >= 4 && data[0] >> 6 == 1 && m.type == coap::msg_type::con) {
       uint8_t rst[4];
-      send_to(n, rst, coap::encode_empty(coap::msg_type::rst, m.mid, rst), src);
+      send_on(j, rst, coap::encode_empty(coap::msg_type::rst, m.mid, rst), src);
     }
     return;
   }
@@ -198,7 +202,7 @@ void engine::handle(uint32_t n, const uint8_t* data, size_t len, const sockaddr_
                      && src.sin_port == server_.sin_port;
   switch (m.type) {
     case coap::msg_type::ack: {
-      uint32_t slot = from_server ? find_by_mid(n, m.mid) : none;
+      uint32_t slot = from_server ? find_on_socket(j, m.mid) : none;
       if (slot == none) {
         ++r_.unexpected;  // a late or duplicated ACK
         return;
@@ -221,11 +225,12 @@ void engine::handle(uint32_t n, const uint8_t* data, size_t len, const sockaddr_
       return;
     }
     case coap::msg_type::rst: {
-      uint32_t slot = from_server ? find_by_mid(n, m.mid) : none;
+      uint32_t slot = from_server ? find_on_socket(j, m.mid) : none;
       if (slot == none)
         return;
       ++r_.rst;
       auto kind = ex_[slot].kind;
+      auto n = ex_[slot].node;
       finish_exchange(slot);
       if (kind == ex_kind::reg)
         registration_done(n, false, now);
@@ -239,22 +244,22 @@ void engine::handle(uint32_t n, const uint8_t* data, size_t len, const sockaddr_
     case coap::msg_type::non:
       if (m.code == coap::code::empty) {
         uint8_t rst[4];  // CoAP ping
-        send_to(n, rst, coap::encode_empty(coap::msg_type::rst, m.mid, rst), src);
+        send_on(j, rst, coap::encode_empty(coap::msg_type::rst, m.mid, rst), src);
         return;
       }
       if (coap::is_request(m.code)) {
-        handle_request(n, m, src, now);
+        handle_request(j, m, src, now);
         return;
       }
       if (coap::is_response(m.code)) {
         // A separate response: acknowledge it (again, if it is a retransmission).
         if (m.type == coap::msg_type::con) {
           uint8_t ack[4];
-          send_to(n, ack, coap::encode_empty(coap::msg_type::ack, m.mid, ack), src);
+          send_on(j, ack, coap::encode_empty(coap::msg_type::ack, m.mid, ack), src);
         }
         if (from_server && m.token_length == 8) {
           uint32_t slot = get_be32(m.token);
-          if (slot < ex_.size() && ex_[slot].live && ex_[slot].node == n
+          if (slot < ex_.size() && ex_[slot].live && nodes_[ex_[slot].node].sock == j
               && ex_[slot].gen == get_be32(m.token + 4)) {
             complete(slot, m, now);
             return;
@@ -268,10 +273,43 @@ void engine::handle(uint32_t n, const uint8_t* data, size_t len, const sockaddr_
   }
 }
 
-void engine::handle_request(uint32_t n, const coap::message& m, const sockaddr_in& src,
+uint32_t engine::addressee(uint32_t j, const coap::message& m) const {
+  auto& s = socks_[j];
+  if (cfg_.nodes_per_socket == 1 || !m.path_is("updates/available"))
+    return s.first_node;
+  // Shared: the node the notification names (ids are PREFIX + index + 1);
+  // one that names none is refused by the first node's handler (4.00).
+  auto d = model::decode_update_notification(m.payload_text());
+  if (!d.ok())
+    return s.first_node;
+  if (d.value.node_id.compare(0, cfg_.id_prefix.size(), cfg_.id_prefix) != 0)
+    return none;
+  auto digits = d.value.node_id.substr(cfg_.id_prefix.size());
+  if (digits.empty() || digits.size() > 7
+      || digits.find_first_not_of("0123456789") != std::string::npos)
+    return none;
+  auto index = static_cast<uint32_t>(std::stoul(digits));
+  if (index == 0 || index > nodes_.size() || nodes_[index - 1].sock != j
+      || nodes_[index - 1].id != d.value.node_id)
+    return none;
+  return index - 1;
+}
+
+void engine::handle_request(uint32_t j, const coap::message& m, const sockaddr_in& src,
                             int64_t now) {
-  auto& nd = nodes_[n];
   bool con = m.type == coap::msg_type::con;
+  uint32_t n = addressee(j, m);
+  if (n == none) {
+    // None of this socket's nodes: 4.04, as an agent answers another node's notification.
+    uint8_t reply[16];
+    coap::writer w(reply, sizeof reply);
+    w.header(con ? coap::msg_type::ack : coap::msg_type::non, coap::code::not_found,
+             con ? m.mid : socks_[j].next_mid++, m.token, m.token_length);
+    ++r_.notification_rejected;
+    send_on(j, reply, w.size(), src);
+    return;
+  }
+  auto& nd = nodes_[n];
   uint32_t sip = ntohl(src.sin_addr.s_addr);
   uint16_t sport = ntohs(src.sin_port);
   if (con) {
@@ -304,7 +342,7 @@ void engine::handle_request(uint32_t n, const coap::message& m, const sockaddr_i
   uint8_t reply[16];
   coap::writer w(reply, sizeof reply);
   w.header(con ? coap::msg_type::ack : coap::msg_type::non, code,
-           con ? m.mid : nd.next_mid++, m.token, m.token_length);
+           con ? m.mid : socks_[j].next_mid++, m.token, m.token_length);
   if (con) {
     auto& s = nd.seen[nd.seen_next++ % 4];
     s.src_ip = sip;

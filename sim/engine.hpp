@@ -133,10 +133,17 @@ private:
 
   enum reg_state : uint8_t { unregistered, registering, registered };
 
-  struct node {
+  /// A UDP socket: one node's, or --nodes-per-socket nodes' (message ids
+  /// are the socket's, so that none repeats on one endpoint).
+  struct sock {
     int fd = -1;
     uint32_t ip = 0;
     uint16_t next_mid = 0;
+    uint32_t first_node = 0;  ///< nodes first_node .. first_node + nodes_per_socket - 1
+  };
+
+  struct node {
+    uint32_t sock = 0;            ///< index in socks_
     uint8_t state = unregistered;
     uint8_t inflight = 0;         ///< load requests in flight
     uint8_t reg_tries = 0;
@@ -163,10 +170,16 @@ private:
   void loop_until(int64_t end, bool (engine::*done)() const);
   void poll_once(int64_t max_wait_ns);
   void run_timers(int64_t now);
-  void receive(uint32_t n);
-  void handle(uint32_t n, const uint8_t* data, size_t len, const sockaddr_in& src, int64_t now);
-  void handle_request(uint32_t n, const coap::message& m, const sockaddr_in& src, int64_t now);
+  void receive(uint32_t sock);
+  void handle(uint32_t sock, const uint8_t* data, size_t len, const sockaddr_in& src,
+              int64_t now);
+  void handle_request(uint32_t sock, const coap::message& m, const sockaddr_in& src,
+                      int64_t now);
+  /// The node of socket `sock` a request is for (its body's node_id when
+  /// the socket is shared); `none` when it is none of them.
+  uint32_t addressee(uint32_t sock, const coap::message& m) const;
   void send_to(uint32_t n, const uint8_t* data, size_t len, const sockaddr_in& dst);
+  void send_on(uint32_t sock, const uint8_t* data, size_t len, const sockaddr_in& dst);
   void send_to_server(uint32_t n, const uint8_t* data, size_t len);
 
   // exchanges
@@ -177,6 +190,8 @@ private:
   void exchange_timer(uint32_t slot, int64_t now);
   void give_up(uint32_t slot, int64_t now);
   uint32_t find_by_mid(uint32_t n, uint16_t mid) const;
+  /// The live exchange with message id `mid` of any node on socket `sock`.
+  uint32_t find_on_socket(uint32_t sock, uint16_t mid) const;
 
   // node behaviour
   void queue_registration(uint32_t n);
@@ -220,6 +235,7 @@ private:
   bool fleet_running_ = false;
   bool draining_ = false;       ///< winding down: no new exchanges
   std::vector<node> nodes_;
+  std::vector<sock> socks_;
   std::vector<exchange> ex_;
   uint32_t free_ex_ = none;
   uint32_t gen_ = 1;

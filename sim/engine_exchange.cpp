@@ -48,7 +48,7 @@ uint32_t engine::start_exchange(uint32_t n, ex_kind kind, uint8_t method, const 
   if (gen_ == 0)
     gen_ = 1;
   e.kind = kind;
-  e.mid = nd.next_mid++;
+  e.mid = socks_[nd.sock].next_mid++;
   e.retransmits = 0;
   e.acked = false;
   e.live = true;
@@ -83,6 +83,16 @@ uint32_t engine::find_by_mid(uint32_t n, uint16_t mid) const {
   for (uint32_t s = nodes_[n].first_ex; s != none; s = ex_[s].next)
     if (ex_[s].mid == mid)
       return s;
+  return none;
+}
+
+uint32_t engine::find_on_socket(uint32_t j, uint16_t mid) const {
+  auto end = std::min<uint64_t>(nodes_.size(), uint64_t{socks_[j].first_node} + cfg_.nodes_per_socket);
+  for (uint32_t n = socks_[j].first_node; n < end; ++n) {
+    auto slot = find_by_mid(n, mid);
+    if (slot != none)
+      return slot;
+  }
   return none;
 }
 

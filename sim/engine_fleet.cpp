@@ -47,7 +47,7 @@ void engine::pump_registrations(int64_t now) {
 
 void engine::send_registration(uint32_t n, int64_t now) {
   auto& nd = nodes_[n];
-  auto body = registration_body(nd.id, format_ipv4(nd.ip), cfg_.node_port, cfg_.services, n);
+  auto body = registration_body(nd.id, format_ipv4(socks_[nd.sock].ip), cfg_.node_port, cfg_.services, n);
   nd.state = registering;
   ++reg_inflight_;
   nd.reg_ex = start_exchange(n, ex_kind::reg, coap::code::post, "nodes", body.data(),

@@ -24,7 +24,7 @@ namespace coapfleet::sim {
 using namespace internal;
 
 std::string engine::raise_fd_limit() {
-  rlim_t need = static_cast<rlim_t>(cfg_.nodes) + 64;
+  rlim_t need = static_cast<rlim_t>(cfg_.sockets()) + 64;
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
     return std::string("getrlimit(RLIMIT_NOFILE): ") + std::strerror(errno);
@@ -37,10 +37,10 @@ std::string engine::raise_fd_limit() {
       rlimit more{need, need};
       if (setrlimit(RLIMIT_NOFILE, &more) != 0)
         return std::to_string(cfg_.nodes) + " nodes need " + std::to_string(need)
-               + " open files (one UDP socket per node), but the hard limit is "
-               + std::to_string(rl.rlim_max)
-               + "; raise it (ulimit -Hn as root, LimitNOFILE=, /etc/security/limits.conf) "
-                 "or simulate fewer nodes";
+               + " open files (" + std::to_string(cfg_.sockets())
+               + " UDP sockets), but the hard limit is " + std::to_string(rl.rlim_max)
+               + "; raise it (ulimit -Hn as root, LimitNOFILE=, /etc/security/limits.conf), "
+                 "let nodes share sockets (--nodes-per-socket) or simulate fewer nodes";
     }
   }
   return {};
@@ -77,23 +77,29 @@ std::string engine::open(bool signals, bool probe) {
   nodes_.resize(cfg_.nodes);
   for (uint32_t i = 0; i < cfg_.nodes; ++i) {
     auto& n = nodes_[i];
-    n.ip = node_address(cfg_.base_ip, i);
+    n.sock = i / cfg_.nodes_per_socket;
     n.id = node_id(cfg_.id_prefix, i);
     n.walk.init(rng_);
-    n.next_mid = static_cast<uint16_t>(rng_.next());
-    n.fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (n.fd < 0)
-      return "socket() for node " + std::to_string(i + 1) + ": " + std::strerror(errno);
-    auto addr = make_addr(n.ip, cfg_.node_port);
-    if (::bind(n.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  }
+  socks_.resize(cfg_.sockets());
+  for (uint32_t j = 0; j < socks_.size(); ++j) {
+    auto& s = socks_[j];
+    s.ip = node_address(cfg_.base_ip, j);
+    s.first_node = j * cfg_.nodes_per_socket;
+    s.next_mid = static_cast<uint16_t>(rng_.next());
+    s.fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s.fd < 0)
+      return "socket() for node socket " + std::to_string(j + 1) + ": " + std::strerror(errno);
+    auto addr = make_addr(s.ip, cfg_.node_port);
+    if (::bind(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
       int err = errno;
-      std::string where = format_ipv4(n.ip) + ":" + std::to_string(cfg_.node_port);
+      std::string where = format_ipv4(s.ip) + ":" + std::to_string(cfg_.node_port);
       if (err == EADDRINUSE)
         return "cannot bind " + where + ": address in use (another coapfleet-sim or agent on "
                "these addresses? choose another --base or --node-port)";
       return "cannot bind " + where + ": " + std::strerror(err);
     }
-    if (!watch(n.fd, i))
+    if (!watch(s.fd, j))
       return std::string("epoll_ctl: ") + std::strerror(errno);
   }
   if (probe)
@@ -108,7 +114,7 @@ std::string engine::probe_server() {
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return std::string("socket(): ") + std::strerror(errno);
-  auto local = make_addr(nodes_.empty() ? INADDR_LOOPBACK : nodes_[0].ip, 0);
+  auto local = make_addr(socks_.empty() ? INADDR_LOOPBACK : socks_[0].ip, 0);
   std::string result = "no answer to a CoAP ping of " + where + " within 3 s: is the server up?";
   if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0
       || ::connect(fd, reinterpret_cast<const sockaddr*>(&server_), sizeof server_) != 0) {

@@ -1,9 +1,8 @@
-// How a transport answers a request that an actor has to work on: a
-// separate response once the actor has acted (and persisted); a handler
-// never waits. Retransmissions get the cached answer. `T` is a runtime.
-// (Reads that may be large are served from representations the transport
-// holds: libcoap 4.3.1's coap-client cannot follow a block-wise body that
-// starts in a separate response.)
+// How a transport answers a request that an actor has to work on: once the
+// actor has acted (and persisted); a handler never waits. The empty ACK is
+// held back, so an answer that comes within piggyback_window_ms goes in the
+// ACK (piggybacked: it may then be block-wise), a later one as a separate
+// response. Retransmissions get the cached answer. `T` is a runtime.
 #pragma once
 
 #include <memory>
@@ -51,6 +50,12 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
     auto* p = static_cast<pending_request*>(coap_async_get_app_data(async));
     if (p == nullptr || !p->ready)
       return;  // a retransmission while the answer is being prepared
+    // libcoap made this a separate (CON) response; still in time, it goes
+    // piggybacked in the ACK that was held back, with the request's MID.
+    if (p->held_ack && steady_millis() - p->since < piggyback_window_ms) {
+      coap_pdu_set_type(response, COAP_MESSAGE_ACK);
+      coap_pdu_set_mid(response, p->mid);
+    }
     respond(resource, session, request, query, response, p->reply);
     t.remember(p->dedup_key, p->reply);
     if (p->reply.after != after_reply::nothing)
@@ -85,6 +90,13 @@ void answer_async(T& t, coap_resource_t* resource, coap_session_t* session,
   auto p = std::make_unique<pending_request>();
   p->id = t.next_id();
   p->async = async;
+  p->since = steady_millis();
+  p->mid = coap_pdu_get_mid(request);
+  if (coap_pdu_get_type(request) == COAP_MESSAGE_CON) {
+    // An empty NON is dropped by libcoap: no empty ACK goes out now.
+    coap_pdu_set_type(response, COAP_MESSAGE_NON);
+    p->held_ack = true;
+  }
   p->dedup_key = std::move(key);
   coap_async_set_app_data(async, p.get());
   auto id = p->id;

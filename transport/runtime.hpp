@@ -45,12 +45,27 @@ struct pending_request {
   uint64_t id = 0;
   coap_async_t* async = nullptr;  ///< null: a read whose handler waits
   bool ready = false;
+  /// A confirmable request whose empty ACK was held back: answered within
+  /// `piggyback_window_ms` of `since`, the answer goes in the ACK itself.
+  bool held_ack = false;
+  int64_t since = 0;  ///< steady ms when it was deferred
+  /// The request's message id (libcoap re-runs the handler with a copy
+  /// that has a new one; a piggybacked answer needs the original).
+  coap_mid_t mid = 0;
   coap_reply reply;
   std::string dedup_key;
   /// Set for answers nobody waits on in a handler (cache refreshes): runs
   /// when the answer arrives, and the entry goes.
   std::function<void(coap_reply)> on_ready;
 };
+
+/// How long a deferred answer may still go piggybacked in the ACK: well
+/// inside ACK_TIMEOUT (2 s, RFC 7252 §4.8), so the client has not yet
+/// retransmitted (libcoap answers a retransmission of a deferred request
+/// with an empty ACK; from then on only a separate response can follow).
+/// Piggybacked, a block-wise answer can start in it: libcoap 4.3.1's
+/// coap-client cannot follow one that starts in a separate response.
+constexpr int64_t piggyback_window_ms = 1000;
 
 using response_callback = std::function<void(client_response)>;
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/process_stats.hpp"
+#include "model/queries.hpp"
 #include "transport/budget.hpp"
 #include "transport/runtime.hpp"
 #include "transport/server_transport.hpp"
@@ -199,6 +200,9 @@ struct server_transport::impl : runtime {
   coap_reply current(representation& rep);
   /// GET /nodes?status=...: cut from the listing, cached until the next copy.
   coap_reply nodes_cut(representation& rep, const std::string& status, const std::string& node_id);
+  /// GET /nodes?limit=N&after=ID (and the filters): one page cut from the
+  /// listing, found by binary search (the index is in node id order).
+  coap_reply nodes_page(representation& rep, const model::nodes_query& q);
   /// A new representation kept fresh from now on (the start, a new job).
   void keep_fresh(const resource& r);
   void forget(const resource& r);

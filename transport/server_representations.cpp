@@ -275,6 +275,35 @@ coap_reply server_transport::impl::nodes_cut(representation& rep, const std::str
   return r;
 }
 
+coap_reply server_transport::impl::nodes_page(representation& rep, const model::nodes_query& q) {
+  auto& index = rep.listing->index;
+  auto by_id = [](const model::listing_entry& e, const std::string& id) { return e.node_id < id; };
+  auto i = index.begin();
+  auto end = index.end();
+  if (!q.node_id.empty()) {
+    i = std::lower_bound(index.begin(), index.end(), q.node_id, by_id);
+    end = i != index.end() && i->node_id == q.node_id ? i + 1 : i;
+  }
+  if (!q.after.empty())
+    i = std::max(i, std::upper_bound(index.begin(), index.end(), q.after,
+                                     [](const std::string& id, const model::listing_entry& e) {
+                                       return id < e.node_id;
+                                     }));
+  std::vector<const model::listing_entry*> keep;
+  keep.reserve(std::min<size_t>(q.limit, 4096));
+  bool more = false;
+  for (; i < end; ++i) {
+    if (!q.status.empty() && q.status != model::to_string(i->status))
+      continue;
+    if (keep.size() == q.limit) {
+      more = true;
+      break;
+    }
+    keep.push_back(&*i);
+  }
+  return json_reply(205, model::cut_nodes_page(*rep.listing, keep, more));
+}
+
 namespace handlers {
 
 bool has_observe(const coap_pdu_t* req) {

@@ -42,17 +42,52 @@ std::string health_of(json_value health) {
   return errors.empty() ? "unhealthy" : "unhealthy: " + errors.front();
 }
 
+/// The fleet's listing, read in pages of `page` nodes (GET /nodes?limit=&after=,
+/// following `next`): a large fleet is never one answer. `each` gets every
+/// node in id order; false when a request failed (its exit code in `exit`).
+template <class Each>
+bool read_nodes(context& ctx, const std::string& status, int& exit, Each&& each) {
+  constexpr const char* page = "1000";
+  std::string after;
+  for (;;) {
+    std::string query = std::string("limit=") + page;
+    if (!status.empty())
+      query += "&status=" + status;
+    if (!after.empty())
+      query += "&after=" + after;
+    auto a = ctx.call(client::method::get, "nodes", query);
+    if (!a.ok()) {
+      exit = a.exit;
+      return false;
+    }
+    for (json_value n : a.json()["nodes"].elements())
+      each(n);
+    auto next = a.json()["next"];
+    if (!next.is_string() || next.as_string().empty() || next.as_string() == after)
+      return true;
+    after = next.as_string();
+  }
+}
+
 int list_nodes(context& ctx, const std::string& status) {
-  auto a = ctx.call(client::method::get, "nodes", status.empty() ? "" : "status=" + status);
-  if (!a.ok())
-    return a.exit;
+  int exit = exit_ok;
   if (ctx.options.json) {
-    print_raw(a.raw.body);
+    // {"nodes":[...]} as GET /nodes has it, written as the pages come.
+    std::string out = "{\"nodes\":[";
+    bool first = true;
+    bool ok = read_nodes(ctx, status, exit, [&](json_value n) {
+      out += first ? "" : ",";
+      out += n.to_json();
+      first = false;
+    });
+    if (!ok)
+      return exit;
+    print_raw(out + "]}");
     return exit_ok;
   }
   auto term = terminal::detect();
   table t({"NODE", "HOST", "ADDRESS", "STATUS", "LAST SEEN", "HEALTH", "CPU%", "MEM%"});
-  for (json_value n : a.json()["nodes"].elements()) {
+  bool ok = read_nodes(ctx, status, exit, [&](json_value n) {
     auto health = n["health"];
     auto state = n["status"].as_string();
     auto h = health_of(health);
@@ -61,7 +96,9 @@ int list_nodes(context& ctx, const std::string& status) {
            percent(health, "memory_percent")},
           {colour::none, colour::none, colour::none, colour_of(state), colour::none,
            colour_of(h)});
-  }
+  });
+  if (!ok)
+    return exit;
   if (t.empty()) {
     std::printf("no nodes%s\n", status.empty() ? "" : (" with status " + status).c_str());
     return exit_ok;

@@ -117,6 +117,15 @@ set_tests_properties(integration_observe PROPERTIES
   LABELS "integration;agent"
   RESOURCE_LOCK "agents_5683;loopback_5683")
 
+# GET /nodes in pages on 2,345 nodes registered by coapfleet-sim (nodes on
+# 127.12.x.y:5683, an address range of its own), read with coap-client and the CLI.
+add_test(NAME integration_pages
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_pages.py)
+set_tests_properties(integration_pages PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 600
+  LABELS integration)
+
 # A test script without a test above would never run.
 file(GLOB COAPFLEET_INTEGRATION_SCRIPTS CONFIGURE_DEPENDS
   RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}/integration ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_*.py)

@@ -19,7 +19,34 @@ TEST_CASE("GET /nodes query: status and node_id, both optional") {
   CHECK(bad.err.field == "status");
   auto unknown = decode_nodes_query("node_id=a&colour=red");
   CHECK(unknown.err.field == "colour");
-  CHECK(unknown.err.error.find("expected status, node_id") != std::string::npos);
+  CHECK(unknown.err.error.find("expected status, node_id, limit, after") != std::string::npos);
+  CHECK(none.value.limit == 0);
+  CHECK(none.value.after.empty());
+}
+
+TEST_CASE("GET /nodes query: pages with limit=N (1..10000) and after=<node_id>") {
+  auto page = decode_nodes_query("limit=1000&after=sim-00042");
+  REQUIRE(page.ok());
+  CHECK(page.value.limit == 1000);
+  CHECK(page.value.after == "sim-00042");
+  auto first = decode_nodes_query("limit=1");
+  REQUIRE(first.ok());
+  CHECK(first.value.limit == 1);
+  CHECK(first.value.after.empty());
+  CHECK(decode_nodes_query("limit=10000").ok());
+  for (auto bad : {"limit=0", "limit=10001", "limit=-5", "limit=", "limit", "limit=12x",
+                   "limit=99999999999999999999", "limit=1e3", "limit= 5"})
+    CHECK_MESSAGE(decode_nodes_query(bad).err.field == "limit", bad);
+  // after= alone pages with the default limit; it must be a node id.
+  auto after = decode_nodes_query("after=n-1");
+  REQUIRE(after.ok());
+  CHECK(after.value.limit == default_page_limit);
+  CHECK(decode_nodes_query("after=").err.field == "after");
+  CHECK(decode_nodes_query("after=a b").err.field == "after");
+  CHECK(decode_nodes_query("after=" + std::string(65, 'a')).err.field == "after");
+  // Repeated parameters are refused, not silently overridden.
+  CHECK(decode_nodes_query("limit=5&limit=6").err.field == "limit");
+  CHECK(decode_nodes_query("after=a&after=b").err.field == "after");
 }
 
 TEST_CASE("GET /updates/<job>/spec query: node_id=ID only, a valid id") {

@@ -78,6 +78,17 @@ TEST_CASE("validate") {
   CHECK(validate(c).empty());
   c.nodes = 64001;             // one more would be 128.0.0.1
   CHECK(validate(c).find("127.0.0.0/8") != std::string::npos);
+  c.nodes_per_socket = 2;      // ... unless two nodes share each socket
+  CHECK(validate(c).empty());
+  c.nodes = 1000000;
+  c.nodes_per_socket = 16;     // 62,500 sockets
+  CHECK(c.sockets() == 62500);
+  CHECK(validate(c).empty());
+  c.nodes_per_socket = 0;
+  CHECK(validate(c).find("--nodes-per-socket") != std::string::npos);
+  c.nodes_per_socket = 1001;
+  CHECK(validate(c).find("--nodes-per-socket") != std::string::npos);
+  c.nodes_per_socket = 1;
   c.nodes = 10;
   c.base_ip = 0x0A000000;
   CHECK(validate(c).find("--base") != std::string::npos);

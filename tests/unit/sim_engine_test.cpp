@@ -435,3 +435,77 @@ TEST_CASE("fleet: health, re-registration on 4.04, notifications and job reports
   CHECK(r.codes.of(cp::code::not_found) == 1);
   CHECK(r.lost == 0);
 }
+
+TEST_CASE("fleet: nodes sharing sockets (--nodes-per-socket) register one address each, "
+          "notifications reach the node they name") {
+  fake_server srv;
+  srv.start();
+  auto c = test_config(sim_mode::fleet, srv.port(), 4);
+  c.nodes_per_socket = 2;
+  c.interval = 0.2;
+  c.install_seconds = 0.1;
+  c.duration = 30;
+  auto e = open_engine(c);
+  run_result r;
+  std::thread runner([&] { r = e->run(); });
+  REQUIRE(wait_for([&] {
+    auto ns = srv.nodes();
+    if (ns.size() < 4)
+      return false;
+    for (auto& kv : ns)
+      if (kv.second.health < 1)
+        return false;
+    return true;
+  }, 10));
+  auto ns = srv.nodes();
+  // Two sockets: nodes 1 and 2 on one address and port, 3 and 4 on another.
+  CHECK(ns["sim-00001"].ip == ns["sim-00002"].ip);
+  CHECK(ns["sim-00001"].port == ns["sim-00002"].port);
+  CHECK(ns["sim-00003"].ip == ns["sim-00004"].ip);
+  CHECK(ns["sim-00001"].ip != ns["sim-00003"].ip);
+
+  uint16_t notify_port = 0;
+  int nfd = udp_socket(INADDR_LOOPBACK, 0, &notify_port);
+  REQUIRE(nfd >= 0);
+  auto target = addr(ns["sim-00001"].ip, ns["sim-00001"].port);
+  auto notify = [&](const std::string& node, uint16_t mid) {
+    // request_spec views its strings: they live here.
+    std::string token = "t" + std::to_string(mid);
+    std::string body = "{\"job_id\":\"job-" + std::to_string(mid) + "\",\"node_id\":\"" + node
+                       + "\",\"name\":\"t\",\"version\":\"1\",\"package_type\":\"script\","
+                         "\"script\":\"true\"}";
+    cp::request_spec rq;
+    rq.method = cp::code::post;
+    rq.mid = mid;
+    rq.token = token;
+    rq.path = "updates/available";
+    rq.content_format = cp::format::json;
+    rq.payload = body;
+    auto d = cp::encode_request(rq);
+    ::sendto(nfd, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&target), sizeof target);
+    pollfd p{nfd, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 2000) == 1);
+    uint8_t buf[256];
+    ssize_t len = ::recv(nfd, buf, sizeof buf, 0);
+    cp::message m;
+    REQUIRE(cp::decode(buf, static_cast<size_t>(len), m) == cp::decode_error::ok);
+    CHECK(m.mid == mid);
+    return m.code;
+  };
+  // The second node of the shared socket takes its job; a node of the other
+  // socket (or none of the fleet) is not here: 4.04.
+  CHECK(notify("sim-00002", 0x5001) == cp::code::changed);
+  CHECK(notify("sim-00003", 0x5002) == cp::code::not_found);
+  CHECK(notify("other-1", 0x5003) == cp::code::not_found);
+  ::close(nfd);
+  REQUIRE(wait_for([&] {
+    auto rs = srv.nodes()["sim-00002"].reports;
+    return !rs.empty() && rs.back() == "succeeded";
+  }, 10));
+  CHECK(srv.nodes()["sim-00001"].reports.empty());
+  e->request_stop();
+  runner.join();
+  srv.stop();
+  CHECK(r.notifications == 1);
+  CHECK(r.notification_rejected == 2);
+}
