@@ -230,31 +230,47 @@ bool store::apply(const std::vector<write_op>& ops) {
   return ok;
 }
 
+std::string decode_node_row(sqlite3_stmt* s, model::node_record& n) {
+  std::string error;
+  auto take = [&](auto&& d, auto& into, const char* column) {
+    if (!d.ok()) {
+      if (error.empty())
+        error = std::string("cannot decode ") + column + " of " + n.reg.node_id + ": " + d.err.error;
+      return false;
+    }
+    into = std::move(d.value);
+    return true;
+  };
+  n.reg.node_id = column_text(s, 0);
+  n.reg.hostname = column_text(s, 1);
+  n.reg.ip_address = column_text(s, 2);
+  n.reg.port = static_cast<uint16_t>(sqlite3_column_int(s, 3));
+  take(model::decode_strings(column_text(s, 4)), n.reg.services, "services");
+  take(model::decode_strings(column_text(s, 5)), n.reg.drivers, "drivers");
+  take(model::decode_attributes(column_text(s, 6)), n.reg.system_info, "system_info");
+  n.reg.reported_status = column_text(s, 7);
+  n.registered_at = sqlite3_column_int64(s, 8);
+  n.last_seen = sqlite3_column_int64(s, 9);
+  n.reg.reported_ip_address = column_text(s, 12);
+  if (sqlite3_column_type(s, 10) != SQLITE_NULL
+      && take(model::decode_health_report(column_text(s, 10), model::json_source::store),
+              n.health, "health")) {
+    n.has_health = true;
+    n.health.node_id = n.reg.node_id;
+    n.health_at = sqlite3_column_int64(s, 11);
+  }
+  return error;
+}
+
 std::vector<model::node_record> store::load_nodes() {
   std::vector<model::node_record> out;
   auto s = st_->select_nodes;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     model::node_record n;
-    n.reg.node_id = column_text(s, 0);
-    n.reg.hostname = column_text(s, 1);
-    n.reg.ip_address = column_text(s, 2);
-    n.reg.port = static_cast<uint16_t>(sqlite3_column_int(s, 3));
-    const auto& id = n.reg.node_id;
-    st_->take(model::decode_strings(column_text(s, 4)), n.reg.services, "services", id);
-    st_->take(model::decode_strings(column_text(s, 5)), n.reg.drivers, "drivers", id);
-    st_->take(model::decode_attributes(column_text(s, 6)), n.reg.system_info, "system_info", id);
-    n.reg.reported_status = column_text(s, 7);
-    n.registered_at = sqlite3_column_int64(s, 8);
-    n.last_seen = sqlite3_column_int64(s, 9);
-    n.reg.reported_ip_address = column_text(s, 12);
-    if (sqlite3_column_type(s, 10) != SQLITE_NULL
-        && st_->take(model::decode_health_report(column_text(s, 10), model::json_source::store),
-                    n.health, "health", id)) {
-      n.has_health = true;
-      n.health.node_id = id;
-      n.health_at = sqlite3_column_int64(s, 11);
-    }
+    auto bad = decode_node_row(s, n);
+    if (!bad.empty())
+      error_ = path_ + ": " + bad;
     out.push_back(std::move(n));
   }
   if (rc != SQLITE_DONE)

@@ -20,7 +20,7 @@ extern const char* const schema_v3;
 extern const char* const schema_v4;
 extern const char *const upsert_node, *const upsert_health, *const touch_node,
     *const insert_job, *const update_job, *const upsert_state, *const select_nodes,
-    *const select_jobs, *const select_states;
+    *const select_jobs, *const select_states, *const select_nodes_after;
 extern const char *const key_valid_count, *const key_purge_expired, *const key_insert,
     *const key_delete, *const key_current_role, *const key_expire, *const key_bump_version,
     *const key_version, *const key_select_valid, *const key_list_valid;
@@ -46,6 +46,10 @@ inline void bind_opt(sqlite3_stmt* s, int i, const std::string& v) {
     bind(s, i, v);
 }
 inline void bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+
+/// A row of sql::select_nodes (or a statement with its columns) as a node
+/// record, status left online. Returns "" or what could not be decoded.
+std::string decode_node_row(sqlite3_stmt* s, model::node_record& n);
 
 /// The prepared statements, plus the helpers that need the store's private
 /// state (a nested class has access to it).

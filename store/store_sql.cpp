@@ -148,6 +148,14 @@ extern const char* const select_nodes =
     " FROM nodes n LEFT JOIN health h ON h.node_id = n.node_id"
     " ORDER BY n.node_id";
 
+// The reader's (store_reader.cpp): the listing in node id order from an id on.
+extern const char* const select_nodes_after =
+    "SELECT n.node_id, n.hostname, n.ip_address, n.port, n.services,"
+    " n.drivers, n.system_info, n.reported_status, n.registered_at,"
+    " n.last_seen, h.report, h.received_at, n.reported_ip"
+    " FROM nodes n LEFT JOIN health h ON h.node_id = n.node_id"
+    " WHERE n.node_id >= ?1 ORDER BY n.node_id";
+
 extern const char* const select_jobs =
     "SELECT job_id, spec, status, created_at, updated_at, error_message"
     " FROM jobs ORDER BY seq";

@@ -1,0 +1,78 @@
+// Reads of the fleet's listing straight from the database, on connections of
+// their own (WAL: readers never wait for the writer, nor it for them), so that
+// GET /nodes never needs the fleet in memory: a page of the listing in node id
+// order from a cursor, or the whole listing block by block from one snapshot
+// (a read transaction held while it is read). The persistence actor stays the
+// only writer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/queries.hpp"
+#include "model/types.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace coapfleet::server {
+
+/// How old a last_seen makes a node stale or offline (model::liveness).
+struct liveness_limits {
+  model::millis stale_after = 60000;
+  model::millis offline_after = 180000;
+};
+
+class store_reader {
+public:
+  /// Opens `path` read-only. Null with `error` set when it cannot.
+  static std::unique_ptr<store_reader> open(const std::string& path, std::string& error);
+  ~store_reader();
+  store_reader(const store_reader&) = delete;
+  store_reader& operator=(const store_reader&) = delete;
+
+  /// GET /nodes?limit=&after=&status=&node_id= as its body:
+  /// {"nodes":[...],"next":ID|null}, each node as encode_node has it, its
+  /// status as of `now`. When q.limit is 0 (a filter without paging) every
+  /// match is in it and there is no "next". False on a database error.
+  bool page(const model::nodes_query& q, model::millis now, liveness_limits l, std::string& body);
+
+  /// The whole listing ({"nodes":[...]}, status filter optional) of one
+  /// moment, produced a chunk at a time.
+  class snapshot {
+  public:
+    ~snapshot();
+    snapshot(const snapshot&) = delete;
+    snapshot& operator=(const snapshot&) = delete;
+    /// Appends at least `bytes` more of the body to `out` (less at its end);
+    /// `done` once the body is complete. False on a database error.
+    bool next(size_t bytes, std::string& out, bool& done);
+
+  private:
+    friend class store_reader;
+    snapshot() = default;
+    sqlite3* db_ = nullptr;
+    sqlite3_stmt* rows_ = nullptr;
+    std::string status_;
+    model::millis now_ = 0;
+    liveness_limits limits_;
+    std::string pending_;  ///< read by begin(), handed out by the first next()
+    bool started_ = false, first_ = true, done_ = false;
+  };
+  /// A snapshot as of now (its own connection and read transaction: writes
+  /// committed later are not in it). Null with last_error() on failure.
+  std::unique_ptr<snapshot> begin(const std::string& status, model::millis now,
+                                  liveness_limits l);
+
+  const std::string& last_error() const { return error_; }
+
+private:
+  store_reader() = default;
+  std::string path_;
+  std::string error_;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* after_ = nullptr;
+};
+
+}  // namespace coapfleet::server
