@@ -25,6 +25,7 @@
 #include "model/audit.hpp"
 #include "model/json.hpp"
 #include "model/persistence.hpp"
+#include "model/queries.hpp"
 #include "model/types.hpp"
 
 namespace coapfleet {
@@ -71,6 +72,12 @@ struct coap_reply {
   /// A large immutable body shared instead of `payload` (artifact contents);
   /// local only, never serialized.
   std::shared_ptr<const shared_bytes> shared_body;
+  /// >= 0: `payload` is block `block2_num` (of 16 << block2_szx bytes) of a
+  /// body the transport serves a block at a time (a listing read from a
+  /// snapshot); `block2_more` when more follow. Local only.
+  int32_t block2_num = -1;
+  uint8_t block2_szx = 6;
+  bool block2_more = false;
 };
 template <class F> auto inspect(F& f, coap_reply& x) {
   return f(x.code, x.content_format, x.payload, x.max_age, x.after, x.etag);
@@ -187,19 +194,30 @@ struct registered {
 template <class F> auto inspect(F& f, registered& x) { return f(x.node_id, x.created); }
 
 /// What a node actor tells the registry whenever the node changed (a report,
-/// a re-registration, its liveness): what `GET /health` counts, and the
-/// node's object as `GET /nodes` lists it, so that the listing is assembled
-/// from these without asking every node.
+/// a re-registration, its liveness): what `GET /health` counts. (GET /nodes
+/// is read from the database by the reader.)
 struct node_summary {
   std::string node_id;
   model::node_status status = model::node_status::online;
   bool healthy = true;
   bool has_health = false;
   std::vector<std::string> error_messages;
-  std::string listed;  ///< model::encode_node of the node's record
 };
 template <class F> auto inspect(F& f, node_summary& x) {
-  return f(x.node_id, x.status, x.healthy, x.has_health, x.error_messages, x.listed);
+  return f(x.node_id, x.status, x.healthy, x.has_health, x.error_messages);
+}
+
+/// Part of a whole GET /nodes listing read from a snapshot (the reader's):
+/// `bytes` continue the listing's body; `last` when it is complete. A
+/// listing that cannot be read has `error` set (then nothing else counts).
+struct listing_chunk {
+  uint64_t stream = 0;  ///< the reader's id of the snapshot
+  std::string bytes;
+  bool last = false;
+  std::string error;
+};
+template <class F> auto inspect(F& f, listing_chunk& x) {
+  return f(x.stream, x.bytes, x.last, x.error);
 }
 
 /// A job target as the registry resolves it when a job is triggered.
@@ -259,10 +277,6 @@ template <class F> auto inspect(F& f, fleet_health& x) {
 template <class F> auto inspect(F& f, system_info& x) {
   return f(x.timestamp, x.uptime_seconds, x.version, x.available_actions);
 }
-template <class F> auto inspect(F& f, listing_entry& x) {
-  return f(x.node_id, x.status, x.offset, x.length);
-}
-template <class F> auto inspect(F& f, nodes_listing& x) { return f(x.body, x.index); }
 template <class F> auto inspect(F& f, system_status& x) {
   return f(x.timestamp, x.database, x.uptime_seconds, x.nodes, x.jobs);
 }
@@ -336,7 +350,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::fleet_health))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_info))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_status))
-  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::nodes_listing))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::nodes_query))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::listing_chunk))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_table))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::role))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_entry))
@@ -403,6 +418,9 @@ using ok = caf::atom_constant<caf::atom("ok")>;  ///< a reply that carries nothi
 using node = caf::atom_constant<caf::atom("node")>;
 using job = caf::atom_constant<caf::atom("job")>;
 using audit = caf::atom_constant<caf::atom("audit")>;
+using open = caf::atom_constant<caf::atom("open")>;
+using more = caf::atom_constant<caf::atom("more")>;
+using close = caf::atom_constant<caf::atom("close")>;
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -488,9 +506,6 @@ using node_actor = caf::typed_actor<
 using registry_actor = caf::typed_actor<
   /// `POST /nodes`: upsert; answers when the registration is durable.
   caf::replies_to<atom::enroll, model::node_registration, peer>::with<registered>,
-  /// `GET /nodes`: the listing of every node (not down), sorted by node_id,
-  /// assembled from the objects the node actors sent with their summaries.
-  caf::replies_to<atom::listing>::with<model::nodes_listing>,
   /// Every node matching the filter as its actor has it now, sorted by node_id
   /// (`GET /nodes/<id>/health` asks for one).
   caf::replies_to<atom::list, node_filter>::with<std::vector<model::node_record>>,
@@ -499,6 +514,8 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::health>::with<model::fleet_health>,
   /// From node actors: liveness or health changed.
   caf::reacts_to<atom::summary, node_summary>,
+  /// Its own timer: telemetry changes of GET /nodes announced since.
+  caf::reacts_to<atom::tick>,
   /// From job actors: resolve target_nodes (["all"] or ids); unknown ids are
   /// not_found naming them (4.04 with field target_nodes).
   caf::replies_to<atom::resolve, std::vector<std::string>>::with<std::vector<job_target>>,
@@ -593,7 +610,11 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<atom::reply, uint64_t, coap_reply>,
   caf::reacts_to<atom::reply, uint64_t, model::fleet_health>,  ///< timestamp, uptime, server stats filled when served
   caf::reacts_to<atom::reply, uint64_t, model::system_info>,   ///< timestamp and uptime filled when served
-  caf::reacts_to<atom::reply, uint64_t, model::nodes_listing>, ///< filters are cut from it
+  /// GET /nodes from the reader: a page (or one node) for request `id`;
+  /// the first chunk of a whole listing for request `id`; later chunks.
+  caf::reacts_to<atom::listing, uint64_t, coap_reply>,
+  caf::reacts_to<atom::listing, uint64_t, listing_chunk>,
+  caf::reacts_to<atom::more, listing_chunk>,
   /// An artifact exists (or was replaced): serve /artifacts/<name> from
   /// these contents (the store's mapping of its file).
   caf::reacts_to<atom::artifact, artifact_blob>,
@@ -617,6 +638,22 @@ using transport_actor = caf::typed_actor<
   /// running count): the reports answered but not yet taken are the
   /// backlog the transport sheds PUT /health on.
   caf::reacts_to<atom::absorbed, uint64_t>>;
+
+/// The reader (actors/server/reader.hpp): GET /nodes read from the database,
+/// on connections of its own; its answers go to the transport.
+using reader_actor = caf::typed_actor<
+  /// A page, or the nodes a filter leaves, as (listing, id, coap_reply).
+  caf::reacts_to<atom::list, uint64_t, model::nodes_query, model::millis>,
+  /// A whole listing (status filter optional) from a snapshot taken now:
+  /// (listing, id, listing_chunk) with its first chunk ...
+  caf::reacts_to<atom::open, uint64_t, std::string, model::millis>,
+  /// ... and (more, listing_chunk) with the next one of that stream.
+  caf::reacts_to<atom::more, uint64_t>,
+  /// The stream is no longer read.
+  caf::reacts_to<atom::close, uint64_t>,
+  /// The whole listing as one body, for observers: (reply, id, coap_reply).
+  caf::reacts_to<atom::get, uint64_t, model::millis>,
+  caf::reacts_to<atom::tick>>;
 
 /// The server's gateway: turns a typed request of the transport into a
 /// request to the owning actor and the typed answer (or error) into a

@@ -24,6 +24,7 @@
 #include "actors/server/registry.hpp"
 #include "actors/server/system.hpp"
 #include "actors/server/gateway.hpp"
+#include "actors/server/reader.hpp"
 #include "transport/server_transport.hpp"
 #include "server_keys.hpp"
 
@@ -90,6 +91,18 @@ int serve(options& opt, bool& restart) {
   // Told often enough for the transport to steer by, rarely enough to be cheap.
   pcfg.absorbed_every = std::clamp<uint64_t>(opt.transport.shedding.backlog_high / 4, 1, 256);
   auto persistence = server::spawn_persistence(sys, std::move(db), pcfg);
+  // GET /nodes reads the database on connections of its own.
+  auto read_db = server::store_reader::open(opt.db, error);
+  if (!read_db) {
+    CF_ERROR("main", "cannot open ", opt.db, " for reading: ", error);
+    return 1;
+  }
+  server::reader_config rdcfg;
+  rdcfg.liveness.stale_after = static_cast<model::millis>(opt.stale_after * 1000);
+  rdcfg.liveness.offline_after = static_cast<model::millis>(opt.offline_after * 1000);
+  rdcfg.transport = net.handle();
+  auto reader = server::spawn_reader(sys, std::move(read_db), rdcfg);
+  net.set_reader(reader);
   loaded_state loaded;
   {
     caf::scoped_actor self{sys};
@@ -166,6 +179,7 @@ int serve(options& opt, bool& restart) {
                  caf::actor_cast<caf::actor>(system),
                  caf::actor_cast<caf::actor>(artifacts),
                  caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
+                 caf::actor_cast<caf::actor>(reader),
                  caf::actor_cast<caf::actor>(persistence)})
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   restart = reason == transport::stop_reason::restart;

@@ -110,34 +110,6 @@ std::string encode_node_registration(const node_registration& r);
 std::string encode_node(const node_record& n);
 /// {"nodes":[...]}
 std::string encode_nodes(const std::vector<node_record>& nodes);
-/// `GET /nodes` with an index of where each node's object lies in the body,
-/// so that filtered listings are cut from it without encoding again.
-struct listing_entry {
-  std::string node_id;
-  node_status status = node_status::online;
-  uint32_t offset = 0;  ///< of the node's object in `body`
-  uint32_t length = 0;
-};
-struct nodes_listing {
-  std::string body;                  ///< {"nodes":[...]}, as encode_nodes
-  std::vector<listing_entry> index;  ///< in body order (sorted by node_id)
-};
-/// One node of a listing being assembled from objects encoded before (by
-/// encode_node, when the node last changed): pointers, nothing is copied twice.
-struct listed_node {
-  const std::string* node_id = nullptr;
-  node_status status = node_status::online;
-  const std::string* object = nullptr;
-};
-/// {"nodes":[...]} of the given objects, in the given order, with its index.
-nodes_listing assemble_nodes_listing(const std::vector<listed_node>& nodes);
-/// {"nodes":[...]} of the given entries of a listing, in the given order.
-std::string cut_nodes(const nodes_listing& listing, const std::vector<const listing_entry*>& keep);
-/// A page: {"nodes":[...],"next":ID} where `next` (the cursor for after=)
-/// is the last node of the page when more follow, else null.
-std::string cut_nodes_page(const nodes_listing& listing,
-                           const std::vector<const listing_entry*>& keep, bool more);
-
 /// `/nodes/<id>/health`: the node's latest report as it sent it (the shape
 /// of PUT /health) plus `received_at` (null before the first report) and
 /// `node_status`.

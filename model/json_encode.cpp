@@ -153,56 +153,6 @@ std::string encode_nodes(const std::vector<node_record>& nodes) {
     64 + nodes.size() * 512);
 }
 
-nodes_listing assemble_nodes_listing(const std::vector<listed_node>& nodes) {
-  nodes_listing out;
-  size_t size = 14;
-  for (auto& n : nodes)
-    size += n.object->size() + 1;
-  out.body.reserve(size);
-  out.index.reserve(nodes.size());
-  out.body = "{\"nodes\":[";
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (i > 0)
-      out.body += ',';
-    out.index.push_back({*nodes[i].node_id, nodes[i].status,
-                         static_cast<uint32_t>(out.body.size()),
-                         static_cast<uint32_t>(nodes[i].object->size())});
-    out.body += *nodes[i].object;
-  }
-  out.body += "]}";
-  return out;
-}
-
-std::string cut_nodes(const nodes_listing& listing, const std::vector<const listing_entry*>& keep) {
-  size_t size = 14;
-  for (auto* e : keep)
-    size += e->length + 1;
-  std::string out;
-  out.reserve(size);
-  out += "{\"nodes\":[";
-  for (size_t i = 0; i < keep.size(); ++i) {
-    if (i > 0)
-      out += ',';
-    out.append(listing.body, keep[i]->offset, keep[i]->length);
-  }
-  out += "]}";
-  return out;
-}
-
-std::string cut_nodes_page(const nodes_listing& listing,
-                           const std::vector<const listing_entry*>& keep, bool more) {
-  auto out = cut_nodes(listing, keep);
-  out.pop_back();  // the closing brace
-  out += ",\"next\":";
-  if (more && !keep.empty())
-    out += write([&](writer& w) { w.String(keep.back()->node_id.c_str(),
-                                           static_cast<rapidjson::SizeType>(keep.back()->node_id.size())); });
-  else
-    out += "null";
-  out += '}';
-  return out;
-}
-
 std::string encode_fleet_health(const fleet_health& h) {
   return write([&](writer& w) {
     w.StartObject();

@@ -33,6 +33,9 @@ struct nodes_query {
   std::string after;    ///< "" from the first node
 };
 decoded<nodes_query> decode_nodes_query(std::string_view query);
+template <class F> auto inspect(F& f, nodes_query& x) {
+  return f(x.status, x.node_id, x.limit, x.after);
+}
 
 /// GET /updates/<job>/spec?node_id=ID: the node id ("" without one).
 decoded<std::string> decode_spec_query(std::string_view query);

@@ -111,6 +111,22 @@ peer peer_of(const coap_session_t* session) {
 void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
              const coap_string_t* query, coap_pdu_t* response, const coap_reply& reply) {
   coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(reply.code)));
+  if (reply.block2_num >= 0) {
+    // One block of a body served a block at a time: options in ascending order.
+    uint8_t buf[8];
+    if (reply.etag != 0)
+      coap_add_option(response, COAP_OPTION_ETAG,
+                      coap_encode_var_safe8(buf, sizeof buf, reply.etag), buf);
+    coap_add_option(response, COAP_OPTION_CONTENT_FORMAT,
+                    coap_encode_var_safe(buf, sizeof buf, reply.content_format), buf);
+    uint32_t b2 = static_cast<uint32_t>(reply.block2_num) << 4 | (reply.block2_more ? 8u : 0u)
+                  | (reply.block2_szx & 7u);
+    coap_add_option(response, COAP_OPTION_BLOCK2, coap_encode_var_safe(buf, sizeof buf, b2), buf);
+    if (!reply.payload.empty())
+      coap_add_data(response, reply.payload.size(),
+                    reinterpret_cast<const uint8_t*>(reply.payload.data()));
+    return;
+  }
   if (runtime_of(session)->answer_observed(resource, session, request, query, response, reply))
     return;
   int max_age = reply.max_age == UINT32_MAX ? -1 : static_cast<int>(reply.max_age);
@@ -152,6 +168,21 @@ void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_
       uint8_t buf[4];
       coap_add_option(response, COAP_OPTION_BLOCK2, coap_encode_var_safe(buf, sizeof buf, szx), buf);
     }
+  }
+  if (reply.code / 100 != 2 && !reply.shared_body) {
+    // An error goes whole, whatever block the request asked for (libcoap
+    // would cut it to that block: a 4.00 of its own past the error's end).
+    uint8_t buf[4];
+    if (reply.content_format != 0)
+      coap_add_option(response, COAP_OPTION_CONTENT_FORMAT,
+                      coap_encode_var_safe(buf, sizeof buf, reply.content_format), buf);
+    if (max_age >= 0)
+      coap_add_option(response, COAP_OPTION_MAXAGE,
+                      coap_encode_var_safe(buf, sizeof buf, static_cast<unsigned>(max_age)), buf);
+    if (!reply.payload.empty())
+      coap_add_data(response, reply.payload.size(),
+                    reinterpret_cast<const uint8_t*>(reply.payload.data()));
+    return;
   }
   if (reply.shared_body) {
     auto* keep = new std::shared_ptr<const shared_bytes>(reply.shared_body);

@@ -66,6 +66,11 @@ bool server_transport::impl::admit(coap_resource_t* r, coap_session_t* s, const 
   auto* p = plain_peer_of(s);
   if (!p->budgeted || handlers::is_deferred(s, req))
     return true;
+  // The later blocks of a listing this endpoint is reading (its block 0 was
+  // admitted; each answer is one block, no larger than this source gets).
+  coap_block_t b2;
+  if (coap_get_block(req, COAP_OPTION_BLOCK2, &b2) && b2.num > 0 && reading_listing(r, s, q))
+    return true;
   auto now = steady_millis();
   uint32_t retry_after = 0;
   switch (budgets.admit(p->address, now, retry_after)) {

@@ -33,8 +33,6 @@ struct representation {
   coap_reply reply;                                     ///< body in shared_body
   std::optional<model::fleet_health> health;            ///< completed when served
   std::optional<model::system_info> system;             ///< completed when served
-  std::shared_ptr<const model::nodes_listing> listing;  ///< GET /nodes and its filters
-  std::unordered_map<std::string, std::shared_ptr<const shared_bytes>> cuts;  ///< by status
   bool has = false;         ///< a copy exists
   bool valid = false;       ///< and nothing changed since it was asked for
   bool warm = false;        ///< kept fresh whether read or not
@@ -198,11 +196,51 @@ struct server_transport::impl : runtime {
   void release_held();
   /// The current answer of a representation (dynamic fields filled now).
   coap_reply current(representation& rep);
-  /// GET /nodes?status=...: cut from the listing, cached until the next copy.
-  coap_reply nodes_cut(representation& rep, const std::string& status, const std::string& node_id);
-  /// GET /nodes?limit=N&after=ID (and the filters): one page cut from the
-  /// listing, found by binary search (the index is in node id order).
-  coap_reply nodes_page(representation& rep, const model::nodes_query& q);
+  // -- GET /nodes from the reader (server_listing.cpp) ------------------------------
+  reader_actor reader;
+  /// A whole listing being read block by block by one endpoint (its
+  /// address|port|query): the bytes from `base` on, read from the reader's
+  /// snapshot `sid` as the client's blocks come near their end.
+  struct listing_stream {
+    uint64_t sid = 0;
+    std::string buffer;
+    uint64_t base = 0;
+    bool last = false;    ///< the buffer ends the body
+    bool asking = false;  ///< a chunk is on its way
+    uint64_t etag = 0;
+    int64_t used_at = 0;
+    struct waiting_block {
+      uint64_t id = 0;
+      uint32_t num = 0;
+      uint8_t szx = 6;
+    };
+    std::vector<waiting_block> waiting;  ///< blocks asked for before their bytes came
+  };
+  std::unordered_map<std::string, listing_stream> listings;
+  std::unordered_map<uint64_t, std::string> listing_by_sid;
+  struct opening_listing {
+    std::string key;
+    uint8_t szx = 6;
+  };
+  std::unordered_map<uint64_t, opening_listing> openings;  ///< request id → what it opens
+  int64_t listings_swept_at = 0;
+  /// GET /nodes: a page or one node (reader), the whole listing for its
+  /// observers (a representation), else the whole listing block by block.
+  void get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                 const coap_string_t* q, coap_pdu_t* resp, const model::nodes_query& query);
+  /// Block `num` of `l` as an answer, or false when its bytes are not there yet.
+  bool listing_block(listing_stream& l, uint32_t num, uint8_t szx, coap_reply& out);
+  void listing_opened(uint64_t id, listing_chunk c);
+  void listing_more(listing_chunk c);
+  void ask_more(listing_stream& l);
+  void sweep_listings(int64_t now);
+  /// address|port|query: whose listing a GET /nodes continues.
+  static std::string listing_key(const coap_session_t* s, const coap_string_t* q);
+  /// `s` reads the whole listing of GET /nodes with query `q` (r: /nodes).
+  bool reading_listing(coap_resource_t* r, const coap_session_t* s, const coap_string_t* q) const;
+  /// Whole-listing observation is for fleets up to this size; larger ones
+  /// are observed a page at a time (GET /nodes?limit=N with Observe).
+  static constexpr uint32_t observe_whole_max_nodes = 10000;
   /// A new representation kept fresh from now on (the start, a new job).
   void keep_fresh(const resource& r);
   void forget(const resource& r);

@@ -13,12 +13,11 @@ namespace coapfleet::transport {
 
 namespace {
 
-/// The kinds kept fresh whether anyone reads them: everything that may be
-/// larger than one block (libcoap 4.3.1's coap-client cannot follow a
-/// block-wise body that starts in a separate response, so those must always
-/// have a copy to answer with at once) and the small fleet-wide ones.
+/// The kinds kept fresh whether anyone reads them: the fleet-wide ones but
+/// the node listing (read from the database; a copy of it only for its
+/// observers), and not a node's health.
 bool always_fresh(resource_kind k) {
-  return k != resource_kind::node_health;
+  return k != resource_kind::node_health && k != resource_kind::nodes;
 }
 
 uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
@@ -134,7 +133,10 @@ void server_transport::impl::refresh(representation& rep) {
   auto path = path_of(rep.key);
   CF_TRACE("transport", "refreshing ", path);
   refreshes[id] = asked{path, steady_millis()};
-  caf::anon_send(gateway, atom::observe::value, id, rep.key);
+  if (rep.key.kind == resource_kind::nodes)
+    caf::anon_send(reader, atom::get::value, id, now_millis());  // for its observers
+  else
+    caf::anon_send(gateway, atom::observe::value, id, rep.key);
 }
 
 representation* server_transport::impl::refresh_of(uint64_t id, int64_t& asked_at) {
@@ -157,10 +159,9 @@ void server_transport::impl::refreshed(representation& rep, int64_t asked_at) {
   rep.last_refresh = now;
   rep.render_ms = now - asked_at;
   rep.covered = std::max(rep.covered, rep.asked_mark);
-  rep.cuts.clear();
   ++rep.version;
   auto path = path_of(rep.key);
-  if (!rep.health && !rep.system && !rep.listing)
+  if (!rep.health && !rep.system)
     rep.reply.etag = rep.reply.code == 205 ? fnv1a(path, etag_salt) ^ rep.version : 0;
   if (!rep.behind())
     behind.erase(path);
@@ -224,84 +225,7 @@ coap_reply server_transport::impl::current(representation& rep) {
     s.uptime_seconds = static_cast<double>(now - started_at) / 1000.0;
     return json_reply(205, model::encode_system_info(s));
   }
-  if (rep.listing) {
-    coap_reply r;
-    r.code = 205;
-    r.content_format = 50;
-    r.etag = fnv1a(path_of(rep.key), etag_salt) ^ rep.version;
-    auto listing = rep.listing;
-    // The listing's body shared as it is (it lives as long as the listing).
-    struct view : shared_bytes {
-      std::shared_ptr<const model::nodes_listing> l;
-      const uint8_t* data() const override {
-        return reinterpret_cast<const uint8_t*>(l->body.data());
-      }
-      size_t size() const override { return l->body.size(); }
-    };
-    auto v = std::make_shared<view>();
-    v->l = listing;
-    r.shared_body = std::move(v);
-    return r;
-  }
   return rep.reply;
-}
-
-coap_reply server_transport::impl::nodes_cut(representation& rep, const std::string& status,
-                                             const std::string& node_id) {
-  std::vector<const model::listing_entry*> keep;
-  auto& index = rep.listing->index;
-  if (!node_id.empty()) {
-    auto i = std::lower_bound(index.begin(), index.end(), node_id,
-                              [](const model::listing_entry& e, const std::string& id) {
-                                return e.node_id < id;
-                              });
-    if (i != index.end() && i->node_id == node_id
-        && (status.empty() || status == model::to_string(i->status)))
-      keep.push_back(&*i);
-    return json_reply(205, model::cut_nodes(*rep.listing, keep));
-  }
-  auto& cached = rep.cuts[status];
-  if (!cached) {
-    for (auto& e : index)
-      if (status == model::to_string(e.status))
-        keep.push_back(&e);
-    cached = std::make_shared<shared_string>(model::cut_nodes(*rep.listing, keep));
-  }
-  coap_reply r;
-  r.code = 205;
-  r.content_format = 50;
-  r.etag = fnv1a("nodes?status=" + status, etag_salt) ^ rep.version;
-  r.shared_body = cached;
-  return r;
-}
-
-coap_reply server_transport::impl::nodes_page(representation& rep, const model::nodes_query& q) {
-  auto& index = rep.listing->index;
-  auto by_id = [](const model::listing_entry& e, const std::string& id) { return e.node_id < id; };
-  auto i = index.begin();
-  auto end = index.end();
-  if (!q.node_id.empty()) {
-    i = std::lower_bound(index.begin(), index.end(), q.node_id, by_id);
-    end = i != index.end() && i->node_id == q.node_id ? i + 1 : i;
-  }
-  if (!q.after.empty())
-    i = std::max(i, std::upper_bound(index.begin(), index.end(), q.after,
-                                     [](const std::string& id, const model::listing_entry& e) {
-                                       return id < e.node_id;
-                                     }));
-  std::vector<const model::listing_entry*> keep;
-  keep.reserve(std::min<size_t>(q.limit, 4096));
-  bool more = false;
-  for (; i < end; ++i) {
-    if (!q.status.empty() && q.status != model::to_string(i->status))
-      continue;
-    if (keep.size() == q.limit) {
-      more = true;
-      break;
-    }
-    keep.push_back(&*i);
-  }
-  return json_reply(205, model::cut_nodes_page(*rep.listing, keep, more));
 }
 
 namespace handlers {

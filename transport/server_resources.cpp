@@ -162,18 +162,7 @@ void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
     q ? std::string_view(reinterpret_cast<const char*>(q->s), q->length) : std::string_view{});
   if (!query.ok())
     return reply_now(r, s, req, q, resp, problem_reply(400, query.err));
-  resource nodes{resource_kind::nodes, {}};
-  auto* tp = server_of(s);
-  if (query.value.limit != 0)
-    return serve(r, s, req, q, resp, nodes, [tp, page = query.value](representation& rep) {
-      return tp->nodes_page(rep, page);
-    });
-  if (query.value.status.empty() && query.value.node_id.empty())
-    return serve(r, s, req, q, resp, nodes);
-  serve(r, s, req, q, resp, nodes,
-        [tp, status = query.value.status, node_id = query.value.node_id](representation& rep) {
-          return tp->nodes_cut(rep, status, node_id);
-        });
+  server_of(s)->get_nodes(r, s, req, q, resp, query.value);
 }
 
 void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,

@@ -71,6 +71,7 @@ void server_transport::impl::send_notification(job_actor job, const std::string&
 
 int64_t server_transport::impl::do_housekeeping(bool& worked) {
   sweep_budgets(steady_millis());
+  sweep_listings(steady_millis());
   for (auto& name : artifacts_to_add)
     add_artifact_resource(name);
   artifacts_to_add.clear();
@@ -157,11 +158,13 @@ transport_actor server_transport::handle() const {
   return caf::actor_cast<transport_actor>(impl_->handle());
 }
 
+void server_transport::set_reader(reader_actor reader) { impl_->reader = std::move(reader); }
+
 void server_transport::set_gateway(gateway_actor gateway) {
   auto& d = *impl_;
   d.gateway = std::move(gateway);
   // The fleet-wide representations exist from the start.
-  for (auto k : {resource_kind::health, resource_kind::nodes, resource_kind::updates,
+  for (auto k : {resource_kind::health, resource_kind::updates,
                  resource_kind::system, resource_kind::artifacts})
     d.keep_fresh(resource{k, {}});
 }
@@ -219,13 +222,9 @@ bool server_transport::open(std::string& error) {
         dp->refreshed(*rep, asked_at);
       }
     },
-    [dp](atom::reply, uint64_t id, model::nodes_listing& l) {
-      int64_t asked_at = 0;
-      if (auto* rep = dp->refresh_of(id, asked_at)) {
-        rep->listing = std::make_shared<const model::nodes_listing>(std::move(l));
-        dp->refreshed(*rep, asked_at);
-      }
-    },
+    [dp](atom::listing, uint64_t id, coap_reply& reply) { dp->complete(id, std::move(reply)); },
+    [dp](atom::listing, uint64_t id, listing_chunk& c) { dp->listing_opened(id, std::move(c)); },
+    [dp](atom::more, listing_chunk& c) { dp->listing_more(std::move(c)); },
     [dp](atom::artifact, artifact_blob& blob) {
       dp->artifacts[blob.info.name] = impl::served_artifact{blob.bytes, blob.info.etag()};
       dp->artifacts_to_add.push_back(blob.info.name);

@@ -80,6 +80,8 @@ public:
   /// The typed handle other actors send to (routes, notifications, replies).
   transport_actor handle() const;
   void set_gateway(gateway_actor gateway);
+  /// GET /nodes is read from the database by `reader` (before set_gateway).
+  void set_reader(reader_actor reader);
   /// Runs the I/O loop on the calling thread until SIGINT/SIGTERM or a
   /// restart/shutdown answer has left.
   stop_reason run();

@@ -134,10 +134,7 @@ void render(self_ptr self, uint64_t id, const resource& r) {
           failure(self, id));
       return;
     case resource_kind::nodes:
-      self->request(peers.registry, timeout, atom::listing::value)
-        .then([self, id](model::nodes_listing& l) { answer(self, id, std::move(l)); },
-              failure(self, id));
-      return;
+      break;  // read from the database by the reader, which the transport asks
     case resource_kind::updates:
       self->request(peers.jobs, timeout, atom::list::value)
         .then(

@@ -67,7 +67,6 @@ node_summary summarize(const model::node_record& record) {
   s.healthy = !record.has_health || record.health.overall_healthy;
   if (s.has_health && !s.healthy)
     s.error_messages = record.health.error_messages;
-  s.listed = model::encode_node(record);
   return s;
 }
 

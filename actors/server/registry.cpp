@@ -89,11 +89,16 @@ struct registry_state {
   std::unordered_map<std::string, node_restarts> restarts;
   persistence_actor persistence;
   transport_actor transport;
-  /// A telemetry change of GET /nodes or /health was announced to the
-  /// transport and that view was not rendered since: later changes need no
-  /// announcement of their own (one per rendering, not one per report).
-  bool nodes_announced = false;
+  /// A telemetry change of /health was announced to the transport and that
+  /// view was not rendered since: later changes need no announcement of
+  /// their own (one per rendering, not one per report).
   bool health_announced = false;
+  /// GET /nodes is read from the database (the reader): its telemetry
+  /// changes are announced at most every `nodes_every` (then once more when
+  /// there were more), not once per report.
+  bool nodes_timer = false;
+  bool nodes_dirty = false;
+  static constexpr std::chrono::milliseconds nodes_every{250};
 
   registry_state() = default;
   registry_state(const registry_state&) = delete;
@@ -252,10 +257,13 @@ void take_summary(self_ptr self, node_summary&& s, bool telemetry) {
     st.health_announced = true;
     announce(self, resource_kind::health, urgency::telemetry);
   }
-  if (!st.nodes_announced) {
-    st.nodes_announced = true;
-    announce(self, resource_kind::nodes, urgency::telemetry);
+  if (st.nodes_timer) {
+    st.nodes_dirty = true;
+    return;
   }
+  announce(self, resource_kind::nodes, urgency::telemetry);
+  st.nodes_timer = true;
+  self->delayed_send(self, registry_state::nodes_every, atom::tick::value);
 }
 
 /// Collects the answers of a fan-out to node actors.
@@ -404,16 +412,6 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
-      [self](atom::listing) -> model::nodes_listing {
-        auto& st = self->state;
-        st.nodes_announced = false;
-        std::vector<model::listed_node> parts;
-        parts.reserve(st.nodes.size());
-        for (auto i = st.nodes.begin(); i != st.nodes.end(); ++i)
-          if (!is_down(st, i))
-            parts.push_back({&i->first, i->second.summary.status, &i->second.summary.listed});
-        return model::assemble_nodes_listing(parts);
-      },
       [self](atom::list,
              const node_filter& filter) -> caf::result<std::vector<model::node_record>> {
         auto& st = self->state;
@@ -464,6 +462,16 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         return h;
       },
       [self](atom::summary, node_summary& s) { take_summary(self, std::move(s), true); },
+      [self](atom::tick) {
+        auto& st = self->state;
+        st.nodes_timer = false;
+        if (!st.nodes_dirty)
+          return;
+        st.nodes_dirty = false;
+        announce(self, resource_kind::nodes, urgency::telemetry);
+        st.nodes_timer = true;
+        self->delayed_send(self, registry_state::nodes_every, atom::tick::value);
+      },
       [self](atom::resolve,
              const std::vector<std::string>& ids) -> caf::result<std::vector<job_target>> {
         auto& st = self->state;

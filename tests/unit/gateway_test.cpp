@@ -326,7 +326,7 @@ TEST_CASE_FIXTURE(gateway_fixture, "gateway: an owner that does not answer in ti
   CHECK(json_of(r).root()["error"].as_string().find("timed out") != std::string::npos);
   // Observations time out the same way.
   registry_does->next = verdict::never();
-  send(atom::observe::value, uint64_t{21}, resource{resource_kind::nodes, {}});
+  send(atom::observe::value, uint64_t{21}, resource{resource_kind::health, {}});
   advance(request_timeout);
   r = reply_to(21);
   CHECK(r.code == 503);
@@ -366,43 +366,6 @@ TEST_CASE_FIXTURE(gateway_fixture, "gateway: /health is the registry's fleet hea
   REQUIRE(h.unhealthy.size() == 1);
   CHECK(h.unhealthy[0].error_messages == std::vector<std::string>{"disk full"});
   CHECK(h.server.database == "connected");
-}
-
-TEST_CASE_FIXTURE(gateway_fixture, "gateway: /nodes is a listing whose index matches its body") {
-  registry_does->nodes = {node("node-a", model::node_status::online, true),
-                          node("node-b", model::node_status::stale, false),
-                          node("node-c", model::node_status::offline, true)};
-  send(atom::observe::value, uint64_t{41}, resource{resource_kind::nodes, {}});
-  REQUIRE(wire->answers_to(41) == 1);
-  auto l = only(wire->listings, 41, "nodes_listing");
-  // The registry was asked for everything: filters are cut from the listing.
-  CHECK(registry_does->listings == 1);
-  CHECK(registry_does->lists.empty());
-  CHECK(l.body == model::encode_nodes(registry_does->nodes));
-  auto doc = model::json_document::parse(l.body);
-  REQUIRE(doc.ok());
-  REQUIRE(doc.root()["nodes"].size() == 3);
-  REQUIRE(l.index.size() == 3);
-  std::vector<const model::listing_entry*> every;
-  uint32_t end = 0;
-  for (size_t i = 0; i < l.index.size(); ++i) {
-    auto& e = l.index[i];
-    CAPTURE(e.node_id);
-    CHECK(e.node_id == registry_does->nodes[i].reg.node_id);
-    CHECK(e.status == registry_does->nodes[i].status);
-    CHECK(e.offset >= end);  // in body order, not overlapping
-    REQUIRE(e.offset + e.length <= l.body.size());
-    end = e.offset + e.length;
-    auto one = model::json_document::parse(l.body.substr(e.offset, e.length));
-    REQUIRE_MESSAGE(one.ok(), l.body.substr(e.offset, e.length));
-    CHECK(one.root()["node_id"].as_string() == e.node_id);
-    CHECK(one.root()["status"].as_string() == model::to_string(e.status));
-    CHECK(one.root().to_json() == doc.root()["nodes"].at(i).to_json());
-    every.push_back(&e);
-  }
-  CHECK(model::cut_nodes(l, every) == l.body);
-  CHECK(model::cut_nodes(l, {&l.index[1]})
-        == "{\"nodes\":[" + l.body.substr(l.index[1].offset, l.index[1].length) + "]}");
 }
 
 TEST_CASE_FIXTURE(gateway_fixture, "gateway: /updates, /updates/<id>/status and /artifacts are JSON 2.05") {

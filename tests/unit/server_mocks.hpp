@@ -51,7 +51,6 @@ struct registry_script : held_promises {
   uint32_t count = 0;
   std::vector<std::pair<model::node_registration, peer>> enrolled;
   std::vector<node_filter> lists;
-  int listings = 0;  ///< `listing` requests
 };
 
 inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
@@ -60,16 +59,6 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
     [=](atom::enroll, model::node_registration& reg, peer& from) -> caf::result<registered> {
       s->enrolled.emplace_back(reg, from);
       return respond(self, *s, s->next, registered{reg.node_id, true});
-    },
-    [=](atom::listing) -> caf::result<model::nodes_listing> {
-      ++s->listings;
-      std::vector<std::string> objects;
-      for (auto& n : s->nodes)
-        objects.push_back(model::encode_node(n));
-      std::vector<model::listed_node> parts;
-      for (size_t i = 0; i < s->nodes.size(); ++i)
-        parts.push_back({&s->nodes[i].reg.node_id, s->nodes[i].status, &objects[i]});
-      return respond(self, *s, s->next, model::assemble_nodes_listing(parts));
     },
     [=](atom::list, node_filter& f) -> caf::result<std::vector<model::node_record>> {
       s->lists.push_back(f);
@@ -83,6 +72,7 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
       return respond(self, *s, s->next, s->health);
     },
     [](atom::summary, node_summary&) {},
+    [](atom::tick) {},
     [=](atom::resolve, std::vector<std::string>&) -> caf::result<std::vector<job_target>> {
       return respond(self, *s, s->next, std::vector<job_target>{});
     },
@@ -351,7 +341,7 @@ struct gateway_wire {
   std::vector<std::pair<uint64_t, coap_reply>> replies;
   std::vector<std::pair<uint64_t, model::fleet_health>> health;
   std::vector<std::pair<uint64_t, model::system_info>> systems;
-  std::vector<std::pair<uint64_t, model::nodes_listing>> listings;
+  std::vector<std::pair<uint64_t, coap_reply>> listings;  ///< from the reader
   std::vector<std::pair<resource, urgency>> changed;
   size_t other = 0;  ///< messages of any other kind
 
@@ -384,9 +374,9 @@ inline transport_actor::behavior_type mock_gateway_transport(transport_actor::po
     [w](atom::reply, uint64_t id, model::system_info& s) {
       w->systems.emplace_back(id, std::move(s));
     },
-    [w](atom::reply, uint64_t id, model::nodes_listing& l) {
-      w->listings.emplace_back(id, std::move(l));
-    },
+    [w](atom::listing, uint64_t id, coap_reply& r) { w->listings.emplace_back(id, std::move(r)); },
+    [w](atom::listing, uint64_t, listing_chunk&) { ++w->other; },
+    [w](atom::more, listing_chunk&) { ++w->other; },
     [w](atom::artifact, artifact_blob&) { ++w->other; },
     [w](atom::route, std::string&, job_actor&) { ++w->other; },
     [w](atom::forget, std::string&) { ++w->other; },

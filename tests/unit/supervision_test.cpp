@@ -93,9 +93,6 @@ TEST_CASE_FIXTURE(fixture, "a node actor that keeps dying stays down and answers
   auto list = nodes();
   REQUIRE(list.size() == 1);
   CHECK(list[0].reg.node_id == "node-2");
-  auto listing = ask<model::nodes_listing>(registry, atom::listing::value);
-  REQUIRE(listing.index.size() == 1);
-  CHECK(listing.index[0].node_id == "node-2");
   CHECK(enroll("node-3").created);
 }
 

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""The fleet-size rows of the benchmark: one coapfleet-server grown to N
+registered nodes by coapfleet-sim (nodes share sockets where the open-file
+limit needs it), then, at that size:
+
+- registration rate of 10,000 new nodes, against the rate at 10,000 registered;
+- server RSS and idle CPU (no traffic for 10 s);
+- RSS while 100,000 of the nodes (or all, if fewer) report every 10 s;
+- a page of 1,000 nodes (GET /nodes?limit=1000&after=...): time to the first
+  block and to the whole page, over 20 random cursors;
+- GET /test p50/p99 while a whole GET /nodes of the fleet is being read;
+- start-up: time from starting the server on that database until GET /health
+  answers with every node counted.
+
+Usage: bench_scale.py --build DIR [--nodes 100000 [--nodes 1000000]] [--json]
+Talks only to 127.0.0.0/8.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+import harness as h  # noqa: E402  (raw CoAP client, message codec)
+
+FD_LIMIT = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+class Bench:
+    def __init__(self, build, work):
+        self.build = build
+        self.work = work
+        self.server = None
+        self.port = free_port()
+        self.db = os.path.join(work, "fleet.db")
+
+    def start(self):
+        log = open(os.path.join(self.work, "server.log"), "ab")
+        t0 = time.monotonic()
+        self.server = subprocess.Popen(
+            [os.path.join(self.build, "coapfleet-server"), "--bind", "127.0.0.1", "--port",
+             str(self.port), "--dtls-port", "0", "--db", self.db, "--log-level", "warn",
+             "--max-nodes", "2000000"],
+            stdout=log, stderr=subprocess.STDOUT)
+        return t0
+
+    def stop(self):
+        if self.server and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(120)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+        self.server = None
+
+    def get(self, path, query=(), timeout=30):
+        with h.RawClient("127.0.0.1", self.port) as c:
+            return c.request("get", path, query=query, timeout=timeout)
+
+    def wait_up(self, t0, nodes, limit=600):
+        """Seconds from t0 until GET /health counts `nodes` nodes."""
+        while time.monotonic() - t0 < limit:
+            try:
+                r = self.get("health", timeout=2)
+                if r.code == "2.05" and json.loads(r.body)["total_nodes"] >= nodes:
+                    return time.monotonic() - t0
+            except (TimeoutError, ConnectionError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the server did not come up with %d nodes" % nodes)
+
+    def sim(self, mode, nodes, base, prefix, *extra, timeout=3600):
+        per_socket = max(1, -(-nodes // max(1000, FD_LIMIT - 2000)))
+        cmd = [os.path.join(self.build, "coapfleet-sim"), mode, "--server",
+               "coap://127.0.0.1:%d" % self.port, "--nodes", str(nodes), "--base", base,
+               "--id-prefix", prefix, "--nodes-per-socket", str(per_socket),
+               "--register-window", "512"] + list(extra)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    def register(self, nodes, base, prefix):
+        """Registers `nodes` new nodes; returns registrations per second."""
+        p = self.sim("load", nodes, base, prefix, "--duration", "0.1", "--drain", "0.5")
+        m = re.search(r"registered (\d+)/(\d+) nodes in ([\d.]+) s", p.stdout + p.stderr)
+        if not m or m.group(1) != m.group(2):
+            raise RuntimeError("registration failed:\n%s\n%s" % (p.stdout[-2000:], p.stderr[-2000:]))
+        return int(m.group(1)) / max(float(m.group(3)), 1e-3)
+
+    def page_times(self, ids_hint, count=20):
+        """(first block ms, whole page ms) of GET /nodes?limit=1000&after=X."""
+        firsts, wholes = [], []
+        for _ in range(count):
+            after = ids_hint()
+            q = ["limit=1000", "after=" + after]
+            with h.RawClient("127.0.0.1", self.port) as c:
+                t0 = time.monotonic()
+                opts = h.request_options("nodes", None, q)
+                msg = c._exchange(1, opts, b"", 30)
+                firsts.append((time.monotonic() - t0) * 1000)
+                block = msg.option(h.OPT_BLOCK2)
+                got = len(msg.payload)
+                while block is not None and h.decode_uint(block) & 8:
+                    num = (h.decode_uint(block) >> 4) + 1
+                    msg = c._exchange(1, h.request_options("nodes", None, q)
+                                      + [(h.OPT_BLOCK2, h.encode_uint(num << 4 | 6))], b"", 30)
+                    got += len(msg.payload)
+                    block = msg.option(h.OPT_BLOCK2)
+                wholes.append((time.monotonic() - t0) * 1000)
+        return firsts, wholes
+
+    def probe_while_reading(self, client, seconds=15):
+        """GET /test latencies while coap-client reads the whole GET /nodes."""
+        reader = subprocess.Popen([client, "-m", "get", "-B", "600",
+                                   "coap://127.0.0.1:%d/nodes" % self.port],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        lat = []
+        end = time.monotonic() + seconds
+        with h.RawClient("127.0.0.1", self.port) as c:
+            while time.monotonic() < end:
+                t0 = time.monotonic()
+                c.request("get", "test", timeout=5)
+                lat.append((time.monotonic() - t0) * 1000)
+                time.sleep(0.02)
+        reading = reader.poll() is None
+        reader.kill()
+        reader.wait()
+        return lat, reading
+
+
+def run_size(build, n, client, out):
+    work = tempfile.mkdtemp(prefix="coapfleet-scale.")
+    b = Bench(build, work)
+    try:
+        b.start()
+        b.wait_up(time.monotonic(), 0)
+        rate_small = b.register(10000, "127.20.0.0", "a-")
+        rest = n - 20000
+        t0 = time.monotonic()
+        if rest > 0:
+            b.register(rest, "127.40.0.0", "b-")
+        bulk_s = time.monotonic() - t0
+        rate_big = b.register(10000, "127.30.0.0", "c-")
+        pid = b.server.pid
+        time.sleep(5)
+        rss_registered = rss_kib(pid)
+        t1 = cpu_ticks(pid)
+        time.sleep(10)
+        idle_cpu = (cpu_ticks(pid) - t1) / os.sysconf("SC_CLK_TCK") / 10 * 100
+        # 100,000 (or all) of them report every 10 s.
+        reporting = min(100000, max(0, rest))
+        rss_reporting = None
+        if reporting:
+            fleet = subprocess.Popen(
+                [os.path.join(build, "coapfleet-sim"), "fleet", "--server",
+                 "coap://127.0.0.1:%d" % b.port, "--nodes", str(reporting), "--base",
+                 "127.40.0.0", "--id-prefix", "b-", "--nodes-per-socket",
+                 str(max(1, -(-reporting // max(1000, FD_LIMIT - 2000)))), "--interval", "10",
+                 "--duration", "40", "-q"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            samples = []
+            for _ in range(40):
+                time.sleep(1)
+                samples.append(rss_kib(pid))
+            fleet.wait(120)
+            rss_reporting = max(samples[20:])
+        ids = lambda: "b-%05d" % random.randint(1, max(1, rest))
+        firsts, wholes = b.page_times(ids)
+        lat, still_reading = b.probe_while_reading(client)
+        b.stop()
+        t0 = b.start()
+        startup = b.wait_up(t0, n)
+        rss_start = rss_kib(b.server.pid)
+        out.append({
+            "nodes": n, "register_rate_at_10k": round(rate_small), "register_rate_at_n": round(rate_big),
+            "register_ratio": round(rate_big / rate_small, 2), "bulk_register_s": round(bulk_s, 1),
+            "rss_registered_kib": rss_registered, "idle_cpu_percent": round(idle_cpu, 2),
+            "reporting": reporting, "rss_reporting_kib": rss_reporting,
+            "page_first_block_ms": [round(pct(firsts, 50), 1), round(pct(firsts, 99), 1)],
+            "page_whole_ms": [round(pct(wholes, 50), 1), round(pct(wholes, 99), 1)],
+            "test_while_reading_ms": [round(pct(lat, 50), 2), round(pct(lat, 99), 2)],
+            "listing_still_being_read": still_reading,
+            "startup_s": round(startup, 2), "rss_after_start_kib": rss_start,
+        })
+    finally:
+        b.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--nodes", type=int, action="append")
+    ap.add_argument("--client", default=shutil.which("coap-client-notls")
+                    or shutil.which("coap-client-openssl"))
+    args = ap.parse_args()
+    out = []
+    for n in args.nodes or [100000]:
+        run_size(args.build, n, args.client, out)
+        print(json.dumps(out[-1]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
