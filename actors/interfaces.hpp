@@ -198,13 +198,14 @@ template <class F> auto inspect(F& f, registered& x) { return f(x.node_id, x.cre
 /// is read from the database by the reader.)
 struct node_summary {
   std::string node_id;
-  model::node_status status = model::node_status::online;
+  model::node_status status = model::node_status::online;  ///< the registry's to set
   bool healthy = true;
   bool has_health = false;
   std::vector<std::string> error_messages;
+  model::millis last_seen = 0;  ///< when the node was last heard from
 };
 template <class F> auto inspect(F& f, node_summary& x) {
-  return f(x.node_id, x.status, x.healthy, x.has_health, x.error_messages);
+  return f(x.node_id, x.status, x.healthy, x.has_health, x.error_messages, x.last_seen);
 }
 
 /// Part of a whole GET /nodes listing read from a snapshot (the reader's):
@@ -498,9 +499,7 @@ using node_actor = caf::typed_actor<
   /// answers with the node's new summary.
   caf::replies_to<atom::enroll, model::node_registration, model::millis>::with<node_summary>,
   /// The node's full record (liveness computed now).
-  caf::replies_to<atom::get>::with<model::node_record>,
-  /// Liveness timer.
-  caf::reacts_to<atom::tick>>;
+  caf::replies_to<atom::get>::with<model::node_record>>;
 
 /// The node registry: registration, the node directory, fleet-wide views.
 using registry_actor = caf::typed_actor<
@@ -514,8 +513,10 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::health>::with<model::fleet_health>,
   /// From node actors: liveness or health changed.
   caf::reacts_to<atom::summary, node_summary>,
-  /// Its own timer: telemetry changes of GET /nodes announced since.
+  /// Its own timers: telemetry changes of GET /nodes announced since, and
+  /// the liveness deadlines that are due (one timer for the whole fleet).
   caf::reacts_to<atom::tick>,
+  caf::reacts_to<atom::deadline>,
   /// From job actors: resolve target_nodes (["all"] or ids); unknown ids are
   /// not_found naming them (4.04 with field target_nodes).
   caf::replies_to<atom::resolve, std::vector<std::string>>::with<std::vector<job_target>>,

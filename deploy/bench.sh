@@ -271,6 +271,11 @@ dtls_rss=$(rss_kib "$spid")
 dtls_big_sessions=$(json_get "$work/dtls-big.json" sessions)
 kill "$spid"; wait "$spid" 2>/dev/null || true
 
+# -- fleet size: 100,000 and 1,000,000 registered nodes (quick: 25,000) --
+if [ $quick = 1 ]; then scale_args=(--quick --nodes 25000); else scale_args=(--nodes 100000 --nodes 1000000); fi
+python3 "$root/deploy/bench_scale.py" --build "$build" --client "$client" "${scale_args[@]}" \
+  >"$work/scale.json" 2>"$work/scale.err" || cat "$work/scale.err" >&2
+
 # -- the table --
 cpu_model=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 echo
@@ -302,3 +307,24 @@ printf '| %-58s | %-28s | %-22s |\n' "7. PUT /health over DTLS (PSK), $dtls_node
 printf '| %-58s | %-28s | %-22s |\n' "   plain CoAP from $dtls_nodes nodes, same server, right after" "$(median "${d_plain[@]}") answers/s" ""
 printf '| %-58s | %-28s | %-22s |\n' "   DTLS p99; handshakes + registrations per second" "$(median "${d_p99[@]}") ms; $(median "${d_hs[@]}")/s" ""
 printf '| %-58s | %-28s | %-22s |\n' "   server RSS with $dtls_big_sessions DTLS sessions" "$dtls_rss KiB" ""
+python3 - "$work/scale.json" <<'PY'
+import json, sys
+row = lambda a, b, c: print("| %-58s | %-28s | %-22s |" % (a, b, c))
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    n = "{:,}".format(d["nodes"])
+    mib = lambda k: "%.0f MiB" % (k / 1024.0) if k else "n/a"
+    row("scale, %s nodes: registrations/s at %s / at %s registered" % (n, "{:,}".format(d["batch"]), n),
+        "%d / %d (%.2f)" % (d["register_rate_at_10k"], d["register_rate_at_n"], d["register_ratio"]),
+        ">= 0.8 at 1,000,000")
+    row("   server RSS registered; with %s reporting every 10 s" % "{:,}".format(d["reporting"]),
+        "%s; %s" % (mib(d["rss_registered_kib"]), mib(d["rss_reporting_kib"])), "<= 768 MiB at 1,000,000")
+    row("   idle CPU (no traffic, 10 s)", "%.2f %% of a core" % d["idle_cpu_percent"], "< 1 %")
+    row("   page of 1,000: first block / all 625 blocks, p50; p99",
+        "%.1f / %.0f ms; %.1f / %.0f ms" % (d["page_first_block_ms"][0], d["page_whole_ms"][0],
+                                            d["page_first_block_ms"][1], d["page_whole_ms"][1]),
+        "< 20 ms")
+    row("   GET /test p50 / p99 while GET /nodes is read whole",
+        "%.2f / %.2f ms" % tuple(d["test_while_reading_ms"]), "p99 < 5 ms")
+    row("   start-up until GET /health counts every node", "%.1f s (RSS %s)" % (d["startup_s"], mib(d["rss_after_start_kib"])), "< 10 s")
+PY

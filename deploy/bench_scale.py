@@ -12,7 +12,8 @@ limit needs it), then, at that size:
 - start-up: time from starting the server on that database until GET /health
   answers with every node counted.
 
-Usage: bench_scale.py --build DIR [--nodes 100000 [--nodes 1000000]] [--json]
+Usage: bench_scale.py --build DIR [--nodes 100000 [--nodes 1000000]] [--quick]
+(--quick: shorter phases, for the smoke run.) One JSON object per size.
 Talks only to 127.0.0.0/8.
 """
 import argparse
@@ -103,7 +104,7 @@ class Bench:
         while time.monotonic() - t0 < limit:
             try:
                 r = self.get("health", timeout=2)
-                if r.code == "2.05" and json.loads(r.body)["total_nodes"] >= nodes:
+                if r.code == "2.05" and r.json()["total_nodes"] >= nodes:
                     return time.monotonic() - t0
             except (TimeoutError, ConnectionError, ValueError, KeyError):
                 pass
@@ -168,19 +169,20 @@ class Bench:
         return lat, reading
 
 
-def run_size(build, n, client, out):
+def run_size(build, n, client, out, quick=False):
     work = tempfile.mkdtemp(prefix="coapfleet-scale.")
     b = Bench(build, work)
     try:
         b.start()
         b.wait_up(time.monotonic(), 0)
-        rate_small = b.register(10000, "127.20.0.0", "a-")
-        rest = n - 20000
+        batch = 10000 if n >= 30000 else max(1000, n // 4)
+        rate_small = b.register(batch, "127.20.0.0", "a-")
+        rest = n - 2 * batch
         t0 = time.monotonic()
         if rest > 0:
             b.register(rest, "127.40.0.0", "b-")
         bulk_s = time.monotonic() - t0
-        rate_big = b.register(10000, "127.30.0.0", "c-")
+        rate_big = b.register(batch, "127.30.0.0", "c-")
         pid = b.server.pid
         time.sleep(5)
         rss_registered = rss_kib(pid)
@@ -189,6 +191,7 @@ def run_size(build, n, client, out):
         idle_cpu = (cpu_ticks(pid) - t1) / os.sysconf("SC_CLK_TCK") / 10 * 100
         # 100,000 (or all) of them report every 10 s.
         reporting = min(100000, max(0, rest))
+        fleet_s = 16 if quick else 40
         rss_reporting = None
         if reporting:
             fleet = subprocess.Popen(
@@ -196,23 +199,24 @@ def run_size(build, n, client, out):
                  "coap://127.0.0.1:%d" % b.port, "--nodes", str(reporting), "--base",
                  "127.40.0.0", "--id-prefix", "b-", "--nodes-per-socket",
                  str(max(1, -(-reporting // max(1000, FD_LIMIT - 2000)))), "--interval", "10",
-                 "--duration", "40", "-q"],
+                 "--duration", str(fleet_s), "-q"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             samples = []
-            for _ in range(40):
+            for _ in range(fleet_s):
                 time.sleep(1)
                 samples.append(rss_kib(pid))
             fleet.wait(120)
-            rss_reporting = max(samples[20:])
+            rss_reporting = max(samples[fleet_s // 2:])
         ids = lambda: "b-%05d" % random.randint(1, max(1, rest))
-        firsts, wholes = b.page_times(ids)
-        lat, still_reading = b.probe_while_reading(client)
+        firsts, wholes = b.page_times(ids, 5 if quick else 20)
+        lat, still_reading = b.probe_while_reading(client, 5 if quick else 15)
         b.stop()
         t0 = b.start()
         startup = b.wait_up(t0, n)
         rss_start = rss_kib(b.server.pid)
         out.append({
-            "nodes": n, "register_rate_at_10k": round(rate_small), "register_rate_at_n": round(rate_big),
+            "nodes": n, "batch": batch, "register_rate_at_10k": round(rate_small),
+            "register_rate_at_n": round(rate_big),
             "register_ratio": round(rate_big / rate_small, 2), "bulk_register_s": round(bulk_s, 1),
             "rss_registered_kib": rss_registered, "idle_cpu_percent": round(idle_cpu, 2),
             "reporting": reporting, "rss_reporting_kib": rss_reporting,
@@ -233,10 +237,11 @@ def main():
     ap.add_argument("--nodes", type=int, action="append")
     ap.add_argument("--client", default=shutil.which("coap-client-notls")
                     or shutil.which("coap-client-openssl"))
+    ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     out = []
     for n in args.nodes or [100000]:
-        run_size(args.build, n, args.client, out)
+        run_size(args.build, n, args.client, out, args.quick)
         print(json.dumps(out[-1]), flush=True)
 
 

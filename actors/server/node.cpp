@@ -17,7 +17,6 @@ struct node_state {
   liveness_config cfg;
   registry_actor registry;
   persistence_actor persistence;
-  bool tick_pending = false;
 };
 
 using self_ptr = node_actor::stateful_pointer<node_state>;
@@ -33,28 +32,11 @@ void publish_summary(self_ptr self) {
   self->send(st.registry, atom::summary::value, summarize(st.record));
 }
 
-/// Keeps exactly one liveness timer pending while the node can still age.
-void arm_timer(self_ptr self, model::millis now) {
-  auto& st = self->state;
-  if (st.tick_pending || st.record.status == model::node_status::offline)
-    return;
-  auto due = st.record.last_seen
-             + (st.record.status == model::node_status::online ? st.cfg.stale_after.count()
-                                                               : st.cfg.offline_after.count());
-  auto delay = std::max<model::millis>(due - now, 1);
-  st.tick_pending = true;
-  self->delayed_send(self, std::chrono::milliseconds(delay), atom::tick::value);
-}
-
+/// Liveness is the registry's (one deadline structure for the fleet, not a
+/// timer per node); the node keeps when it was last heard from.
 void heard_from(self_ptr self, model::millis now) {
   auto& st = self->state;
   st.record.last_seen = std::max(st.record.last_seen, now);
-  auto before = st.record.status;
-  st.record.status = model::node_status::online;
-  if (before != model::node_status::online)
-    CF_DEBUG("node", "node ", st.record.reg.node_id, " is online again (was ", to_string(before),
-            ")");
-  arm_timer(self, now);
 }
 
 }  // namespace
@@ -67,6 +49,7 @@ node_summary summarize(const model::node_record& record) {
   s.healthy = !record.has_health || record.health.overall_healthy;
   if (s.has_health && !s.healthy)
     s.error_messages = record.health.error_messages;
+  s.last_seen = record.last_seen;
   return s;
 }
 
@@ -84,8 +67,7 @@ node_actor spawn_node(caf::actor_system& sys, model::node_record record, livenes
     st.registry = std::move(registry);
     st.persistence = std::move(persistence);
     auto now = st.cfg.now();
-    st.record.status = compute_status(st, now);  // as the registry's first summary has it
-    arm_timer(self, now);
+    st.record.status = compute_status(st, now);
     return {
       [self](atom::health, model::health_report& report, model::millis at) {
         auto& st = self->state;
@@ -107,19 +89,6 @@ node_actor spawn_node(caf::actor_system& sys, model::node_record record, livenes
         auto out = st.record;
         out.status = compute_status(st, st.cfg.now());
         return out;
-      },
-      [self](atom::tick) {
-        auto& st = self->state;
-        st.tick_pending = false;
-        auto now = st.cfg.now();
-        auto status = compute_status(st, now);
-        if (status != st.record.status) {
-          CF_DEBUG("node", "node ", st.record.reg.node_id, " is ", to_string(status),
-                  " (last seen ", model::format_time(st.record.last_seen), ")");
-          st.record.status = status;
-          publish_summary(self);
-        }
-        arm_timer(self, now);
       },
     };
   };

@@ -1,4 +1,5 @@
 #include "actors/server/registry.hpp"
+#include "actors/server/registry_internal.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -14,104 +15,9 @@
 
 namespace coapfleet::server {
 
+using namespace registry_detail;
+
 namespace {
-
-// Supervision of one node actor (the registry monitors it, not linked):
-//
-//   running ──down──► restarting ──record loaded──► running (new actor, route sent again)
-//                        │   requests for the node wait here, then go to the new actor
-//                        ├── more than max_restarts within restart_window ──► down
-//                        └── the load failed ──────────────────────────────► down
-//   down: requests for the node answer 5.00 naming it; listings leave it out.
-//
-// A node restarts from the store, read through the persistence actor, which
-// first commits what is pending: its registration is what this registry
-// committed, its latest health what the persistence actor took. The registry
-// keeps no copy of the record, only the node's summary with its object as
-// GET /nodes lists it (the listing is assembled from those, without asking
-// every node). Health reports that the transport hands the dead actor before the
-// new route arrives are lost: telemetry, the next one is an interval away.
-
-struct node_entry {
-  node_actor actor;
-  node_summary summary;  ///< the latest, with the node's object for GET /nodes
-  std::string ip_address;
-  uint16_t port = 5683;
-  model::millis registered_at = 0;
-};
-
-/// Restart bookkeeping of a node whose actor died (few, so apart from node_entry).
-struct node_restarts {
-  bool down = false;                 ///< restarted too often: stays down
-  std::vector<model::millis> times;  ///< of recent restarts
-  /// Work for the node held while it restarts: called with the new actor, or
-  /// with the error its requests get.
-  std::vector<std::function<void(const caf::expected<node_actor>&)>> waiting;
-};
-
-using node_map = std::map<std::string, node_entry>;
-
-/// GET /health's counts, kept as summaries change (not recounted per read).
-struct fleet_tally {
-  uint32_t online = 0, stale = 0, offline = 0;
-  uint32_t healthy = 0, unhealthy = 0, online_healthy = 0;
-  std::set<std::string> unhealthy_ids;  ///< sorted, as GET /health lists them
-
-  void count(const node_summary& s, int sign) {
-    auto add = [sign](uint32_t& n) { n = static_cast<uint32_t>(static_cast<int64_t>(n) + sign); };
-    switch (s.status) {
-      case model::node_status::online: add(online); break;
-      case model::node_status::stale: add(stale); break;
-      case model::node_status::offline: add(offline); break;
-    }
-    if (s.has_health && s.healthy)
-      add(healthy);
-    if (s.has_health && !s.healthy) {
-      add(unhealthy);
-      if (sign > 0)
-        unhealthy_ids.insert(s.node_id);
-      else
-        unhealthy_ids.erase(s.node_id);
-    }
-    if (s.status == model::node_status::online && s.healthy)
-      add(online_healthy);
-  }
-};
-
-struct registry_state {
-  static inline const char* name = "registry";
-  registry_config cfg;
-  node_map nodes;  ///< sorted: listings come out in order
-  fleet_tally tally;  ///< of every node's summary
-  /// Live node actor → its node id (a key of `nodes`), sorted by actor id:
-  /// 16 bytes a node where a hash map takes about 40.
-  std::vector<std::pair<caf::actor_id, const std::string*>> node_of;
-  std::unordered_map<std::string, node_restarts> restarts;
-  persistence_actor persistence;
-  transport_actor transport;
-  /// A telemetry change of /health was announced to the transport and that
-  /// view was not rendered since: later changes need no announcement of
-  /// their own (one per rendering, not one per report).
-  bool health_announced = false;
-  /// GET /nodes is read from the database (the reader): its telemetry
-  /// changes are announced at most every `nodes_every` (then once more when
-  /// there were more), not once per report.
-  bool nodes_timer = false;
-  bool nodes_dirty = false;
-  static constexpr std::chrono::milliseconds nodes_every{250};
-
-  registry_state() = default;
-  registry_state(const registry_state&) = delete;
-  registry_state& operator=(const registry_state&) = delete;
-  /// Node actors end with the registry, however it ends.
-  ~registry_state() {
-    for (auto& kv : nodes)
-      if (kv.second.actor)
-        caf::anon_send_exit(kv.second.actor, caf::exit_reason::user_shutdown);
-  }
-};
-
-using self_ptr = registry_actor::stateful_pointer<registry_state>;
 
 caf::error node_down(const std::string& id) {
   return make_api_error(api_errc::internal,
@@ -126,20 +32,6 @@ bool is_down(registry_state& st, node_map::iterator i) {
   return r != st.restarts.end() && r->second.down;
 }
 
-/// Replaces a node's summary, keeping the tally; true when what GET /health
-/// shows of the node changed.
-bool set_summary(registry_state& st, node_entry& e, node_summary&& s) {
-  auto& old = e.summary;
-  bool counted = !old.node_id.empty();
-  bool changed = !counted || old.status != s.status || old.healthy != s.healthy
-                 || old.has_health != s.has_health || old.error_messages != s.error_messages;
-  if (counted)
-    st.tally.count(old, -1);
-  old = std::move(s);
-  st.tally.count(old, +1);
-  return changed;
-}
-
 /// Spawns a node's actor, monitors it and routes the transport to it.
 void start_node(self_ptr self, node_map::iterator i, model::node_record record) {
   auto& st = self->state;
@@ -149,6 +41,7 @@ void start_node(self_ptr self, node_map::iterator i, model::node_record record) 
                                   st.cfg.liveness.stale_after.count(),
                                   st.cfg.liveness.offline_after.count());
   set_summary(st, e, summarize(record));
+  schedule(self, i->first, e);
   e.actor = spawn_node(self->system(), std::move(record), st.cfg.liveness,
                        caf::actor_cast<registry_actor>(self), st.persistence);
   self->monitor(e.actor);
@@ -237,33 +130,6 @@ void node_went_down(self_ptr self, const caf::down_msg& msg) {
         r.down = true;
         release_waiting(r, node_down(id));
       });
-}
-
-void announce(self_ptr self, resource_kind kind, urgency u) {
-  self->send(self->state.transport, atom::changed::value, resource{kind, {}}, u);
-}
-
-/// A node's new summary. Telemetry changes are announced to the transport
-/// once per rendering of the view they change.
-void take_summary(self_ptr self, node_summary&& s, bool telemetry) {
-  auto& st = self->state;
-  auto i = st.nodes.find(s.node_id);
-  if (i == st.nodes.end())
-    return;
-  bool health_changed = set_summary(st, i->second, std::move(s));
-  if (!telemetry)
-    return;
-  if (health_changed && !st.health_announced) {
-    st.health_announced = true;
-    announce(self, resource_kind::health, urgency::telemetry);
-  }
-  if (st.nodes_timer) {
-    st.nodes_dirty = true;
-    return;
-  }
-  announce(self, resource_kind::nodes, urgency::telemetry);
-  st.nodes_timer = true;
-  self->delayed_send(self, registry_state::nodes_every, atom::tick::value);
 }
 
 /// Collects the answers of a fan-out to node actors.
@@ -462,6 +328,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         return h;
       },
       [self](atom::summary, node_summary& s) { take_summary(self, std::move(s), true); },
+      [self](atom::deadline) { liveness_due(self); },
       [self](atom::tick) {
         auto& st = self->state;
         st.nodes_timer = false;
@@ -476,8 +343,13 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
              const std::vector<std::string>& ids) -> caf::result<std::vector<job_target>> {
         auto& st = self->state;
         std::vector<job_target> out;
-        auto to_target = [](const node_entry& e) {
-          return job_target{e.summary.node_id, e.ip_address, e.port, e.summary.status};
+        // Liveness as of this moment (the counts follow within a deadline bucket).
+        auto now = st.cfg.liveness.now();
+        auto to_target = [&st, now](const node_entry& e) {
+          return job_target{e.summary.node_id, e.ip_address, e.port,
+                            model::liveness(e.summary.last_seen, now,
+                                            st.cfg.liveness.stale_after.count(),
+                                            st.cfg.liveness.offline_after.count())};
         };
         if (ids.size() == 1 && ids[0] == "all") {
           for (auto& kv : st.nodes)

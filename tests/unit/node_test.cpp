@@ -66,3 +66,20 @@ TEST_CASE_FIXTURE(fixture, "a node's record tells the liveness of the moment it 
   CHECK(rec.reg.ip_address == "127.1.0.5");
   CHECK(rec.last_seen == now());
 }
+
+TEST_CASE_FIXTURE(fixture, "liveness of a fleet takes one timer, not one per node, and none once all are offline") {
+  for (int i = 0; i < 200; ++i)
+    enroll("node-" + std::to_string(i));
+  // A few timers at most (the liveness deadline, announcements), whatever the fleet size.
+  CHECK(sched->clock().schedule().size() <= 3);
+  advance(11s);
+  auto h = ask<model::fleet_health>(registry, atom::health::value);
+  CHECK(h.stale_nodes == 200);
+  CHECK(sched->clock().schedule().size() <= 3);
+  advance(20s);
+  h = ask<model::fleet_health>(registry, atom::health::value);
+  CHECK(h.offline_nodes == 200);
+  // Nothing can change any more without a report: no timer is left.
+  advance(1s);
+  CHECK(sched->clock().schedule().empty());
+}

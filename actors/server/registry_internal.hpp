@@ -1,0 +1,132 @@
+// Internal to the registry (registry.cpp: directory, supervision, requests;
+// registry_liveness.cpp: liveness deadlines, counts, announcements).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/server/registry.hpp"
+
+namespace coapfleet::server::registry_detail {
+
+// Supervision of one node actor (the registry monitors it, not linked):
+//
+//   running ──down──► restarting ──record loaded──► running (new actor, route sent again)
+//                        │   requests for the node wait here, then go to the new actor
+//                        ├── more than max_restarts within restart_window ──► down
+//                        └── the load failed ──────────────────────────────► down
+//   down: requests for the node answer 5.00 naming it; listings leave it out.
+//
+// A node restarts from the store, read through the persistence actor, which
+// first commits what is pending: its registration is what this registry
+// committed, its latest health what the persistence actor took. The registry
+// keeps no copy of the record, only the node's summary (what GET /health
+// counts; GET /nodes is read from the database). Health reports that the transport hands the dead actor before the
+// new route arrives are lost: telemetry, the next one is an interval away.
+
+struct node_entry {
+  node_actor actor;
+  node_summary summary;  ///< the latest (status: the registry's liveness of it)
+  std::string ip_address;
+  uint16_t port = 5683;
+  model::millis registered_at = 0;
+  /// The deadline bucket it waits in (0: none; an offline node waits for nothing).
+  model::millis due = 0;
+};
+
+/// Restart bookkeeping of a node whose actor died (few, so apart from node_entry).
+struct node_restarts {
+  bool down = false;                 ///< restarted too often: stays down
+  std::vector<model::millis> times;  ///< of recent restarts
+  /// Work for the node held while it restarts: called with the new actor, or
+  /// with the error its requests get.
+  std::vector<std::function<void(const caf::expected<node_actor>&)>> waiting;
+};
+
+using node_map = std::map<std::string, node_entry>;
+
+/// GET /health's counts, kept as summaries change (not recounted per read).
+struct fleet_tally {
+  uint32_t online = 0, stale = 0, offline = 0;
+  uint32_t healthy = 0, unhealthy = 0, online_healthy = 0;
+  std::set<std::string> unhealthy_ids;  ///< sorted, as GET /health lists them
+
+  void count(const node_summary& s, int sign) {
+    auto add = [sign](uint32_t& n) { n = static_cast<uint32_t>(static_cast<int64_t>(n) + sign); };
+    switch (s.status) {
+      case model::node_status::online: add(online); break;
+      case model::node_status::stale: add(stale); break;
+      case model::node_status::offline: add(offline); break;
+    }
+    if (s.has_health && s.healthy)
+      add(healthy);
+    if (s.has_health && !s.healthy) {
+      add(unhealthy);
+      if (sign > 0)
+        unhealthy_ids.insert(s.node_id);
+      else
+        unhealthy_ids.erase(s.node_id);
+    }
+    if (s.status == model::node_status::online && s.healthy)
+      add(online_healthy);
+  }
+};
+
+struct registry_state {
+  static inline const char* name = "registry";
+  registry_config cfg;
+  node_map nodes;  ///< sorted: listings come out in order
+  fleet_tally tally;  ///< of every node's summary
+  /// Live node actor → its node id (a key of `nodes`), sorted by actor id:
+  /// 16 bytes a node where a hash map takes about 40.
+  std::vector<std::pair<caf::actor_id, const std::string*>> node_of;
+  std::unordered_map<std::string, node_restarts> restarts;
+  persistence_actor persistence;
+  transport_actor transport;
+  /// A telemetry change of /health was announced to the transport and that
+  /// view was not rendered since: later changes need no announcement of
+  /// their own (one per rendering, not one per report).
+  bool health_announced = false;
+  /// GET /nodes is read from the database (the reader): its telemetry
+  /// changes are announced at most every `nodes_every` (then once more when
+  /// there were more), not once per report.
+  bool nodes_timer = false;
+  bool nodes_dirty = false;
+  static constexpr std::chrono::milliseconds nodes_every{250};
+  /// Liveness: the nodes whose status changes next, by the 100 ms bucket
+  /// it changes in. One timer for the fleet, armed for the earliest
+  /// bucket; a node is in one bucket at most (a report does not move it:
+  /// when its bucket comes, it is put where its new deadline is).
+  std::map<model::millis, std::vector<std::string>> deadlines;
+  model::millis armed_for = 0;  ///< the bucket the pending timer is for (0: none)
+
+  registry_state() = default;
+  registry_state(const registry_state&) = delete;
+  registry_state& operator=(const registry_state&) = delete;
+  /// Node actors end with the registry, however it ends.
+  ~registry_state() {
+    for (auto& kv : nodes)
+      if (kv.second.actor)
+        caf::anon_send_exit(kv.second.actor, caf::exit_reason::user_shutdown);
+  }
+};
+
+using self_ptr = registry_actor::stateful_pointer<registry_state>;
+
+/// Replaces a node's summary, keeping the counts; true when what GET /health
+/// shows of the node changed.
+bool set_summary(registry_state& st, node_entry& e, node_summary&& s);
+/// Puts node `id` in the bucket of its next liveness change (none once offline).
+void schedule(self_ptr self, const std::string& id, node_entry& e);
+/// The liveness deadlines that are due: statuses, counts, announcements.
+void liveness_due(self_ptr self);
+void announce(self_ptr self, resource_kind kind, urgency u);
+/// A node's new summary (telemetry: a report, not an acknowledged change).
+void take_summary(self_ptr self, node_summary&& s, bool telemetry);
+
+}  // namespace coapfleet::server::registry_detail
