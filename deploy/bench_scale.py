@@ -100,7 +100,7 @@ class Bench:
             return c.request("get", path, query=query, timeout=timeout)
 
     def wait_up(self, t0, nodes, limit=600):
-        """Seconds from t0 until GET /health counts `nodes` nodes."""
+        """Seconds from t0 until GET /health counts `nodes` nodes (None: not within `limit`)."""
         while time.monotonic() - t0 < limit:
             try:
                 r = self.get("health", timeout=2)
@@ -109,7 +109,7 @@ class Bench:
             except (TimeoutError, ConnectionError, ValueError, KeyError):
                 pass
             time.sleep(0.05)
-        raise RuntimeError("the server did not come up with %d nodes" % nodes)
+        return None
 
     def sim(self, mode, nodes, base, prefix, *extra, timeout=3600):
         per_socket = max(1, -(-nodes // max(1000, FD_LIMIT - 2000)))
@@ -174,7 +174,9 @@ def run_size(build, n, client, out, quick=False):
     b = Bench(build, work)
     try:
         b.start()
-        b.wait_up(time.monotonic(), 0)
+        if b.wait_up(time.monotonic(), 0, 60) is None:
+            raise RuntimeError("the server did not start")
+        say = lambda what, v: print("  %d nodes: %s %s" % (n, what, v), file=sys.stderr, flush=True)
         batch = 10000 if n >= 30000 else max(1000, n // 4)
         rate_small = b.register(batch, "127.20.0.0", "a-")
         rest = n - 2 * batch
@@ -183,12 +185,14 @@ def run_size(build, n, client, out, quick=False):
             b.register(rest, "127.40.0.0", "b-")
         bulk_s = time.monotonic() - t0
         rate_big = b.register(batch, "127.30.0.0", "c-")
+        say("registrations/s at %d and at %d registered:" % (batch, n), (round(rate_small), round(rate_big)))
         pid = b.server.pid
         time.sleep(5)
         rss_registered = rss_kib(pid)
         t1 = cpu_ticks(pid)
         time.sleep(10)
         idle_cpu = (cpu_ticks(pid) - t1) / os.sysconf("SC_CLK_TCK") / 10 * 100
+        say("RSS KiB registered, idle CPU %:", (rss_registered, round(idle_cpu, 2)))
         # 100,000 (or all) of them report every 10 s.
         reporting = min(100000, max(0, rest))
         fleet_s = 16 if quick else 40
@@ -207,13 +211,17 @@ def run_size(build, n, client, out, quick=False):
                 samples.append(rss_kib(pid))
             fleet.wait(120)
             rss_reporting = max(samples[fleet_s // 2:])
+        say("RSS KiB while %d report:" % reporting, rss_reporting)
         ids = lambda: "b-%05d" % random.randint(1, max(1, rest))
         firsts, wholes = b.page_times(ids, 5 if quick else 20)
         lat, still_reading = b.probe_while_reading(client, 5 if quick else 15)
         b.stop()
+        say("page ms first block / whole, GET /test ms while reading:",
+            (round(pct(firsts, 50), 1), round(pct(wholes, 50)), round(pct(lat, 99), 2)))
         t0 = b.start()
-        startup = b.wait_up(t0, n)
+        startup = b.wait_up(t0, n, 180)
         rss_start = rss_kib(b.server.pid)
+        say("start-up s (None: not within 180 s):", startup)
         out.append({
             "nodes": n, "batch": batch, "register_rate_at_10k": round(rate_small),
             "register_rate_at_n": round(rate_big),
@@ -224,7 +232,8 @@ def run_size(build, n, client, out, quick=False):
             "page_whole_ms": [round(pct(wholes, 50), 1), round(pct(wholes, 99), 1)],
             "test_while_reading_ms": [round(pct(lat, 50), 2), round(pct(lat, 99), 2)],
             "listing_still_being_read": still_reading,
-            "startup_s": round(startup, 2), "rss_after_start_kib": rss_start,
+            "startup_s": round(startup, 2) if startup is not None else None,
+            "rss_after_start_kib": rss_start,
         })
     finally:
         b.stop()
