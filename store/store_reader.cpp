@@ -19,6 +19,9 @@ sqlite3* open_read_only(const std::string& path, std::string& error) {
     return nullptr;
   }
   sqlite3_busy_timeout(db, 5000);
+  // Reads run through the table once: a small page cache does (at most 64
+  // snapshots are open at once).
+  sqlite3_exec(db, "PRAGMA cache_size = -512", nullptr, nullptr, nullptr);
   return db;
 }
 

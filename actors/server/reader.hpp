@@ -18,9 +18,10 @@ struct reader_config {
   transport_actor transport;
   /// Bytes of a whole listing read per chunk.
   size_t chunk_bytes = 64 * 1024;
-  /// Snapshots open at once (each holds a connection and a read
-  /// transaction); beyond, a whole listing is answered 5.03.
-  size_t max_streams = 16;
+  /// Snapshots open at once (each holds a connection, with a page cache of
+  /// at most 512 KiB, and a read transaction); beyond, a whole listing is
+  /// answered 5.03 with Max-Age.
+  size_t max_streams = 64;
   /// A snapshot nobody read from for this long is closed.
   std::chrono::milliseconds idle{std::chrono::seconds(60)};
   /// Own thread (blocking reads), off in deterministic tests.
