@@ -209,8 +209,10 @@ void server_transport::impl::listing_more(listing_chunk c) {
   auto& l = i->second;
   l.asking = false;
   if (!c.error.empty()) {
+    bool expired = c.error.find("expired") != std::string::npos;
     for (auto& w : l.waiting)
-      complete(w.id, listing_error(500, "cannot read the node listing: " + c.error));
+      complete(w.id, expired ? listing_error(408, c.error)
+                             : listing_error(500, "cannot read the node listing: " + c.error));
     listing_by_sid.erase(k);
     listings.erase(i);
     return;

@@ -22,8 +22,10 @@ struct reader_config {
   /// at most 512 KiB, and a read transaction); beyond, a whole listing is
   /// answered 5.03 with Max-Age.
   size_t max_streams = 64;
-  /// A snapshot nobody read from for this long is closed.
-  std::chrono::milliseconds idle{std::chrono::seconds(60)};
+  /// A snapshot nobody read from for this long is closed: a safety net (the
+  /// transport closes a listing 60 s after its last block; a slow client
+  /// may take longer than that over one chunk's 64 blocks).
+  std::chrono::milliseconds idle{std::chrono::minutes(10)};
   /// Own thread (blocking reads), off in deterministic tests.
   bool detached = true;
 };
