@@ -433,4 +433,8 @@ bool listening_address(const std::string& ip, uint16_t port, coap_address_t& out
 
 int64_t steady_millis();
 
+/// The Block2 SZX of the largest block of at most `bytes` (16..1024 bytes:
+/// 0..6); 6 for 0 (no limit).
+unsigned szx_at_most(unsigned bytes);
+
 }  // namespace coapfleet::transport

@@ -10,6 +10,15 @@
 
 namespace coapfleet::transport {
 
+unsigned szx_at_most(unsigned bytes) {
+  if (bytes == 0)
+    return 6;
+  unsigned szx = 0;
+  while (szx < 6 && (16u << (szx + 1)) <= bytes)
+    ++szx;
+  return szx;
+}
+
 int64_t steady_millis() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
@@ -162,9 +171,7 @@ void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_
     unsigned most = runtime_of(session)->answer_block_size(session);
     size_t size = reply.shared_body ? reply.shared_body->size() : reply.payload.size();
     if (most != 0 && size > most && !coap_get_block(request, COAP_OPTION_BLOCK2, &asked)) {
-      unsigned szx = 0;
-      while ((16u << (szx + 1)) <= most && szx < 6)
-        ++szx;
+      unsigned szx = szx_at_most(most);
       uint8_t buf[4];
       coap_add_option(response, COAP_OPTION_BLOCK2, coap_encode_var_safe(buf, sizeof buf, szx), buf);
     }

@@ -215,14 +215,7 @@ bool runtime::answer_observed(coap_resource_t* r, coap_session_t* s, const coap_
     return body;
   };
   const size_t size = reply.shared_body ? reply.shared_body->size() : reply.payload.size();
-  auto default_szx = [&] {
-    unsigned most = answer_block_size(s);
-    unsigned szx = 6;
-    if (most != 0)
-      for (szx = 0; szx < 6 && (16u << (szx + 1)) <= most;)
-        ++szx;
-    return szx;
-  };
+  auto default_szx = [&] { return szx_at_most(answer_block_size(s)); };
   // Answers `o`'s registration or notification: whole, or its block 0 with
   // the body kept for the later blocks.
   auto answer = [&](observation& o) {

@@ -43,6 +43,9 @@ void answer_async(coap_resource_t* resource, coap_session_t* session, const coap
 /// original request once the answer is ready (answer_async then sends it).
 bool is_deferred(coap_session_t* s, const coap_pdu_t* req);
 
+/// The request registers an observation (Observe: 0).
+bool has_observe(const coap_pdu_t* req);
+
 /// Serves a representation without waiting (server_resources.cpp): the
 /// latest copy at once, an async answer only when there is none yet.
 void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const coap_string_t* q,

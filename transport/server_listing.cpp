@@ -18,12 +18,6 @@ namespace {
 constexpr int64_t listing_idle_ms = 60000;
 constexpr size_t max_listings = 64;
 
-bool observe_asked(const coap_pdu_t* req) {
-  coap_opt_iterator_t it;
-  coap_opt_t* opt = coap_check_option(req, COAP_OPTION_OBSERVE, &it);
-  return opt && coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt)) == 0;
-}
-
 coap_reply listing_error(uint16_t code, const std::string& text) {
   auto r = json_reply(code, model::encode_error(text, {{"field", "block2"}}));
   if (code == 503)
@@ -59,8 +53,9 @@ bool server_transport::impl::listing_block(listing_stream& l, uint32_t num, uint
   out.block2_num = static_cast<int32_t>(num);
   out.block2_szx = szx;
   out.block2_more = offset + take < end || !l.last;
-  // Keep this block (the client may ask for it again) and what follows.
-  if (offset > l.base) {
+  // Keep this block (the client may ask for it again) and what follows;
+  // what lies before it goes in 32 KiB steps, not a copy of the buffer per block.
+  if (offset - l.base >= 32 * 1024) {
     l.buffer.erase(0, static_cast<size_t>(offset - l.base));
     l.base = offset;
   }
@@ -109,9 +104,9 @@ void server_transport::impl::get_nodes(coap_resource_t* r, coap_session_t* s,
     });
   // Observers of the whole listing get it as a representation (each
   // notification a new rendering), while the fleet is small enough for that.
-  if (notifying() && query.limit == 0 && query.node_id.empty())
+  if (notifying())
     return serve(r, s, req, q, resp, resource{resource_kind::nodes, {}});
-  if (query.status.empty() && observe_asked(req)) {
+  if (query.status.empty() && has_observe(req)) {
     auto health = reps.find("health");
     bool small = health != reps.end() && health->second.health
                  && health->second.health->total_nodes <= observe_whole_max_nodes;
@@ -121,14 +116,8 @@ void server_transport::impl::get_nodes(coap_resource_t* r, coap_session_t* s,
   // The whole listing (or the nodes of one status) block by block.
   coap_block_t b2{};
   bool has_b2 = coap_get_block(req, COAP_OPTION_BLOCK2, &b2) != 0;
-  uint8_t szx = 6;
-  if (has_b2) {
-    szx = static_cast<uint8_t>(std::min<unsigned>(b2.szx, 6));
-  } else if (unsigned most = answer_block_size(s); most != 0) {
-    szx = 0;
-    while (szx < 6 && (16u << (szx + 1)) <= most)
-      ++szx;
-  }
+  auto szx = static_cast<uint8_t>(has_b2 ? std::min<unsigned>(b2.szx, 6)
+                                          : szx_at_most(answer_block_size(s)));
   auto key = listing_key(s, q);
   if (has_b2 && b2.num > 0) {
     auto i = listings.find(key);
