@@ -179,13 +179,6 @@ std::string path_of(const resource& r);
 /// publish interval.
 enum class urgency : uint8_t { telemetry, control };
 
-/// `GET /nodes` query filters (empty = any).
-struct node_filter {
-  std::string status;
-  std::string node_id;
-};
-template <class F> auto inspect(F& f, node_filter& x) { return f(x.status, x.node_id); }
-
 /// A registration's outcome.
 struct registered {
   std::string node_id;
@@ -327,7 +320,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::coap_reply))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::client_request))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::client_response))
-  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::node_filter))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::registered))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::node_summary))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::job_target))
@@ -391,6 +383,7 @@ using health = caf::atom_constant<caf::atom("health")>;
 using summary = caf::atom_constant<caf::atom("summary")>;
 using resolve = caf::atom_constant<caf::atom("resolve")>;
 using route = caf::atom_constant<caf::atom("route")>;
+using unroute = caf::atom_constant<caf::atom("unroute")>;
 using notify = caf::atom_constant<caf::atom("notify")>;
 using notified = caf::atom_constant<caf::atom("notified")>;
 using tick = caf::atom_constant<caf::atom("tick")>;
@@ -498,16 +491,28 @@ using node_actor = caf::typed_actor<
   /// A re-registration: new registration data, heard of at the given time;
   /// answers with the node's new summary.
   caf::replies_to<atom::enroll, model::node_registration, model::millis>::with<node_summary>,
-  /// The node's full record (liveness computed now).
-  caf::replies_to<atom::get>::with<model::node_record>>;
+  /// The node's full record (liveness computed now; read from the store
+  /// when first asked for).
+  caf::replies_to<atom::get>::with<model::node_record>,
+  /// From the registry: the node went quiet and the transport routes
+  /// nothing more here; the actor ends.
+  caf::reacts_to<atom::close>>;
 
 /// The node registry: registration, the node directory, fleet-wide views.
 using registry_actor = caf::typed_actor<
   /// `POST /nodes`: upsert; answers when the registration is durable.
   caf::replies_to<atom::enroll, model::node_registration, peer>::with<registered>,
-  /// Every node matching the filter as its actor has it now, sorted by node_id
-  /// (`GET /nodes/<id>/health` asks for one).
-  caf::replies_to<atom::list, node_filter>::with<std::vector<model::node_record>>,
+  /// One node's record as its actor has it now (`GET /nodes/<id>/health`);
+  /// not_found for an unknown node.
+  caf::replies_to<atom::get, std::string>::with<model::node_record>,
+  /// From the transport: a health report of a node it has no route for
+  /// (request `id`). The registry starts the node's actor, hands it the
+  /// report, routes the transport to it, and answers with (health, id,
+  /// answer): 2.04, or 4.04 for an unknown node.
+  caf::reacts_to<atom::health, uint64_t, model::health_report, model::millis>,
+  /// From the transport: it routes nothing more to the node's actor (the
+  /// registry asked, see transport_actor); the actor can be closed.
+  caf::reacts_to<atom::unroute, std::string>,
   /// `GET /health`: the fleet's health (the transport fills in timestamp, uptime and
   /// the process's statistics when it serves it).
   caf::replies_to<atom::health>::with<model::fleet_health>,
@@ -600,8 +605,13 @@ using keys_actor = caf::typed_actor<
 /// accepts. It serves every read from the representations it holds (asking
 /// the gateway for a fresh one after a change) and never waits for an actor.
 using transport_actor = caf::typed_actor<
-  /// A node actor exists for node_id: PUT /health for it is routed there.
+  /// A node actor is active for node_id: PUT /health for it is routed there
+  /// (a report for a node without a route goes to the registry).
   caf::reacts_to<atom::route, std::string, node_actor>,
+  /// The node went quiet: drop its route, then tell the registry (unroute, id).
+  caf::reacts_to<atom::unroute, std::string>,
+  /// The registry's answer to a PUT /health it was handed (request `id`).
+  caf::reacts_to<atom::health, uint64_t, coap_reply>,
   /// Send POST /updates/available to an agent and tell `job` how it went
   /// with (notified, node_id, ok, detail).
   caf::reacts_to<atom::notify, job_actor, std::string /*ip*/, uint16_t /*port*/,

@@ -41,6 +41,7 @@ struct options {
   size_t max_nodes = 1'000'000;
   double jobs_per_minute = 60;
   double offline_after = 180;
+  double idle_after = 40;
   unsigned health_flush_ms = 500;
   unsigned job_timeout = 3600;
   bool notify_offline = false;
@@ -121,9 +122,12 @@ int serve(options& opt, bool& restart) {
   rcfg.liveness.stale_after = std::chrono::milliseconds(static_cast<int64_t>(opt.stale_after * 1000));
   rcfg.liveness.offline_after =
     std::chrono::milliseconds(static_cast<int64_t>(opt.offline_after * 1000));
+  rcfg.liveness.idle_after =
+    std::chrono::milliseconds(static_cast<int64_t>(opt.idle_after * 1000));
   rcfg.max_nodes = opt.max_nodes;
   auto registry = server::spawn_registry(sys, rcfg, std::move(loaded.nodes), persistence,
                                          net.handle());
+  net.set_registry(registry);
   server::job_supervisor_config jcfg;
   jcfg.job.default_timeout = std::chrono::seconds(opt.job_timeout);
   jcfg.job.skip_offline = !opt.notify_offline;
@@ -161,7 +165,8 @@ int serve(options& opt, bool& restart) {
   CF_INFO("main", "data: ", opt.db, " (SQLite, WAL) with ", node_count, " nodes and ", job_count,
           " jobs; artifacts in ", opt.artifacts);
   CF_INFO("main", "liveness: stale after ", opt.stale_after, " s, offline after ",
-          opt.offline_after, " s; system actions ",
+          opt.offline_after, " s; a node's actor is closed after ", opt.idle_after,
+          " s quiet; system actions ",
           opt.no_system_actions ? "disabled" : "enabled");
 
   auto reason = net.run();
@@ -210,6 +215,11 @@ int main(int argc, char** argv) {
     ->check(CLI::PositiveNumber);
   app.add_option("--offline-after", opt.offline_after,
                  "seconds without a report before a node is offline")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
+  app.add_option("--idle-after", opt.idle_after,
+                 "seconds without a report before a node's actor is closed (its state "
+                 "stays in the store; the next report starts it again)")
     ->capture_default_str()
     ->check(CLI::PositiveNumber);
   app.add_option("--health-flush-ms", opt.health_flush_ms,

@@ -54,9 +54,28 @@ struct write_batch {
   std::vector<write_op> ops;
 };
 
-/// Everything the store holds, read once at start-up.
+/// What the registry keeps of a node from start-up on: the few columns its
+/// liveness, GET /health's counts and job targets need. The rest (the
+/// registration's lists, the health report) stays in the store until the
+/// node is read or its actor is started.
+struct node_brief {
+  std::string node_id;
+  std::string ip_address;
+  uint16_t port = 5683;
+  millis registered_at = 0;
+  millis last_seen = 0;  ///< the later of the registration's and the latest report's
+  bool has_health = false;
+  bool healthy = true;  ///< the latest report's overall_healthy
+  std::vector<std::string> error_messages;  ///< of an unhealthy report only
+};
+template <class F> auto inspect(F& f, node_brief& x) {
+  return f(x.node_id, x.ip_address, x.port, x.registered_at, x.last_seen, x.has_health,
+           x.healthy, x.error_messages);
+}
+
+/// Everything the server starts from, read once at start-up.
 struct loaded_state {
-  std::vector<node_record> nodes;
+  std::vector<node_brief> nodes;
   std::vector<job_record> jobs;
 };
 

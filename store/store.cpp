@@ -66,6 +66,8 @@ bool store::statements::prepare_all() {
          && prepare(update_job, sql::update_job)
          && prepare(upsert_state, sql::upsert_state)
          && prepare(select_nodes, sql::select_nodes)
+         && prepare(select_node, sql::select_node)
+         && prepare(select_briefs, sql::select_briefs)
          && prepare(select_jobs, sql::select_jobs)
          && prepare(select_states, sql::select_states)
          && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1") && prepare_keys()
@@ -272,6 +274,53 @@ std::vector<model::node_record> store::load_nodes() {
     if (!bad.empty())
       error_ = path_ + ": " + bad;
     out.push_back(std::move(n));
+  }
+  if (rc != SQLITE_DONE)
+    st_->fail("cannot load nodes");
+  sqlite3_reset(s);
+  return out;
+}
+
+std::optional<model::node_record> store::load_node(const std::string& id) {
+  auto s = st_->select_node;
+  sqlite3_bind_text(s, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+  std::optional<model::node_record> out;
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    out.emplace();
+    auto bad = decode_node_row(s, *out);
+    if (!bad.empty())
+      error_ = path_ + ": " + bad;
+  } else if (rc != SQLITE_DONE) {
+    st_->fail("cannot load node " + id);
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return out;
+}
+
+std::vector<model::node_brief> store::load_briefs() {
+  std::vector<model::node_brief> out;
+  auto s = st_->select_briefs;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    model::node_brief b;
+    b.node_id = column_text(s, 0);
+    b.ip_address = column_text(s, 1);
+    b.port = static_cast<uint16_t>(sqlite3_column_int(s, 2));
+    b.registered_at = sqlite3_column_int64(s, 3);
+    b.last_seen = sqlite3_column_int64(s, 4);
+    if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
+      b.has_health = true;
+      b.last_seen = std::max<model::millis>(b.last_seen, sqlite3_column_int64(s, 5));
+      b.healthy = sqlite3_column_int(s, 6) != 0;
+      if (!b.healthy && sqlite3_column_type(s, 7) != SQLITE_NULL) {
+        auto errors = model::decode_strings(column_text(s, 7));
+        if (errors.ok())
+          b.error_messages = std::move(errors.value);
+      }
+    }
+    out.push_back(std::move(b));
   }
   if (rc != SQLITE_DONE)
     st_->fail("cannot load nodes");

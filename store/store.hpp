@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,12 @@ public:
   /// Every node with its latest health (has_health set when there is one).
   /// `status` is left online; the caller computes liveness.
   std::vector<model::node_record> load_nodes();
+  /// One node with its latest health; nullopt when it is not registered (or
+  /// the read failed: last_error() says so).
+  std::optional<model::node_record> load_node(const std::string& id);
+  /// Every node's brief (start-up): no list or report decoded but the
+  /// error messages of unhealthy nodes.
+  std::vector<model::node_brief> load_briefs();
   /// Every job with its node states (sorted by node_id), oldest first.
   std::vector<model::job_record> load_jobs();
 

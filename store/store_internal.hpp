@@ -20,7 +20,8 @@ extern const char* const schema_v3;
 extern const char* const schema_v4;
 extern const char *const upsert_node, *const upsert_health, *const touch_node,
     *const insert_job, *const update_job, *const upsert_state, *const select_nodes,
-    *const select_jobs, *const select_states, *const select_nodes_after;
+    *const select_jobs, *const select_states, *const select_nodes_after, *const select_node,
+    *const select_briefs;
 extern const char *const key_valid_count, *const key_purge_expired, *const key_insert,
     *const key_delete, *const key_current_role, *const key_expire, *const key_bump_version,
     *const key_version, *const key_select_valid, *const key_list_valid;
@@ -59,7 +60,8 @@ struct store::statements {
                *checkpoint = nullptr, *upsert_node = nullptr, *upsert_health = nullptr,
                *touch_node = nullptr, *insert_job = nullptr, *update_job = nullptr,
                *upsert_state = nullptr, *select_nodes = nullptr, *select_jobs = nullptr,
-               *select_states = nullptr, *delete_job = nullptr;
+               *select_states = nullptr, *delete_job = nullptr, *select_node = nullptr,
+               *select_briefs = nullptr;
   // keys (store_keys.cpp)
   sqlite3_stmt *begin_read = nullptr, *key_valid_count = nullptr, *key_purge_expired = nullptr,
                *key_insert = nullptr, *key_delete = nullptr, *key_current_role = nullptr,
@@ -73,7 +75,8 @@ struct store::statements {
   ~statements() {
     for (sqlite3_stmt* s : {begin, commit, rollback, ping, checkpoint, upsert_node,
                             upsert_health, touch_node, insert_job, update_job, upsert_state,
-                            select_nodes, select_jobs, select_states, delete_job, begin_read,
+                            select_nodes, select_jobs, select_states, delete_job, select_node,
+                            select_briefs, begin_read,
                             key_valid_count, key_purge_expired, key_insert, key_delete,
                             key_current_role, key_expire, key_bump_version, key_version,
                             key_select_valid, key_list_valid, audit_insert, audit_prune,

@@ -148,6 +148,26 @@ extern const char* const select_nodes =
     " FROM nodes n LEFT JOIN health h ON h.node_id = n.node_id"
     " ORDER BY n.node_id";
 
+// One node (a node actor's record, read when it is first asked for).
+extern const char* const select_node =
+    "SELECT n.node_id, n.hostname, n.ip_address, n.port, n.services,"
+    " n.drivers, n.system_info, n.reported_status, n.registered_at,"
+    " n.last_seen, h.report, h.received_at, n.reported_ip"
+    " FROM nodes n LEFT JOIN health h ON h.node_id = n.node_id"
+    " WHERE n.node_id = ?1";
+
+// Start-up: the registry's columns of every node, without decoding any
+// list or report in C++ (SQLite's JSON functions read the two fields of an
+// unhealthy report; a report that is not JSON counts as healthy).
+extern const char* const select_briefs =
+    "SELECT n.node_id, n.ip_address, n.port, n.registered_at, n.last_seen,"
+    " h.received_at, h.healthy,"
+    " CASE WHEN h.healthy = 0 THEN json_extract(h.report, '$.error_messages') END"
+    " FROM nodes n LEFT JOIN (SELECT node_id, received_at, report,"
+    " CASE WHEN json_valid(report)"
+    " THEN COALESCE(json_extract(report, '$.overall_healthy'), 1) ELSE 1 END AS healthy"
+    " FROM health) h ON h.node_id = n.node_id";
+
 // The reader's (store_reader.cpp): the listing in node id order from an id on.
 extern const char* const select_nodes_after =
     "SELECT n.node_id, n.hostname, n.ip_address, n.port, n.services,"

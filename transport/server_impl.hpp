@@ -75,7 +75,10 @@ struct server_transport::impl : runtime {
   size_t max_body(std::string_view first_segment) const override {
     return first_segment == "artifacts" ? cfg.max_artifact : cfg.max_payload;
   }
-  std::unordered_map<std::string, node_actor> routes;  ///< node_id → node actor
+  /// node_id → the node's actor, while it is active (the registry routes
+  /// and unroutes); a report for a node without one goes to `registry`.
+  std::unordered_map<std::string, node_actor> routes;
+  registry_actor registry;
   /// Artifact contents being served (name → the store's mapping and ETag).
   struct served_artifact {
     std::shared_ptr<const shared_bytes> body;

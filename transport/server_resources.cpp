@@ -128,6 +128,8 @@ void hnd_get_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
 void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *server_of(s);
+  if (is_deferred(s, req))  // the registry's answer for a quiet node
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
   if (t.stopping())
     return reply_now(r, s, req, q, resp, stopping_reply());
   if (t.shed_health())
@@ -142,12 +144,16 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
   coap_reply refusal;
   if (!t.allowed(s, req, model::access::report_health, h.value.node_id, refusal))
     return reply_now(r, s, req, q, resp, refusal);
-  auto i = t.routes.find(h.value.node_id);
-  if (i == t.routes.end())
-    return reply_now(r, s, req, q, resp,
-                     json_reply(404, model::encode_error("node not registered",
-                                                         {{"node_id", h.value.node_id}})));
   resource node{resource_kind::node_health, h.value.node_id};
+  auto i = t.routes.find(h.value.node_id);
+  if (i == t.routes.end()) {
+    // A quiet node (no active actor) or an unknown one: the registry starts
+    // its actor and answers (2.04, or 4.04 naming an unknown node).
+    answer_async(r, s, req, q, resp, [&h](impl& t, uint64_t id, peer) {
+      caf::anon_send(t.registry, atom::health::value, id, std::move(h.value), now_millis());
+    });
+    return t.changed(node, urgency::telemetry);
+  }
   caf::anon_send(i->second, atom::health::value, std::move(h.value), now_millis());
   ++t.health_forwarded;
   t.changed(node, urgency::telemetry);  // /nodes and /health: the registry tells

@@ -160,6 +160,10 @@ transport_actor server_transport::handle() const {
 
 void server_transport::set_reader(reader_actor reader) { impl_->reader = std::move(reader); }
 
+void server_transport::set_registry(registry_actor registry) {
+  impl_->registry = std::move(registry);
+}
+
 void server_transport::set_gateway(gateway_actor gateway) {
   auto& d = *impl_;
   d.gateway = std::move(gateway);
@@ -192,6 +196,19 @@ bool server_transport::open(std::string& error) {
   d.set_behavior(transport_actor::behavior_type{
     [dp](atom::route, std::string& node_id, node_actor& node) {
       dp->routes[std::move(node_id)] = std::move(node);
+    },
+    [dp](atom::unroute, std::string& node_id) {
+      // Every report routed to the actor so far is in its mailbox; the
+      // registry closes it after this, and later reports go to the registry.
+      dp->routes.erase(node_id);
+      if (dp->routes.empty() || dp->routes.bucket_count() > 4 * dp->routes.size() + 1024)
+        dp->routes.rehash(0);  // a burst's table shrinks with it
+      caf::anon_send(dp->registry, atom::unroute::value, std::move(node_id));
+    },
+    [dp](atom::health, uint64_t id, coap_reply& reply) {
+      if (reply.code == 204)
+        ++dp->health_forwarded;  // handed to the node's actor
+      dp->complete(id, std::move(reply));
     },
     [dp](atom::notify, job_actor& job, std::string& ip, uint16_t port,
          model::update_notification& note) { dp->send_notification(job, ip, port, note); },

@@ -82,6 +82,9 @@ public:
   void set_gateway(gateway_actor gateway);
   /// GET /nodes is read from the database by `reader` (before set_gateway).
   void set_reader(reader_actor reader);
+  /// PUT /health of a node without a route (its actor is not active) goes
+  /// to `registry` (before set_gateway).
+  void set_registry(registry_actor registry);
   /// Runs the I/O loop on the calling thread until SIGINT/SIGTERM or a
   /// restart/shutdown answer has left.
   stop_reason run();

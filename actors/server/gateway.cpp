@@ -151,21 +151,21 @@ void render(self_ptr self, uint64_t id, const resource& r) {
           },
           failure(self, id));
       return;
-    case resource_kind::node_health: {
-      node_filter f;
-      f.node_id = r.id;
-      self->request(peers.registry, timeout, atom::list::value, f)
+    case resource_kind::node_health:
+      self->request(peers.registry, timeout, atom::get::value, r.id)
         .then(
-          [self, id, node = r.id](std::vector<model::node_record>& nodes) {
-            if (nodes.empty())
+          [self, id](model::node_record& node) {
+            answer(self, id, json_reply(205, model::encode_node_health(node)));
+          },
+          [self, id, node = r.id](caf::error& err) {
+            if (err.category() == api_category
+                && err.code() == static_cast<uint8_t>(api_errc::not_found))
               return answer(self, id,
                             json_reply(404, model::encode_error("node not registered",
                                                                 {{"node_id", node}})));
-            answer(self, id, json_reply(205, model::encode_node_health(nodes.front())));
-          },
-          failure(self, id));
+            failure(self, id)(err);
+          });
       return;
-    }
     case resource_kind::system:
       self->request(peers.system, timeout, atom::info::value)
         .then([self, id](model::system_info& s) { answer(self, id, std::move(s)); },

@@ -95,23 +95,19 @@ void commit_now(self_ptr self) {
 /// ahead of this request, so it is either durable now or failed), then the
 /// store is read. The latest health not yet committed (kept from a failed
 /// commit) is laid over the stored one.
-/// The store reads whole tables only: O(fleet) per restart, which restart
-/// limits keep rare; a by-id SELECT in the store would make it O(1).
 caf::result<model::node_record> load_node(self_ptr self, const std::string& id) {
   auto& st = self->state;
   commit_now(self);
-  for (auto& n : st.db->load_nodes()) {
-    if (n.reg.node_id != id)
-      continue;
-    if (auto i = st.dirty_health.find(id); i != st.dirty_health.end()) {
-      n.health = i->second.health;
-      n.has_health = true;
-      n.health_at = i->second.at;
-      n.last_seen = std::max(n.last_seen, i->second.at);
-    }
-    return n;
+  auto n = st.db->load_node(id);
+  if (!n)
+    return make_api_error(api_errc::not_found, "node not registered", "node_id", "node_id", id);
+  if (auto i = st.dirty_health.find(id); i != st.dirty_health.end()) {
+    n->health = i->second.health;
+    n->has_health = true;
+    n->health_at = i->second.at;
+    n->last_seen = std::max(n->last_seen, i->second.at);
   }
-  return make_api_error(api_errc::not_found, "node not registered", "node_id", "node_id", id);
+  return std::move(*n);
 }
 
 caf::result<model::job_record> load_job(self_ptr self, const std::string& id) {
@@ -220,7 +216,7 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
     return {
       [self](atom::load) -> loaded_state {
         loaded_state out;
-        out.nodes = self->state.db->load_nodes();
+        out.nodes = self->state.db->load_briefs();
         out.jobs = self->state.db->load_jobs();
         CF_INFO("persistence", "loaded nodes=", out.nodes.size(), " jobs=", out.jobs.size(),
                 " from ", self->state.db->path());

@@ -12,6 +12,7 @@
 #include "common/log.hpp"
 #include "model/json.hpp"
 #include "model/rules.hpp"
+#include "actors/replies.hpp"
 
 namespace coapfleet::server {
 
@@ -32,70 +33,78 @@ bool is_down(registry_state& st, node_map::iterator i) {
   return r != st.restarts.end() && r->second.down;
 }
 
-/// Spawns a node's actor, monitors it and routes the transport to it.
-void start_node(self_ptr self, node_map::iterator i, model::node_record record) {
+caf::error unknown_node(const std::string& id) {
+  return make_api_error(api_errc::not_found, "node not registered", "node_id", "node_id", id);
+}
+
+/// The node's actor: the active one, or one started now (monitored, and
+/// routed to by the transport before anything else is sent about the node:
+/// the transport processes its mailbox in order).
+node_actor activate(self_ptr self, node_map::iterator i) {
   auto& st = self->state;
   auto& e = i->second;
-  // The registry's first summary of the node; its actor sends the next ones.
-  record.status = model::liveness(record.last_seen, st.cfg.liveness.now(),
-                                  st.cfg.liveness.stale_after.count(),
-                                  st.cfg.liveness.offline_after.count());
-  set_summary(st, e, summarize(record));
-  schedule(self, i->first, e);
-  e.actor = spawn_node(self->system(), std::move(record), st.cfg.liveness,
+  if (e.actor) {
+    if (e.closing) {  // talking again: the transport's unroute is undone
+      e.closing = false;
+      self->send(st.transport, atom::route::value, i->first, e.actor);
+      schedule(self, i->first, e);
+    }
+    return e.actor;
+  }
+  e.actor = spawn_node(self->system(), e.summary, st.cfg.liveness,
                        caf::actor_cast<registry_actor>(self), st.persistence);
+  ++st.active;
   self->monitor(e.actor);
   auto aid = e.actor.id();
   auto at = std::lower_bound(st.node_of.begin(), st.node_of.end(), aid,
                              [](const auto& x, caf::actor_id k) { return x.first < k; });
   st.node_of.insert(at, {aid, &i->first});
-  // The route goes out before any answer about this node: the transport
-  // processes its mailbox in order, so a PUT /health right after the 2.01 finds it.
   self->send(st.transport, atom::route::value, i->first, e.actor);
+  schedule(self, i->first, e);  // its close
+  return e.actor;
 }
 
-void add_node(self_ptr self, model::node_record record) {
+/// Forgets an actor that ended or is being closed (its down message, if
+/// any comes, then finds nothing).
+void deactivate(registry_state& st, node_entry& e) {
+  auto aid = e.actor.id();
+  auto at = std::lower_bound(st.node_of.begin(), st.node_of.end(), aid,
+                             [](const auto& x, caf::actor_id k) { return x.first < k; });
+  if (at != st.node_of.end() && at->first == aid)
+    st.node_of.erase(at);
+  e.actor = nullptr;
+  e.closing = false;
+  --st.active;
+}
+
+void add_node(self_ptr self, const model::node_brief& b) {
   auto& st = self->state;
-  auto id = record.reg.node_id;
-  node_entry e;
-  e.ip_address = record.reg.ip_address;
-  e.port = record.reg.port;
-  e.registered_at = record.registered_at;
-  auto i = st.nodes.emplace(id, std::move(e)).first;
-  start_node(self, i, std::move(record));
+  auto i = st.nodes.emplace(b.node_id, node_entry{}).first;
+  auto& e = i->second;
+  e.ip_address = b.ip_address;
+  e.port = b.port;
+  e.registered_at = b.registered_at;
+  auto s = summarize(b);
+  s.status = model::liveness(s.last_seen, st.cfg.liveness.now(),
+                             st.cfg.liveness.stale_after.count(),
+                             st.cfg.liveness.offline_after.count());
+  set_summary(st, e, std::move(s));
+  schedule(self, i->first, e);
 }
 
-/// Runs `f` with the node's actor: now, once it is back, or with the error.
-template <class F>
-void with_node(registry_state& st, node_map::iterator i, F f) {
-  if (i->second.actor)
-    return f(i->second.actor);
-  auto& r = st.restarts[i->first];
-  if (r.down)
-    f(node_down(i->first));
-  else
-    r.waiting.push_back(std::move(f));
-}
-
-void release_waiting(node_restarts& r, const caf::expected<node_actor>& to) {
-  auto waiting = std::move(r.waiting);
-  r.waiting.clear();
-  for (auto& f : waiting)
-    f(to);
-}
-
-/// A node actor went down: restart it from the store, unless it did so too often.
+/// An active node actor went down: started again at once, unless it did so
+/// too often (then the node stays down and the transport routes its
+/// reports here, where they are refused).
 void node_went_down(self_ptr self, const caf::down_msg& msg) {
   auto& st = self->state;
   auto aid = msg.source.id();
   auto at = std::lower_bound(st.node_of.begin(), st.node_of.end(), aid,
                              [](const auto& x, caf::actor_id k) { return x.first < k; });
   if (at == st.node_of.end() || at->first != aid)
-    return;  // not a child any more
+    return;  // closed (or not a child any more)
   auto id = *at->second;
-  st.node_of.erase(at);
   auto i = st.nodes.find(id);
-  i->second.actor = nullptr;
+  deactivate(st, i->second);
   CF_WARN("registry", "node actor of ", id, " went down: ", caf::to_string(msg.reason));
   auto& r = st.restarts[id];
   auto now = st.cfg.liveness.now();
@@ -108,94 +117,60 @@ void node_went_down(self_ptr self, const caf::down_msg& msg) {
              " times within ", st.cfg.restart_window.count() / 1000,
              " s: it stays down, its requests answer 5.00");
     r.down = true;
-    release_waiting(r, node_down(id));
+    self->send(st.transport, atom::unroute::value, id);
     return;
   }
   r.times.push_back(now);
-  self->request(st.persistence, caf::infinite, atom::load::value, atom::node::value, id)
-    .then(
-      [self, id](model::node_record& rec) {
-        auto& st = self->state;
-        auto i = st.nodes.find(id);
-        if (i == st.nodes.end() || i->second.actor)
-          return;
-        start_node(self, i, std::move(rec));
-        CF_INFO("registry", "node actor of ", id, " restarted from the store");
-        release_waiting(st.restarts[id], i->second.actor);
-      },
-      [self, id](caf::error& err) {
-        CF_ERROR("registry", "node actor of ", id, " cannot be restarted, it stays down: ",
-                 caf::to_string(err));
-        auto& r = self->state.restarts[id];
-        r.down = true;
-        release_waiting(r, node_down(id));
-      });
+  activate(self, i);
+  CF_INFO("registry", "node actor of ", id, " restarted (its record is read from the store)");
 }
 
-/// Collects the answers of a fan-out to node actors.
-struct node_collector {
-  caf::typed_response_promise<std::vector<model::node_record>> rp;
-  std::vector<model::node_record> out;
-  size_t expected = 0;
-  size_t received = 0;
-  std::string status_filter;
-  /// The nodes to ask, and the next one: at most `window` asked at a time,
-  /// so the answers of a large fleet never sit in the mailbox all at once.
-  std::vector<node_map::iterator> targets;
-  size_t next = 0;
-  static constexpr size_t window = 256;
-  void done_one() {
-    if (++received < expected)
-      return;
-    if (!status_filter.empty())
-      out.erase(std::remove_if(out.begin(), out.end(),
-                               [&](const model::node_record& r) {
-                                 return to_string(r.status) != status_filter;
-                               }),
-                out.end());
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-      return a.reg.node_id < b.reg.node_id;
-    });
-    rp.deliver(std::move(out));
-  }
-};
+}  // namespace
 
-/// Asks the collector's next nodes for their records, `window` at a time.
-/// A restarting node answers once it is back; one that stays down is left out.
-/// No timeout per node: in CAF 0.17 each request timeout is a timer message
-/// that lives its full time even after the answer came, and listings of
-/// 10,000 nodes rendered a few times a second left hundreds of thousands of
-/// them. The caller's request (the gateway's) bounds the whole listing.
-void ask_nodes(self_ptr self, std::shared_ptr<node_collector> c) {
-  auto& st = self->state;
-  while (c->next < c->targets.size() && c->next - c->received < node_collector::window) {
-    auto i = c->targets[c->next++];
-    with_node(st, i, [self, c](const caf::expected<node_actor>& a) {
-      if (!a) {
-        c->done_one();
-        return ask_nodes(self, c);
-      }
-      self->request(*a, caf::infinite, atom::get::value)
-        .then(
-          [self, c](model::node_record& r) {
-            c->out.emplace_back(std::move(r));
-            c->done_one();
-            ask_nodes(self, c);
-          },
-          [self, c](caf::error&) {
-            c->done_one();
-            ask_nodes(self, c);
-          });
-    });
+void registry_detail::begin_close(self_ptr self, const std::string& id, node_entry& e) {
+  e.closing = true;
+  self->send(self->state.transport, atom::unroute::value, id);
+}
+
+namespace {
+
+/// A re-registration of a known node: its actor (if active) takes the new
+/// registration; the answer leaves once the registry's summary has it.
+void reenroll(self_ptr self, node_map::iterator i, model::node_registration reg,
+              model::millis now, caf::typed_response_promise<registered> rp,
+              registered result) {
+  auto done = [self, rp, result]() mutable {
+    announce(self, resource_kind::nodes, urgency::control);
+    announce(self, resource_kind::health, urgency::control);
+    rp.deliver(std::move(result));
+  };
+  if (!i->second.actor) {  // quiet: the store has the registration, the summary the time
+    auto s = i->second.summary;
+    s.last_seen = std::max(s.last_seen, now);
+    take_summary(self, std::move(s), false);
+    return done();
   }
+  if (i->second.closing)
+    activate(self, i);
+  self->request(i->second.actor, caf::infinite, atom::enroll::value, std::move(reg), now)
+    .then(
+      [self, done](node_summary& s) mutable {
+        take_summary(self, std::move(s), false);
+        done();
+      },
+      // It died meanwhile: its restart reads the committed registration.
+      [done](caf::error&) mutable { done(); });
 }
 
 }  // namespace
 
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
-                              std::vector<model::node_record> nodes,
+                              std::vector<model::node_brief> nodes,
                               persistence_actor persistence, transport_actor transport) {
-  auto fn = [](self_ptr self, registry_config cfg, std::vector<model::node_record> nodes,
+  // CAF keeps the spawn arguments for the actor's lifetime: the briefs go
+  // in through a holder that is emptied.
+  auto fn = [](self_ptr self, registry_config cfg,
+               std::shared_ptr<std::vector<model::node_brief>> nodes,
                persistence_actor persistence,
                transport_actor transport) -> registry_actor::behavior_type {
     auto& st = self->state;
@@ -203,8 +178,10 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
     st.persistence = std::move(persistence);
     st.transport = std::move(transport);
     self->set_down_handler([self](caf::down_msg& msg) { node_went_down(self, msg); });
-    for (auto& n : nodes)
-      add_node(self, std::move(n));
+    for (auto& n : *nodes)
+      add_node(self, n);
+    nodes->clear();
+    nodes->shrink_to_fit();
     CF_INFO("registry", "started with ", st.nodes.size(), " nodes");
     return {
       [self](atom::enroll, model::node_registration& reg,
@@ -233,11 +210,13 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
               if (i == st.nodes.end()) {
                 CF_INFO("registry", "node ", reg.node_id, " registered at ", reg.ip_address,
                         ":", reg.port, " (from ", from.address, ":", from.port, ")");
-                model::node_record rec;
-                rec.reg = std::move(reg);
-                rec.registered_at = registered_at;
-                rec.last_seen = now;
-                add_node(self, std::move(rec));
+                model::node_brief b;
+                b.node_id = reg.node_id;
+                b.ip_address = reg.ip_address;
+                b.port = reg.port;
+                b.registered_at = registered_at;
+                b.last_seen = now;
+                add_node(self, b);
               } else {
                 CF_DEBUG("registry", "node ", reg.node_id, " re-registered at ",
                          reg.ip_address, ":", reg.port);
@@ -247,27 +226,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                   rp.deliver(node_down(reg.node_id));
                   return;
                 }
-                // The answer waits for the node actor's new summary, so that
-                // the listing rendered after it shows the new registration.
-                with_node(st, i, [self, rp, reg, now, result](const caf::expected<node_actor>& a) mutable {
-                  if (!a) {
-                    rp.deliver(a.error());
-                    return;
-                  }
-                  auto done = [self, rp, result]() mutable {
-                    announce(self, resource_kind::nodes, urgency::control);
-                    announce(self, resource_kind::health, urgency::control);
-                    rp.deliver(std::move(result));
-                  };
-                  self->request(*a, caf::infinite, atom::enroll::value, reg, now)
-                    .then(
-                      [self, done](node_summary& s) mutable {
-                        take_summary(self, std::move(s), false);
-                        done();
-                      },
-                      // It died meanwhile: its restart loads the committed registration.
-                      [done](caf::error&) mutable { done(); });
-                });
+                reenroll(self, i, std::move(reg), now, rp, std::move(result));
                 return;
               }
               // Control changes: the 2.01 leaves once GET /nodes and /health show it.
@@ -278,34 +237,46 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
-      [self](atom::list,
-             const node_filter& filter) -> caf::result<std::vector<model::node_record>> {
+      [self](atom::get, const std::string& id) -> caf::result<model::node_record> {
         auto& st = self->state;
-        std::vector<node_map::iterator> targets;
-        if (!filter.node_id.empty()) {
-          auto i = st.nodes.find(filter.node_id);
-          if (i != st.nodes.end()) {
-            if (is_down(st, i))
-              return node_down(i->first);
-            targets.push_back(i);
-          }
-        } else {
-          targets.reserve(st.nodes.size());
-          for (auto i = st.nodes.begin(); i != st.nodes.end(); ++i)
-            targets.push_back(i);
+        auto i = st.nodes.find(id);
+        if (i == st.nodes.end())
+          return unknown_node(id);
+        if (is_down(st, i))
+          return node_down(id);
+        return self->delegate(activate(self, i), atom::get::value);
+      },
+      [self](atom::health, uint64_t req, model::health_report& report, model::millis at) {
+        auto& st = self->state;
+        auto i = st.nodes.find(report.node_id);
+        if (i == st.nodes.end()) {
+          self->send(st.transport, atom::health::value, req,
+                     json_reply(404, model::encode_error("node not registered",
+                                                         {{"node_id", report.node_id}})));
+          return;
         }
-        auto c = std::make_shared<node_collector>();
-        c->rp = self->make_response_promise<std::vector<model::node_record>>();
-        c->status_filter = filter.status;
-        c->expected = targets.size();
-        c->out.reserve(targets.size());
-        if (targets.empty()) {
-          c->rp.deliver(std::vector<model::node_record>{});
-          return c->rp;
+        if (is_down(st, i)) {
+          self->send(st.transport, atom::health::value, req, error_reply(node_down(i->first)));
+          return;
         }
-        c->targets = std::move(targets);
-        ask_nodes(self, c);
-        return c->rp;
+        auto actor = activate(self, i);
+        self->send(actor, atom::health::value, std::move(report), at);
+        self->send(st.transport, atom::health::value, req,
+                   text_reply(204, "Health status updated"));
+      },
+      [self](atom::unroute, const std::string& id) {
+        // The transport routes nothing more to the actor: every report it
+        // routed there is ahead of this close in the actor's mailbox.
+        auto& st = self->state;
+        auto i = st.nodes.find(id);
+        if (i == st.nodes.end() || !i->second.actor || !i->second.closing)
+          return;  // talking again (routed anew), or not closing
+        auto actor = i->second.actor;
+        deactivate(st, i->second);
+        self->send(actor, atom::close::value);
+        schedule(self, id, i->second);
+        CF_DEBUG("registry", "node ", id, " is quiet: its actor is closed (", st.active,
+                 " active)");
       },
       [self](atom::health) -> model::fleet_health {
         auto& st = self->state;
@@ -381,7 +352,9 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       },
     };
   };
-  return sys.spawn(fn, std::move(cfg), std::move(nodes), std::move(persistence),
+  return sys.spawn(fn, std::move(cfg),
+                   std::make_shared<std::vector<model::node_brief>>(std::move(nodes)),
+                   std::move(persistence),
                    std::move(transport));
 }
 

@@ -1,6 +1,7 @@
-// The node registry owns the node directory (node_id → node actor) and a
-// summary of every node's liveness and health for fleet-wide views. It
-// monitors the node actors and restarts a dead one from the store.
+// The node registry owns the node directory (node_id → a compact entry and,
+// while the node is active, its actor) and a summary of every node's
+// liveness and health for fleet-wide views. It starts node actors when their
+// nodes talk, closes them when they go quiet, and restarts one that dies.
 #pragma once
 
 #include <chrono>
@@ -21,10 +22,10 @@ struct registry_config {
   size_t max_nodes = 1'000'000;
 };
 
-/// Spawns the registry with the nodes loaded from the store; it spawns a node
-/// actor for each and announces every route to the transport.
+/// Spawns the registry with the nodes' briefs loaded from the store (no node
+/// actor is started until its node talks or is read).
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
-                              std::vector<model::node_record> nodes,
+                              std::vector<model::node_brief> nodes,
                               persistence_actor persistence, transport_actor transport);
 
 }  // namespace coapfleet::server

@@ -14,28 +14,28 @@
 
 namespace coapfleet::server::registry_detail {
 
-// Supervision of one node actor (the registry monitors it, not linked):
+// A node's actor is virtual: it exists while the node is active.
 //
-//   running ──down──► restarting ──record loaded──► running (new actor, route sent again)
-//                        │   requests for the node wait here, then go to the new actor
-//                        ├── more than max_restarts within restart_window ──► down
-//                        └── the load failed ──────────────────────────────► down
-//   down: requests for the node answer 5.00 naming it; listings leave it out.
+//   quiet ──report / re-registration / read──► active (actor started, route sent)
+//   active ──quiet for idle_after──► closing (the transport is asked to unroute)
+//   closing ──transport: unrouted──► quiet (the actor gets close, after every
+//                                     report the transport routed to it)
+//   closing ──report──► active (routed again; the transport's unroute is moot)
 //
-// A node restarts from the store, read through the persistence actor, which
-// first commits what is pending: its registration is what this registry
-// committed, its latest health what the persistence actor took. The registry
-// keeps no copy of the record, only the node's summary (what GET /health
-// counts; GET /nodes is read from the database). Health reports that the transport hands the dead actor before the
-// new route arrives are lost: telemetry, the next one is an interval away.
+// Supervision (the registry monitors active actors, not linked): one that
+// dies is started again at once and routed again; more than max_restarts
+// within restart_window and the node stays down: its requests answer 5.00
+// naming it, its reports are refused. Its state is the store's: what the
+// registry committed and what the persistence actor took.
 
 struct node_entry {
-  node_actor actor;
+  node_actor actor;  ///< null while the node is quiet
   node_summary summary;  ///< the latest (status: the registry's liveness of it)
   std::string ip_address;
   uint16_t port = 5683;
+  bool closing = false;  ///< unroute asked of the transport, not yet confirmed
   model::millis registered_at = 0;
-  /// The deadline bucket it waits in (0: none; an offline node waits for nothing).
+  /// The deadline bucket it waits in (0: none; an offline, quiet node waits for nothing).
   model::millis due = 0;
 };
 
@@ -43,9 +43,6 @@ struct node_entry {
 struct node_restarts {
   bool down = false;                 ///< restarted too often: stays down
   std::vector<model::millis> times;  ///< of recent restarts
-  /// Work for the node held while it restarts: called with the new actor, or
-  /// with the error its requests get.
-  std::vector<std::function<void(const caf::expected<node_actor>&)>> waiting;
 };
 
 using node_map = std::map<std::string, node_entry>;
@@ -82,7 +79,7 @@ struct registry_state {
   registry_config cfg;
   node_map nodes;  ///< sorted: listings come out in order
   fleet_tally tally;  ///< of every node's summary
-  /// Live node actor → its node id (a key of `nodes`), sorted by actor id:
+  /// Active node actor → its node id (a key of `nodes`), sorted by actor id:
   /// 16 bytes a node where a hash map takes about 40.
   std::vector<std::pair<caf::actor_id, const std::string*>> node_of;
   std::unordered_map<std::string, node_restarts> restarts;
@@ -98,8 +95,9 @@ struct registry_state {
   bool nodes_timer = false;
   bool nodes_dirty = false;
   static constexpr std::chrono::milliseconds nodes_every{250};
-  /// Liveness: the nodes whose status changes next, by the 100 ms bucket
-  /// it changes in. One timer for the fleet, armed for the earliest
+  size_t active = 0;  ///< node actors started and not closed
+  /// Liveness: the nodes whose status changes (or whose actor is closed)
+  /// next, by the 100 ms bucket it happens in. One timer for the fleet, armed for the earliest
   /// bucket; a node is in one bucket at most (a report does not move it:
   /// when its bucket comes, it is put where its new deadline is).
   std::map<model::millis, std::vector<std::string>> deadlines;
@@ -121,8 +119,11 @@ using self_ptr = registry_actor::stateful_pointer<registry_state>;
 /// Replaces a node's summary, keeping the counts; true when what GET /health
 /// shows of the node changed.
 bool set_summary(registry_state& st, node_entry& e, node_summary&& s);
-/// Puts node `id` in the bucket of its next liveness change (none once offline).
+/// Puts node `id` in the bucket of its next liveness change or actor close
+/// (none once offline and quiet).
 void schedule(self_ptr self, const std::string& id, node_entry& e);
+/// Starts closing a quiet node's actor (registry.cpp).
+void begin_close(self_ptr self, const std::string& id, node_entry& e);
 /// The liveness deadlines that are due: statuses, counts, announcements.
 void liveness_due(self_ptr self);
 void announce(self_ptr self, resource_kind kind, urgency u);

@@ -69,15 +69,23 @@ bool set_summary(registry_state& st, node_entry& e, node_summary&& s) {
   return changed;
 }
 
-/// Puts node `id` in the bucket of its next liveness change (none once offline).
+/// Puts node `id` in the bucket of its next liveness change or actor close
+/// (none once offline and quiet).
 void schedule(self_ptr self, const std::string& id, node_entry& e) {
   auto& st = self->state;
   auto& s = e.summary;
-  if (s.status == model::node_status::offline)
+  auto& cfg = st.cfg.liveness;
+  model::millis due = 0;
+  if (s.status != model::node_status::offline) {
+    auto after = s.status == model::node_status::online ? cfg.stale_after : cfg.offline_after;
+    due = s.last_seen + static_cast<model::millis>(after.count());
+  }
+  if (e.actor && !e.closing) {
+    auto idle = s.last_seen + static_cast<model::millis>(cfg.idle_after.count());
+    due = due == 0 ? idle : std::min(due, idle);
+  }
+  if (due == 0)
     return;
-  auto after = s.status == model::node_status::online ? st.cfg.liveness.stale_after
-                                                      : st.cfg.liveness.offline_after;
-  auto due = s.last_seen + static_cast<model::millis>(after.count());
   auto bucket = (due + bucket_ms - 1) / bucket_ms * bucket_ms;
   if (e.due != 0 && e.due <= bucket)
     return;  // it waits in an earlier bucket, and moves on from there
@@ -126,8 +134,12 @@ void liveness_due(self_ptr self) {
       auto i = st.nodes.find(id);
       if (i == st.nodes.end() || i->second.due != bucket)
         continue;
-      i->second.due = 0;
-      if (update_status(st, i->second, now)) {
+      auto& e = i->second;
+      e.due = 0;
+      if (e.actor && !e.closing
+          && now - e.summary.last_seen >= st.cfg.liveness.idle_after.count())
+        begin_close(self, id, e);
+      if (update_status(st, e, now)) {
         changed = true;
         CF_DEBUG("registry", "node ", id, " is ", to_string(i->second.summary.status),
                  " (last seen ", model::format_time(i->second.summary.last_seen), ")");

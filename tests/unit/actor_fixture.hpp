@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -191,6 +192,13 @@ struct wire_log {
   std::vector<model::key_table> keys;  ///< key tables announced
   std::vector<model::audit_page> audit_tails;     ///< audit tails at start
   std::vector<model::audit_record> audited;       ///< audit records committed
+  /// The routes as the real transport keeps them (route adds, unroute drops).
+  std::map<std::string, node_actor> active;
+  std::vector<std::string> unrouted;
+  /// The registry's answers to reports it was handed (request id, answer).
+  std::vector<std::pair<uint64_t, coap_reply>> health_answers;
+  /// Where unroute is confirmed (the fixture sets it; reset when stopped).
+  registry_actor registry;
 
   /// The newest route for a node / job.
   node_actor node(const std::string& id) const {
@@ -223,7 +231,18 @@ struct wire_log {
 inline transport_actor::behavior_type mock_transport(transport_actor::pointer,
                                                      std::shared_ptr<wire_log> log) {
   return {
-    [log](atom::route, std::string& id, node_actor& a) { log->routes.emplace_back(id, a); },
+    [log](atom::route, std::string& id, node_actor& a) {
+      log->routes.emplace_back(id, a);
+      log->active[id] = a;
+    },
+    [log](atom::unroute, std::string& id) {
+      log->active.erase(id);
+      log->unrouted.push_back(id);
+      caf::anon_send(log->registry, atom::unroute::value, id);
+    },
+    [log](atom::health, uint64_t id, coap_reply& r) {
+      log->health_answers.emplace_back(id, std::move(r));
+    },
     [log](atom::notify, job_actor& job, std::string& ip, uint16_t port,
           model::update_notification& n) { log->notes.emplace_back(job, ip, port, n); },
     [](atom::reply, uint64_t, coap_reply&) {},
@@ -295,6 +314,7 @@ struct fixture : coordinated_system {
     server::registry_config rc;
     rc.liveness = liveness;
     registry = server::spawn_registry(*sys, rc, std::move(loaded.nodes), persistence, transport);
+    wire->registry = registry;
     server::job_supervisor_config jc;
     jc.job.default_timeout = 60s;
     jc.now = clock_fn();
@@ -316,14 +336,16 @@ struct fixture : coordinated_system {
     for (auto& h : actors())
       caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
     sched->run();
+    wire->registry = nullptr;
+    wire->active.clear();
   }
 
-  /// Reads the store through the persistence actor, then stops the actors
-  /// (as a restart would) and forgets what the transport saw; `start` with
-  /// the result brings the server back.
+  /// Stops the actors (as a restart would), then reads the store and
+  /// forgets what the transport saw; `start` with the result brings the
+  /// server back.
   loaded_state restart() {
-    auto out = ask<loaded_state>(persistence, atom::load::value);
-    stop();
+    stop();  // the persistence actor commits what is pending
+    auto out = stored();
     wire->routes.clear();
     wire->notes.clear();
     return out;
@@ -338,7 +360,15 @@ struct fixture : coordinated_system {
     std::string err;
     auto db = server::store::open((dir / "fleet.db").string(), err);
     REQUIRE_MESSAGE(db, err);
-    return loaded_state{db->load_nodes(), db->load_jobs()};
+    return loaded_state{db->load_briefs(), db->load_jobs()};
+  }
+
+  /// Every stored node's full record, read from the store.
+  std::vector<model::node_record> stored_nodes() {
+    std::string err;
+    auto db = server::store::open((dir / "fleet.db").string(), err);
+    REQUIRE_MESSAGE(db, err);
+    return db->load_nodes();
   }
 
   /// A health report of `node` reaching the persistence actor.
@@ -357,8 +387,53 @@ struct fixture : coordinated_system {
     return ask<registered>(registry, atom::enroll::value, reg, peer{"127.0.0.1", 40000, {}});
   }
 
-  std::vector<model::node_record> nodes(node_filter f = {}) {
-    return ask<std::vector<model::node_record>>(registry, atom::list::value, f);
+  /// A PUT /health as the transport hands it on: to the node's actor while
+  /// it is routed, else to the registry. The answer's code (2.04 when routed).
+  uint16_t report(model::health_report h, model::millis at) {
+    auto i = wire->active.find(h.node_id);
+    if (i != wire->active.end()) {
+      caf::anon_send(i->second, atom::health::value, std::move(h), at);
+      sched->run();
+      return 204;
+    }
+    auto id = ++report_ids;
+    caf::anon_send(registry, atom::health::value, id, std::move(h), at);
+    sched->run();
+    for (auto& a : wire->health_answers)
+      if (a.first == id)
+        return a.second.code;
+    return 0;
+  }
+  uint16_t report(const std::string& node, double cpu, bool healthy = true,
+                  std::vector<std::string> errors = {}) {
+    model::health_report h;
+    h.node_id = node;
+    h.cpu_percent = cpu;
+    h.overall_healthy = healthy;
+    h.error_messages = std::move(errors);
+    return report(std::move(h), now());
+  }
+  uint64_t report_ids = 0;
+
+  /// One node's record as GET /nodes/<id>/health reads it (through the registry).
+  model::node_record node(const std::string& id) {
+    return ask<model::node_record>(registry, atom::get::value, id);
+  }
+
+  /// Every registered node's record (through the registry), sorted by id;
+  /// only those of `status` when given.
+  std::vector<model::node_record> nodes(const std::string& status = {}) {
+    auto briefs = ask<loaded_state>(persistence, atom::load::value).nodes;
+    std::sort(briefs.begin(), briefs.end(),
+              [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
+    std::vector<model::node_record> out;
+    for (auto& b : briefs) {
+      auto rec = ask_later<model::node_record>(registry, atom::get::value, b.node_id);
+      sched->run();
+      if (rec->value && (status.empty() || status == model::to_string(rec->value->status)))
+        out.push_back(std::move(*rec->value));  // a node that is down is left out
+    }
+    return out;
   }
 
   model::job_spec script_job(std::vector<std::string> targets = {"all"}) {

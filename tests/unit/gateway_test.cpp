@@ -408,8 +408,8 @@ TEST_CASE_FIXTURE(gateway_fixture, "gateway: /nodes/<id>/health of a known node,
   registry_does->nodes = {node("node-a", model::node_status::online, true),
                           node("node-b", model::node_status::stale, false)};
   send(atom::observe::value, uint64_t{46}, resource{resource_kind::node_health, "node-a"});
-  REQUIRE(registry_does->lists.size() == 1);
-  CHECK(registry_does->lists[0].node_id == "node-a");
+  REQUIRE(registry_does->gets.size() == 1);
+  CHECK(registry_does->gets[0] == "node-a");
   auto r = reply_to(46);
   check_json(r, 205);
   CHECK(r.payload == model::encode_node_health(registry_does->nodes[0]));

@@ -23,9 +23,10 @@ TEST_CASE_FIXTURE(fixture, "persistence tells the transport how many health repo
   caf::anon_send(persistence, atom::tick::value);
   sched->run();
   CHECK(wire->absorbed == std::vector<uint64_t>{2, 4, 5});
-  auto stored = restart();
-  REQUIRE(stored.nodes.size() == 1);
-  CHECK(stored.nodes[0].health.cpu_percent == 4);
+  restart();
+  auto stored = stored_nodes();
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].health.cpu_percent == 4);
 }
 
 TEST_CASE_FIXTURE(fixture, "a failed commit keeps the latest health for the next one") {
@@ -40,9 +41,10 @@ TEST_CASE_FIXTURE(fixture, "a failed commit keeps the latest health for the next
   REQUIRE(sched->has_pending_timeout());
   sched->trigger_timeouts();
   sched->run();
-  auto stored = restart();
-  REQUIRE(stored.nodes.size() == 1);
-  CHECK(stored.nodes[0].health.cpu_percent == 7);
+  restart();
+  auto stored = stored_nodes();
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].health.cpu_percent == 7);
 }
 
 TEST_CASE_FIXTURE(fixture, "a newer report replaces one kept from a failed commit") {
@@ -55,7 +57,8 @@ TEST_CASE_FIXTURE(fixture, "a newer report replaces one kept from a failed commi
   store_health(9);
   caf::anon_send(persistence, atom::tick::value);
   sched->run();
-  auto stored = restart();
-  REQUIRE(stored.nodes.size() == 1);
-  CHECK(stored.nodes[0].health.cpu_percent == 9);
+  restart();
+  auto stored = stored_nodes();
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].health.cpu_percent == 9);
 }

@@ -1,4 +1,4 @@
-// The node registry: registration (upsert, durable, routed to the transport),
+// The node registry: registration (upsert, durable; no actor until the node talks),
 // the node directory and its filters, target resolution for jobs, counts.
 // Liveness is node_test.cpp's, restarts of node actors supervision_test.cpp's.
 #include "actor_fixture.hpp"
@@ -6,22 +6,60 @@
 using namespace coapfleet;
 using namespace coapfleet::actor_test;
 
-TEST_CASE_FIXTURE(fixture, "registration announces a route, persists, and lists the node") {
+TEST_CASE_FIXTURE(fixture, "registration persists and lists the node, and starts no actor") {
   auto r = enroll("node-1");
   CHECK(r.node_id == "node-1");
   CHECK(r.created);
-  REQUIRE(wire->routes.size() == 1);
-  CHECK(wire->routes[0].first == "node-1");
+  CHECK(wire->routes.empty());  // its actor starts when it talks or is read
   auto again = enroll("node-1", "127.1.0.9");
   CHECK_FALSE(again.created);
-  CHECK(wire->routes.size() == 1);  // the node actor already exists
+  CHECK(wire->routes.empty());
   auto list = nodes();
   REQUIRE(list.size() == 1);
   CHECK(list[0].reg.ip_address == "127.1.0.9");
   CHECK(list[0].status == model::node_status::online);
-  auto stored = restart();
-  REQUIRE(stored.nodes.size() == 1);
-  CHECK(stored.nodes[0].reg.ip_address == "127.1.0.9");
+  // Active now (it was read): a re-registration reaches its actor.
+  CHECK(wire->routes.size() == 1);
+  enroll("node-1", "127.1.0.10");
+  CHECK(node("node-1").reg.ip_address == "127.1.0.10");
+  CHECK(wire->routes.size() == 1);
+  restart();
+  auto stored = stored_nodes();
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].reg.ip_address == "127.1.0.10");
+}
+
+TEST_CASE_FIXTURE(fixture, "start-up reads the nodes' briefs: liveness, health and addresses") {
+  enroll("node-a", "127.1.0.1");
+  enroll("node-b", "127.1.0.2");
+  enroll("node-c", "127.1.0.3");
+  CHECK(report("node-a", 10) == 204);
+  CHECK(report("node-b", 20, false, {"disk full", "fan"}) == 204);
+  auto loaded = restart();
+  REQUIRE(loaded.nodes.size() == 3);
+  std::sort(loaded.nodes.begin(), loaded.nodes.end(),
+            [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
+  CHECK(loaded.nodes[0].has_health);
+  CHECK(loaded.nodes[0].healthy);
+  CHECK(loaded.nodes[1].has_health);
+  CHECK_FALSE(loaded.nodes[1].healthy);
+  CHECK(loaded.nodes[1].error_messages == std::vector<std::string>{"disk full", "fan"});
+  CHECK(loaded.nodes[1].ip_address == "127.1.0.2");
+  CHECK_FALSE(loaded.nodes[2].has_health);
+  start(std::move(loaded));
+  CHECK(wire->routes.empty());  // no node actor at start
+  auto h = ask<model::fleet_health>(registry, atom::health::value);
+  CHECK(h.total_nodes == 3);
+  CHECK(h.healthy_nodes == 1);
+  CHECK(h.unhealthy_nodes == 1);
+  REQUIRE(h.unhealthy.size() == 1);
+  CHECK(h.unhealthy[0].node_id == "node-b");
+  auto targets = ask<std::vector<job_target>>(registry, atom::resolve::value,
+                                              std::vector<std::string>{"node-c"});
+  REQUIRE(targets.size() == 1);
+  CHECK(targets[0].ip_address == "127.1.0.3");
+  // A record read after the restart is the stored one.
+  CHECK(node("node-b").health.cpu_percent == 20);
 }
 
 TEST_CASE_FIXTURE(fixture, "job targets resolve sorted and once each; unknown ids are named") {
@@ -79,20 +117,12 @@ TEST_CASE_FIXTURE(fixture, "the counts follow reports, liveness and re-registrat
   check_counts_match_records(*this);
   // A report: its health and last_seen show, announced once until rendered.
   wire->clear();
-  model::health_report report;
-  report.node_id = "node-a";
-  report.cpu_percent = 17;
-  caf::anon_send(wire->node("node-a"), atom::health::value, report, now());
-  report.cpu_percent = 18;
-  caf::anon_send(wire->node("node-a"), atom::health::value, report, now());
-  sched->run();
+  CHECK(report("node-a", 17) == 204);
+  CHECK(report("node-a", 18) == 204);
   CHECK(std::count(wire->changed.begin(), wire->changed.end(), "nodes") == 1);
   CHECK(nodes().front().health.cpu_percent == 18);
   check_counts_match_records(*this);
-  report.overall_healthy = false;
-  report.error_messages = {"disk full"};
-  caf::anon_send(wire->node("node-a"), atom::health::value, report, now());
-  sched->run();
+  CHECK(report("node-a", 18, false, {"disk full"}) == 204);
   CHECK(std::count(wire->changed.begin(), wire->changed.end(), "nodes") == 1);
   CHECK(wire->saw_changed("health"));
   advance(1s);  // changes of GET /nodes are announced at most every 250 ms

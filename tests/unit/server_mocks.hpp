@@ -46,11 +46,11 @@ caf::result<T> respond(Self* self, held_promises& h, const verdict& v, T value) 
 
 struct registry_script : held_promises {
   verdict next;
-  std::vector<model::node_record> nodes;  ///< `list` answers these (node_id filter applied)
+  std::vector<model::node_record> nodes;  ///< `get` answers these (not_found for others)
   model::fleet_health health;
   uint32_t count = 0;
   std::vector<std::pair<model::node_registration, peer>> enrolled;
-  std::vector<node_filter> lists;
+  std::vector<std::string> gets;  ///< the node ids asked for
 };
 
 inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
@@ -60,14 +60,18 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
       s->enrolled.emplace_back(reg, from);
       return respond(self, *s, s->next, registered{reg.node_id, true});
     },
-    [=](atom::list, node_filter& f) -> caf::result<std::vector<model::node_record>> {
-      s->lists.push_back(f);
-      std::vector<model::node_record> out;
+    [=](atom::get, std::string& id) -> caf::result<model::node_record> {
+      s->gets.push_back(id);
       for (auto& n : s->nodes)
-        if (f.node_id.empty() || n.reg.node_id == f.node_id)
-          out.push_back(n);
-      return respond(self, *s, s->next, std::move(out));
+        if (n.reg.node_id == id)
+          return respond(self, *s, s->next, n);
+      if (s->next.error || s->next.hold)
+        return respond(self, *s, s->next, model::node_record{});
+      return make_api_error(api_errc::not_found, "node not registered", "node_id", "node_id",
+                            id);
     },
+    [](atom::health, uint64_t, model::health_report&, model::millis) {},
+    [](atom::unroute, std::string&) {},
     [=](atom::health) -> caf::result<model::fleet_health> {
       return respond(self, *s, s->next, s->health);
     },
@@ -365,6 +369,8 @@ inline transport_actor::behavior_type mock_gateway_transport(transport_actor::po
                                                              std::shared_ptr<gateway_wire> w) {
   return {
     [w](atom::route, std::string&, node_actor&) { ++w->other; },
+    [w](atom::unroute, std::string&) { ++w->other; },
+    [w](atom::health, uint64_t, coap_reply&) { ++w->other; },
     [w](atom::notify, job_actor&, std::string&, uint16_t, model::update_notification&) {
       ++w->other;
     },

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -276,6 +277,47 @@ TEST_CASE("health joins its node, updates last_seen, and skips unknown nodes") {
   CHECK_FALSE(nodes[1].has_health);
   CHECK(nodes[1].last_seen == 1000);
   CHECK(raw_query(dir.db(), "SELECT count(*) FROM health") == "1");
+}
+
+TEST_CASE("one node by id, and every node's brief without decoding its lists") {
+  temp_dir dir;
+  auto s = open_ok(dir.db());
+  REQUIRE(s->apply({put_node{reg("n1"), 1000, 1000}, put_node{reg("n2"), 1100, 1100},
+                    put_node{reg("n3"), 1200, 1200}, put_node{reg("n4"), 1300, 1300}}));
+  model::health_report sick;
+  sick.node_id = "n1";
+  sick.overall_healthy = false;
+  sick.error_messages = {"agent down", "disk \"full\""};
+  model::health_report fine;
+  fine.node_id = "n2";
+  fine.cpu_percent = 3;
+  REQUIRE(s->apply({put_health{sick, 2000}, put_health{fine, 2500}}));
+  // A report that is not JSON (written by hand) counts as healthy; the load goes on.
+  CHECK(raw_query(dir.db(), "INSERT INTO health VALUES('n3', '{oops', 1500) RETURNING 1") == "1");
+  auto one = s->load_node("n1");
+  REQUIRE(one);
+  CHECK(one->reg.hostname == "host");
+  CHECK(one->health.error_messages == sick.error_messages);
+  CHECK_FALSE(s->load_node("ghost"));
+  auto briefs = s->load_briefs();
+  REQUIRE(briefs.size() == 4);
+  std::sort(briefs.begin(), briefs.end(),
+            [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
+  CHECK(briefs[0].has_health);
+  CHECK_FALSE(briefs[0].healthy);
+  CHECK(briefs[0].error_messages == sick.error_messages);
+  CHECK(briefs[0].last_seen == 2000);
+  CHECK(briefs[0].registered_at == 1000);
+  CHECK(briefs[0].ip_address == "127.1.0.1");
+  CHECK(briefs[0].port == 5683);
+  CHECK(briefs[1].has_health);
+  CHECK(briefs[1].healthy);
+  CHECK(briefs[1].error_messages.empty());
+  CHECK(briefs[1].last_seen == 2500);
+  CHECK(briefs[2].has_health);
+  CHECK(briefs[2].healthy);
+  CHECK_FALSE(briefs[3].has_health);
+  CHECK(briefs[3].healthy);
 }
 
 TEST_CASE("repeated names that older versions stored still load") {

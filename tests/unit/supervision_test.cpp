@@ -1,6 +1,7 @@
 // Supervision: the registry and the job supervisor monitor their children and
-// restart a dead one from what the store holds, routing the transport to the
-// new actor; a child that keeps dying stays down and its requests answer 5.00.
+// restart a dead one (a node actor reads its record from the store when it is
+// read), routing the transport to the new actor; a child that keeps dying
+// stays down and its requests answer 5.00.
 // The persistence actor commits what is pending when it is stopped.
 #include "actor_fixture.hpp"
 
@@ -18,13 +19,14 @@ model::health_report health(const std::string& node, double cpu) {
 
 }  // namespace
 
-TEST_CASE_FIXTURE(fixture, "a node actor that dies is restarted from the store and routed again") {
+TEST_CASE_FIXTURE(fixture, "a node actor that dies is restarted and routed again; its record is the store's") {
   enroll("node-1", "127.1.0.1");
   enroll("node-2", "127.1.0.2");
+  CHECK(report("node-1", 1) == 204);
+  CHECK(report("node-2", 1) == 204);
   auto first = wire->node("node-1");
   // Its latest health has reached the persistence actor but is not committed yet.
-  caf::anon_send(first, atom::health::value, health("node-1", 42), now());
-  sched->run();
+  CHECK(report("node-1", 42) == 204);
   caf::anon_send_exit(first, caf::exit_reason::kill);
   sched->run();
   // The registry lives on, with a new actor for node-1, and the transport knows it.
@@ -32,52 +34,44 @@ TEST_CASE_FIXTURE(fixture, "a node actor that dies is restarted from the store a
   REQUIRE(wire->routes_of("node-1") == 2);
   auto second = wire->node("node-1");
   CHECK(second != first);
+  CHECK(wire->active.at("node-1") == second);
   CHECK(wire->routes_of("node-2") == 1);
-  node_filter one;
-  one.node_id = "node-1";
-  auto list = nodes(one);
-  REQUIRE(list.size() == 1);
-  CHECK(list[0].reg.ip_address == "127.1.0.1");
-  REQUIRE(list[0].has_health);
-  CHECK(list[0].health.cpu_percent == 42);
+  auto rec = node("node-1");
+  CHECK(rec.reg.ip_address == "127.1.0.1");
+  REQUIRE(rec.has_health);
+  CHECK(rec.health.cpu_percent == 42);
   // The next report is the new actor's.
-  caf::anon_send(second, atom::health::value, health("node-1", 7), now() + 1);
-  sched->run();
-  list = nodes(one);
-  REQUIRE(list.size() == 1);
-  CHECK(list[0].health.cpu_percent == 7);
+  CHECK(report("node-1", 7) == 204);
+  CHECK(node("node-1").health.cpu_percent == 7);
   CHECK(nodes().size() == 2);
 }
 
-TEST_CASE_FIXTURE(fixture, "requests for a restarting node wait for the new actor") {
+TEST_CASE_FIXTURE(fixture, "a read of a restarted node waits for the store") {
   enroll("node-1");
+  CHECK(report("node-1", 5) == 204);
   caf::anon_send_exit(wire->node("node-1"), caf::exit_reason::kill);
-  run_all_but_persistence();  // the registry is reading node-1 back
-  node_filter one;
-  one.node_id = "node-1";
-  auto list = ask_later<std::vector<model::node_record>>(registry, atom::list::value, one);
-  auto all = ask_later<std::vector<model::node_record>>(registry, atom::list::value, node_filter{});
-  run_all_but_persistence();
-  CHECK_FALSE(list->done);
-  CHECK_FALSE(all->done);
   sched->run();
-  REQUIRE(list->value);
-  CHECK(list->value->size() == 1);
-  REQUIRE(all->value);
-  CHECK(all->value->size() == 1);
+  auto rec = ask_later<model::node_record>(registry, atom::get::value, std::string("node-1"));
+  run_all_but_persistence();  // the new actor is reading node-1 from the store
+  CHECK_FALSE(rec->done);
+  sched->run();
+  REQUIRE(rec->value);
+  CHECK(rec->value->health.cpu_percent == 5);
 }
 
 TEST_CASE_FIXTURE(fixture, "a node actor that keeps dying stays down and answers 5.00") {
   enroll("node-1");
   enroll("node-2", "127.1.0.2");
+  CHECK(report("node-1", 1) == 204);
   for (int i = 0; i < 4; ++i) {  // three restarts a minute are allowed
     caf::anon_send_exit(wire->node("node-1"), caf::exit_reason::kill);
     sched->run();
   }
   CHECK(wire->routes_of("node-1") == 4);  // the first and three restarts
-  node_filter one;
-  one.node_id = "node-1";
-  auto err = ask_error<std::vector<model::node_record>>(registry, atom::list::value, one);
+  // The transport routes its reports to the registry, which refuses them.
+  CHECK(wire->active.count("node-1") == 0);
+  CHECK(report("node-1", 2) == 500);
+  auto err = ask_error<model::node_record>(registry, atom::get::value, std::string("node-1"));
   CHECK(err.code() == static_cast<uint8_t>(api_errc::internal));
   auto ctx = error_context(err);
   REQUIRE(ctx.size() == 4);
@@ -98,10 +92,12 @@ TEST_CASE_FIXTURE(fixture, "a node actor that keeps dying stays down and answers
 
 TEST_CASE_FIXTURE(fixture, "restarts are counted per minute") {
   enroll("node-1");
+  CHECK(report("node-1", 1) == 204);
   for (int i = 0; i < 6; ++i) {
     caf::anon_send_exit(wire->node("node-1"), caf::exit_reason::kill);
     sched->run();
     shift_clock(30'000);  // two a minute stay within the limit
+    CHECK(report("node-1", i) == 204);  // and it keeps talking (stays active)
   }
   CHECK(wire->routes_of("node-1") == 7);
   CHECK(nodes().size() == 1);
@@ -177,18 +173,20 @@ TEST_CASE_FIXTURE(fixture, "a job actor that keeps dying stays down and answers 
 
 TEST_CASE_FIXTURE(fixture, "persistence commits pending health when it is stopped") {
   enroll("node-1");
+  CHECK(report("node-1", 1) == 204);
   caf::anon_send(wire->node("node-1"), atom::health::value, health("node-1", 5), now());
   run_all_but_persistence();
   caf::anon_send_exit(persistence, caf::exit_reason::user_shutdown);
   sched->run();
-  auto db = stored();
-  REQUIRE(db.nodes.size() == 1);
-  REQUIRE(db.nodes[0].has_health);
-  CHECK(db.nodes[0].health.cpu_percent == 5);
+  auto db = stored_nodes();
+  REQUIRE(db.size() == 1);
+  REQUIRE(db[0].has_health);
+  CHECK(db[0].health.cpu_percent == 5);
 }
 
 TEST_CASE_FIXTURE(fixture, "children end with their supervisor") {
   enroll("node-1");
+  CHECK(report("node-1", 1) == 204);
   auto job = create(script_job());
   auto node = wire->node("node-1");
   auto j = wire->job(job.job_id);
