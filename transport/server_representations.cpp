@@ -171,6 +171,8 @@ void server_transport::impl::refreshed(representation& rep, int64_t asked_at) {
   rep.waiters.clear();
   for (auto& w : waiters)
     complete(w.id, w.answer ? w.answer(rep) : current(rep));
+  if (rep.reply.code / 100 != 2 && !rep.warm && !observed(path))
+    rep.observe_asked = false;  // an error (an unknown node) establishes no observation
   if (rep.again)
     schedule_refresh(rep, rep.behind());
   else if (!rep.warm && !observed_rep(rep))

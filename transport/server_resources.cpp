@@ -316,9 +316,10 @@ void hnd_post_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
   keys_request(r, s, req, q, resp, std::move(k.value));
 }
 
-/// /nodes/<id>/health (owned by the node actor) and /updates/<id>/status
-/// (owned by the job actor): GET only, observable. They exist while their
-/// node is registered, their job is known.
+/// /nodes/<id>/health (owned by the node actor; the registry answers 4.04
+/// for an unknown node) and /updates/<id>/status (owned by the job actor):
+/// GET only, observable. They exist while their node is registered, their
+/// job is known.
 void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                 const coap_string_t* q, coap_pdu_t* resp, const std::vector<std::string>& parts) {
   auto& t = *server_of(s);
@@ -333,12 +334,12 @@ void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                                                              + method_name(req)
                                                              + " not allowed on " + path,
                                                            {{"allowed", "GET"}})));
-    bool known = node ? t.routes.count(parts[1]) != 0 : t.find(key, false) != nullptr;
-    if (!known)
+    // A node that is not active has no route: the registry answers for
+    // it (4.04 when it is not registered).
+    if (!node && t.find(key, false) == nullptr)
       return reply_now(r, s, req, q, resp,
                        json_reply(404, model::encode_error(
-                                         node ? "node not registered" : "job not found",
-                                         {{"path", path}, {node ? "node_id" : "job_id", parts[1]}})));
+                                         "job not found", {{"path", path}, {"job_id", parts[1]}})));
   }
   serve(r, s, req, q, resp, key);
 }

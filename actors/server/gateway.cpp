@@ -161,8 +161,10 @@ void render(self_ptr self, uint64_t id, const resource& r) {
             if (err.category() == api_category
                 && err.code() == static_cast<uint8_t>(api_errc::not_found))
               return answer(self, id,
-                            json_reply(404, model::encode_error("node not registered",
-                                                                {{"node_id", node}})));
+                            json_reply(404, model::encode_error(
+                                              "node not registered",
+                                              {{"path", "/nodes/" + node + "/health"},
+                                               {"node_id", node}})));
             failure(self, id)(err);
           });
       return;

@@ -135,6 +135,62 @@ class LivenessTest(h.ServerTestCase):
         self.assertEqual([b["node_id"] for b in agent.bodies()], ["no-1"])
 
 
+class VirtualActorsTest(h.ServerTestCase):
+    """A node's actor lives while the node talks: closed after --idle-after
+    quiet, started again by its next report or a read, nothing lost."""
+
+    start_server = False
+
+    def test_quiet_nodes_are_closed_and_come_back(self):
+        s = self.new_server(["--idle-after", "1"])  # the harness logs at debug
+        for i in range(3):
+            self.assertEqual(s.coap("post", "nodes", {"node_id": "va-%d" % i}).code, "2.01")
+        # Registered, never heard from: no actor yet; a report starts one.
+        for i in range(3):
+            r = s.raw("put", "health", {"node_id": "va-%d" % i, "cpu_percent": i,
+                                        "overall_healthy": i != 2,
+                                        "error_messages": ["fan"] if i == 2 else []})
+            self.assertEqual(r.code, "2.04", r)
+        r = s.coap("get", "nodes/va-1/health")
+        self.assertEqual(r.code, "2.05", r)
+        self.assertEqual(r.json()["cpu_percent"], 1)
+        # Quiet for a second: each actor is closed (the registry says so).
+        h.deadline_poll(lambda: all("node va-%d is quiet: its actor is closed" % i
+                                    in s.log_text() for i in range(3)),
+                        20, 0.1, what="the three actors closed")
+        # Counts, the listing and one node's health are as before.
+        fleet = s.coap("get", "health").json()
+        self.assertEqual((fleet["total_nodes"], fleet["healthy_nodes"],
+                          fleet["unhealthy_nodes"]), (3, 2, 1), fleet)
+        self.assertEqual(fleet["unhealthy"][0]["node_id"], "va-2", fleet)
+        r = s.coap("get", "nodes/va-1/health")  # read from the store by a new actor
+        self.assertEqual(r.code, "2.05", r)
+        self.assertEqual(r.json()["cpu_percent"], 1)
+        # A report of a quiet node is taken (through the registry) and shows.
+        r = s.raw("put", "health", {"node_id": "va-0", "cpu_percent": 55})
+        self.assertEqual(r.code, "2.04", r)
+        r = s.coap("get", "nodes/va-0/health")
+        self.assertEqual(r.json()["cpu_percent"], 55, r)
+        # And with coap-client, as an agent would send it.
+        r = s.coap("put", "health", {"node_id": "va-0", "cpu_percent": 56})
+        self.assertEqual(r.code, "2.04", r)
+        # Unknown nodes: 4.04 naming them, for a report and for a read.
+        r = s.coap("put", "health", {"node_id": "va-ghost"})
+        self.assertEqual(r.code, "4.04", r)
+        self.assertEqual(r.json()["node_id"], "va-ghost")
+        r = s.coap("get", "nodes/va-ghost/health")
+        self.assertEqual(r.code, "4.04", r)
+        self.assertEqual(r.json()["node_id"], "va-ghost")
+        # After a restart the same: counts from the nodes' briefs, no actor.
+        s.stop()
+        s.start()
+        fleet = s.coap("get", "health").json()
+        self.assertEqual((fleet["total_nodes"], fleet["healthy_nodes"],
+                          fleet["unhealthy_nodes"]), (3, 2, 1), fleet)
+        r = s.coap("get", "nodes/va-0/health")
+        self.assertEqual(r.json()["cpu_percent"], 56, r)
+
+
 class RegistrationTest(h.ServerTestCase):
     def test_ip_address_defaults_to_source_and_upsert(self):
         with h.RawClient(h.HOST, self.server.port, local=("127.0.0.5", 0)) as c:
