@@ -384,6 +384,7 @@ using summary = caf::atom_constant<caf::atom("summary")>;
 using resolve = caf::atom_constant<caf::atom("resolve")>;
 using route = caf::atom_constant<caf::atom("route")>;
 using unroute = caf::atom_constant<caf::atom("unroute")>;
+using trim = caf::atom_constant<caf::atom("trim")>;
 using notify = caf::atom_constant<caf::atom("notify")>;
 using notified = caf::atom_constant<caf::atom("notified")>;
 using tick = caf::atom_constant<caf::atom("tick")>;
@@ -522,6 +523,9 @@ using registry_actor = caf::typed_actor<
   /// the liveness deadlines that are due (one timer for the whole fleet).
   caf::reacts_to<atom::tick>,
   caf::reacts_to<atom::deadline>,
+  /// Its own timer after many node actors were closed: the freed memory
+  /// goes back to the system.
+  caf::reacts_to<atom::trim>,
   /// From job actors: resolve target_nodes (["all"] or ids); unknown ids are
   /// not_found naming them (4.04 with field target_nodes).
   caf::replies_to<atom::resolve, std::vector<std::string>>::with<std::vector<job_target>>,

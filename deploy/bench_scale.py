@@ -4,8 +4,11 @@ registered nodes by coapfleet-sim (nodes share sockets where the open-file
 limit needs it), then, at that size:
 
 - registration rate of 10,000 new nodes, against the rate at 10,000 registered;
-- server RSS and idle CPU (no traffic for 10 s);
-- RSS while 100,000 of the nodes (or all, if fewer) report every 10 s;
+- server RSS; CPU with no traffic for 10 s while the nodes go stale and
+  offline (the server runs with --stale-after 15 --offline-after 30), then
+  idle CPU and RSS at rest (every node offline);
+- RSS while 100,000 of the nodes (or all, if fewer) report every 10 s, and
+  60 s after they stopped (their actors closed after --idle-after, 40 s);
 - a page of 1,000 nodes (GET /nodes?limit=1000&after=...): time to the first
   block and to the whole page, over 20 random cursors;
 - GET /test p50/p99 while a whole GET /nodes of the fleet is being read;
@@ -36,6 +39,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness as h  # noqa: E402  (raw CoAP client, message codec)
 
 FD_LIMIT = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+# Liveness of the benchmark's server: short, so that "at rest" (every node
+# offline, nothing left to change) comes within a minute of registering.
+STALE_S = 15
+OFFLINE_S = 30
 
 
 def free_port():
@@ -81,7 +90,8 @@ class Bench:
         self.server = subprocess.Popen(
             [os.path.join(self.build, "coapfleet-server"), "--bind", "127.0.0.1", "--port",
              str(self.port), "--dtls-port", "0", "--db", self.db, "--log-level", "warn",
-             "--max-nodes", "2000000"],
+             "--max-nodes", "2000000", "--stale-after", str(STALE_S), "--offline-after",
+             str(OFFLINE_S)],
             stdout=log, stderr=subprocess.STDOUT)
         return t0
 
@@ -189,10 +199,24 @@ def run_size(build, n, client, out, quick=False):
         pid = b.server.pid
         time.sleep(5)
         rss_registered = rss_kib(pid)
+        # No traffic: first while the nodes go stale and offline (liveness
+        # work), then at rest once every node is offline.
+        t1 = cpu_ticks(pid)
+        time.sleep(10)
+        busy_cpu = (cpu_ticks(pid) - t1) / os.sysconf("SC_CLK_TCK") / 10 * 100
+        deadline = time.monotonic() + OFFLINE_S + 120
+        while time.monotonic() < deadline:
+            f = b.get("health", timeout=10).json()
+            if f["offline_nodes"] == n:
+                break
+            time.sleep(1)
+        time.sleep(2)
         t1 = cpu_ticks(pid)
         time.sleep(10)
         idle_cpu = (cpu_ticks(pid) - t1) / os.sysconf("SC_CLK_TCK") / 10 * 100
-        say("RSS KiB registered, idle CPU %:", (rss_registered, round(idle_cpu, 2)))
+        rss_rest = rss_kib(pid)
+        say("RSS KiB registered, CPU % going offline, idle CPU % at rest, RSS KiB at rest:",
+            (rss_registered, round(busy_cpu, 2), round(idle_cpu, 2), rss_rest))
         # 100,000 (or all) of them report every 10 s.
         reporting = min(100000, max(0, rest))
         fleet_s = 16 if quick else 40
@@ -212,6 +236,12 @@ def run_size(build, n, client, out, quick=False):
             fleet.wait(120)
             rss_reporting = max(samples[fleet_s // 2:])
         say("RSS KiB while %d report:" % reporting, rss_reporting)
+        rss_after = None
+        if reporting and not quick:
+            # Their actors are closed after --idle-after (40 s) quiet.
+            time.sleep(60)
+            rss_after = rss_kib(pid)
+            say("RSS KiB 60 s after they stopped:", rss_after)
         ids = lambda: "b-%05d" % random.randint(1, max(1, rest))
         firsts, wholes = b.page_times(ids, 5 if quick else 20)
         lat, still_reading = b.probe_while_reading(client, 5 if quick else 15)
@@ -226,8 +256,10 @@ def run_size(build, n, client, out, quick=False):
             "nodes": n, "batch": batch, "register_rate_at_10k": round(rate_small),
             "register_rate_at_n": round(rate_big),
             "register_ratio": round(rate_big / rate_small, 2), "bulk_register_s": round(bulk_s, 1),
-            "rss_registered_kib": rss_registered, "idle_cpu_percent": round(idle_cpu, 2),
+            "rss_registered_kib": rss_registered, "cpu_going_offline_percent": round(busy_cpu, 2),
+            "idle_cpu_percent": round(idle_cpu, 2), "rss_rest_kib": rss_rest,
             "reporting": reporting, "rss_reporting_kib": rss_reporting,
+            "rss_60s_after_reporting_kib": rss_after,
             "page_first_block_ms": [round(pct(firsts, 50), 1), round(pct(firsts, 99), 1)],
             "page_whole_ms": [round(pct(wholes, 50), 1), round(pct(wholes, 99), 1)],
             "test_while_reading_ms": [round(pct(lat, 50), 2), round(pct(lat, 99), 2)],

@@ -2,6 +2,9 @@
 #include "actors/server/registry_internal.hpp"
 
 #include <algorithm>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <functional>
 #include <map>
 #include <set>
@@ -277,6 +280,23 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         schedule(self, id, i->second);
         CF_DEBUG("registry", "node ", id, " is quiet: its actor is closed (", st.active,
                  " active)");
+        if (++st.closed_since_trim >= registry_state::trim_after_closes && !st.trim_timer) {
+          st.trim_timer = true;
+          self->delayed_send(self, registry_state::trim_delay, atom::trim::value);
+        }
+      },
+      [self](atom::trim) {
+        // Many actors were closed (a burst is over): their memory, freed in
+        // the middle of the heap, goes back to the system, so the resting
+        // RSS returns. Once per trim_delay at most.
+        auto& st = self->state;
+        st.trim_timer = false;
+        CF_INFO("registry", st.closed_since_trim, " node actors closed (", st.active,
+                " active of ", st.nodes.size(), "): returning freed memory");
+        st.closed_since_trim = 0;
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
       },
       [self](atom::health) -> model::fleet_health {
         auto& st = self->state;

@@ -96,6 +96,12 @@ struct registry_state {
   bool nodes_dirty = false;
   static constexpr std::chrono::milliseconds nodes_every{250};
   size_t active = 0;  ///< node actors started and not closed
+  /// Node actors closed since the heap was last trimmed, and whether a trim
+  /// is scheduled (see atom::trim).
+  size_t closed_since_trim = 0;
+  bool trim_timer = false;
+  static constexpr size_t trim_after_closes = 1000;
+  static constexpr std::chrono::seconds trim_delay{2};
   /// Liveness: the nodes whose status changes (or whose actor is closed)
   /// next, by the 100 ms bucket it happens in. One timer for the fleet, armed for the earliest
   /// bucket; a node is in one bucket at most (a report does not move it:

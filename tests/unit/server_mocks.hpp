@@ -78,6 +78,7 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
     [](atom::summary, node_summary&) {},
     [](atom::tick) {},
     [](atom::deadline) {},
+    [](atom::trim) {},
     [=](atom::resolve, std::vector<std::string>&) -> caf::result<std::vector<job_target>> {
       return respond(self, *s, s->next, std::vector<job_target>{});
     },
