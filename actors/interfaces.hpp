@@ -698,8 +698,10 @@ using gateway_actor = caf::typed_actor<
   caf::reacts_to<atom::audit, uint64_t, model::audit_query, peer>,
   /// A fresh representation of a resource.
   caf::reacts_to<atom::observe, uint64_t, resource>,
-  /// Internal: time to ping the database (its state is part of GET /health).
-  caf::reacts_to<atom::ping>>;
+  /// Internal: time to ping the database (its state is part of GET /health);
+  /// the oldest open requests time out.
+  caf::reacts_to<atom::ping>,
+  caf::reacts_to<atom::deadline>>;
 
 // -- the worker agent --------------------------------------------------------------------
 

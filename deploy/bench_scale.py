@@ -3,7 +3,8 @@
 registered nodes by coapfleet-sim (nodes share sockets where the open-file
 limit needs it), then, at that size:
 
-- registration rate of 10,000 new nodes, against the rate at 10,000 registered;
+- registration rate of the last 10,000 new nodes (into the fleet at rest),
+  against the rate of the first 10,000;
 - server RSS; CPU with no traffic for 10 s while the nodes go stale and
   offline (the server runs with --stale-after 15 --offline-after 30), then
   idle CPU and RSS at rest (every node offline);
@@ -194,8 +195,6 @@ def run_size(build, n, client, out, quick=False):
         if rest > 0:
             b.register(rest, "127.40.0.0", "b-")
         bulk_s = time.monotonic() - t0
-        rate_big = b.register(batch, "127.30.0.0", "c-")
-        say("registrations/s at %d and at %d registered:" % (batch, n), (round(rate_small), round(rate_big)))
         pid = b.server.pid
         time.sleep(5)
         rss_registered = rss_kib(pid)
@@ -207,9 +206,10 @@ def run_size(build, n, client, out, quick=False):
         deadline = time.monotonic() + OFFLINE_S + 120
         while time.monotonic() < deadline:
             f = b.get("health", timeout=10).json()
-            if f["offline_nodes"] == n:
+            if f["offline_nodes"] == f["total_nodes"]:
                 break
             time.sleep(1)
+        say("at rest:", "every node offline")
         time.sleep(2)
         t1 = cpu_ticks(pid)
         time.sleep(10)
@@ -217,6 +217,9 @@ def run_size(build, n, client, out, quick=False):
         rss_rest = rss_kib(pid)
         say("RSS KiB registered, CPU % going offline, idle CPU % at rest, RSS KiB at rest:",
             (rss_registered, round(busy_cpu, 2), round(idle_cpu, 2), rss_rest))
+        # The last 10,000 register into the fleet at rest.
+        rate_big = b.register(batch, "127.30.0.0", "c-")
+        say("registrations/s at %d and at %d registered:" % (batch, n), (round(rate_small), round(rate_big)))
         # 100,000 (or all) of them report every 10 s.
         reporting = min(100000, max(0, rest))
         fleet_s = 16 if quick else 40

@@ -191,6 +191,11 @@ struct server_transport::impl : runtime {
   /// A fresh copy arrived: store it, notify observers, answer waiters,
   /// release held acknowledgements.
   void refreshed(representation& rep, int64_t asked_at);
+  /// A refresh failed (5.xx: its owner timed out or is gone): a copy that
+  /// exists stays; waiters get the error; it is asked for again after
+  /// `render_retry_ms` (a fleet at rest announces no change that would).
+  void render_failed(representation& rep, coap_reply error);
+  static constexpr int64_t render_retry_ms = 1000;
   /// The representation a refresh answer `id` is for (null: not a refresh,
   /// or the resource went meanwhile); takes the id out of `refreshes`.
   representation* refresh_of(uint64_t id, int64_t& asked_at);

@@ -180,6 +180,36 @@ void server_transport::impl::refreshed(representation& rep, int64_t asked_at) {
   release_held();
 }
 
+void server_transport::impl::render_failed(representation& rep, coap_reply error) {
+  auto path = path_of(rep.key);
+  CF_WARN("transport", "rendering ", path, " failed (", error.code / 100, ".",
+          error.code % 100 < 10 ? "0" : "", error.code % 100, "): asked again in ",
+          render_retry_ms, " ms");
+  rep.refreshing = false;
+  rep.valid = false;
+  auto waiters = std::move(rep.waiters);
+  rep.waiters.clear();
+  for (auto& w : waiters)
+    complete(w.id, error);
+  if (!rep.warm && !observed_rep(rep) && !rep.has) {
+    behind.erase(path);
+    reps.erase(path);  // nobody keeps it: the next read asks again
+    return release_held();
+  }
+  int64_t at = steady_millis() + render_retry_ms;
+  if (rep.due < 0 || rep.due > at) {
+    bool listed = rep.due >= 0;
+    rep.due = at;
+    if (!listed)
+      due_paths.push_back(path);
+  }
+  // Acknowledgements held for this copy are not held by a failure.
+  rep.covered = std::max(rep.covered, rep.asked_mark);
+  if (!rep.behind())
+    behind.erase(path);
+  release_held();
+}
+
 void server_transport::impl::deliver(uint64_t id, coap_reply reply) {
   if (!behind.empty()) {
     held.push_back(held_reply{id, std::move(reply), control_seq});

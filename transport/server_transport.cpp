@@ -215,6 +215,8 @@ bool server_transport::open(std::string& error) {
     [dp](atom::reply, uint64_t id, coap_reply& reply) {
       int64_t asked_at = 0;
       if (auto* rep = dp->refresh_of(id, asked_at)) {
+        if (reply.code >= 500)
+          return dp->render_failed(*rep, std::move(reply));
         if (reply.shared_body == nullptr && !reply.payload.empty()) {
           reply.shared_body = std::make_shared<shared_string>(std::move(reply.payload));
           reply.payload.clear();

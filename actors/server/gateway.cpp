@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
@@ -21,13 +23,63 @@ struct gateway_state {
   bool database_ok = true;
   /// Job creations per principal (gateway_config::jobs_per_minute).
   std::unordered_map<std::string, common::token_bucket> job_budgets;
+  /// Requests of the transport not yet answered, and when each times out
+  /// (in arrival order: they share one timeout). One timer for all of them:
+  /// in CAF 0.17 a request timeout is a timer that lives its full time even
+  /// after the answer came (a million registrations left a million timers
+  /// firing for 30 s after the last one), so requests to the owners are
+  /// made without one and this bounds them.
+  std::unordered_set<uint64_t> open;
+  std::deque<std::pair<caf::actor_clock::time_point, uint64_t>> expiry;
+  bool expiry_armed = false;
 };
 
 using self_ptr = gateway_actor::stateful_pointer<gateway_state>;
 
+/// Sends the answer to request `id`, unless it was answered already (it
+/// timed out: the transport has its 5.03).
 template <class T>
 void answer(self_ptr self, uint64_t id, T&& x) {
+  if (self->state.open.erase(id) == 0)
+    return;
   self->send(self->state.peers.transport, atom::reply::value, id, std::forward<T>(x));
+}
+
+/// Arms the one timer for the oldest request still open.
+void arm_expiry(self_ptr self) {
+  auto& st = self->state;
+  while (!st.expiry.empty() && st.open.count(st.expiry.front().second) == 0)
+    st.expiry.pop_front();  // answered
+  if (st.expiry_armed || st.expiry.empty())
+    return;
+  st.expiry_armed = true;
+  auto delay = std::max(st.expiry.front().first - self->clock().now(), caf::timespan{0});
+  self->delayed_send(self, delay, atom::deadline::value);
+}
+
+/// A request of the transport: answered by `answer`, or 5.03 when its
+/// owners have not answered within request_timeout.
+void track(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  st.open.insert(id);
+  st.expiry.emplace_back(self->clock().now() + st.cfg.request_timeout, id);
+  arm_expiry(self);
+}
+
+void expire(self_ptr self) {
+  auto& st = self->state;
+  st.expiry_armed = false;
+  auto now = self->clock().now();
+  while (!st.expiry.empty() && st.expiry.front().first <= now) {
+    auto id = st.expiry.front().second;
+    st.expiry.pop_front();
+    if (st.open.count(id) != 0) {
+      CF_WARN("gateway", "request ", id, " timed out after ",
+              st.cfg.request_timeout.count(), " s");
+      answer(self, id, error_reply(caf::make_error(caf::sec::request_timeout)));
+    }
+  }
+  arm_expiry(self);
 }
 
 auto failure(self_ptr self, uint64_t id) {
@@ -53,15 +105,23 @@ void answer_audited(self_ptr self, uint64_t id, const peer& from, const char* ac
     self->send(persistence, atom::audit::value, std::move(rec));
     return answer(self, id, std::move(r));
   }
+  // The action happened: from here the answer is this one, sent once the
+  // record is durable or the write failed or timed out (its own timeout,
+  // not the request's).
+  if (self->state.open.erase(id) == 0)
+    return;  // the request timed out meanwhile
   write_batch b;
   b.ops.emplace_back(model::put_audit{std::move(rec)});
   auto reply = std::make_shared<coap_reply>(std::move(r));
+  auto send = [self, id, reply] {
+    self->send(self->state.peers.transport, atom::reply::value, id, std::move(*reply));
+  };
   self->request(persistence, self->state.cfg.request_timeout, atom::write::value, std::move(b))
-    .then([self, id, reply](atom::ok) { answer(self, id, std::move(*reply)); },
-          [self, id, reply, action](caf::error& err) {
+    .then([send](atom::ok) { send(); },
+          [send, action](caf::error& err) {
             CF_ERROR("gateway", "audit record of ", action, " not stored: ",
                      caf::to_string(err));
-            answer(self, id, std::move(*reply));
+            send();
           });
 }
 
@@ -121,11 +181,10 @@ bool within_job_budget(self_ptr self, uint64_t id, const peer& from) {
 
 /// A fresh representation of `r`, from the actor that owns it.
 void render(self_ptr self, uint64_t id, const resource& r) {
-  auto timeout = self->state.cfg.request_timeout;
   auto& peers = self->state.peers;
   switch (r.kind) {
     case resource_kind::health:
-      self->request(peers.registry, timeout, atom::health::value)
+      self->request(peers.registry, caf::infinite, atom::health::value)
         .then(
           [self, id](model::fleet_health& h) {
             h.server.database = self->state.database_ok ? "connected" : "disconnected";
@@ -136,7 +195,7 @@ void render(self_ptr self, uint64_t id, const resource& r) {
     case resource_kind::nodes:
       break;  // read from the database by the reader, which the transport asks
     case resource_kind::updates:
-      self->request(peers.jobs, timeout, atom::list::value)
+      self->request(peers.jobs, caf::infinite, atom::list::value)
         .then(
           [self, id](std::vector<model::job_record>& jobs) {
             answer(self, id, json_reply(205, model::encode_jobs(jobs)));
@@ -144,7 +203,7 @@ void render(self_ptr self, uint64_t id, const resource& r) {
           failure(self, id));
       return;
     case resource_kind::job_status:
-      self->request(peers.jobs, timeout, atom::status::value, r.id)
+      self->request(peers.jobs, caf::infinite, atom::status::value, r.id)
         .then(
           [self, id](model::job_record& j) {
             answer(self, id, json_reply(205, model::encode_job_status(j)));
@@ -152,7 +211,7 @@ void render(self_ptr self, uint64_t id, const resource& r) {
           failure(self, id));
       return;
     case resource_kind::node_health:
-      self->request(peers.registry, timeout, atom::get::value, r.id)
+      self->request(peers.registry, caf::infinite, atom::get::value, r.id)
         .then(
           [self, id](model::node_record& node) {
             answer(self, id, json_reply(205, model::encode_node_health(node)));
@@ -169,12 +228,12 @@ void render(self_ptr self, uint64_t id, const resource& r) {
           });
       return;
     case resource_kind::system:
-      self->request(peers.system, timeout, atom::info::value)
+      self->request(peers.system, caf::infinite, atom::info::value)
         .then([self, id](model::system_info& s) { answer(self, id, std::move(s)); },
               failure(self, id));
       return;
     case resource_kind::artifacts:
-      self->request(peers.artifacts, timeout, atom::list::value)
+      self->request(peers.artifacts, caf::infinite, atom::list::value)
         .then(
           [self, id](std::vector<artifact_info>& all) {
             answer(self, id, json_reply(205, model::encode_artifacts(all)));
@@ -231,13 +290,12 @@ void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer
     return answer(self, id,
                   error_reply(make_api_error(api_errc::unavailable,
                                              "this server does not manage keys")));
-  auto timeout = self->state.cfg.request_timeout;
   auto by = who.identity.empty() ? from.address : who.identity;
   CF_INFO("gateway", "keys ", model::to_string(req.action), req.id.empty() ? "" : " ", req.id,
           " by ", by, " (", model::to_string(who.r), ")");
   switch (req.action) {
     case model::key_action::add:
-      self->request(keys, timeout, atom::create::value, req.id, req.r)
+      self->request(keys, caf::infinite, atom::create::value, req.id, req.r)
         .then(
           [self, id, from, ident = req.id](model::key_entry& k) {
             answer_audited(self, id, from, "key.add", ident,
@@ -246,7 +304,7 @@ void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer
           audited_failure(self, id, from, "key.add", req.id));
       return;
     case model::key_action::list:
-      self->request(keys, timeout, atom::list::value)
+      self->request(keys, caf::infinite, atom::list::value)
         .then(
           [self, id](std::vector<model::key_info>& all) {
             answer(self, id, json_reply(205, model::encode_keys(all)));
@@ -254,7 +312,7 @@ void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer
           failure(self, id));
       return;
     case model::key_action::revoke:
-      self->request(keys, timeout, atom::revoke::value, req.id)
+      self->request(keys, caf::infinite, atom::revoke::value, req.id)
         .then(
           [self, id, from, ident = req.id](uint32_t n) {
             answer_audited(self, id, from, "key.revoke", ident,
@@ -265,7 +323,7 @@ void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer
           audited_failure(self, id, from, "key.revoke", req.id));
       return;
     case model::key_action::rotate:
-      self->request(keys, timeout, atom::rotate::value, req.id, req.grace_seconds)
+      self->request(keys, caf::infinite, atom::rotate::value, req.id, req.grace_seconds)
         .then(
           [self, id, from, ident = req.id, grace = req.grace_seconds](model::key_entry& k) {
             answer_audited(self, id, from, "key.rotate", ident,
@@ -280,7 +338,7 @@ void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer
 void read_audit(self_ptr self, uint64_t id, const model::audit_query& q, const peer& from) {
   if (auto refused = check_access(from, model::access::read_audit))
     return answer(self, id, error_reply(refused));
-  self->request(self->state.peers.persistence, self->state.cfg.request_timeout,
+  self->request(self->state.peers.persistence, caf::infinite,
                 atom::audit::value, q)
     .then(
       [self, id](model::audit_page& page) {
@@ -305,7 +363,7 @@ void job_for_node(self_ptr self, uint64_t id, const std::string& job_id, std::st
                                                       {{"field", "node_id"}})));
   if (!permitted(self, id, from, model::access::read_job, "job.spec", node))
     return;
-  self->request(self->state.peers.jobs, self->state.cfg.request_timeout, atom::status::value,
+  self->request(self->state.peers.jobs, caf::infinite, atom::status::value,
                 job_id)
     .then(
       [self, id, node, as_node, from](model::job_record& j) {
@@ -339,10 +397,10 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
                gateway_peers peers) -> gateway_actor::behavior_type {
     self->state.cfg = cfg;
     self->state.peers = std::move(peers);
-    auto timeout = cfg.request_timeout;
     watch_database(self);
     return {
       [=](atom::enroll, uint64_t id, model::node_registration& reg, peer& from) {
+        track(self, id);
         if (!permitted(self, id, from, model::access::register_node, "node.register",
                        reg.node_id))
           return;
@@ -365,7 +423,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
         bool audited = from.role == model::role::operator_;
         auto who = from;
         auto node = reg.node_id;
-        self->request(self->state.peers.registry, timeout, atom::enroll::value, std::move(reg),
+        self->request(self->state.peers.registry, caf::infinite, atom::enroll::value, std::move(reg),
                       std::move(from))
           .then(
             [=](registered& r) {
@@ -382,12 +440,13 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             });
       },
       [=](atom::create, uint64_t id, model::job_spec& spec, peer& from) {
+        track(self, id);
         if (!permitted(self, id, from, model::access::manage_jobs, "job.create", spec.name)
             || !within_job_budget(self, id, from))
           return;
         auto who = from;
         auto name = spec.name;
-        self->request(self->state.peers.jobs, timeout, atom::create::value, std::move(spec),
+        self->request(self->state.peers.jobs, caf::infinite, atom::create::value, std::move(spec),
                       std::move(from))
           .then(
             [=](model::job_record& j) {
@@ -397,11 +456,12 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             audited_failure(self, id, who, "job.create", name));
       },
       [=](atom::install, uint64_t id, std::string& job_id, peer& from) {
+        track(self, id);
         if (!permitted(self, id, from, model::access::manage_jobs, "job.install", job_id))
           return;
         auto who = from;
         auto job = job_id;
-        self->request(self->state.peers.jobs, timeout, atom::install::value, std::move(job_id),
+        self->request(self->state.peers.jobs, caf::infinite, atom::install::value, std::move(job_id),
                       std::move(from))
           .then(
             [=](model::job_record& j) {
@@ -411,9 +471,10 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             audited_failure(self, id, who, "job.install", job));
       },
       [=](atom::report, uint64_t id, model::update_report& r, peer& from) {
+        track(self, id);
         if (!permitted(self, id, from, model::access::report_step, "job.report", r.node_id))
           return;
-        self->request(self->state.peers.jobs, timeout, atom::report::value, std::move(r),
+        self->request(self->state.peers.jobs, caf::infinite, atom::report::value, std::move(r),
                       std::move(from))
           .then(
             [=](atom::ok) {
@@ -422,11 +483,12 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             failure(self, id));
       },
       [=](atom::cancel, uint64_t id, std::string& job_id, peer& from) {
+        track(self, id);
         if (!permitted(self, id, from, model::access::manage_jobs, "job.cancel", job_id))
           return;
         auto who = from;
         auto job = job_id;
-        self->request(self->state.peers.jobs, timeout, atom::cancel::value, std::move(job_id),
+        self->request(self->state.peers.jobs, caf::infinite, atom::cancel::value, std::move(job_id),
                       std::move(from))
           .then(
             [=](model::job_record& j) {
@@ -440,10 +502,11 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             audited_failure(self, id, who, "job.cancel", job));
       },
       [=](atom::remove, uint64_t id, std::string& job_id, peer& from) {
+        track(self, id);
         if (!permitted(self, id, from, model::access::manage_jobs, "job.delete", job_id))
           return;
         auto who = from;
-        self->request(self->state.peers.jobs, timeout, atom::remove::value, job_id,
+        self->request(self->state.peers.jobs, caf::infinite, atom::remove::value, job_id,
                       std::move(from))
           .then(
             [=](atom::ok) {
@@ -455,10 +518,15 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             audited_failure(self, id, who, "job.delete", job_id));
       },
       [=](atom::job, uint64_t id, std::string& job_id, std::string& node, peer& from) {
+        track(self, id);
         job_for_node(self, id, job_id, std::move(node), from);
       },
-      [=](atom::observe, uint64_t id, resource& r) { render(self, id, r); },
+      [=](atom::observe, uint64_t id, resource& r) {
+        track(self, id);
+        render(self, id, r);
+      },
       [=](atom::upload, uint64_t id, artifact_upload& up, peer& from) {
+        track(self, id);
         if (!permitted(self, id, from, model::access::manage_artifacts, "artifact.upload",
                        up.name))
           return;
@@ -467,12 +535,12 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
         auto body = std::make_shared<artifact_upload>(std::move(up));
         // The unfinished jobs naming it travel with the upload: the store,
         // which computes the new SHA-256, refuses other content for them.
-        self->request(self->state.peers.jobs, timeout, atom::uses::value, name)
+        self->request(self->state.peers.jobs, caf::infinite, atom::uses::value, name)
           .then(
             [=](std::vector<model::job_record>& jobs) {
               for (auto& j : jobs)
                 body->pins.push_back({j.job_id, j.spec.artifact_sha256});
-              self->request(self->state.peers.artifacts, timeout, atom::upload::value,
+              self->request(self->state.peers.artifacts, caf::infinite, atom::upload::value,
                             std::move(*body))
                 .then(
                   [=](artifact_info& a) {
@@ -486,6 +554,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             audited_failure(self, id, from, "artifact.upload", name));
       },
       [=](atom::action, uint64_t id, model::system_action a, peer& from) {
+        track(self, id);
         auto what = a == model::system_action::restart  ? "system.restart"
                     : a == model::system_action::shutdown ? "system.shutdown"
                                                           : "system.status";
@@ -495,7 +564,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
                        what))
           return;
         if (a == model::system_action::status) {
-          self->request(self->state.peers.system, timeout, atom::status::value)
+          self->request(self->state.peers.system, caf::infinite, atom::status::value)
             .then(
               [=](model::system_status& s) {
                 answer(self, id, json_reply(205, model::encode_system_status(s)));
@@ -504,7 +573,7 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
           return;
         }
         auto who = from;
-        self->request(self->state.peers.system, timeout, atom::action::value, a, std::move(from))
+        self->request(self->state.peers.system, caf::infinite, atom::action::value, a, std::move(from))
           .then(
             [=](atom::ok) {
               auto r = json_reply(204, model::encode_message(
@@ -518,12 +587,15 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             audited_failure(self, id, who, what, {}));
       },
       [=](atom::keys, uint64_t id, model::key_request& req, peer& from) {
+        track(self, id);
         manage_keys(self, id, req, from);
       },
       [=](atom::audit, uint64_t id, model::audit_query& q, peer& from) {
+        track(self, id);
         read_audit(self, id, q, from);
       },
       [=](atom::ping) { watch_database(self); },
+      [=](atom::deadline) { expire(self); },
     };
   };
   return sys.spawn(fn, cfg, std::move(peers));
