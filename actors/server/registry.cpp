@@ -58,10 +58,7 @@ node_actor activate(self_ptr self, node_map::iterator i) {
                        caf::actor_cast<registry_actor>(self), st.persistence);
   ++st.active;
   self->monitor(e.actor);
-  auto aid = e.actor.id();
-  auto at = std::lower_bound(st.node_of.begin(), st.node_of.end(), aid,
-                             [](const auto& x, caf::actor_id k) { return x.first < k; });
-  st.node_of.insert(at, {aid, &i->first});
+  st.node_of.emplace(e.actor.id(), &i->first);
   self->send(st.transport, atom::route::value, i->first, e.actor);
   schedule(self, i->first, e);  // its close
   return e.actor;
@@ -70,11 +67,7 @@ node_actor activate(self_ptr self, node_map::iterator i) {
 /// Forgets an actor that ended or is being closed (its down message, if
 /// any comes, then finds nothing).
 void deactivate(registry_state& st, node_entry& e) {
-  auto aid = e.actor.id();
-  auto at = std::lower_bound(st.node_of.begin(), st.node_of.end(), aid,
-                             [](const auto& x, caf::actor_id k) { return x.first < k; });
-  if (at != st.node_of.end() && at->first == aid)
-    st.node_of.erase(at);
+  st.node_of.erase(e.actor.id());
   e.actor = nullptr;
   e.closing = false;
   --st.active;
@@ -100,10 +93,8 @@ void add_node(self_ptr self, const model::node_brief& b) {
 /// reports here, where they are refused).
 void node_went_down(self_ptr self, const caf::down_msg& msg) {
   auto& st = self->state;
-  auto aid = msg.source.id();
-  auto at = std::lower_bound(st.node_of.begin(), st.node_of.end(), aid,
-                             [](const auto& x, caf::actor_id k) { return x.first < k; });
-  if (at == st.node_of.end() || at->first != aid)
+  auto at = st.node_of.find(msg.source.id());
+  if (at == st.node_of.end())
     return;  // closed (or not a child any more)
   auto id = *at->second;
   auto i = st.nodes.find(id);
@@ -280,6 +271,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         schedule(self, id, i->second);
         CF_DEBUG("registry", "node ", id, " is quiet: its actor is closed (", st.active,
                  " active)");
+        st.last_close = st.cfg.liveness.now();
         if (++st.closed_since_trim >= registry_state::trim_after_closes && !st.trim_timer) {
           st.trim_timer = true;
           self->delayed_send(self, registry_state::trim_delay, atom::trim::value);
@@ -288,8 +280,15 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       [self](atom::trim) {
         // Many actors were closed (a burst is over): their memory, freed in
         // the middle of the heap, goes back to the system, so the resting
-        // RSS returns. Once per trim_delay at most.
+        // RSS returns. Once closing has paused for trim_delay (a trim walks
+        // the whole heap).
         auto& st = self->state;
+        auto quiet_for = st.cfg.liveness.now() - st.last_close;
+        if (quiet_for < registry_state::trim_delay.count() * 1000) {
+          // Still closing (a burst ending): once, when the closing is over.
+          self->delayed_send(self, registry_state::trim_delay, atom::trim::value);
+          return;
+        }
         st.trim_timer = false;
         CF_INFO("registry", st.closed_since_trim, " node actors closed (", st.active,
                 " active of ", st.nodes.size(), "): returning freed memory");

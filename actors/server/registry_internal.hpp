@@ -79,9 +79,8 @@ struct registry_state {
   registry_config cfg;
   node_map nodes;  ///< sorted: listings come out in order
   fleet_tally tally;  ///< of every node's summary
-  /// Active node actor → its node id (a key of `nodes`), sorted by actor id:
-  /// 16 bytes a node where a hash map takes about 40.
-  std::vector<std::pair<caf::actor_id, const std::string*>> node_of;
+  /// Active node actor → its node id (a key of `nodes`).
+  std::unordered_map<caf::actor_id, const std::string*> node_of;
   std::unordered_map<std::string, node_restarts> restarts;
   persistence_actor persistence;
   transport_actor transport;
@@ -100,6 +99,7 @@ struct registry_state {
   /// is scheduled (see atom::trim).
   size_t closed_since_trim = 0;
   bool trim_timer = false;
+  model::millis last_close = 0;
   static constexpr size_t trim_after_closes = 1000;
   static constexpr std::chrono::seconds trim_delay{2};
   /// Liveness: the nodes whose status changes (or whose actor is closed)
