@@ -155,6 +155,7 @@ enum class resource_kind : uint8_t {
   updates,      ///< GET /updates
   job_status,   ///< /updates/<id>/status, and POST /updates {"action":"status"}
   node_health,  ///< /nodes/<id>/health
+  node_changes, ///< /nodes/changes: the nodes changed since its previous copy
   system,       ///< GET /system
   artifacts,    ///< GET /artifacts
 };
@@ -212,6 +213,19 @@ struct listing_chunk {
 };
 template <class F> auto inspect(F& f, listing_chunk& x) {
   return f(x.stream, x.bytes, x.last, x.error);
+}
+
+/// The nodes changed since the previous copy of /nodes/changes (the
+/// registry's, rendered by the reader): copy `to` follows copy `from`; with
+/// `reset` more changed than it keeps (the listing is to be read again).
+struct node_changes {
+  uint64_t from = 0;
+  uint64_t to = 0;
+  bool reset = false;
+  std::vector<std::string> ids;  ///< sorted
+};
+template <class F> auto inspect(F& f, node_changes& x) {
+  return f(x.from, x.to, x.reset, x.ids);
 }
 
 /// A job target as the registry resolves it when a job is triggered.
@@ -345,6 +359,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::system_status))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::nodes_query))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::listing_chunk))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::node_changes))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_table))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::role))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::key_entry))
@@ -385,6 +400,8 @@ using resolve = caf::atom_constant<caf::atom("resolve")>;
 using route = caf::atom_constant<caf::atom("route")>;
 using unroute = caf::atom_constant<caf::atom("unroute")>;
 using trim = caf::atom_constant<caf::atom("trim")>;
+using changes = caf::atom_constant<caf::atom("changes")>;
+using sync = caf::atom_constant<caf::atom("sync")>;
 using notify = caf::atom_constant<caf::atom("notify")>;
 using notified = caf::atom_constant<caf::atom("notified")>;
 using tick = caf::atom_constant<caf::atom("tick")>;
@@ -440,6 +457,9 @@ using persistence_actor = caf::typed_actor<
   caf::replies_to<atom::ping>::with<bool>,
   /// Commits everything pending and checkpoints the WAL (before a stop).
   caf::replies_to<atom::flush>::with<atom::ok>,
+  /// Commits everything pending (health too) and answers: what was sent to
+  /// it before is in the database for the reader (/nodes/changes).
+  caf::replies_to<atom::sync>::with<atom::ok>,
   /// Internal: run the group commit now / the health flush timer fired.
   caf::reacts_to<atom::commit>, caf::reacts_to<atom::tick>,
   // Keys (for the keys actor). Each change is a transaction of its own,
@@ -514,6 +534,10 @@ using registry_actor = caf::typed_actor<
   /// From the transport: it routes nothing more to the node's actor (the
   /// registry asked, see transport_actor); the actor can be closed.
   caf::reacts_to<atom::unroute, std::string>,
+  /// From the transport: a copy of /nodes/changes is wanted for request
+  /// `id`: the nodes changed since the previous one go back as (changes,
+  /// id, node_changes), and the next copy starts from there.
+  caf::reacts_to<atom::changes, uint64_t>,
   /// `GET /health`: the fleet's health (the transport fills in timestamp, uptime and
   /// the process's statistics when it serves it).
   caf::replies_to<atom::health>::with<model::fleet_health>,
@@ -616,6 +640,8 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<atom::unroute, std::string>,
   /// The registry's answer to a PUT /health it was handed (request `id`).
   caf::reacts_to<atom::health, uint64_t, coap_reply>,
+  /// The nodes changed for copy `id` of /nodes/changes (the reader renders them).
+  caf::reacts_to<atom::changes, uint64_t, node_changes>,
   /// Send POST /updates/available to an agent and tell `job` how it went
   /// with (notified, node_id, ok, detail).
   caf::reacts_to<atom::notify, job_actor, std::string /*ip*/, uint16_t /*port*/,
@@ -668,6 +694,9 @@ using reader_actor = caf::typed_actor<
   caf::reacts_to<atom::close, uint64_t>,
   /// The whole listing as one body, for observers: (reply, id, coap_reply).
   caf::reacts_to<atom::get, uint64_t, model::millis>,
+  /// A copy of /nodes/changes: those nodes as GET /nodes has them, as
+  /// (reply, id, coap_reply).
+  caf::reacts_to<atom::changes, uint64_t, node_changes, model::millis>,
   caf::reacts_to<atom::tick>>;
 
 /// The server's gateway: turns a typed request of the transport into a

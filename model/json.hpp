@@ -110,6 +110,10 @@ std::string encode_node_registration(const node_registration& r);
 std::string encode_node(const node_record& n);
 /// {"nodes":[...]}
 std::string encode_nodes(const std::vector<node_record>& nodes);
+/// /nodes/changes: {"from":F,"to":T,"reset":R,"nodes":<nodes_array>}, where
+/// `nodes_array` is a JSON array of encode_node objects (the reader's).
+std::string encode_node_changes(uint64_t from, uint64_t to, bool reset,
+                                std::string_view nodes_array);
 /// `/nodes/<id>/health`: the node's latest report as it sent it (the shape
 /// of PUT /health) plus `received_at` (null before the first report) and
 /// `node_status`.

@@ -139,6 +139,15 @@ std::string encode_node(const node_record& n) {
   return write([&](writer& w) { node(w, n); }, 512);
 }
 
+std::string encode_node_changes(uint64_t from, uint64_t to, bool reset,
+                                std::string_view nodes_array) {
+  std::string out = "{\"from\":" + std::to_string(from) + ",\"to\":" + std::to_string(to)
+                    + ",\"reset\":" + (reset ? "true" : "false") + ",\"nodes\":";
+  out.append(nodes_array.data(), nodes_array.size());
+  out += '}';
+  return out;
+}
+
 std::string encode_nodes(const std::vector<node_record>& nodes) {
   return write(
     [&](writer& w) {

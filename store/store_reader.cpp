@@ -119,6 +119,34 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
   return ok;
 }
 
+bool store_reader::nodes(const std::vector<std::string>& ids, model::millis now,
+                         liveness_limits l, std::string& body) {
+  // One read transaction: the nodes as of one moment.
+  bool ok = sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK;
+  body += "[";
+  bool first = true;
+  for (size_t i = 0; ok && i < ids.size(); ++i) {
+    auto& id = ids[i];
+    sqlite3_reset(after_);
+    sqlite3_bind_text(after_, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(after_);
+    if (rc == SQLITE_ROW && column_text(after_, 0) == id) {
+      if (!first)
+        body += ',';
+      first = false;
+      encode_row(after_, {}, now, l, body);
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      ok = false;
+    }
+  }
+  if (!ok)
+    error_ = path_ + ": cannot read nodes: " + sqlite3_errmsg(db_);
+  sqlite3_reset(after_);
+  sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  body += "]";
+  return ok;
+}
+
 std::unique_ptr<store_reader::snapshot> store_reader::begin(const std::string& status,
                                                              model::millis now,
                                                              liveness_limits l) {

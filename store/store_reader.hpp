@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/queries.hpp"
 #include "model/types.hpp"
@@ -37,6 +38,12 @@ public:
   /// status as of `now`. When q.limit is 0 (a filter without paging) every
   /// match is in it and there is no "next". False on a database error.
   bool page(const model::nodes_query& q, model::millis now, liveness_limits l, std::string& body);
+
+  /// The nodes `ids` (those that exist, in that order) as a JSON array of
+  /// listing objects appended to `body`, read in one transaction. False
+  /// on a database error.
+  bool nodes(const std::vector<std::string>& ids, model::millis now, liveness_limits l,
+             std::string& body);
 
   /// The whole listing ({"nodes":[...]}, status filter optional) of one
   /// moment, produced a chunk at a time.

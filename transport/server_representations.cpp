@@ -14,10 +14,11 @@ namespace coapfleet::transport {
 namespace {
 
 /// The kinds kept fresh whether anyone reads them: the fleet-wide ones but
-/// the node listing (read from the database; a copy of it only for its
-/// observers), and not a node's health.
+/// the node listing and its changes (read from the database; a copy only
+/// for their readers), and not a node's health.
 bool always_fresh(resource_kind k) {
-  return k != resource_kind::node_health && k != resource_kind::nodes;
+  return k != resource_kind::node_health && k != resource_kind::nodes
+         && k != resource_kind::node_changes;
 }
 
 uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
@@ -76,6 +77,8 @@ void server_transport::impl::unobserved(const std::string& path) {
 }
 
 void server_transport::impl::changed(const resource& r, urgency u) {
+  if (r.kind == resource_kind::nodes)
+    changed(resource{resource_kind::node_changes, {}}, u);  // its changes, too
   // A node's health is kept only while someone observes it.
   auto* rep = find(r, r.kind != resource_kind::node_health);
   if (rep == nullptr)
@@ -135,6 +138,8 @@ void server_transport::impl::refresh(representation& rep) {
   refreshes[id] = asked{path, steady_millis()};
   if (rep.key.kind == resource_kind::nodes)
     caf::anon_send(reader, atom::get::value, id, now_millis());  // for its observers
+  else if (rep.key.kind == resource_kind::node_changes)
+    caf::anon_send(registry, atom::changes::value, id);  // then the reader renders them
   else
     caf::anon_send(gateway, atom::observe::value, id, rep.key);
 }

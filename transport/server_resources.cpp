@@ -171,6 +171,14 @@ void hnd_get_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
   server_of(s)->get_nodes(r, s, req, q, resp, query.value);
 }
 
+/// GET /nodes/changes: the nodes changed since its previous copy (observe
+/// it: each notification carries only what changed, with from/to numbers
+/// that show a missed one).
+void hnd_get_node_changes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                          const coap_string_t* q, coap_pdu_t* resp) {
+  serve(r, s, req, q, resp, resource{resource_kind::node_changes, {}});
+}
+
 void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *server_of(s);
@@ -419,6 +427,8 @@ bool server_transport::impl::register_resources() {
      gated<hnd_put_health>},
     {"nodes", "GET, POST", "\"coapfleet.nodes\"", "\"core.b\"", "50", gated<hnd_get_nodes>,
      gated<hnd_post_nodes>, nullptr},
+    {"nodes/changes", "GET", "\"coapfleet.node-changes\"", nullptr, "50",
+     gated<hnd_get_node_changes>, nullptr, nullptr},
     {"updates", "GET, POST", "\"coapfleet.updates\"", "\"core.b\"", "50", gated<hnd_get_updates>,
      gated<hnd_post_updates>, nullptr},
     {"system", "GET, POST", "\"coapfleet.system\"", "\"core.p\"", "50", gated<hnd_get_system>,
@@ -440,6 +450,8 @@ bool server_transport::impl::register_resources() {
       coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const(spec.iface), 0);
     coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const(spec.ct), 0);
     std::string path = spec.path;
+    if (path == "nodes/changes")
+      make_observable(r, spec.get);  // its copies exist while someone reads them
     if (path == "health" || path == "nodes" || path == "updates") {
       make_observable(r, spec.get);
       auto kind = path == "health" ? resource_kind::health

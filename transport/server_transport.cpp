@@ -205,6 +205,9 @@ bool server_transport::open(std::string& error) {
         dp->routes.rehash(0);  // a burst's table shrinks with it
       caf::anon_send(dp->registry, atom::unroute::value, std::move(node_id));
     },
+    [dp](atom::changes, uint64_t id, node_changes& c) {
+      caf::anon_send(dp->reader, atom::changes::value, id, std::move(c), now_millis());
+    },
     [dp](atom::health, uint64_t id, coap_reply& reply) {
       if (reply.code == 204)
         ++dp->health_forwarded;  // handed to the node's actor

@@ -193,6 +193,7 @@ void render(self_ptr self, uint64_t id, const resource& r) {
           failure(self, id));
       return;
     case resource_kind::nodes:
+    case resource_kind::node_changes:
       break;  // read from the database by the reader, which the transport asks
     case resource_kind::updates:
       self->request(peers.jobs, caf::infinite, atom::list::value)

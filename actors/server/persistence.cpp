@@ -296,6 +296,10 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
                                 "database read failed: " + self->state.db->last_error());
         return page;
       },
+      [self](atom::sync) -> atom::ok {
+        commit_now(self);
+        return atom::ok::value;
+      },
       [self](atom::flush) -> atom::ok {
         // Before a stop: commit what is pending and fold the WAL back.
         commit_now(self);

@@ -126,6 +126,15 @@ reader_actor spawn_reader(caf::actor_system& sys, std::unique_ptr<store_reader> 
         r = ok ? json_reply(205, std::move(body)) : read_failed(st.db->last_error());
         self->send(st.cfg.transport, atom::reply::value, id, std::move(r));
       },
+      [self](atom::changes, uint64_t id, node_changes& c, model::millis now) {
+        // O(changes): each changed node is one indexed lookup.
+        auto& st = self->state;
+        std::string nodes;
+        coap_reply r = st.db->nodes(c.ids, now, st.cfg.liveness, nodes)
+                         ? json_reply(205, model::encode_node_changes(c.from, c.to, c.reset, nodes))
+                         : read_failed(st.db->last_error());
+        self->send(st.cfg.transport, atom::reply::value, id, std::move(r));
+      },
       [self](atom::tick) {
         auto& st = self->state;
         st.ticking = false;

@@ -277,6 +277,26 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
           self->delayed_send(self, registry_state::trim_delay, atom::trim::value);
         }
       },
+      [self](atom::changes, uint64_t id) {
+        auto& st = self->state;
+        node_changes c;
+        c.from = st.changes_seq;
+        c.to = ++st.changes_seq;
+        c.reset = st.changes_reset;
+        c.ids.assign(st.changed.begin(), st.changed.end());
+        std::sort(c.ids.begin(), c.ids.end());
+        st.changed.clear();
+        st.changes_reset = false;
+        // The reader renders them from the database: first everything the
+        // node actors sent the persistence actor before these changes
+        // reached the registry is committed (their reports included).
+        auto shared = std::make_shared<node_changes>(std::move(c));
+        auto pass = [self, id, shared] {
+          self->send(self->state.transport, atom::changes::value, id, std::move(*shared));
+        };
+        self->request(st.persistence, caf::infinite, atom::sync::value)
+          .then([pass](atom::ok) { pass(); }, [pass](caf::error&) { pass(); });
+      },
       [self](atom::trim) {
         // Many actors were closed (a burst is over): their memory, freed in
         // the middle of the heap, goes back to the system, so the resting

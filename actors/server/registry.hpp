@@ -20,6 +20,9 @@ struct registry_config {
   std::chrono::milliseconds restart_window{std::chrono::minutes(1)};
   /// Registrations of new node ids beyond this many nodes get 4.29; 0: no cap.
   size_t max_nodes = 1'000'000;
+  /// /nodes/changes lists at most this many changed nodes per copy; when more
+  /// changed, the copy says "reset" (read the listing again) instead.
+  size_t max_changes = 10'000;
 };
 
 /// Spawns the registry with the nodes' briefs loaded from the store (no node

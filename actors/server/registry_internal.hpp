@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "actors/server/registry.hpp"
@@ -95,6 +96,13 @@ struct registry_state {
   bool nodes_dirty = false;
   static constexpr std::chrono::milliseconds nodes_every{250};
   size_t active = 0;  ///< node actors started and not closed
+  /// /nodes/changes: the nodes changed since its last copy (registered,
+  /// reported, re-registered, changed liveness), at most cfg.max_changes
+  /// (then `changes_reset`: the copy tells its readers to read the listing
+  /// again).
+  std::unordered_set<std::string> changed;
+  bool changes_reset = false;
+  uint64_t changes_seq = 0;  ///< the number of the last copy
   /// Node actors closed since the heap was last trimmed, and whether a trim
   /// is scheduled (see atom::trim).
   size_t closed_since_trim = 0;
@@ -122,6 +130,8 @@ struct registry_state {
 
 using self_ptr = registry_actor::stateful_pointer<registry_state>;
 
+/// Notes that node `id` changed (for the next copy of /nodes/changes).
+void note_change(registry_state& st, const std::string& id);
 /// Replaces a node's summary, keeping the counts; true when what GET /health
 /// shows of the node changed.
 bool set_summary(registry_state& st, node_entry& e, node_summary&& s);

@@ -55,6 +55,17 @@ void take_nodes_change(self_ptr self) {
 
 }  // namespace
 
+void note_change(registry_state& st, const std::string& id) {
+  if (st.changes_reset)
+    return;
+  if (st.changed.size() >= st.cfg.max_changes) {
+    st.changed.clear();
+    st.changes_reset = true;
+    return;
+  }
+  st.changed.insert(id);
+}
+
 /// Replaces a node's summary, keeping the tally; true when what GET /health
 /// shows of the node changed.
 bool set_summary(registry_state& st, node_entry& e, node_summary&& s) {
@@ -62,6 +73,7 @@ bool set_summary(registry_state& st, node_entry& e, node_summary&& s) {
   bool counted = !old.node_id.empty();
   bool changed = !counted || old.status != s.status || old.healthy != s.healthy
                  || old.has_health != s.has_health || old.error_messages != s.error_messages;
+  note_change(st, s.node_id);
   if (counted)
     st.tally.count(old, -1);
   old = std::move(s);

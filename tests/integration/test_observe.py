@@ -324,6 +324,44 @@ class ServerObserve(h.ServerTestCase, ObserveAssertions):
         self.assertEqual(r.code, "2.01", "%r%s" % (r, h._trace(r)))
         return r.json()["job_id"]
 
+    def test_node_changes_carry_only_what_changed(self):
+        """GET /nodes/changes, observed: each notification lists the nodes that
+        changed since the previous one (from/to chain them), never the fleet."""
+        s = self.server
+        fleet = ["chg-%02d" % i for i in range(40)]  # registered before anyone reads changes
+        with h.RawClient(h.HOST, s.port) as c:
+            for node in fleet:
+                self.assertEqual(c.request("post", "nodes", {"node_id": node}).code, "2.01")
+        # A plain GET takes the registrations (40 nodes: a block-wise body).
+        r = s.raw("get", "nodes/changes")
+        self.assertEqual(r.code, "2.05", r)
+        self.assertEqual(sorted(n["node_id"] for n in r.json()["nodes"]), fleet)
+        o = observe(h.HOST, s.port, "nodes/changes")
+        self.addCleanup(o.close)
+        self.assertRegistered(o)
+        first = o.bodies()[0]
+        self.assertEqual(sorted(first), ["from", "nodes", "reset", "to"], first)
+        # One node reports, twice: the notifications that follow name it alone.
+        for cpu in (11, 12):
+            r = s.coap("put", "health", {"node_id": "chg-07", "cpu_percent": cpu})
+            self.assertEqual(r.code, "2.04", r)
+
+        def shows(cpu):
+            return any(n["node_id"] == "chg-07" and n.get("health", {}).get("cpu_percent") == cpu
+                       for b in o.bodies()[1:] for n in b["nodes"])
+        wait_until([o], lambda: shows(12), 20, "a notification with chg-07 at 12% CPU")
+        bodies = o.bodies()
+        for prev, cur in zip(bodies, bodies[1:]):
+            self.assertEqual(cur["from"], prev["to"], o.describe())  # none missed
+            self.assertGreater(cur["to"], cur["from"])
+        later = [n["node_id"] for b in bodies[1:] for n in b["nodes"]]
+        self.assertTrue(set(later) <= {"chg-07"}, later)
+        self.assertObserveIncreasing(o)
+        # A plain GET (coap-client) has the shape too.
+        r = h.coap(s.port, "get", "nodes/changes")
+        self.assertEqual(r.code, "2.05", r)
+        self.assertIn("nodes", r.json())
+
     def test_hundred_observers_get_the_latest_health(self):
         node = self.register_node("observed-node")
         path = "nodes/%s/health" % node

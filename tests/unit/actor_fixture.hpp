@@ -195,6 +195,8 @@ struct wire_log {
   /// The routes as the real transport keeps them (route adds, unroute drops).
   std::map<std::string, node_actor> active;
   std::vector<std::string> unrouted;
+  /// The registry's copies of /nodes/changes (for the reader to render).
+  std::vector<std::pair<uint64_t, node_changes>> changes;
   /// The registry's answers to reports it was handed (request id, answer).
   std::vector<std::pair<uint64_t, coap_reply>> health_answers;
   /// Where unroute is confirmed (the fixture sets it; reset when stopped).
@@ -243,6 +245,9 @@ inline transport_actor::behavior_type mock_transport(transport_actor::pointer,
     [log](atom::health, uint64_t id, coap_reply& r) {
       log->health_answers.emplace_back(id, std::move(r));
     },
+    [log](atom::changes, uint64_t id, node_changes& c) {
+      log->changes.emplace_back(id, std::move(c));
+    },
     [log](atom::notify, job_actor& job, std::string& ip, uint16_t port,
           model::update_notification& n) { log->notes.emplace_back(job, ip, port, n); },
     [](atom::reply, uint64_t, coap_reply&) {},
@@ -288,6 +293,7 @@ struct fixture : coordinated_system {
   job_supervisor_actor jobs;
   artifact_store_actor artifacts;
   server::liveness_config liveness;
+  size_t max_changes = 5;  ///< of /nodes/changes (small: the reset shows)
   peer op{"127.0.0.1", 40001, {}};
 
   fixture() {
@@ -313,6 +319,7 @@ struct fixture : coordinated_system {
     persistence = server::spawn_persistence(*sys, std::move(db), pc);
     server::registry_config rc;
     rc.liveness = liveness;
+    rc.max_changes = max_changes;
     registry = server::spawn_registry(*sys, rc, std::move(loaded.nodes), persistence, transport);
     wire->registry = registry;
     server::job_supervisor_config jc;

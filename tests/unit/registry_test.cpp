@@ -147,3 +147,42 @@ TEST_CASE_FIXTURE(fixture, "the counts follow reports, liveness and re-registrat
   CHECK(nodes().size() == 2);
   check_counts_match_records(*this);
 }
+
+TEST_CASE_FIXTURE(fixture, "each copy of /nodes/changes lists the nodes changed since the previous one") {
+  auto copy = [this](uint64_t id) {
+    caf::anon_send(registry, atom::changes::value, id);
+    sched->run();
+    REQUIRE_FALSE(wire->changes.empty());
+    CHECK(wire->changes.back().first == id);
+    return wire->changes.back().second;
+  };
+  enroll("node-b");
+  enroll("node-a");
+  CHECK(report("node-a", 1) == 204);
+  auto c = copy(1);
+  CHECK(c.from == 0);
+  CHECK(c.to == 1);
+  CHECK_FALSE(c.reset);
+  CHECK(c.ids == std::vector<std::string>{"node-a", "node-b"});  // sorted, once each
+  CHECK(report("node-b", 2) == 204);
+  CHECK(report("node-b", 3) == 204);
+  c = copy(2);
+  CHECK(c.from == 1);
+  CHECK(c.to == 2);
+  CHECK(c.ids == std::vector<std::string>{"node-b"});
+  c = copy(3);  // nothing changed
+  CHECK(c.from == 2);
+  CHECK(c.ids.empty());
+  advance(11s);  // both stale: a change of each
+  CHECK(copy(4).ids == std::vector<std::string>{"node-a", "node-b"});
+  // More than max_changes (5) changed: a reset, no list; then it starts again.
+  for (int i = 0; i < 6; ++i)
+    enroll("node-" + std::to_string(i));
+  c = copy(5);
+  CHECK(c.reset);
+  CHECK(c.ids.empty());
+  CHECK(report("node-3", 1) == 204);
+  c = copy(6);
+  CHECK_FALSE(c.reset);
+  CHECK(c.ids == std::vector<std::string>{"node-3"});
+}

@@ -72,6 +72,7 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
     },
     [](atom::health, uint64_t, model::health_report&, model::millis) {},
     [](atom::unroute, std::string&) {},
+    [](atom::changes, uint64_t) {},
     [=](atom::health) -> caf::result<model::fleet_health> {
       return respond(self, *s, s->next, s->health);
     },
@@ -246,6 +247,7 @@ inline persistence_actor::behavior_type mock_persistence(persistence_actor::poin
       return respond(self, *s, s->next, s->ping_ok);
     },
     [](atom::flush) { return atom::ok::value; },
+    [](atom::sync) { return atom::ok::value; },
     [](atom::commit) {},
     [](atom::tick) {},
     // Keys: the keys actor's tests use the real persistence actor.
@@ -372,6 +374,7 @@ inline transport_actor::behavior_type mock_gateway_transport(transport_actor::po
     [w](atom::route, std::string&, node_actor&) { ++w->other; },
     [w](atom::unroute, std::string&) { ++w->other; },
     [w](atom::health, uint64_t, coap_reply&) { ++w->other; },
+    [w](atom::changes, uint64_t, node_changes&) { ++w->other; },
     [w](atom::notify, job_actor&, std::string&, uint16_t, model::update_notification&) {
       ++w->other;
     },

@@ -163,6 +163,27 @@ TEST_CASE("reader: a snapshot is the listing of one moment, read a chunk at a ti
   CHECK(none == "{\"nodes\":[]}");
 }
 
+TEST_CASE("reader: the nodes of a change list, by id, in one read") {
+  temp_db db;
+  auto s = open_ok(db.path());
+  REQUIRE(s->apply({put_node{node("n1"), 1, now}, put_node{node("n2"), 1, now - 120'000},
+                    put_node{node("n3"), 1, now}}));
+  auto r = reader_ok(db.path());
+  std::string nodes;
+  REQUIRE(r->nodes({"n2", "ghost", "n3"}, now, limits, nodes));
+  auto body = model::encode_node_changes(4, 5, false, nodes);
+  CHECK(ids(body) == "n2,n3");  // an id that is not there is left out
+  auto doc = model::json_document::parse(body);
+  REQUIRE(doc.ok());
+  CHECK(doc.root()["from"].as_number() == 4);
+  CHECK(doc.root()["to"].as_number() == 5);
+  CHECK_FALSE(doc.root()["reset"].as_bool());
+  CHECK(doc.root()["nodes"].at(0)["status"].as_string() == "stale");
+  nodes.clear();
+  REQUIRE(r->nodes({}, now, limits, nodes));
+  CHECK(nodes == "[]");
+}
+
 TEST_CASE("reader: an in-memory database or a missing file is a clear error") {
   std::string err;
   CHECK(store_reader::open(":memory:", err) == nullptr);
