@@ -172,6 +172,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
     st.persistence = std::move(persistence);
     st.transport = std::move(transport);
     self->set_down_handler([self](caf::down_msg& msg) { node_went_down(self, msg); });
+    st.nodes.reserve(nodes->size());
     for (auto& n : *nodes)
       add_node(self, n);
     nodes->clear();
@@ -362,8 +363,11 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                                             st.cfg.liveness.offline_after.count())};
         };
         if (ids.size() == 1 && ids[0] == "all") {
+          out.reserve(st.nodes.size());
           for (auto& kv : st.nodes)
             out.push_back(to_target(kv.second));
+          std::sort(out.begin(), out.end(),
+                    [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
           return out;
         }
         std::string unknown;
