@@ -7,6 +7,8 @@ packages=(
   build-essential cmake pkg-config
   libcaf-dev libcoap3-dev libcoap3-bin rapidjson-dev doctest-dev libsqlite3-dev libcli11-dev libssl-dev
   python3 sqlite3 procps
+  # coapfleet-server's allocator (see CMakeLists.txt).
+  libjemalloc-dev
   # The X.509 tests make a CA and certificates with the openssl command line.
   openssl
   # The libFuzzer targets (deploy/fuzz.sh): clang++ and its libclang_rt.fuzzer
