@@ -1,4 +1,5 @@
 #include "actors/server/gateway.hpp"
+#include "actors/server/gateway_internal.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -11,42 +12,13 @@
 #include "common/token_bucket.hpp"
 #include "model/json.hpp"
 
+
 namespace coapfleet::server {
 
-namespace {
-
-struct gateway_state {
-  static inline const char* name = "gateway";
-  gateway_config cfg;
-  gateway_peers peers;
-  /// The database answered the last ping (GET /health's server.database).
-  bool database_ok = true;
-  /// Job creations per principal (gateway_config::jobs_per_minute).
-  std::unordered_map<std::string, common::token_bucket> job_budgets;
-  /// Requests of the transport not yet answered, and when each times out
-  /// (in arrival order: they share one timeout). One timer for all of them:
-  /// in CAF 0.17 a request timeout is a timer that lives its full time even
-  /// after the answer came (a million registrations left a million timers
-  /// firing for 30 s after the last one), so requests to the owners are
-  /// made without one and this bounds them.
-  std::unordered_set<uint64_t> open;
-  std::deque<std::pair<caf::actor_clock::time_point, uint64_t>> expiry;
-  bool expiry_armed = false;
-};
-
-using self_ptr = gateway_actor::stateful_pointer<gateway_state>;
-
-/// Sends the answer to request `id`, unless it was answered already (it
-/// timed out: the transport has its 5.03).
-template <class T>
-void answer(self_ptr self, uint64_t id, T&& x) {
-  if (self->state.open.erase(id) == 0)
-    return;
-  self->send(self->state.peers.transport, atom::reply::value, id, std::forward<T>(x));
-}
+namespace gateway_detail {
 
 /// Arms the one timer for the oldest request still open.
-void arm_expiry(self_ptr self) {
+static void arm_expiry(self_ptr self) {
   auto& st = self->state;
   while (!st.expiry.empty() && st.open.count(st.expiry.front().second) == 0)
     st.expiry.pop_front();  // answered
@@ -82,15 +54,6 @@ void expire(self_ptr self) {
   arm_expiry(self);
 }
 
-auto failure(self_ptr self, uint64_t id) {
-  return [self, id](caf::error& err) {
-    if (err.category() != api_category)
-      CF_WARN("gateway", "request ", id, " failed: ", caf::to_string(err));
-    answer(self, id, error_reply(err));
-  };
-}
-
-// -- audit (README, Security: Audit) ---------------------------------------------------
 
 /// The audit hook: the answer of every operator action and of every refused
 /// change goes through here. A refusal (4.01/4.03) is recorded best effort;
@@ -125,20 +88,11 @@ void answer_audited(self_ptr self, uint64_t id, const peer& from, const char* ac
           });
 }
 
-/// failure() for an audited action: the owner's error is the outcome.
-auto audited_failure(self_ptr self, uint64_t id, peer from, const char* action,
-                     std::string target) {
-  return [=](caf::error& err) {
-    if (err.category() != api_category)
-      CF_WARN("gateway", "request ", id, " failed: ", caf::to_string(err));
-    answer_audited(self, id, from, action, target, error_reply(err));
-  };
-}
 
 /// The access policy for a request: true when `from` may; else the
 /// request is answered 4.01 / 4.03 (audited as `action`) and nothing else happens.
 bool permitted(self_ptr self, uint64_t id, const peer& from, model::access a,
-               const char* action, const std::string& target = {}) {
+               const char* action, const std::string& target) {
   auto err = check_access(from, a, target);
   if (!err)
     return true;
@@ -147,6 +101,13 @@ bool permitted(self_ptr self, uint64_t id, const peer& from, model::access a,
   answer_audited(self, id, from, action, target, error_reply(err));
   return false;
 }
+
+
+}  // namespace gateway_detail
+
+using namespace gateway_detail;
+
+namespace {
 
 /// True when `from` may create one more job now; else the request is
 /// answered 4.29 with the seconds until it may.
@@ -179,217 +140,6 @@ bool within_job_budget(self_ptr self, uint64_t id, const peer& from) {
   return false;
 }
 
-/// A fresh representation of `r`, from the actor that owns it.
-void render(self_ptr self, uint64_t id, const resource& r) {
-  auto& peers = self->state.peers;
-  switch (r.kind) {
-    case resource_kind::health:
-      self->request(peers.registry, caf::infinite, atom::health::value)
-        .then(
-          [self, id](model::fleet_health& h) {
-            h.server.database = self->state.database_ok ? "connected" : "disconnected";
-            answer(self, id, std::move(h));
-          },
-          failure(self, id));
-      return;
-    case resource_kind::nodes:
-    case resource_kind::node_changes:
-      break;  // read from the database by the reader, which the transport asks
-    case resource_kind::updates:
-      self->request(peers.jobs, caf::infinite, atom::list::value)
-        .then(
-          [self, id](std::vector<model::job_record>& jobs) {
-            answer(self, id, json_reply(205, model::encode_jobs(jobs)));
-          },
-          failure(self, id));
-      return;
-    case resource_kind::job_status:
-      self->request(peers.jobs, caf::infinite, atom::status::value, r.id)
-        .then(
-          [self, id](model::job_record& j) {
-            answer(self, id, json_reply(205, model::encode_job_status(j)));
-          },
-          failure(self, id));
-      return;
-    case resource_kind::node_health:
-      self->request(peers.registry, caf::infinite, atom::get::value, r.id)
-        .then(
-          [self, id](model::node_record& node) {
-            answer(self, id, json_reply(205, model::encode_node_health(node)));
-          },
-          [self, id, node = r.id](caf::error& err) {
-            if (err.category() == api_category
-                && err.code() == static_cast<uint8_t>(api_errc::not_found))
-              return answer(self, id,
-                            json_reply(404, model::encode_error(
-                                              "node not registered",
-                                              {{"path", "/nodes/" + node + "/health"},
-                                               {"node_id", node}})));
-            failure(self, id)(err);
-          });
-      return;
-    case resource_kind::system:
-      self->request(peers.system, caf::infinite, atom::info::value)
-        .then([self, id](model::system_info& s) { answer(self, id, std::move(s)); },
-              failure(self, id));
-      return;
-    case resource_kind::artifacts:
-      self->request(peers.artifacts, caf::infinite, atom::list::value)
-        .then(
-          [self, id](std::vector<artifact_info>& all) {
-            answer(self, id, json_reply(205, model::encode_artifacts(all)));
-          },
-          failure(self, id));
-      return;
-  }
-  answer(self, id,
-         json_reply(404, model::encode_error("no such resource", {{"path", path_of(r)}})));
-}
-
-/// Pings the database now and then; a change of its state changes GET /health.
-void watch_database(self_ptr self) {
-  self->request(self->state.peers.persistence, std::chrono::seconds(5), atom::ping::value)
-    .then(
-      [self](bool ok) {
-        if (ok != self->state.database_ok) {
-          CF_WARN("gateway", "database ", ok ? "answers again" : "does not answer");
-          self->state.database_ok = ok;
-          self->send(self->state.peers.transport, atom::changed::value,
-                     resource{resource_kind::health, {}}, urgency::telemetry);
-        }
-      },
-      [self](caf::error&) {
-        if (self->state.database_ok) {
-          CF_WARN("gateway", "database does not answer");
-          self->state.database_ok = false;
-          self->send(self->state.peers.transport, atom::changed::value,
-                     resource{resource_kind::health, {}}, urgency::telemetry);
-        }
-      });
-  self->delayed_send(self, self->state.cfg.database_ping_interval, atom::ping::value);
-}
-
-/// An operator's key request (GET and POST /keys): authorized here, from
-/// the identity the transport established, never from the body.
-void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer& from) {
-  auto who = from.principal();
-  // A listing is a read: not audited. Key material is never in a record.
-  const char* action = req.action == model::key_action::add      ? "key.add"
-                       : req.action == model::key_action::revoke ? "key.revoke"
-                       : req.action == model::key_action::rotate ? "key.rotate"
-                                                                 : nullptr;
-  if (auto refused = check_access(from, model::access::manage_keys)) {
-    CF_INFO("gateway", "keys ", model::to_string(req.action), " refused to ",
-            who.identity.empty() ? from.address : who.identity, " (", model::to_string(who.r),
-            ")");
-    if (action)
-      return answer_audited(self, id, from, action, req.id, error_reply(refused));
-    return answer(self, id, error_reply(refused));
-  }
-  auto& keys = self->state.peers.keys;
-  if (!keys)
-    return answer(self, id,
-                  error_reply(make_api_error(api_errc::unavailable,
-                                             "this server does not manage keys")));
-  auto by = who.identity.empty() ? from.address : who.identity;
-  CF_INFO("gateway", "keys ", model::to_string(req.action), req.id.empty() ? "" : " ", req.id,
-          " by ", by, " (", model::to_string(who.r), ")");
-  switch (req.action) {
-    case model::key_action::add:
-      self->request(keys, caf::infinite, atom::create::value, req.id, req.r)
-        .then(
-          [self, id, from, ident = req.id](model::key_entry& k) {
-            answer_audited(self, id, from, "key.add", ident,
-                           json_reply(201, model::encode_key_issued(k)));
-          },
-          audited_failure(self, id, from, "key.add", req.id));
-      return;
-    case model::key_action::list:
-      self->request(keys, caf::infinite, atom::list::value)
-        .then(
-          [self, id](std::vector<model::key_info>& all) {
-            answer(self, id, json_reply(205, model::encode_keys(all)));
-          },
-          failure(self, id));
-      return;
-    case model::key_action::revoke:
-      self->request(keys, caf::infinite, atom::revoke::value, req.id)
-        .then(
-          [self, id, from, ident = req.id](uint32_t n) {
-            answer_audited(self, id, from, "key.revoke", ident,
-                           json_reply(204, model::encode_message("Keys of " + ident + " revoked ("
-                                                                   + std::to_string(n) + ")",
-                                                                 {{"id", ident}})));
-          },
-          audited_failure(self, id, from, "key.revoke", req.id));
-      return;
-    case model::key_action::rotate:
-      self->request(keys, caf::infinite, atom::rotate::value, req.id, req.grace_seconds)
-        .then(
-          [self, id, from, ident = req.id, grace = req.grace_seconds](model::key_entry& k) {
-            answer_audited(self, id, from, "key.rotate", ident,
-                           json_reply(201, model::encode_key_issued(k, grace)));
-          },
-          audited_failure(self, id, from, "key.rotate", req.id));
-      return;
-  }
-}
-
-/// GET /audit pages older than the transport holds, from the store.
-void read_audit(self_ptr self, uint64_t id, const model::audit_query& q, const peer& from) {
-  if (auto refused = check_access(from, model::access::read_audit))
-    return answer(self, id, error_reply(refused));
-  self->request(self->state.peers.persistence, caf::infinite,
-                atom::audit::value, q)
-    .then(
-      [self, id](model::audit_page& page) {
-        // A separate response must fit one datagram (libcoap 4.3.1's
-        // coap-client cannot follow a block-wise body that starts in one).
-        answer(self, id, audit_page_reply(std::move(page), self->state.cfg.audit_page_bytes));
-      },
-      failure(self, id));
-}
-
-/// GET /updates/<job>/spec for `node`: authorized (access::read_job for
-/// that node), then the job's spec if the node is one of its targets.
-void job_for_node(self_ptr self, uint64_t id, const std::string& job_id, std::string node,
-                  const peer& from) {
-  bool as_node = from.role == model::role::node;
-  if (node.empty() && as_node)
-    node = from.identity;
-  if (node.empty())
-    return answer(self, id,
-                  json_reply(400, model::encode_error("query node_id required: the node whose "
-                                                      "part of the job to read",
-                                                      {{"field", "node_id"}})));
-  if (!permitted(self, id, from, model::access::read_job, "job.spec", node))
-    return;
-  self->request(self->state.peers.jobs, caf::infinite, atom::status::value,
-                job_id)
-    .then(
-      [self, id, node, as_node, from](model::job_record& j) {
-        bool target = std::any_of(j.nodes.begin(), j.nodes.end(),
-                                  [&](const model::node_job_state& n) { return n.node_id == node; });
-        if (!target) {
-          CF_INFO("gateway", "refused job ", j.job_id, " to ",
-                  from.identity.empty() ? from.address : from.identity, ": not a target (", node,
-                  ")");
-          auto what = "job " + j.job_id + " is not for node " + node;
-          return answer(self, id,
-                        json_reply(as_node ? 403 : 404,
-                                   model::encode_error(what, {{"field", "job_id"},
-                                                              {"job_id", j.job_id},
-                                                              {"node_id", node}})));
-        }
-        model::update_notification mine;
-        mine.job_id = j.job_id;
-        mine.node_id = node;
-        mine.spec = std::move(j.spec);
-        mine.spec.target_nodes.clear();  // an agent needs its own part only
-        answer(self, id, json_reply(205, model::encode_node_job(mine)));
-      },
-      failure(self, id));
-}
 
 }  // namespace
 
