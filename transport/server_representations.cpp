@@ -196,7 +196,9 @@ void server_transport::impl::render_failed(representation& rep, coap_reply error
   rep.waiters.clear();
   for (auto& w : waiters)
     complete(w.id, error);
-  if (!rep.warm && !observed_rep(rep) && !rep.has) {
+  if (!rep.warm && !observed(path))
+    rep.observe_asked = false;  // the error answered the Observe: no observation
+  if (!rep.warm && !observed_rep(rep)) {
     behind.erase(path);
     reps.erase(path);  // nobody keeps it: the next read asks again
     return release_held();
