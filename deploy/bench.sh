@@ -344,13 +344,16 @@ for line in open(sys.argv[1]):
     d = json.loads(line)
     n = "{:,}".format(d["nodes"])
     mib = lambda k: "%.0f MiB" % (k / 1024.0) if k else "n/a"
-    row("scale, %s nodes: registrations/s at %s / at %s registered" % (n, "{:,}".format(d["batch"]), n),
+    row("scale, %s nodes: registrations/s, first %s / last %s" % (n, "{:,}".format(d["batch"]), "{:,}".format(d["batch"])),
         "%d / %d (%.2f)" % (d["register_rate_at_10k"], d["register_rate_at_n"], d["register_ratio"]),
         ">= 0.8 at 1,000,000")
-    row("   server RSS registered; with %s reporting every 10 s" % "{:,}".format(d["reporting"]),
-        "%s; %s" % (mib(d["rss_registered_kib"]), mib(d["rss_reporting_kib"])), "<= 768 MiB at 1,000,000")
-    row("   idle CPU (no traffic, 10 s)", "%.2f %% of a core" % d["idle_cpu_percent"], "< 1 %")
-    row("   page of 1,000: first block / all 625 blocks, p50; p99",
+    row("   server RSS registered; at rest; %s reporting every 10 s; 60 s after" % "{:,}".format(d["reporting"]),
+        "%s; %s; %s; %s" % (mib(d["rss_registered_kib"]), mib(d["rss_rest_kib"]),
+                            mib(d["rss_reporting_kib"]), mib(d.get("rss_60s_after_reporting_kib"))),
+        "<= 768 MiB at 1,000,000")
+    row("   CPU going offline; idle CPU at rest (10 s each)",
+        "%.2f %%; %.2f %% of a core" % (d["cpu_going_offline_percent"], d["idle_cpu_percent"]), "< 1 %")
+    row("   page of 1,000: first block / all blocks, p50; p99",
         "%.1f / %.0f ms; %.1f / %.0f ms" % (d["page_first_block_ms"][0], d["page_whole_ms"][0],
                                             d["page_first_block_ms"][1], d["page_whole_ms"][1]),
         "< 20 ms")
