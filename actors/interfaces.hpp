@@ -280,7 +280,8 @@ template <class F> auto inspect(F& f, server_stats& x) {
 }
 template <class F> auto inspect(F& f, fleet_health& x) {
   return f(x.status, x.timestamp, x.total_nodes, x.online_nodes, x.stale_nodes,
-           x.healthy_nodes, x.unhealthy_nodes, x.offline_nodes, x.unhealthy, x.server);
+           x.healthy_nodes, x.unhealthy_nodes, x.offline_nodes, x.unhealthy, x.unhealthy_more,
+           x.server);
 }
 template <class F> auto inspect(F& f, system_info& x) {
   return f(x.timestamp, x.uptime_seconds, x.version, x.available_actions);
@@ -687,7 +688,7 @@ using reader_actor = caf::typed_actor<
   caf::reacts_to<atom::list, uint64_t, model::nodes_query, model::millis>,
   /// A whole listing (status filter optional) from a snapshot taken now:
   /// (listing, id, listing_chunk) with its first chunk ...
-  caf::reacts_to<atom::open, uint64_t, std::string, model::millis>,
+  caf::reacts_to<atom::open, uint64_t, model::nodes_query, model::millis>,  ///< its status, health
   /// ... and (more, listing_chunk) with the next one of that stream.
   caf::reacts_to<atom::more, uint64_t>,
   /// The stream is no longer read.

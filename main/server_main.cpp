@@ -42,6 +42,7 @@ struct options {
   double jobs_per_minute = 60;
   double offline_after = 180;
   double idle_after = 40;
+  size_t health_list = 100;
   unsigned health_flush_ms = 500;
   unsigned job_timeout = 3600;
   bool notify_offline = false;
@@ -125,6 +126,7 @@ int serve(options& opt, bool& restart) {
   rcfg.liveness.idle_after =
     std::chrono::milliseconds(static_cast<int64_t>(opt.idle_after * 1000));
   rcfg.max_nodes = opt.max_nodes;
+  rcfg.health_list_max = opt.health_list;
   auto registry = server::spawn_registry(sys, rcfg, std::move(loaded.nodes), persistence,
                                          net.handle());
   net.set_registry(registry);
@@ -222,6 +224,11 @@ int main(int argc, char** argv) {
                  "stays in the store; the next report starts it again)")
     ->capture_default_str()
     ->check(CLI::PositiveNumber);
+  app.add_option("--health-list", opt.health_list,
+                 "GET /health lists at most this many unhealthy nodes, the first by id "
+                 "(unhealthy_more counts the rest; GET /nodes?health=unhealthy lists them "
+                 "all); 0: every one")
+    ->capture_default_str();
   app.add_option("--health-flush-ms", opt.health_flush_ms,
                  "health telemetry is committed at least this often (ms, at most 1000)")
     ->capture_default_str()

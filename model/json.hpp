@@ -135,7 +135,8 @@ struct fleet_health {
   millis timestamp = 0;
   uint32_t total_nodes = 0, online_nodes = 0, stale_nodes = 0, healthy_nodes = 0,
            unhealthy_nodes = 0, offline_nodes = 0;
-  std::vector<unhealthy_node> unhealthy;
+  std::vector<unhealthy_node> unhealthy;  ///< the first by node id, at most the server's limit
+  uint32_t unhealthy_more = 0;  ///< unhealthy nodes not listed (GET /nodes?health=unhealthy)
   server_stats server;
 };
 std::string encode_fleet_health(const fleet_health& h);

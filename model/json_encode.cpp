@@ -182,6 +182,10 @@ std::string encode_fleet_health(const fleet_health& h) {
       w.EndObject();
     }
     w.EndArray();
+    if (h.unhealthy_more > 0) {
+      member(w, "unhealthy_more", h.unhealthy_more);
+      member(w, "unhealthy_listing", "/nodes?health=unhealthy");
+    }
     key(w, "server");
     w.StartObject();
     member(w, "cpu_percent", h.server.cpu_percent);

@@ -32,6 +32,12 @@ decoded<nodes_query> decode_nodes_query(std::string_view query) {
         return false;
       }
       d.value.status = std::string(value);
+    } else if (key == "health") {
+      if (value != "healthy" && value != "unhealthy") {
+        d.err = {"query health must be healthy or unhealthy", "health"};
+        return false;
+      }
+      d.value.health = std::string(value);
     } else if (key == "node_id") {
       d.value.node_id = std::string(value);
     } else if (key == "limit") {
@@ -62,7 +68,7 @@ decoded<nodes_query> decode_nodes_query(std::string_view query) {
       d.value.after = std::string(value);
     } else {
       d.err = {"unknown query parameter " + std::string(key)
-                 + " (expected status, node_id, limit, after)",
+                 + " (expected status, health, node_id, limit, after)",
                std::string(key)};
       return false;
     }

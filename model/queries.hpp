@@ -22,19 +22,21 @@ bool for_each_query_part(
 constexpr uint32_t default_page_limit = 1000;
 constexpr uint32_t max_page_limit = 10000;
 
-/// GET /nodes?status=online|stale|offline&node_id=ID&limit=N&after=ID (all
-/// optional). With limit or after the answer is a page: at most `limit`
+/// GET /nodes?status=online|stale|offline&health=healthy|unhealthy&node_id=ID
+/// &limit=N&after=ID (all optional; health: the verdict of the node's latest
+/// report, a node that never reported is neither). With limit or after the answer is a page: at most `limit`
 /// nodes with ids after `after`, in id order, and `next` (the cursor of the
 /// following page, null after the last).
 struct nodes_query {
   std::string status;   ///< "" for every status
+  std::string health;   ///< "" for every node, "healthy" or "unhealthy"
   std::string node_id;  ///< "" for every node
   uint32_t limit = 0;   ///< 0: not paged
   std::string after;    ///< "" from the first node
 };
 decoded<nodes_query> decode_nodes_query(std::string_view query);
 template <class F> auto inspect(F& f, nodes_query& x) {
-  return f(x.status, x.node_id, x.limit, x.after);
+  return f(x.status, x.health, x.node_id, x.limit, x.after);
 }
 
 /// GET /updates/<job>/spec?node_id=ID: the node id ("" without one).

@@ -26,13 +26,16 @@ sqlite3* open_read_only(const std::string& path, std::string& error) {
 }
 
 /// The node of the current row as a listing object, with its status as of
-/// `now`; false when the status filter leaves it out.
-bool encode_row(sqlite3_stmt* s, const std::string& status, model::millis now,
+/// `now`; false when the query's status or health filter leaves it out.
+bool encode_row(sqlite3_stmt* s, const model::nodes_query& q, model::millis now,
                 liveness_limits l, std::string& out) {
   model::node_record n;
   decode_node_row(s, n);  // a column it cannot decode is left out, as at start-up
   n.status = model::liveness(n.last_seen, now, l.stale_after, l.offline_after);
-  if (!status.empty() && status != model::to_string(n.status))
+  if (!q.status.empty() && q.status != model::to_string(n.status))
+    return false;
+  if (!q.health.empty()
+      && (!n.has_health || n.health.overall_healthy != (q.health == "healthy")))
     return false;
   out += model::encode_node(n);
   return true;
@@ -92,7 +95,7 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
     if (q.limit != 0 && taken == q.limit) {
       // Is there one more match? Only then is there a next page.
       std::string probe;
-      if (encode_row(after_, q.status, now, l, probe)) {
+      if (encode_row(after_, q, now, l, probe)) {
         more = true;
         break;
       }
@@ -101,7 +104,7 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
     size_t at = body.size();
     if (taken > 0)
       body += ',';
-    if (!encode_row(after_, q.status, now, l, body)) {
+    if (!encode_row(after_, q, now, l, body)) {
       body.resize(at);
       continue;
     }
@@ -147,14 +150,14 @@ bool store_reader::nodes(const std::vector<std::string>& ids, model::millis now,
   return ok;
 }
 
-std::unique_ptr<store_reader::snapshot> store_reader::begin(const std::string& status,
+std::unique_ptr<store_reader::snapshot> store_reader::begin(const model::nodes_query& filter,
                                                              model::millis now,
                                                              liveness_limits l) {
   std::unique_ptr<snapshot> s{new snapshot};
   s->db_ = open_read_only(path_, error_);
   if (!s->db_)
     return nullptr;
-  s->status_ = status;
+  s->filter_ = filter;
   s->now_ = now;
   s->limits_ = l;
   // BEGIN, then the first step: the read transaction (the snapshot) starts
@@ -205,7 +208,7 @@ bool store_reader::snapshot::next(size_t bytes, std::string& out, bool& done) {
     size_t at = out.size();
     if (!first_)
       out += ',';
-    if (encode_row(rows_, status_, now_, limits_, out))
+    if (encode_row(rows_, filter_, now_, limits_, out))
       first_ = false;
     else
       out.resize(at);

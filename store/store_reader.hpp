@@ -61,7 +61,7 @@ public:
     snapshot() = default;
     sqlite3* db_ = nullptr;
     sqlite3_stmt* rows_ = nullptr;
-    std::string status_;
+    model::nodes_query filter_;  ///< its status and health
     model::millis now_ = 0;
     liveness_limits limits_;
     std::string pending_;  ///< read by begin(), handed out by the first next()
@@ -69,7 +69,7 @@ public:
   };
   /// A snapshot as of now (its own connection and read transaction: writes
   /// committed later are not in it). Null with last_error() on failure.
-  std::unique_ptr<snapshot> begin(const std::string& status, model::millis now,
+  std::unique_ptr<snapshot> begin(const model::nodes_query& filter, model::millis now,
                                   liveness_limits l);
 
   const std::string& last_error() const { return error_; }

@@ -106,7 +106,7 @@ void server_transport::impl::get_nodes(coap_resource_t* r, coap_session_t* s,
   // notification a new rendering), while the fleet is small enough for that.
   if (notifying())
     return serve(r, s, req, q, resp, resource{resource_kind::nodes, {}});
-  if (query.status.empty() && has_observe(req)) {
+  if (query.status.empty() && query.health.empty() && has_observe(req)) {
     auto health = reps.find("health");
     bool small = health != reps.end() && health->second.health
                  && health->second.health->total_nodes <= observe_whole_max_nodes;
@@ -143,7 +143,7 @@ void server_transport::impl::get_nodes(coap_resource_t* r, coap_session_t* s,
                      listing_error(503, "too many listings are being read: retry after Max-Age"));
   answer_async(r, s, req, q, resp, [&key, &query, szx](impl& t, uint64_t id, peer) {
     t.openings[id] = opening_listing{key, szx};
-    caf::anon_send(t.reader, atom::open::value, id, query.status, now_millis());
+    caf::anon_send(t.reader, atom::open::value, id, query, now_millis());
   });
 }
 

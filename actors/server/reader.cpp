@@ -92,12 +92,12 @@ reader_actor spawn_reader(caf::actor_system& sys, std::unique_ptr<store_reader> 
                          : read_failed(st.db->last_error());
         self->send(st.cfg.transport, atom::listing::value, id, std::move(r));
       },
-      [self](atom::open, uint64_t id, std::string& status, model::millis now) {
+      [self](atom::open, uint64_t id, model::nodes_query& filter, model::millis now) {
         auto& st = self->state;
         listing_chunk c;
         if (st.streams.size() >= st.cfg.max_streams) {
           c.error = "busy";
-        } else if (auto snap = st.db->begin(status, now, st.cfg.liveness)) {
+        } else if (auto snap = st.db->begin(filter, now, st.cfg.liveness)) {
           auto sid = st.next_stream++;
           st.streams.emplace(sid, stream{std::move(snap), steady_ms()});
           c = read_chunk(self, sid);
@@ -117,7 +117,7 @@ reader_actor spawn_reader(caf::actor_system& sys, std::unique_ptr<store_reader> 
         // keeps it only while the fleet is small enough to be observed whole).
         auto& st = self->state;
         coap_reply r;
-        auto snap = st.db->begin("", now, st.cfg.liveness);
+        auto snap = st.db->begin(model::nodes_query{}, now, st.cfg.liveness);
         std::string body;
         bool done = false;
         bool ok = snap != nullptr;

@@ -330,11 +330,15 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         h.offline_nodes = t.offline;
         h.healthy_nodes = t.healthy;
         h.unhealthy_nodes = t.unhealthy;
+        auto limit = st.cfg.health_list_max ? st.cfg.health_list_max : t.unhealthy_ids.size();
         for (auto& id : t.unhealthy_ids) {
+          if (h.unhealthy.size() == limit)
+            break;
           auto i = st.nodes.find(id);
           if (i != st.nodes.end())
             h.unhealthy.push_back({id, i->second.summary.error_messages});
         }
+        h.unhealthy_more = static_cast<uint32_t>(t.unhealthy_ids.size() - h.unhealthy.size());
         h.status = model::fleet_status(h.total_nodes, t.online_healthy);
         return h;
       },

@@ -23,6 +23,11 @@ struct registry_config {
   /// /nodes/changes lists at most this many changed nodes per copy; when more
   /// changed, the copy says "reset" (read the listing again) instead.
   size_t max_changes = 10'000;
+  /// GET /health lists at most this many unhealthy nodes (the first by id;
+  /// `unhealthy_more` counts the rest, GET /nodes?health=unhealthy lists
+  /// them all): its rendering, which every registration's 2.01 waits for,
+  /// must not grow with the fleet. 0: every one.
+  size_t health_list_max = 100;
 };
 
 /// Spawns the registry with the nodes' briefs loaded from the store (no node

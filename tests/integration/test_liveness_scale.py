@@ -191,6 +191,50 @@ class VirtualActorsTest(h.ServerTestCase):
         self.assertEqual(r.json()["cpu_percent"], 56, r)
 
 
+class UnhealthyListTest(h.ServerTestCase):
+    """GET /health lists the first --health-list unhealthy nodes by id and
+    counts the rest; GET /nodes?health=unhealthy lists them all."""
+
+    start_server = False
+
+    def test_health_lists_the_first_and_points_at_the_rest(self):
+        s = self.new_server(["--health-list", "2"])
+        for i in range(5):
+            self.assertEqual(s.coap("post", "nodes", {"node_id": "uh-%d" % i}).code, "2.01")
+            r = s.coap("put", "health", {"node_id": "uh-%d" % i, "overall_healthy": i == 0,
+                                         "error_messages": [] if i == 0 else ["fan %d" % i]})
+            self.assertEqual(r.code, "2.04", r)
+        # Health reports are telemetry: GET /health follows within its interval.
+        h.deadline_poll(lambda: s.coap("get", "health").json()["unhealthy_nodes"] == 4, 10,
+                        what="four unhealthy counted")
+        fleet = s.coap("get", "health").json()
+        self.assertEqual([u["node_id"] for u in fleet["unhealthy"]], ["uh-1", "uh-2"], fleet)
+        self.assertEqual(fleet["unhealthy"][1]["error_messages"], ["fan 2"], fleet)
+        self.assertEqual(fleet["unhealthy_more"], 2, fleet)
+        self.assertEqual(fleet["unhealthy_listing"], "/nodes?health=unhealthy", fleet)
+        unhealthy = lambda: [n["node_id"] for n in
+                             s.coap("get", "nodes?health=unhealthy").json()["nodes"]]
+        # (the listing reads the store: reports are committed within --health-flush-ms)
+        h.deadline_poll(lambda: unhealthy() == ["uh-1", "uh-2", "uh-3", "uh-4"], 10,
+                        what="the four unhealthy listed")
+        page = s.coap("get", "nodes?health=unhealthy&limit=3").json()
+        self.assertEqual([n["node_id"] for n in page["nodes"]], ["uh-1", "uh-2", "uh-3"])
+        self.assertEqual(page["next"], "uh-3")
+        healthy = s.coap("get", "nodes?health=healthy").json()["nodes"]
+        self.assertEqual([n["node_id"] for n in healthy], ["uh-0"])
+        r = s.coap("get", "nodes?health=sick")
+        self.assertEqual(r.code, "4.00", r)
+        self.assertEqual(r.json()["field"], "health", r)
+        # Healthy again: listed ones leave, nothing more to point at.
+        for i in (1, 2, 3):
+            s.coap("put", "health", {"node_id": "uh-%d" % i, "overall_healthy": True})
+        h.deadline_poll(lambda: s.coap("get", "health").json()["unhealthy_nodes"] == 1, 10,
+                        what="one unhealthy left")
+        fleet = s.coap("get", "health").json()
+        self.assertEqual([u["node_id"] for u in fleet["unhealthy"]], ["uh-4"], fleet)
+        self.assertNotIn("unhealthy_more", fleet)
+
+
 class RegistrationTest(h.ServerTestCase):
     def test_ip_address_defaults_to_source_and_upsert(self):
         with h.RawClient(h.HOST, self.server.port, local=("127.0.0.5", 0)) as c:

@@ -294,6 +294,7 @@ struct fixture : coordinated_system {
   artifact_store_actor artifacts;
   server::liveness_config liveness;
   size_t max_changes = 5;  ///< of /nodes/changes (small: the reset shows)
+  size_t health_list_max = 100;  ///< unhealthy nodes GET /health lists
   peer op{"127.0.0.1", 40001, {}};
 
   fixture() {
@@ -320,6 +321,7 @@ struct fixture : coordinated_system {
     server::registry_config rc;
     rc.liveness = liveness;
     rc.max_changes = max_changes;
+    rc.health_list_max = health_list_max;
     registry = server::spawn_registry(*sys, rc, std::move(loaded.nodes), persistence, transport);
     wire->registry = registry;
     server::job_supervisor_config jc;

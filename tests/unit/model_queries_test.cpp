@@ -17,9 +17,16 @@ TEST_CASE("GET /nodes query: status and node_id, both optional") {
   CHECK(both.value.node_id == "n-1");
   auto bad = decode_nodes_query("status=sleeping");
   CHECK(bad.err.field == "status");
+  auto sick = decode_nodes_query("health=unhealthy&status=online");
+  REQUIRE(sick.ok());
+  CHECK(sick.value.health == "unhealthy");
+  CHECK(decode_nodes_query("health=healthy").value.health == "healthy");
+  auto bad_health = decode_nodes_query("health=sick");
+  CHECK(bad_health.err.field == "health");
+  CHECK(bad_health.err.error == "query health must be healthy or unhealthy");
   auto unknown = decode_nodes_query("node_id=a&colour=red");
   CHECK(unknown.err.field == "colour");
-  CHECK(unknown.err.error.find("expected status, node_id, limit, after") != std::string::npos);
+  CHECK(unknown.err.error.find("expected status, health, node_id, limit, after") != std::string::npos);
   CHECK(none.value.limit == 0);
   CHECK(none.value.after.empty());
 }

@@ -106,7 +106,8 @@ void check_counts_match_records(fixture& f) {
   CHECK(h.offline_nodes == offline);
   CHECK(h.healthy_nodes == healthy);
   CHECK(h.unhealthy_nodes == unhealthy);
-  CHECK(h.unhealthy.size() == unhealthy);
+  CHECK(h.unhealthy.size() == std::min<size_t>(unhealthy, f.health_list_max));
+  CHECK(h.unhealthy_more == unhealthy - h.unhealthy.size());
 }
 
 }  // namespace
@@ -185,4 +186,36 @@ TEST_CASE_FIXTURE(fixture, "each copy of /nodes/changes lists the nodes changed 
   c = copy(6);
   CHECK_FALSE(c.reset);
   CHECK(c.ids == std::vector<std::string>{"node-3"});
+}
+
+TEST_CASE_FIXTURE(fixture, "GET /health lists the first unhealthy nodes by id and counts the rest") {
+  // Its rendering is what every registration's 2.01 waits for: it must not
+  // grow with the number of unhealthy nodes.
+  health_list_max = 3;
+  start(restart());
+  for (auto id : {"n-5", "n-1", "n-4", "n-2", "n-3", "n-6"})
+    enroll(id, "127.1.0.1");
+  for (auto id : {"n-5", "n-1", "n-4", "n-3", "n-6"})
+    CHECK(report(id, 10, false, {std::string(id) + " disk full"}) == 204);
+  CHECK(report("n-2", 10) == 204);
+  auto h = ask<model::fleet_health>(registry, atom::health::value);
+  CHECK(h.unhealthy_nodes == 5);
+  REQUIRE(h.unhealthy.size() == 3);
+  CHECK(h.unhealthy[0].node_id == "n-1");
+  CHECK(h.unhealthy[1].node_id == "n-3");
+  CHECK(h.unhealthy[2].node_id == "n-4");
+  CHECK(h.unhealthy[2].error_messages == std::vector<std::string>{"n-4 disk full"});
+  CHECK(h.unhealthy_more == 2);
+  check_counts_match_records(*this);
+  auto body = model::encode_fleet_health(h);
+  CHECK(body.find("\"unhealthy_more\":2") != std::string::npos);
+  CHECK(body.find("\"unhealthy_listing\":\"/nodes?health=unhealthy\"") != std::string::npos);
+  // Healthy again: the next one moves up, nothing is left over.
+  CHECK(report("n-1", 10) == 204);
+  CHECK(report("n-3", 10) == 204);
+  h = ask<model::fleet_health>(registry, atom::health::value);
+  REQUIRE(h.unhealthy.size() == 3);
+  CHECK(h.unhealthy[0].node_id == "n-4");
+  CHECK(h.unhealthy_more == 0);
+  CHECK(model::encode_fleet_health(h).find("unhealthy_more") == std::string::npos);
 }

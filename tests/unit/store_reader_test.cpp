@@ -130,7 +130,7 @@ TEST_CASE("reader: a snapshot is the listing of one moment, read a chunk at a ti
   auto r = reader_ok(db.path());
   std::string whole;
   REQUIRE(r->page(model::nodes_query{}, now, limits, whole));
-  auto snap = r->begin("", now, limits);
+  auto snap = r->begin(model::nodes_query{}, now, limits);
   REQUIRE(snap != nullptr);
   // Written after the snapshot began: a new node, a changed one.
   model::health_report h;
@@ -154,13 +154,56 @@ TEST_CASE("reader: a snapshot is the listing of one moment, read a chunk at a ti
   CHECK(after.find("\"cpu_percent\":99") != std::string::npos);
   CHECK(body.find("node-9999") == std::string::npos);
   // With a status filter: only the matches.
-  auto offline = r->begin("offline", now, limits);
+  model::nodes_query offline_only;
+  offline_only.status = "offline";
+  auto offline = r->begin(offline_only, now, limits);
   REQUIRE(offline != nullptr);
   std::string none;
   done = false;
   while (!done)
     REQUIRE(offline->next(1024, none, done));
   CHECK(none == "{\"nodes\":[]}");
+}
+
+TEST_CASE("reader: health=healthy|unhealthy lists by the latest report's verdict") {
+  temp_db db;
+  auto s = open_ok(db.path());
+  REQUIRE(s->apply({put_node{node("n1"), 1, now}, put_node{node("n2"), 1, now},
+                    put_node{node("n3"), 1, now}, put_node{node("n4"), 1, now}}));
+  auto verdict = [](const std::string& id, bool healthy) {
+    model::health_report h;
+    h.node_id = id;
+    h.overall_healthy = healthy;
+    return put_health{h, now};
+  };
+  // n4 never reported: neither healthy nor unhealthy.
+  REQUIRE(s->apply({verdict("n1", false), verdict("n2", true), verdict("n3", false)}));
+  auto r = reader_ok(db.path());
+  model::nodes_query q;
+  q.health = "unhealthy";
+  std::string body;
+  REQUIRE(r->page(q, now, limits, body));
+  CHECK(ids(body) == "n1,n3");
+  q.limit = 1;
+  body.clear();
+  REQUIRE(r->page(q, now, limits, body));
+  std::string next;
+  CHECK(ids(body, &next) == "n1");
+  CHECK(next == "n1");
+  q.after = next;
+  body.clear();
+  REQUIRE(r->page(q, now, limits, body));
+  CHECK(ids(body, &next) == "n3");
+  CHECK(next.empty());
+  model::nodes_query healthy;
+  healthy.health = "healthy";
+  auto snap = r->begin(healthy, now, limits);
+  REQUIRE(snap != nullptr);
+  body.clear();
+  bool done = false;
+  while (!done)
+    REQUIRE(snap->next(64, body, done));
+  CHECK(ids(body) == "n2");
 }
 
 TEST_CASE("reader: the nodes of a change list, by id, in one read") {
