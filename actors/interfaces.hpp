@@ -565,6 +565,9 @@ using job_actor = caf::typed_actor<
   caf::replies_to<atom::install, peer>::with<model::job_record>,
   /// Current state.
   caf::replies_to<atom::get>::with<model::job_record>,
+  /// The job as `GET /updates` lists it (JSON), encoded once per change: a
+  /// listing costs each job its summary, not a copy of its node states.
+  caf::replies_to<atom::listing>::with<std::string>,
   /// An agent's step report; answers when durable.
   caf::replies_to<atom::report, model::update_report>::with<atom::ok>,
   /// Cancel every node that has not finished.
@@ -588,8 +591,10 @@ using job_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::cancel, std::string, peer>::with<model::job_record>,
   /// Deletes a job that is not running (its observers get 4.04).
   caf::replies_to<atom::remove, std::string, peer>::with<atom::ok>,
-  /// `GET /updates`: every job, oldest first.
+  /// Every job's record, oldest first.
   caf::replies_to<atom::list>::with<std::vector<model::job_record>>,
+  /// `GET /updates`: the body, every job's summary oldest first.
+  caf::replies_to<atom::listing>::with<std::string>,
   /// The jobs not yet finished (created or in progress) naming an artifact.
   caf::replies_to<atom::uses, std::string>::with<std::vector<model::job_record>>,
   caf::replies_to<atom::count>::with<uint32_t>>;

@@ -14,7 +14,7 @@ for size in ${SIZES:-2000 10000}; do
   p=$(port); $lib -A 127.0.0.1 -p $p >/dev/null 2>&1 & lp=$!; sleep 0.3
   $B/coapfleet-sim load --server coap://127.0.0.1:$p --target libcoap --nodes $size --duration 10 --json -q > $W/lib.json 2>/dev/null
   kill $lp; wait $lp 2>/dev/null
-  p=$(port); $B/coapfleet-server --bind 127.0.0.1 --port $p --db $W/s$size.db --log-level warn --dtls-port 0 ${EXTRA} > $W/srv.log 2>&1 & sp=$!; sleep 1
+  p=$(port); $B/coapfleet-server --bind 127.0.0.1 --port $p --db $W/s$size.db --log-level warn --dtls-port 0 ${EXTRA:-} > $W/srv.log 2>&1 & sp=$!; sleep 1
   $B/coapfleet-sim load --server coap://127.0.0.1:$p --nodes $size --duration 10 --json -q > $W/ours.json 2>/dev/null
   ours=$(python3 -c 'import json;d=json.load(open("'$W'/ours.json"));c=d["codes"];n=sum(c.values());print("%.0f"%(d["throughput"]*c.get("2.04",0)/n))')
   half=$((ours/2)); eighty=$((ours*8/10))

@@ -25,11 +25,9 @@ void render(self_ptr self, uint64_t id, const resource& r) {
     case resource_kind::node_changes:
       break;  // read from the database by the reader, which the transport asks
     case resource_kind::updates:
-      self->request(peers.jobs, caf::infinite, atom::list::value)
+      self->request(peers.jobs, caf::infinite, atom::listing::value)
         .then(
-          [self, id](std::vector<model::job_record>& jobs) {
-            answer(self, id, json_reply(205, model::encode_jobs(jobs)));
-          },
+          [self, id](std::string& body) { answer(self, id, json_reply(205, std::move(body))); },
           failure(self, id));
       return;
     case resource_kind::job_status:

@@ -67,6 +67,7 @@ struct job_state {
   std::deque<queued_change> queue;  ///< changes for the next round, in arrival order
   bool deleted = false;             ///< dropped from the store: requests get not_found
   bool deadline_armed = false;
+  std::string summary;  ///< the record as GET /updates lists it ("": not encoded since it changed)
 };
 
 /// How long a deadline whose commit failed waits before it is tried again.
@@ -178,6 +179,7 @@ void end_round(self_ptr self) {
 void apply_round(self_ptr self, job_round& r) {
   auto& st = self->state;
   st.record = std::move(r.next);
+  st.summary.clear();
   st.deleted = r.deleted;
   if (r.publish && !st.deleted)
     publish(self);
@@ -471,6 +473,14 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
         if (self->state.deleted)
           return unknown_job(self->state.record.job_id);
         return self->state.record;
+      },
+      [self](atom::listing) -> caf::result<std::string> {
+        auto& st = self->state;
+        if (st.deleted)
+          return unknown_job(st.record.job_id);
+        if (st.summary.empty())
+          st.summary = model::encode_job_summary(st.record);
+        return st.summary;
       },
       [self](atom::report, model::update_report& r) -> caf::result<atom::ok> {
         auto rp = self->make_response_promise<atom::ok>();

@@ -324,6 +324,55 @@ caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
   return c->rp;
 }
 
+/// GET /updates: each job's summary (kept by its actor until the job
+/// changes), joined in creation order. A job that does not answer (deleted
+/// meanwhile, down for good) is left out.
+caf::result<std::string> collect_listing(self_ptr self) {
+  struct collector {
+    caf::typed_response_promise<std::string> rp;
+    std::vector<std::string> parts;
+    size_t pending = 0;
+    void done_one() {
+      if (--pending > 0)
+        return;
+      std::string body = "{\"updates\":[";
+      bool first = true;
+      for (auto& p : parts) {
+        if (p.empty())
+          continue;
+        body += first ? "" : ",";
+        body += p;
+        first = false;
+      }
+      rp.deliver(body + "]}");
+    }
+  };
+  auto& ids = self->state.order;
+  auto c = std::make_shared<collector>();
+  c->rp = self->make_response_promise<std::string>();
+  if (ids.empty()) {
+    c->rp.deliver(std::string{"{\"updates\":[]}"});
+    return c->rp;
+  }
+  c->parts.resize(ids.size());
+  c->pending = ids.size();
+  for (size_t k = 0; k < ids.size(); ++k) {
+    auto ask = [self, c, k](const caf::expected<job_actor>& j) {
+      if (!j)
+        return c->done_one();
+      self->request(*j, std::chrono::seconds(10), atom::listing::value)
+        .then(
+          [c, k](std::string& s) {
+            c->parts[k] = std::move(s);
+            c->done_one();
+          },
+          [c](caf::error&) { c->done_one(); });
+    };
+    with_job(self->state.jobs[ids[k]], ids[k], ask);
+  }
+  return c->rp;
+}
+
 }  // namespace
 
 job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor_config cfg,
@@ -429,6 +478,7 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
       [self](atom::list) -> caf::result<std::vector<model::job_record>> {
         return collect_records(self, self->state.order, false);
       },
+      [self](atom::listing) -> caf::result<std::string> { return collect_listing(self); },
       [self](atom::uses, const std::string& artifact)
         -> caf::result<std::vector<model::job_record>> {
         auto& st = self->state;

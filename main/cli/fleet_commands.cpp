@@ -42,17 +42,25 @@ std::string health_of(json_value health) {
   return errors.empty() ? "unhealthy" : "unhealthy: " + errors.front();
 }
 
+/// Which nodes `coapfleet nodes` lists ("" each: every node).
+struct node_filter {
+  std::string status;  ///< online | stale | offline
+  std::string health;  ///< healthy | unhealthy
+};
+
 /// The fleet's listing, read in pages of `page` nodes (GET /nodes?limit=&after=,
 /// following `next`): a large fleet is never one answer. `each` gets every
 /// node in id order; false when a request failed (its exit code in `exit`).
 template <class Each>
-bool read_nodes(context& ctx, const std::string& status, int& exit, Each&& each) {
+bool read_nodes(context& ctx, const node_filter& filter, int& exit, Each&& each) {
   constexpr const char* page = "1000";
   std::string after;
   for (;;) {
     std::string query = std::string("limit=") + page;
-    if (!status.empty())
-      query += "&status=" + status;
+    if (!filter.status.empty())
+      query += "&status=" + filter.status;
+    if (!filter.health.empty())
+      query += "&health=" + filter.health;
     if (!after.empty())
       query += "&after=" + after;
     auto a = ctx.call(client::method::get, "nodes", query);
@@ -69,13 +77,13 @@ bool read_nodes(context& ctx, const std::string& status, int& exit, Each&& each)
   }
 }
 
-int list_nodes(context& ctx, const std::string& status) {
+int list_nodes(context& ctx, const node_filter& filter) {
   int exit = exit_ok;
   if (ctx.options.json) {
     // {"nodes":[...]} as GET /nodes has it, written as the pages come.
     std::string out = "{\"nodes\":[";
     bool first = true;
-    bool ok = read_nodes(ctx, status, exit, [&](json_value n) {
+    bool ok = read_nodes(ctx, filter, exit, [&](json_value n) {
       out += first ? "" : ",";
       out += n.to_json();
       first = false;
@@ -87,7 +95,7 @@ int list_nodes(context& ctx, const std::string& status) {
   }
   auto term = terminal::detect();
   table t({"NODE", "HOST", "ADDRESS", "STATUS", "LAST SEEN", "HEALTH", "CPU%", "MEM%"});
-  bool ok = read_nodes(ctx, status, exit, [&](json_value n) {
+  bool ok = read_nodes(ctx, filter, exit, [&](json_value n) {
     auto health = n["health"];
     auto state = n["status"].as_string();
     auto h = health_of(health);
@@ -100,7 +108,12 @@ int list_nodes(context& ctx, const std::string& status) {
   if (!ok)
     return exit;
   if (t.empty()) {
-    std::printf("no nodes%s\n", status.empty() ? "" : (" with status " + status).c_str());
+    std::string which;
+    if (!filter.status.empty())
+      which += " with status " + filter.status;
+    if (!filter.health.empty())
+      which += (which.empty() ? " " : " and ") + filter.health;
+    std::printf("no nodes%s\n", which.c_str());
     return exit_ok;
   }
   t.print(term);
@@ -225,6 +238,9 @@ int show_health(context& ctx) {
     std::printf("\n");
     t.print(term);
   }
+  if (auto more = d["unhealthy_more"]; more.is_number() && more.as_int() > 0)
+    std::printf("... and %lld more unhealthy nodes: coapfleet nodes --health unhealthy\n",
+                static_cast<long long>(more.as_int()));
   return exit_ok;
 }
 
@@ -232,10 +248,16 @@ int show_health(context& ctx) {
 
 void add_fleet_commands(CLI::App& app, context& ctx) {
   auto* nodes = app.add_subcommand("nodes", "List the registered nodes");
-  auto status = std::make_shared<std::string>();
-  nodes->add_option("--status", *status, "Only nodes in this state")
+  auto filter = std::make_shared<node_filter>();
+  nodes->add_option("--status", filter->status, "Only nodes in this state")
     ->check(CLI::IsMember({"online", "stale", "offline"}));
-  nodes->callback([&ctx, status] { ctx.action = [&ctx, status] { return list_nodes(ctx, *status); }; });
+  nodes->add_option("--health", filter->health,
+                    "Only nodes whose latest report says this (a node that never reported "
+                    "is neither)")
+    ->check(CLI::IsMember({"healthy", "unhealthy"}));
+  nodes->callback([&ctx, filter] {
+    ctx.action = [&ctx, filter] { return list_nodes(ctx, *filter); };
+  });
 
   auto* node = app.add_subcommand("node", "Show one node in detail (exit 3 if unknown)");
   auto id = std::make_shared<std::string>();

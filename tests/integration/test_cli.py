@@ -186,6 +186,9 @@ class CliTest(h.ServerTestCase):
         self.assertEqual(r.json(), self.coap_json("get", "nodes"))
         r = self.ok("nodes", "--status", "online", "--json")
         self.assertEqual([n["node_id"] for n in r.json()["nodes"]], ["cli-node"])
+        for verdict in ("healthy", "unhealthy"):
+            r = self.ok("nodes", "--health", verdict, "--json")
+            self.assertEqual(r.json(), self.coap_json("get", "nodes?health=" + verdict))
         r = self.ok("node", "cli-node", "--json")
         self.assertEqual(r.json()["node_id"], "cli-node")
         self.assertEqual(r.json()["ip_address"], self.agent.ip)

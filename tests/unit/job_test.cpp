@@ -113,3 +113,41 @@ TEST_CASE_FIXTURE(fixture, "unknown jobs and invalid specs are errors that name 
   CHECK(ctx[1] == "packages");
   CHECK(ask<std::vector<model::job_record>>(jobs, atom::list::value).empty());
 }
+
+TEST_CASE_FIXTURE(fixture, "GET /updates is each job's kept summary, encoded again only when it changed") {
+  enroll("node-a", "127.1.0.1");
+  enroll("node-b", "127.1.0.2");
+  model::job_spec spec;
+  spec.name = "pkgs";
+  spec.version = "1";
+  spec.package_type = "pip";
+  spec.target_nodes = {"all"};
+  spec.packages = {"aiocoap==0.4.7"};
+  auto listing = [&] { return ask<std::string>(jobs, atom::listing::value); };
+  auto records = [&] { return ask<std::vector<model::job_record>>(jobs, atom::list::value); };
+  CHECK(listing() == "{\"updates\":[]}");
+  auto one = create(spec);
+  auto two = create(spec);
+  CHECK(listing() == model::encode_jobs(records()));
+  // A change of one job shows (its counts and status), the other's stays.
+  ask<model::job_record>(jobs, atom::install::value, one.job_id, op);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(one.job_id, "node-a", model::node_update_state::succeeded), op);
+  auto body = listing();
+  CHECK(body == model::encode_jobs(records()));
+  CHECK(body.find("\"succeeded\":1") != std::string::npos);
+  CHECK(body.find("\"status\":\"in_progress\"") != std::string::npos);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(one.job_id, "node-b", model::node_update_state::failed), op);
+  body = listing();
+  CHECK(body == model::encode_jobs(records()));
+  CHECK(body.find("\"status\":\"partially_failed\"") != std::string::npos);
+  // A deleted job is left out.
+  ask<atom::ok>(jobs, atom::remove::value, two.job_id, op);
+  auto left = records();
+  REQUIRE(left.size() == 1);
+  CHECK(listing() == model::encode_jobs(left));
+  // After a restart: the same listing from the stored jobs.
+  start(restart());
+  CHECK(listing() == model::encode_jobs(left));
+}

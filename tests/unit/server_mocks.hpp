@@ -162,6 +162,10 @@ inline job_supervisor_actor::behavior_type mock_jobs(job_supervisor_actor::point
       s->asked.push_back("list");
       return respond(self, *s, s->next, s->jobs);
     },
+    [=](atom::listing) -> caf::result<std::string> {
+      s->asked.push_back("listing");
+      return respond(self, *s, s->next, model::encode_jobs(s->jobs));
+    },
     [=](atom::uses, std::string& name) -> caf::result<std::vector<model::job_record>> {
       s->asked.push_back("uses " + name);
       std::vector<model::job_record> out;
