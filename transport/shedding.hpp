@@ -29,7 +29,12 @@ namespace coapfleet::transport {
 
 struct shedding_config {
   int64_t busy_high_ms = 50;  ///< sockets not found empty for this long ...
-  double fill_high = 0.5;     ///< ... with this much of the receive buffer queued: overloaded
+  /// ... with this much of the receive buffer queued: overloaded. Linux
+  /// counts in quarters of the buffer, so 0.75 reads "more than half": at
+  /// 80% of capacity a commit of the health batch or a burst of the paced
+  /// senders keeps the socket busy for ~300 ms with readings of 0.5, and the
+  /// queue drains; under a real overload it grows on to a full buffer.
+  double fill_high = 0.75;
   double fill_low = 0.25;     ///< less queued than this: not
   int64_t decay_ms = 5;       ///< the share falls a step per this much calm
   double max_share = 0.5;     ///< at most this share refused

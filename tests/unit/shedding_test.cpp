@@ -22,6 +22,7 @@ shedding_config small_steps() {
   cfg.decay_ms = 5;
   cfg.step = 0.1;
   cfg.max_share = 0.5;
+  cfg.fill_high = 0.5;
   return cfg;
 }
 
@@ -49,6 +50,18 @@ TEST_CASE("requests waiting in the socket raise the refused share in steps, up t
     s.update_socket(200, 0.9, 1);
   CHECK(s.share() == doctest::Approx(0.5));  // capped: half still stored
   CHECK(refused_of(s, 100) == 50);
+}
+
+TEST_CASE("by default a half-full queue that drains again refuses nothing; a fuller one does") {
+  shedder s;  // a server at 80% of its capacity, behind for a while (a commit, a burst)
+  for (int i = 0; i < 60; ++i)
+    s.update_socket(5 * i, 0.5, 5);
+  CHECK_FALSE(s.active());
+  CHECK(refused_of(s, 1000) == 0);
+  s.update_socket(300, 0.75, 5);  // more than half of the buffer: overloaded
+  CHECK(s.active());
+  s.update_socket(0, 0.0, 100);
+  CHECK_FALSE(s.active());
 }
 
 TEST_CASE("the share holds between the marks, and falls with calm time") {
