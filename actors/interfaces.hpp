@@ -156,6 +156,7 @@ enum class resource_kind : uint8_t {
   job_status,   ///< /updates/<id>/status, and POST /updates {"action":"status"}
   node_health,  ///< /nodes/<id>/health
   node_changes, ///< /nodes/changes: the nodes changed since its previous copy
+  job_changes,  ///< /updates/changes: the jobs changed since its previous copy
   system,       ///< GET /system
   artifacts,    ///< GET /artifacts
 };
@@ -595,6 +596,11 @@ using job_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::list>::with<std::vector<model::job_record>>,
   /// `GET /updates`: the body, every job's summary oldest first.
   caf::replies_to<atom::listing>::with<std::string>,
+  /// From a job actor: its job changed (noted for /updates/changes).
+  caf::reacts_to<atom::changed, std::string>,
+  /// `GET /updates/changes`: the jobs changed since the previous copy (each
+  /// as GET /updates lists it, a deleted one as {"job_id","deleted":true}).
+  caf::replies_to<atom::changes>::with<std::string>,
   /// The jobs not yet finished (created or in progress) naming an artifact.
   caf::replies_to<atom::uses, std::string>::with<std::vector<model::job_record>>,
   caf::replies_to<atom::count>::with<uint32_t>>;

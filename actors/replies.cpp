@@ -89,6 +89,7 @@ const char* to_string(resource_kind k) {
     case resource_kind::job_status: return "job_status";
     case resource_kind::node_health: return "node_health";
     case resource_kind::node_changes: return "node_changes";
+    case resource_kind::job_changes: return "job_changes";
     case resource_kind::system: return "system";
     case resource_kind::artifacts: return "artifacts";
   }
@@ -100,6 +101,7 @@ std::string path_of(const resource& r) {
     case resource_kind::job_status: return "updates/" + r.id + "/status";
     case resource_kind::node_health: return "nodes/" + r.id + "/health";
     case resource_kind::node_changes: return "nodes/changes";
+    case resource_kind::job_changes: return "updates/changes";
     default: return to_string(r.kind);
   }
 }

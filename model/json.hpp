@@ -150,6 +150,8 @@ std::string encode_job_triggered(const job_record& j);
 std::string encode_job_status(const job_record& j);
 /// One job as `GET /updates` lists it.
 std::string encode_job_summary(const job_record& j);
+/// {"job_id","deleted":true}: a job gone, as `GET /updates/changes` lists it.
+std::string encode_deleted_job(const std::string& job_id);
 /// {"updates":[...]}
 std::string encode_jobs(const std::vector<job_record>& jobs);
 

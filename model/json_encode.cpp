@@ -205,4 +205,13 @@ std::string encode_strings(const std::vector<std::string>& v) {
   return write([&](writer& w) { put(w, v); });
 }
 
+std::string encode_deleted_job(const std::string& job_id) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "job_id", job_id);
+    member(w, "deleted", true);
+    w.EndObject();
+  });
+}
+
 }  // namespace coapfleet::model

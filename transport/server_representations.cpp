@@ -18,7 +18,7 @@ namespace {
 /// for their readers), and not a node's health.
 bool always_fresh(resource_kind k) {
   return k != resource_kind::node_health && k != resource_kind::nodes
-         && k != resource_kind::node_changes;
+         && k != resource_kind::node_changes && k != resource_kind::job_changes;
 }
 
 uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
@@ -79,6 +79,8 @@ void server_transport::impl::unobserved(const std::string& path) {
 void server_transport::impl::changed(const resource& r, urgency u) {
   if (r.kind == resource_kind::nodes)
     changed(resource{resource_kind::node_changes, {}}, u);  // its changes, too
+  if (r.kind == resource_kind::updates)
+    changed(resource{resource_kind::job_changes, {}}, u);
   // A node's health is kept only while someone observes it.
   auto* rep = find(r, r.kind != resource_kind::node_health);
   if (rep == nullptr)

@@ -179,6 +179,13 @@ void hnd_get_node_changes(coap_resource_t* r, coap_session_t* s, const coap_pdu_
   serve(r, s, req, q, resp, resource{resource_kind::node_changes, {}});
 }
 
+/// GET /updates/changes: the jobs changed since its previous copy (as
+/// /nodes/changes for nodes).
+void hnd_get_job_changes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                         const coap_string_t* q, coap_pdu_t* resp) {
+  serve(r, s, req, q, resp, resource{resource_kind::job_changes, {}});
+}
+
 void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp) {
   auto& t = *server_of(s);
@@ -429,6 +436,8 @@ bool server_transport::impl::register_resources() {
      gated<hnd_post_nodes>, nullptr},
     {"nodes/changes", "GET", "\"coapfleet.node-changes\"", nullptr, "50",
      gated<hnd_get_node_changes>, nullptr, nullptr},
+    {"updates/changes", "GET", "\"coapfleet.update-changes\"", nullptr, "50",
+     gated<hnd_get_job_changes>, nullptr, nullptr},
     {"updates", "GET, POST", "\"coapfleet.updates\"", "\"core.b\"", "50", gated<hnd_get_updates>,
      gated<hnd_post_updates>, nullptr},
     {"system", "GET, POST", "\"coapfleet.system\"", "\"core.p\"", "50", gated<hnd_get_system>,
@@ -450,7 +459,7 @@ bool server_transport::impl::register_resources() {
       coap_add_attr(r, coap_make_str_const("if"), coap_make_str_const(spec.iface), 0);
     coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const(spec.ct), 0);
     std::string path = spec.path;
-    if (path == "nodes/changes")
+    if (path == "nodes/changes" || path == "updates/changes")
       make_observable(r, spec.get);  // its copies exist while someone reads them
     if (path == "health" || path == "nodes" || path == "updates") {
       make_observable(r, spec.get);

@@ -30,6 +30,12 @@ void render(self_ptr self, uint64_t id, const resource& r) {
           [self, id](std::string& body) { answer(self, id, json_reply(205, std::move(body))); },
           failure(self, id));
       return;
+    case resource_kind::job_changes:
+      self->request(peers.jobs, caf::infinite, atom::changes::value)
+        .then(
+          [self, id](std::string& body) { answer(self, id, json_reply(205, std::move(body))); },
+          failure(self, id));
+      return;
     case resource_kind::job_status:
       self->request(peers.jobs, caf::infinite, atom::status::value, r.id)
         .then(

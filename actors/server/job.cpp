@@ -63,6 +63,7 @@ struct job_state {
   registry_actor registry;
   persistence_actor persistence;
   transport_actor transport;
+  job_supervisor_actor supervisor;  ///< hears of every change (for /updates/changes)
   bool busy = false;                ///< a round is being resolved or written
   std::deque<queued_change> queue;  ///< changes for the next round, in arrival order
   bool deleted = false;             ///< dropped from the store: requests get not_found
@@ -149,9 +150,13 @@ void arm_deadline(self_ptr self, model::millis triggered_at) {
   self->delayed_send(self, std::chrono::milliseconds(delay), atom::deadline::value);
 }
 
-/// Tells the transport that this job's observable representations changed.
+/// Tells the transport that this job's observable representations changed,
+/// and the supervisor first, for /updates/changes (its note is in the
+/// supervisor's mailbox before the transport can ask it for a copy).
 void publish(self_ptr self) {
   auto& st = self->state;
+  if (st.supervisor)
+    self->send(st.supervisor, atom::changed::value, st.record.job_id);
   self->send(st.transport, atom::changed::value,
              resource{resource_kind::job_status, st.record.job_id}, urgency::control);
   self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
@@ -449,10 +454,10 @@ void plan_deadline(self_ptr self, job_round& r) {
 
 job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config cfg,
                     registry_actor registry, persistence_actor persistence,
-                    transport_actor transport) {
+                    transport_actor transport, job_supervisor_actor supervisor) {
   auto fn = [](self_ptr self, model::job_record record, job_config cfg, registry_actor registry,
-               persistence_actor persistence,
-               transport_actor transport) -> job_actor::behavior_type {
+               persistence_actor persistence, transport_actor transport,
+               job_supervisor_actor supervisor) -> job_actor::behavior_type {
     auto& st = self->state;
     st.record = std::move(record);
     std::sort(st.record.nodes.begin(), st.record.nodes.end(),
@@ -461,6 +466,7 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
     st.registry = std::move(registry);
     st.persistence = std::move(persistence);
     st.transport = std::move(transport);
+    st.supervisor = std::move(supervisor);
     return {
       [self](atom::install, const peer& from) -> caf::result<model::job_record> {
         auto rp = self->make_response_promise<model::job_record>();
@@ -541,7 +547,7 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
     };
   };
   return sys.spawn(fn, std::move(record), cfg, std::move(registry), std::move(persistence),
-                   std::move(transport));
+                   std::move(transport), std::move(supervisor));
 }
 
 }  // namespace coapfleet::server

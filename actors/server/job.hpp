@@ -17,8 +17,9 @@ struct job_config {
   bool skip_offline = true;
 };
 
+/// `supervisor` (if any) hears of every change of the job.
 job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config cfg,
                     registry_actor registry, persistence_actor persistence,
-                    transport_actor transport);
+                    transport_actor transport, job_supervisor_actor supervisor = {});
 
 }  // namespace coapfleet::server

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <set>
 #include <unordered_map>
 
 #include "common/clock.hpp"
@@ -52,6 +53,11 @@ struct job_supervisor_state {
   transport_actor transport;
   artifact_store_actor artifacts;
   std::mt19937_64 rng{std::random_device{}()};
+  /// /updates/changes: the jobs changed (or deleted) since its last copy, at
+  /// most cfg.max_changes (then `changes_reset`: read GET /updates again).
+  std::set<std::string> changed;
+  uint64_t changes_seq = 0;
+  bool changes_reset = false;
 
   job_supervisor_state() = default;
   job_supervisor_state(const job_supervisor_state&) = delete;
@@ -98,7 +104,7 @@ job_actor start_job(self_ptr self, model::job_record rec) {
   auto& st = self->state;
   auto id = rec.job_id;
   auto j = spawn_job(self->system(), std::move(rec), st.cfg.job, st.registry, st.persistence,
-                     st.transport);
+                     st.transport, caf::actor_cast<job_supervisor_actor>(self));
   self->monitor(j);
   st.job_of.emplace(j.id(), id);
   self->send(st.transport, atom::route::value, id, j);
@@ -156,6 +162,19 @@ caf::result<T> forward(self_ptr self, const std::string& id, Ts... xs) {
   return rp;
 }
 
+
+/// A job changed (or went): /updates/changes lists it in its next copy.
+void note_change(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  if (st.changes_reset)
+    return;
+  if (st.changed.size() >= st.cfg.max_changes) {
+    st.changed.clear();
+    st.changes_reset = true;  // the next copy: read GET /updates again
+    return;
+  }
+  st.changed.insert(id);
+}
 /// A job is gone (deleted): its actor ends, its resources go.
 void forget_job(self_ptr self, const std::string& id) {
   auto& st = self->state;
@@ -173,6 +192,7 @@ void forget_job(self_ptr self, const std::string& id) {
   st.artifact_of.erase(id);
   st.order.erase(std::remove(st.order.begin(), st.order.end(), id), st.order.end());
   self->send(st.transport, atom::forget::value, id);
+  note_change(self, id);
   self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
              urgency::control);
 }
@@ -218,6 +238,7 @@ void job_went_down(self_ptr self, const caf::down_msg& msg) {
         if (running)
           self->send(j, atom::resume::value);
         // A change it committed may not have been published before it died.
+        note_change(self, id);
         self->send(st.transport, atom::changed::value, resource{resource_kind::job_status, id},
                    urgency::control);
         self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
@@ -261,6 +282,7 @@ void create_job(self_ptr self, model::job_spec spec, const peer& from,
         CF_INFO("job-supervisor", "job ", rec.job_id, " created: ", rec.spec.name, " ",
                 rec.spec.version, " (", rec.spec.package_type, ") by ", from.address);
         add_job(self, rec);
+        note_change(self, rec.job_id);
         self->send(self->state.transport, atom::changed::value,
                    resource{resource_kind::updates, {}}, urgency::control);
         rp.deliver(std::move(rec));
@@ -324,39 +346,45 @@ caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
   return c->rp;
 }
 
-/// GET /updates: each job's summary (kept by its actor until the job
-/// changes), joined in creation order. A job that does not answer (deleted
-/// meanwhile, down for good) is left out.
-caf::result<std::string> collect_listing(self_ptr self) {
+/// `head`, each job's summary (kept by its actor until the job changes) in
+/// the order of `ids`, then "]}". A job that is gone or does not answer
+/// (deleted meanwhile, down for good) is left out, or with `mark_gone` listed
+/// as {"job_id":ID,"deleted":true}.
+caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std::string>& ids,
+                                           std::string head, bool mark_gone) {
   struct collector {
     caf::typed_response_promise<std::string> rp;
+    std::string head;
     std::vector<std::string> parts;
     size_t pending = 0;
     void done_one() {
       if (--pending > 0)
         return;
-      std::string body = "{\"updates\":[";
       bool first = true;
       for (auto& p : parts) {
         if (p.empty())
           continue;
-        body += first ? "" : ",";
-        body += p;
+        head += first ? "" : ",";
+        head += p;
         first = false;
       }
-      rp.deliver(body + "]}");
+      rp.deliver(head + "]}");
     }
   };
-  auto& ids = self->state.order;
   auto c = std::make_shared<collector>();
   c->rp = self->make_response_promise<std::string>();
-  if (ids.empty()) {
-    c->rp.deliver(std::string{"{\"updates\":[]}"});
-    return c->rp;
-  }
+  c->head = std::move(head);
   c->parts.resize(ids.size());
-  c->pending = ids.size();
+  c->pending = ids.size() + 1;
+  auto& st = self->state;
   for (size_t k = 0; k < ids.size(); ++k) {
+    auto e = st.jobs.find(ids[k]);
+    if (e == st.jobs.end()) {
+      if (mark_gone)
+        c->parts[k] = model::encode_deleted_job(ids[k]);
+      c->done_one();
+      continue;
+    }
     auto ask = [self, c, k](const caf::expected<job_actor>& j) {
       if (!j)
         return c->done_one();
@@ -368,8 +396,9 @@ caf::result<std::string> collect_listing(self_ptr self) {
           },
           [c](caf::error&) { c->done_one(); });
     };
-    with_job(self->state.jobs[ids[k]], ids[k], ask);
+    with_job(e->second, ids[k], ask);
   }
+  c->done_one();  // answers at once when no job was asked
   return c->rp;
 }
 
@@ -478,7 +507,23 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
       [self](atom::list) -> caf::result<std::vector<model::job_record>> {
         return collect_records(self, self->state.order, false);
       },
-      [self](atom::listing) -> caf::result<std::string> { return collect_listing(self); },
+      [self](atom::listing) -> caf::result<std::string> {
+        return collect_summaries(self, self->state.order, "{\"updates\":[", false);
+      },
+      [self](atom::changed, const std::string& id) { note_change(self, id); },
+      [self](atom::changes) -> caf::result<std::string> {
+        // One copy: the jobs changed since the previous one, chained by number.
+        auto& st = self->state;
+        auto from = st.changes_seq;
+        auto to = ++st.changes_seq;
+        std::string head = "{\"from\":" + std::to_string(from) + ",\"to\":" + std::to_string(to)
+                           + ",\"reset\":" + (st.changes_reset ? "true" : "false")
+                           + ",\"updates\":[";
+        std::vector<std::string> ids(st.changed.begin(), st.changed.end());
+        st.changed.clear();
+        st.changes_reset = false;
+        return collect_summaries(self, ids, std::move(head), true);
+      },
       [self](atom::uses, const std::string& artifact)
         -> caf::result<std::vector<model::job_record>> {
         auto& st = self->state;

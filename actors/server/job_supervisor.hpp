@@ -22,6 +22,9 @@ struct job_supervisor_config {
   std::chrono::milliseconds restart_window{std::chrono::minutes(1)};
   /// Where "now" comes from for the restart window (tests replace it).
   std::function<model::millis()> now = now_millis;
+  /// /updates/changes lists at most this many changed jobs per copy; when
+  /// more changed, the copy says "reset" (read GET /updates again) instead.
+  size_t max_changes = 1000;
 };
 
 /// Spawns the supervisor with the jobs loaded from the store; in-progress

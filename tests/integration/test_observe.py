@@ -364,6 +364,40 @@ class ServerObserve(h.ServerTestCase, ObserveAssertions):
         self.assertEqual(r.code, "2.05", r)
         self.assertIn("nodes", r.json())
 
+    def test_update_changes_carry_only_the_jobs_that_changed(self):
+        """GET /updates/changes, observed: each notification lists the jobs
+        changed since the previous one (a deleted one as deleted), not all jobs."""
+        s = self.server
+        spec = {"name": "chg", "version": "1", "package_type": "pip",
+                "target_nodes": ["all"], "packages": ["x"]}
+        made = [s.coap("post", "updates", spec).json()["job_id"] for _ in range(5)]
+        r = s.raw("get", "updates/changes")  # takes the creations
+        self.assertEqual(r.code, "2.05", r)
+        self.assertTrue(set(made) <= {u["job_id"] for u in r.json()["updates"]}, r)
+        o = observe(h.HOST, s.port, "updates/changes")
+        self.addCleanup(o.close)
+        self.assertRegistered(o)
+        self.assertEqual(sorted(o.bodies()[0]), ["from", "reset", "to", "updates"])
+        # One job is deleted: the notifications that follow name it alone.
+        r = s.coap("post", "updates", {"action": "delete", "job_id": made[2]})
+        self.assertIn(r.code, ("2.02", "2.04"), r)
+
+        def gone():
+            return any(u["job_id"] == made[2] and u.get("deleted") is True
+                       for b in o.bodies()[1:] for u in b["updates"])
+        wait_until([o], gone, 20, "a notification naming the deleted job")
+        bodies = o.bodies()
+        for prev, cur in zip(bodies, bodies[1:]):
+            self.assertEqual(cur["from"], prev["to"], o.describe())
+        later = {u["job_id"] for b in bodies[1:] for u in b["updates"]}
+        self.assertEqual(later & set(made), {made[2]}, later)
+        self.assertObserveIncreasing(o)
+        # A plain GET with coap-client has the shape too; POST is not allowed.
+        r = h.coap(s.port, "get", "updates/changes")
+        self.assertEqual(r.code, "2.05", r)
+        self.assertIn("updates", r.json())
+        self.assertEqual(h.coap(s.port, "post", "updates/changes", {}).code, "4.05")
+
     def test_hundred_observers_get_the_latest_health(self):
         node = self.register_node("observed-node")
         path = "nodes/%s/health" % node

@@ -327,6 +327,7 @@ struct fixture : coordinated_system {
     server::job_supervisor_config jc;
     jc.job.default_timeout = 60s;
     jc.now = clock_fn();
+    jc.max_changes = max_changes;
     artifacts = server::spawn_artifact_store(
       *sys, server::artifact_store_config{(dir / "artifacts").string(), false}, transport);
     jobs = server::spawn_job_supervisor(*sys, jc, std::move(loaded.jobs), registry, persistence,

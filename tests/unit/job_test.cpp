@@ -3,6 +3,7 @@
 // a restart, and the errors that name the problem. Commit-then-change is
 // job_commit_test.cpp's, restarts of job actors supervision_test.cpp's.
 #include "actor_fixture.hpp"
+#include "model/json_value.hpp"
 
 using namespace coapfleet;
 using namespace coapfleet::actor_test;
@@ -150,4 +151,64 @@ TEST_CASE_FIXTURE(fixture, "GET /updates is each job's kept summary, encoded aga
   // After a restart: the same listing from the stored jobs.
   start(restart());
   CHECK(listing() == model::encode_jobs(left));
+}
+
+TEST_CASE_FIXTURE(fixture, "each copy of /updates/changes lists the jobs changed since the previous one") {
+  enroll("node-a", "127.1.0.1");
+  model::job_spec spec;
+  spec.name = "pkgs";
+  spec.version = "1";
+  spec.package_type = "pip";
+  spec.target_nodes = {"all"};
+  spec.packages = {"aiocoap==0.4.7"};
+  struct copy {
+    uint64_t from = 0, to = 0;
+    bool reset = false;
+    std::vector<std::string> ids, statuses;
+    std::vector<bool> deleted;
+  };
+  auto changes = [&] {
+    auto body = ask<std::string>(jobs, atom::changes::value);
+    auto doc = model::json_document::parse(body);
+    REQUIRE(doc.ok());
+    copy c;
+    c.from = static_cast<uint64_t>(doc.root()["from"].as_int());
+    c.to = static_cast<uint64_t>(doc.root()["to"].as_int());
+    c.reset = doc.root()["reset"].as_bool();
+    for (auto j : doc.root()["updates"].elements()) {
+      c.ids.push_back(j["job_id"].as_string());
+      c.statuses.push_back(j["status"].is_string() ? j["status"].as_string() : "");
+      c.deleted.push_back(j["deleted"].is_bool() && j["deleted"].as_bool());
+    }
+    return c;
+  };
+  auto first = changes();
+  CHECK(first.ids.empty());
+  CHECK(first.to == first.from + 1);
+  auto one = create(spec);
+  auto two = create(spec);
+  auto c = changes();
+  CHECK(c.from == first.to);  // chained: a missed copy shows
+  CHECK(c.ids.size() == 2);
+  CHECK(changes().ids.empty());  // nothing changed since
+  // A job's step shows as that job's new summary, the other one is not listed.
+  ask<model::job_record>(jobs, atom::install::value, one.job_id, op);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(one.job_id, "node-a", model::node_update_state::succeeded), op);
+  c = changes();
+  REQUIRE(c.ids == std::vector<std::string>{one.job_id});
+  CHECK(c.statuses[0] == "completed");
+  // A deleted job is listed as deleted.
+  ask<atom::ok>(jobs, atom::remove::value, two.job_id, op);
+  c = changes();
+  REQUIRE(c.ids == std::vector<std::string>{two.job_id});
+  CHECK(c.deleted[0]);
+  // More changed jobs than a copy lists (the fixture's max_changes): reset.
+  for (size_t i = 0; i <= max_changes; ++i)
+    create(spec);
+  c = changes();
+  CHECK(c.reset);
+  CHECK(c.ids.empty());
+  c = changes();
+  CHECK_FALSE(c.reset);
 }

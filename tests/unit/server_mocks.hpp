@@ -166,6 +166,11 @@ inline job_supervisor_actor::behavior_type mock_jobs(job_supervisor_actor::point
       s->asked.push_back("listing");
       return respond(self, *s, s->next, model::encode_jobs(s->jobs));
     },
+    [=](atom::changed, std::string& id) { s->asked.push_back("changed " + id); },
+    [=](atom::changes) -> caf::result<std::string> {
+      s->asked.push_back("changes");
+      return respond(self, *s, s->next, std::string("{\"from\":0,\"to\":1,\"reset\":false,\"updates\":[]}"));
+    },
     [=](atom::uses, std::string& name) -> caf::result<std::vector<model::job_record>> {
       s->asked.push_back("uses " + name);
       std::vector<model::job_record> out;
