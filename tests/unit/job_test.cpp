@@ -8,16 +8,25 @@
 using namespace coapfleet;
 using namespace coapfleet::actor_test;
 
-TEST_CASE_FIXTURE(fixture, "a job notifies its targets, follows reports and completes") {
-  enroll("node-a", "127.1.0.1");
-  enroll("node-b", "127.1.0.2");
+namespace {
+
+/// A pip job for every node.
+model::job_spec pip_job(const std::string& name, const std::string& version) {
   model::job_spec spec;
-  spec.name = "python-packages-update";
-  spec.version = "2025.09.16";
+  spec.name = name;
+  spec.version = version;
   spec.package_type = "pip";
   spec.target_nodes = {"all"};
   spec.packages = {"aiocoap==0.4.7"};
-  auto job = create(spec);
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(fixture, "a job notifies its targets, follows reports and completes") {
+  enroll("node-a", "127.1.0.1");
+  enroll("node-b", "127.1.0.2");
+  auto job = create(pip_job("python-packages-update", "2025.09.16"));
   CHECK(job.status == model::job_status::created);
   auto triggered = ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
   CHECK(triggered.status == model::job_status::in_progress);
@@ -118,12 +127,7 @@ TEST_CASE_FIXTURE(fixture, "unknown jobs and invalid specs are errors that name 
 TEST_CASE_FIXTURE(fixture, "GET /updates is each job's kept summary, encoded again only when it changed") {
   enroll("node-a", "127.1.0.1");
   enroll("node-b", "127.1.0.2");
-  model::job_spec spec;
-  spec.name = "pkgs";
-  spec.version = "1";
-  spec.package_type = "pip";
-  spec.target_nodes = {"all"};
-  spec.packages = {"aiocoap==0.4.7"};
+  auto spec = pip_job("pkgs", "1");
   auto listing = [&] { return ask<std::string>(jobs, atom::listing::value); };
   auto records = [&] { return ask<std::vector<model::job_record>>(jobs, atom::list::value); };
   CHECK(listing() == "{\"updates\":[]}");
@@ -155,12 +159,7 @@ TEST_CASE_FIXTURE(fixture, "GET /updates is each job's kept summary, encoded aga
 
 TEST_CASE_FIXTURE(fixture, "each copy of /updates/changes lists the jobs changed since the previous one") {
   enroll("node-a", "127.1.0.1");
-  model::job_spec spec;
-  spec.name = "pkgs";
-  spec.version = "1";
-  spec.package_type = "pip";
-  spec.target_nodes = {"all"};
-  spec.packages = {"aiocoap==0.4.7"};
+  auto spec = pip_job("pkgs", "1");
   struct copy {
     uint64_t from = 0, to = 0;
     bool reset = false;
