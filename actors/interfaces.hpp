@@ -198,9 +198,11 @@ struct node_summary {
   bool has_health = false;
   std::vector<std::string> error_messages;
   model::millis last_seen = 0;  ///< when the node was last heard from
+  model::millis health_at = 0;  ///< when the report behind the health fields came (0: unknown)
 };
 template <class F> auto inspect(F& f, node_summary& x) {
-  return f(x.node_id, x.status, x.healthy, x.has_health, x.error_messages, x.last_seen);
+  return f(x.node_id, x.status, x.healthy, x.has_health, x.error_messages, x.last_seen,
+           x.health_at);
 }
 
 /// Part of a whole GET /nodes listing read from a snapshot (the reader's):

@@ -97,7 +97,7 @@ bool store::statements::write(const put_health& op) {
   if (!run(upsert_health, "cannot store health"))
     return false;
   if (sqlite3_changes(self.db_) == 0)
-    return true;  // unknown node: skipped
+    return true;  // unknown node, or older than the stored report: skipped
   bind(touch_node, 1, op.health.node_id);
   bind(touch_node, 2, op.at);
   return run(touch_node, "cannot update last_seen");

@@ -87,11 +87,20 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
   bool more = false;
   std::string last;
   int rc;
+  // A filtered page reads at most page_scan_ rows: a filter few nodes
+  // match would otherwise read (and decode) the whole table in one call. Its
+  // page may then hold fewer than `limit` nodes; `next` goes on from there.
+  bool filtered = !q.status.empty() || !q.health.empty();
+  uint32_t scanned = 0;
   while ((rc = sqlite3_step(after_)) == SQLITE_ROW) {
     if (!q.node_id.empty() && column_text(after_, 0) != q.node_id)
       break;
     if (!q.after.empty() && column_text(after_, 0) == q.after)
       continue;
+    if (filtered && q.limit != 0 && ++scanned > page_scan_) {
+      more = true;
+      break;
+    }
     if (q.limit != 0 && taken == q.limit) {
       // Is there one more match? Only then is there a next page.
       std::string probe;
@@ -106,6 +115,8 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
       body += ',';
     if (!encode_row(after_, q, now, l, body)) {
       body.resize(at);
+      if (filtered && q.limit != 0)
+        last = column_text(after_, 0);  // the cursor moves past what was read
       continue;
     }
     last = column_text(after_, 0);

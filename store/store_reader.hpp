@@ -33,11 +33,16 @@ public:
   store_reader(const store_reader&) = delete;
   store_reader& operator=(const store_reader&) = delete;
 
-  /// GET /nodes?limit=&after=&status=&node_id= as its body:
+  /// GET /nodes?limit=&after=&status=&health=&node_id= as its body:
   /// {"nodes":[...],"next":ID|null}, each node as encode_node has it, its
   /// status as of `now`. When q.limit is 0 (a filter without paging) every
-  /// match is in it and there is no "next". False on a database error.
+  /// match is in it and there is no "next". A filtered page reads at most
+  /// page_scan() rows, so it may hold fewer than `limit` nodes with a `next`.
+  /// False on a database error.
   bool page(const model::nodes_query& q, model::millis now, liveness_limits l, std::string& body);
+  static constexpr uint32_t default_page_scan = 50'000;
+  uint32_t page_scan() const { return page_scan_; }
+  void set_page_scan(uint32_t rows) { page_scan_ = rows; }
 
   /// The nodes `ids` (those that exist, in that order) as a JSON array of
   /// listing objects appended to `body`, read in one transaction. False
@@ -76,6 +81,7 @@ public:
 
 private:
   store_reader() = default;
+  uint32_t page_scan_ = default_page_scan;
   std::string path_;
   std::string error_;
   sqlite3* db_ = nullptr;

@@ -110,15 +110,23 @@ extern const char* const upsert_node =
     " last_seen = excluded.last_seen, reported_ip = excluded.reported_ip";
 
 // Health of a node that is not registered is dropped: the node table
-// is authoritative, and one stray report must not fail the batch.
+// is authoritative, and one stray report must not fail the batch. A report
+// older than the stored one is dropped too: a node's actor closed while
+// reports were still queued for it may hand them over after its successor's
+// (milliseconds apart). One older by more than a minute is taken: the clock
+// was set back (the server stamps reports without going back while it runs,
+// not across a restart).
 extern const char* const upsert_health =
     "INSERT INTO health(node_id, report, received_at)"
     " SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM nodes WHERE node_id = ?1)"
     " ON CONFLICT(node_id) DO UPDATE SET report = excluded.report,"
-    " received_at = excluded.received_at";
+    " received_at = excluded.received_at"
+    " WHERE excluded.received_at >= health.received_at"
+    " OR health.received_at IS NULL OR health.received_at > excluded.received_at + 60000";
 
 extern const char* const touch_node =
-    "UPDATE nodes SET last_seen = ?2 WHERE node_id = ?1";
+    "UPDATE nodes SET last_seen = ?2 WHERE node_id = ?1"
+    " AND (last_seen IS NULL OR ?2 >= last_seen OR last_seen > ?2 + 60000)";
 
 extern const char* const insert_job =
     "INSERT INTO jobs(job_id, seq, name, version, package_type, spec, status,"

@@ -3,6 +3,7 @@
 // and its resource handlers (server_resources.cpp, server_artifacts.cpp).
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/process_stats.hpp"
 #include "model/queries.hpp"
 #include "transport/budget.hpp"
@@ -293,6 +295,14 @@ struct server_transport::impl : runtime {
   shedder shed;
   coap_reply shed_reply;          ///< the 5.03 with Max-Age, encoded once
   uint64_t health_forwarded = 0;  ///< reports handed to node actors
+  /// When each report arrived: the wall clock, but never going back (a
+  /// clock stepped back would make new reports look older than stored ones,
+  /// which the actors and the store keep out).
+  model::millis report_stamp() {
+    last_report_at = std::max(last_report_at, now_millis());
+    return last_report_at;
+  }
+  model::millis last_report_at = 0;
   uint64_t health_absorbed = 0;   ///< of those, taken by the persistence actor
   uint32_t health_seen = 0;
   int64_t busy_read_at = 0;       ///< when the shedder last read the socket gauges

@@ -150,11 +150,11 @@ void hnd_put_health(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
     // A quiet node (no active actor) or an unknown one: the registry starts
     // its actor and answers (2.04, or 4.04 naming an unknown node).
     answer_async(r, s, req, q, resp, [&h](impl& t, uint64_t id, peer) {
-      caf::anon_send(t.registry, atom::health::value, id, std::move(h.value), now_millis());
+      caf::anon_send(t.registry, atom::health::value, id, std::move(h.value), t.report_stamp());
     });
     return t.changed(node, urgency::telemetry);
   }
-  caf::anon_send(i->second, atom::health::value, std::move(h.value), now_millis());
+  caf::anon_send(i->second, atom::health::value, std::move(h.value), t.report_stamp());
   ++t.health_forwarded;
   t.changed(node, urgency::telemetry);  // /nodes and /health: the registry tells
   reply_now(r, s, req, q, resp, text_reply(204, "Health status updated"));

@@ -7,7 +7,7 @@
 // Two rules:
 // - the socket: requests are waiting in the kernel when the transport has
 //   not found its sockets empty for `busy_high_ms` AND the receive queue
-//   holds at least `fill_high` of its buffer. Either alone misleads: a
+//   reads at least `fill_high` of its buffer. Either alone misleads: a
 //   saturating closed loop of a few hundred clients keeps the socket busy
 //   forever with a few milliseconds of queue, and Linux accounts a UDP
 //   queue's memory in chunks of a quarter of the buffer, so a byte count

@@ -166,7 +166,7 @@ caf::result<T> forward(self_ptr self, const std::string& id, Ts... xs) {
 /// A job changed (or went): /updates/changes lists it in its next copy.
 void note_change(self_ptr self, const std::string& id) {
   auto& st = self->state;
-  if (st.changes_reset)
+  if (st.changes_reset || st.changed.count(id))
     return;
   if (st.changed.size() >= st.cfg.max_changes) {
     st.changed.clear();

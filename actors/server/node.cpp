@@ -45,15 +45,20 @@ model::node_record current(node_state& st) {
 }
 
 void take_health(node_state& st, model::health_report& report, model::millis at) {
-  st.summary.has_health = true;
-  st.summary.healthy = report.overall_healthy;
-  st.summary.error_messages = report.overall_healthy ? std::vector<std::string>{}
-                                                     : report.error_messages;
+  if (at >= st.summary.health_at) {
+    st.summary.has_health = true;
+    st.summary.healthy = report.overall_healthy;
+    st.summary.error_messages = report.overall_healthy ? std::vector<std::string>{}
+                                                       : report.error_messages;
+    st.summary.health_at = at;
+  }
   st.summary.last_seen = std::max(st.summary.last_seen, at);
   if (st.record) {
-    st.record->health = report;
-    st.record->has_health = true;
-    st.record->health_at = at;
+    if (at >= st.record->health_at) {
+      st.record->health = report;
+      st.record->has_health = true;
+      st.record->health_at = at;
+    }
     st.record->last_seen = std::max(st.record->last_seen, at);
   } else if (st.loading && at >= st.new_health_at) {
     st.new_health = report;

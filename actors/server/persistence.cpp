@@ -238,7 +238,9 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
       [self](atom::health, model::put_health& h) {
         auto& st = self->state;
         auto id = h.health.node_id;
-        st.dirty_health[id] = std::move(h);
+        auto& slot = st.dirty_health[id];
+        if (h.at >= slot.at)  // never an older report over a newer one
+          slot = std::move(h);
         if (++st.absorbed - st.absorbed_told >= st.cfg.absorbed_every)
           tell_absorbed(self);
         if (!st.health_timer) {

@@ -56,7 +56,7 @@ void take_nodes_change(self_ptr self) {
 }  // namespace
 
 void note_change(registry_state& st, const std::string& id) {
-  if (st.changes_reset)
+  if (st.changes_reset || st.changed.count(id))
     return;
   if (st.changed.size() >= st.cfg.max_changes) {
     st.changed.clear();
@@ -117,8 +117,17 @@ void take_summary(self_ptr self, node_summary&& s, bool telemetry) {
   auto i = st.nodes.find(s.node_id);
   if (i == st.nodes.end())
     return;
+  auto& cur = i->second.summary;
+  // Health older than what the registry has (from an actor closed with
+  // reports still queued, handed over after its successor's newer one): kept.
+  if (s.health_at < cur.health_at) {
+    s.has_health = cur.has_health;
+    s.healthy = cur.healthy;
+    s.error_messages = cur.error_messages;
+    s.health_at = cur.health_at;
+  }
   // Liveness is the registry's: the node says when it was heard from.
-  s.last_seen = std::max(s.last_seen, i->second.summary.last_seen);
+  s.last_seen = std::max(s.last_seen, cur.last_seen);
   s.status = model::liveness(s.last_seen, st.cfg.liveness.now(),
                              st.cfg.liveness.stale_after.count(),
                              st.cfg.liveness.offline_after.count());

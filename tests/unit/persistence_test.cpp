@@ -62,3 +62,28 @@ TEST_CASE_FIXTURE(fixture, "a newer report replaces one kept from a failed commi
   REQUIRE(stored.size() == 1);
   CHECK(stored[0].health.cpu_percent == 9);
 }
+
+TEST_CASE_FIXTURE(fixture, "an older report arriving late does not replace a newer one") {
+  // Two actors of one node (one closing with reports queued, its successor)
+  // may hand reports over out of order.
+  enroll("node-1");
+  auto send = [&](double cpu, model::millis at) {
+    model::health_report h;
+    h.node_id = "node-1";
+    h.cpu_percent = cpu;
+    caf::anon_send(persistence, atom::health::value, model::put_health{h, at});
+    sched->run();
+  };
+  send(20, now() + 2000);
+  send(10, now() + 1000);  // older, later: kept out of the pending batch
+  caf::anon_send(persistence, atom::tick::value);
+  sched->run();
+  send(5, now() + 500);  // older than the stored one: kept out of the table
+  caf::anon_send(persistence, atom::tick::value);
+  sched->run();
+  restart();
+  auto stored = stored_nodes();
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].health.cpu_percent == 20);
+  CHECK(stored[0].health_at == now() + 2000);
+}

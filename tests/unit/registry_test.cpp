@@ -219,3 +219,27 @@ TEST_CASE_FIXTURE(fixture, "GET /health lists the first unhealthy nodes by id an
   CHECK(h.unhealthy_more == 0);
   CHECK(model::encode_fleet_health(h).find("unhealthy_more") == std::string::npos);
 }
+
+TEST_CASE_FIXTURE(fixture, "a late summary with older health changes neither counts nor health") {
+  // A node's actor closed with reports still queued may hand its summary
+  // over after its successor's newer one.
+  enroll("late-1", "127.1.0.1");
+  CHECK(report("late-1", 10, true) == 204);
+  auto before = ask<model::fleet_health>(registry, atom::health::value);
+  CHECK(before.healthy_nodes == 1);
+  node_summary stale;
+  stale.node_id = "late-1";
+  stale.has_health = true;
+  stale.healthy = false;
+  stale.error_messages = {"old news"};
+  stale.last_seen = 1;
+  stale.health_at = 1;
+  caf::anon_send(registry, atom::summary::value, stale);
+  sched->run();
+  auto after = ask<model::fleet_health>(registry, atom::health::value);
+  CHECK(after.healthy_nodes == 1);
+  CHECK(after.unhealthy_nodes == 0);
+  CHECK(after.unhealthy.empty());
+  CHECK(after.online_nodes == 1);  // nor liveness: last_seen only moves forward
+  check_counts_match_records(*this);
+}

@@ -197,6 +197,22 @@ TEST_CASE("reader: health=healthy|unhealthy lists by the latest report's verdict
   CHECK(next.empty());
   model::nodes_query healthy;
   healthy.health = "healthy";
+  // A filtered page reads a bounded number of rows: fewer nodes, and a
+  // cursor past what it read.
+  r->set_page_scan(2);
+  model::nodes_query few;
+  few.health = "unhealthy";
+  few.limit = 10;
+  body.clear();
+  REQUIRE(r->page(few, now, limits, body));
+  CHECK(ids(body, &next) == "n1");
+  CHECK(next == "n2");
+  few.after = next;
+  body.clear();
+  REQUIRE(r->page(few, now, limits, body));
+  CHECK(ids(body, &next) == "n3");
+  CHECK(next.empty());  // n4 was the last row: nothing after it
+  r->set_page_scan(store_reader::default_page_scan);
   auto snap = r->begin(healthy, now, limits);
   REQUIRE(snap != nullptr);
   body.clear();

@@ -277,6 +277,24 @@ TEST_CASE("health joins its node, updates last_seen, and skips unknown nodes") {
   CHECK_FALSE(nodes[1].has_health);
   CHECK(nodes[1].last_seen == 1000);
   CHECK(raw_query(dir.db(), "SELECT count(*) FROM health") == "1");
+  // An older report coming late (from a node actor closed with reports
+  // still queued) changes nothing: not the report, not last_seen.
+  REQUIRE(s->apply({put_health{first, 2800}}));
+  auto again = s->load_nodes();
+  CHECK(again[0].health_at == 3000);
+  CHECK(again[0].last_seen == 3000);
+  CHECK(again[0].health.cpu_percent == 12.5);
+  // One older by more than a minute is taken: the clock was set back.
+  auto later = h;
+  later.cpu_percent = 1;
+  REQUIRE(s->apply({put_health{later, 200'000}}));
+  auto reset = first;
+  reset.cpu_percent = 2;
+  REQUIRE(s->apply({put_health{reset, 100'000}}));
+  auto stepped = s->load_nodes();
+  CHECK(stepped[0].health.cpu_percent == 2);
+  CHECK(stepped[0].health_at == 100'000);
+  CHECK(stepped[0].last_seen == 100'000);
 }
 
 TEST_CASE("one node by id, and every node's brief without decoding its lists") {
