@@ -3,8 +3,10 @@
 registered nodes by coapfleet-sim (nodes share sockets where the open-file
 limit needs it), then, at that size:
 
-- registration rate of the last 10,000 new nodes (into the fleet at rest),
-  against the rate of the first 10,000;
+- registration rate into the fleet of 10,000 (after the first 10,000) and
+  into the fleet of N at rest: each the median of three batches of 5,000 new
+  nodes (fewer below 100,000 nodes; one batch takes a fraction of a second:
+  one alone is noisy);
 - server RSS; CPU with no traffic for 10 s while the nodes go stale and
   offline (the server runs with --stale-after 15 --offline-after 30), then
   idle CPU and RSS at rest (every node offline, every node actor closed);
@@ -190,8 +192,11 @@ def run_size(build, n, client, out, quick=False):
             raise RuntimeError("the server did not start")
         say = lambda what, v: print("  %d nodes: %s %s" % (n, what, v), file=sys.stderr, flush=True)
         batch = 10000 if n >= 30000 else max(1000, n // 4)
-        rate_small = b.register(batch, "127.20.0.0", "a-")
-        rest = n - 2 * batch
+        b.register(batch, "127.20.0.0", "a-")  # the first 10,000
+        part = 5000 if n >= 100000 else max(500, n // 50)
+        rate_small = statistics.median(
+            b.register(part, "127.%d.0.0" % (21 + k), "a%d-" % k) for k in range(3))
+        rest = n - batch - 6 * part
         t0 = time.monotonic()
         if rest > 0:
             b.register(rest, "127.40.0.0", "b-")
@@ -221,8 +226,9 @@ def run_size(build, n, client, out, quick=False):
         rss_rest = rss_kib(pid)
         say("RSS KiB registered, CPU % going offline, idle CPU % at rest, RSS KiB at rest:",
             (rss_registered, round(busy_cpu, 2), round(idle_cpu, 2), rss_rest))
-        # The last 10,000 register into the fleet at rest.
-        rate_big = b.register(batch, "127.30.0.0", "c-")
+        # Three batches register into the fleet at rest.
+        rate_big = statistics.median(
+            b.register(part, "127.%d.0.0" % (30 + k), "c%d-" % k) for k in range(3))
         say("registrations/s at %d and at %d registered:" % (batch, n), (round(rate_small), round(rate_big)))
         # 100,000 (or all) of them report every 10 s.
         reporting = min(100000, max(0, rest))
@@ -260,7 +266,8 @@ def run_size(build, n, client, out, quick=False):
         rss_start = rss_kib(b.server.pid)
         say("start-up s (None: not within 180 s):", startup)
         out.append({
-            "nodes": n, "batch": batch, "register_rate_at_10k": round(rate_small),
+            "nodes": n, "batch": batch, "register_part": part,
+            "register_rate_at_10k": round(rate_small),
             "register_rate_at_n": round(rate_big),
             "register_ratio": round(rate_big / rate_small, 2), "bulk_register_s": round(bulk_s, 1),
             "rss_registered_kib": rss_registered, "cpu_going_offline_percent": round(busy_cpu, 2),
