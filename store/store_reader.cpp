@@ -169,6 +169,7 @@ std::unique_ptr<store_reader::snapshot> store_reader::begin(const model::nodes_q
   if (!s->db_)
     return nullptr;
   s->filter_ = filter;
+  s->row_budget_ = page_scan_;
   s->now_ = now;
   s->limits_ = l;
   // BEGIN, then the first step: the read transaction (the snapshot) starts
@@ -207,7 +208,10 @@ bool store_reader::snapshot::next(size_t bytes, std::string& out, bool& done) {
     out += "{\"nodes\":[";
   }
   size_t start = out.size();
+  uint32_t rows = 0;
   while (!done_ && (out.size() - start < bytes || out.size() == start)) {
+    if (bytes != 0 && ++rows > row_budget_)
+      break;  // the rest in the next call
     int rc = sqlite3_step(rows_);
     if (rc == SQLITE_DONE) {
       out += "]}";

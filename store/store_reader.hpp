@@ -38,7 +38,8 @@ public:
   /// status as of `now`. When q.limit is 0 (a filter without paging) every
   /// match is in it and there is no "next". A filtered page reads at most
   /// page_scan() rows, so it may hold fewer than `limit` nodes with a `next`.
-  /// False on a database error.
+  /// False on a database error. A whole listing's next() reads at most
+  /// page_scan() rows per call, too.
   bool page(const model::nodes_query& q, model::millis now, liveness_limits l, std::string& body);
   static constexpr uint32_t default_page_scan = 50'000;
   uint32_t page_scan() const { return page_scan_; }
@@ -57,8 +58,10 @@ public:
     ~snapshot();
     snapshot(const snapshot&) = delete;
     snapshot& operator=(const snapshot&) = delete;
-    /// Appends at least `bytes` more of the body to `out` (less at its end);
-    /// `done` once the body is complete. False on a database error.
+    /// Appends at least `bytes` more of the body to `out` (less at its end,
+    /// and less, maybe nothing, once it has read its row budget: a filter
+    /// few nodes match reads on in the next call); `done` once the body is
+    /// complete. False on a database error.
     bool next(size_t bytes, std::string& out, bool& done);
 
   private:
@@ -67,6 +70,7 @@ public:
     sqlite3* db_ = nullptr;
     sqlite3_stmt* rows_ = nullptr;
     model::nodes_query filter_;  ///< its status and health
+    uint32_t row_budget_ = 0;    ///< rows one next() reads at most
     model::millis now_ = 0;
     liveness_limits limits_;
     std::string pending_;  ///< read by begin(), handed out by the first next()

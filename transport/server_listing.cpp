@@ -180,7 +180,12 @@ void server_transport::impl::listing_opened(uint64_t id, listing_chunk c) {
   if (!l.last)
     listing_by_sid[l.sid] = open.key;
   coap_reply first;
-  listing_block(l, 0, open.szx, first);
+  if (!listing_block(l, 0, open.szx, first)) {
+    // A filter few nodes match: the first chunk ended at the reader's row
+    // budget before block 0 was full. It is answered as more comes.
+    l.waiting.push_back({id, 0, open.szx});
+    return ask_more(l);
+  }
   complete(id, std::move(first));
   if (l.last && l.buffer.size() <= (size_t{16} << open.szx))
     listings.erase(open.key);  // all of it went in block 0
