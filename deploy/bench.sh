@@ -3,7 +3,7 @@
 # targets against real processes on loopback, and prints a table with the
 # figures and the machine. Each scenario reports the median of its runs.
 #
-#   deploy/bench.sh            full run (10,000 nodes, then 100,000 and 1,000,000; ~45 minutes)
+#   deploy/bench.sh            full run (10,000 nodes, then 100,000 and 1,000,000; ~25 minutes)
 #   deploy/bench.sh --quick    smoke run (small N, a few seconds each; CI runs it)
 #
 # Environment: BENCH_RUNS (runs per scenario, default 3; quick 1),
