@@ -166,15 +166,18 @@ caf::result<T> forward(self_ptr self, const std::string& id, Ts... xs) {
 /// A job changed (or went): /updates/changes lists it in its next copy.
 void note_change(self_ptr self, const std::string& id) {
   auto& st = self->state;
-  if (st.changes_reset || st.changed.count(id))
+  if (st.changes_reset)
     return;
-  if (st.changed.size() >= st.cfg.max_changes) {
-    st.changed.clear();
-    st.changes_reset = true;  // the next copy: read GET /updates again
+  // One lookup while there is room; at the limit, a new id means more
+  // changed than a copy lists.
+  if (st.changed.size() < st.cfg.max_changes || st.changed.count(id)) {
+    st.changed.insert(id);
     return;
   }
-  st.changed.insert(id);
+  st.changed.clear();
+  st.changes_reset = true;  // the next copy: read GET /updates again
 }
+
 /// A job is gone (deleted): its actor ends, its resources go.
 void forget_job(self_ptr self, const std::string& id) {
   auto& st = self->state;

@@ -56,14 +56,16 @@ void take_nodes_change(self_ptr self) {
 }  // namespace
 
 void note_change(registry_state& st, const std::string& id) {
-  if (st.changes_reset || st.changed.count(id))
+  if (st.changes_reset)
     return;
-  if (st.changed.size() >= st.cfg.max_changes) {
-    st.changed.clear();
-    st.changes_reset = true;
+  // One lookup while there is room; at the limit, a new id means more
+  // changed than a copy lists.
+  if (st.changed.size() < st.cfg.max_changes || st.changed.count(id)) {
+    st.changed.insert(id);
     return;
   }
-  st.changed.insert(id);
+  st.changed.clear();
+  st.changes_reset = true;
 }
 
 /// Replaces a node's summary, keeping the tally; true when what GET /health
