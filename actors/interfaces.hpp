@@ -437,6 +437,8 @@ using audit = caf::atom_constant<caf::atom("audit")>;
 using open = caf::atom_constant<caf::atom("open")>;
 using more = caf::atom_constant<caf::atom("more")>;
 using close = caf::atom_constant<caf::atom("close")>;
+using retry = caf::atom_constant<caf::atom("retry")>;
+using stop = caf::atom_constant<caf::atom("stop")>;
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -527,6 +529,9 @@ using node_actor = caf::typed_actor<
 using registry_actor = caf::typed_actor<
   /// `POST /nodes`: upsert; answers when the registration is durable.
   caf::replies_to<atom::enroll, model::node_registration, peer>::with<registered>,
+  /// From the job supervisor: it hears (atom::enroll, job_target) whenever
+  /// a node registers (new or again) or comes back online (late joiners).
+  caf::reacts_to<atom::observe, caf::actor>,
   /// One node's record as its actor has it now (`GET /nodes/<id>/health`);
   /// not_found for an unknown node.
   caf::replies_to<atom::get, std::string>::with<model::node_record>,
@@ -573,8 +578,24 @@ using job_actor = caf::typed_actor<
   caf::replies_to<atom::listing>::with<std::string>,
   /// An agent's step report; answers when durable.
   caf::replies_to<atom::report, model::update_report>::with<atom::ok>,
-  /// Cancel every node that has not finished.
-  caf::replies_to<atom::cancel, peer>::with<model::job_record>,
+  /// Cancel: the job is cancelled and every node that has not finished is
+  /// told so (queued work dropped; running work stopped when `force`); a
+  /// node becomes cancelled only on its agent's report. A cancelled job may
+  /// be cancelled again with force.
+  caf::replies_to<atom::cancel, bool /*force*/, peer>::with<model::job_record>,
+  /// Retry: failed, timed-out and skipped nodes get another attempt (the
+  /// campaign starts them).
+  caf::replies_to<atom::retry, peer>::with<model::job_record>,
+  /// A campaign action: "pause", "resume" (a running job), "close" (a
+  /// dynamic one stops taking late joiners).
+  caf::replies_to<atom::action, std::string, peer>::with<model::job_record>,
+  /// The campaign's timer: a soak ended, the window opened, a retry is due.
+  caf::reacts_to<atom::tick>,
+  /// A node registered or came back online: a running job starts it again
+  /// if it skipped it; a dynamic campaign takes it if it matches.
+  caf::reacts_to<atom::enroll, job_target>,
+  /// From the transport: the agent took the cancel (true) or not.
+  caf::reacts_to<atom::cancel, std::string, bool, std::string>,
   /// Delete the job from the store unless it is running (then a bad_request);
   /// afterwards the actor answers not_found until its supervisor ends it.
   caf::replies_to<atom::remove, peer>::with<atom::ok>,
@@ -591,7 +612,13 @@ using job_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::install, std::string, peer>::with<model::job_record>,
   caf::replies_to<atom::status, std::string>::with<model::job_record>,
   caf::replies_to<atom::report, model::update_report, peer>::with<atom::ok>,
-  caf::replies_to<atom::cancel, std::string, peer>::with<model::job_record>,
+  caf::replies_to<atom::cancel, std::string, bool /*force*/, peer>::with<model::job_record>,
+  caf::replies_to<atom::retry, std::string, peer>::with<model::job_record>,
+  /// From the registry: a node registered or came back online (handed to
+  /// every job that may take it).
+  caf::reacts_to<atom::enroll, job_target>,
+  /// A campaign action on job `id`: pause, resume, close.
+  caf::replies_to<atom::action, std::string, std::string, peer>::with<model::job_record>,
   /// Deletes a job that is not running (its observers get 4.04).
   caf::replies_to<atom::remove, std::string, peer>::with<atom::ok>,
   /// Every job's record, oldest first.
@@ -722,7 +749,10 @@ using gateway_actor = caf::typed_actor<
   caf::reacts_to<atom::create, uint64_t, model::job_spec, peer>,           ///< POST /updates
   caf::reacts_to<atom::install, uint64_t, std::string, peer>,
   caf::reacts_to<atom::report, uint64_t, model::update_report, peer>,
-  caf::reacts_to<atom::cancel, uint64_t, std::string, peer>,
+  caf::reacts_to<atom::cancel, uint64_t, std::string, bool /*force*/, peer>,
+  caf::reacts_to<atom::retry, uint64_t, std::string, peer>,
+  /// POST /updates {"action": "pause" | "resume" | "close", "job_id"}
+  caf::reacts_to<atom::action, uint64_t, std::string, std::string, peer>,
   caf::reacts_to<atom::remove, uint64_t, std::string, peer>,  ///< delete a job
   /// GET /updates/<job>/spec[?node_id=]: the job's spec for one of its target
   /// nodes (the node's id from the query, else the sender's node identity):
@@ -782,6 +812,21 @@ using installer_actor = caf::typed_actor<
   /// once the spec fetched from the server is journaled (or the job was
   /// known); not_found when the server has no such job for this node.
   caf::replies_to<atom::notify, model::update_notification>::with<atom::ok>,
+  /// The server cancels run (job, attempt) on this node: queued work is
+  /// dropped and the download of the current job stopped (reported
+  /// cancelled); an install that runs is stopped (its process group
+  /// TERMed, KILLed after a grace period) only when `force`, else it runs
+  /// to its end and reports what happened. A run not heard of yet will
+  /// not run. Answers what became of it: "cancelled", "stopping",
+  /// "running" or "finished" (it had ended; its report stands).
+  caf::replies_to<atom::cancel, std::string, uint32_t, bool>::with<std::string>,
+  /// The agent stops: the running install's process group gets SIGTERM
+  /// (answered with it, 0 when none runs); its job stays journaled as
+  /// interrupted and nothing more starts.
+  caf::replies_to<atom::stop>::with<int32_t>,
+  /// A forced cancel's grace period for handler run `id` is over: its
+  /// process group gets SIGKILL if the run still goes.
+  caf::reacts_to<atom::cancel, uint64_t>,
   /// Current job id (empty when idle) and the number queued.
   caf::replies_to<atom::status>::with<std::string, uint32_t>,
   /// Block answers of the transport during a download.

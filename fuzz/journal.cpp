@@ -31,7 +31,7 @@ void journal(std::string_view text) {
   FUZZ_CHECK(again.jobs.size() == j.jobs.size() && again.done == j.done);
   FUZZ_CHECK(encode_journal(again) == saved);
   for (auto& job : j.jobs)
-    FUZZ_CHECK(again.knows(job.note.job_id));
+    FUZZ_CHECK(again.knows(run_key(job.note.job_id, job.note.attempt)));
 }
 
 void outbox(std::string_view text) {

@@ -8,8 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include <CLI/CLI.hpp>
 
+#include "actors/agent/handler_group.hpp"
 #include "actors/agent/installer.hpp"
 #include "actors/agent/metrics.hpp"
 #include "actors/agent/reporter.hpp"
@@ -43,6 +47,7 @@ struct options {
   std::string pip = "pip3";
   std::vector<std::string> pip_args;
   unsigned handler_timeout = 600;
+  unsigned stop_grace = 5;
   std::string key_file;
   common::certificate_files certificate;
   std::string server_name;
@@ -98,6 +103,29 @@ bool parse_server(const std::string& uri, std::string& host, uint16_t& port, boo
     port = static_cast<uint16_t>(v);
   }
   return true;
+}
+
+/// On SIGTERM/SIGINT: the running install's process group gets SIGTERM
+/// (the installer keeps its job journaled as interrupted), then SIGKILL once
+/// `grace` has passed, so the agent never waits for a handler to end.
+void stop_handler(caf::actor_system& sys, const installer_actor& installer,
+                  std::chrono::seconds grace) {
+  caf::scoped_actor self{sys};
+  int32_t pgid = 0;
+  self->request(installer, std::chrono::seconds(2), atom::stop::value)
+    .receive([&](int32_t g) { pgid = g; },
+             [&](caf::error& err) {
+               CF_WARN("main", "the installer did not say what runs: ", caf::to_string(err));
+             });
+  if (pgid <= 0)
+    return;
+  auto until = std::chrono::steady_clock::now() + grace;
+  while (agent::signal_group(pgid, 0) && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (agent::signal_group(pgid, SIGKILL))
+    CF_WARN("main", "process group ", pgid, " outlived ", grace.count(), " s after SIGTERM: killed");
+  else
+    CF_INFO("main", "process group ", pgid, " of the running install ended");
 }
 
 }  // namespace
@@ -158,6 +186,10 @@ int main(int argc, char** argv) {
   app.add_option("--handler-timeout", opt.handler_timeout,
                  "seconds an install may take unless the job says otherwise")
     ->capture_default_str();
+  app.add_option("--stop-grace", opt.stop_grace,
+                 "seconds a running install has after SIGTERM to the agent before SIGKILL")
+    ->capture_default_str()
+    ->check(CLI::Range(0u, 600u));
   app.add_option("--request-timeout", opt.request_timeout,
                  "seconds a request to the server waits for its answer before it is sent again")
     ->capture_default_str()
@@ -338,6 +370,7 @@ int main(int argc, char** argv) {
                      : std::string(" (jobs need no signature: no --verify-key)"));
 
   net.run();
+  stop_handler(sys, installer, std::chrono::seconds(opt.stop_grace));
   for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(metrics),
                  caf::actor_cast<caf::actor>(installer), caf::actor_cast<caf::actor>(reporter)})
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);

@@ -23,23 +23,29 @@ struct journaled_job {
 
 struct job_journal {
   std::deque<journaled_job> jobs;  ///< front: the current job (when not queued)
-  std::deque<std::string> done;    ///< ids of finished jobs (most recent last)
+  /// Finished (or cancelled) runs, most recent last: run_key(job, attempt).
+  std::deque<std::string> done;
   static constexpr size_t done_capacity = 256;
 
-  bool knows(const std::string& job_id) const {
+  /// Whether run `key` (run_key) is queued, current or finished.
+  bool knows(const std::string& key) const {
     for (auto& j : jobs)
-      if (j.note.job_id == job_id)
+      if (run_key(j.note.job_id, j.note.attempt) == key)
         return true;
-    return std::find(done.begin(), done.end(), job_id) != done.end();
+    return std::find(done.begin(), done.end(), key) != done.end();
+  }
+  /// Notes run `key` as finished.
+  void note_done(std::string key) {
+    done.push_back(std::move(key));
+    while (done.size() > done_capacity)
+      done.pop_front();
   }
   /// Pops the current job into `done`.
   void finish_front() {
     if (jobs.empty())
       return;
-    done.push_back(jobs.front().note.job_id);
+    note_done(run_key(jobs.front().note.job_id, jobs.front().note.attempt));
     jobs.pop_front();
-    while (done.size() > done_capacity)
-      done.pop_front();
   }
 };
 

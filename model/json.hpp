@@ -45,14 +45,17 @@ enum class json_source : uint8_t { peer, store };
 decoded<health_report> decode_health_report(std::string_view body,
                                             json_source from = json_source::peer);
 
-enum class updates_action : uint8_t { create, install, status, report, cancel, remove };
+enum class updates_action : uint8_t {
+  create, install, status, report, cancel, remove, retry, pause, resume, close,
+};
 
 /// `POST /updates`: one of create (no action or "create"), install, status,
 /// report, cancel, delete (`remove`). Only the members that belong to the action are filled.
 struct updates_request {
   updates_action action = updates_action::create;
   job_spec spec;         ///< create
-  std::string job_id;    ///< install, status, cancel
+  std::string job_id;    ///< install, status, cancel, retry, delete
+  bool force = false;    ///< cancel: also stop the installs that run
   update_report report;  ///< report
 };
 decoded<updates_request> decode_updates_request(std::string_view body);
@@ -203,6 +206,9 @@ std::string encode_keys(const std::vector<key_info>& keys);
 /// Encodes a job spec as a JSON object (persistence keeps specs this way).
 std::string encode_job_spec(const job_spec& s);
 decoded<job_spec> decode_job_spec(std::string_view json);
+/// A job's campaign state as the store keeps it (JSON).
+std::string encode_campaign_state(const campaign_state& c);
+decoded<campaign_state> decode_campaign_state(std::string_view json);
 /// Attribute objects and string lists as JSON text (persistence: read as
 /// stored, see json_source).
 std::string encode_attributes(const attributes& a);

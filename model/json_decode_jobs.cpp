@@ -17,6 +17,9 @@ using namespace json_read;
 
 namespace {
 
+/// Retries of one node in one job: far more than any policy asks for.
+constexpr int64_t max_attempt = 1000000;
+
 void read_spec(reader& r, job_spec& s, bool core, bool server_fields) {
   if (core) {
     r.required_string("name", s.name);
@@ -40,6 +43,16 @@ void read_spec(reader& r, job_spec& s, bool core, bool server_fields) {
   r.optional_string("script", s.script);
   r.optional_string("description", s.description);
   r.optional_int("timeout_seconds", s.timeout_seconds, core ? 1 : 0, 86400);
+  r.optional_int("node_timeout_seconds", s.node_timeout_seconds, core ? 1 : 0, 30 * 86400);
+  r.optional_ints("waves", s.waves, 1, 100, 100);
+  r.optional_int("success_threshold", s.success_threshold, 0, 100);
+  r.optional_int("error_threshold", s.error_threshold, 0, 100);
+  r.optional_int("soak_seconds", s.soak_seconds, 0, 30 * 86400);
+  r.optional_int("max_parallel", s.max_parallel, 0, 1000000);
+  r.optional_int("retries", s.retries, 0, 100);
+  r.optional_int("retry_backoff_seconds", s.retry_backoff_seconds, 0, 86400);
+  r.optional_string("window", s.window);
+  r.optional_bool("dynamic", s.dynamic);
   r.optional_string("signature", s.signature);
 }
 
@@ -65,12 +78,19 @@ decoded<updates_request> decode_updates_request(std::string_view body) {
     if (r.ok())
       r.err = validate_job_spec(q.spec);
   } else if (action == "install" || action == "status" || action == "cancel"
-             || action == "delete") {
+             || action == "delete" || action == "retry" || action == "pause"
+             || action == "resume" || action == "close") {
     q.action = action == "install"  ? updates_action::install
                : action == "status" ? updates_action::status
                : action == "cancel" ? updates_action::cancel
+               : action == "retry"  ? updates_action::retry
+               : action == "pause"  ? updates_action::pause
+               : action == "resume" ? updates_action::resume
+               : action == "close"  ? updates_action::close
                                     : updates_action::remove;
     r.required_nonempty("job_id", q.job_id);
+    if (q.action == updates_action::cancel)
+      r.optional_bool("force", q.force);
   } else if (action == "report") {
     q.action = updates_action::report;
     auto& rep = q.report;
@@ -85,9 +105,10 @@ decoded<updates_request> decode_updates_request(std::string_view body) {
     r.optional_int("progress", rep.progress, 0, 100);
     r.optional_int("result", rep.result, 0, 10);
     r.optional_string("error_message", rep.error_message);
+    r.optional_int("attempt", rep.attempt, 1, max_attempt);
   } else {
     r.fail("unknown action: " + action
-             + " (expected create, install, status, report, cancel, delete)",
+             + " (expected create, install, status, report, pause, resume, cancel, retry, close, delete)",
            "action");
   }
   d.err = r.err;
@@ -134,8 +155,15 @@ decoded<update_notification> decode_update_notification(std::string_view body) {
   auto& n = d.value;
   // The ids only: whatever else a body says (a whole spec, as notifications
   // once carried) is never read; the agent fetches the spec from its server.
+  std::string action = "install";
+  r.optional_string("action", action);
+  if (r.ok() && action != "install" && action != "cancel")
+    r.fail("unknown action: " + action + " (expected install, cancel)", "action");
+  n.cancel = action == "cancel";
   r.required_nonempty("job_id", n.job_id);
   r.required_node_id(n.node_id);
+  r.optional_int("attempt", n.attempt, 1, max_attempt);
+  r.optional_bool("force", n.force);
   r.optional_string("server", n.server);
   if (r.ok() && !valid_node_id(n.job_id))  // it becomes a URI path segment
     r.fail("field job_id must be 1..64 characters of A-Z a-z 0-9 . _ -", "job_id");
@@ -152,6 +180,7 @@ decoded<update_notification> decode_node_job(std::string_view body) {
   auto& n = d.value;
   r.required_nonempty("job_id", n.job_id);
   r.required_node_id(n.node_id);
+  r.optional_int("attempt", n.attempt, 1, max_attempt);
   read_spec(r, n.spec, true, true);
   r.optional_string("server", n.server);
   if (r.ok()) {
@@ -161,6 +190,22 @@ decoded<update_notification> decode_node_job(std::string_view body) {
       spec.target_nodes = {"all"};
     r.err = validate_job_spec(spec);
   }
+  d.err = r.err;
+  return d;
+}
+
+decoded<campaign_state> decode_campaign_state(std::string_view json) {
+  Document doc;
+  decoded<campaign_state> d;
+  if (!parse_object(json, doc, d.err))
+    return d;
+  reader r{doc};
+  auto& c = d.value;
+  r.optional_int("wave", c.wave, 0, 100);
+  r.optional_bool("paused", c.paused);
+  r.optional_string("pause_reason", c.pause_reason);
+  r.optional_int("soak_until", c.soak_until, 0, INT64_MAX);
+  r.optional_bool("closed", c.closed);
   d.err = r.err;
   return d;
 }

@@ -8,6 +8,7 @@
 
 #include "model/json.hpp"
 #include "model/json_write.hpp"
+#include "model/campaign.hpp"
 #include "model/rules.hpp"
 
 namespace coapfleet::model {
@@ -39,8 +40,28 @@ void spec_members(writer& w, const job_spec& s) {
     member(w, "artifact_size", s.artifact_size);
   optional_member(w, "script", s.script);
   optional_member(w, "description", s.description);
-  if (s.timeout_seconds != 0)
-    member(w, "timeout_seconds", s.timeout_seconds);
+  auto nonzero = [&](const char* name, int32_t v) {
+    if (v != 0)
+      member(w, name, v);
+  };
+  nonzero("timeout_seconds", s.timeout_seconds);
+  nonzero("node_timeout_seconds", s.node_timeout_seconds);
+  if (!s.waves.empty()) {
+    key(w, "waves");
+    w.StartArray();
+    for (auto p : s.waves)
+      w.Int(p);
+    w.EndArray();
+  }
+  nonzero("success_threshold", s.success_threshold);
+  nonzero("error_threshold", s.error_threshold);
+  nonzero("soak_seconds", s.soak_seconds);
+  nonzero("max_parallel", s.max_parallel);
+  nonzero("retries", s.retries);
+  nonzero("retry_backoff_seconds", s.retry_backoff_seconds);
+  optional_member(w, "window", s.window);
+  if (s.dynamic)
+    member(w, "dynamic", true);
   optional_member(w, "signature", s.signature);
 }
 
@@ -61,6 +82,50 @@ void job_summary(writer& w, const job_record& j) {
   key(w, "counts");
   counts(w, count_states(j.nodes));
   member(w, "progress", int32_t{job_progress(j.nodes)});
+  if (is_campaign(j)) {
+    member(w, "wave", j.campaign.wave);
+    member(w, "paused", j.campaign.paused);
+  }
+  w.EndObject();
+}
+
+/// Where a job's campaign stands: its waves, thresholds and pause.
+void campaign_members(writer& w, const job_record& j) {
+  key(w, "campaign");
+  w.StartObject();
+  auto& s = j.spec;
+  auto& c = j.campaign;
+  member(w, "wave", c.wave);
+  member(w, "paused", c.paused);
+  string_or_null(w, "pause_reason", c.pause_reason);
+  key(w, "soak_until");
+  if (c.soak_until > 0)
+    put(w, at{c.soak_until});
+  else
+    w.Null();
+  member(w, "success_threshold", s.success_threshold);
+  member(w, "error_threshold", s.error_threshold);
+  member(w, "soak_seconds", s.soak_seconds);
+  member(w, "max_parallel", s.max_parallel);
+  member(w, "retries", s.retries);
+  string_or_null(w, "window", s.window);
+  member(w, "dynamic", s.dynamic);
+  if (s.dynamic)
+    member(w, "open", !c.closed);
+  key(w, "waves");
+  w.StartArray();
+  for (auto& wave : summarize_waves(j)) {
+    w.StartObject();
+    member(w, "index", wave.index);
+    member(w, "percent", wave.percent);
+    member(w, "nodes", wave.nodes);
+    member(w, "started", wave.started);
+    member(w, "succeeded", wave.succeeded);
+    member(w, "failed", wave.failed);
+    member(w, "state", wave.state);
+    w.EndObject();
+  }
+  w.EndArray();
   w.EndObject();
 }
 
@@ -105,6 +170,9 @@ std::string encode_job_triggered(const job_record& j) {
 }
 
 std::string encode_job_status(const job_record& j) {
+  // Small jobs' status fits one datagram (observers with clients that do not
+  // reassemble notifications): the campaign's members only for campaigns.
+  bool campaign = is_campaign(j);
   return write(
     [&](writer& w) {
       w.StartObject();
@@ -137,15 +205,24 @@ std::string encode_job_status(const job_record& j) {
           w.Int(n.progress);
         member(w, "result", n.result);
         string_or_null(w, "error_message", n.error_message);
+        member(w, "attempt", n.attempt);
+        if (campaign)
+          member(w, "wave", n.wave);
+        if (n.started_at > 0)  // absent: not started (its wave has not come)
+          member(w, "started_at", at{n.started_at});
+        if (n.retry_at > 0)
+          member(w, "retry_at", at{n.retry_at});
         member(w, "updated_at", at{n.updated_at});
         w.EndObject();
       }
       w.EndArray();
+      if (campaign)
+        campaign_members(w, j);
       member(w, "created_at", at{j.created_at});
       member(w, "updated_at", at{j.updated_at});
       w.EndObject();
     },
-    256 + j.nodes.size() * 160);
+    512 + j.nodes.size() * 200);
 }
 
 std::string encode_job_summary(const job_record& j) {
@@ -178,6 +255,8 @@ std::string encode_update_report(const update_report& r) {
     if (r.result >= 0)
       member(w, "result", r.result);
     optional_member(w, "error_message", r.error_message);
+    if (r.attempt > 0)
+      member(w, "attempt", r.attempt);
     w.EndObject();
   });
 }
@@ -185,8 +264,14 @@ std::string encode_update_report(const update_report& r) {
 std::string encode_update_notification(const update_notification& n) {
   return write([&](writer& w) {
     w.StartObject();
+    if (n.cancel)
+      member(w, "action", "cancel");
     member(w, "job_id", n.job_id);
     member(w, "node_id", n.node_id);
+    if (n.attempt > 1)
+      member(w, "attempt", n.attempt);
+    if (n.cancel && n.force)
+      member(w, "force", true);
     optional_member(w, "server", n.server);
     w.EndObject();
   });
@@ -197,6 +282,8 @@ std::string encode_node_job(const update_notification& n) {
     w.StartObject();
     member(w, "job_id", n.job_id);
     member(w, "node_id", n.node_id);
+    if (n.attempt > 1)
+      member(w, "attempt", n.attempt);
     spec_members(w, n.spec);
     optional_member(w, "server", n.server);
     w.EndObject();
@@ -241,6 +328,20 @@ std::string encode_system_status(const system_status& s) {
     member(w, "uptime", s.uptime_seconds);
     member(w, "nodes", s.nodes);
     member(w, "jobs", s.jobs);
+    w.EndObject();
+  });
+}
+
+std::string encode_campaign_state(const campaign_state& c) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "wave", c.wave);
+    member(w, "paused", c.paused);
+    optional_member(w, "pause_reason", c.pause_reason);
+    if (c.soak_until > 0)
+      member(w, "soak_until", static_cast<uint64_t>(c.soak_until));
+    if (c.closed)
+      member(w, "closed", true);
     w.EndObject();
   });
 }

@@ -284,6 +284,30 @@ public:
     out = static_cast<Int>(v->GetDouble());
   }
 
+  /// An array of integers, each in [lo, hi], at most `max_size` of them.
+  void optional_ints(const char* name, std::vector<int32_t>& out, int64_t lo, int64_t hi,
+                     size_t max_size) {
+    auto v = present(name);
+    if (!v)
+      return;
+    auto bad = [&] {
+      fail(std::string{"field "} + name + " must be an array of at most "
+             + std::to_string(max_size) + " integers between " + std::to_string(lo) + " and "
+             + std::to_string(hi),
+           name);
+    };
+    if (!v->IsArray() || v->Size() > max_size)
+      return bad();
+    std::vector<int32_t> got;
+    for (auto& e : v->GetArray()) {
+      if (!is_integer(e) || e.GetDouble() < static_cast<double>(lo)
+          || e.GetDouble() > static_cast<double>(hi))
+        return bad();
+      got.push_back(static_cast<int32_t>(e.GetDouble()));
+    }
+    out = std::move(got);
+  }
+
   void optional_strings(const char* name, std::vector<std::string>& out) {
     if (auto v = present(name); v && !read_strings(*v, out))
       fail(std::string{"field "} + name + " must be an array of strings", name);

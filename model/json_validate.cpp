@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/campaign.hpp"
 #include "model/json.hpp"
 
 namespace coapfleet::model {
@@ -154,6 +155,19 @@ problem validate_file(const job_spec& s) {
   return {};
 }
 
+problem validate_campaign(const job_spec& s) {
+  for (size_t i = 0; i < s.waves.size(); ++i)
+    if (s.waves[i] < 1 || s.waves[i] > 100 || (i > 0 && s.waves[i] <= s.waves[i - 1]))
+      return fail("field waves must hold increasing percentages between 1 and 100", "waves");
+  if (!s.waves.empty() && s.waves.back() != 100)
+    return fail("field waves must end at 100 (the last wave holds every target)", "waves");
+  if (!s.window.empty() && !parse_window(s.window))
+    return fail("field window must look like \"02:00-04:00\" (UTC, HH:MM-HH:MM, two different "
+                "times)",
+                "window");
+  return {};
+}
+
 }  // namespace
 
 const char* const artifact_name_rule =
@@ -183,6 +197,8 @@ problem validate_job_spec(const job_spec& s) {
   if (!s.artifact_sha256.empty() && !lower_hex(s.artifact_sha256, 64))
     return fail("field artifact_sha256 must be 64 lower-case hex digits (a SHA-256)",
                 "artifact_sha256");
+  if (auto p = validate_campaign(s); !p.empty())
+    return p;
   if (!s.signature.empty() && !lower_hex(s.signature, 128))
     return fail("field signature must be 128 lower-case hex digits (an Ed25519 signature)",
                 "signature");

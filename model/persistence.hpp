@@ -27,11 +27,13 @@ struct put_health {
 struct put_job {
   job_record job;
 };
+/// A job's own state: status, time, error and where its campaign stands.
 struct put_job_status {
   std::string job_id;
   job_status status = job_status::created;
   millis updated_at = 0;
   std::string error_message;
+  campaign_state campaign;
 };
 struct put_node_state {
   std::string job_id;

@@ -109,4 +109,15 @@ const char* fleet_status(uint32_t total, uint32_t online_and_healthy) {
   return "degraded";
 }
 
+bool job_unsettled(const job_record& j) {
+  if (j.status == job_status::in_progress)
+    return true;
+  if (j.status != job_status::cancelled)
+    return false;
+  for (auto& n : j.nodes)
+    if (!is_terminal(n.state))
+      return true;
+  return false;
+}
+
 }  // namespace coapfleet::model

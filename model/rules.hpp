@@ -36,6 +36,11 @@ int job_progress(const std::vector<node_job_state>& nodes);
 /// cancelled jobs keep their status.
 job_status derive_job_status(job_status current, const job_counts& counts);
 
+/// Whether a job still has work on the server's side: it runs, or it was
+/// cancelled and some node has not confirmed yet (its deadline and its
+/// agents' cancels go on).
+bool job_unsettled(const job_record& j);
+
 /// Fleet status: unknown with no nodes; healthy when every node is online and
 /// healthy; unhealthy when no node is online and healthy; degraded otherwise.
 const char* fleet_status(uint32_t total, uint32_t online_and_healthy);

@@ -130,6 +130,32 @@ struct job_spec {
   std::string script;                     ///< script
   std::string description;                ///< optional free text
   int32_t timeout_seconds = 0;            ///< per-node install timeout, 0 = default
+  /// How long the server waits for a node's final report from the start of
+  /// its attempt before it is timed_out (0: from timeout_seconds, else the
+  /// server's --job-timeout). No node is ever stuck.
+  int32_t node_timeout_seconds = 0;
+  // -- campaign (all optional; a job without them starts every node at once) --
+  /// Cumulative percentages of the targets, increasing, ending at 100: wave
+  /// i holds the nodes up to waves[i]% (in node id order). Empty: one wave.
+  std::vector<int32_t> waves;
+  /// Percent of a wave's nodes that must succeed before the next wave starts
+  /// (0: every node of the wave has finished, whatever its outcome).
+  int32_t success_threshold = 0;
+  /// Percent of failed (or timed-out) nodes among those started at which the
+  /// campaign pauses itself (0: never).
+  int32_t error_threshold = 0;
+  int32_t soak_seconds = 0;   ///< wait after a wave succeeded before the next starts
+  int32_t max_parallel = 0;   ///< nodes installing at once (0: no limit)
+  int32_t retries = 0;        ///< automatic retries of a failed or timed-out node
+  /// Delay before the first automatic retry, doubled for each next one
+  /// (0: 30 s; at most an hour).
+  int32_t retry_backoff_seconds = 0;
+  /// Daily maintenance window "HH:MM-HH:MM" (UTC; may cross midnight):
+  /// outside it no node starts. Empty: always.
+  std::string window;
+  /// Stays open for nodes that match its targets later (late joiners) until
+  /// an operator closes it.
+  bool dynamic = false;
   /// Optional Ed25519 signature (128 lower-case hex digits) of
   /// signed_job_text(*this) by the operator's key (model/job_signature.hpp);
   /// agents with --verify-key run only jobs whose signature verifies.
@@ -144,6 +170,24 @@ struct node_job_state {
   int32_t result = 0;          ///< update_result code
   std::string error_message;   ///< empty when none
   millis updated_at = 0;
+  /// Which run of the job this is on the node: 1 at the trigger, one more
+  /// at every retry. The agent's reports name it; reports of an earlier
+  /// attempt change nothing.
+  uint32_t attempt = 1;
+  /// When this attempt started (trigger or retry): its timeout counts from
+  /// here. 0: not started yet (its wave has not come, or it waits for room).
+  millis started_at = 0;
+  int32_t wave = 0;     ///< the campaign wave it belongs to
+  millis retry_at = 0;  ///< failed: when its automatic retry starts (0: none)
+};
+
+/// Where a campaign stands (a job's own state beside its nodes').
+struct campaign_state {
+  int32_t wave = 0;          ///< the newest wave started
+  bool paused = false;
+  std::string pause_reason;  ///< why (an operator, or a threshold)
+  millis soak_until = 0;     ///< the next wave waits until then
+  bool closed = false;       ///< a dynamic campaign takes no more late joiners
 };
 
 /// Counts of nodes per state, derived from the node states of a job.
@@ -163,6 +207,7 @@ struct job_record {
   millis updated_at = 0;
   std::string error_message;         ///< job-level, empty when none
   std::vector<node_job_state> nodes; ///< sorted by node_id once triggered
+  campaign_state campaign;
 };
 
 /// An agent's step report (`POST /updates {"action":"report"}`).
@@ -173,6 +218,7 @@ struct update_report {
   int32_t progress = -1;
   int32_t result = -1;  ///< -1 absent
   std::string error_message;
+  uint32_t attempt = 0;  ///< the attempt it is about; 0 absent (the current one)
 };
 
 /// A job as an agent holds it. `POST /updates/available` carries the ids
@@ -184,7 +230,19 @@ struct update_notification {
   std::string node_id;
   job_spec spec;       ///< as fetched from the server; empty in a notification
   std::string server;  ///< optional hint where to report; empty = sender
+  uint32_t attempt = 1;  ///< the node's attempt of the job (a retry is another run)
+  /// What the server asks: install (a notification), or cancel the job on
+  /// the node: queued work is dropped; running work is stopped only when
+  /// `force` (otherwise it runs to its end and reports what happened).
+  bool cancel = false;
+  bool force = false;
 };
+
+/// The key of one run of a job on a node in the agent's journal: the job id,
+/// with "#<attempt>" after it for a retry.
+inline std::string run_key(const std::string& job_id, uint32_t attempt) {
+  return attempt <= 1 ? job_id : job_id + "#" + std::to_string(attempt);
+}
 
 /// An artifact in the server's store.
 struct artifact_info {
@@ -231,20 +289,27 @@ template <class F> auto inspect(F& f, node_record& x) {
 template <class F> auto inspect(F& f, job_spec& x) {
   return f(x.name, x.version, x.package_type, x.target_nodes, x.packages, x.artifact,
            x.target_path, x.mode, x.artifact_sha256, x.artifact_size, x.script, x.description,
-           x.timeout_seconds, x.signature);
+           x.timeout_seconds, x.node_timeout_seconds, x.waves, x.success_threshold,
+           x.error_threshold, x.soak_seconds, x.max_parallel, x.retries, x.retry_backoff_seconds,
+           x.window, x.dynamic, x.signature);
 }
 template <class F> auto inspect(F& f, node_job_state& x) {
-  return f(x.node_id, x.state, x.progress, x.result, x.error_message, x.updated_at);
+  return f(x.node_id, x.state, x.progress, x.result, x.error_message, x.updated_at, x.attempt,
+           x.started_at, x.wave, x.retry_at);
+}
+template <class F> auto inspect(F& f, campaign_state& x) {
+  return f(x.wave, x.paused, x.pause_reason, x.soak_until, x.closed);
 }
 template <class F> auto inspect(F& f, job_counts& x) { return f(x.total, x.by_state); }
 template <class F> auto inspect(F& f, job_record& x) {
-  return f(x.job_id, x.spec, x.status, x.created_at, x.updated_at, x.error_message, x.nodes);
+  return f(x.job_id, x.spec, x.status, x.created_at, x.updated_at, x.error_message, x.nodes,
+           x.campaign);
 }
 template <class F> auto inspect(F& f, update_report& x) {
-  return f(x.job_id, x.node_id, x.state, x.progress, x.result, x.error_message);
+  return f(x.job_id, x.node_id, x.state, x.progress, x.result, x.error_message, x.attempt);
 }
 template <class F> auto inspect(F& f, update_notification& x) {
-  return f(x.job_id, x.node_id, x.spec, x.server);
+  return f(x.job_id, x.node_id, x.spec, x.server, x.attempt, x.cancel, x.force);
 }
 template <class F> auto inspect(F& f, agent_system_info& x) {
   return f(x.node_id, x.hostname, x.os, x.arch, x.kernel, x.cpus, x.memory_total_bytes,

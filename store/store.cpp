@@ -47,7 +47,9 @@ bool store::statements::migrate() {
     ok = exec(sql::schema_v3, "cannot migrate the schema to v3 (audit)");
   if (ok && version < 4)
     ok = exec(sql::schema_v4, "cannot migrate the schema to v4 (reported addresses)");
-  // Later versions: if (ok && version < 5) ok = exec(sql::schema_v5, ...);
+  if (ok && version < 5)
+    ok = exec(sql::schema_v5, "cannot migrate the schema to v5 (attempts, history)");
+  // Later versions: if (ok && version < 6) ok = exec(sql::schema_v6, ...);
   if (ok && !sqlite3_get_autocommit(self.db_))
     ok = exec("COMMIT", "cannot commit migration");
   if (!ok && !sqlite3_get_autocommit(self.db_))
@@ -114,6 +116,7 @@ bool store::statements::write(const put_job& op) {
   bind(insert_job, 7, j.created_at);
   bind(insert_job, 8, j.updated_at);
   bind_opt(insert_job, 9, j.error_message);
+  bind(insert_job, 10, model::encode_campaign_state(j.campaign));
   if (!run(insert_job, "cannot store job"))
     return false;
   for (const auto& st : j.nodes)
@@ -127,6 +130,7 @@ bool store::statements::write(const put_job_status& op) {
   bind(update_job, 2, std::string{model::to_string(op.status)});
   bind(update_job, 3, op.updated_at);
   bind_opt(update_job, 4, op.error_message);
+  bind(update_job, 5, model::encode_campaign_state(op.campaign));
   return run(update_job, "cannot store job status");
 }
 
@@ -148,6 +152,10 @@ bool store::statements::write_state(const std::string& job_id,
   bind(upsert_state, 5, int64_t{st.result});
   bind_opt(upsert_state, 6, st.error_message);
   bind(upsert_state, 7, st.updated_at);
+  bind(upsert_state, 8, int64_t{st.attempt});
+  bind(upsert_state, 9, st.started_at);
+  bind(upsert_state, 10, int64_t{st.wave});
+  bind(upsert_state, 11, st.retry_at);
   return run(upsert_state, "cannot store node state");
 }
 
@@ -342,6 +350,9 @@ std::vector<model::job_record> store::load_jobs() {
     j.created_at = sqlite3_column_int64(s, 3);
     j.updated_at = sqlite3_column_int64(s, 4);
     j.error_message = column_text(s, 5);
+    if (sqlite3_column_type(s, 6) != SQLITE_NULL)  // jobs of older servers have none
+      st_->take(model::decode_campaign_state(column_text(s, 6)), j.campaign, "campaign",
+                j.job_id);
     index.emplace(j.job_id, out.size());
     out.push_back(std::move(j));
   }
@@ -361,6 +372,10 @@ std::vector<model::job_record> store::load_jobs() {
     n.result = sqlite3_column_int(s, 4);
     n.error_message = column_text(s, 5);
     n.updated_at = sqlite3_column_int64(s, 6);
+    n.attempt = static_cast<uint32_t>(std::max<int64_t>(1, sqlite3_column_int64(s, 7)));
+    n.started_at = sqlite3_column_int64(s, 8);
+    n.wave = sqlite3_column_int(s, 9);
+    n.retry_at = sqlite3_column_int64(s, 10);
     out[i->second].nodes.push_back(std::move(n));
   }
   if (rc != SQLITE_DONE)

@@ -18,6 +18,7 @@ extern const char* const schema_v1;
 extern const char* const schema_v2;
 extern const char* const schema_v3;
 extern const char* const schema_v4;
+extern const char* const schema_v5;
 extern const char *const upsert_node, *const upsert_health, *const touch_node,
     *const insert_job, *const update_job, *const upsert_state, *const select_nodes,
     *const select_jobs, *const select_states, *const select_nodes_after, *const select_node,

@@ -98,6 +98,45 @@ ALTER TABLE nodes ADD COLUMN reported_ip TEXT;
 PRAGMA user_version = 4;
 )sql";
 
+// v5: a node's attempt of a job (retries), when it started (nodes of older
+// jobs started when they were last written), its campaign wave and
+// automatic retry; a job's campaign state (JSON); the history
+// of every node's state in every job, appended by triggers whenever a
+// node's state or attempt changes (trimmed by age, store::trim_history).
+extern const char* const schema_v5 = R"sql(
+ALTER TABLE job_nodes ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE job_nodes ADD COLUMN started_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE job_nodes ADD COLUMN wave INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE job_nodes ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;
+UPDATE job_nodes SET started_at = COALESCE(updated_at, 0);
+ALTER TABLE jobs ADD COLUMN campaign TEXT;
+CREATE TABLE job_history (
+  seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+  node_id       TEXT NOT NULL,
+  job_id        TEXT NOT NULL,
+  attempt       INTEGER NOT NULL,
+  status        TEXT NOT NULL,
+  result        INTEGER,
+  error_message TEXT,
+  at            INTEGER NOT NULL
+);
+CREATE INDEX job_history_by_node ON job_history(node_id, seq);
+CREATE INDEX job_history_by_job ON job_history(job_id, seq);
+CREATE INDEX job_history_by_at ON job_history(at);
+CREATE TRIGGER job_nodes_history_insert AFTER INSERT ON job_nodes BEGIN
+  INSERT INTO job_history(node_id, job_id, attempt, status, result, error_message, at)
+  VALUES (new.node_id, new.job_id, new.attempt, new.status, new.result, new.error_message,
+          new.updated_at);
+END;
+CREATE TRIGGER job_nodes_history_update AFTER UPDATE ON job_nodes
+WHEN old.status IS NOT new.status OR old.attempt IS NOT new.attempt BEGIN
+  INSERT INTO job_history(node_id, job_id, attempt, status, result, error_message, at)
+  VALUES (new.node_id, new.job_id, new.attempt, new.status, new.result, new.error_message,
+          new.updated_at);
+END;
+PRAGMA user_version = 5;
+)sql";
+
 extern const char* const upsert_node =
     "INSERT INTO nodes(node_id, hostname, ip_address, port, services, drivers,"
     " system_info, reported_status, registered_at, last_seen, reported_ip)"
@@ -130,24 +169,26 @@ extern const char* const touch_node =
 
 extern const char* const insert_job =
     "INSERT INTO jobs(job_id, seq, name, version, package_type, spec, status,"
-    " created_at, updated_at, error_message)"
+    " created_at, updated_at, error_message, campaign)"
     " VALUES(?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs),"
-    " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 extern const char* const update_job =
-    "UPDATE jobs SET status = ?2, updated_at = ?3, error_message = ?4"
+    "UPDATE jobs SET status = ?2, updated_at = ?3, error_message = ?4, campaign = ?5"
     " WHERE job_id = ?1";
 
 // Likewise a node state of an unknown job is dropped.
 extern const char* const upsert_state =
     "INSERT INTO job_nodes(job_id, node_id, status, progress, result,"
-    " error_message, updated_at)"
-    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7"
+    " error_message, updated_at, attempt, started_at, wave, retry_at)"
+    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11"
     " WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ?1)"
     " ON CONFLICT(job_id, node_id) DO UPDATE SET status = excluded.status,"
     " progress = excluded.progress, result = excluded.result,"
     " error_message = excluded.error_message,"
-    " updated_at = excluded.updated_at";
+    " updated_at = excluded.updated_at, attempt = excluded.attempt,"
+    " started_at = excluded.started_at, wave = excluded.wave,"
+    " retry_at = excluded.retry_at";
 
 extern const char* const select_nodes =
     "SELECT n.node_id, n.hostname, n.ip_address, n.port, n.services,"
@@ -185,12 +226,25 @@ extern const char* const select_nodes_after =
     " WHERE n.node_id >= ?1 ORDER BY n.node_id";
 
 extern const char* const select_jobs =
-    "SELECT job_id, spec, status, created_at, updated_at, error_message"
+    "SELECT job_id, spec, status, created_at, updated_at, error_message, campaign"
     " FROM jobs ORDER BY seq";
 
 extern const char* const select_states =
     "SELECT job_id, node_id, status, progress, result, error_message,"
-    " updated_at FROM job_nodes ORDER BY job_id, node_id";
+    " updated_at, attempt, started_at, wave, retry_at FROM job_nodes"
+    " ORDER BY job_id, node_id";
+
+// A node's history, newest first: its state changes in every job.
+extern const char* const select_node_history =
+    "SELECT job_id, attempt, status, result, error_message, at FROM job_history"
+    " WHERE node_id = ?1 ORDER BY seq DESC LIMIT ?2";
+
+// A job's history, oldest first.
+extern const char* const select_job_history =
+    "SELECT node_id, attempt, status, result, error_message, at FROM job_history"
+    " WHERE job_id = ?1 ORDER BY seq LIMIT ?2";
+
+extern const char* const trim_history = "DELETE FROM job_history WHERE at < ?1";
 
 // -- keys: valid at ?now means expires_at = 0 or expires_at > ?now ---------------
 

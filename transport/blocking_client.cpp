@@ -211,7 +211,8 @@ outcome blocking_client::request(method m, const std::string& path, const std::s
 
 observe_outcome blocking_client::observe(const std::string& path, const std::string& query,
                                          const notification_handler& on_notification,
-                                         const volatile std::sig_atomic_t* interrupted) {
+                                         const volatile std::sig_atomic_t* interrupted,
+                                         std::chrono::milliseconds max_silence) {
   auto& d = *impl_;
   observe_outcome out;
   auto* s = d.session_for(false, out.failure);
@@ -259,9 +260,11 @@ observe_outcome blocking_client::observe(const std::string& path, const std::str
     registered = r.observing;
     // RFC 7641 3.3.1: a notification is fresh for Max-Age; a little leeway
     // for the next one to travel, then ask again.
-    refresh_at = clock::now()
-                 + (registered ? std::chrono::milliseconds(r.max_age * 1000 + 2000)
-                               : std::chrono::milliseconds(1000));
+    auto fresh = registered ? std::chrono::milliseconds(r.max_age * 1000 + 2000)
+                            : std::chrono::milliseconds(1000);
+    if (max_silence.count() > 0)
+      fresh = std::min(fresh, max_silence);
+    refresh_at = clock::now() + fresh;
     bool keep = on_notification(r);
     out.last = std::move(r);
     if (!keep) {

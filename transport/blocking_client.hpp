@@ -103,10 +103,14 @@ public:
   /// no notification comes within Max-Age + 2 s (or the answer had no Observe
   /// option: the path is not observable, re-read every second) the client
   /// registers again; if that gets no answer within the timeout it gives up.
-  /// A signal handler may set `*interrupted` to stop early.
+  /// A signal handler may set `*interrupted` to stop early. `max_silence`
+  /// (when above zero) caps the wait for the next notification before the
+  /// client registers again: a server restarted since it last spoke has
+  /// forgotten the observation and would stay silent for all of Max-Age.
   observe_outcome observe(const std::string& path, const std::string& query,
                           const notification_handler& on_notification,
-                          const volatile std::sig_atomic_t* interrupted = nullptr);
+                          const volatile std::sig_atomic_t* interrupted = nullptr,
+                          std::chrono::milliseconds max_silence = {});
 
   /// PUT `body` to `path` in Block1 blocks of `block_size` (16..1024; the
   /// server may ask for smaller ones), calling `progress` after each

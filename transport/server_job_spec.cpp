@@ -1,6 +1,7 @@
-// GET /updates/<job>/spec[?node_id=ID]: where an agent fetches the job it
-// was notified of, over its own session (notifications carry ids only). The
-// gateway decides who may read which node's part; this decodes and routes.
+// DELETE /updates/<job>, and GET /updates/<job>/spec[?node_id=ID]: where an
+// agent fetches the job it was notified of, over its own session
+// (notifications carry ids only). The gateway decides who may read which
+// node's part; this decodes and routes.
 #include <string>
 #include <vector>
 
@@ -37,6 +38,23 @@ void hnd_get_job_spec(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
   answer_async(r, s, req, q, resp, [&](impl& t, uint64_t id, peer from) {
     caf::anon_send(t.gateway, atom::job::value, id, job, node, std::move(from));
   });
+}
+
+bool hnd_delete_job(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                    const coap_string_t* q, coap_pdu_t* resp,
+                    const std::vector<std::string>& parts) {
+  if (parts.size() != 2 || parts[0] != "updates" || parts[1].empty()
+      || coap_pdu_get_code(req) != COAP_REQUEST_CODE_DELETE)
+    return false;
+  if (is_deferred(s, req)) {
+    answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+    return true;
+  }
+  auto job = parts[1];
+  answer_async(r, s, req, q, resp, [&](impl& t, uint64_t id, peer from) {
+    caf::anon_send(t.gateway, atom::remove::value, id, job, std::move(from));
+  });
+  return true;
 }
 
 }  // namespace handlers

@@ -248,8 +248,22 @@ void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
         caf::anon_send(t.gateway, atom::report::value, id, std::move(v.report), std::move(from));
         break;
       case model::updates_action::cancel:
-        caf::anon_send(t.gateway, atom::cancel::value, id, std::move(v.job_id), std::move(from));
+        caf::anon_send(t.gateway, atom::cancel::value, id, std::move(v.job_id), v.force,
+                       std::move(from));
         break;
+      case model::updates_action::retry:
+        caf::anon_send(t.gateway, atom::retry::value, id, std::move(v.job_id), std::move(from));
+        break;
+      case model::updates_action::pause:
+      case model::updates_action::resume:
+      case model::updates_action::close: {
+        std::string name = v.action == model::updates_action::pause    ? "pause"
+                           : v.action == model::updates_action::resume ? "resume"
+                                                                       : "close";
+        caf::anon_send(t.gateway, atom::action::value, id, std::move(v.job_id), std::move(name),
+                       std::move(from));
+        break;
+      }
       case model::updates_action::remove:
         caf::anon_send(t.gateway, atom::remove::value, id, std::move(v.job_id), std::move(from));
         break;
@@ -372,6 +386,8 @@ void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
     return hnd_nested(r, s, req, q, resp, parts);
   if (!job_spec_id(req).empty())
     return hnd_get_job_spec(r, s, req, q, resp);
+  if (hnd_delete_job(r, s, req, q, resp, parts))
+    return;
   auto name = artifact_name(req);
   if (!name.empty()) {
     if (coap_pdu_get_code(req) == COAP_REQUEST_CODE_PUT)

@@ -49,23 +49,29 @@ void server_transport::impl::send_notification(job_actor job, const std::string&
     set_client_credentials(ip, port, common::psk_credentials{note.node_id, k->second[index]});
     where = "coaps://" + where;
   }
-  CF_DEBUG("transport", "notifying ", note.node_id, " at ", where, " of job ", note.job_id);
-  send_request(req, [job, node = note.node_id, where](client_response r) {
-    if (r.code >= 200 && r.code < 300) {
-      caf::anon_send(job, atom::notified::value, node, true, std::string());
-      return;
-    }
+  CF_DEBUG("transport", note.cancel ? "cancelling job " : "notifying ", note.node_id, " at ",
+           where, note.cancel ? " of job " : " of job ", note.job_id);
+  send_request(req, [job, node = note.node_id, where, cancel = note.cancel](client_response r) {
+    auto tell = [&](bool ok, std::string detail) {
+      if (cancel)
+        caf::anon_send(job, atom::cancel::value, node, ok, std::move(detail));
+      else
+        caf::anon_send(job, atom::notified::value, node, ok, std::move(detail));
+    };
+    if (r.code >= 200 && r.code < 300)
+      return tell(true, {});
     std::string detail;
     if (r.code == 0) {
       detail = "agent unreachable: " + r.error;
     } else {
       char code[16];
       std::snprintf(code, sizeof code, "%d.%02d", r.code / 100, r.code % 100);
-      detail = "agent at " + where + " refused the notification: " + code;
+      detail = "agent at " + where + " refused the " + (cancel ? "cancel: " : "notification: ")
+               + code;
       if (!r.payload.empty())
         detail += " " + r.payload.substr(0, 200);
     }
-    caf::anon_send(job, atom::notified::value, node, false, detail);
+    tell(false, std::move(detail));
   });
 }
 

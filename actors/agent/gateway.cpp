@@ -106,9 +106,21 @@ agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_pe
         auto job = note.job_id;
         if (!from_my_server(from, self->state.peers.commands_from))
           return answer(id, not_my_server(self, from, "a notification of job " + job));
-        CF_DEBUG("agent-gateway", "notification of job ", job, " from ",
-                 endpoint_text(from.address, from.port),
+        CF_DEBUG("agent-gateway", note.cancel ? "cancel" : "notification", " of job ", job,
+                 " from ", endpoint_text(from.address, from.port),
                  (from.secure ? " (DTLS as " + from.identity + ")" : std::string()));
+        if (note.cancel) {
+          self->request(self->state.peers.installer, std::chrono::seconds(10),
+                        atom::cancel::value, note.job_id, note.attempt, note.force)
+            .then(
+              [=](std::string& state) {
+                answer(id, json_reply(204, model::encode_message(
+                                             "Cancel accepted",
+                                             {{"job_id", job}, {"state", state}})));
+              },
+              fail(id));
+          return;
+        }
         self->request(self->state.peers.installer, std::chrono::seconds(10), atom::notify::value,
                       std::move(note))
           .then(

@@ -31,7 +31,8 @@ namespace detail {
 // handlers_spawn.cpp: the child's side between fork and exec.
 [[noreturn]] void exec_child(const char* cwd, int devnull, int outw, int errw, int maxfd,
                              const sigset_t& empty_mask, char* const* argv, char* const* envp,
-                             const char* const* candidates, size_t ncandidates);
+                             const char* const* candidates, size_t ncandidates,
+                             pid_t parent);
 }  // namespace detail
 
 namespace {
@@ -178,10 +179,11 @@ run_info run(const std::vector<std::string>& argv, const std::string& cwd,
     return fail_spawn(3, err, "fcntl: ");
   }
 
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0)
     detail::exec_child(cwd.c_str(), devnull, outp[1], errp[1], maxfd, empty_mask, cargv.data(), envp,
-               ccand.data(), ccand.size());
+               ccand.data(), ccand.size(), parent);
   int fork_err = errno;
   close_fd(outp[1]);
   close_fd(errp[1]);

@@ -1,11 +1,12 @@
 // The child's side of run_command (handlers.cpp), between fork() and exec:
-// only async-signal-safe calls (setpgid, sigaction, sigprocmask, chdir, dup2,
+// only async-signal-safe calls (setpgid, prctl, sigaction, sigprocmask, chdir, dup2,
 // fcntl, open, raw syscalls, execve, write, _exit) and no allocation, since
 // the parent may be multi-threaded. Failures before exec go back to the parent
 // as {stage, errno} through the CLOEXEC error pipe (stage 1 = chdir, 2 = exec,
 // 3 = stdio setup), then the child exits with 127.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -80,8 +81,13 @@ void child_cloexec_all(int maxfd) {
 
 [[noreturn]] void exec_child(const char* cwd, int devnull, int outw, int errw, int maxfd,
                              const sigset_t& empty_mask, char* const* argv, char* const* envp,
-                             const char* const* candidates, size_t ncandidates) {
+                             const char* const* candidates, size_t ncandidates,
+                             pid_t parent) {
   setpgid(0, 0);
+  // Dies with the agent's thread that started it (kill -9 of the agent
+  // included); what it starts itself is killed through its group by the
+  // agent's next life (handler_group.hpp).
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     struct sigaction sa;

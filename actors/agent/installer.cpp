@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "actors/agent/handler_group.hpp"
 #include "actors/agent/installer_state.hpp"
 #include "common/log.hpp"
 
@@ -26,6 +27,7 @@ void report(self_ptr self, model::node_update_state s, int32_t progress, int32_t
             std::string error) {
   model::update_report r;
   r.job_id = current(self).job_id;
+  r.attempt = current(self).attempt;
   r.node_id = self->state.cfg.node_id;
   r.state = s;
   r.progress = progress;
@@ -48,6 +50,9 @@ void finish(self_ptr self, bool ok, int32_t result, std::string error) {
   if (ok) {
     CF_INFO("installer", "job ", job.job_id, " succeeded");
     report(self, model::node_update_state::succeeded, 100, result);
+  } else if (result == static_cast<int32_t>(model::update_result::cancelled)) {
+    CF_INFO("installer", "job ", job.job_id, " cancelled: ", error);
+    report(self, model::node_update_state::cancelled, -1, result, std::move(error));
   } else {
     CF_WARN("installer", "job ", job.job_id, " failed (result ", result, "): ", error);
     report(self, model::node_update_state::failed, -1, result, std::move(error));
@@ -70,6 +75,8 @@ void end_run(self_ptr self) {
   auto& st = self->state;
   if (st.run.worker)
     self->demonitor(st.run.worker);
+  if (st.run.pgid > 0)
+    clear_handler_group(st.group_path);
   st.run = handler_run_state{};
 }
 
@@ -129,6 +136,8 @@ void on_worker_down(self_ptr self, const caf::down_msg& dm) {
   auto& st = self->state;
   if (!st.run.worker || dm.source != st.run.worker.address())
     return;  // a worker that already reported, or was abandoned
+  if (st.stopping)
+    return;  // the job stays journaled as interrupted
   auto type = current(self).spec.package_type;
   end_run(self);
   finish(self, false, static_cast<int32_t>(model::update_result::update_failed),
@@ -157,7 +166,7 @@ void on_watchdog(self_ptr self, uint64_t id) {
 
 void start_next(self_ptr self) {
   auto& st = self->state;
-  if (st.busy || st.journal.jobs.empty())
+  if (st.busy || st.stopping || st.journal.jobs.empty())
     return;
   st.busy = true;
   auto& front = st.journal.jobs.front();
@@ -187,7 +196,8 @@ void start_next(self_ptr self) {
   }
   if (front.phase == job_phase::installing && spec.package_type == "script")
     return finish(self, false, static_cast<int32_t>(model::update_result::update_failed),
-                  "the agent restarted while the script ran; a script is not run twice");
+                  "the agent restarted while the script ran (what it left running was killed); "
+                  "a script is not run twice");
   run_install(self);
 }
 
@@ -204,6 +214,9 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
     st.reporter = std::move(reporter);
     st.transport = std::move(transport);
     st.journal_path = st.cfg.state_dir + "/journal.json";
+    st.group_path = st.cfg.state_dir + "/handler-group";
+    if (auto left = kill_leftover_group(st.group_path); !left.empty())
+      CF_WARN("installer", left);
     self->set_down_handler([self](caf::down_msg& dm) { on_worker_down(self, dm); });
     std::string err;
     st.journal = load_journal(st.journal_path, err);
@@ -216,6 +229,27 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
     return {
       [self](atom::notify, model::update_notification& note) -> caf::result<atom::ok> {
         return accept_notification(self, note);
+      },
+      [self](atom::cancel, std::string& job_id, uint32_t attempt, bool force) {
+        return cancel_run(self, job_id, attempt, force);
+      },
+      [self](atom::cancel, uint64_t run) {
+        auto& st = self->state;
+        if (run == st.run.id && st.run.worker && st.run.pgid > 0) {
+          CF_WARN("installer", "process group ", st.run.pgid,
+                  " outlived the cancel's grace period: killed");
+          signal_group(st.run.pgid, SIGKILL);
+        }
+      },
+      [self](atom::stop) -> int32_t {
+        auto& st = self->state;
+        st.stopping = true;
+        if (!st.run.worker || st.run.pgid <= 0)
+          return 0;
+        CF_INFO("installer", "stopping: process group ", st.run.pgid, " of job ",
+                current(self).job_id, " gets SIGTERM");
+        signal_group(st.run.pgid, SIGTERM);
+        return st.run.pgid;
       },
       [self](atom::status) -> caf::result<std::string, uint32_t> {
         auto& st = self->state;
@@ -237,12 +271,34 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
                   ok ? "succeeded" : error);
           return;
         }
+        auto cancelled = self->state.run.cancelled;
+        if (cancelled)  // what the stopped leader started goes with it
+          signal_group(self->state.run.group, SIGKILL);
         end_run(self);
+        if (self->state.stopping) {
+          CF_INFO("installer", "job ", current(self).job_id,
+                  " interrupted by the agent's stop; it stays journaled");
+          return;
+        }
+        if (cancelled && !ok) {
+          result = static_cast<int32_t>(model::update_result::cancelled);
+          error = "cancelled by the server; the install was stopped (" + error + ")";
+        }
         finish(self, ok, result, std::move(error));
       },
       [self](atom::install, int32_t pgid) {
         if (from_current_worker(self)) {
-          self->state.run.pgid = pgid;
+          auto& st = self->state;
+          st.run.pgid = pgid;
+          if (pgid > 0)
+            st.run.group = pgid;
+          std::string err;
+          if (pgid <= 0)
+            clear_handler_group(st.group_path);
+          else if (!record_handler_group(st.group_path, pgid, err))
+            CF_WARN("installer", "cannot record the handler's process group: ", err);
+          if (pgid > 0 && (st.stopping || st.run.cancelled))
+            signal_group(pgid, SIGTERM);  // started as it was being stopped
         } else if (pgid > 0 && self->current_sender() != nullptr) {
           // The worker of an abandoned run started another child: stop it.
           CF_WARN("installer", "killing process group ", pgid, " of an abandoned handler run");

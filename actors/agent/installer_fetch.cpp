@@ -14,8 +14,9 @@ namespace {
 /// Journals a fetched job (durable before the 2.04) and starts it if idle.
 caf::error journal_job(self_ptr self, model::update_notification note) {
   auto& st = self->state;
-  if (st.journal.knows(note.job_id)) {
-    CF_DEBUG("installer", "job ", note.job_id, " already known; not installed twice");
+  auto key = model::run_key(note.job_id, note.attempt);
+  if (st.journal.knows(key)) {
+    CF_DEBUG("installer", "job ", key, " already known; not installed twice");
     return {};
   }
   CF_INFO("installer", "job ", note.job_id, " accepted: ", note.spec.name, " ", note.spec.version,
@@ -74,6 +75,8 @@ caf::error fetched(self_ptr self, const spec_fetch& f, client_response& r) {
                           "the server answered job " + job.value.job_id + " for node "
                             + job.value.node_id + " when asked for job " + f.job_id);
   job.value.server = f.server;
+  // The server's answer names the node's current attempt (a retry is
+  // another run); a notification of an earlier one is answered with it.
   return journal_job(self, std::move(job.value));
 }
 
@@ -86,18 +89,19 @@ caf::result<atom::ok> accept_notification(self_ptr self, model::update_notificat
                           "notification for node " + note.node_id + ", this is node "
                             + st.cfg.node_id,
                           "node_id");
-  if (st.journal.knows(note.job_id)) {
-    CF_DEBUG("installer", "job ", note.job_id, " already known; not installed twice");
+  if (st.journal.knows(model::run_key(note.job_id, note.attempt))) {
+    CF_DEBUG("installer", "job ", model::run_key(note.job_id, note.attempt),
+             " already known; not installed twice");
     return atom::ok::value;
   }
   auto rp = self->make_response_promise<atom::ok>();
   for (auto& [id, f] : st.fetches)
-    if (f.job_id == note.job_id) {  // the same job again while its spec is on the way
-      f.waiting.push_back(rp);
+    if (f.job_id == note.job_id && f.attempt == note.attempt) {
+      f.waiting.push_back(rp);  // the same run again while its spec is on the way
       return rp;
     }
   auto id = st.next_id++;
-  st.fetches[id] = spec_fetch{note.job_id, note.server, {rp}, {}, 0};
+  st.fetches[id] = spec_fetch{note.job_id, note.attempt, note.server, {rp}, {}, 0};
   CF_DEBUG("installer", "job ", note.job_id, ": fetching its spec from the server");
   request_spec_block(self, id);
   self->delayed_send(self, st.cfg.fetch_timeout, atom::job::value, id);

@@ -31,12 +31,15 @@ struct handler_run_state {
   uint64_t id = 0;
   caf::actor worker;  ///< invalid: no run in progress
   int32_t pgid = 0;   ///< 0: no child process right now
+  int32_t group = 0;  ///< the last child's process group (what may be left of it)
+  bool cancelled = false;  ///< a forced cancel stops it: a failure is reported cancelled
 };
 
 /// A job's spec being fetched from the server for the notifications that
 /// named it (answered once it is journaled, or with the reason it is not).
 struct spec_fetch {
   std::string job_id;
+  uint32_t attempt = 1;
   std::string server;  ///< the notification's hint, kept with the job
   std::vector<caf::typed_response_promise<atom::ok>> waiting;
   std::string body;    ///< the blocks so far (fetched one block at a time)
@@ -50,6 +53,8 @@ struct installer_state {
   agent_transport_actor transport;
   job_journal journal;        ///< as on disk: queued jobs, the current one first
   std::string journal_path;
+  std::string group_path;     ///< the running handler's process group (handler_group.hpp)
+  bool stopping = false;      ///< the agent stops: nothing more starts or finishes
   bool busy = false;          ///< the front job is being downloaded or installed
   download_state dl;          ///< the current download, if any
   uint64_t next_id = 1;       ///< id of the next request to the transport
@@ -68,7 +73,10 @@ const model::update_notification& current(self_ptr self);
 void report(self_ptr self, model::node_update_state s, int32_t progress = -1,
             int32_t result = -1, std::string error = {});
 /// Ends the current job (reported), forgets its download, starts the next.
+/// A failure with result 10 (cancelled) is reported as cancelled.
 void finish(self_ptr self, bool ok, int32_t result, std::string error);
+/// The server cancels run (job_id, attempt); see installer_actor.
+std::string cancel_run(self_ptr self, const std::string& job_id, uint32_t attempt, bool force);
 /// Closes the download file, if open, and forgets the download.
 void close_download(self_ptr self);
 /// Starts the job at the front of the journal, unless one is running.

@@ -11,6 +11,7 @@
 #include "common/log.hpp"
 #include "common/token_bucket.hpp"
 #include "model/json.hpp"
+#include "model/rules.hpp"
 
 
 namespace coapfleet::server {
@@ -233,24 +234,77 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             },
             failure(self, id));
       },
-      [=](atom::cancel, uint64_t id, std::string& job_id, peer& from) {
+      [=](atom::cancel, uint64_t id, std::string& job_id, bool force, peer& from) {
         track(self, id);
         if (!permitted(self, id, from, model::access::manage_jobs, "job.cancel", job_id))
           return;
         auto who = from;
         auto job = job_id;
         self->request(self->state.peers.jobs, caf::infinite, atom::cancel::value, std::move(job_id),
-                      std::move(from))
+                      force, std::move(from))
           .then(
             [=](model::job_record& j) {
               // Small on purpose: a separate response must fit one datagram.
-              answer_audited(self, id, who, "job.cancel", job,
+              auto open = model::count_states(j.nodes);
+              auto waiting = open.total - open.finished();
+              answer_audited(
+                self, id, who, "job.cancel", job,
+                json_reply(204, model::encode_message(
+                                  "Update job " + j.job_id + " cancelled"
+                                    + (waiting > 0 ? "; " + std::to_string(waiting)
+                                                       + " nodes told to stop"
+                                                   : std::string()),
+                                  {{"job_id", j.job_id},
+                                   {"status", model::to_string(j.status)},
+                                   {"unconfirmed", std::to_string(waiting)}})));
+            },
+            audited_failure(self, id, who, "job.cancel", job));
+      },
+      [=](atom::action, uint64_t id, std::string& job_id, std::string& action, peer& from) {
+        track(self, id);
+        auto what = "job." + action;
+        if (!permitted(self, id, from, model::access::manage_jobs, what.c_str(), job_id))
+          return;
+        auto who = from;
+        auto job = job_id;
+        self->request(self->state.peers.jobs, caf::infinite, atom::action::value,
+                      std::move(job_id), action, std::move(from))
+          .then(
+            [=](model::job_record& j) {
+              auto done = action == "pause" ? "paused" : action == "resume" ? "resumed" : "closed";
+              answer_audited(self, id, who, what.c_str(), job,
                              json_reply(204, model::encode_message(
-                                               "Update job " + j.job_id + " cancelled",
+                                               "Update job " + j.job_id + " " + done,
                                                {{"job_id", j.job_id},
                                                 {"status", model::to_string(j.status)}})));
             },
-            audited_failure(self, id, who, "job.cancel", job));
+            audited_failure(self, id, who, what.c_str(), job));
+      },
+      [=](atom::retry, uint64_t id, std::string& job_id, peer& from) {
+        track(self, id);
+        if (!permitted(self, id, from, model::access::manage_jobs, "job.retry", job_id))
+          return;
+        auto who = from;
+        auto job = job_id;
+        self->request(self->state.peers.jobs, caf::infinite, atom::retry::value, std::move(job_id),
+                      std::move(from))
+          .then(
+            [=](model::job_record& j) {
+              // The retried nodes wait for the campaign to start them, since this change.
+              auto retried = std::count_if(
+                j.nodes.begin(), j.nodes.end(), [&](const model::node_job_state& n) {
+                  return n.started_at == 0 && n.state == model::node_update_state::pending
+                         && n.updated_at == j.updated_at;
+                });
+              answer_audited(
+                self, id, who, "job.retry", job,
+                json_reply(204, model::encode_message(
+                                  "Update job " + j.job_id + " retried",
+                                  {{"job_id", j.job_id},
+                                   {"status", model::to_string(j.status)},
+                                   {"retried", std::to_string(retried)}})));
+            },
+            audited_failure(self, id, who, "job.retry", job));
       },
       [=](atom::remove, uint64_t id, std::string& job_id, peer& from) {
         track(self, id);

@@ -201,9 +201,9 @@ void job_for_node(self_ptr self, uint64_t id, const std::string& job_id, std::st
                 job_id)
     .then(
       [self, id, node, as_node, from](model::job_record& j) {
-        bool target = std::any_of(j.nodes.begin(), j.nodes.end(),
-                                  [&](const model::node_job_state& n) { return n.node_id == node; });
-        if (!target) {
+        auto part = std::find_if(j.nodes.begin(), j.nodes.end(),
+                                 [&](const model::node_job_state& n) { return n.node_id == node; });
+        if (part == j.nodes.end()) {
           CF_INFO("gateway", "refused job ", j.job_id, " to ",
                   from.identity.empty() ? from.address : from.identity, ": not a target (", node,
                   ")");
@@ -217,6 +217,7 @@ void job_for_node(self_ptr self, uint64_t id, const std::string& job_id, std::st
         model::update_notification mine;
         mine.job_id = j.job_id;
         mine.node_id = node;
+        mine.attempt = part->attempt;  // a retry is another run on the agent
         mine.spec = std::move(j.spec);
         mine.spec.target_nodes.clear();  // an agent needs its own part only
         answer(self, id, json_reply(205, model::encode_node_job(mine)));

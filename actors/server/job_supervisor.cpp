@@ -9,6 +9,7 @@
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "model/rules.hpp"
 
 namespace coapfleet::server {
 
@@ -232,7 +233,7 @@ void job_went_down(self_ptr self, const caf::down_msg& msg) {
         auto i = st.jobs.find(id);
         if (i == st.jobs.end() || i->second.actor)
           return;
-        auto running = rec.status == model::job_status::in_progress;
+        auto running = model::job_unsettled(rec);
         auto status = rec.status;
         auto j = start_job(self, std::move(rec));
         i->second.actor = j;
@@ -424,9 +425,11 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
     st.persistence = std::move(persistence);
     st.transport = std::move(transport);
     self->set_down_handler([self](caf::down_msg& msg) { job_went_down(self, msg); });
+    // Nodes that register or come back online may join running jobs.
+    self->send(st.registry, atom::observe::value, caf::actor_cast<caf::actor>(self));
     size_t resumed = 0;
     for (auto& rec : jobs) {
-      bool running = rec.status == model::job_status::in_progress;
+      bool running = model::job_unsettled(rec);
       auto j = add_job(self, std::move(rec));
       if (running) {
         self->send(j, atom::resume::value);
@@ -479,9 +482,24 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
         auto id = r.job_id;
         return forward<atom::ok>(self, id, atom::report::value, std::move(r));
       },
-      [self](atom::cancel, const std::string& id,
+      [self](atom::cancel, const std::string& id, bool force,
              const peer& from) -> caf::result<model::job_record> {
-        return forward<model::job_record>(self, id, atom::cancel::value, from);
+        return forward<model::job_record>(self, id, atom::cancel::value, force, from);
+      },
+      [self](atom::retry, const std::string& id,
+             const peer& from) -> caf::result<model::job_record> {
+        return forward<model::job_record>(self, id, atom::retry::value, from);
+      },
+      [self](atom::enroll, const job_target& t) {
+        // Each job decides (a finished one drops it at once): registrations
+        // and returns to online are rare next to reports.
+        for (auto& [id, e] : self->state.jobs)
+          if (e.actor)
+            self->send(e.actor, atom::enroll::value, t);
+      },
+      [self](atom::action, const std::string& id, std::string& action,
+             const peer& from) -> caf::result<model::job_record> {
+        return forward<model::job_record>(self, id, atom::action::value, std::move(action), from);
       },
       [self](atom::remove, const std::string& id, const peer& from) -> caf::result<atom::ok> {
         // The job decides (in order with its other changes) and drops itself

@@ -224,6 +224,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                 reenroll(self, i, std::move(reg), now, rp, std::move(result));
                 return;
               }
+              joined(self, reg.node_id, st.nodes.find(reg.node_id)->second);
               // Control changes: the 2.01 leaves once GET /nodes and /health show it.
               announce(self, resource_kind::nodes, urgency::control);
               announce(self, resource_kind::health, urgency::control);
@@ -232,6 +233,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
+      [self](atom::observe, caf::actor& joiners) { self->state.joiners = std::move(joiners); },
       [self](atom::get, const std::string& id) -> caf::result<model::node_record> {
         auto& st = self->state;
         auto i = st.nodes.find(id);

@@ -88,6 +88,8 @@ struct registry_state {
   std::unordered_map<std::string, node_restarts> restarts;
   persistence_actor persistence;
   transport_actor transport;
+  /// Hears of nodes that register or come back online (the job supervisor).
+  caf::actor joiners;
   /// A telemetry change of /health was announced to the transport and that
   /// view was not rendered since: later changes need no announcement of
   /// their own (one per rendering, not one per report).
@@ -146,6 +148,8 @@ void begin_close(self_ptr self, const std::string& id, node_entry& e);
 /// The liveness deadlines that are due: statuses, counts, announcements.
 void liveness_due(self_ptr self);
 void announce(self_ptr self, resource_kind kind, urgency u);
+/// Tells the job supervisor that node `id` registered or came back online.
+void joined(self_ptr self, const std::string& id, const node_entry& e);
 /// A node's new summary (telemetry: a report, not an acknowledged change).
 void take_summary(self_ptr self, node_summary&& s, bool telemetry);
 

@@ -108,6 +108,13 @@ void schedule(self_ptr self, const std::string& id, node_entry& e) {
   arm_deadline(self);
 }
 
+void joined(self_ptr self, const std::string& id, const node_entry& e) {
+  auto& st = self->state;
+  if (st.joiners)
+    caf::anon_send(st.joiners, atom::enroll::value,
+                   job_target{id, e.ip_address, e.port, e.summary.status});
+}
+
 void announce(self_ptr self, resource_kind kind, urgency u) {
   self->send(self->state.transport, atom::changed::value, resource{kind, {}}, u);
 }
@@ -133,8 +140,12 @@ void take_summary(self_ptr self, node_summary&& s, bool telemetry) {
   s.status = model::liveness(s.last_seen, st.cfg.liveness.now(),
                              st.cfg.liveness.stale_after.count(),
                              st.cfg.liveness.offline_after.count());
+  bool back_online = cur.status == model::node_status::offline
+                     && s.status != model::node_status::offline;
   bool health_changed = set_summary(st, i->second, std::move(s));
   schedule(self, i->first, i->second);
+  if (back_online)
+    joined(self, i->first, i->second);
   if (!telemetry)
     return;
   if (health_changed && !st.health_announced) {

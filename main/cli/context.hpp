@@ -34,6 +34,9 @@ struct global_options {
   std::string cert_file, cert_key_file, ca_file, server_name;
   bool json = false;      ///< print the server's JSON instead of tables
   double timeout = 10.0;  ///< seconds to wait for one answer
+  /// update watch / run: how long a server that stopped answering (a
+  /// restart) is waited for before the watch gives up.
+  double wait_server = 120.0;
 };
 
 /// A parsed JSON answer, or the exit code of what went wrong (already

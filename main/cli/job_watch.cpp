@@ -1,11 +1,16 @@
 #include "main/cli/job_watch.hpp"
 
 #include "main/cli/output.hpp"
+#include "main/cli/time_text.hpp"
 #include "model/json_value.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
+#include <map>
 #include <set>
+#include <thread>
 
 namespace coapfleet::cli {
 
@@ -32,6 +37,20 @@ bool node_failed(const std::string& s) {
   return s == "failed" || s == "timed_out";
 }
 
+bool node_final(const std::string& s) {
+  return s == "succeeded" || s == "failed" || s == "timed_out" || s == "cancelled"
+         || s == "skipped";
+}
+
+/// A node that has not finished and sent nothing for this long is marked stale.
+constexpr double stale_after_seconds = 60;
+
+/// The watch re-registers after this long without a notification: a server
+/// restarted after kill -9 forgot the observation.
+constexpr auto max_silence = std::chrono::seconds(5);
+
+
+
 /// Draws notifications; remembers what it already said.
 class watch_view {
 public:
@@ -53,6 +72,8 @@ public:
       return last_status_;
     }
     report_failures(d);
+    report_stale(d);
+    report_campaign(d["campaign"]);
     if (term_.colours)
       draw_bar(d);
     else
@@ -120,6 +141,66 @@ private:
     std::fflush(stdout);
   }
 
+  /// A campaign's wave starting and its pauses, each said once.
+  void report_campaign(json_value c) {
+    if (!c.is_object())
+      return;
+    auto waves = c["waves"];
+    auto wave = c["wave"].as_int();
+    if (waves.size() > 1 && wave != last_wave_) {
+      last_wave_ = wave;
+      clear_bar();
+      auto w = waves.at(static_cast<size_t>(wave));
+      std::printf("wave %lld of %zu: %lld%% of the targets (%lld nodes)\n", wave + 1,
+                  waves.size(), w["percent"].as_int(), w["nodes"].as_int());
+    }
+    auto paused = c["paused"].as_bool();
+    auto reason = c["pause_reason"].as_string();
+    if (paused && reason != pause_said_) {
+      clear_bar();
+      std::printf("%s\n", term_.paint(colour::yellow, "PAUSED: " + reason).c_str());
+      pause_said_ = reason;
+    } else if (!paused && !pause_said_.empty()) {
+      clear_bar();
+      std::printf("resumed\n");
+      pause_said_.clear();
+    }
+    std::fflush(stdout);
+  }
+
+  /// Nodes that have not finished and have not been heard of for a while:
+  /// said once per node (again once it moved and went quiet again).
+  void report_stale(json_value d) {
+    auto nodes = d["nodes"];
+    if (!nodes.is_array())
+      return;
+    auto now = static_cast<double>(std::time(nullptr));
+    for (json_value n : nodes.elements()) {
+      auto id = n["node_id"].as_string();
+      auto state = n["status"].as_string();
+      auto at = parse_utc(n["updated_at"].as_string());
+      if (node_final(state) || !at || now - *at < stale_after_seconds) {
+        stale_.erase(id);
+        continue;
+      }
+      auto key = id + " " + n["updated_at"].as_string();
+      if (!stale_.insert({id, key}).second)
+        continue;
+      clear_bar();
+      auto progress = n["progress"];
+      std::printf("%s\n",
+                  term_.paint(colour::yellow,
+                              "node " + id + " " + state
+                                + (progress.is_number()
+                                     ? " " + std::to_string(progress.as_int()) + "%"
+                                     : "")
+                                + ": stale, no report since "
+                                + relative_time(n["updated_at"].as_string()))
+                    .c_str());
+    }
+    std::fflush(stdout);
+  }
+
   void draw_bar(json_value d) {
     double progress = d["progress"].as_number();
     char pct[16];
@@ -153,6 +234,9 @@ private:
   std::string last_raw_;
   std::string last_status_;
   std::set<std::string> failures_;
+  std::map<std::string, std::string> stale_;  ///< node → the updated_at it went stale at
+  long long last_wave_ = -1;
+  std::string pause_said_;
   bool bar_shown_ = false;
 };
 
@@ -189,16 +273,59 @@ int watch_job(context& ctx, const std::string& job) {
   sigemptyset(&action.sa_mask);
   ::sigaction(SIGINT, &action, &old_int);
   ::sigaction(SIGTERM, &action, &old_term);
-  auto result = client->observe(
-    "updates/" + job + "/status", "",
-    [&](const client::response& r) {
-      status = view.show(r.body);
-      return !final_status(status);
-    },
-    &interrupted);
-  ::sigaction(SIGINT, &old_int, nullptr);
-  ::sigaction(SIGTERM, &old_term, nullptr);
-
+  // Observes until the job ends. A server that goes away (a restart: it
+  // ends observations with 4.04 or 5.03 as it stops, then does not answer)
+  // is waited for, and observed again once it answers: the job goes on.
+  client::observe_outcome result;
+  auto gone_since = std::chrono::steady_clock::time_point{};
+  bool said_waiting = false;
+  bool ever_heard = false;
+  for (;;) {
+    bool heard = false;
+    result = client->observe(
+      "updates/" + job + "/status", "",
+      [&](const client::response& r) {
+        heard = true;
+        status = view.show(r.body);
+        return !final_status(status);
+      },
+      &interrupted, max_silence);
+    if (heard) {
+      ever_heard = true;
+      gone_since = {};
+      said_waiting = false;
+    }
+    constexpr uint8_t not_found = (4 << 5) | 4;
+    bool restart_like =
+      ever_heard
+      && (result.how == client::observe_outcome::no_answer
+          || (result.how == client::observe_outcome::ended && result.last && heard
+              && (result.last->code == not_found || (result.last->code >> 5) == 5)));
+    if (!restart_like)
+      break;
+    auto now = std::chrono::steady_clock::now();
+    if (gone_since == std::chrono::steady_clock::time_point{})
+      gone_since = now;
+    if (now - gone_since
+        >= std::chrono::duration<double>(std::max(ctx.options.wait_server, 0.0)))
+      break;
+    if (!said_waiting) {
+      view.clear_bar();
+      std::fprintf(stderr, "coapfleet: the server stopped answering for job %s (%s); "
+                           "waiting for it\n",
+                   job.c_str(),
+                   result.how == client::observe_outcome::no_answer
+                     ? result.failure.c_str()
+                     : ("it answered " + result.last->code_text()).c_str());
+      said_waiting = true;
+    }
+    for (int i = 0; i < 10 && !interrupted; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (interrupted) {
+      result.how = client::observe_outcome::interrupted;
+      break;
+    }
+  }
   switch (result.how) {
     case client::observe_outcome::stopped: {
       auto last = model::json_document::parse(view.last_raw());

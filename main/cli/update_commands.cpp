@@ -1,4 +1,4 @@
-// update create|install|status|cancel|delete|list|watch|run: software-update jobs.
+// update create|install|status|cancel|retry|delete|list|watch|run: software-update jobs.
 #include "main/cli/commands.hpp"
 #include "main/cli/job_watch.hpp"
 #include "main/cli/output.hpp"
@@ -9,6 +9,7 @@
 #include "model/json_value.hpp"
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 
 namespace coapfleet::cli {
@@ -25,6 +26,13 @@ struct job_spec {
   std::string artifact, target, mode, script;
   std::string nodes = "all";
   long long timeout_seconds = 0;
+  long long node_timeout_seconds = 0;
+  // campaign
+  std::vector<int> waves;
+  int success_threshold = 0, error_threshold = 0, soak_seconds = 0, max_parallel = 0;
+  int retries = 0, retry_backoff_seconds = 0;
+  std::string window;
+  bool dynamic = false;
   std::string sign_key;         ///< --sign-key: PEM Ed25519 private key
   std::string artifact_sha256;  ///< signed jobs: the stored artifact's, pinned
   std::string signature;        ///< signed jobs: of model::signed_job_text
@@ -45,23 +53,26 @@ struct job_spec {
     return m;
   }
 
+  /// --nodes as a list: ["all"] or the ids.
+  std::vector<std::string> targets() const {
+    std::vector<std::string> out;
+    if (nodes == "all")
+      return {"all"};
+    for (size_t start = 0; start <= nodes.size();) {
+      auto end = nodes.find(',', start);
+      if (end == std::string::npos)
+        end = nodes.size();
+      if (end > start)
+        out.push_back(nodes.substr(start, end - start));
+      start = end + 1;
+    }
+    return out;
+  }
+
   std::string body() const {
     json_builder b;
     b.begin_object().member("name", name).member("version", version).member("package_type", type);
-    std::vector<std::string> targets;
-    if (nodes == "all") {
-      targets.push_back("all");
-    } else {
-      for (size_t start = 0; start <= nodes.size();) {
-        auto end = nodes.find(',', start);
-        if (end == std::string::npos)
-          end = nodes.size();
-        if (end > start)
-          targets.push_back(nodes.substr(start, end - start));
-        start = end + 1;
-      }
-    }
-    b.member("target_nodes", targets);
+    b.member("target_nodes", targets());
     if (!packages.empty())
       b.member("packages", packages);
     if (!artifact.empty())
@@ -74,6 +85,28 @@ struct job_spec {
       b.member("script", script);
     if (timeout_seconds > 0)
       b.member("timeout_seconds", timeout_seconds);
+    if (node_timeout_seconds > 0)
+      b.member("node_timeout_seconds", node_timeout_seconds);
+    if (!waves.empty()) {
+      b.key("waves").begin_array();
+      for (auto w : waves)
+        b.integer(w);
+      b.end_array();
+    }
+    auto positive = [&](const char* name, int v) {
+      if (v > 0)
+        b.member(name, static_cast<long long>(v));
+    };
+    positive("success_threshold", success_threshold);
+    positive("error_threshold", error_threshold);
+    positive("soak_seconds", soak_seconds);
+    positive("max_parallel", max_parallel);
+    positive("retries", retries);
+    positive("retry_backoff_seconds", retry_backoff_seconds);
+    if (!window.empty())
+      b.member("window", window);
+    if (dynamic)
+      b.member("dynamic", true);
     if (!artifact_sha256.empty())
       b.member("artifact_sha256", artifact_sha256);
     if (!signature.empty())
@@ -108,6 +141,33 @@ void add_spec_options(CLI::App* sub, job_spec& s) {
   sub->add_option("--timeout-seconds", s.timeout_seconds,
                   "Per-job handler timeout on the nodes (server default if omitted)")
     ->check(CLI::PositiveNumber);
+  sub->add_option("--node-timeout-seconds", s.node_timeout_seconds,
+                  "How long the server waits for each node's final report from the start of "
+                  "its attempt before it is timed_out")
+    ->check(CLI::PositiveNumber);
+  sub->add_option("--wave", s.waves,
+                  "Campaign wave: cumulative percent of the targets (repeat, ending at 100: "
+                  "--wave 10 --wave 50 --wave 100)")
+    ->check(CLI::Range(1, 100));
+  sub->add_option("--success-threshold", s.success_threshold,
+                  "Percent of a wave that must succeed before the next starts")
+    ->check(CLI::Range(0, 100));
+  sub->add_option("--error-threshold", s.error_threshold,
+                  "Percent failed among started nodes at which the campaign pauses itself")
+    ->check(CLI::Range(0, 100));
+  sub->add_option("--soak-seconds", s.soak_seconds, "Wait between a wave's success and the next")
+    ->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-parallel", s.max_parallel, "Nodes installing at once")
+    ->check(CLI::NonNegativeNumber);
+  sub->add_option("--retries", s.retries, "Automatic retries of a failed node")
+    ->check(CLI::Range(0, 100));
+  sub->add_option("--retry-backoff-seconds", s.retry_backoff_seconds,
+                  "Delay before the first automatic retry (doubles for each next one)")
+    ->check(CLI::NonNegativeNumber);
+  sub->add_option("--window", s.window,
+                  "Daily maintenance window HH:MM-HH:MM (UTC) outside which no node starts");
+  sub->add_flag("--dynamic", s.dynamic,
+                "Stay open for nodes that match later (close it with update close)");
   sub->add_option("--sign-key", s.sign_key,
                   "Sign the job with this Ed25519 private key (PEM, only its owner may read it; "
                   "`openssl genpkey -algorithm ed25519 -out sign.pem`); agents started with "
@@ -150,13 +210,47 @@ bool sign_job(context& ctx, job_spec& s, int& exit) {
   return true;
 }
 
-std::string action_body(const char* action, const std::string& job) {
-  return json_builder()
-    .begin_object()
-    .member("action", action)
-    .member("job_id", job)
-    .end_object()
-    .text();
+std::string action_body(const char* action, const std::string& job, bool force = false) {
+  json_builder b;
+  b.begin_object().member("action", action).member("job_id", job);
+  if (force)
+    b.member("force", true);
+  return b.end_object().text();
+}
+
+/// Before anything is created: every named target is registered (and with
+/// "all", some node is). False (and `exit`) when not.
+bool check_targets(context& ctx, const job_spec& s, int& exit) {
+  auto targets = s.targets();
+  std::vector<std::string> unknown;
+  if (targets == std::vector<std::string>{"all"}) {
+    auto a = ctx.call(client::method::get, "health");
+    exit = a.exit;
+    if (!a.ok())
+      return false;
+    if (a.json()["total_nodes"].as_int() > 0)
+      return true;
+    std::fprintf(stderr, "coapfleet: no node is registered: the job would have no target; "
+                         "nothing was created\n");
+    exit = exit_coap_error;
+    return false;
+  }
+  for (auto& id : targets) {
+    auto a = ctx.call(client::method::get, "nodes", "node_id=" + id);
+    exit = a.exit;
+    if (!a.ok())
+      return false;
+    if (a.json()["nodes"].empty())
+      unknown.push_back(id);
+  }
+  if (unknown.empty())
+    return true;
+  std::string list;
+  for (auto& id : unknown)
+    list += (list.empty() ? "" : ", ") + id;
+  std::fprintf(stderr, "coapfleet: not registered: %s; nothing was created\n", list.c_str());
+  exit = exit_coap_error;
+  return false;
 }
 
 /// POST /updates {"action":"create"...}; the job id, or nothing after an error.
@@ -203,6 +297,46 @@ int install_job(context& ctx, const std::string& job) {
   return exit_ok;
 }
 
+/// The waves of a campaign, its thresholds and its pause (for more than one
+/// wave, or a pause).
+void print_campaign(const terminal& term, json_value c) {
+  auto waves = c["waves"];
+  if (!c.is_object() || (waves.size() <= 1 && !c["paused"].as_bool()))
+    return;
+  table t({"WAVE", "PERCENT", "NODES", "STARTED", "SUCCEEDED", "FAILED", "STATE"});
+  for (json_value w : waves.elements()) {
+    auto state = w["state"].as_string();
+    t.add({std::to_string(w["index"].as_int()), std::to_string(w["percent"].as_int()) + "%",
+           std::to_string(w["nodes"].as_int()), std::to_string(w["started"].as_int()),
+           std::to_string(w["succeeded"].as_int()), std::to_string(w["failed"].as_int()), state},
+          {colour::none, colour::none, colour::none, colour::none, colour::none, colour::none,
+           state == "failed"      ? colour::red
+           : state == "succeeded" ? colour::green
+                                  : colour::none});
+  }
+  t.print(term);
+  std::string limits;
+  auto add = [&](const char* name, const char* unit) {
+    if (auto v = c[name].as_int(); v > 0)
+      limits += (limits.empty() ? "" : ", ") + std::string(name) + " " + std::to_string(v) + unit;
+  };
+  add("success_threshold", "%");
+  add("error_threshold", "%");
+  add("soak_seconds", " s");
+  add("max_parallel", "");
+  add("retries", "");
+  if (auto w = c["window"].as_string(); !w.empty())
+    limits += (limits.empty() ? "" : ", ") + std::string("window ") + w + " UTC";
+  if (c["dynamic"].as_bool())
+    limits += (limits.empty() ? "" : ", ")
+              + std::string(c["open"].as_bool() ? "dynamic (open)" : "dynamic (closed)");
+  if (!limits.empty())
+    std::printf("%s\n", limits.c_str());
+  if (c["paused"].as_bool())
+    std::printf("%s\n", term.paint(colour::yellow, "PAUSED: " + c["pause_reason"].as_string())
+                           .c_str());
+}
+
 int job_status(context& ctx, const std::string& job) {
   auto a = ctx.call(client::method::post, "updates", "", action_body("status", job));
   if (!a.ok())
@@ -227,6 +361,7 @@ int job_status(context& ctx, const std::string& job) {
   }
   if (!t.empty())
     t.print(term);
+  print_campaign(term, d["campaign"]);
   auto status = d["status"].as_string();
   std::string counts;
   auto c = d["counts"];
@@ -245,26 +380,48 @@ int job_status(context& ctx, const std::string& job) {
   return exit_ok;
 }
 
-int cancel_job(context& ctx, const std::string& job) {
-  auto a = ctx.call_raw(client::method::post, "updates", "", action_body("cancel", job));
+/// POST /updates {"action", "job_id"[, "force"]}: the server's JSON with
+/// --json, else the line `say` makes of it.
+int job_action(context& ctx, const std::string& job, const char* action, bool force,
+               const std::function<std::string(json_value)>& say) {
+  auto a = ctx.call_raw(client::method::post, "updates", "", action_body(action, job, force));
   if (!a.ok())
     return a.exit;
-  if (ctx.options.json)
+  if (ctx.options.json) {
     print_raw(a.raw.body);
-  else
-    std::printf("job %s cancelled\n", job.c_str());
+    return exit_ok;
+  }
+  auto doc = model::json_document::parse(a.raw.body);
+  std::printf("%s\n", say(doc.root()).c_str());
   return exit_ok;
 }
 
+int cancel_job(context& ctx, const std::string& job, bool force) {
+  return job_action(ctx, job, "cancel", force, [&](json_value d) {
+    auto waiting = d["unconfirmed"].as_string();
+    return "job " + job + " cancelled"
+           + (waiting.empty() || waiting == "0"
+                ? std::string()
+                : "; " + waiting + " nodes told to stop"
+                    + (force ? " (running installs are stopped)" : " (running installs end first)")
+                    + "; each shows cancelled once its agent confirms");
+  });
+}
+
+int campaign_action(context& ctx, const std::string& job, const char* action) {
+  return job_action(ctx, job, action, false,
+                    [](json_value d) { return d["message"].as_string(); });
+}
+
+int retry_job(context& ctx, const std::string& job) {
+  return job_action(ctx, job, "retry", false, [&](json_value d) {
+    return "job " + job + ": " + d["retried"].as_string()
+           + " failed, timed-out or skipped nodes start another attempt";
+  });
+}
+
 int delete_job(context& ctx, const std::string& job) {
-  auto a = ctx.call_raw(client::method::post, "updates", "", action_body("delete", job));
-  if (!a.ok())
-    return a.exit;
-  if (ctx.options.json)
-    print_raw(a.raw.body);
-  else
-    std::printf("job %s deleted\n", job.c_str());
-  return exit_ok;
+  return job_action(ctx, job, "delete", false, [&](json_value) { return "job " + job + " deleted"; });
 }
 
 int list_jobs(context& ctx) {
@@ -297,21 +454,30 @@ int list_jobs(context& ctx) {
 
 int run_job(context& ctx, const job_spec& s) {
   int exit = exit_ok;
+  if (!check_targets(ctx, s, exit))
+    return exit;
   auto id = create_job(ctx, s, exit, false);
   if (!id)
     return exit;
-  if (int rc = install_job(ctx, *id); rc != exit_ok)
+  if (int rc = install_job(ctx, *id); rc != exit_ok) {
+    // Nothing ran: the job created for this run goes again.
+    auto d = ctx.call_raw(client::method::post, "updates", "", action_body("delete", *id));
+    if (d.ok())
+      std::fprintf(stderr, "coapfleet: job %s deleted again: it could not be triggered\n",
+                   id->c_str());
     return rc;
+  }
   return watch_job(ctx, *id);
 }
 
 /// A subcommand taking one job id.
-void add_job_command(CLI::App& update, context& ctx, const char* name, const char* help,
-                     int (*fn)(context&, const std::string&)) {
+CLI::App* add_job_command(CLI::App& update, context& ctx, const char* name, const char* help,
+                          int (*fn)(context&, const std::string&)) {
   auto* sub = update.add_subcommand(name, help);
   auto job = std::make_shared<std::string>();
   sub->add_option("job", *job, "The job id (as update create printed it)")->required();
   sub->callback([&ctx, job, fn] { ctx.action = [&ctx, job, fn] { return fn(ctx, *job); }; });
+  return sub;
 }
 
 }  // namespace
@@ -335,19 +501,50 @@ void add_update_commands(CLI::App& app, context& ctx) {
   add_job_command(*update, ctx, "install", "Trigger a job: notify its target nodes",
                   install_job);
   add_job_command(*update, ctx, "status", "A job's per-node states and its status", job_status);
-  add_job_command(*update, ctx, "cancel", "Cancel a job: unfinished nodes become cancelled",
-                  cancel_job);
+  auto cancel_id = std::make_shared<std::string>();
+  auto cancel_force = std::make_shared<bool>(false);
+  auto* cancel = update->add_subcommand(
+    "cancel", "Cancel a job: its agents drop queued work (with --force they also stop running "
+              "installs); a node shows cancelled once its agent confirms");
+  cancel->add_option("job", *cancel_id, "The job id (as update create printed it)")->required();
+  cancel->add_flag("--force", *cancel_force, "also stop installs that are running");
+  cancel->callback([&ctx, cancel_id, cancel_force] {
+    ctx.action = [&ctx, cancel_id, cancel_force] {
+      return cancel_job(ctx, *cancel_id, *cancel_force);
+    };
+  });
+  add_job_command(*update, ctx, "pause", "Pause a campaign: no more nodes start",
+                  [](context& c, const std::string& j) { return campaign_action(c, j, "pause"); });
+  add_job_command(*update, ctx, "resume", "Resume a paused campaign",
+                  [](context& c, const std::string& j) { return campaign_action(c, j, "resume"); });
+  add_job_command(*update, ctx, "close", "Close a dynamic campaign to late joiners",
+                  [](context& c, const std::string& j) { return campaign_action(c, j, "close"); });
+  add_job_command(*update, ctx, "retry",
+                  "Run a job's failed, timed-out and skipped nodes again (another attempt)",
+                  retry_job);
   add_job_command(*update, ctx, "delete",
                   "Delete a job that is not running (observers of it get 4.04)", delete_job);
-  add_job_command(*update, ctx, "watch",
-                  "Follow a job live until it ends (exit 0 completed, 1 otherwise)", watch_job);
+  auto* watch = add_job_command(*update, ctx, "watch",
+                                "Follow a job live until it ends (exit 0 completed, 1 otherwise)",
+                                watch_job);
+  watch->add_option("--wait-server", ctx.options.wait_server,
+                    "seconds to wait for a server that stopped answering (a restart) before "
+                    "giving up")
+    ->capture_default_str()
+    ->check(CLI::NonNegativeNumber);
 
   auto* list = update->add_subcommand("list", "All jobs with their status");
   list->callback([&ctx] { ctx.action = [&ctx] { return list_jobs(ctx); }; });
 
   auto run_spec = std::make_shared<job_spec>();
-  auto* run = update->add_subcommand("run", "create + install + watch in one command");
+  auto* run = update->add_subcommand(
+    "run", "check the targets, then create + install + watch in one command");
   add_spec_options(run, *run_spec);
+  run->add_option("--wait-server", ctx.options.wait_server,
+                  "seconds to wait for a server that stopped answering (a restart) before "
+                  "giving up")
+    ->capture_default_str()
+    ->check(CLI::NonNegativeNumber);
   run->callback([&ctx, run_spec] { ctx.action = [&ctx, run_spec] { return run_job(ctx, *run_spec); }; });
 }
 

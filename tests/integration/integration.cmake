@@ -17,6 +17,7 @@ endforeach()
 set(COAPFLEET_INTEGRATION_TESTS
   seed_examples:lock
   jobs:lock
+  campaigns:lock
   bad_input:free
   blockwise:free
   interop:free
@@ -52,6 +53,7 @@ set(COAPFLEET_AGENT_INTEGRATION_TESTS
   agent_workflow
   agent_jobs
   agent_restart
+  agent_stopping
   agent_lost_answers
   agent_security
   agent_signed_jobs

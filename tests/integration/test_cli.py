@@ -420,6 +420,83 @@ class CliTest(h.ServerTestCase):
         self.assertEqual(r.rc, 3, r)
         self.assertIn("4.04", r.stderr)
 
+    def test_update_run_checks_its_targets_before_creating_anything(self):
+        before = len(self.coap_json("get", "updates")["updates"])
+        r = self.cli("update", "run", "--name", "ghosts", "--version", "1", "--type", "pip",
+                     "--packages", "rich", "--nodes", "cli-node,ghost-1,ghost-2")
+        self.assertEqual(r.rc, 3, r)
+        self.assertIn("not registered: ghost-1, ghost-2; nothing was created", r.stderr)
+        self.assertEqual(len(self.coap_json("get", "updates")["updates"]), before)
+
+    def test_cancel_force_and_retry(self):
+        job = self.create_job("--nodes", "cli-node")
+        self.ok("update", "install", job)
+        h.deadline_poll(lambda: [b for b in self.agent.bodies() if b.get("job_id") == job], 20,
+                        what="the agent's notification")
+        self.report(job, "cli-node", "failed", result=8, error_message="pip exited 1")
+        r = self.ok("update", "retry", job)
+        self.assertIn("1 failed, timed-out or skipped nodes start another attempt", r.stdout)
+        st = self.coap_json("post", "updates", {"action": "status", "job_id": job})
+        self.assertEqual(st["nodes"][0]["attempt"], 2, st)
+        self.report(job, "cli-node", "installing", attempt=2)
+        r = self.ok("update", "cancel", "--force", job)
+        self.assertIn("1 nodes told to stop (running installs are stopped)", r.stdout)
+        h.deadline_poll(lambda: [b for b in self.agent.bodies()
+                                 if b.get("job_id") == job and b.get("action") == "cancel"
+                                 and b.get("force") is True], 20, what="the forced cancel")
+        st = self.coap_json("post", "updates", {"action": "status", "job_id": job})
+        self.assertEqual((st["status"], st["node_statuses"]["cli-node"]),
+                         ("cancelled", "installing"))
+
+
+class WatchRestartTest(h.ServerTestCase):
+    """`update watch` goes on across a server restart, graceful or kill -9."""
+
+    fresh_per_test = True
+
+    def start_job(self):
+        ip = "127.1.%d.%d" % (random.randint(100, 199), random.randint(2, 250))
+        agent = self.new_agent(ip, h.free_port(ip))
+        r = self.server.coap("post", "nodes", {"node_id": "w-node", "ip_address": agent.ip,
+                                               "port": agent.port})
+        self.assertEqual(r.code, "2.01", r)
+        r = self.server.coap("post", "updates", {"name": "w", "version": "1",
+                                                 "package_type": "script", "script": "true",
+                                                 "target_nodes": ["w-node"]})
+        job = r.json()["job_id"]
+        r = self.server.coap("post", "updates", {"action": "install", "job_id": job})
+        self.assertEqual(r.code, "2.04", r)
+        url = "coap://%s:%d" % (h.HOST, self.server.port)
+        proc, out = start_cli(["--server", url, "update", "watch", job], url)
+        self.addCleanup(stop, proc)
+        out.wait_for(lambda l: l.startswith("job "), 20, what="the first line")
+        return job, proc, out
+
+    def finish_after(self, restart):
+        job, proc, out = self.start_job()
+        restart()
+        r = self.server.coap("post", "updates", {"action": "report", "job_id": job,
+                                                 "node_id": "w-node", "status": "succeeded"})
+        self.assertEqual(r.code, "2.04", r)
+        started = time.monotonic()
+        rc, err = finish(proc, out, 30)
+        self.assertEqual(rc, 0, (out.snapshot(), err))
+        self.assertIn("completed", out.snapshot()[-1])
+        return time.monotonic() - started
+
+    def test_graceful_restart(self):
+        def restart():
+            self.server.stop()
+            self.server.start()
+        self.finish_after(restart)
+
+    def test_kill9_and_restart(self):
+        def restart():
+            self.server.kill9()
+            self.server.start()
+        took = self.finish_after(restart)
+        self.assertLess(took, 15, "the watch noticed the restarted server late")
+
 
 # -- the watch logic against a fake observable endpoint ----------------------------------
 
@@ -471,6 +548,7 @@ class FakeObservable:
         """New representation (a dict) or, with code 0x84, the end (4.04)."""
         with self.lock:
             self.seq += 1
+            self.code = code  # what a new request gets too (a deleted job stays 4.04)
             self.body = json.dumps(state).encode()
             for addr, token in list(self.observers):
                 self.mid = (self.mid + 1) & 0xFFFF
@@ -505,6 +583,10 @@ class FakeObservable:
                     self.deregistered.append("get")
                     self.observers.pop((addr, msg.token), None)
                     reply = h.encode_message(h.ACK, 0x45, msg.mid, msg.token,
+                                             [(h.OPT_CONTENT_FORMAT, h.encode_uint(50))],
+                                             self.body)
+                elif getattr(self, "code", 0x45) != 0x45:
+                    reply = h.encode_message(h.ACK, self.code, msg.mid, msg.token,
                                              [(h.OPT_CONTENT_FORMAT, h.encode_uint(50))],
                                              self.body)
                 else:
@@ -597,7 +679,7 @@ class WatchLogicTest(unittest.TestCase):
         self.fake.max_age = 1
         self.fake.set(job_state(self.JOB, "in_progress", [{"node_id": "a", "status": "pending"}]))
         proc, out = start_cli(["--server", self.fake.url, "--timeout", "2", "update", "watch",
-                               self.JOB], self.fake.url)
+                               "--wait-server", "3", self.JOB], self.fake.url)
         self.addCleanup(stop, proc)
         # No notification within Max-Age (+ leeway): the watch asks again.
         h.deadline_poll(lambda: self.fake.registrations >= 2, 15, what="a re-registration")
@@ -607,7 +689,8 @@ class WatchLogicTest(unittest.TestCase):
         self.fake.silent = True
         rc, err = finish(proc, out, 20)
         self.assertEqual(rc, 4, err)
-        self.assertIn("no answer from %s within 2 s" % self.fake.url, err)
+        self.assertIn("waiting for it", err)  # a restart is waited for (--wait-server) ...
+        self.assertIn("no answer from %s within 2 s" % self.fake.url, err)  # ... not forever
 
     def test_already_finished_job(self):
         self.fake.set(job_state(self.JOB, "cancelled", [{"node_id": "a", "status": "cancelled"}]))

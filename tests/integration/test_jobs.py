@@ -263,6 +263,8 @@ class JobsTest(JobHelpers, h.ServerTestCase):
                 self.assertErrorJson(r, "4.04", "job_id")
 
     def test_cancel(self):
+        """A cancel reaches the agents; a node is cancelled on its agent's word
+        only, and what an agent really did afterwards is taken."""
         job = self.create(["n1", "n2"])
         self.assertEqual(self.install(job).code, "2.04")
         self.wait_states(job, {"n1": "notified", "n2": "notified"})
@@ -272,11 +274,22 @@ class JobsTest(JobHelpers, h.ServerTestCase):
         self.assertEqual(r.code, "2.04", r)
         st = self.status(job)
         self.assertEqual(st["status"], "cancelled")
-        self.assertEqual(st["node_statuses"], {"n1": "succeeded", "n2": "cancelled"})
-        self.assertErrorJson(self.report(job, "n2", "installing"), "4.00", "status")
+        self.assertEqual(st["node_statuses"], {"n1": "succeeded", "n2": "downloading"})
+        # n2's agent is told; n1, finished, is not.
+        h.deadline_poll(lambda: [b for b in self.notifications(self.a2, job)
+                                 if b.get("action") == "cancel"], 10, what="cancel sent to n2")
+        self.assertEqual([b for b in self.notifications(self.a1, job)
+                          if b.get("action") == "cancel"], [])
+        # What the agent did next is the truth: it installed, then confirmed.
+        self.report_ok(job, "n2", "installing", "cancelled")
+        self.assertEqual(self.status(job)["node_statuses"],
+                         {"n1": "succeeded", "n2": "cancelled"})
         self.assertErrorJson(self.install(job), "4.00", "job_id")
         r = self.server.coap("post", "updates", {"action": "cancel", "job_id": job})
         self.assertErrorJson(r, "4.00", "job_id")
+        self.assertErrorJson(self.server.coap("post", "updates",
+                                              {"action": "retry", "job_id": job}),
+                             "4.00", "job_id")
         # A job cancelled before its trigger never notifies anyone.
         job2 = self.create(["n3"])
         r = self.server.coap("post", "updates", {"action": "cancel", "job_id": job2})
@@ -284,6 +297,29 @@ class JobsTest(JobHelpers, h.ServerTestCase):
         self.assertEqual(self.status(job2)["status"], "cancelled")
         self.assertErrorJson(self.install(job2), "4.00", "job_id")
         self.assertEqual(self.notifications(self.a3, job2), [])
+
+    def test_forced_cancel_again_and_an_agent_that_finished_anyway(self):
+        job = self.create(["n1", "n2"])
+        self.assertEqual(self.install(job).code, "2.04")
+        self.wait_states(job, {"n1": "notified", "n2": "notified"})
+        self.report_ok(job, "n1", "installing")
+        r = self.server.coap("post", "updates", {"action": "cancel", "job_id": job})
+        self.assertEqual(r.code, "2.04", r)
+        r = self.server.coap("post", "updates",
+                             {"action": "cancel", "job_id": job, "force": True})
+        self.assertEqual(r.code, "2.04", r)
+        h.deadline_poll(lambda: [b for b in self.notifications(self.a1, job)
+                                 if b.get("action") == "cancel" and b.get("force")],
+                        10, what="forced cancel sent to n1")
+        # n1 ended before the cancel reached it: its success stands.
+        self.report_ok(job, "n1", "succeeded")
+        self.report_ok(job, "n2", "cancelled")
+        st = self.status(job)
+        self.assertEqual(st["status"], "cancelled")
+        self.assertEqual(st["node_statuses"], {"n1": "succeeded", "n2": "cancelled"})
+        # Everything confirmed: the job may go.
+        r = self.server.coap("delete", "updates/" + job)
+        self.assertIn(r.code, ("2.02",), r)
 
     def test_retransmitted_requests_act_once(self):
         """A CON retransmitted after its answer was sent (the answer or our ACK

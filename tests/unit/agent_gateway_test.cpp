@@ -65,6 +65,17 @@ mock_installer(installer_actor::stateful_pointer<mock_installer_state> self,
       self->state.held.push_back(rp);
       return rp;
     },
+    [script](atom::cancel, std::string& job, uint32_t attempt, bool force) -> std::string {
+      model::update_notification n;
+      n.job_id = job;
+      n.attempt = attempt;
+      n.cancel = true;
+      n.force = force;
+      script->notes.push_back(n);
+      return force ? "stopping" : "cancelled";
+    },
+    [](atom::stop) -> int32_t { return 0; },
+    [](atom::cancel, uint64_t) {},
     [script](atom::status) -> caf::result<std::string, uint32_t> {
       return {script->current_job, script->queued};
     },

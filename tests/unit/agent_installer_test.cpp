@@ -493,6 +493,9 @@ installer_actor::behavior_type listening_installer(installer_actor::pointer,
                                                    std::shared_ptr<worker_log> log) {
   return {
     [](atom::notify, model::update_notification&) { return atom::ok::value; },
+    [](atom::cancel, std::string&, uint32_t, bool) { return std::string("finished"); },
+    [](atom::stop) -> int32_t { return 0; },
+    [](atom::cancel, uint64_t) {},
     [](atom::status) -> caf::result<std::string, uint32_t> { return {std::string(), 0u}; },
     [](atom::response, uint64_t, client_response&) {},
     [log](atom::report, bool ok, int32_t result, std::string& msg) {

@@ -82,7 +82,7 @@ TEST_CASE_FIXTURE(gateway_fixture, "audit: a record that cannot be stored does n
 TEST_CASE_FIXTURE(gateway_fixture, "audit: install, cancel and delete of a job by a trusted plain source") {
   jobs_do->jobs = {job("job-7")};
   send(atom::install::value, uint64_t{4}, std::string{"job-7"}, trusted);
-  send(atom::cancel::value, uint64_t{5}, std::string{"job-7"}, trusted);
+  send(atom::cancel::value, uint64_t{5}, std::string{"job-7"}, false, trusted);
   send(atom::remove::value, uint64_t{6}, std::string{"job-7"}, trusted);
   check_json(reply_to(5), 204);
   REQUIRE(database->audited.size() == 3);
@@ -101,7 +101,7 @@ TEST_CASE_FIXTURE(gateway_fixture, "audit: install, cancel and delete of a job b
 }
 
 TEST_CASE_FIXTURE(gateway_fixture, "audit: a failed action is recorded with its code and reason") {
-  send(atom::cancel::value, uint64_t{7}, std::string{"job-404"}, op);
+  send(atom::cancel::value, uint64_t{7}, std::string{"job-404"}, false, op);
   check_json(reply_to(7), 404);
   REQUIRE(database->audited.size() == 1);
   CHECK(database->audited[0].action == "job.cancel");

@@ -107,7 +107,7 @@ TEST_CASE_FIXTURE(gateway_fixture, "gateway: POST /updates create, install, stat
   CHECK(r.payload == model::encode_job_status(jobs_do->jobs[0]));
   CHECK(json_of(r).root()["job_id"].as_string() == "job-1");
 
-  send(atom::cancel::value, uint64_t{5}, std::string("job-1"), from);
+  send(atom::cancel::value, uint64_t{5}, std::string("job-1"), false, from);
   r = reply_to(5);
   check_json(r, 204);
   doc = json_of(r);
@@ -304,7 +304,7 @@ TEST_CASE_FIXTURE(gateway_fixture, "gateway: every request passes its owner's er
   send(atom::create::value, uint64_t{2}, job("x").spec, from);
   send(atom::install::value, uint64_t{3}, std::string("job-1"), from);
   send(atom::report::value, uint64_t{4}, rep, from);
-  send(atom::cancel::value, uint64_t{5}, std::string("job-1"), from);
+  send(atom::cancel::value, uint64_t{5}, std::string("job-1"), false, from);
   send(atom::remove::value, uint64_t{6}, std::string("job-1"), from);
   send(atom::action::value, uint64_t{7}, model::system_action::status, from);
   send(atom::action::value, uint64_t{8}, model::system_action::shutdown, from);

@@ -74,17 +74,20 @@ TEST_CASE_FIXTURE(fixture, "a cancel whose commit fails changes nothing and can 
   wire->clear();
   auto before = status(job.job_id);
   auto lock = std::make_unique<db_lock>(dir / "fleet.db");
-  auto err = ask_error<model::job_record>(jobs, atom::cancel::value, job.job_id, op);
+  auto err = ask_error<model::job_record>(jobs, atom::cancel::value, job.job_id, false, op);
   CHECK(is_internal(err));
   CHECK(same_job(status(job.job_id), before));
   CHECK(same_job(stored().jobs[0], before));
   CHECK(wire->changed.empty());
   lock.reset();
-  auto cancelled = ask<model::job_record>(jobs, atom::cancel::value, job.job_id, op);
+  auto cancelled = ask<model::job_record>(jobs, atom::cancel::value, job.job_id, false, op);
   CHECK(cancelled.status == model::job_status::cancelled);
-  CHECK(cancelled.nodes[0].state == model::node_update_state::cancelled);
+  // The node is cancelled on its agent's word only; its agent is told.
+  CHECK(cancelled.nodes[0].state == before.nodes[0].state);
   CHECK(same_job(stored().jobs[0], cancelled));
   CHECK(wire->saw_changed("updates/" + job.job_id + "/status"));
+  REQUIRE(!wire->notes.empty());
+  CHECK(std::get<3>(wire->notes.back()).cancel);
 }
 
 TEST_CASE_FIXTURE(fixture, "a failed create leaves no job behind") {
@@ -196,9 +199,17 @@ TEST_CASE_FIXTURE(fixture, "a delete waits for a running change and is judged af
   CHECK(install->value);
   // The install was durable first: the job is running and cannot go.
   REQUIRE(del->done);
-  CHECK(del->error.code() == static_cast<uint8_t>(api_errc::bad_request));
+  CHECK(del->error.code() == static_cast<uint8_t>(api_errc::conflict));
   CHECK(stored().jobs.size() == 1);
-  ask<model::job_record>(jobs, atom::cancel::value, job.job_id, op);
+  ask<model::job_record>(jobs, atom::cancel::value, job.job_id, false, op);
+  // Not every node confirmed the cancel: the job stays.
+  auto early = ask_error<atom::ok>(jobs, atom::remove::value, job.job_id, op);
+  CHECK(early.code() == static_cast<uint8_t>(api_errc::conflict));
+  model::update_report r;
+  r.job_id = job.job_id;
+  r.node_id = "node-a";
+  r.state = model::node_update_state::cancelled;
+  ask<atom::ok>(jobs, atom::report::value, r, op);
   ask<atom::ok>(jobs, atom::remove::value, job.job_id, op);
   CHECK(stored().jobs.empty());
   CHECK(wire->forgotten == std::vector<std::string>{job.job_id});

@@ -211,3 +211,184 @@ TEST_CASE_FIXTURE(fixture, "each copy of /updates/changes lists the jobs changed
   c = changes();
   CHECK_FALSE(c.reset);
 }
+
+TEST_CASE_FIXTURE(fixture, "retry: failed and timed-out nodes start another attempt") {
+  enroll("node-a", "127.1.0.1");
+  enroll("node-b", "127.1.0.2");
+  auto spec = pip_job("p", "1");
+  spec.node_timeout_seconds = 30;
+  auto job = create(spec);
+  ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
+  // Retrying while nothing failed is refused and names why.
+  auto err = ask_error<model::job_record>(jobs, atom::retry::value, job.job_id, op);
+  CHECK(is_api_error(err, api_errc::bad_request));
+  ask<atom::ok>(jobs, atom::report::value,
+                report(job.job_id, "node-a", model::node_update_state::failed), op);
+  // node-b never answers: node_timeout_seconds times it out.
+  sched->advance_time(31s);
+  sched->run();
+  auto st = status(job.job_id);
+  CHECK(st.nodes[1].state == model::node_update_state::timed_out);
+  CHECK(st.status == model::job_status::failed);
+  wire->clear();
+  auto retried = ask<model::job_record>(jobs, atom::retry::value, job.job_id, op);
+  CHECK(retried.status == model::job_status::in_progress);
+  for (auto& n : retried.nodes) {
+    CHECK(n.state == model::node_update_state::pending);
+    CHECK(n.attempt == 2);
+  }
+  REQUIRE(wire->notes.size() == 2);
+  CHECK(std::get<3>(wire->notes[0]).attempt == 2);
+  // A late report of the first attempt changes nothing; one of a later
+  // attempt than the node's is refused.
+  auto old = report(job.job_id, "node-a", model::node_update_state::failed);
+  old.attempt = 1;
+  ask<atom::ok>(jobs, atom::report::value, old, op);
+  CHECK(status(job.job_id).nodes[0].state == model::node_update_state::pending);
+  auto future = report(job.job_id, "node-a", model::node_update_state::succeeded);
+  future.attempt = 3;
+  err = ask_error<atom::ok>(jobs, atom::report::value, future, op);
+  CHECK(is_api_error(err, api_errc::bad_request));
+  for (auto* node : {"node-a", "node-b"}) {
+    auto ok = report(job.job_id, node, model::node_update_state::succeeded);
+    ok.attempt = 2;
+    ask<atom::ok>(jobs, atom::report::value, ok, op);
+  }
+  st = status(job.job_id);
+  CHECK(st.status == model::job_status::completed);
+  CHECK(same_job(stored().jobs[0], st));
+}
+
+TEST_CASE_FIXTURE(fixture, "cancel tells the agents; nodes are cancelled on their word") {
+  enroll("node-a", "127.1.0.1");
+  enroll("node-b", "127.1.0.2");
+  auto job = create(pip_job("p", "1"));
+  ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(job.job_id, "node-a", model::node_update_state::succeeded), op);
+  wire->clear();
+  auto c = ask<model::job_record>(jobs, atom::cancel::value, job.job_id, true, op);
+  CHECK(c.status == model::job_status::cancelled);
+  CHECK(c.nodes[1].state == model::node_update_state::pending);
+  sched->run();
+  REQUIRE(wire->notes.size() == 1);  // node-a finished: not told
+  auto& note = std::get<3>(wire->notes[0]);
+  CHECK(note.node_id == "node-b");
+  CHECK(note.cancel);
+  CHECK(note.force);
+  // The cancel did not reach node-b: its entry says so, its state stays.
+  caf::anon_send(std::get<0>(wire->notes[0]), atom::cancel::value, std::string("node-b"), false,
+                 std::string("agent unreachable"));
+  sched->run();
+  auto st = status(job.job_id);
+  CHECK(st.nodes[1].state == model::node_update_state::pending);
+  CHECK(st.nodes[1].error_message.find("cancel not delivered") != std::string::npos);
+  // After a restart the cancel goes out again.
+  wire->clear();
+  start(restart());
+  REQUIRE(wire->notes.size() == 1);
+  CHECK(std::get<3>(wire->notes[0]).cancel);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(job.job_id, "node-b", model::node_update_state::cancelled), op);
+  st = status(job.job_id);
+  CHECK(st.nodes[1].state == model::node_update_state::cancelled);
+  CHECK(st.nodes[1].result == 10);
+  CHECK(st.status == model::job_status::cancelled);
+}
+
+TEST_CASE_FIXTURE(fixture, "a campaign: waves, an error threshold that pauses, retry and resume") {
+  for (int i = 0; i < 10; ++i)
+    enroll("node-" + std::to_string(i), "127.1.0." + std::to_string(i + 1));
+  auto spec = pip_job("p", "1");
+  spec.waves = {20, 100};
+  spec.error_threshold = 50;
+  auto job = create(spec);
+  auto triggered = ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
+  sched->run();
+  // Wave 0: the first 20% of the nodes (in id order) start with the trigger.
+  REQUIRE(wire->notes.size() == 2);
+  CHECK(std::get<3>(wire->notes[0]).node_id == "node-0");
+  CHECK(std::get<3>(wire->notes[1]).node_id == "node-1");
+  auto st = status(job.job_id);
+  CHECK(st.nodes[2].started_at == 0);
+  CHECK(st.nodes[9].wave == 1);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(job.job_id, "node-0", model::node_update_state::succeeded), op);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(job.job_id, "node-1", model::node_update_state::failed), op);
+  sched->run();
+  st = status(job.job_id);
+  CHECK(st.campaign.paused);
+  CHECK(st.campaign.pause_reason.find("1 of 2 started nodes failed") != std::string::npos);
+  CHECK(st.status == model::job_status::in_progress);
+  CHECK(same_job(stored().jobs[0], st));
+  // Paused: a retry queues node-1's second attempt but starts nothing.
+  wire->clear();
+  ask<model::job_record>(jobs, atom::retry::value, job.job_id, op);
+  sched->run();
+  CHECK(wire->notes.empty());
+  auto err = ask_error<model::job_record>(jobs, atom::action::value, job.job_id,
+                                          std::string("pause"), op);
+  CHECK(is_api_error(err, api_errc::bad_request));
+  ask<model::job_record>(jobs, atom::action::value, job.job_id, std::string("resume"), op);
+  sched->run();
+  REQUIRE(wire->notes.size() == 1);
+  CHECK(std::get<3>(wire->notes[0]).node_id == "node-1");
+  CHECK(std::get<3>(wire->notes[0]).attempt == 2);
+  // The campaign survives a restart where it stood.
+  start(restart());
+  st = status(job.job_id);
+  CHECK_FALSE(st.campaign.paused);
+  CHECK(st.campaign.wave == 0);
+  wire->clear();
+  auto ok = report(job.job_id, "node-1", model::node_update_state::succeeded);
+  ok.attempt = 2;
+  ask<atom::ok>(jobs, atom::report::value, ok, op);
+  sched->run();
+  // Wave 0 is done: wave 1 starts.
+  CHECK(wire->notes.size() == 8);
+  CHECK(status(job.job_id).campaign.wave == 1);
+  for (int i = 2; i < 10; ++i)
+    ask<atom::ok>(jobs, atom::report::value,
+                  report(job.job_id, "node-" + std::to_string(i),
+                         model::node_update_state::succeeded),
+                  op);
+  CHECK(status(job.job_id).status == model::job_status::completed);
+}
+
+TEST_CASE_FIXTURE(fixture, "a dynamic campaign takes late joiners until it is closed") {
+  enroll("node-a", "127.1.0.1");
+  auto spec = pip_job("p", "1");
+  spec.dynamic = true;
+  auto job = create(spec);
+  ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(job.job_id, "node-a", model::node_update_state::succeeded), op);
+  sched->run();
+  auto st = status(job.job_id);
+  CHECK(st.status == model::job_status::in_progress);  // open: more may come
+  wire->clear();
+  enroll("node-b", "127.1.0.2");
+  sched->run();
+  REQUIRE(wire->notes.size() == 1);
+  CHECK(std::get<3>(wire->notes[0]).node_id == "node-b");
+  st = status(job.job_id);
+  REQUIRE(st.nodes.size() == 2);
+  CHECK(same_job(stored().jobs[0], st));
+  // A job that is not dynamic takes nobody.
+  auto fixed = create(pip_job("q", "1"));
+  ask<model::job_record>(jobs, atom::install::value, fixed.job_id, op);
+  ask<model::job_record>(jobs, atom::action::value, job.job_id, std::string("close"), op);
+  auto err = ask_error<model::job_record>(jobs, atom::action::value, fixed.job_id,
+                                          std::string("close"), op);
+  CHECK(is_api_error(err, api_errc::bad_request));
+  wire->clear();
+  enroll("node-c", "127.1.0.3");
+  sched->run();
+  CHECK(wire->notes.empty());
+  CHECK(status(job.job_id).nodes.size() == 2);
+  CHECK(status(fixed.job_id).nodes.size() == 2);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(job.job_id, "node-b", model::node_update_state::succeeded), op);
+  CHECK(status(job.job_id).status == model::job_status::completed);
+}

@@ -65,7 +65,7 @@ TEST_CASE("decode_updates_request: the seed's install and status, and cancel") {
 
 TEST_CASE("decode_updates_request: unknown or ill-typed action") {
   check_problem(decode_updates_request(R"({"action":"explode","job_id":"j"})").err,
-                "unknown action: explode (expected create, install, status, report, cancel, delete)",
+                "unknown action: explode (expected create, install, status, report, pause, resume, cancel, retry, close, delete)",
                 "action");
   check_problem(decode_updates_request(R"({"action":1})").err, "field action must be a string",
                 "action");
@@ -385,4 +385,66 @@ TEST_CASE("encode_update_report and its round trip through decode_updates_reques
   CHECK(back.value.report.progress == r.progress);
   CHECK(back.value.report.result == r.result);
   CHECK(back.value.report.error_message == r.error_message);
+}
+
+TEST_CASE("a cancel and a retry's attempt travel in notifications, node jobs and reports") {
+  update_notification n;
+  n.job_id = "job-9";
+  n.node_id = "node-1";
+  CHECK_FALSE(has(parse_json(encode_update_notification(n)), "action"));
+  CHECK_FALSE(has(parse_json(encode_update_notification(n)), "attempt"));
+  n.cancel = true;
+  n.force = true;
+  n.attempt = 3;
+  auto text = encode_update_notification(n);
+  auto doc = parse_json(text);
+  CHECK(str(doc, "action") == "cancel");
+  CHECK(doc["force"].GetBool());
+  CHECK(doc["attempt"].GetInt() == 3);
+  auto back = decode_update_notification(text);
+  REQUIRE(back.ok());
+  CHECK(back.value.cancel);
+  CHECK(back.value.force);
+  CHECK(back.value.attempt == 3);
+  auto bad = decode_update_notification(R"({"action":"explode","job_id":"j","node_id":"n"})");
+  CHECK(bad.err.field == "action");
+  auto zero = decode_update_notification(R"({"job_id":"j","node_id":"n","attempt":0})");
+  CHECK(zero.err.field == "attempt");
+
+  n.cancel = false;
+  n.spec.name = "s";
+  n.spec.version = "1";
+  n.spec.package_type = "script";
+  n.spec.script = "true";
+  n.spec.node_timeout_seconds = 90;
+  auto job = decode_node_job(encode_node_job(n));
+  REQUIRE(job.ok());
+  CHECK(job.value.attempt == 3);
+  CHECK(job.value.spec.node_timeout_seconds == 90);
+  CHECK(run_key("job-9", 1) == "job-9");
+  CHECK(run_key("job-9", 3) == "job-9#3");
+
+  update_report r;
+  r.job_id = "job-9";
+  r.node_id = "node-1";
+  r.state = node_update_state::cancelled;
+  CHECK_FALSE(has(parse_json(encode_update_report(r)), "attempt"));
+  r.attempt = 3;
+  auto rep = decode_updates_request(encode_update_report(r));
+  REQUIRE(rep.ok());
+  CHECK(rep.value.report.attempt == 3);
+}
+
+TEST_CASE("decode_updates_request: retry, and cancel with force") {
+  auto retry = decode_updates_request(R"({"action":"retry","job_id":"j"})");
+  REQUIRE(retry.ok());
+  CHECK(retry.value.action == updates_action::retry);
+  auto cancel = decode_updates_request(R"({"action":"cancel","job_id":"j","force":true})");
+  REQUIRE(cancel.ok());
+  CHECK(cancel.value.force);
+  auto plain = decode_updates_request(R"({"action":"cancel","job_id":"j"})");
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain.value.force);
+  auto bad = decode_updates_request(R"({"action":"cancel","job_id":"j","force":"yes"})");
+  CHECK(bad.err.field == "force");
 }

@@ -70,6 +70,7 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
       return make_api_error(api_errc::not_found, "node not registered", "node_id", "node_id",
                             id);
     },
+    [](atom::observe, caf::actor&) {},
     [](atom::health, uint64_t, model::health_report&, model::millis) {},
     [](atom::unroute, std::string&) {},
     [](atom::changes, uint64_t) {},
@@ -148,10 +149,22 @@ inline job_supervisor_actor::behavior_type mock_jobs(job_supervisor_actor::point
       s->reports.push_back(r);
       return respond(self, *s, s->next, atom::ok::value);
     },
-    [=](atom::cancel, std::string& id, peer& from) -> caf::result<model::job_record> {
-      s->asked.push_back("cancel " + id);
+    [=](atom::cancel, std::string& id, bool force, peer& from) -> caf::result<model::job_record> {
+      s->asked.push_back((force ? "cancel! " : "cancel ") + id);
       s->peers.push_back(from);
       return about(id, [](model::job_record& j) { j.status = model::job_status::cancelled; });
+    },
+    [](atom::enroll, job_target&) {},
+    [=](atom::action, std::string& id, std::string& action,
+        peer& from) -> caf::result<model::job_record> {
+      s->asked.push_back(action + " " + id);
+      s->peers.push_back(from);
+      return about(id, [](model::job_record&) {});
+    },
+    [=](atom::retry, std::string& id, peer& from) -> caf::result<model::job_record> {
+      s->asked.push_back("retry " + id);
+      s->peers.push_back(from);
+      return about(id, [](model::job_record& j) { j.status = model::job_status::in_progress; });
     },
     [=](atom::remove, std::string& id, peer& from) -> caf::result<atom::ok> {
       s->asked.push_back("remove " + id);

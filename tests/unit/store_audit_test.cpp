@@ -180,12 +180,13 @@ TEST_CASE("audit: a v2 database is migrated to v3 and keeps its keys and nodes")
             == store::key_outcome::done);
   }
   // What a server of schema v2 left behind.
+  undo_v5(db.path());
   raw(db.path(), "DROP TABLE audit");
   raw(db.path(), "ALTER TABLE nodes DROP COLUMN reported_ip");
   raw(db.path(), "PRAGMA user_version = 2");
   ::chmod(db.path().c_str(), 0644);
   auto s = open_ok(db.path());
-  CHECK(raw(db.path(), "PRAGMA user_version") == "4");
+  CHECK(raw(db.path(), "PRAGMA user_version") == "5");
   CHECK(s->load_nodes().size() == 1);
   model::key_table t;
   REQUIRE(s->load_keys(t0, t));
@@ -200,13 +201,14 @@ TEST_CASE("audit: a v2 database is migrated to v3 and keeps its keys and nodes")
 TEST_CASE("audit: a v1 database is migrated through v2 to v3") {
   temp_db db;
   { auto s = open_ok(db.path()); }
+  undo_v5(db.path());
   raw(db.path(), "DROP TABLE audit");
   raw(db.path(), "DROP TABLE keys");
   raw(db.path(), "DROP TABLE meta");
   raw(db.path(), "ALTER TABLE nodes DROP COLUMN reported_ip");
   raw(db.path(), "PRAGMA user_version = 1");
   auto s = open_ok(db.path());
-  CHECK(raw(db.path(), "PRAGMA user_version") == "4");
+  CHECK(raw(db.path(), "PRAGMA user_version") == "5");
   REQUIRE(s->apply({record("job.create")}));
   CHECK(count_of(*s) == 1);
 }

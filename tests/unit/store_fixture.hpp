@@ -53,4 +53,17 @@ inline std::string raw(const std::string& path, const std::string& sql) {
   return out;
 }
 
+/// Takes a database back to what a server of schema v4 left behind.
+inline void undo_v5(const std::string& path) {
+  raw(path, "DROP TRIGGER job_nodes_history_insert");
+  raw(path, "DROP TRIGGER job_nodes_history_update");
+  raw(path, "DROP TABLE job_history");
+  raw(path, "ALTER TABLE job_nodes DROP COLUMN attempt");
+  raw(path, "ALTER TABLE job_nodes DROP COLUMN started_at");
+  raw(path, "ALTER TABLE job_nodes DROP COLUMN wave");
+  raw(path, "ALTER TABLE job_nodes DROP COLUMN retry_at");
+  raw(path, "ALTER TABLE jobs DROP COLUMN campaign");
+  raw(path, "PRAGMA user_version = 4");
+}
+
 }  // namespace coapfleet::server::testing

@@ -140,7 +140,7 @@ void check_same(const model::job_record& a, const model::job_record& b) {
 
 }  // namespace
 
-TEST_CASE("open creates the schema at user_version 4 in WAL mode") {
+TEST_CASE("open creates the schema at user_version 5 in WAL mode") {
   temp_dir dir;
   {
     auto s = open_ok(dir.db());
@@ -149,14 +149,14 @@ TEST_CASE("open creates the schema at user_version 4 in WAL mode") {
     CHECK(s->load_nodes().empty());
     CHECK(s->load_jobs().empty());
   }
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "4");
+  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "5");
   CHECK(raw_query(dir.db(), "PRAGMA journal_mode") == "wal");
   CHECK(raw_query(dir.db(), "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                             " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
-        == "audit,health,job_nodes,jobs,keys,meta,nodes");
+        == "audit,health,job_history,job_nodes,jobs,keys,meta,nodes");
   // Opening again neither migrates nor fails.
   auto again = open_ok(dir.db());
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "4");
+  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "5");
 }
 
 TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only") {
@@ -184,7 +184,7 @@ TEST_CASE("a database from a newer server is refused") {
   std::string err;
   auto s = store::open(dir.db(), err);
   CHECK(s == nullptr);
-  CHECK(err.find("database schema version 7 is newer than this server (4)")
+  CHECK(err.find("database schema version 7 is newer than this server (5)")
         != std::string::npos);
   CHECK(err.find(dir.db()) != std::string::npos);
 }
@@ -374,7 +374,8 @@ TEST_CASE("jobs and node states round-trip exactly, in creation order") {
     auto s = open_ok(dir.db());
     REQUIRE(s->apply({put_job{j1}, put_job{j2}}));
     REQUIRE(s->apply({
-        put_job_status{"job-a", model::job_status::in_progress, 2500, ""},
+        put_job_status{"job-a", model::job_status::in_progress, 2500, "",
+                       model::campaign_state{1, true, "error threshold reached", 9000, false}},
         put_node_state{"job-a", state("n2", model::node_update_state::failed, 40, 8,
                                       "checksum mismatch", 2600)},
         put_node_state{"job-a", state("n1", model::node_update_state::downloading, 55, 0, "",
@@ -383,7 +384,7 @@ TEST_CASE("jobs and node states round-trip exactly, in creation order") {
                                       "offline", 2100)},
         put_node_state{"no-such-job", state("n1", model::node_update_state::failed, 0, 0,
                                             "", 2100)},
-        put_job_status{"job-b", model::job_status::cancelled, 3000, "cancelled by operator"},
+        put_job_status{"job-b", model::job_status::cancelled, 3000, "cancelled by operator", {}},
     }));
   }
   j1.status = model::job_status::cancelled;
@@ -399,12 +400,49 @@ TEST_CASE("jobs and node states round-trip exactly, in creation order") {
   REQUIRE(jobs.size() == 2);
   check_same(jobs[0], j1);  // job-b was created first
   check_same(jobs[1], j2);
+  CHECK(jobs[1].campaign.wave == 1);
+  CHECK(jobs[1].campaign.paused);
+  CHECK(jobs[1].campaign.pause_reason == "error threshold reached");
+  CHECK(jobs[1].campaign.soak_until == 9000);
+  CHECK_FALSE(jobs[0].campaign.paused);
   CHECK(s->last_error().empty());
   CHECK(raw_query(dir.db(), "SELECT status FROM jobs WHERE job_id = 'job-b'") == "cancelled");
   CHECK(raw_query(dir.db(), "SELECT status FROM job_nodes WHERE node_id = 'n2'") == "failed");
   CHECK(raw_query(dir.db(), "SELECT name || '/' || version || '/' || package_type FROM jobs"
                             " WHERE job_id = 'job-a'")
         == "config job-a/1.2.3/file");
+}
+
+TEST_CASE("attempts round-trip; the history holds every change of state or attempt") {
+  temp_dir dir;
+  auto j = job("job-h", 1000);
+  j.nodes = {state("n1", model::node_update_state::pending, -1, 0, "", 1000)};
+  j.nodes[0].started_at = 1000;
+  auto step = [](model::node_update_state st, int32_t progress, model::millis at,
+                 uint32_t attempt = 1) {
+    auto n = state("n1", st, progress, 0, "", at);
+    n.attempt = attempt;
+    n.started_at = attempt == 1 ? 1000 : 5000;
+    return n;
+  };
+  {
+    auto s = open_ok(dir.db());
+    REQUIRE(s->apply({put_job{j}}));
+    REQUIRE(s->apply({put_node_state{"job-h", step(model::node_update_state::downloading, 10, 2000)},
+                      put_node_state{"job-h", step(model::node_update_state::downloading, 60, 2100)},
+                      put_node_state{"job-h", step(model::node_update_state::failed, 60, 3000)}}));
+    // A retry: the same state again would not be history, a new attempt is.
+    REQUIRE(s->apply({put_node_state{"job-h", step(model::node_update_state::pending, -1, 5000, 2)}}));
+  }
+  auto s = open_ok(dir.db());
+  auto jobs = s->load_jobs();
+  REQUIRE(jobs.size() == 1);
+  REQUIRE(jobs[0].nodes.size() == 1);
+  CHECK(jobs[0].nodes[0].attempt == 2);
+  CHECK(jobs[0].nodes[0].started_at == 5000);
+  CHECK(raw_query(dir.db(), "SELECT group_concat(status || '@' || at || '#' || attempt, ',')"
+                            " FROM (SELECT * FROM job_history WHERE node_id = 'n1' ORDER BY seq)")
+        == "pending@1000#1,downloading@2000#1,failed@3000#1,pending@5000#2");
 }
 
 TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
@@ -422,7 +460,7 @@ TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
   bool ok = s->apply({
       put_node{reg("late"), 5000, 5000},
       put_node{reg("n7", "renamed"), 5000, 5000},
-      put_job_status{"j1", model::job_status::failed, 5000, "boom"},
+      put_job_status{"j1", model::job_status::failed, 5000, "boom", {}},
       put_job{job("j2", 5000)},
       put_job{dup},  // duplicate job_id: the whole batch fails
       put_node{reg("never"), 5000, 5000},
