@@ -23,6 +23,7 @@
 
 #include "model/access.hpp"
 #include "model/audit.hpp"
+#include "model/history.hpp"
 #include "model/json.hpp"
 #include "model/persistence.hpp"
 #include "model/queries.hpp"
@@ -277,6 +278,13 @@ template <class F> auto inspect(F& f, audit_record& x) {
 }
 template <class F> auto inspect(F& f, audit_query& x) { return f(x.before, x.limit); }
 template <class F> auto inspect(F& f, audit_page& x) { return f(x.records, x.next); }
+template <class F> auto inspect(F& f, history_entry& x) {
+  return f(x.seq, x.node_id, x.job_id, x.attempt, x.state, x.result, x.error_message, x.at);
+}
+template <class F> auto inspect(F& f, history_query& x) {
+  return f(x.by_job, x.id, x.before, x.limit);
+}
+template <class F> auto inspect(F& f, history_page& x) { return f(x.entries, x.next); }
 template <class F> auto inspect(F& f, unhealthy_node& x) { return f(x.node_id, x.error_messages); }
 template <class F> auto inspect(F& f, server_stats& x) {
   return f(x.cpu_percent, x.rss_bytes, x.database, x.uptime_seconds);
@@ -375,6 +383,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::model::audit_record>))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::audit_query))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::audit_page))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::history_entry))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::model::history_entry>))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::history_query))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::history_page))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::resource_kind))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::urgency))
@@ -439,6 +451,7 @@ using more = caf::atom_constant<caf::atom("more")>;
 using close = caf::atom_constant<caf::atom("close")>;
 using retry = caf::atom_constant<caf::atom("retry")>;
 using stop = caf::atom_constant<caf::atom("stop")>;
+using history = caf::atom_constant<caf::atom("history")>;
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -493,7 +506,11 @@ using persistence_actor = caf::typed_actor<
   /// with the next commit or within the health flush interval.
   caf::reacts_to<atom::audit, model::audit_record>,
   /// A page of the audit log (GET /audit beyond what the transport holds).
-  caf::replies_to<atom::audit, model::audit_query>::with<model::audit_page>>;
+  caf::replies_to<atom::audit, model::audit_query>::with<model::audit_page>,
+  /// A page of node-state history (after committing what is pending).
+  caf::replies_to<atom::history, model::history_query>::with<model::history_page>,
+  /// Drops history older than the configured age (hourly).
+  caf::reacts_to<atom::trim>>;
 
 // -- artifacts -------------------------------------------------------------------------
 
@@ -769,6 +786,9 @@ using gateway_actor = caf::typed_actor<
   /// GET /audit for a page older than the transport holds: operators only
   /// (access::read_audit), read from the store.
   caf::reacts_to<atom::audit, uint64_t, model::audit_query, peer>,
+  /// GET /nodes/<id>/history, GET /updates/<job>/history: a page of node
+  /// states in jobs, newest first (access::read_fleet), from the store.
+  caf::reacts_to<atom::history, uint64_t, model::history_query, peer>,
   /// A fresh representation of a resource.
   caf::reacts_to<atom::observe, uint64_t, resource>,
   /// Internal: time to ping the database (its state is part of GET /health);

@@ -157,20 +157,43 @@ model::audit_record audit_of(const peer& from, std::string action, std::string t
   return r;
 }
 
-coap_reply audit_page_reply(model::audit_page page, size_t max_bytes) {
+namespace {
+
+/// Encodes rows until `max_bytes` (at least one); moves `next` back to the
+/// last row taken when rows are left out.
+template <class Row, class Encode, class Seq>
+std::vector<std::string> fit_rows(const std::vector<Row>& rows, size_t max_bytes, uint64_t& next,
+                                  Encode encode, Seq seq) {
   std::vector<std::string> texts;
-  size_t size = 32;
-  for (auto& r : page.records) {
-    auto text = model::encode_audit_record(r);
+  size_t size = 64;
+  for (auto& r : rows) {
+    auto text = encode(r);
     if (!texts.empty() && size + text.size() + 1 > max_bytes)
       break;
     size += text.size() + 1;
     texts.push_back(std::move(text));
   }
-  if (texts.size() < page.records.size())
-    page.next = page.records[texts.size() - 1].seq;
+  if (texts.size() < rows.size())
+    next = seq(rows[texts.size() - 1]);
+  return texts;
+}
+
+}  // namespace
+
+coap_reply audit_page_reply(model::audit_page page, size_t max_bytes) {
+  auto texts = fit_rows(page.records, max_bytes, page.next, model::encode_audit_record,
+                        [](const model::audit_record& r) { return r.seq; });
   std::vector<std::string_view> views(texts.begin(), texts.end());
   return json_reply(205, model::encode_audit_page(views, page.next));
+}
+
+coap_reply history_page_reply(const model::history_query& q, model::history_page page,
+                              size_t max_bytes) {
+  auto texts = fit_rows(page.entries, max_bytes - std::min(max_bytes, q.id.size() + 16),
+                        page.next, model::encode_history_entry,
+                        [](const model::history_entry& e) { return e.seq; });
+  std::vector<std::string_view> views(texts.begin(), texts.end());
+  return json_reply(205, model::encode_history_page(q, views, page.next));
 }
 
 }  // namespace coapfleet

@@ -38,5 +38,9 @@ model::audit_record audit_of(const peer& from, std::string action, std::string t
 /// 2.05 with a page of the audit log, ended early where its body would pass
 /// `max_bytes` (at least one record), `next` going on from where it ended.
 coap_reply audit_page_reply(model::audit_page page, size_t max_bytes);
+/// A page of node-state history cut to at most `max_bytes` (at least one
+/// entry); `next` moves back when entries are left out.
+coap_reply history_page_reply(const model::history_query& q, model::history_page page,
+                              size_t max_bytes);
 
 }  // namespace coapfleet

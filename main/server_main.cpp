@@ -53,6 +53,7 @@ struct options {
   std::string plain_access = "read";
   /// Audit records kept (the oldest go first).
   uint64_t audit_keep = model::audit_default_keep;
+  unsigned history_days = 90;
   /// Threads running the actors (the transport and the database have their
   /// own): the cores but one, at least 2, at most 4.
   unsigned workers = std::clamp(std::thread::hardware_concurrency(), 3u, 5u) - 1;
@@ -90,6 +91,7 @@ int serve(options& opt, bool& restart) {
   server::persistence_config pcfg;
   pcfg.health_flush = std::chrono::milliseconds(opt.health_flush_ms);
   pcfg.transport = net.handle();
+  pcfg.history_keep = std::chrono::hours(24 * static_cast<int64_t>(opt.history_days));
   // Told often enough for the transport to steer by, rarely enough to be cheap.
   pcfg.absorbed_every = std::clamp<uint64_t>(opt.transport.shedding.backlog_high / 4, 1, 256);
   auto persistence = server::spawn_persistence(sys, std::move(db), pcfg);
@@ -329,6 +331,10 @@ int main(int argc, char** argv) {
                  "audit records kept in the database; the oldest go first")
     ->capture_default_str()
     ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  app.add_option("--history-days", opt.history_days,
+                 "days of node-state history kept (GET /nodes/<id>/history); 0 keeps all")
+    ->capture_default_str()
+    ->check(CLI::Range(0u, 36500u));
   server::keys_command keys;
   server::add_keys_command(app, keys);
   try {

@@ -38,6 +38,16 @@ struct audit_query {
   uint64_t before = 0;
   uint32_t limit = 100;
 };
+/// A page of rows newest first, by sequence number: parses `limit` (1..
+/// max_limit) and `before` from a URI query into `limit` and `before`; any
+/// other parameter, or a bad value, is the problem returned.
+problem decode_seq_page(std::string_view query, uint32_t max_limit, uint64_t& before,
+                        uint32_t& limit);
+/// {<head>"<list>":[encoded...],"next":SEQ|null}; `head` is members with
+/// their trailing comma, or empty.
+std::string encode_seq_page(std::string_view list, const std::vector<std::string_view>& encoded,
+                            uint64_t next, std::string_view head);
+
 struct audit_page {
   std::vector<audit_record> records;
   /// The `before` of the next (older) page; 0 when there is none.

@@ -26,35 +26,63 @@ bool parse_number(std::string_view s, uint64_t& out) {
 
 }  // namespace
 
-decoded<audit_query> decode_audit_query(std::string_view query) {
-  decoded<audit_query> d;
-  auto& q = d.value;
-  q.limit = audit_default_limit;
+problem decode_seq_page(std::string_view query, uint32_t max_limit, uint64_t& before,
+                        uint32_t& limit) {
+  problem err;
   for_each_query_part(query, [&](std::string_view key, std::string_view value, bool) {
     uint64_t n = 0;
     if (key == "limit") {
-      if (!parse_number(value, n) || n < 1 || n > audit_max_limit) {
-        d.err = {"query limit must be a number from 1 to " + std::to_string(audit_max_limit),
-                 "limit"};
+      if (!parse_number(value, n) || n < 1 || n > max_limit) {
+        err = {"query limit must be a number from 1 to " + std::to_string(max_limit), "limit"};
         return false;
       }
-      q.limit = static_cast<uint32_t>(n);
+      limit = static_cast<uint32_t>(n);
     } else if (key == "before") {
       if (!parse_number(value, n) || n < 1) {
-        d.err = {"query before must be a sequence number (1 or more), as the previous "
-                 "page's next",
-                 "before"};
+        err = {"query before must be a sequence number (1 or more), as the previous "
+               "page's next",
+               "before"};
         return false;
       }
-      q.before = n;
+      before = n;
     } else {
-      d.err = {"unknown query parameter " + std::string{key} + " (expected limit, before)",
-               std::string{key}};
+      err = {"unknown query parameter " + std::string{key} + " (expected limit, before)",
+             std::string{key}};
       return false;
     }
     return true;
   });
+  return err;
+}
+
+decoded<audit_query> decode_audit_query(std::string_view query) {
+  decoded<audit_query> d;
+  d.value.limit = audit_default_limit;
+  d.err = decode_seq_page(query, audit_max_limit, d.value.before, d.value.limit);
   return d;
+}
+
+std::string encode_seq_page(std::string_view list, const std::vector<std::string_view>& encoded,
+                            uint64_t next, std::string_view head) {
+  size_t size = 32 + head.size();
+  for (auto& e : encoded)
+    size += e.size() + 1;
+  std::string out;
+  out.reserve(size);
+  out += '{';
+  out += head;
+  out += '"';
+  out += list;
+  out += "\":[";
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += encoded[i];
+  }
+  out += "],\"next\":";
+  out += next == 0 ? std::string{"null"} : std::to_string(next);
+  out += '}';
+  return out;
 }
 
 using namespace json_write;
@@ -80,21 +108,7 @@ std::string encode_audit_record(const audit_record& r) {
 }
 
 std::string encode_audit_page(const std::vector<std::string_view>& encoded, uint64_t next) {
-  size_t size = 32;
-  for (auto& e : encoded)
-    size += e.size() + 1;
-  std::string out;
-  out.reserve(size);
-  out += "{\"records\":[";
-  for (size_t i = 0; i < encoded.size(); ++i) {
-    if (i > 0)
-      out += ',';
-    out += encoded[i];
-  }
-  out += "],\"next\":";
-  out += next == 0 ? std::string{"null"} : std::to_string(next);
-  out += '}';
-  return out;
+  return encode_seq_page("records", encoded, next, {});
 }
 
 std::string encode_audit_page(const audit_page& page) {

@@ -73,7 +73,7 @@ bool store::statements::prepare_all() {
          && prepare(select_jobs, sql::select_jobs)
          && prepare(select_states, sql::select_states)
          && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1") && prepare_keys()
-         && prepare_audit();
+         && prepare_audit() && prepare_history();
 }
 
 bool store::statements::write(const put_node& op) {

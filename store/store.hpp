@@ -11,6 +11,7 @@
 
 #include "model/access.hpp"
 #include "model/audit.hpp"
+#include "model/history.hpp"
 #include "model/persistence.hpp"
 #include "model/types.hpp"
 
@@ -101,6 +102,14 @@ public:
   bool audit_page(const model::audit_query& q, model::audit_page& out);
   /// How many audit rows there are.
   bool audit_count(uint64_t& out);
+
+  /// A page of node-state history: entries of q.id (a node, or a job when
+  /// q.by_job) below q.before (0: the newest), newest first, at most
+  /// q.limit; next is the last entry's seq when an older one exists.
+  bool history_page(const model::history_query& q, model::history_page& out);
+  /// Drops history entries older than `before` (ms since the epoch); how
+  /// many went in `dropped`.
+  bool trim_history(model::millis before, uint64_t& dropped);
 
   /// Runs a trivial query; false when the database does not answer.
   bool ping();

@@ -19,6 +19,9 @@ extern const char* const schema_v2;
 extern const char* const schema_v3;
 extern const char* const schema_v4;
 extern const char* const schema_v5;
+extern const char* const history_by_node;
+extern const char* const history_by_job;
+extern const char* const history_trim;
 extern const char *const upsert_node, *const upsert_health, *const touch_node,
     *const insert_job, *const update_job, *const upsert_state, *const select_nodes,
     *const select_jobs, *const select_states, *const select_nodes_after, *const select_node,
@@ -71,6 +74,8 @@ struct store::statements {
   // audit (store_audit.cpp)
   sqlite3_stmt *audit_insert = nullptr, *audit_prune = nullptr, *audit_page = nullptr,
                *audit_count = nullptr;
+  // history (store_history.cpp)
+  sqlite3_stmt *history_by_node = nullptr, *history_by_job = nullptr, *history_trim = nullptr;
 
   explicit statements(store& s) : self(s) {}
   ~statements() {
@@ -81,7 +86,8 @@ struct store::statements {
                             key_valid_count, key_purge_expired, key_insert, key_delete,
                             key_current_role, key_expire, key_bump_version, key_version,
                             key_select_valid, key_list_valid, audit_insert, audit_prune,
-                            audit_page, audit_count})
+                            audit_page, audit_count, history_by_node, history_by_job,
+                            history_trim})
       sqlite3_finalize(s);  // a no-op on null
   }
 
@@ -152,6 +158,8 @@ struct store::statements {
   /// Deletes the keys of `id` that expired by `now`.
   bool purge_expired_keys(const std::string& id, model::millis now);
   bool insert_key(const model::key_entry& k);
+  // history (store_history.cpp)
+  bool prepare_history();
   // audit (store_audit.cpp)
   bool prepare_audit();
   /// Drops the oldest audit rows beyond the keep limit.

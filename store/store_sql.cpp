@@ -234,17 +234,15 @@ extern const char* const select_states =
     " updated_at, attempt, started_at, wave, retry_at FROM job_nodes"
     " ORDER BY job_id, node_id";
 
-// A node's history, newest first: its state changes in every job.
-extern const char* const select_node_history =
-    "SELECT job_id, attempt, status, result, error_message, at FROM job_history"
-    " WHERE node_id = ?1 ORDER BY seq DESC LIMIT ?2";
-
-// A job's history, oldest first.
-extern const char* const select_job_history =
-    "SELECT node_id, attempt, status, result, error_message, at FROM job_history"
-    " WHERE job_id = ?1 ORDER BY seq LIMIT ?2";
-
-extern const char* const trim_history = "DELETE FROM job_history WHERE at < ?1";
+// History pages, newest first, below a seq: of one node (its state changes
+// in every job), of one job (every node's).
+extern const char* const history_by_node =
+    "SELECT seq, node_id, job_id, attempt, status, result, error_message, at"
+    " FROM job_history WHERE node_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
+extern const char* const history_by_job =
+    "SELECT seq, node_id, job_id, attempt, status, result, error_message, at"
+    " FROM job_history WHERE job_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
+extern const char* const history_trim = "DELETE FROM job_history WHERE at < ?1";
 
 // -- keys: valid at ?now means expires_at = 0 or expires_at > ?now ---------------
 

@@ -95,6 +95,10 @@ std::string job_spec_id(const coap_pdu_t* req);
 /// separate response).
 void hnd_get_job_spec(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                       const coap_string_t* q, coap_pdu_t* resp);
+/// GET /nodes/<id>/history and /updates/<job>/history[?limit=&before=].
+/// Returns false (nothing answered) when the request is not that.
+bool hnd_history(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                 const coap_string_t* q, coap_pdu_t* resp, const std::vector<std::string>& parts);
 /// DELETE /updates/<job>: what POST /updates {"action":"delete"} does.
 /// Returns false (nothing answered) when the request is not that.
 bool hnd_delete_job(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,

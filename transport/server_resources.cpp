@@ -386,7 +386,7 @@ void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
     return hnd_nested(r, s, req, q, resp, parts);
   if (!job_spec_id(req).empty())
     return hnd_get_job_spec(r, s, req, q, resp);
-  if (hnd_delete_job(r, s, req, q, resp, parts))
+  if (hnd_delete_job(r, s, req, q, resp, parts) || hnd_history(r, s, req, q, resp, parts))
     return;
   auto name = artifact_name(req);
   if (!name.empty()) {

@@ -399,6 +399,10 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
         track(self, id);
         read_audit(self, id, q, from);
       },
+      [=](atom::history, uint64_t id, model::history_query& q, peer& from) {
+        track(self, id);
+        read_history(self, id, q, from);
+      },
       [=](atom::ping) { watch_database(self); },
       [=](atom::deadline) { expire(self); },
     };

@@ -88,6 +88,8 @@ void render(self_ptr self, uint64_t id, const resource& r);
 void watch_database(self_ptr self);
 void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer& from);
 void read_audit(self_ptr self, uint64_t id, const model::audit_query& q, const peer& from);
+/// GET /nodes/<id>/history and /updates/<job>/history, from the store.
+void read_history(self_ptr self, uint64_t id, const model::history_query& q, const peer& from);
 void job_for_node(self_ptr self, uint64_t id, const std::string& job_id, std::string node,
                   const peer& from);
 

@@ -183,6 +183,19 @@ void read_audit(self_ptr self, uint64_t id, const model::audit_query& q, const p
       failure(self, id));
 }
 
+void read_history(self_ptr self, uint64_t id, const model::history_query& q, const peer& from) {
+  if (auto refused = check_access(from, model::access::read_fleet))
+    return answer(self, id, error_reply(refused));
+  self->request(self->state.peers.persistence, caf::infinite, atom::history::value, q)
+    .then(
+      [self, id, q](model::history_page& page) {
+        // A separate response: it must fit one datagram (see read_audit).
+        answer(self, id, history_page_reply(q, std::move(page),
+                                            self->state.cfg.audit_page_bytes));
+      },
+      failure(self, id));
+}
+
 /// GET /updates/<job>/spec for `node`: authorized (access::read_job for
 /// that node), then the job's spec if the node is one of its targets.
 void job_for_node(self_ptr self, uint64_t id, const std::string& job_id, std::string node,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "common/clock.hpp"
 #include "common/log.hpp"
 
 namespace coapfleet::server {
@@ -108,6 +109,21 @@ caf::result<model::node_record> load_node(self_ptr self, const std::string& id) 
     n->last_seen = std::max(n->last_seen, i->second.at);
   }
   return std::move(*n);
+}
+
+/// Drops history older than cfg.history_keep, then again in an hour.
+void trim_history(self_ptr self) {
+  auto& st = self->state;
+  if (st.cfg.history_keep.count() <= 0)
+    return;
+  auto keep = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.history_keep);
+  uint64_t dropped = 0;
+  if (!st.db->trim_history(now_millis() - keep.count(), dropped))
+    CF_WARN("persistence", st.db->last_error());
+  else if (dropped > 0)
+    CF_INFO("persistence", "history: dropped ", dropped, " entries older than ",
+            st.cfg.history_keep.count(), " h");
+  self->delayed_send(self, std::chrono::hours(1), atom::trim::value);
 }
 
 caf::result<model::job_record> load_job(self_ptr self, const std::string& id) {
@@ -213,7 +229,17 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
       self->quit(msg.reason);
     });
     send_audit_tail(self);
+    trim_history(self);
     return {
+      [self](atom::history, const model::history_query& q) -> caf::result<model::history_page> {
+        commit_now(self);  // what was acknowledged is in the history read
+        model::history_page page;
+        if (!self->state.db->history_page(q, page))
+          return make_api_error(api_errc::internal,
+                                "database read failed: " + self->state.db->last_error());
+        return page;
+      },
+      [self](atom::trim) { trim_history(self); },
       [self](atom::load) -> loaded_state {
         loaded_state out;
         out.nodes = self->state.db->load_briefs();

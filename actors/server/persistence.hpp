@@ -22,6 +22,9 @@ struct persistence_config {
   /// `absorbed_every` and at each commit), so it can bound the backlog.
   transport_actor transport;
   uint64_t absorbed_every = 256;
+  /// Node-state history older than this is dropped (checked at start and
+  /// hourly); zero keeps it all.
+  std::chrono::hours history_keep{24 * 90};
 };
 
 /// The error of a key operation that did not happen (none for `done`):

@@ -87,8 +87,36 @@ class CampaignTest(JobHelpers, h.ServerTestCase):
         st = self.wait_job(job, "completed")
         self.assertEqual([w["state"] for w in st["campaign"]["waves"]],
                          ["succeeded"] * 3, json.dumps(st["campaign"]))
-        # History: every change of c0, both attempts.
         self.assertErrorJson(self.action(job, "resume", "4.00"), "4.00", "job_id")
+        # History: every change of c0 in both attempts, newest first.
+        r = self.server.coap("get", "nodes/c0/history")
+        self.assertEqual(r.code, "2.05", r)
+        h0 = r.json()
+        self.assertEqual(h0["node_id"], "c0")
+        steps = [(e["attempt"], e["status"]) for e in h0["history"] if e["job_id"] == job]
+        self.assertEqual(steps[::-1], [(1, "pending"), (1, "notified"), (1, "failed"),
+                                       (2, "pending"), (2, "notified"), (2, "succeeded")], h0)
+        # Paged: one entry at a time, `next` leads to the older ones.
+        r = self.server.coap("get", "nodes/c0/history?limit=1")
+        first = r.json()
+        self.assertEqual(len(first["history"]), 1)
+        r = self.server.coap("get", "nodes/c0/history?limit=1&before=%d" % first["next"])
+        self.assertLess(r.json()["history"][0]["seq"], first["history"][0]["seq"])
+        # A job's history, page by page (each answer fits one datagram).
+        entries, before = [], None
+        while True:
+            r = self.server.coap("get", "updates/%s/history%s"
+                                 % (job, "" if before is None else "?before=%d" % before))
+            self.assertEqual(r.code, "2.05", r)
+            entries += r.json()["history"]
+            before = r.json()["next"]
+            if before is None:
+                break
+        self.assertEqual({e["node_id"] for e in entries}, set(NODES))
+        self.assertEqual(len(entries), 6 + 4 * 3)  # c0: 6 steps, the others 3 each
+        self.assertErrorJson(self.server.coap("get", "nodes/c0/history?limit=0"), "4.00",
+                             "limit")
+        self.assertErrorJson(self.server.coap("get", "nodes/c0/history?x=1"), "4.00", "x")
 
     def test_max_parallel_and_bad_fields(self):
         job = self.create(NODES, max_parallel=2)
