@@ -549,6 +549,10 @@ using registry_actor = caf::typed_actor<
   /// From the job supervisor: it hears (atom::enroll, job_target) whenever
   /// a node registers (new or again) or comes back online (late joiners).
   caf::reacts_to<atom::observe, caf::actor>,
+  /// Decommission: the node's registration and health go (durable before
+  /// the answer), its actor is closed, its observers get 4.04; not_found
+  /// for an unknown node.
+  caf::replies_to<atom::remove, std::string>::with<atom::ok>,
   /// One node's record as its actor has it now (`GET /nodes/<id>/health`);
   /// not_found for an unknown node.
   caf::replies_to<atom::get, std::string>::with<model::node_record>,
@@ -611,6 +615,8 @@ using job_actor = caf::typed_actor<
   /// A node registered or came back online: a running job starts it again
   /// if it skipped it; a dynamic campaign takes it if it matches.
   caf::reacts_to<atom::enroll, job_target>,
+  /// A node was deleted: its unfinished entry becomes skipped.
+  caf::reacts_to<atom::forget, std::string>,
   /// From the transport: the agent took the cancel (true) or not.
   caf::reacts_to<atom::cancel, std::string, bool, std::string>,
   /// Delete the job from the store unless it is running (then a bad_request);
@@ -634,6 +640,8 @@ using job_supervisor_actor = caf::typed_actor<
   /// From the registry: a node registered or came back online (handed to
   /// every job that may take it).
   caf::reacts_to<atom::enroll, job_target>,
+  /// A node was deleted: every job skips its unfinished entry.
+  caf::reacts_to<atom::forget, std::string>,
   /// A campaign action on job `id`: pause, resume, close.
   caf::replies_to<atom::action, std::string, std::string, peer>::with<model::job_record>,
   /// Deletes a job that is not running (its observers get 4.04).
@@ -721,6 +729,8 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<atom::route, std::string, job_actor>,
   /// A job was deleted: its resources go, observers get 4.04.
   caf::reacts_to<atom::forget, std::string>,
+  /// A resource went (a deleted node's health): its observers get 4.04.
+  caf::reacts_to<atom::forget, resource>,
   /// A resource's representation changed (see urgency).
   caf::reacts_to<atom::changed, resource, urgency>,
   /// The valid keys (from the keys actor, at start and after every change,
@@ -771,6 +781,9 @@ using gateway_actor = caf::typed_actor<
   /// POST /updates {"action": "pause" | "resume" | "close", "job_id"}
   caf::reacts_to<atom::action, uint64_t, std::string, std::string, peer>,
   caf::reacts_to<atom::remove, uint64_t, std::string, peer>,  ///< delete a job
+  /// DELETE /nodes/<id>: decommission (access::manage_nodes): the node goes,
+  /// its unfinished job entries become skipped, its keys are revoked.
+  caf::reacts_to<atom::forget, uint64_t, std::string, peer>,
   /// GET /updates/<job>/spec[?node_id=]: the job's spec for one of its target
   /// nodes (the node's id from the query, else the sender's node identity):
   /// a node reads only its own (4.03 otherwise), a job without a part for

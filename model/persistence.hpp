@@ -43,13 +43,18 @@ struct put_node_state {
 struct drop_job {
   std::string job_id;
 };
+/// A decommissioned node: its registration and latest health go (its
+/// history stays until it ages out).
+struct drop_node {
+  std::string node_id;
+};
 /// An audit record (its seq is the store's); the oldest records beyond the
 /// store's keep limit go in the same transaction.
 struct put_audit {
   audit_record rec;
 };
 using write_op = std::variant<put_node, put_health, put_job, put_job_status, put_node_state,
-                              drop_job, put_audit>;
+                              drop_job, put_audit, drop_node>;
 
 /// A group of writes that must be durable together before the caller answers.
 struct write_batch {

@@ -72,7 +72,8 @@ bool store::statements::prepare_all() {
          && prepare(select_briefs, sql::select_briefs)
          && prepare(select_jobs, sql::select_jobs)
          && prepare(select_states, sql::select_states)
-         && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1") && prepare_keys()
+         && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1")
+         && prepare(delete_node, "DELETE FROM nodes WHERE node_id = ?1") && prepare_keys()
          && prepare_audit() && prepare_history();
 }
 
@@ -136,6 +137,11 @@ bool store::statements::write(const put_job_status& op) {
 
 bool store::statements::write(const put_node_state& op) {
   return write_state(op.job_id, op.state);
+}
+
+bool store::statements::write(const model::drop_node& op) {
+  bind(delete_node, 1, op.node_id);  // its health goes with it (ON DELETE CASCADE)
+  return run(delete_node, "cannot delete node");
 }
 
 bool store::statements::write(const drop_job& op) {

@@ -65,7 +65,7 @@ struct store::statements {
                *touch_node = nullptr, *insert_job = nullptr, *update_job = nullptr,
                *upsert_state = nullptr, *select_nodes = nullptr, *select_jobs = nullptr,
                *select_states = nullptr, *delete_job = nullptr, *select_node = nullptr,
-               *select_briefs = nullptr;
+               *select_briefs = nullptr, *delete_node = nullptr;
   // keys (store_keys.cpp)
   sqlite3_stmt *begin_read = nullptr, *key_valid_count = nullptr, *key_purge_expired = nullptr,
                *key_insert = nullptr, *key_delete = nullptr, *key_current_role = nullptr,
@@ -82,7 +82,7 @@ struct store::statements {
     for (sqlite3_stmt* s : {begin, commit, rollback, ping, checkpoint, upsert_node,
                             upsert_health, touch_node, insert_job, update_job, upsert_state,
                             select_nodes, select_jobs, select_states, delete_job, select_node,
-                            select_briefs, begin_read,
+                            select_briefs, delete_node, begin_read,
                             key_valid_count, key_purge_expired, key_insert, key_delete,
                             key_current_role, key_expire, key_bump_version, key_version,
                             key_select_valid, key_list_valid, audit_insert, audit_prune,
@@ -187,6 +187,7 @@ struct store::statements {
   bool write(const put_job_status& op);
   bool write(const put_node_state& op);
   bool write(const drop_job& op);
+  bool write(const model::drop_node& op);
   bool write(const model::put_audit& op);
   bool write_state(const std::string& job_id, const model::node_job_state& st);
 };

@@ -99,7 +99,8 @@ void hnd_get_job_spec(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
 /// Returns false (nothing answered) when the request is not that.
 bool hnd_history(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                  const coap_string_t* q, coap_pdu_t* resp, const std::vector<std::string>& parts);
-/// DELETE /updates/<job>: what POST /updates {"action":"delete"} does.
+/// DELETE /updates/<job> (what POST /updates {"action":"delete"} does) and
+/// DELETE /nodes/<id> (decommission).
 /// Returns false (nothing answered) when the request is not that.
 bool hnd_delete_job(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp,

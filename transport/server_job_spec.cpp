@@ -1,4 +1,5 @@
-// GET /nodes/<id>/history and /updates/<job>/history, DELETE /updates/<job>,
+// GET /nodes/<id>/history and /updates/<job>/history, DELETE /updates/<job>
+// and /nodes/<id>,
 // and GET /updates/<job>/spec[?node_id=ID]: where an
 // agent fetches the job it was notified of, over its own session
 // (notifications carry ids only). The gateway decides who may read which
@@ -75,16 +76,20 @@ bool hnd_history(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 bool hnd_delete_job(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                     const coap_string_t* q, coap_pdu_t* resp,
                     const std::vector<std::string>& parts) {
-  if (parts.size() != 2 || parts[0] != "updates" || parts[1].empty()
+  if (parts.size() != 2 || (parts[0] != "updates" && parts[0] != "nodes") || parts[1].empty()
       || coap_pdu_get_code(req) != COAP_REQUEST_CODE_DELETE)
     return false;
   if (is_deferred(s, req)) {
     answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
     return true;
   }
-  auto job = parts[1];
+  auto target = parts[1];
+  bool node = parts[0] == "nodes";
   answer_async(r, s, req, q, resp, [&](impl& t, uint64_t id, peer from) {
-    caf::anon_send(t.gateway, atom::remove::value, id, job, std::move(from));
+    if (node)  // decommission
+      caf::anon_send(t.gateway, atom::forget::value, id, target, std::move(from));
+    else
+      caf::anon_send(t.gateway, atom::remove::value, id, target, std::move(from));
   });
   return true;
 }

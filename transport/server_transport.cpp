@@ -267,6 +267,7 @@ bool server_transport::open(std::string& error) {
     [dp](atom::forget, std::string& job_id) {
       dp->forget(resource{resource_kind::job_status, job_id});
     },
+    [dp](atom::forget, resource& r) { dp->forget(r); },
     [dp](atom::changed, resource& r, urgency u) { dp->changed(r, u); },
     [dp](atom::keys, model::key_table& keys) { dp->take_keys(std::move(keys)); },
     [dp](atom::audit, model::audit_page& page) { dp->take_audit(std::move(page)); },

@@ -306,6 +306,27 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             },
             audited_failure(self, id, who, "job.retry", job));
       },
+      [=](atom::forget, uint64_t id, std::string& node, peer& from) {
+        track(self, id);
+        if (!permitted(self, id, from, model::access::manage_nodes, "node.delete", node))
+          return;
+        auto who = from;
+        self->request(self->state.peers.registry, caf::infinite, atom::remove::value, node)
+          .then(
+            [=](atom::ok) {
+              // Its unfinished job entries are skipped; its keys go.
+              self->send(self->state.peers.jobs, atom::forget::value, node);
+              if (auto& keys = self->state.peers.keys)
+                self->request(keys, caf::infinite, atom::revoke::value, node)
+                  .then([=](uint32_t n) { CF_INFO("gateway", "node ", node, ": ", n,
+                                                  " keys revoked"); },
+                        [](caf::error&) {});  // it had none
+              answer_audited(self, id, who, "node.delete", node,
+                             json_reply(202, model::encode_message("Node " + node + " deleted",
+                                                                   {{"node_id", node}})));
+            },
+            audited_failure(self, id, who, "node.delete", node));
+      },
       [=](atom::remove, uint64_t id, std::string& job_id, peer& from) {
         track(self, id);
         if (!permitted(self, id, from, model::access::manage_jobs, "job.delete", job_id))

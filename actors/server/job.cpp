@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "actors/server/job_internal.hpp"
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "model/rules.hpp"
 
@@ -74,6 +75,24 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
         return rp;
       },
       [self](atom::tick) { on_wake(self); },
+      [self](atom::forget, std::string& node) {
+        auto* n = find_node(self->state.record, node);
+        if (self->state.deleted || n == nullptr || model::is_terminal(n->state))
+          return;
+        submit(self, [node = std::move(node)](self_ptr, job_round& r) {
+          auto* n = r.deleted ? nullptr : find_node(r.next, node);
+          if (n == nullptr || model::is_terminal(n->state))
+            return;
+          auto now = now_millis();
+          n->state = model::node_update_state::skipped;
+          n->error_message = "node was deleted";
+          n->retry_at = 0;
+          n->updated_at = now;
+          r.batch.ops.emplace_back(put_node_state{r.next.job_id, *n});
+          refresh_status(r, now);
+          r.publish = true;
+        });
+      },
       [self](atom::enroll, job_target& t) {
         auto& rec = self->state.record;
         if (self->state.deleted || rec.status != model::job_status::in_progress)

@@ -490,6 +490,11 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
              const peer& from) -> caf::result<model::job_record> {
         return forward<model::job_record>(self, id, atom::retry::value, from);
       },
+      [self](atom::forget, const std::string& node) {
+        for (auto& [id, e] : self->state.jobs)
+          if (e.actor)
+            self->send(e.actor, atom::forget::value, node);
+      },
       [self](atom::enroll, const job_target& t) {
         // Each job decides (a finished one drops it at once): registrations
         // and returns to online are rare next to reports.

@@ -158,6 +158,35 @@ void reenroll(self_ptr self, node_map::iterator i, model::node_registration reg,
 
 }  // namespace
 
+namespace {
+
+/// A deleted node (durable): its actor is closed, its entry and counts go,
+/// readers and observers hear of it.
+void forget_node(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.nodes.find(id);
+  if (i == st.nodes.end())
+    return;
+  auto& e = i->second;
+  if (e.actor) {
+    // Routes first: whatever the transport routed is ahead of the close.
+    self->send(st.transport, atom::unroute::value, id);
+    auto actor = e.actor;
+    deactivate(st, e);
+    self->send(actor, atom::close::value);
+  }
+  st.tally.count(e.summary, -1);
+  st.nodes.erase(i);
+  st.restarts.erase(id);
+  CF_INFO("registry", "node ", id, " deleted (", st.nodes.size(), " registered)");
+  self->send(st.transport, atom::forget::value, resource{resource_kind::node_health, id});
+  note_change(st, id);
+  announce(self, resource_kind::nodes, urgency::control);
+  announce(self, resource_kind::health, urgency::control);
+}
+
+}  // namespace
+
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                               std::vector<model::node_brief> nodes,
                               persistence_actor persistence, transport_actor transport) {
@@ -234,6 +263,23 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         return rp;
       },
       [self](atom::observe, caf::actor& joiners) { self->state.joiners = std::move(joiners); },
+      [self](atom::remove, const std::string& id) -> caf::result<atom::ok> {
+        auto& st = self->state;
+        if (st.nodes.find(id) == st.nodes.end())
+          return make_api_error(api_errc::not_found, "node not registered", "node_id",
+                                "node_id", id);
+        write_batch batch;
+        batch.ops.emplace_back(model::drop_node{id});
+        auto rp = self->make_response_promise<atom::ok>();
+        self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
+          .then(
+            [self, rp, id](atom::ok) mutable {
+              forget_node(self, id);
+              rp.deliver(atom::ok::value);
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
       [self](atom::get, const std::string& id) -> caf::result<model::node_record> {
         auto& st = self->state;
         auto i = st.nodes.find(id);

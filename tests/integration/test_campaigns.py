@@ -137,6 +137,33 @@ class CampaignTest(JobHelpers, h.ServerTestCase):
             b.update(body)
             self.assertErrorJson(self.server.coap("post", "updates", b), "4.00", field)
 
+    def test_delete_node_decommissions_it(self):
+        job = self.create(NODES)
+        self.install(job)
+        self.wait_notified(NODES, job)
+        self.report_ok(job, "c0", "succeeded")
+        r = self.server.coap("delete", "nodes/c1")
+        self.assertEqual(r.code, "2.02", r)
+        self.assertEqual(r.json()["node_id"], "c1")
+        st = self.status(job)
+        entry = next(n for n in st["nodes"] if n["node_id"] == "c1")
+        self.assertEqual((entry["status"], entry["error_message"]), ("skipped", "node was deleted"))
+        ids = [n["node_id"] for n in self.server.coap("get", "nodes").json()["nodes"]]
+        self.assertNotIn("c1", ids)
+        self.assertEqual(self.server.coap("get", "health").json()["total_nodes"], len(NODES) - 1)
+        self.assertErrorJson(self.server.coap("get", "nodes/c1/health"), "4.04", "node_id")
+        self.assertErrorJson(self.server.coap("delete", "nodes/c1"), "4.04", "node_id")
+        # Its reports are refused; its history stays.
+        self.assertErrorJson(self.server.coap("put", "health", {"node_id": "c1"}), "4.04",
+                             "node_id")
+        hist = self.server.coap("get", "nodes/c1/history").json()["history"]
+        self.assertEqual(hist[0]["status"], "skipped")
+        # A finished node's entry stays as it was.
+        r = self.server.coap("delete", "nodes/c0")
+        self.assertEqual(r.code, "2.02", r)
+        entry = next(n for n in self.status(job)["nodes"] if n["node_id"] == "c0")
+        self.assertEqual(entry["status"], "succeeded")
+
 
 if __name__ == "__main__":
     h.main()

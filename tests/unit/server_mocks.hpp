@@ -71,6 +71,10 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
                             id);
     },
     [](atom::observe, caf::actor&) {},
+    [=](atom::remove, std::string& id) -> caf::result<atom::ok> {
+      s->gets.push_back("remove " + id);
+      return respond(self, *s, s->next, atom::ok::value);
+    },
     [](atom::health, uint64_t, model::health_report&, model::millis) {},
     [](atom::unroute, std::string&) {},
     [](atom::changes, uint64_t) {},
@@ -155,6 +159,7 @@ inline job_supervisor_actor::behavior_type mock_jobs(job_supervisor_actor::point
       return about(id, [](model::job_record& j) { j.status = model::job_status::cancelled; });
     },
     [](atom::enroll, job_target&) {},
+    [=](atom::forget, std::string& node) { s->asked.push_back("forget " + node); },
     [=](atom::action, std::string& id, std::string& action,
         peer& from) -> caf::result<model::job_record> {
       s->asked.push_back(action + " " + id);
@@ -413,6 +418,7 @@ inline transport_actor::behavior_type mock_gateway_transport(transport_actor::po
     [w](atom::artifact, artifact_blob&) { ++w->other; },
     [w](atom::route, std::string&, job_actor&) { ++w->other; },
     [w](atom::forget, std::string&) { ++w->other; },
+    [w](atom::forget, resource&) { ++w->other; },
     [w](atom::changed, resource& r, urgency u) { w->changed.emplace_back(std::move(r), u); },
     [w](atom::absorbed, uint64_t) { ++w->other; },
     [w](atom::keys, model::key_table&) { ++w->other; },
