@@ -524,7 +524,9 @@ using artifact_store_actor = caf::typed_actor<
   /// An artifact's description; not_found if absent.
   caf::replies_to<atom::info, std::string>::with<artifact_info>,
   /// Every artifact, sorted by name.
-  caf::replies_to<atom::list>::with<std::vector<artifact_info>>>;
+  caf::replies_to<atom::list>::with<std::vector<artifact_info>>,
+  /// Deletes an artifact (its file and description); not_found if absent.
+  caf::replies_to<atom::remove, std::string>::with<atom::ok>>;
 
 // -- nodes ------------------------------------------------------------------------------
 
@@ -725,6 +727,8 @@ using transport_actor = caf::typed_actor<
   /// An artifact exists (or was replaced): serve /artifacts/<name> from
   /// these contents (the store's mapping of its file).
   caf::reacts_to<atom::artifact, artifact_blob>,
+  /// An artifact was deleted: GET /artifacts/<name> answers 4.04.
+  caf::reacts_to<atom::remove, std::string>,
   /// A job exists: serve (and let clients observe) /updates/<id>/status.
   caf::reacts_to<atom::route, std::string, job_actor>,
   /// A job was deleted: its resources go, observers get 4.04.
@@ -792,6 +796,9 @@ using gateway_actor = caf::typed_actor<
   /// POST /system: status (answered with the database's state now), restart, shutdown.
   caf::reacts_to<atom::action, uint64_t, model::system_action, peer>,
   caf::reacts_to<atom::upload, uint64_t, artifact_upload, peer>,  ///< PUT /artifacts/<name>
+  /// DELETE /artifacts/<name> (access::manage_artifacts): 4.09 while an
+  /// unfinished job names it.
+  caf::reacts_to<atom::artifact, uint64_t, std::string, peer>,
   /// POST /keys (add, list, revoke, rotate) and GET /keys (a list; the
   /// transport lists from its key table itself once it has one): operators
   /// only (access::manage_keys: 4.01 without an identity, 4.03 for another role).

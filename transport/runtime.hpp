@@ -417,7 +417,7 @@ void respond(coap_resource_t* resource, coap_session_t* session, const coap_pdu_
 /// handlers (null: that method keeps the fallback).
 void register_methods(coap_resource_t* r, coap_method_handler_t fallback,
                       coap_method_handler_t get, coap_method_handler_t post = nullptr,
-                      coap_method_handler_t put = nullptr);
+                      coap_method_handler_t put = nullptr, coap_method_handler_t del = nullptr);
 
 /// "coap://ADDR:PORT (udp)", an IPv6 address in brackets.
 std::string endpoint_uri(const std::string& bind, uint16_t port);

@@ -53,7 +53,7 @@ bool listening_address(const std::string& ip, uint16_t port, coap_address_t& out
 
 void register_methods(coap_resource_t* r, coap_method_handler_t fallback,
                       coap_method_handler_t get, coap_method_handler_t post,
-                      coap_method_handler_t put) {
+                      coap_method_handler_t put, coap_method_handler_t del) {
   static const coap_request_t all[] = {COAP_REQUEST_GET,   COAP_REQUEST_POST,
                                        COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
                                        COAP_REQUEST_FETCH, COAP_REQUEST_PATCH,
@@ -66,6 +66,8 @@ void register_methods(coap_resource_t* r, coap_method_handler_t fallback,
       h = post;
     else if (m == COAP_REQUEST_PUT && put)
       h = put;
+    else if (m == COAP_REQUEST_DELETE && del)
+      h = del;
     coap_register_request_handler(r, m, h);
   }
 }

@@ -85,6 +85,18 @@ void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
   });
 }
 
+/// DELETE /artifacts/<name>: the gateway decides (4.09 while an unfinished
+/// job needs it).
+void hnd_delete_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                         const coap_string_t* q, coap_pdu_t* resp) {
+  if (is_deferred(s, req))
+    return answer_async(r, s, req, q, resp, [](impl&, uint64_t, peer) {});
+  auto name = artifact_name(req);
+  answer_async(r, s, req, q, resp, [&name](impl& t, uint64_t id, peer from) {
+    caf::anon_send(t.gateway, atom::artifact::value, id, std::move(name), std::move(from));
+  });
+}
+
 }  // namespace handlers
 
 using namespace handlers;
@@ -97,9 +109,12 @@ bool server_transport::impl::add_artifact_resource(const std::string& name) {
   auto* r = coap_resource_init(uri, COAP_RESOURCE_FLAGS_RELEASE_URI);
   if (!r)
     return false;
-  coap_resource_set_userdata(r, const_cast<char*>("GET, PUT"));
+  coap_resource_set_userdata(r, const_cast<char*>("GET, PUT, DELETE"));
+  // A deleted artifact keeps its resource (GET answers 4.04 without its
+  // contents; an upload fills it again): a resource is never freed under a
+  // transfer that still refers to it.
   register_methods(r, gated<hnd_not_allowed>, gated<hnd_get_artifact>, nullptr,
-                   gated<hnd_put_artifact>);
+                   gated<hnd_put_artifact>, gated<hnd_delete_artifact>);
   coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const("\"coapfleet.artifact\""), 0);
   coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("42"), 0);
   coap_add_resource(ctx, r);

@@ -253,6 +253,7 @@ bool server_transport::open(std::string& error) {
     [dp](atom::listing, uint64_t id, coap_reply& reply) { dp->complete(id, std::move(reply)); },
     [dp](atom::listing, uint64_t id, listing_chunk& c) { dp->listing_opened(id, std::move(c)); },
     [dp](atom::more, listing_chunk& c) { dp->listing_more(std::move(c)); },
+    [dp](atom::remove, std::string& name) { dp->artifacts.erase(name); },
     [dp](atom::artifact, artifact_blob& blob) {
       dp->artifacts[blob.info.name] = impl::served_artifact{blob.bytes, blob.info.etag()};
       dp->artifacts_to_add.push_back(blob.info.name);

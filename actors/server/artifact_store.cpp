@@ -346,6 +346,26 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
           return not_found(name);
         return i->second;
       },
+      [self](atom::remove, const std::string& name) -> caf::result<atom::ok> {
+        auto& st = self->state;
+        if (st.index.find(name) == st.index.end())
+          return not_found(name);
+        std::string err;
+        if (!forget_metadata(st, name, err)
+            || (::unlink(st.artifact_path(name).c_str()) != 0 && errno != ENOENT)) {
+          if (err.empty())
+            err = "cannot remove " + st.artifact_path(name) + ": " + std::strerror(errno);
+          CF_ERROR("artifact-store", err);
+          return make_api_error(api_errc::internal, "cannot delete artifact: " + err);
+        }
+        st.index.erase(name);
+        st.mapped.erase(name);  // a transfer in flight keeps its own mapping
+        CF_INFO("artifact-store", "deleted ", name);
+        self->send(st.transport, atom::remove::value, name);
+        self->send(st.transport, atom::changed::value, resource{resource_kind::artifacts, {}},
+                   urgency::control);
+        return atom::ok::value;
+      },
       [self](atom::list) -> std::vector<artifact_info> {
         std::vector<artifact_info> out;
         for (auto& kv : self->state.index)

@@ -306,6 +306,38 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
             },
             audited_failure(self, id, who, "job.retry", job));
       },
+      [=](atom::artifact, uint64_t id, std::string& name, peer& from) {
+        track(self, id);
+        if (!permitted(self, id, from, model::access::manage_artifacts, "artifact.delete", name))
+          return;
+        auto who = from;
+        self->request(self->state.peers.jobs, caf::infinite, atom::uses::value, name)
+          .then(
+            [=](std::vector<model::job_record>& users) {
+              if (!users.empty()) {
+                std::string ids;
+                for (auto& j : users)
+                  ids += (ids.empty() ? "" : ",") + j.job_id;
+                return answer_audited(
+                  self, id, who, "artifact.delete", name,
+                  json_reply(409, model::encode_error(
+                                    "artifact " + name + " is needed by unfinished job(s): "
+                                    "cancel or finish them first",
+                                    {{"field", "name"}, {"name", name}, {"jobs", ids}})));
+              }
+              self->request(self->state.peers.artifacts, caf::infinite, atom::remove::value,
+                            name)
+                .then(
+                  [=](atom::ok) {
+                    answer_audited(self, id, who, "artifact.delete", name,
+                                   json_reply(202, model::encode_message(
+                                                     "Artifact " + name + " deleted",
+                                                     {{"name", name}})));
+                  },
+                  audited_failure(self, id, who, "artifact.delete", name));
+            },
+            audited_failure(self, id, who, "artifact.delete", name));
+      },
       [=](atom::forget, uint64_t id, std::string& node, peer& from) {
         track(self, id);
         if (!permitted(self, id, from, model::access::manage_nodes, "node.delete", node))

@@ -164,6 +164,37 @@ class CampaignTest(JobHelpers, h.ServerTestCase):
         entry = next(n for n in self.status(job)["nodes"] if n["node_id"] == "c0")
         self.assertEqual(entry["status"], "succeeded")
 
+    def test_delete_artifact_unless_a_job_needs_it(self):
+        import agent_harness as ah
+        src = os.path.join(self.tmp, "fw.bin")
+        with open(src, "wb") as f:
+            f.write(os.urandom(3000))
+        url = "coap://%s:%d/artifacts/fw.bin" % (h.HOST, self.server.port)
+        code, out, err = ah.coap_client_file(url, "put", infile=src)
+        self.assertEqual(code, "2.04", err)
+        job = self.create(["c0"], package_type="file", artifact="fw.bin",
+                          target_path="/opt/fw.bin", packages=[])
+        r = self.server.coap("delete", "artifacts/fw.bin")
+        self.assertErrorJson(r, "4.09", "name")
+        self.assertEqual(r.json()["jobs"], job)
+        self.assertEqual(self.server.coap("delete", "updates/" + job).code, "2.02")
+        r = self.server.coap("delete", "artifacts/fw.bin")
+        self.assertEqual(r.code, "2.02", r)
+        self.assertErrorJson(self.server.coap("get", "artifacts/fw.bin"), "4.04", "artifact")
+        names = [a["name"] for a in self.server.coap("get", "artifacts").json()["artifacts"]]
+        self.assertNotIn("fw.bin", names)
+        self.assertErrorJson(self.server.coap("delete", "artifacts/fw.bin"), "4.04", "artifact")
+        self.assertErrorJson(self.server.coap("delete", "artifacts/never-was.bin"), "4.04",
+                             "path")
+        # Uploaded again, it is served again.
+        code, out, err = ah.coap_client_file(url, "put", infile=src)
+        self.assertEqual(code, "2.04", err)
+        back = os.path.join(self.tmp, "back.bin")
+        code, out, err = ah.coap_client_file(url, "get", outfile=back)
+        self.assertEqual(code, "2.05", err)
+        with open(src, "rb") as a, open(back, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+
 
 if __name__ == "__main__":
     h.main()

@@ -329,6 +329,7 @@ struct artifacts_script : held_promises {
   verdict next;
   std::vector<artifact_info> stored;   ///< what `list` answers
   std::vector<artifact_upload> uploads;
+  std::vector<std::string> removed;
 };
 
 /// The SHA-256 the mock store gives every upload.
@@ -362,6 +363,10 @@ inline artifact_store_actor::behavior_type mock_artifacts(artifact_store_actor::
       if (auto* a = described(name))
         return respond(self, *s, s->next, *a);
       return make_api_error(api_errc::not_found, "no such artifact", "artifact", "name", name);
+    },
+    [=](atom::remove, std::string& name) -> caf::result<atom::ok> {
+      s->removed.push_back(name);
+      return respond(self, *s, s->next, atom::ok::value);
     },
     [=](atom::list) -> caf::result<std::vector<artifact_info>> {
       return respond(self, *s, s->next, s->stored);
@@ -416,6 +421,7 @@ inline transport_actor::behavior_type mock_gateway_transport(transport_actor::po
     [w](atom::listing, uint64_t, listing_chunk&) { ++w->other; },
     [w](atom::more, listing_chunk&) { ++w->other; },
     [w](atom::artifact, artifact_blob&) { ++w->other; },
+    [w](atom::remove, std::string&) { ++w->other; },
     [w](atom::route, std::string&, job_actor&) { ++w->other; },
     [w](atom::forget, std::string&) { ++w->other; },
     [w](atom::forget, resource&) { ++w->other; },
