@@ -15,6 +15,11 @@ void add_fleet_commands(CLI::App& app, context& ctx);
 void add_update_commands(CLI::App& app, context& ctx);
 /// artifact upload|list (artifact_commands.cpp)
 void add_artifact_commands(CLI::App& app, context& ctx);
+/// artifact delete (under `artifact`).
+void add_artifact_delete_command(CLI::App& artifact, context& ctx);
+/// node delete ID, node history ID (node_admin_commands.cpp).
+int delete_node(context& ctx, const std::string& id);
+int node_history(context& ctx, const std::string& id, long long limit);
 /// system status|restart|shutdown, test, discover (system_commands.cpp)
 void add_system_commands(CLI::App& app, context& ctx);
 /// key add|list|revoke|rotate (key_commands.cpp)

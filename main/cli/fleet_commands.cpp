@@ -259,10 +259,30 @@ void add_fleet_commands(CLI::App& app, context& ctx) {
     ctx.action = [&ctx, filter] { return list_nodes(ctx, *filter); };
   });
 
-  auto* node = app.add_subcommand("node", "Show one node in detail (exit 3 if unknown)");
-  auto id = std::make_shared<std::string>();
-  node->add_option("id", *id, "The node's id")->required();
-  node->callback([&ctx, id] { ctx.action = [&ctx, id] { return show_node(ctx, *id); }; });
+  // `node ID` shows a node; `node delete ID` and `node history ID` are
+  // node_admin_commands.cpp's (words, not subcommands: a node id is free text).
+  auto* node = app.add_subcommand(
+    "node", "node ID: one node in detail (exit 3 if unknown); node delete ID: decommission; "
+            "node history ID: its states in every job");
+  auto words = std::make_shared<std::vector<std::string>>();
+  auto limit = std::make_shared<long long>(50);
+  node->add_option("words", *words, "ID, or delete ID, or history ID")->required()->expected(1, 2);
+  node->add_option("--limit", *limit, "node history: entries to show")
+    ->capture_default_str()
+    ->check(CLI::Range(1LL, 100000LL));
+  node->callback([&ctx, words, limit] {
+    auto& w = *words;
+    if (w.size() == 1) {
+      ctx.action = [&ctx, words] { return show_node(ctx, words->front()); };
+      return;
+    }
+    if (w[0] != "delete" && w[0] != "history")
+      throw CLI::ValidationError("node", "expected ID, delete ID or history ID");
+    ctx.action = [&ctx, words, limit] {
+      return (*words)[0] == "delete" ? delete_node(ctx, (*words)[1])
+                                     : node_history(ctx, (*words)[1], *limit);
+    };
+  });
 
   auto* health = app.add_subcommand("health", "The fleet's health summary");
   health->callback([&ctx] { ctx.action = [&ctx] { return show_health(ctx); }; });

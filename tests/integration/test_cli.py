@@ -428,6 +428,32 @@ class CliTest(h.ServerTestCase):
         self.assertIn("not registered: ghost-1, ghost-2; nothing was created", r.stderr)
         self.assertEqual(len(self.coap_json("get", "updates")["updates"]), before)
 
+    def test_node_history_delete_and_artifact_delete(self):
+        job = self.create_job("--nodes", "cli-node")
+        self.ok("update", "install", job)
+        h.deadline_poll(lambda: [b for b in self.agent.bodies() if b.get("job_id") == job], 20,
+                        what="the agent's notification")
+        self.report(job, "cli-node", "failed", result=8, error_message="pip exited 1")
+        r = self.ok("node", "history", "cli-node")
+        rows = [l for l in r.stdout.splitlines() if job in l]
+        self.assertTrue(any("failed" in l and "pip exited 1" in l for l in rows), r.stdout)
+        self.assertTrue(any("notified" in l for l in rows), r.stdout)
+        r = self.ok("--json", "node", "history", "cli-node", "--limit", "1")
+        self.assertEqual(json.loads(r.stdout.splitlines()[0])["node_id"], "cli-node")
+        r = self.server.coap("post", "nodes", {"node_id": "gone-node", "ip_address": "127.0.0.1"})
+        self.assertEqual(r.code, "2.01", r)
+        r = self.ok("node", "delete", "gone-node")
+        self.assertIn("node gone-node deleted", r.stdout)
+        r = self.cli("node", "gone-node")
+        self.assertEqual(r.rc, 3, r)
+        r = self.cli("node", "delete", "gone-node")
+        self.assertEqual(r.rc, 3, r)
+        self.assertIn("4.04", r.stderr)
+        r = self.cli("node")
+        self.assertEqual(r.rc, 2, r)  # an id or a subcommand
+        r = self.cli("artifact", "delete", "no-such.bin")
+        self.assertEqual(r.rc, 3, r)
+
     def test_cancel_force_and_retry(self):
         job = self.create_job("--nodes", "cli-node")
         self.ok("update", "install", job)

@@ -1,0 +1,88 @@
+// node delete|history, artifact delete: decommissioning and the record of
+// what happened to a node in every job.
+#include "main/cli/commands.hpp"
+#include "main/cli/job_watch.hpp"
+#include "main/cli/output.hpp"
+#include "main/cli/time_text.hpp"
+#include "model/json_value.hpp"
+
+#include <cstdio>
+#include <memory>
+
+namespace coapfleet::cli {
+
+namespace {
+
+using model::json_value;
+
+/// DELETE `path`; prints `done` (or the server's JSON).
+int delete_path(context& ctx, const std::string& path, const std::string& done) {
+  auto a = ctx.call_raw(client::method::del, path);
+  if (!a.ok())
+    return a.exit;
+  if (ctx.options.json)
+    print_raw(a.raw.body);
+  else
+    std::printf("%s\n", done.c_str());
+  return exit_ok;
+}
+
+}  // namespace
+
+/// GET /nodes/<id>/history, newest first, `limit` entries (page by page).
+int node_history(context& ctx, const std::string& id, long long limit) {
+  auto term = terminal::detect();
+  table t({"AT", "JOB", "ATTEMPT", "STATE", "RESULT", "ERROR"});
+  std::string before;
+  long long shown = 0;
+  while (shown < limit) {
+    auto a = ctx.call(client::method::get, "nodes/" + id + "/history",
+                      before.empty() ? "" : "before=" + before);
+    if (!a.ok())
+      return a.exit;
+    if (ctx.options.json) {
+      print_raw(a.raw.body);
+    } else {
+      for (json_value e : a.json()["history"].elements()) {
+        if (shown++ >= limit)
+          break;
+        auto state = e["status"].as_string();
+        auto error = e["error_message"].as_string();
+        t.add({e["at"].as_string(), e["job_id"].as_string(),
+               std::to_string(e["attempt"].as_int()), state,
+               result_text(e["result"].as_int()), error.empty() ? "-" : error},
+              {colour::none, colour::none, colour::none, colour_of(state), colour::none,
+               error.empty() ? colour::none : colour::red});
+      }
+    }
+    auto next = a.json()["next"];
+    if (!next.is_number())
+      break;
+    before = std::to_string(next.as_int());
+  }
+  if (ctx.options.json)
+    return exit_ok;
+  if (t.empty())
+    std::printf("no history for node %s\n", id.c_str());
+  else
+    t.print(term);
+  return exit_ok;
+}
+
+int delete_node(context& ctx, const std::string& id) {
+  return delete_path(ctx, "nodes/" + id, "node " + id + " deleted");
+}
+
+void add_artifact_delete_command(CLI::App& artifact, context& ctx) {
+  auto name = std::make_shared<std::string>();
+  auto* adel = artifact.add_subcommand(
+    "delete", "Delete a stored artifact (refused while an unfinished job needs it)");
+  adel->add_option("name", *name, "The artifact's name")->required();
+  adel->callback([&ctx, name] {
+    ctx.action = [&ctx, name] {
+      return delete_path(ctx, "artifacts/" + *name, "artifact " + *name + " deleted");
+    };
+  });
+}
+
+}  // namespace coapfleet::cli
