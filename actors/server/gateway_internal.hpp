@@ -90,6 +90,17 @@ void manage_keys(self_ptr self, uint64_t id, model::key_request& req, const peer
 void read_audit(self_ptr self, uint64_t id, const model::audit_query& q, const peer& from);
 /// GET /nodes/<id>/history and /updates/<job>/history, from the store.
 void read_history(self_ptr self, uint64_t id, const model::history_query& q, const peer& from);
+
+// gateway_admin.cpp
+void cancel_job(self_ptr self, uint64_t id, std::string job_id, bool force, peer from);
+/// pause, resume, close.
+void campaign_action(self_ptr self, uint64_t id, std::string job_id, std::string action,
+                     peer from);
+void retry_job(self_ptr self, uint64_t id, std::string job_id, peer from);
+/// DELETE /artifacts/<name>: 4.09 while an unfinished job names it.
+void delete_artifact(self_ptr self, uint64_t id, std::string name, peer from);
+/// DELETE /nodes/<id>: decommission.
+void delete_node(self_ptr self, uint64_t id, std::string node, peer from);
 void job_for_node(self_ptr self, uint64_t id, const std::string& job_id, std::string node,
                   const peer& from);
 
