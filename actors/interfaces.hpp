@@ -585,6 +585,9 @@ using registry_actor = caf::typed_actor<
   /// From job actors: resolve target_nodes (["all"] or ids); unknown ids are
   /// not_found naming them (4.04 with field target_nodes).
   caf::replies_to<atom::resolve, std::vector<std::string>>::with<std::vector<job_target>>,
+  /// The same with `known_only`: unknown ids are left out (a campaign
+  /// starting nodes, some of which may have been deleted meanwhile).
+  caf::replies_to<atom::resolve, std::vector<std::string>, bool>::with<std::vector<job_target>>,
   /// Number of registered nodes.
   caf::replies_to<atom::count>::with<uint32_t>>;
 

@@ -158,14 +158,17 @@ campaign_plan plan_campaign(const job_record& j, millis now) {
       p.schedule_retry.emplace_back(n.node_id, now + retry_delay(spec, n.attempt));
 
   // The error threshold: failed for good among the started nodes.
+  // After an operator's resume only the nodes started since count.
   uint32_t started = 0, failed = 0, in_flight = 0;
   for (auto& n : j.nodes) {
+    if (unfinished_attempt(n))
+      ++in_flight;
+    if (c.resumed_at > 0 && n.started_at < c.resumed_at)
+      continue;
     if (n.started_at > 0 || n.state != node_update_state::pending)
       ++started;
     if (failed_for_good(spec, n))
       ++failed;
-    if (unfinished_attempt(n))
-      ++in_flight;
   }
   if (!c.paused && spec.error_threshold > 0 && started > 0
       && failed * 100 >= static_cast<uint32_t>(spec.error_threshold) * started) {
@@ -181,7 +184,7 @@ campaign_plan plan_campaign(const job_record& j, millis now) {
   auto last = last_wave(spec);
   while (!c.paused && c.wave < last) {
     auto& w = waves[static_cast<size_t>(c.wave)];
-    if (w.state == "failed") {
+    if (w.state == "failed" && c.wave > c.accepted_wave) {
       c.paused = true;
       c.pause_reason = "wave " + std::to_string(c.wave) + " ended with " + std::to_string(w.succeeded)
                        + " of " + std::to_string(w.nodes) + " nodes succeeded (success_threshold "
@@ -192,7 +195,7 @@ campaign_plan plan_campaign(const job_record& j, millis now) {
       ++c.wave;
       continue;
     }
-    if (w.state != "succeeded")
+    if (w.state != "succeeded" && w.state != "failed")
       break;
     if (spec.soak_seconds > 0) {
       if (c.soak_until == 0)

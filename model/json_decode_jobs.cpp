@@ -206,6 +206,8 @@ decoded<campaign_state> decode_campaign_state(std::string_view json) {
   r.optional_string("pause_reason", c.pause_reason);
   r.optional_int("soak_until", c.soak_until, 0, INT64_MAX);
   r.optional_bool("closed", c.closed);
+  r.optional_int("resumed_at", c.resumed_at, 0, INT64_MAX);
+  r.optional_int("accepted_wave", c.accepted_wave, -1, 100);
   d.err = r.err;
   return d;
 }

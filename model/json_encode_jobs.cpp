@@ -342,6 +342,10 @@ std::string encode_campaign_state(const campaign_state& c) {
       member(w, "soak_until", static_cast<uint64_t>(c.soak_until));
     if (c.closed)
       member(w, "closed", true);
+    if (c.resumed_at > 0)
+      member(w, "resumed_at", static_cast<uint64_t>(c.resumed_at));
+    if (c.accepted_wave >= 0)
+      member(w, "accepted_wave", c.accepted_wave);
     w.EndObject();
   });
 }

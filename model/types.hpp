@@ -188,6 +188,11 @@ struct campaign_state {
   std::string pause_reason;  ///< why (an operator, or a threshold)
   millis soak_until = 0;     ///< the next wave waits until then
   bool closed = false;       ///< a dynamic campaign takes no more late joiners
+  /// An operator's resume overrides the automatic pause it ends: the error
+  /// threshold counts the nodes started since `resumed_at`, and a wave up to
+  /// `accepted_wave` that ended below the success threshold is passed.
+  millis resumed_at = 0;
+  int32_t accepted_wave = -1;
 };
 
 /// Counts of nodes per state, derived from the node states of a job.
@@ -298,7 +303,8 @@ template <class F> auto inspect(F& f, node_job_state& x) {
            x.started_at, x.wave, x.retry_at);
 }
 template <class F> auto inspect(F& f, campaign_state& x) {
-  return f(x.wave, x.paused, x.pause_reason, x.soak_until, x.closed);
+  return f(x.wave, x.paused, x.pause_reason, x.soak_until, x.closed, x.resumed_at,
+           x.accepted_wave);
 }
 template <class F> auto inspect(F& f, job_counts& x) { return f(x.total, x.by_state); }
 template <class F> auto inspect(F& f, job_record& x) {

@@ -102,6 +102,8 @@ bool from_current_worker(self_ptr self) {
 /// worker is ignored.
 void run_install(self_ptr self) {
   auto& st = self->state;
+  if (st.stopping)
+    return;  // the agent stops: the job stays journaled for its next start
   auto& front = st.journal.jobs.front();
   if (front.phase != job_phase::installing) {
     front.phase = job_phase::installing;
@@ -275,7 +277,8 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
         if (cancelled)  // what the stopped leader started goes with it
           signal_group(self->state.run.group, SIGKILL);
         end_run(self);
-        if (self->state.stopping) {
+        if (self->state.stopping && !ok) {
+          // Most likely the stop's SIGTERM: not the job's failure.
           CF_INFO("installer", "job ", current(self).job_id,
                   " interrupted by the agent's stop; it stays journaled");
           return;

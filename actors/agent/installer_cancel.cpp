@@ -69,12 +69,11 @@ std::string cancel_run(self_ptr self, const std::string& job_id, uint32_t attemp
     return "running";
   }
   st.run.cancelled = true;
-  if (st.run.pgid > 0) {
-    CF_INFO("installer", "job ", key, " cancelled with force: process group ", st.run.pgid,
-            " gets SIGTERM, SIGKILL in ", cancel_grace.count(), " s");
-    signal_group(st.run.pgid, SIGTERM);
-    self->delayed_send(self, cancel_grace, atom::cancel::value, st.run.id);
-  }
+  CF_INFO("installer", "job ", key, " cancelled with force: its process group gets SIGTERM, ",
+          "SIGKILL in ", cancel_grace.count(), " s");
+  if (st.run.pgid > 0)
+    signal_group(st.run.pgid, SIGTERM);  // a child started later gets it when it starts
+  self->delayed_send(self, cancel_grace, atom::cancel::value, st.run.id);
   return "stopping";
 }
 

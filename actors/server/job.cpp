@@ -5,6 +5,7 @@
 #include "actors/server/job_internal.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "model/campaign.hpp"
 #include "model/rules.hpp"
 
 namespace coapfleet::server {
@@ -76,12 +77,16 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
       },
       [self](atom::tick) { on_wake(self); },
       [self](atom::forget, std::string& node) {
-        auto* n = find_node(self->state.record, node);
-        if (self->state.deleted || n == nullptr || model::is_terminal(n->state))
+        // Unfinished, or failed with an automatic retry ahead: skipped.
+        auto open = [](const model::job_record& rec, const model::node_job_state* n) {
+          return n != nullptr
+                 && (!model::is_terminal(n->state) || model::awaits_retry(rec.spec, *n));
+        };
+        if (self->state.deleted || !open(self->state.record, find_node(self->state.record, node)))
           return;
-        submit(self, [node = std::move(node)](self_ptr, job_round& r) {
+        submit(self, [node = std::move(node), open](self_ptr, job_round& r) {
           auto* n = r.deleted ? nullptr : find_node(r.next, node);
-          if (n == nullptr || model::is_terminal(n->state))
+          if (!open(r.next, n))
             return;
           auto now = now_millis();
           n->state = model::node_update_state::skipped;
@@ -118,7 +123,9 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
       },
       [self](atom::deadline) {
         self->state.deadline_armed = false;
-        submit(self, plan_deadline);
+        submit(self, [due_by = self->state.armed_for](self_ptr self, job_round& r) {
+          plan_deadline(self, r, due_by);
+        });
       },
       [self](atom::resume) {
         // After a (re)start: nodes still pending never got (or never

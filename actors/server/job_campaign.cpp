@@ -31,7 +31,7 @@ void start_attempt(const job_state& st, model::node_job_state& n, uint32_t attem
 }
 
 void apply_plan(self_ptr self, job_round& r, const std::vector<job_target>* resolved,
-                model::millis now) {
+                model::millis now, const std::vector<std::string>* requested) {
   auto& rec = r.next;
   if (r.deleted)
     return;
@@ -61,6 +61,9 @@ void apply_plan(self_ptr self, job_round& r, const std::vector<job_target>* reso
     auto* n = find_node(rec, id);
     if (n == nullptr || resolved == nullptr)
       return;  // starts wait for a round that resolved them
+    if (requested
+        && std::find(requested->begin(), requested->end(), id) == requested->end())
+      return;  // not asked about: the next plan resolves it
     auto w = where.find(id);
     if (w == where.end()) {
       n->state = model::node_update_state::skipped;
@@ -92,8 +95,6 @@ void apply_plan(self_ptr self, job_round& r, const std::vector<job_target>* reso
     });
 }
 
-namespace {
-
 void arm_wake(self_ptr self, model::millis at) {
   auto& st = self->state;
   if (at <= 0 || (st.wake_at > 0 && st.wake_at <= at))
@@ -102,8 +103,6 @@ void arm_wake(self_ptr self, model::millis at) {
   auto delay = std::max<model::millis>(at - now_millis(), 1);
   self->delayed_send(self, std::chrono::milliseconds(delay), atom::tick::value);
 }
-
-}  // namespace
 
 void schedule(self_ptr self) {
   auto& st = self->state;
@@ -123,16 +122,17 @@ void schedule(self_ptr self) {
   }
   auto ids = plan.start;
   ids.insert(ids.end(), plan.retry.begin(), plan.retry.end());
+  std::sort(ids.begin(), ids.end());
   st.queue.push_back({{}, [ids = std::move(ids)](self_ptr self) mutable {
                         self->request(self->state.registry, std::chrono::seconds(30),
-                                      atom::resolve::value, std::move(ids))
+                                      atom::resolve::value, ids, true)
                           .then(
-                            [self](std::vector<job_target>& targets) {
+                            [self, ids](std::vector<job_target>& targets) {
                               self->state.planning = false;
                               auto r = std::make_shared<job_round>();
                               r->next = self->state.record;
                               r->deleted = self->state.deleted;
-                              apply_plan(self, *r, &targets, now_millis());
+                              apply_plan(self, *r, &targets, now_millis(), &ids);
                               commit_round(self, std::move(r));
                             },
                             [self](caf::error& err) {
@@ -232,6 +232,12 @@ void plan_campaign_action(self_ptr self, job_round& r, const std::string& action
                                    "job_id", "pause_reason", c.pause_reason));
     c.paused = pause;
     c.pause_reason = pause ? "paused by an operator (" + from.address + ")" : std::string();
+    if (!pause) {
+      // The operator saw why it paused: what failed so far, and the wave as
+      // it stands, no longer pause it.
+      c.resumed_at = now;
+      c.accepted_wave = c.wave;
+    }
     write_job_state(r, now);
   }
   r.publish = true;

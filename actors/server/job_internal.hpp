@@ -136,7 +136,9 @@ void start_attempt(const job_state& st, model::node_job_state& n, uint32_t attem
 /// automatic retries, and the starts of nodes found in `resolved` (starts
 /// wait when it is null); the started nodes are notified once durable.
 void apply_plan(self_ptr self, job_round& r, const std::vector<job_target>* resolved,
-                model::millis now);
+                model::millis now, const std::vector<std::string>* requested = nullptr);
+/// The campaign's timer for `at` (kept when an earlier one is armed).
+void arm_wake(self_ptr self, model::millis at);
 /// Asks the plan what to do on the durable record and queues it.
 void schedule(self_ptr self);
 /// The campaign's timer (soak end, window, automatic retry).
@@ -165,6 +167,7 @@ void plan_notified(self_ptr self, job_round& r, const std::string& node_id, bool
                    const std::string& detail);
 void plan_cancel_sent(self_ptr self, job_round& r, const std::string& node_id, bool ok,
                       const std::string& detail);
-void plan_deadline(self_ptr self, job_round& r);
+/// Times out the nodes due by `due_by` (the deadline the timer was armed for).
+void plan_deadline(self_ptr self, job_round& r, model::millis due_by);
 
 }  // namespace coapfleet::server::job_detail

@@ -6,6 +6,7 @@
 #include "actors/server/job_internal.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "model/campaign.hpp"
 #include "model/rules.hpp"
 
 namespace coapfleet::server::job_detail {
@@ -32,8 +33,13 @@ caf::error unknown_job(const std::string& id) {
 void refresh_status(job_round& r, model::millis now) {
   auto& rec = r.next;
   auto next = model::derive_job_status(rec.status, model::count_states(rec.nodes));
-  if (rec.spec.dynamic && !rec.campaign.closed && rec.status == model::job_status::in_progress)
-    next = rec.status;  // open for late joiners until an operator closes it
+  if (rec.status == model::job_status::in_progress
+      && ((rec.spec.dynamic && !rec.campaign.closed)  // open for late joiners until closed
+          || std::any_of(rec.nodes.begin(), rec.nodes.end(),
+                         [&](const model::node_job_state& n) {
+                           return model::awaits_retry(rec.spec, n);  // a retry is ahead
+                         })))
+    next = rec.status;
   if (next == rec.status)
     return;
   r.durable.push_back([id = rec.job_id, next, was = rec.status] {
@@ -204,6 +210,7 @@ void commit_round(self_ptr self, std::shared_ptr<job_round> r) {
             for (auto& f : r->failed)
               f(err);
             end_round(self);
+            arm_wake(self, now_millis() + 1000);  // the campaign tries again
           });
 }
 
@@ -236,14 +243,14 @@ void submit(self_ptr self, change plan) {
 
 /// The node deadlines: nodes whose attempt outlived its timeout time out.
 /// Tried again shortly when the commit fails.
-void plan_deadline(self_ptr self, job_round& r) {
+void plan_deadline(self_ptr self, job_round& r, model::millis due_by) {
   auto& rec = r.next;
   auto s = rec.status;
   if (r.deleted || (s != model::job_status::in_progress && s != model::job_status::cancelled))
     return;
   auto now = now_millis();
   auto limit = timeout_ms(self->state) / 1000;
-  auto due_by = std::max(now, self->state.armed_for);
+  due_by = std::max(now, due_by);
   for (auto& n : rec.nodes)
     if (!model::is_terminal(n.state) && node_due(self->state, n) <= due_by) {
       n.state = model::node_update_state::timed_out;

@@ -187,6 +187,54 @@ void forget_node(self_ptr self, const std::string& id) {
 
 }  // namespace
 
+namespace {
+
+/// Job targets for ids (["all"]: every node, by id). Unknown ids are an
+/// error naming them, or left out with `known_only`.
+caf::result<std::vector<job_target>> resolve_targets(self_ptr self,
+                                                     const std::vector<std::string>& ids,
+                                                     bool known_only) {
+  auto& st = self->state;
+  std::vector<job_target> out;
+  // Liveness as of this moment (the counts follow within a deadline bucket).
+  auto now = st.cfg.liveness.now();
+  auto to_target = [&st, now](const node_entry& e) {
+    return job_target{e.summary.node_id, e.ip_address, e.port,
+                      model::liveness(e.summary.last_seen, now,
+                                      st.cfg.liveness.stale_after.count(),
+                                      st.cfg.liveness.offline_after.count())};
+  };
+  if (ids.size() == 1 && ids[0] == "all") {
+    out.reserve(st.nodes.size());
+    for (auto& kv : st.nodes)
+      out.push_back(to_target(kv.second));
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
+    return out;
+  }
+  std::string unknown;
+  for (auto& id : ids) {
+    auto i = st.nodes.find(id);
+    if (i == st.nodes.end()) {
+      unknown += unknown.empty() ? "" : ", ";
+      unknown += id;
+    } else {
+      out.push_back(to_target(i->second));
+    }
+  }
+  if (!unknown.empty() && !known_only)
+    return make_api_error(api_errc::not_found, "unknown target nodes: " + unknown,
+                          "target_nodes");
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const auto& a, const auto& b) { return a.node_id == b.node_id; }),
+            out.end());
+  return out;
+}
+
+}  // namespace
+
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                               std::vector<model::node_brief> nodes,
                               persistence_actor persistence, transport_actor transport) {
@@ -404,43 +452,11 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       },
       [self](atom::resolve,
              const std::vector<std::string>& ids) -> caf::result<std::vector<job_target>> {
-        auto& st = self->state;
-        std::vector<job_target> out;
-        // Liveness as of this moment (the counts follow within a deadline bucket).
-        auto now = st.cfg.liveness.now();
-        auto to_target = [&st, now](const node_entry& e) {
-          return job_target{e.summary.node_id, e.ip_address, e.port,
-                            model::liveness(e.summary.last_seen, now,
-                                            st.cfg.liveness.stale_after.count(),
-                                            st.cfg.liveness.offline_after.count())};
-        };
-        if (ids.size() == 1 && ids[0] == "all") {
-          out.reserve(st.nodes.size());
-          for (auto& kv : st.nodes)
-            out.push_back(to_target(kv.second));
-          std::sort(out.begin(), out.end(),
-                    [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
-          return out;
-        }
-        std::string unknown;
-        for (auto& id : ids) {
-          auto i = st.nodes.find(id);
-          if (i == st.nodes.end()) {
-            unknown += unknown.empty() ? "" : ", ";
-            unknown += id;
-          } else {
-            out.push_back(to_target(i->second));
-          }
-        }
-        if (!unknown.empty())
-          return make_api_error(api_errc::not_found, "unknown target nodes: " + unknown,
-                                "target_nodes");
-        std::sort(out.begin(), out.end(),
-                  [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
-        out.erase(std::unique(out.begin(), out.end(),
-                              [](const auto& a, const auto& b) { return a.node_id == b.node_id; }),
-                  out.end());
-        return out;
+        return resolve_targets(self, ids, false);
+      },
+      [self](atom::resolve, const std::vector<std::string>& ids,
+             bool known_only) -> caf::result<std::vector<job_target>> {
+        return resolve_targets(self, ids, known_only);
       },
       [self](atom::count) -> uint32_t {
         return static_cast<uint32_t>(self->state.nodes.size());

@@ -392,3 +392,28 @@ TEST_CASE_FIXTURE(fixture, "a dynamic campaign takes late joiners until it is cl
                 report(job.job_id, "node-b", model::node_update_state::succeeded), op);
   CHECK(status(job.job_id).status == model::job_status::completed);
 }
+
+TEST_CASE_FIXTURE(fixture, "an automatic retry keeps a job running until it is done") {
+  enroll("node-a", "127.1.0.1");
+  auto spec = pip_job("p", "1");
+  spec.retries = 1;
+  spec.retry_backoff_seconds = 10;
+  auto job = create(spec);
+  ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
+  ask<atom::ok>(jobs, atom::report::value,
+                report(job.job_id, "node-a", model::node_update_state::failed), op);
+  sched->run();
+  auto st = status(job.job_id);
+  CHECK(st.status == model::job_status::in_progress);  // a retry is ahead
+  CHECK(st.nodes[0].retry_at > 0);
+  wire->clear();
+  sched->advance_time(11s);
+  sched->run();
+  REQUIRE(wire->notes.size() == 1);
+  CHECK(std::get<3>(wire->notes[0]).attempt == 2);
+  auto again = report(job.job_id, "node-a", model::node_update_state::failed);
+  again.attempt = 2;
+  ask<atom::ok>(jobs, atom::report::value, again, op);
+  sched->run();
+  CHECK(status(job.job_id).status == model::job_status::failed);  // no retries left
+}

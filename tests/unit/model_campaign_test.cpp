@@ -127,10 +127,37 @@ TEST_CASE("the error threshold pauses; nothing starts while paused") {
   CHECK(j.campaign.pause_reason.find("2 of 10 started nodes failed") != std::string::npos);
   CHECK(p.start.empty());
   CHECK(p.changed_state);
-  // Resumed by an operator with the failures still there: it pauses again.
+  // Resumed by an operator (the job actor records when): the failures so
+  // far no longer count; new ones among the nodes started since do.
   j.campaign.paused = false;
-  step(j, t0 + 2);
+  j.campaign.resumed_at = t0 + 2;
+  j.campaign.accepted_wave = j.campaign.wave;
+  p = step(j, t0 + 2);
+  CHECK_FALSE(j.campaign.paused);
+  CHECK(j.campaign.wave == 1);
+  CHECK(p.start.size() == 90);
+  finish(j, 1, node_update_state::succeeded, 70);
+  finish(j, 1, node_update_state::failed, 20);  // 20 of 90 since the resume: 22%
+  step(j, t0 + 3);
   CHECK(j.campaign.paused);
+  CHECK(j.campaign.pause_reason.find("20 of 90") != std::string::npos);
+}
+
+TEST_CASE("a resume passes a wave that ended below its success threshold") {
+  auto j = campaign(20, {50, 100});
+  j.spec.success_threshold = 100;
+  step(j, t0);
+  finish(j, 0, node_update_state::succeeded, 9);
+  finish(j, 0, node_update_state::failed);
+  step(j, t0 + 1);
+  REQUIRE(j.campaign.paused);
+  j.campaign.paused = false;
+  j.campaign.resumed_at = t0 + 2;
+  j.campaign.accepted_wave = j.campaign.wave;
+  auto p = step(j, t0 + 2);
+  CHECK_FALSE(j.campaign.paused);
+  CHECK(j.campaign.wave == 1);
+  CHECK(p.start.size() == 10);
 }
 
 TEST_CASE("max_parallel caps the nodes in flight") {

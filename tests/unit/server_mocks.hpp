@@ -88,6 +88,10 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
     [=](atom::resolve, std::vector<std::string>&) -> caf::result<std::vector<job_target>> {
       return respond(self, *s, s->next, std::vector<job_target>{});
     },
+    [=](atom::resolve, std::vector<std::string>&,
+        bool) -> caf::result<std::vector<job_target>> {
+      return respond(self, *s, s->next, std::vector<job_target>{});
+    },
     [=](atom::count) -> caf::result<uint32_t> { return respond(self, *s, s->next, s->count); },
   };
 }
