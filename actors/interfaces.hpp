@@ -615,8 +615,9 @@ using job_actor = caf::typed_actor<
   /// A campaign action: "pause", "resume" (a running job), "close" (a
   /// dynamic one stops taking late joiners).
   caf::replies_to<atom::action, std::string, peer>::with<model::job_record>,
-  /// The campaign's timer: a soak ended, the window opened, a retry is due.
-  caf::reacts_to<atom::tick>,
+  /// The campaign's timer armed for `at`: a soak ended, the window opened, a
+  /// retry is due (a timer superseded by another is ignored).
+  caf::reacts_to<atom::tick, model::millis>,
   /// A node registered or came back online: a running job starts it again
   /// if it skipped it; a dynamic campaign takes it if it matches.
   caf::reacts_to<atom::enroll, job_target>,

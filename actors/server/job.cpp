@@ -75,7 +75,7 @@ job_actor spawn_job(caf::actor_system& sys, model::job_record record, job_config
         });
         return rp;
       },
-      [self](atom::tick) { on_wake(self); },
+      [self](atom::tick, model::millis at) { on_wake(self, at); },
       [self](atom::forget, std::string& node) {
         // Unfinished, or failed with an automatic retry ahead: skipped.
         auto open = [](const model::job_record& rec, const model::node_job_state* n) {

@@ -101,38 +101,42 @@ void arm_wake(self_ptr self, model::millis at) {
     return;
   st.wake_at = at;
   auto delay = std::max<model::millis>(at - now_millis(), 1);
-  self->delayed_send(self, std::chrono::milliseconds(delay), atom::tick::value);
+  self->delayed_send(self, std::chrono::milliseconds(delay), atom::tick::value, at);
 }
 
-void schedule(self_ptr self) {
+void schedule(self_ptr self, model::millis at) {
   auto& st = self->state;
   if (st.deleted || st.planning || st.record.status != model::job_status::in_progress)
     return;
-  auto plan = model::plan_campaign(st.record, now_millis());
+  // A timer's time is the clock's word (as for deadlines): what it was armed
+  // for is due when it fires.
+  auto now = std::max(now_millis(), at);
+  auto plan = model::plan_campaign(st.record, now);
   arm_wake(self, plan.wake_at);
   if (!plan.changes())
     return;
   st.planning = true;
   if (plan.start.empty() && plan.retry.empty()) {
-    submit(self, [](self_ptr self, job_round& r) {
+    submit(self, [now](self_ptr self, job_round& r) {
       self->state.planning = false;
-      apply_plan(self, r, nullptr, now_millis());
+      apply_plan(self, r, nullptr, std::max(now, now_millis()));
     });
     return;
   }
   auto ids = plan.start;
   ids.insert(ids.end(), plan.retry.begin(), plan.retry.end());
   std::sort(ids.begin(), ids.end());
-  st.queue.push_back({{}, [ids = std::move(ids)](self_ptr self) mutable {
+  st.queue.push_back({{}, [ids = std::move(ids), now](self_ptr self) mutable {
                         self->request(self->state.registry, std::chrono::seconds(30),
                                       atom::resolve::value, ids, true)
                           .then(
-                            [self, ids](std::vector<job_target>& targets) {
+                            [self, ids, now](std::vector<job_target>& targets) {
                               self->state.planning = false;
                               auto r = std::make_shared<job_round>();
                               r->next = self->state.record;
                               r->deleted = self->state.deleted;
-                              apply_plan(self, *r, &targets, now_millis(), &ids);
+                              apply_plan(self, *r, &targets, std::max(now, now_millis()),
+                                         &ids);
                               commit_round(self, std::move(r));
                             },
                             [self](caf::error& err) {
@@ -147,9 +151,11 @@ void schedule(self_ptr self) {
   next_round(self);
 }
 
-void on_wake(self_ptr self) {
+void on_wake(self_ptr self, model::millis at) {
+  if (at != self->state.wake_at)
+    return;  // superseded by an earlier timer (which re-armed what is still needed)
   self->state.wake_at = 0;
-  schedule(self);
+  schedule(self, at);
 }
 
 void plan_joiner(self_ptr self, job_round& r, const job_target& t) {

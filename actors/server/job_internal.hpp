@@ -139,10 +139,11 @@ void apply_plan(self_ptr self, job_round& r, const std::vector<job_target>* reso
                 model::millis now, const std::vector<std::string>* requested = nullptr);
 /// The campaign's timer for `at` (kept when an earlier one is armed).
 void arm_wake(self_ptr self, model::millis at);
-/// Asks the plan what to do on the durable record and queues it.
-void schedule(self_ptr self);
-/// The campaign's timer (soak end, window, automatic retry).
-void on_wake(self_ptr self);
+/// Asks the plan what to do on the durable record and queues it; `at`: the
+/// time a timer was armed for (due now whatever the clock says), else 0.
+void schedule(self_ptr self, model::millis at = 0);
+/// The campaign's timer armed for `at` (soak end, window, automatic retry).
+void on_wake(self_ptr self, model::millis at);
 /// A node registered or came back online: a node this running job skipped
 /// (offline when its attempt started) gets another attempt; a dynamic
 /// campaign that is open takes a node its targets name (or "all") into its

@@ -319,6 +319,7 @@ struct fixture : coordinated_system {
     pc.detached = false;
     pc.transport = transport;
     pc.absorbed_every = 2;
+    pc.history_keep = std::chrono::hours(0);  // no hourly trim timer (store_test trims)
     persistence = server::spawn_persistence(*sys, std::move(db), pc);
     server::registry_config rc;
     rc.liveness = liveness;

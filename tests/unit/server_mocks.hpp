@@ -273,6 +273,8 @@ inline persistence_actor::behavior_type mock_persistence(persistence_actor::poin
       s->pages_asked.push_back(q);
       return s->page;
     },
+    [](atom::history, model::history_query&) { return model::history_page{}; },
+    [](atom::trim) {},
     [=](atom::ping) -> caf::result<bool> {
       ++s->pings;
       return respond(self, *s, s->next, s->ping_ok);

@@ -445,6 +445,35 @@ TEST_CASE("attempts round-trip; the history holds every change of state or attem
         == "pending@1000#1,downloading@2000#1,failed@3000#1,pending@5000#2");
 }
 
+TEST_CASE("history: pages by node and job, newest first; trimmed by age") {
+  temp_dir dir;
+  auto s = open_ok(dir.db());
+  auto j = job("job-t", 1000);
+  j.nodes = {state("a", model::node_update_state::pending, -1, 0, "", 1000),
+             state("b", model::node_update_state::pending, -1, 0, "", 1000)};
+  REQUIRE(s->apply({put_job{j}}));
+  REQUIRE(s->apply({put_node_state{"job-t", state("a", model::node_update_state::notified, -1, 0,
+                                                  "", 5000)},
+                    put_node_state{"job-t", state("a", model::node_update_state::succeeded, 100,
+                                                  1, "", 9000)}}));
+  model::history_page page;
+  REQUIRE(s->history_page({false, "a", 0, 2}, page));
+  REQUIRE(page.entries.size() == 2);
+  CHECK(page.entries[0].state == model::node_update_state::succeeded);
+  CHECK(page.entries[1].state == model::node_update_state::notified);
+  REQUIRE(page.next == page.entries[1].seq);
+  REQUIRE(s->history_page({false, "a", page.next, 2}, page));
+  REQUIRE(page.entries.size() == 1);
+  CHECK(page.next == 0);
+  REQUIRE(s->history_page({true, "job-t", 0, 100}, page));
+  CHECK(page.entries.size() == 4);
+  uint64_t dropped = 0;
+  REQUIRE(s->trim_history(5000, dropped));
+  CHECK(dropped == 2);  // the two pending rows at 1000
+  REQUIRE(s->history_page({true, "job-t", 0, 100}, page));
+  CHECK(page.entries.size() == 2);
+}
+
 TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
   temp_dir dir;
   auto s = open_ok(dir.db());
