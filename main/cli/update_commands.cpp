@@ -311,7 +311,7 @@ void add_update_commands(CLI::App& app, context& ctx) {
 
   auto run_spec = std::make_shared<job_spec>();
   auto* run = update->add_subcommand(
-    "run", "check the targets, then create + install + watch in one command");
+    "run", "Check the targets, then create + install + watch in one command");
   add_spec_options(run, *run_spec);
   run->add_option("--wait-server", ctx.options.wait_server,
                   "seconds to wait for a server that stopped answering (a restart) before "
