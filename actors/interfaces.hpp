@@ -238,9 +238,12 @@ struct job_target {
   std::string ip_address;
   uint16_t port = 5683;
   model::node_status status = model::node_status::online;
+  /// Labels, inventory, arch and os: filled in for late joiners only (the
+  /// registry matched a trigger's targets itself).
+  model::node_traits traits;
 };
 template <class F> auto inspect(F& f, job_target& x) {
-  return f(x.node_id, x.ip_address, x.port, x.status);
+  return f(x.node_id, x.ip_address, x.port, x.status, x.traits);
 }
 
 // What crosses to the persistence actor (model/persistence.hpp).
@@ -358,6 +361,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::artifact_upload))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::agent_system_info))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::node_registration))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::string_map))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::health_report))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::model::node_record))
   CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::model::node_record>))
@@ -413,6 +417,8 @@ using enroll = caf::atom_constant<caf::atom("enroll")>;      ///< register a nod
 using health = caf::atom_constant<caf::atom("health")>;
 using summary = caf::atom_constant<caf::atom("summary")>;
 using resolve = caf::atom_constant<caf::atom("resolve")>;
+using label = caf::atom_constant<caf::atom("label")>;
+using inventory = caf::atom_constant<caf::atom("inventory")>;
 using route = caf::atom_constant<caf::atom("route")>;
 using unroute = caf::atom_constant<caf::atom("unroute")>;
 using trim = caf::atom_constant<caf::atom("trim")>;
@@ -588,6 +594,17 @@ using registry_actor = caf::typed_actor<
   /// The same with `known_only`: unknown ids are left out (a campaign
   /// starting nodes, some of which may have been deleted meanwhile).
   caf::replies_to<atom::resolve, std::vector<std::string>, bool>::with<std::vector<job_target>>,
+  /// From job actors at a trigger: the nodes a spec targets (its
+  /// target_nodes and target_labels, model::targeted); unknown listed ids
+  /// are not_found naming them.
+  caf::replies_to<atom::resolve, model::job_spec>::with<std::vector<job_target>>,
+  /// An operator's labels for a node (an empty value removes one): the
+  /// labels it has now, once durable. A node that starts to match a running
+  /// dynamic campaign joins it.
+  caf::replies_to<atom::label, std::string, model::string_map>::with<model::string_map>,
+  /// A node's version inventory as its agent reports it with a success: it
+  /// replaces the known one, durable before the answer.
+  caf::replies_to<atom::inventory, std::string, model::string_map>::with<atom::ok>,
   /// Number of registered nodes.
   caf::replies_to<atom::count>::with<uint32_t>>;
 
@@ -792,6 +809,8 @@ using gateway_actor = caf::typed_actor<
   /// DELETE /nodes/<id>: decommission (access::manage_nodes): the node goes,
   /// its unfinished job entries become skipped, its keys are revoked.
   caf::reacts_to<atom::forget, uint64_t, std::string, peer>,
+  /// `POST /nodes {"action":"label"}`: an operator's labels for a node.
+  caf::reacts_to<atom::label, uint64_t, std::string, model::string_map, peer>,
   /// GET /updates/<job>/spec[?node_id=]: the job's spec for one of its target
   /// nodes (the node's id from the query, else the sender's node identity):
   /// a node reads only its own (4.03 otherwise), a job without a part for

@@ -31,6 +31,16 @@ struct decoded {
 
 /// `POST /nodes`. `source_address` is the request's peer address, used when
 /// the body has no `ip_address`.
+/// `POST /nodes`: a registration (no action, or "register"), or an
+/// operator's {"action":"label","node_id","labels":{...}} (null or "" removes one).
+struct nodes_request {
+  bool label = false;
+  node_registration reg;  ///< register
+  std::string node_id;    ///< label
+  string_map labels;      ///< label: the changes
+};
+decoded<nodes_request> decode_nodes_request(std::string_view body,
+                                            const std::string& source_address);
 decoded<node_registration> decode_node_registration(std::string_view body,
                                                     const std::string& source_address);
 
@@ -215,5 +225,9 @@ std::string encode_attributes(const attributes& a);
 decoded<attributes> decode_attributes(std::string_view json);
 std::string encode_strings(const std::vector<std::string>& v);
 decoded<std::vector<std::string>> decode_strings(std::string_view json);
+std::string encode_string_map(const string_map& m);
+/// {"message": "Labels updated", "node_id": ..., "labels": {...}}
+std::string encode_node_labels(const std::string& node_id, const string_map& labels);  ///< {"name": "value", ...}
+decoded<string_map> decode_string_map(std::string_view json);  ///< sorted by name
 
 }  // namespace coapfleet::model

@@ -15,6 +15,7 @@
 
 #include "model/json.hpp"
 #include "model/json_read.hpp"
+#include "model/targets.hpp"
 
 namespace coapfleet::model {
 
@@ -105,14 +106,9 @@ decoded<health_report> decode_health_report(std::string_view body, json_source f
   return d;
 }
 
-decoded<node_registration> decode_node_registration(std::string_view body,
-                                                    const std::string& source_address) {
-  Document doc;
-  decoded<node_registration> d;
-  if (!parse_object(body, doc, d.err))
-    return d;
-  reader r{doc};
-  auto& n = d.value;
+namespace {
+
+void read_registration(reader& r, node_registration& n, const std::string& source_address) {
   r.required_node_id(n.node_id);
   r.optional_string("hostname", n.hostname);
   r.optional_string("ip_address", n.ip_address);
@@ -129,6 +125,50 @@ decoded<node_registration> decode_node_registration(std::string_view body,
   r.optional_strings("drivers", n.drivers);
   r.optional_attributes("system_info", n.system_info);
   r.optional_string("status", n.reported_status);
+  r.optional_string_map("labels", n.labels, valid_label_key, label_key_rule, valid_label_value,
+                        label_value_rule, max_labels);
+  n.inventory_given = r.optional_string_map("inventory", n.inventory, valid_inventory_name,
+                                            inventory_name_rule, valid_version, version_rule,
+                                            max_inventory);
+}
+
+}  // namespace
+
+decoded<node_registration> decode_node_registration(std::string_view body,
+                                                    const std::string& source_address) {
+  Document doc;
+  decoded<node_registration> d;
+  if (!parse_object(body, doc, d.err))
+    return d;
+  reader r{doc};
+  read_registration(r, d.value, source_address);
+  d.err = r.err;
+  return d;
+}
+
+decoded<nodes_request> decode_nodes_request(std::string_view body,
+                                            const std::string& source_address) {
+  Document doc;
+  decoded<nodes_request> d;
+  if (!parse_object(body, doc, d.err))
+    return d;
+  reader r{doc};
+  auto& q = d.value;
+  std::string action = "register";
+  r.optional_string("action", action);
+  if (r.ok() && action == "label") {
+    q.label = true;
+    r.required_node_id(q.node_id);
+    if (r.ok() && !r.optional_string_map("labels", q.labels, valid_label_key, label_key_rule,
+                                         valid_label_value, label_value_rule, max_labels, true)
+        && r.ok())
+      r.fail("missing field: labels (an object: {\"site\": \"berlin\"}; null removes a label)",
+             "labels");
+  } else if (r.ok() && action == "register") {
+    read_registration(r, q.reg, source_address);
+  } else if (r.ok()) {
+    r.fail("unknown action: " + action + " (expected register or label)", "action");
+  }
   d.err = r.err;
   return d;
 }
@@ -141,6 +181,25 @@ decoded<attributes> decode_attributes(std::string_view json) {
   decoded<attributes> d;
   if (!read_attributes(doc, d.value))
     d.err = {"expected a JSON object of scalar values (string, number, boolean or null)", {}};
+  return d;
+}
+
+decoded<string_map> decode_string_map(std::string_view json) {
+  Document doc;
+  problem err;
+  decoded<string_map> d;
+  if (!parse(json, doc, err, json_source::store) || !doc.IsObject()) {
+    d.err = err.empty() ? problem{"expected a JSON object of strings", {}} : std::move(err);
+    return d;
+  }
+  for (auto& m : doc.GetObject()) {
+    if (!m.value.IsString()) {
+      d.err = {"expected a JSON object of strings", {}};
+      return d;
+    }
+    d.value.emplace_back(str(m.name), str(m.value));
+  }
+  normalize(d.value);
   return d;
 }
 

@@ -10,6 +10,7 @@
 
 #include "model/json.hpp"
 #include "model/json_read.hpp"
+#include "model/targets.hpp"
 
 namespace coapfleet::model {
 
@@ -31,6 +32,9 @@ void read_spec(reader& r, job_spec& s, bool core, bool server_fields) {
     r.optional_string("package_type", s.package_type);
   }
   r.optional_strings("target_nodes", s.target_nodes);
+  r.optional_string_map("target_labels", s.target_labels, valid_target_key,
+                        "a label key, system_info.arch, system_info.os or inventory.<name>",
+                        valid_label_value, label_value_rule, max_labels);
   r.optional_strings("packages", s.packages);
   r.optional_string("artifact", s.artifact);
   r.optional_string("target_path", s.target_path);
@@ -73,8 +77,11 @@ decoded<updates_request> decode_updates_request(std::string_view body) {
   }
   if (action == "create") {
     q.action = updates_action::create;
-    q.spec.target_nodes = {"all"};
     read_spec(r, q.spec, true, false);
+    // No target_nodes: every node, or with target_labels the matching ones.
+    if (r.ok() && q.spec.target_nodes.empty() && q.spec.target_labels.empty()
+        && r.present("target_nodes") == nullptr)
+      q.spec.target_nodes = {"all"};
     if (r.ok())
       r.err = validate_job_spec(q.spec);
   } else if (action == "install" || action == "status" || action == "cancel"
@@ -106,6 +113,9 @@ decoded<updates_request> decode_updates_request(std::string_view body) {
     r.optional_int("result", rep.result, 0, 10);
     r.optional_string("error_message", rep.error_message);
     r.optional_int("attempt", rep.attempt, 1, max_attempt);
+    rep.inventory_given = r.optional_string_map("inventory", rep.inventory, valid_inventory_name,
+                                                inventory_name_rule, valid_version,
+                                                version_rule, max_inventory);
   } else {
     r.fail("unknown action: " + action
              + " (expected create, install, status, report, pause, resume, cancel, retry, close, delete)",
@@ -165,6 +175,10 @@ decoded<update_notification> decode_update_notification(std::string_view body) {
   r.optional_int("attempt", n.attempt, 1, max_attempt);
   r.optional_bool("force", n.force);
   r.optional_string("server", n.server);
+  // Hints of what the job installs (a simulated node reports them in its
+  // inventory); an agent runs only the spec it fetches.
+  r.optional_string("name", n.name);
+  r.optional_string("version", n.version);
   if (r.ok() && !valid_node_id(n.job_id))  // it becomes a URI path segment
     r.fail("field job_id must be 1..64 characters of A-Z a-z 0-9 . _ -", "job_id");
   d.err = r.err;

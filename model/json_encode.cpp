@@ -54,6 +54,8 @@ void node(writer& w, const node_record& n) {
   member(w, "services", n.reg.services);
   member(w, "drivers", n.reg.drivers);
   member(w, "system_info", n.reg.system_info);
+  member(w, "labels", n.reg.labels);
+  member(w, "inventory", n.reg.inventory);
   key(w, "health");
   if (n.has_health) {
     w.StartObject();
@@ -131,6 +133,10 @@ std::string encode_node_registration(const node_registration& r) {
     member(w, "drivers", r.drivers);
     member(w, "system_info", r.system_info);
     optional_member(w, "status", r.reported_status);
+    if (!r.labels.empty())
+      member(w, "labels", r.labels);
+    if (r.inventory_given)
+      member(w, "inventory", r.inventory);
     w.EndObject();
   });
 }
@@ -203,6 +209,20 @@ std::string encode_attributes(const attributes& a) {
 
 std::string encode_strings(const std::vector<std::string>& v) {
   return write([&](writer& w) { put(w, v); });
+}
+
+std::string encode_string_map(const string_map& m) {
+  return write([&](writer& w) { put(w, m); });
+}
+
+std::string encode_node_labels(const std::string& node_id, const string_map& labels) {
+  return write([&](writer& w) {
+    w.StartObject();
+    member(w, "message", "Labels updated");
+    member(w, "node_id", node_id);
+    member(w, "labels", labels);
+    w.EndObject();
+  });
 }
 
 std::string encode_deleted_job(const std::string& job_id) {

@@ -31,6 +31,8 @@ void spec_members(writer& w, const job_spec& s) {
   member(w, "version", s.version);
   member(w, "package_type", s.package_type);
   member(w, "target_nodes", s.target_nodes);
+  if (!s.target_labels.empty())
+    member(w, "target_labels", s.target_labels);
   member(w, "packages", s.packages);
   optional_member(w, "artifact", s.artifact);
   optional_member(w, "target_path", s.target_path);
@@ -72,6 +74,8 @@ void job_summary(writer& w, const job_record& j) {
   member(w, "version", j.spec.version);
   member(w, "package_type", j.spec.package_type);
   member(w, "target_nodes", j.spec.target_nodes);
+  if (!j.spec.target_labels.empty())
+    member(w, "target_labels", j.spec.target_labels);
   member(w, "packages", j.spec.packages);
   optional_member(w, "artifact", j.spec.artifact);
   optional_member(w, "target_path", j.spec.target_path);
@@ -257,6 +261,8 @@ std::string encode_update_report(const update_report& r) {
     optional_member(w, "error_message", r.error_message);
     if (r.attempt > 0)
       member(w, "attempt", r.attempt);
+    if (r.inventory_given)
+      member(w, "inventory", r.inventory);
     w.EndObject();
   });
 }
@@ -272,6 +278,10 @@ std::string encode_update_notification(const update_notification& n) {
       member(w, "attempt", n.attempt);
     if (n.cancel && n.force)
       member(w, "force", true);
+    if (!n.cancel && !n.name.empty()) {  // hints (the agent fetches the spec)
+      member(w, "name", n.name);
+      member(w, "version", n.version);
+    }
     optional_member(w, "server", n.server);
     w.EndObject();
   });

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <algorithm>
 #include <string_view>
 
 #include <rapidjson/document.h>
@@ -318,6 +319,54 @@ public:
       fail(std::string{"field "} + name
              + " must be an object of scalar values (string, number, boolean or null)",
            name);
+  }
+
+  /// An object of string values ({"site": "berlin"}), names checked by
+  /// `name_ok`, values by `value_ok` (a null value reads as "" when
+  /// `null_ok`: a label to remove), at most `max` entries; sorted by name.
+  /// True when the member was there (not null).
+  bool optional_string_map(const char* name, string_map& out, bool (*name_ok)(std::string_view),
+                           const char* name_rule, bool (*value_ok)(std::string_view),
+                           const char* value_rule, size_t max, bool null_ok = false) {
+    auto v = present(name);
+    if (v == nullptr)
+      return false;
+    if (!v->IsObject()) {
+      fail(std::string{"field "} + name + " must be an object of strings", name);
+      return true;
+    }
+    if (v->MemberCount() > max) {
+      fail(std::string{"field "} + name + " has " + std::to_string(v->MemberCount())
+             + " entries, at most " + std::to_string(max) + " are allowed",
+           name);
+      return true;
+    }
+    out.clear();
+    out.reserve(v->MemberCount());
+    for (auto& m : v->GetObject()) {
+      std::string k(m.name.GetString(), m.name.GetStringLength());
+      if (!name_ok(k)) {
+        fail(std::string{"field "} + name + ": " + (k.size() > 64 ? "\"" + k.substr(0, 61) + "...\"" : "\"" + k + "\"") + " is not a valid name ("
+               + name_rule + ")",
+             name);
+        return true;
+      }
+      if (m.value.IsNull() && null_ok) {
+        out.emplace_back(std::move(k), std::string{});
+        continue;
+      }
+      if (!m.value.IsString()
+          || !value_ok({m.value.GetString(), m.value.GetStringLength()})) {
+        fail(std::string{"field "} + name + "." + k + " must be a string of " + value_rule
+               + (null_ok ? " (or null to remove it)" : ""),
+             name);
+        return true;
+      }
+      out.emplace_back(std::move(k), std::string(m.value.GetString(), m.value.GetStringLength()));
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    return true;
   }
 
   /// A member that is there and not null, once no problem was found yet.

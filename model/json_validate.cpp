@@ -7,6 +7,7 @@
 
 #include "model/campaign.hpp"
 #include "model/json.hpp"
+#include "model/targets.hpp"
 
 namespace coapfleet::model {
 
@@ -97,7 +98,9 @@ bool valid_mode(std::string_view m) {
          && std::all_of(m.begin(), m.end(), [](char c) { return c >= '0' && c <= '7'; });
 }
 
-problem validate_targets(const std::vector<std::string>& targets) {
+problem validate_targets(const std::vector<std::string>& targets, bool by_labels) {
+  if (targets.empty() && by_labels)
+    return {};
   if (targets.empty())
     return fail("field target_nodes must not be empty (use [\"all\"] for every node)",
                 "target_nodes");
@@ -187,10 +190,14 @@ problem validate_job_spec(const job_spec& s) {
     return fail("field name must be 1..128 characters", "name");
   if (s.version.empty() || s.version.size() > 64)
     return fail("field version must be 1..64 characters", "version");
+  if (!valid_inventory_name(s.name) || !valid_version(s.version))
+    return fail(std::string("fields name and version are what nodes report in their "
+                            "inventory: no control characters"),
+                valid_version(s.version) ? "name" : "version");
   const auto& type = s.package_type;
   if (type != "pip" && type != "apt" && type != "file" && type != "script")
     return fail("field package_type must be one of pip, apt, file, script", "package_type");
-  if (auto p = validate_targets(s.target_nodes); !p.empty())
+  if (auto p = validate_targets(s.target_nodes, !s.target_labels.empty()); !p.empty())
     return p;
   if (s.timeout_seconds != 0 && (s.timeout_seconds < 1 || s.timeout_seconds > 86400))
     return fail("field timeout_seconds must be between 1 and 86400", "timeout_seconds");

@@ -84,6 +84,15 @@ inline void put(writer& w, const attributes& a) {
   w.EndObject();
 }
 
+inline void put(writer& w, const string_map& m) {
+  w.StartObject();
+  for (auto& [name, value] : m) {
+    put(w, name);
+    put(w, value);
+  }
+  w.EndObject();
+}
+
 inline void key(writer& w, const char* k) {
   w.Key(k, static_cast<rapidjson::SizeType>(std::strlen(k)));
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/audit.hpp"
+#include "model/targets.hpp"
 #include "model/types.hpp"
 
 namespace coapfleet::model {
@@ -43,6 +44,13 @@ struct put_node_state {
 struct drop_job {
   std::string job_id;
 };
+/// A node's labels and version inventory (an operator's labels, an agent's
+/// new inventory); a node that is not registered is left alone.
+struct put_node_traits {
+  std::string node_id;
+  string_map labels;
+  string_map inventory;
+};
 /// A decommissioned node: its registration and latest health go (its
 /// history stays until it ages out).
 struct drop_node {
@@ -54,7 +62,7 @@ struct put_audit {
   audit_record rec;
 };
 using write_op = std::variant<put_node, put_health, put_job, put_job_status, put_node_state,
-                              drop_job, put_audit, drop_node>;
+                              drop_job, put_audit, drop_node, put_node_traits>;
 
 /// A group of writes that must be durable together before the caller answers.
 struct write_batch {
@@ -74,10 +82,11 @@ struct node_brief {
   bool has_health = false;
   bool healthy = true;  ///< the latest report's overall_healthy
   std::vector<std::string> error_messages;  ///< of an unhealthy report only
+  node_traits traits;  ///< labels, inventory, system_info's arch and os
 };
 template <class F> auto inspect(F& f, node_brief& x) {
   return f(x.node_id, x.ip_address, x.port, x.registered_at, x.last_seen, x.has_health,
-           x.healthy, x.error_messages);
+           x.healthy, x.error_messages, x.traits);
 }
 
 /// Everything the server starts from, read once at start-up.

@@ -41,6 +41,10 @@ struct scalar {
 
 using attributes = std::vector<std::pair<std::string, scalar>>;
 
+/// Names with text values, sorted by name, each name once: a node's labels,
+/// its version inventory, a job's target_labels.
+using string_map = std::vector<std::pair<std::string, std::string>>;
+
 // -- nodes -----------------------------------------------------------------
 
 enum class node_status : uint8_t { online, stale, offline };
@@ -59,6 +63,12 @@ struct node_registration {
   /// The ip_address a node claimed when it differs from the address its own
   /// registration came from: information only (it is notified where it is).
   std::string reported_ip_address;
+  /// Labels the node gives itself ({"site": "berlin"}); merged with the
+  /// ones it has (an operator's stay unless the node names them again).
+  string_map labels;
+  /// What the node runs: software name → version (see inventory_key).
+  string_map inventory;
+  bool inventory_given = false;  ///< sent (even empty): it replaces the known one
 };
 
 /// A node health report (`PUT /health`), also the agent's `GET /health`.
@@ -121,6 +131,9 @@ struct job_spec {
   std::string version;
   std::string package_type;               ///< pip | apt | file | script
   std::vector<std::string> target_nodes;  ///< ["all"] or node ids
+  /// Nodes whose labels all match (keys may also be system_info.arch,
+  /// system_info.os or inventory.<name>), besides target_nodes.
+  string_map target_labels;
   std::vector<std::string> packages;      ///< pip, apt
   std::string artifact;                   ///< file
   std::string target_path;                ///< file (absolute)
@@ -224,6 +237,10 @@ struct update_report {
   int32_t result = -1;  ///< -1 absent
   std::string error_message;
   uint32_t attempt = 0;  ///< the attempt it is about; 0 absent (the current one)
+  /// The node's inventory after the step (a success carries it: the node
+  /// counts as succeeded only when it names the job's version).
+  string_map inventory;
+  bool inventory_given = false;
 };
 
 /// A job as an agent holds it. `POST /updates/available` carries the ids
@@ -241,6 +258,11 @@ struct update_notification {
   /// `force` (otherwise it runs to its end and reports what happened).
   bool cancel = false;
   bool force = false;
+  /// Hints of what the job installs (its name and version), for a node
+  /// that reports them in its inventory without running anything (the
+  /// simulator); an agent runs only the spec it fetches.
+  std::string name;
+  std::string version;
 };
 
 /// The key of one run of a job on a node in the agent's journal: the job id,
@@ -280,7 +302,8 @@ struct agent_system_info {
 template <class F> auto inspect(F& f, scalar& x) { return f(x.kind, x.flag, x.number, x.text); }
 template <class F> auto inspect(F& f, node_registration& x) {
   return f(x.node_id, x.hostname, x.ip_address, x.port, x.services, x.drivers,
-           x.system_info, x.reported_status, x.reported_ip_address);
+           x.system_info, x.reported_status, x.reported_ip_address, x.labels, x.inventory,
+           x.inventory_given);
 }
 template <class F> auto inspect(F& f, health_report& x) {
   return f(x.node_id, x.timestamp, x.overall_healthy, x.cpu_percent, x.memory_percent,
@@ -292,7 +315,7 @@ template <class F> auto inspect(F& f, node_record& x) {
            x.health_at);
 }
 template <class F> auto inspect(F& f, job_spec& x) {
-  return f(x.name, x.version, x.package_type, x.target_nodes, x.packages, x.artifact,
+  return f(x.name, x.version, x.package_type, x.target_nodes, x.target_labels, x.packages, x.artifact,
            x.target_path, x.mode, x.artifact_sha256, x.artifact_size, x.script, x.description,
            x.timeout_seconds, x.node_timeout_seconds, x.waves, x.success_threshold,
            x.error_threshold, x.soak_seconds, x.max_parallel, x.retries, x.retry_backoff_seconds,
@@ -312,10 +335,12 @@ template <class F> auto inspect(F& f, job_record& x) {
            x.campaign);
 }
 template <class F> auto inspect(F& f, update_report& x) {
-  return f(x.job_id, x.node_id, x.state, x.progress, x.result, x.error_message, x.attempt);
+  return f(x.job_id, x.node_id, x.state, x.progress, x.result, x.error_message, x.attempt,
+           x.inventory, x.inventory_given);
 }
 template <class F> auto inspect(F& f, update_notification& x) {
-  return f(x.job_id, x.node_id, x.spec, x.server, x.attempt, x.cancel, x.force);
+  return f(x.job_id, x.node_id, x.spec, x.server, x.attempt, x.cancel, x.force, x.name,
+           x.version);
 }
 template <class F> auto inspect(F& f, agent_system_info& x) {
   return f(x.node_id, x.hostname, x.os, x.arch, x.kernel, x.cpus, x.memory_total_bytes,

@@ -49,7 +49,9 @@ bool store::statements::migrate() {
     ok = exec(sql::schema_v4, "cannot migrate the schema to v4 (reported addresses)");
   if (ok && version < 5)
     ok = exec(sql::schema_v5, "cannot migrate the schema to v5 (attempts, history)");
-  // Later versions: if (ok && version < 6) ok = exec(sql::schema_v6, ...);
+  if (ok && version < 6)
+    ok = exec(sql::schema_v6, "cannot migrate the schema to v6 (labels, inventory)");
+  // Later versions: if (ok && version < 7) ok = exec(sql::schema_v7, ...);
   if (ok && !sqlite3_get_autocommit(self.db_))
     ok = exec("COMMIT", "cannot commit migration");
   if (!ok && !sqlite3_get_autocommit(self.db_))
@@ -73,7 +75,8 @@ bool store::statements::prepare_all() {
          && prepare(select_jobs, sql::select_jobs)
          && prepare(select_states, sql::select_states)
          && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1")
-         && prepare(delete_node, "DELETE FROM nodes WHERE node_id = ?1") && prepare_keys()
+         && prepare(delete_node, "DELETE FROM nodes WHERE node_id = ?1")
+         && prepare(update_traits, sql::update_traits) && prepare_keys()
          && prepare_audit() && prepare_history();
 }
 
@@ -90,7 +93,16 @@ bool store::statements::write(const put_node& op) {
   bind(upsert_node, 9, op.registered_at);
   bind(upsert_node, 10, op.last_seen);
   bind_opt(upsert_node, 11, r.reported_ip_address);
+  bind_map(upsert_node, 12, r.labels);
+  bind_map(upsert_node, 13, r.inventory);
   return run(upsert_node, "cannot store node");
+}
+
+bool store::statements::write(const model::put_node_traits& op) {
+  bind(update_traits, 1, op.node_id);
+  bind_map(update_traits, 2, op.labels);
+  bind_map(update_traits, 3, op.inventory);
+  return run(update_traits, "cannot store labels and inventory");
 }
 
 bool store::statements::write(const put_health& op) {
@@ -268,6 +280,10 @@ std::string decode_node_row(sqlite3_stmt* s, model::node_record& n) {
   n.registered_at = sqlite3_column_int64(s, 8);
   n.last_seen = sqlite3_column_int64(s, 9);
   n.reg.reported_ip_address = column_text(s, 12);
+  if (sqlite3_column_type(s, 13) != SQLITE_NULL)
+    take(model::decode_string_map(column_text(s, 13)), n.reg.labels, "labels");
+  if (sqlite3_column_type(s, 14) != SQLITE_NULL)
+    take(model::decode_string_map(column_text(s, 14)), n.reg.inventory, "inventory");
   if (sqlite3_column_type(s, 10) != SQLITE_NULL
       && take(model::decode_health_report(column_text(s, 10), model::json_source::store),
               n.health, "health")) {
@@ -334,6 +350,14 @@ std::vector<model::node_brief> store::load_briefs() {
           b.error_messages = std::move(errors.value);
       }
     }
+    for (int c : {8, 9})
+      if (sqlite3_column_type(s, c) != SQLITE_NULL) {
+        auto m = model::decode_string_map(column_text(s, c));
+        if (m.ok())
+          (c == 8 ? b.traits.labels : b.traits.inventory) = std::move(m.value);
+      }
+    b.traits.arch = column_text(s, 10);
+    b.traits.os = column_text(s, 11);
     out.push_back(std::move(b));
   }
   if (rc != SQLITE_DONE)

@@ -40,7 +40,7 @@ public:
 
   /// Current schema version (PRAGMA user_version after migration):
   /// 1 nodes, health, jobs; 2 keys and the key version; 3 the audit log.
-  static constexpr int schema_version = 5;
+  static constexpr int schema_version = 6;
 
   /// Applies all writes in one transaction (group commit): all or nothing.
   /// Returns false and sets last_error() on failure (then nothing changed).

@@ -19,6 +19,8 @@ extern const char* const schema_v2;
 extern const char* const schema_v3;
 extern const char* const schema_v4;
 extern const char* const schema_v5;
+extern const char* const schema_v6;
+extern const char* const update_traits;
 extern const char* const history_by_node;
 extern const char* const history_by_job;
 extern const char* const history_trim;
@@ -51,6 +53,13 @@ inline void bind_opt(sqlite3_stmt* s, int i, const std::string& v) {
     bind(s, i, v);
 }
 inline void bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+/// Binds a JSON object of strings, or NULL when empty.
+inline void bind_map(sqlite3_stmt* s, int i, const model::string_map& m) {
+  if (m.empty())
+    sqlite3_bind_null(s, i);
+  else
+    bind(s, i, model::encode_string_map(m));
+}
 
 /// A row of sql::select_nodes (or a statement with its columns) as a node
 /// record, status left online. Returns "" or what could not be decoded.
@@ -65,7 +74,7 @@ struct store::statements {
                *touch_node = nullptr, *insert_job = nullptr, *update_job = nullptr,
                *upsert_state = nullptr, *select_nodes = nullptr, *select_jobs = nullptr,
                *select_states = nullptr, *delete_job = nullptr, *select_node = nullptr,
-               *select_briefs = nullptr, *delete_node = nullptr;
+               *select_briefs = nullptr, *delete_node = nullptr, *update_traits = nullptr;
   // keys (store_keys.cpp)
   sqlite3_stmt *begin_read = nullptr, *key_valid_count = nullptr, *key_purge_expired = nullptr,
                *key_insert = nullptr, *key_delete = nullptr, *key_current_role = nullptr,
@@ -82,7 +91,7 @@ struct store::statements {
     for (sqlite3_stmt* s : {begin, commit, rollback, ping, checkpoint, upsert_node,
                             upsert_health, touch_node, insert_job, update_job, upsert_state,
                             select_nodes, select_jobs, select_states, delete_job, select_node,
-                            select_briefs, delete_node, begin_read,
+                            select_briefs, delete_node, update_traits, begin_read,
                             key_valid_count, key_purge_expired, key_insert, key_delete,
                             key_current_role, key_expire, key_bump_version, key_version,
                             key_select_valid, key_list_valid, audit_insert, audit_prune,
@@ -188,6 +197,7 @@ struct store::statements {
   bool write(const put_node_state& op);
   bool write(const drop_job& op);
   bool write(const model::drop_node& op);
+  bool write(const model::put_node_traits& op);
   bool write(const model::put_audit& op);
   bool write_state(const std::string& job_id, const model::node_job_state& st);
 };

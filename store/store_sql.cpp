@@ -137,16 +137,27 @@ END;
 PRAGMA user_version = 5;
 )sql";
 
+// v6: labels and the version inventory (JSON objects of strings; NULL: none).
+extern const char* const schema_v6 = R"sql(
+ALTER TABLE nodes ADD COLUMN labels TEXT;
+ALTER TABLE nodes ADD COLUMN inventory TEXT;
+PRAGMA user_version = 6;
+)sql";
+
+extern const char* const update_traits =
+    "UPDATE nodes SET labels = ?2, inventory = ?3 WHERE node_id = ?1";
+
 extern const char* const upsert_node =
     "INSERT INTO nodes(node_id, hostname, ip_address, port, services, drivers,"
-    " system_info, reported_status, registered_at, last_seen, reported_ip)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    " system_info, reported_status, registered_at, last_seen, reported_ip, labels, inventory)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     " ON CONFLICT(node_id) DO UPDATE SET hostname = excluded.hostname,"
     " ip_address = excluded.ip_address, port = excluded.port,"
     " services = excluded.services, drivers = excluded.drivers,"
     " system_info = excluded.system_info,"
     " reported_status = excluded.reported_status,"
-    " last_seen = excluded.last_seen, reported_ip = excluded.reported_ip";
+    " last_seen = excluded.last_seen, reported_ip = excluded.reported_ip,"
+    " labels = excluded.labels, inventory = excluded.inventory";
 
 // Health of a node that is not registered is dropped: the node table
 // is authoritative, and one stray report must not fail the batch. A report
@@ -193,7 +204,7 @@ extern const char* const upsert_state =
 extern const char* const select_nodes =
     "SELECT n.node_id, n.hostname, n.ip_address, n.port, n.services,"
     " n.drivers, n.system_info, n.reported_status, n.registered_at,"
-    " n.last_seen, h.report, h.received_at, n.reported_ip"
+    " n.last_seen, h.report, h.received_at, n.reported_ip, n.labels, n.inventory"
     " FROM nodes n LEFT JOIN health h ON h.node_id = n.node_id"
     " ORDER BY n.node_id";
 
@@ -201,7 +212,7 @@ extern const char* const select_nodes =
 extern const char* const select_node =
     "SELECT n.node_id, n.hostname, n.ip_address, n.port, n.services,"
     " n.drivers, n.system_info, n.reported_status, n.registered_at,"
-    " n.last_seen, h.report, h.received_at, n.reported_ip"
+    " n.last_seen, h.report, h.received_at, n.reported_ip, n.labels, n.inventory"
     " FROM nodes n LEFT JOIN health h ON h.node_id = n.node_id"
     " WHERE n.node_id = ?1";
 
@@ -211,7 +222,10 @@ extern const char* const select_node =
 extern const char* const select_briefs =
     "SELECT n.node_id, n.ip_address, n.port, n.registered_at, n.last_seen,"
     " h.received_at, h.healthy,"
-    " CASE WHEN h.healthy = 0 THEN json_extract(h.report, '$.error_messages') END"
+    " CASE WHEN h.healthy = 0 THEN json_extract(h.report, '$.error_messages') END,"
+    " n.labels, n.inventory,"
+    " CASE WHEN json_valid(n.system_info) THEN json_extract(n.system_info, '$.arch') END,"
+    " CASE WHEN json_valid(n.system_info) THEN json_extract(n.system_info, '$.os') END"
     " FROM nodes n LEFT JOIN (SELECT node_id, received_at, report,"
     " CASE WHEN json_valid(report)"
     " THEN COALESCE(json_extract(report, '$.overall_healthy'), 1) ELSE 1 END AS healthy"
@@ -221,7 +235,7 @@ extern const char* const select_briefs =
 extern const char* const select_nodes_after =
     "SELECT n.node_id, n.hostname, n.ip_address, n.port, n.services,"
     " n.drivers, n.system_info, n.reported_status, n.registered_at,"
-    " n.last_seen, h.report, h.received_at, n.reported_ip"
+    " n.last_seen, h.report, h.received_at, n.reported_ip, n.labels, n.inventory"
     " FROM nodes n LEFT JOIN health h ON h.node_id = n.node_id"
     " WHERE n.node_id >= ?1 ORDER BY n.node_id";
 

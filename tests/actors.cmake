@@ -6,7 +6,7 @@ add_executable(actor_tests
   unit/registry_test.cpp
   unit/node_test.cpp
   unit/persistence_test.cpp
-  unit/job_test.cpp
+  unit/job_test.cpp unit/job_targets_test.cpp
   unit/job_commit_test.cpp
   unit/supervision_test.cpp
   unit/artifact_store_test.cpp

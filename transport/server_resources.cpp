@@ -195,11 +195,16 @@ void hnd_post_nodes(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req
   coap_reply error;
   if (!read_body(t, req, body, error))
     return reply_now(r, s, req, q, resp, error);
-  auto reg = model::decode_node_registration(body, peer_of(s).address);
-  if (!reg.ok())
-    return reply_now(r, s, req, q, resp, problem_reply(400, reg.err));
-  answer_async(r, s, req, q, resp, [&reg](impl& t, uint64_t id, peer from) {
-    caf::anon_send(t.gateway, atom::enroll::value, id, std::move(reg.value), std::move(from));
+  auto nq = model::decode_nodes_request(body, peer_of(s).address);
+  if (!nq.ok())
+    return reply_now(r, s, req, q, resp, problem_reply(400, nq.err));
+  answer_async(r, s, req, q, resp, [&nq](impl& t, uint64_t id, peer from) {
+    auto& v = nq.value;
+    if (v.label)
+      caf::anon_send(t.gateway, atom::label::value, id, std::move(v.node_id),
+                     std::move(v.labels), std::move(from));
+    else
+      caf::anon_send(t.gateway, atom::enroll::value, id, std::move(v.reg), std::move(from));
   });
 }
 

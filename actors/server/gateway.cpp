@@ -226,13 +226,28 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
         track(self, id);
         if (!permitted(self, id, from, model::access::report_step, "job.report", r.node_id))
           return;
-        self->request(self->state.peers.jobs, caf::infinite, atom::report::value, std::move(r),
-                      std::move(from))
-          .then(
-            [=](atom::ok) {
-              answer(self, id, json_reply(204, model::encode_message("Report accepted")));
-            },
-            failure(self, id));
+        auto pass = [=](model::update_report& r, peer& from) {
+          self->request(self->state.peers.jobs, caf::infinite, atom::report::value, std::move(r),
+                        std::move(from))
+            .then(
+              [=](atom::ok) {
+                answer(self, id, json_reply(204, model::encode_message("Report accepted")));
+              },
+              failure(self, id));
+        };
+        if (!r.inventory_given)
+          return pass(r, from);
+        // The node's new inventory is durable before its report is judged.
+        auto node = r.node_id;
+        auto inventory = r.inventory;
+        self->request(self->state.peers.registry, caf::infinite, atom::inventory::value, node,
+                      std::move(inventory))
+          .then([=](atom::ok) mutable { pass(r, from); },
+                [=](caf::error& err) mutable {
+                  CF_WARN("gateway", "node ", node, ": inventory not stored: ",
+                          caf::to_string(err));
+                  pass(r, from);
+                });
       },
       [=](atom::cancel, uint64_t id, std::string& job_id, bool force, peer& from) {
         cancel_job(self, id, std::move(job_id), force, std::move(from));
@@ -248,6 +263,9 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
       },
       [=](atom::forget, uint64_t id, std::string& node, peer& from) {
         delete_node(self, id, std::move(node), std::move(from));
+      },
+      [=](atom::label, uint64_t id, std::string& node, model::string_map& labels, peer& from) {
+        label_node(self, id, std::move(node), std::move(labels), std::move(from));
       },
       [=](atom::remove, uint64_t id, std::string& job_id, peer& from) {
         track(self, id);

@@ -140,4 +140,20 @@ void delete_node(self_ptr self, uint64_t id, std::string node, peer from) {
       audited_failure(self, id, who, "node.delete", node));
 }
 
+void label_node(self_ptr self, uint64_t id, std::string node, model::string_map labels,
+                peer from) {
+  track(self, id);
+  if (!permitted(self, id, from, model::access::manage_nodes, "node.label", node))
+    return;
+  auto who = from;
+  self->request(self->state.peers.registry, caf::infinite, atom::label::value, node,
+                std::move(labels))
+    .then(
+      [=](model::string_map& now) {
+        answer_audited(self, id, who, "node.label", node,
+                       json_reply(204, model::encode_node_labels(node, now)));
+      },
+      audited_failure(self, id, who, "node.label", node));
+}
+
 }  // namespace coapfleet::server::gateway_detail

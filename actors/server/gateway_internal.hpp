@@ -101,6 +101,8 @@ void retry_job(self_ptr self, uint64_t id, std::string job_id, peer from);
 void delete_artifact(self_ptr self, uint64_t id, std::string name, peer from);
 /// DELETE /nodes/<id>: decommission.
 void delete_node(self_ptr self, uint64_t id, std::string node, peer from);
+void label_node(self_ptr self, uint64_t id, std::string node, model::string_map labels,
+                peer from);
 void job_for_node(self_ptr self, uint64_t id, const std::string& job_id, std::string node,
                   const peer& from);
 

@@ -10,6 +10,7 @@
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "model/campaign.hpp"
+#include "model/targets.hpp"
 #include "model/rules.hpp"
 
 namespace coapfleet::server::job_detail {
@@ -178,10 +179,7 @@ void plan_joiner(self_ptr self, job_round& r, const job_target& t) {
               " is back online: it gets another attempt");
     });
   } else {
-    auto& targets = rec.spec.target_nodes;
-    bool named = std::find(targets.begin(), targets.end(), "all") != targets.end()
-                 || std::find(targets.begin(), targets.end(), t.node_id) != targets.end();
-    if (!rec.spec.dynamic || rec.campaign.closed || !named)
+    if (!rec.spec.dynamic || rec.campaign.closed || !model::targeted(rec.spec, t.node_id, t.traits))
       return;
     model::node_job_state joiner;
     joiner.node_id = t.node_id;

@@ -7,6 +7,7 @@
 #include "common/log.hpp"
 #include "model/campaign.hpp"
 #include "model/rules.hpp"
+#include "model/targets.hpp"
 
 namespace coapfleet::server::job_detail {
 
@@ -34,14 +35,18 @@ void start_install(self_ptr self, const peer& from,
                               "status", to_string(st.record.status)));
     return end_round(self);
   }
-  self->request(st.registry, std::chrono::seconds(30), atom::resolve::value,
-                st.record.spec.target_nodes)
+  self->request(st.registry, std::chrono::seconds(30), atom::resolve::value, st.record.spec)
     .then(
       [self, rp, from](std::vector<job_target>& targets) mutable {
         auto& st = self->state;
         if (targets.empty()) {
           rp.deliver(make_api_error(api_errc::bad_request,
-                                    "no registered nodes match target_nodes", "target_nodes"));
+                                    st.record.spec.target_labels.empty()
+                                      ? "no registered nodes match target_nodes"
+                                      : "no registered nodes match target_nodes or "
+                                        "target_labels",
+                                    st.record.spec.target_labels.empty() ? "target_nodes"
+                                                                         : "target_labels"));
           return end_round(self);
         }
         auto now = now_millis();
@@ -131,7 +136,7 @@ void plan_retry(self_ptr self, job_round& r, const peer& from,
   answer(r, rp, [self] { return self->state.record; });
 }
 
-void plan_report(self_ptr, job_round& r, const model::update_report& rep,
+void plan_report(self_ptr, job_round& r, model::update_report rep,
                  caf::typed_response_promise<atom::ok> rp) {
   auto& rec = r.next;
   if (r.deleted)
@@ -165,6 +170,15 @@ void plan_report(self_ptr, job_round& r, const model::update_report& rep,
     return refuse(r, rp,
                   make_api_error(api_errc::bad_request, why, "status", "current_status",
                                  to_string(n->state)));
+  // Success means the node runs it: a node that keeps an inventory (it
+  // sends one with its success) succeeded only when it names the version.
+  std::string not_running;
+  if (rep.state == model::node_update_state::succeeded && rep.inventory_given
+      && !model::runs_version(rep.inventory, rec.spec, not_running)) {
+    rep.state = model::node_update_state::failed;
+    rep.result = static_cast<int32_t>(model::update_result::update_failed);
+    rep.error_message = "the install reported success, but " + not_running;
+  }
   auto now = now_millis();
   if (n->state != rep.state)
     r.durable.push_back([id = rec.job_id, node = rep.node_id, from = n->state, to = rep.state] {

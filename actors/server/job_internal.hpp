@@ -159,7 +159,7 @@ void start_install(self_ptr self, const peer& from,
                    caf::typed_response_promise<model::job_record> rp);
 void plan_retry(self_ptr self, job_round& r, const peer& from,
                 caf::typed_response_promise<model::job_record> rp);
-void plan_report(self_ptr self, job_round& r, const model::update_report& rep,
+void plan_report(self_ptr self, job_round& r, model::update_report rep,
                  caf::typed_response_promise<atom::ok> rp);
 void plan_cancel(self_ptr self, job_round& r, bool force, const peer& from,
                  caf::typed_response_promise<model::job_record> rp);

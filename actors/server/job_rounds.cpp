@@ -131,6 +131,8 @@ void notify_node(self_ptr self, const model::node_job_state& n, const std::strin
   note.attempt = n.attempt;
   note.cancel = cancel;
   note.force = force;
+  note.name = st.record.spec.name;  // hints only
+  note.version = st.record.spec.version;
   self->send(st.transport, atom::notify::value, caf::actor_cast<job_actor>(self), ip, port,
              std::move(note));
 }

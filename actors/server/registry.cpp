@@ -80,6 +80,7 @@ void add_node(self_ptr self, const model::node_brief& b) {
   e.ip_address = b.ip_address;
   e.port = b.port;
   e.registered_at = b.registered_at;
+  set_traits(st, e, b.traits);
   auto s = summarize(b);
   s.status = model::liveness(s.last_seen, st.cfg.liveness.now(),
                              st.cfg.liveness.stale_after.count(),
@@ -176,6 +177,7 @@ void forget_node(self_ptr self, const std::string& id) {
     self->send(actor, atom::close::value);
   }
   st.tally.count(e.summary, -1);
+  set_traits(st, e, {});
   st.nodes.erase(i);
   st.restarts.erase(id);
   CF_INFO("registry", "node ", id, " deleted (", st.nodes.size(), " registered)");
@@ -187,53 +189,6 @@ void forget_node(self_ptr self, const std::string& id) {
 
 }  // namespace
 
-namespace {
-
-/// Job targets for ids (["all"]: every node, by id). Unknown ids are an
-/// error naming them, or left out with `known_only`.
-caf::result<std::vector<job_target>> resolve_targets(self_ptr self,
-                                                     const std::vector<std::string>& ids,
-                                                     bool known_only) {
-  auto& st = self->state;
-  std::vector<job_target> out;
-  // Liveness as of this moment (the counts follow within a deadline bucket).
-  auto now = st.cfg.liveness.now();
-  auto to_target = [&st, now](const node_entry& e) {
-    return job_target{e.summary.node_id, e.ip_address, e.port,
-                      model::liveness(e.summary.last_seen, now,
-                                      st.cfg.liveness.stale_after.count(),
-                                      st.cfg.liveness.offline_after.count())};
-  };
-  if (ids.size() == 1 && ids[0] == "all") {
-    out.reserve(st.nodes.size());
-    for (auto& kv : st.nodes)
-      out.push_back(to_target(kv.second));
-    std::sort(out.begin(), out.end(),
-              [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
-    return out;
-  }
-  std::string unknown;
-  for (auto& id : ids) {
-    auto i = st.nodes.find(id);
-    if (i == st.nodes.end()) {
-      unknown += unknown.empty() ? "" : ", ";
-      unknown += id;
-    } else {
-      out.push_back(to_target(i->second));
-    }
-  }
-  if (!unknown.empty() && !known_only)
-    return make_api_error(api_errc::not_found, "unknown target nodes: " + unknown,
-                          "target_nodes");
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
-  out.erase(std::unique(out.begin(), out.end(),
-                        [](const auto& a, const auto& b) { return a.node_id == b.node_id; }),
-            out.end());
-  return out;
-}
-
-}  // namespace
 
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                               std::vector<model::node_brief> nodes,
@@ -270,12 +225,20 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                                     "that are gone or raise the limit",
                                 "node_id", "retry_after_seconds", "60");
         auto registered_at = i != st.nodes.end() ? i->second.registered_at : now;
+        // Labels and inventory take effect at once (what comes next is laid
+        // over them, in the order the store gets them).
+        auto traits = registered_traits(reg, i != st.nodes.end() ? &i->second : nullptr);
+        if (i != st.nodes.end() && !(traits_of(i->second) == traits)) {
+          set_traits(st, i->second, traits);
+          if (i->second.summary.status == model::node_status::online)
+            joined(self, reg.node_id, i->second);  // it may match a dynamic campaign now
+        }
         write_batch batch;
         batch.ops.emplace_back(put_node{reg, registered_at, now});
         auto rp = self->make_response_promise<registered>();
         self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
           .then(
-            [self, rp, reg, registered_at, now, from](atom::ok) mutable {
+            [self, rp, reg, registered_at, now, from, traits](atom::ok) mutable {
               auto& st = self->state;
               auto i = st.nodes.find(reg.node_id);
               registered result{reg.node_id, i == st.nodes.end()};
@@ -288,6 +251,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                 b.port = reg.port;
                 b.registered_at = registered_at;
                 b.last_seen = now;
+                b.traits = std::move(traits);
                 add_node(self, b);
               } else {
                 CF_DEBUG("registry", "node ", reg.node_id, " re-registered at ",
@@ -335,7 +299,22 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
           return unknown_node(id);
         if (is_down(st, i))
           return node_down(id);
-        return self->delegate(activate(self, i), atom::get::value);
+        // Labels and inventory are the registry's (an operator's change and
+        // an agent's inventory do not pass through the node's actor).
+        auto rp = self->make_response_promise<model::node_record>();
+        self->request(activate(self, i), caf::infinite, atom::get::value)
+          .then(
+            [self, rp, id](model::node_record& rec) mutable {
+              auto i = self->state.nodes.find(id);
+              if (i != self->state.nodes.end()) {
+                auto& t = traits_of(i->second);
+                rec.reg.labels = t.labels;
+                rec.reg.inventory = t.inventory;
+              }
+              rp.deliver(std::move(rec));
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
       },
       [self](atom::health, uint64_t req, model::health_report& report, model::millis at) {
         auto& st = self->state;
@@ -452,11 +431,22 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       },
       [self](atom::resolve,
              const std::vector<std::string>& ids) -> caf::result<std::vector<job_target>> {
-        return resolve_targets(self, ids, false);
+        return resolve_ids(self, ids, false);
       },
       [self](atom::resolve, const std::vector<std::string>& ids,
              bool known_only) -> caf::result<std::vector<job_target>> {
-        return resolve_targets(self, ids, known_only);
+        return resolve_ids(self, ids, known_only);
+      },
+      [self](atom::resolve, const model::job_spec& spec) -> caf::result<std::vector<job_target>> {
+        return resolve_spec(self, spec);
+      },
+      [self](atom::label, const std::string& id,
+             const model::string_map& change) -> caf::result<model::string_map> {
+        return relabel(self, id, change);
+      },
+      [self](atom::inventory, const std::string& id,
+             model::string_map& inventory) -> caf::result<atom::ok> {
+        return take_inventory(self, id, std::move(inventory));
       },
       [self](atom::count) -> uint32_t {
         return static_cast<uint32_t>(self->state.nodes.size());

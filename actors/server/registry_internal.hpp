@@ -38,6 +38,9 @@ struct node_entry {
   model::millis registered_at = 0;
   /// The deadline bucket it waits in (0: none; an offline, quiet node waits for nothing).
   model::millis due = 0;
+  /// Labels, inventory, arch and os (null: none). Shared among the nodes
+  /// that have the same (a fleet has few distinct ones): 16 bytes a node.
+  std::shared_ptr<const model::node_traits> traits;
 };
 
 /// Restart bookkeeping of a node whose actor died (few, so apart from node_entry).
@@ -121,6 +124,8 @@ struct registry_state {
   /// when its bucket comes, it is put where its new deadline is).
   std::map<model::millis, std::vector<std::string>> deadlines;
   model::millis armed_for = 0;  ///< the bucket the pending timer is for (0: none)
+  /// The distinct traits of the fleet, by their encoding (registry_targets.cpp).
+  std::unordered_map<std::string, std::shared_ptr<const model::node_traits>> trait_pool;
 
   registry_state() = default;
   registry_state(const registry_state&) = delete;
@@ -152,5 +157,29 @@ void announce(self_ptr self, resource_kind kind, urgency u);
 void joined(self_ptr self, const std::string& id, const node_entry& e);
 /// A node's new summary (telemetry: a report, not an acknowledged change).
 void take_summary(self_ptr self, node_summary&& s, bool telemetry);
+
+// registry_targets.cpp: traits, labels, inventory, resolving job targets.
+
+/// Sets a node's traits (shared through the pool; empty ones are null).
+void set_traits(registry_state& st, node_entry& e, model::node_traits t);
+/// A node's traits (empty when it has none).
+const model::node_traits& traits_of(const node_entry& e);
+/// What a registration makes of a node's traits: its labels merged over the
+/// ones it had, its inventory when it sent one; arch and os from system_info.
+/// `reg` gets the merged labels and the kept inventory (what is stored).
+model::node_traits registered_traits(model::node_registration& reg, const node_entry* had);
+/// Job targets for ids (["all"]: every node); unknown ids are not_found
+/// naming them, or left out with `known_only`.
+caf::result<std::vector<job_target>> resolve_ids(self_ptr self,
+                                                 const std::vector<std::string>& ids,
+                                                 bool known_only);
+/// Job targets of a spec (target_nodes and target_labels).
+caf::result<std::vector<job_target>> resolve_spec(self_ptr self, const model::job_spec& spec);
+/// An operator's label change (durable before the answer).
+caf::result<model::string_map> relabel(self_ptr self, const std::string& id,
+                                       const model::string_map& change);
+/// An agent's inventory (durable before the answer).
+caf::result<atom::ok> take_inventory(self_ptr self, const std::string& id,
+                                     model::string_map inventory);
 
 }  // namespace coapfleet::server::registry_detail

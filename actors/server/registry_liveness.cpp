@@ -112,7 +112,7 @@ void joined(self_ptr self, const std::string& id, const node_entry& e) {
   auto& st = self->state;
   if (st.joiners)
     caf::anon_send(st.joiners, atom::enroll::value,
-                   job_target{id, e.ip_address, e.port, e.summary.status});
+                   job_target{id, e.ip_address, e.port, e.summary.status, traits_of(e)});
 }
 
 void announce(self_ptr self, resource_kind kind, urgency u) {

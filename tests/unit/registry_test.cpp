@@ -243,3 +243,85 @@ TEST_CASE_FIXTURE(fixture, "a late summary with older health changes neither cou
   CHECK(after.online_nodes == 1);  // nor liveness: last_seen only moves forward
   check_counts_match_records(*this);
 }
+
+namespace {
+
+registered enroll_with(actor_test::fixture& f, const std::string& id, model::string_map labels,
+                       const std::string& arch = {}, bool inventory = false,
+                       model::string_map inv = {}) {
+  model::node_registration reg;
+  reg.node_id = id;
+  reg.ip_address = "127.1.0.1";
+  reg.labels = std::move(labels);
+  if (!arch.empty())
+    reg.system_info = {{"arch", model::scalar::of(arch)}};
+  reg.inventory_given = inventory;
+  reg.inventory = std::move(inv);
+  return f.ask<registered>(f.registry, atom::enroll::value, reg, peer{"127.0.0.1", 40000, {}});
+}
+
+std::vector<std::string> ids_of(const std::vector<job_target>& ts) {
+  std::vector<std::string> out;
+  for (auto& t : ts)
+    out.push_back(t.node_id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(fixture, "labels: registrations merge, operators change, targets match") {
+  enroll_with(*this, "n-1", {{"ring", "canary"}, {"site", "berlin"}}, "arm64");
+  enroll_with(*this, "n-2", {{"site", "berlin"}}, "x86_64");
+  enroll_with(*this, "n-3", {{"site", "paris"}}, "arm64");
+  model::job_spec spec;
+  spec.target_labels = {{"site", "berlin"}};
+  auto berlin = ask<std::vector<job_target>>(registry, atom::resolve::value, spec);
+  CHECK(ids_of(berlin) == std::vector<std::string>{"n-1", "n-2"});
+  spec.target_labels = {{"site", "berlin"}, {"system_info.arch", "arm64"}};
+  CHECK(ids_of(ask<std::vector<job_target>>(registry, atom::resolve::value, spec))
+        == std::vector<std::string>{"n-1"});
+  spec.target_nodes = {"n-3"};  // named besides the labels
+  CHECK(ids_of(ask<std::vector<job_target>>(registry, atom::resolve::value, spec))
+        == std::vector<std::string>{"n-1", "n-3"});
+  spec.target_nodes = {"ghost"};
+  CHECK(is_api_error(ask_error<std::vector<job_target>>(registry, atom::resolve::value, spec),
+                     api_errc::not_found));
+
+  // An operator's label stays when the node registers again without it.
+  auto now = ask<model::string_map>(registry, atom::label::value, std::string{"n-2"},
+                                    model::string_map{{"ring", "canary"}, {"site", ""}});
+  CHECK(now == model::string_map{{"ring", "canary"}});
+  enroll_with(*this, "n-2", {{"floor", "3"}}, "x86_64");
+  CHECK(node("n-2").reg.labels == model::string_map{{"floor", "3"}, {"ring", "canary"}});
+  spec.target_nodes.clear();
+  spec.target_labels = {{"ring", "canary"}};
+  CHECK(ids_of(ask<std::vector<job_target>>(registry, atom::resolve::value, spec))
+        == std::vector<std::string>{"n-1", "n-2"});
+  CHECK(is_api_error(ask_error<model::string_map>(registry, atom::label::value,
+                                                  std::string{"ghost"}, model::string_map{}),
+                     api_errc::not_found));
+
+  // Durable, and read back at start-up.
+  start(restart());
+  CHECK(ids_of(ask<std::vector<job_target>>(registry, atom::resolve::value, spec))
+        == std::vector<std::string>{"n-1", "n-2"});
+  CHECK(node("n-2").reg.labels == model::string_map{{"floor", "3"}, {"ring", "canary"}});
+}
+
+TEST_CASE_FIXTURE(fixture, "inventory: sent with a registration or a success, kept otherwise") {
+  enroll_with(*this, "n-1", {}, {}, true, {{"fw", "1.1.0"}});
+  CHECK(node("n-1").reg.inventory == model::string_map{{"fw", "1.1.0"}});
+  enroll_with(*this, "n-1", {});  // no inventory sent: the known one stays
+  CHECK(node("n-1").reg.inventory == model::string_map{{"fw", "1.1.0"}});
+  ask<atom::ok>(registry, atom::inventory::value, std::string{"n-1"},
+                model::string_map{{"fw", "1.2.0"}});
+  CHECK(node("n-1").reg.inventory == model::string_map{{"fw", "1.2.0"}});
+  model::job_spec spec;
+  spec.target_labels = {{"inventory.fw", "1.2.0"}};
+  CHECK(ids_of(ask<std::vector<job_target>>(registry, atom::resolve::value, spec))
+        == std::vector<std::string>{"n-1"});
+  start(restart());
+  CHECK(node("n-1").reg.inventory == model::string_map{{"fw", "1.2.0"}});
+  enroll_with(*this, "n-1", {}, {}, true, {});  // sent empty: nothing installed
+  CHECK(node("n-1").reg.inventory.empty());
+}

@@ -92,6 +92,17 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
         bool) -> caf::result<std::vector<job_target>> {
       return respond(self, *s, s->next, std::vector<job_target>{});
     },
+    [=](atom::resolve, model::job_spec&) -> caf::result<std::vector<job_target>> {
+      return respond(self, *s, s->next, std::vector<job_target>{});
+    },
+    [=](atom::label, std::string& id, model::string_map& change) -> caf::result<model::string_map> {
+      s->gets.push_back("label " + id);
+      return respond(self, *s, s->next, change);
+    },
+    [=](atom::inventory, std::string& id, model::string_map&) -> caf::result<atom::ok> {
+      s->gets.push_back("inventory " + id);
+      return respond(self, *s, s->next, atom::ok::value);
+    },
     [=](atom::count) -> caf::result<uint32_t> { return respond(self, *s, s->next, s->count); },
   };
 }

@@ -54,7 +54,15 @@ inline std::string raw(const std::string& path, const std::string& sql) {
 }
 
 /// Takes a database back to what a server of schema v4 left behind.
+/// What a server of schema v5 left behind (no labels, no inventory).
+inline void undo_v6(const std::string& path) {
+  raw(path, "ALTER TABLE nodes DROP COLUMN labels");
+  raw(path, "ALTER TABLE nodes DROP COLUMN inventory");
+  raw(path, "PRAGMA user_version = 5");
+}
+
 inline void undo_v5(const std::string& path) {
+  undo_v6(path);
   raw(path, "DROP TRIGGER job_nodes_history_insert");
   raw(path, "DROP TRIGGER job_nodes_history_update");
   raw(path, "DROP TABLE job_history");

@@ -149,14 +149,14 @@ TEST_CASE("open creates the schema at user_version 5 in WAL mode") {
     CHECK(s->load_nodes().empty());
     CHECK(s->load_jobs().empty());
   }
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "5");
+  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "6");
   CHECK(raw_query(dir.db(), "PRAGMA journal_mode") == "wal");
   CHECK(raw_query(dir.db(), "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                             " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
         == "audit,health,job_history,job_nodes,jobs,keys,meta,nodes");
   // Opening again neither migrates nor fails.
   auto again = open_ok(dir.db());
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "5");
+  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "6");
 }
 
 TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only") {
@@ -180,11 +180,11 @@ TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only
 TEST_CASE("a database from a newer server is refused") {
   temp_dir dir;
   open_ok(dir.db());
-  raw_query(dir.db(), "PRAGMA user_version = 7");
+  raw_query(dir.db(), "PRAGMA user_version = 9");
   std::string err;
   auto s = store::open(dir.db(), err);
   CHECK(s == nullptr);
-  CHECK(err.find("database schema version 7 is newer than this server (5)")
+  CHECK(err.find("database schema version 9 is newer than this server (6)")
         != std::string::npos);
   CHECK(err.find(dir.db()) != std::string::npos);
 }
