@@ -16,6 +16,7 @@
 #include "actors/agent/handler_group.hpp"
 #include "actors/agent/installer.hpp"
 #include "actors/agent/metrics.hpp"
+#include "actors/agent/journal.hpp"
 #include "actors/agent/reporter.hpp"
 #include "actors/interfaces.hpp"
 #include "common/certificate_files.hpp"
@@ -23,6 +24,7 @@
 #include "common/key_file.hpp"
 #include "common/listen_port.hpp"
 #include "common/log.hpp"
+#include "model/targets.hpp"
 #include "common/scheduler_config.hpp"
 #include "actors/agent/gateway.hpp"
 #include "transport/agent_transport.hpp"
@@ -42,6 +44,7 @@ struct options {
   std::string state_dir = "coapfleet-agent-state";
   std::string root = "/";
   std::vector<std::string> services;
+  std::vector<std::string> labels;  ///< KEY=VALUE
   std::string disk_path = "/";
   std::string log_level = "info";
   std::string pip = "pip3";
@@ -170,6 +173,8 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", opt.state_dir, "where the job journal and downloads live")
     ->capture_default_str();
   app.add_option("--root", opt.root, "install root for file jobs")->capture_default_str();
+  app.add_option("--label", opt.labels,
+                 "a label this node registers with, KEY=VALUE (repeatable; e.g. site=berlin)");
   app.add_option("--services", opt.services, "services to watch (comma-separated)")
     ->delimiter(',');
   app.add_option("--disk-path", opt.disk_path, "file system whose usage is reported")
@@ -263,6 +268,23 @@ int main(int argc, char** argv) {
     opt.transport.server_host = host;
     opt.transport.server_port = server_port;
   }
+  model::string_map labels;
+  for (auto& l : opt.labels) {
+    auto eq = l.find('=');
+    auto key = l.substr(0, eq);
+    auto value = eq == std::string::npos ? std::string() : l.substr(eq + 1);
+    if (eq == std::string::npos || !model::valid_label_key(key) || value.empty()
+        || !model::valid_label_value(value)) {
+      std::fprintf(stderr, "--label %s: expected KEY=VALUE, KEY %s, VALUE %s\n", l.c_str(),
+                   model::label_key_rule, model::label_value_rule);
+      return 2;
+    }
+    labels.emplace_back(std::move(key), std::move(value));
+  }
+  if (!model::normalize(labels) || labels.size() > model::max_labels) {
+    std::fprintf(stderr, "--label: each key once, at most %zu labels\n", model::max_labels);
+    return 2;
+  }
   std::shared_ptr<const common::ed25519_key> verify_key;
   if (!opt.verify_key.empty()) {
     verify_key = common::ed25519_key::load_public(opt.verify_key, err);
@@ -312,6 +334,14 @@ int main(int argc, char** argv) {
   reg.port = opt.transport.port;
   reg.services = opt.services;
   reg.reported_status = "online";
+  reg.labels = labels;
+  {
+    std::string inventory_error;
+    reg.inventory = agent::load_inventory(opt.state_dir + "/inventory.json", inventory_error);
+    reg.inventory_given = true;  // even empty: the server learns what this node runs
+    if (!inventory_error.empty())
+      CF_WARN("main", inventory_error);
+  }
   agent::sampler_config scfg;
   scfg.disk_path = opt.disk_path;
   scfg.services = opt.services;

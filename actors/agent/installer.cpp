@@ -1,5 +1,6 @@
 #include "actors/agent/installer.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <signal.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include "actors/agent/handler_group.hpp"
 #include "actors/agent/installer_state.hpp"
 #include "common/log.hpp"
+#include "model/targets.hpp"
 
 namespace coapfleet::agent {
 
@@ -48,8 +50,33 @@ void finish(self_ptr self, bool ok, int32_t result, std::string error) {
   auto& st = self->state;
   auto job = current(self);
   if (ok) {
-    CF_INFO("installer", "job ", job.job_id, " succeeded");
-    report(self, model::node_update_state::succeeded, 100, result);
+    // What it installed joins the inventory (durable first): the success
+    // carries it, and the server counts it only when it names the version.
+    auto installed = model::inventory_of(job.spec);
+    model::merge_inventory(st.inventory, installed);
+    while (st.inventory.size() > model::max_inventory) {  // room for what was installed now
+      auto drop = std::find_if(st.inventory.rbegin(), st.inventory.rend(), [&](const auto& e) {
+        return model::find(installed, e.first) == nullptr;
+      });
+      if (drop == st.inventory.rend())
+        break;
+      st.inventory.erase(std::next(drop).base());
+    }
+    std::string err;
+    if (!save_inventory(st.inventory_path, st.inventory, err))
+      CF_ERROR("installer", err);
+    CF_INFO("installer", "job ", job.job_id, " succeeded: ", job.spec.name, " ",
+            job.spec.version, " installed");
+    model::update_report r;
+    r.job_id = job.job_id;
+    r.attempt = job.attempt;
+    r.node_id = st.cfg.node_id;
+    r.state = model::node_update_state::succeeded;
+    r.progress = 100;
+    r.result = result;
+    r.inventory = st.inventory;
+    r.inventory_given = true;
+    self->send(st.reporter, atom::report::value, std::move(r));
   } else if (result == static_cast<int32_t>(model::update_result::cancelled)) {
     CF_INFO("installer", "job ", job.job_id, " cancelled: ", error);
     report(self, model::node_update_state::cancelled, -1, result, std::move(error));
@@ -217,11 +244,16 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
     st.transport = std::move(transport);
     st.journal_path = st.cfg.state_dir + "/journal.json";
     st.group_path = st.cfg.state_dir + "/handler-group";
+    st.inventory_path = st.cfg.state_dir + "/inventory.json";
     if (auto left = kill_leftover_group(st.group_path); !left.empty())
       CF_WARN("installer", left);
     self->set_down_handler([self](caf::down_msg& dm) { on_worker_down(self, dm); });
     std::string err;
     st.journal = load_journal(st.journal_path, err);
+    if (!err.empty())
+      CF_WARN("installer", err);
+    err.clear();
+    st.inventory = load_inventory(st.inventory_path, err);
     if (!err.empty())
       CF_WARN("installer", err);
     if (!st.journal.jobs.empty())

@@ -54,6 +54,8 @@ struct installer_state {
   job_journal journal;        ///< as on disk: queued jobs, the current one first
   std::string journal_path;
   std::string group_path;     ///< the running handler's process group (handler_group.hpp)
+  model::string_map inventory;  ///< what successful jobs installed (inventory.json)
+  std::string inventory_path;
   bool stopping = false;      ///< the agent stops: nothing more starts or finishes
   bool busy = false;          ///< the front job is being downloaded or installed
   download_state dl;          ///< the current download, if any

@@ -24,4 +24,11 @@ std::deque<model::update_report> load_outbox(const std::string& path, std::strin
 bool save_outbox(const std::string& path, const std::deque<model::update_report>& outbox,
                  std::string& error);
 
+/// The node's version inventory (inventory.json in the state directory:
+/// software name → version, what successful jobs installed). Empty when
+/// there is none; `error` says when the file is damaged.
+model::string_map load_inventory(const std::string& path, std::string& error);
+bool save_inventory(const std::string& path, const model::string_map& inventory,
+                    std::string& error);
+
 }  // namespace coapfleet::agent

@@ -213,6 +213,10 @@ reporter_actor spawn_reporter(caf::actor_system& sys, reporter_config cfg,
       },
       [self](atom::report, model::update_report& r) {
         auto& st = self->state;
+        if (r.inventory_given) {  // a re-registration tells it too
+          st.cfg.registration.inventory = r.inventory;
+          st.cfg.registration.inventory_given = true;
+        }
         st.outbox.push_back(std::move(r));
         save(self);
         deliver(self);
