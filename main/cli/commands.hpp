@@ -19,6 +19,7 @@ void add_artifact_commands(CLI::App& app, context& ctx);
 void add_artifact_delete_command(CLI::App& artifact, context& ctx);
 /// node delete ID, node history ID (node_admin_commands.cpp).
 int delete_node(context& ctx, const std::string& id);
+int label_node(context& ctx, const std::string& id, const std::vector<std::string>& changes);
 int node_history(context& ctx, const std::string& id, long long limit);
 /// system status|restart|shutdown, test, discover (system_commands.cpp)
 void add_system_commands(CLI::App& app, context& ctx);

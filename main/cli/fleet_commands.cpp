@@ -1,5 +1,6 @@
 // nodes, node <id>, health: the fleet as the server sees it.
 #include "main/cli/commands.hpp"
+#include "model/targets.hpp"
 #include "main/cli/output.hpp"
 #include "main/cli/time_text.hpp"
 #include "model/json_value.hpp"
@@ -164,6 +165,13 @@ int show_node(context& ctx, const std::string& id) {
                       + (m.value.is_string() ? m.value.as_string() : m.value.to_json()));
     line(term, "System", joined(parts, " "));
   }
+  for (auto [title, field] : {std::pair{"Labels", "labels"}, std::pair{"Inventory", "inventory"}}) {
+    std::vector<std::string> parts;
+    if (auto m = n[field]; m.is_object())
+      for (auto e : m.members())
+        parts.push_back(std::string(e.name) + "=" + e.value.as_string());
+    line(term, title, parts.empty() ? "-" : joined(parts, " "));
+  }
   auto health = n["health"];
   auto h = health_of(health);
   auto reported = health["reported_at"].as_string();
@@ -263,10 +271,13 @@ void add_fleet_commands(CLI::App& app, context& ctx) {
   // node_admin_commands.cpp's (words, not subcommands: a node id is free text).
   auto* node = app.add_subcommand(
     "node", "node ID: one node in detail (exit 3 if unknown); node delete ID: decommission; "
-            "node history ID: its states in every job");
+            "node history ID: its states in every job; node label ID KEY=VALUE... (KEY= "
+            "removes a label)");
   auto words = std::make_shared<std::vector<std::string>>();
   auto limit = std::make_shared<long long>(50);
-  node->add_option("words", *words, "ID, or delete ID, or history ID")->required()->expected(1, 2);
+  node->add_option("words", *words, "ID, or delete ID, or history ID, or label ID KEY=VALUE...")
+    ->required()
+    ->expected(1, 1 + static_cast<int>(model::max_labels) + 1);
   node->add_option("--limit", *limit, "node history: entries to show")
     ->capture_default_str()
     ->check(CLI::Range(1LL, 100000LL));
@@ -276,8 +287,16 @@ void add_fleet_commands(CLI::App& app, context& ctx) {
       ctx.action = [&ctx, words] { return show_node(ctx, words->front()); };
       return;
     }
-    if (w[0] != "delete" && w[0] != "history")
-      throw CLI::ValidationError("node", "expected ID, delete ID or history ID");
+    if (w[0] == "label") {
+      if (w.size() < 3)
+        throw CLI::ValidationError("node", "node label ID KEY=VALUE... (KEY= removes a label)");
+      ctx.action = [&ctx, words] {
+        return label_node(ctx, (*words)[1], {words->begin() + 2, words->end()});
+      };
+      return;
+    }
+    if (w.size() != 2 || (w[0] != "delete" && w[0] != "history"))
+      throw CLI::ValidationError("node", "expected ID, delete ID, history ID or label ID KEY=VALUE");
     ctx.action = [&ctx, words, limit] {
       return (*words)[0] == "delete" ? delete_node(ctx, (*words)[1])
                                      : node_history(ctx, (*words)[1], *limit);

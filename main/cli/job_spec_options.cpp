@@ -34,6 +34,16 @@ void add_spec_options(CLI::App* sub, job_spec& s) {
   sub->add_option("--script", s.script, "script: the shell command to run on each node");
   sub->add_option("--nodes", s.nodes, "Target nodes: all, or ids separated by commas")
     ->capture_default_str();
+  sub->add_option("--label", s.labels,
+                  "Target the nodes with this label, KEY=VALUE (repeat: all must match; keys "
+                  "may also be system_info.arch, system_info.os, inventory.NAME); with --nodes "
+                  "ids, those nodes besides")
+    ->check([](const std::string& l) {
+      auto eq = l.find('=');
+      return eq != std::string::npos && eq > 0 && eq + 1 < l.size()
+               ? std::string()
+               : std::string("--label must be KEY=VALUE, e.g. site=berlin");
+    });
   sub->add_option("--timeout-seconds", s.timeout_seconds,
                   "Per-job handler timeout on the nodes (server default if omitted)")
     ->check(CLI::PositiveNumber);
@@ -111,6 +121,8 @@ bool sign_job(context& ctx, job_spec& s, int& exit) {
 bool check_targets(context& ctx, const job_spec& s, int& exit) {
   auto targets = s.targets();
   std::vector<std::string> unknown;
+  if (!s.labels.empty() && targets == std::vector<std::string>{"all"})
+    return true;  // the server resolves the labels at the trigger
   if (targets == std::vector<std::string>{"all"}) {
     auto a = ctx.call(client::method::get, "health");
     exit = a.exit;

@@ -20,6 +20,9 @@ struct job_spec {
   std::vector<std::string> packages;
   std::string artifact, target, mode, script;
   std::string nodes = "all";
+  /// --label KEY=VALUE: target_labels (with --nodes all, the matching nodes
+  /// only; with ids, those besides them).
+  std::vector<std::string> labels;
   long long timeout_seconds = 0;
   long long node_timeout_seconds = 0;
   // campaign
@@ -67,7 +70,16 @@ struct job_spec {
   std::string body() const {
     model::json_builder b;
     b.begin_object().member("name", name).member("version", version).member("package_type", type);
-    b.member("target_nodes", targets());
+    if (labels.empty() || nodes != "all")
+      b.member("target_nodes", targets());
+    if (!labels.empty()) {
+      b.key("target_labels").begin_object();
+      for (auto& l : labels) {
+        auto eq = l.find('=');
+        b.member(l.substr(0, eq), eq == std::string::npos ? std::string() : l.substr(eq + 1));
+      }
+      b.end_object();
+    }
     if (!packages.empty())
       b.member("packages", packages);
     if (!artifact.empty())

@@ -1,9 +1,10 @@
-// node delete|history, artifact delete: decommissioning and the record of
+// node delete|history|label, artifact delete: decommissioning and the record of
 // what happened to a node in every job.
 #include "main/cli/commands.hpp"
 #include "main/cli/job_watch.hpp"
 #include "main/cli/output.hpp"
 #include "main/cli/time_text.hpp"
+#include "model/json_builder.hpp"
 #include "model/json_value.hpp"
 
 #include <cstdio>
@@ -66,6 +67,37 @@ int node_history(context& ctx, const std::string& id, long long limit) {
     std::printf("no history for node %s\n", id.c_str());
   else
     t.print(term);
+  return exit_ok;
+}
+
+int label_node(context& ctx, const std::string& id, const std::vector<std::string>& changes) {
+  model::json_builder b;
+  b.begin_object().member("action", "label").member("node_id", id).key("labels").begin_object();
+  for (auto& c : changes) {
+    auto eq = c.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "coapfleet: node label: %s is not KEY=VALUE (KEY= removes a label)\n",
+                   c.c_str());
+      return exit_usage;
+    }
+    b.key(c.substr(0, eq));
+    if (eq + 1 == c.size())
+      b.null();
+    else
+      b.string(c.substr(eq + 1));
+  }
+  b.end_object().end_object();
+  auto a = ctx.call(client::method::post, "nodes", "", b.text());
+  if (!a.ok())
+    return a.exit;
+  if (ctx.options.json) {
+    print_raw(a.raw.body);
+    return exit_ok;
+  }
+  std::string text;
+  for (auto m : a.json()["labels"].members())
+    text += (text.empty() ? "" : " ") + std::string(m.name) + "=" + m.value.as_string();
+  std::printf("node %s labels: %s\n", id.c_str(), text.empty() ? "(none)" : text.c_str());
   return exit_ok;
 }
 
