@@ -18,6 +18,7 @@ struct put_node {
   node_registration reg;
   millis registered_at = 0;
   millis last_seen = 0;
+  string_map operator_labels;  ///< kept beside the registration (node_traits)
 };
 /// The latest health of a node (telemetry: batched, at most one second late).
 struct put_health {
@@ -50,6 +51,7 @@ struct put_node_traits {
   std::string node_id;
   string_map labels;
   string_map inventory;
+  string_map operator_labels;  ///< node_traits::operator_labels
 };
 /// A decommissioned node: its registration and latest health go (its
 /// history stays until it ages out).

@@ -63,7 +63,7 @@ const std::string* find(const string_map& m, std::string_view name) {
   return i != m.end() && i->first == name ? &i->second : nullptr;
 }
 
-string_map merge_labels(const string_map& have, const string_map& change) {
+string_map merge_labels(const string_map& have, const string_map& change, bool keep_empty) {
   string_map out;
   out.reserve(have.size() + change.size());
   auto a = have.begin();
@@ -74,7 +74,7 @@ string_map merge_labels(const string_map& have, const string_map& change) {
     } else {
       if (a != have.end() && a->first == b->first)
         ++a;
-      if (!b->second.empty())
+      if (!b->second.empty() || keep_empty)
         out.push_back(*b);
       ++b;
     }

@@ -12,18 +12,21 @@ namespace coapfleet::model {
 
 /// What a job's targets are matched against, beside the node's id.
 struct node_traits {
-  string_map labels;
+  string_map labels;  ///< in effect: the node's own with the operator's laid over them
+  /// An operator's labels, which outlive the node's registrations; an empty
+  /// value is a label the operator removed.
+  string_map operator_labels;
   string_map inventory;
   std::string arch;  ///< system_info.arch (empty when not told)
   std::string os;    ///< system_info.os
   bool empty() const { return labels.empty() && inventory.empty() && arch.empty() && os.empty(); }
   friend bool operator==(const node_traits& a, const node_traits& b) {
-    return a.labels == b.labels && a.inventory == b.inventory && a.arch == b.arch
-           && a.os == b.os;
+    return a.labels == b.labels && a.operator_labels == b.operator_labels
+           && a.inventory == b.inventory && a.arch == b.arch && a.os == b.os;
   }
 };
 template <class F> auto inspect(F& f, node_traits& x) {
-  return f(x.labels, x.inventory, x.arch, x.os);
+  return f(x.labels, x.operator_labels, x.inventory, x.arch, x.os);
 }
 
 constexpr size_t max_labels = 32;
@@ -46,8 +49,10 @@ bool normalize(string_map& m);
 const std::string* find(const string_map& m, std::string_view name);
 
 /// `have` with `change` laid over it: a name in `change` takes its value;
-/// an empty value removes the name. Both sorted; the result is sorted.
-string_map merge_labels(const string_map& have, const string_map& change);
+/// an empty value removes the name (or, with `keep_empty`, is kept as an
+/// empty value). Both sorted; the result is sorted.
+string_map merge_labels(const string_map& have, const string_map& change,
+                        bool keep_empty = false);
 
 /// True when every entry of `want` matches: a label key by the node's label,
 /// "system_info.arch"/"system_info.os" by what it registered, and

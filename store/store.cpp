@@ -95,6 +95,7 @@ bool store::statements::write(const put_node& op) {
   bind_opt(upsert_node, 11, r.reported_ip_address);
   bind_map(upsert_node, 12, r.labels);
   bind_map(upsert_node, 13, r.inventory);
+  bind_map(upsert_node, 14, op.operator_labels);
   return run(upsert_node, "cannot store node");
 }
 
@@ -102,6 +103,7 @@ bool store::statements::write(const model::put_node_traits& op) {
   bind(update_traits, 1, op.node_id);
   bind_map(update_traits, 2, op.labels);
   bind_map(update_traits, 3, op.inventory);
+  bind_map(update_traits, 4, op.operator_labels);
   return run(update_traits, "cannot store labels and inventory");
 }
 
@@ -350,14 +352,15 @@ std::vector<model::node_brief> store::load_briefs() {
           b.error_messages = std::move(errors.value);
       }
     }
-    for (int c : {8, 9})
+    for (int c : {8, 9, 10})
       if (sqlite3_column_type(s, c) != SQLITE_NULL) {
         auto m = model::decode_string_map(column_text(s, c));
         if (m.ok())
-          (c == 8 ? b.traits.labels : b.traits.inventory) = std::move(m.value);
+          (c == 8 ? b.traits.labels : c == 9 ? b.traits.inventory : b.traits.operator_labels) =
+            std::move(m.value);
       }
-    b.traits.arch = column_text(s, 10);
-    b.traits.os = column_text(s, 11);
+    b.traits.arch = column_text(s, 11);
+    b.traits.os = column_text(s, 12);
     out.push_back(std::move(b));
   }
   if (rc != SQLITE_DONE)

@@ -141,23 +141,26 @@ PRAGMA user_version = 5;
 extern const char* const schema_v6 = R"sql(
 ALTER TABLE nodes ADD COLUMN labels TEXT;
 ALTER TABLE nodes ADD COLUMN inventory TEXT;
+ALTER TABLE nodes ADD COLUMN operator_labels TEXT;
 PRAGMA user_version = 6;
 )sql";
 
 extern const char* const update_traits =
-    "UPDATE nodes SET labels = ?2, inventory = ?3 WHERE node_id = ?1";
+    "UPDATE nodes SET labels = ?2, inventory = ?3, operator_labels = ?4 WHERE node_id = ?1";
 
 extern const char* const upsert_node =
     "INSERT INTO nodes(node_id, hostname, ip_address, port, services, drivers,"
-    " system_info, reported_status, registered_at, last_seen, reported_ip, labels, inventory)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    " system_info, reported_status, registered_at, last_seen, reported_ip, labels, inventory,"
+    " operator_labels)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     " ON CONFLICT(node_id) DO UPDATE SET hostname = excluded.hostname,"
     " ip_address = excluded.ip_address, port = excluded.port,"
     " services = excluded.services, drivers = excluded.drivers,"
     " system_info = excluded.system_info,"
     " reported_status = excluded.reported_status,"
     " last_seen = excluded.last_seen, reported_ip = excluded.reported_ip,"
-    " labels = excluded.labels, inventory = excluded.inventory";
+    " labels = excluded.labels, inventory = excluded.inventory,"
+    " operator_labels = excluded.operator_labels";
 
 // Health of a node that is not registered is dropped: the node table
 // is authoritative, and one stray report must not fail the batch. A report
@@ -223,7 +226,7 @@ extern const char* const select_briefs =
     "SELECT n.node_id, n.ip_address, n.port, n.registered_at, n.last_seen,"
     " h.received_at, h.healthy,"
     " CASE WHEN h.healthy = 0 THEN json_extract(h.report, '$.error_messages') END,"
-    " n.labels, n.inventory,"
+    " n.labels, n.inventory, n.operator_labels,"
     " CASE WHEN json_valid(n.system_info) THEN json_extract(n.system_info, '$.arch') END,"
     " CASE WHEN json_valid(n.system_info) THEN json_extract(n.system_info, '$.os') END"
     " FROM nodes n LEFT JOIN (SELECT node_id, received_at, report,"

@@ -234,7 +234,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
             joined(self, reg.node_id, i->second);  // it may match a dynamic campaign now
         }
         write_batch batch;
-        batch.ops.emplace_back(put_node{reg, registered_at, now});
+        batch.ops.emplace_back(put_node{reg, registered_at, now, traits.operator_labels});
         auto rp = self->make_response_promise<registered>();
         self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
           .then(

@@ -18,6 +18,8 @@ const model::node_traits no_traits{};
 std::string pool_key(const model::node_traits& t) {
   std::string k = model::encode_string_map(t.labels);
   k += '\n';
+  k += model::encode_string_map(t.operator_labels);
+  k += '\n';
   k += model::encode_string_map(t.inventory);
   k += '\n';
   k += t.arch;
@@ -55,7 +57,7 @@ caf::result<T> write_traits(self_ptr self, const std::string& id, T answer) {
   auto& e = self->state.nodes.find(id)->second;
   auto& t = traits_of(e);
   write_batch batch;
-  batch.ops.emplace_back(model::put_node_traits{id, t.labels, t.inventory});
+  batch.ops.emplace_back(model::put_node_traits{id, t.labels, t.inventory, t.operator_labels});
   auto rp = self->make_response_promise<T>();
   self->request(self->state.persistence, caf::infinite, atom::write::value, std::move(batch))
     .then([rp, answer](atom::ok) mutable { rp.deliver(std::move(answer)); },
@@ -86,7 +88,9 @@ void set_traits(registry_state& st, node_entry& e, model::node_traits t) {
 model::node_traits registered_traits(model::node_registration& reg, const node_entry* had) {
   model::node_traits t;
   auto& before = had ? traits_of(*had) : no_traits;
-  t.labels = model::merge_labels(before.labels, reg.labels);
+  // The node names all its own labels; the operator's stay over them.
+  t.operator_labels = before.operator_labels;
+  t.labels = model::merge_labels(reg.labels, t.operator_labels);
   t.inventory = reg.inventory_given ? reg.inventory : before.inventory;
   t.arch = scalar_text(reg.system_info, "arch");
   t.os = scalar_text(reg.system_info, "os");
@@ -168,7 +172,8 @@ caf::result<model::string_map> relabel(self_ptr self, const std::string& id,
   auto& e = i->second;
   auto t = traits_of(e);
   t.labels = model::merge_labels(t.labels, change);
-  if (t.labels.size() > model::max_labels)
+  t.operator_labels = model::merge_labels(t.operator_labels, change, true);
+  if (t.labels.size() > model::max_labels || t.operator_labels.size() > 2 * model::max_labels)
     return make_api_error(api_errc::bad_request,
                           "node " + id + " would have " + std::to_string(t.labels.size())
                             + " labels, at most " + std::to_string(model::max_labels)

@@ -59,6 +59,7 @@ set(COAPFLEET_AGENT_INTEGRATION_TESTS
   agent_signed_jobs
   agent_x509
   agent_blockwise
+  agent_targets
   dtls)
 foreach(name IN LISTS COAPFLEET_AGENT_INTEGRATION_TESTS)
   add_test(NAME integration_${name}

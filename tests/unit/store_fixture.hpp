@@ -58,6 +58,7 @@ inline std::string raw(const std::string& path, const std::string& sql) {
 inline void undo_v6(const std::string& path) {
   raw(path, "ALTER TABLE nodes DROP COLUMN labels");
   raw(path, "ALTER TABLE nodes DROP COLUMN inventory");
+  raw(path, "ALTER TABLE nodes DROP COLUMN operator_labels");
   raw(path, "PRAGMA user_version = 5");
 }
 

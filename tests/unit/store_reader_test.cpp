@@ -56,8 +56,8 @@ TEST_CASE("reader: pages in node id order from a cursor, with a next cursor") {
   temp_db db;
   auto s = open_ok(db.path());
   // n1 and n3 seen just now (online), n2 two minutes ago (stale), n4 an hour ago (offline).
-  REQUIRE(s->apply({put_node{node("n3"), 1, now}, put_node{node("n1"), 1, now},
-                    put_node{node("n2"), 1, now - 120'000}, put_node{node("n4"), 1, now - 3'600'000}}));
+  REQUIRE(s->apply({put_node{node("n3"), 1, now, {}}, put_node{node("n1"), 1, now, {}},
+                    put_node{node("n2"), 1, now - 120'000, {}}, put_node{node("n4"), 1, now - 3'600'000, {}}}));
   auto r = reader_ok(db.path());
   std::string body, next;
   model::nodes_query q;
@@ -124,7 +124,7 @@ TEST_CASE("reader: a snapshot is the listing of one moment, read a chunk at a ti
   for (int i = 0; i < 300; ++i) {
     char id[16];
     std::snprintf(id, sizeof id, "node-%03d", i);
-    ops.emplace_back(put_node{node(id), 1, now});
+    ops.emplace_back(put_node{node(id), 1, now, {}});
   }
   REQUIRE(s->apply(ops));
   auto r = reader_ok(db.path());
@@ -136,7 +136,7 @@ TEST_CASE("reader: a snapshot is the listing of one moment, read a chunk at a ti
   model::health_report h;
   h.node_id = "node-000";
   h.cpu_percent = 99;
-  REQUIRE(s->apply({put_node{node("node-9999"), 2, now}, put_health{h, now}}));
+  REQUIRE(s->apply({put_node{node("node-9999"), 2, now, {}}, put_health{h, now}}));
   std::string body;
   bool done = false;
   int chunks = 0;
@@ -168,8 +168,8 @@ TEST_CASE("reader: a snapshot is the listing of one moment, read a chunk at a ti
 TEST_CASE("reader: health=healthy|unhealthy lists by the latest report's verdict") {
   temp_db db;
   auto s = open_ok(db.path());
-  REQUIRE(s->apply({put_node{node("n1"), 1, now}, put_node{node("n2"), 1, now},
-                    put_node{node("n3"), 1, now}, put_node{node("n4"), 1, now}}));
+  REQUIRE(s->apply({put_node{node("n1"), 1, now, {}}, put_node{node("n2"), 1, now, {}},
+                    put_node{node("n3"), 1, now, {}}, put_node{node("n4"), 1, now, {}}}));
   auto verdict = [](const std::string& id, bool healthy) {
     model::health_report h;
     h.node_id = id;
@@ -240,8 +240,8 @@ TEST_CASE("reader: health=healthy|unhealthy lists by the latest report's verdict
 TEST_CASE("reader: the nodes of a change list, by id, in one read") {
   temp_db db;
   auto s = open_ok(db.path());
-  REQUIRE(s->apply({put_node{node("n1"), 1, now}, put_node{node("n2"), 1, now - 120'000},
-                    put_node{node("n3"), 1, now}}));
+  REQUIRE(s->apply({put_node{node("n1"), 1, now, {}}, put_node{node("n2"), 1, now - 120'000, {}},
+                    put_node{node("n3"), 1, now, {}}}));
   auto r = reader_ok(db.path());
   std::string nodes;
   REQUIRE(r->nodes({"n2", "ghost", "n3"}, now, limits, nodes));

@@ -202,7 +202,7 @@ TEST_CASE("nodes: upsert keeps registered_at, updates the rest; reopen keeps the
   temp_dir dir;
   {
     auto s = open_ok(dir.db());
-    REQUIRE(s->apply({put_node{reg("n1", "alpha"), 1000, 1000}, put_node{reg("n2"), 1100, 1100}}));
+    REQUIRE(s->apply({put_node{reg("n1", "alpha"), 1000, 1000, {}}, put_node{reg("n2"), 1100, 1100, {}}}));
     auto r = reg("n1", "beta");
     r.ip_address = "127.1.0.9";
     r.port = 6000;
@@ -210,7 +210,7 @@ TEST_CASE("nodes: upsert keeps registered_at, updates the rest; reopen keeps the
     r.system_info = {{"os", model::scalar::of(std::string{"Alpine"})}};
     r.reported_status = "";
     r.reported_ip_address = "127.9.9.9";
-    REQUIRE(s->apply({put_node{r, 5000, 5000}}));
+    REQUIRE(s->apply({put_node{r, 5000, 5000, {}}}));
   }
   auto s = open_ok(dir.db());
   auto nodes = s->load_nodes();
@@ -241,7 +241,7 @@ TEST_CASE("nodes: upsert keeps registered_at, updates the rest; reopen keeps the
 TEST_CASE("health joins its node, updates last_seen, and skips unknown nodes") {
   temp_dir dir;
   auto s = open_ok(dir.db());
-  REQUIRE(s->apply({put_node{reg("n1"), 1000, 1000}, put_node{reg("n2"), 1000, 1000}}));
+  REQUIRE(s->apply({put_node{reg("n1"), 1000, 1000, {}}, put_node{reg("n2"), 1000, 1000, {}}}));
   model::health_report h;
   h.node_id = "n1";
   h.timestamp = "2025-09-17T10:00:00Z";
@@ -300,8 +300,8 @@ TEST_CASE("health joins its node, updates last_seen, and skips unknown nodes") {
 TEST_CASE("one node by id, and every node's brief without decoding its lists") {
   temp_dir dir;
   auto s = open_ok(dir.db());
-  REQUIRE(s->apply({put_node{reg("n1"), 1000, 1000}, put_node{reg("n2"), 1100, 1100},
-                    put_node{reg("n3"), 1200, 1200}, put_node{reg("n4"), 1300, 1300}}));
+  REQUIRE(s->apply({put_node{reg("n1"), 1000, 1000, {}}, put_node{reg("n2"), 1100, 1100, {}},
+                    put_node{reg("n3"), 1200, 1200, {}}, put_node{reg("n4"), 1300, 1300, {}}}));
   model::health_report sick;
   sick.node_id = "n1";
   sick.overall_healthy = false;
@@ -349,7 +349,7 @@ TEST_CASE("repeated names that older versions stored still load") {
   model::health_report h;
   h.node_id = "n1";
   h.services_status = {{"web", true}, {"web", false}};
-  REQUIRE(s->apply({put_node{r, 1000, 1000}, put_health{h, 2000}}));
+  REQUIRE(s->apply({put_node{r, 1000, 1000, {}}, put_health{h, 2000}}));
   s.reset();
   auto again = open_ok(dir.db());
   auto nodes = again->load_nodes();
@@ -479,7 +479,7 @@ TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
   auto s = open_ok(dir.db());
   std::vector<write_op> batch;
   for (int i = 0; i < 200; ++i)
-    batch.emplace_back(put_node{reg("n" + std::to_string(i)), 1000, 1000});
+    batch.emplace_back(put_node{reg("n" + std::to_string(i)), 1000, 1000, {}});
   batch.emplace_back(put_job{job("j1")});
   REQUIRE(s->apply(batch));
   CHECK(s->load_nodes().size() == 200);
@@ -487,12 +487,12 @@ TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
   auto dup = job("j1", 9000);
   dup.spec.name = "other";
   bool ok = s->apply({
-      put_node{reg("late"), 5000, 5000},
-      put_node{reg("n7", "renamed"), 5000, 5000},
+      put_node{reg("late"), 5000, 5000, {}},
+      put_node{reg("n7", "renamed"), 5000, 5000, {}},
       put_job_status{"j1", model::job_status::failed, 5000, "boom", {}},
       put_job{job("j2", 5000)},
       put_job{dup},  // duplicate job_id: the whole batch fails
-      put_node{reg("never"), 5000, 5000},
+      put_node{reg("never"), 5000, 5000, {}},
   });
   CHECK_FALSE(ok);
   CHECK(s->last_error().find("UNIQUE constraint failed") != std::string::npos);
@@ -508,7 +508,7 @@ TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
   check_same(jobs[0], job("j1"));
 
   // The store is usable after a failed batch (statements were reset).
-  REQUIRE(s->apply({put_job{job("j2", 6000)}, put_node{reg("late"), 6000, 6000}}));
+  REQUIRE(s->apply({put_job{job("j2", 6000)}, put_node{reg("late"), 6000, 6000, {}}}));
   CHECK(s->load_jobs().size() == 2);
   CHECK(s->load_nodes().size() == 201);
   CHECK(s->apply({}));
@@ -517,7 +517,7 @@ TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
 TEST_CASE("checkpoint truncates the WAL") {
   temp_dir dir;
   auto s = open_ok(dir.db());
-  REQUIRE(s->apply({put_node{reg("n1"), 1, 1}}));
+  REQUIRE(s->apply({put_node{reg("n1"), 1, 1, {}}}));
   struct stat st {};
   REQUIRE(stat((dir.db() + "-wal").c_str(), &st) == 0);
   CHECK(st.st_size > 0);
@@ -540,7 +540,7 @@ TEST_CASE("an applied batch survives kill -9 of the writer") {
     auto s = store::open(dir.db(), err);
     auto j = job("j1");
     j.nodes = {state("n1", model::node_update_state::pending, -1, 0, "", 1000)};
-    char ack = s && s->apply({put_node{reg("n1"), 1000, 1000}, put_job{j}}) ? 'k' : 'x';
+    char ack = s && s->apply({put_node{reg("n1"), 1000, 1000, {}}, put_job{j}}) ? 'k' : 'x';
     if (write(fds[1], &ack, 1) != 1)
       _exit(2);
     for (;;)
@@ -572,7 +572,7 @@ TEST_CASE("10,000 node writes in one transaction") {
   for (int i = 0; i < 10000; ++i) {
     auto r = reg("node-" + std::to_string(i));
     r.ip_address = "127.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
-    batch.emplace_back(put_node{std::move(r), 1000, 1000});
+    batch.emplace_back(put_node{std::move(r), 1000, 1000, {}});
   }
   auto t0 = std::chrono::steady_clock::now();
   REQUIRE(s->apply(batch));

@@ -38,15 +38,19 @@ TEST_CASE("traits: labels and inventory are stored with the node and on their ow
   CHECK(b.traits.os == "linux");
   CHECK(c.traits.empty());
 
-  REQUIRE(s->apply({model::put_node_traits{"node-1", {{"ring", "canary"}}, {{"fw", "1.2.0"}}},
-                    model::put_node_traits{"ghost", {{"a", "b"}}, {}}}));
+  REQUIRE(s->apply({model::put_node_traits{"node-1", {{"ring", "canary"}}, {{"fw", "1.2.0"}},
+                                                  {{"ring", "canary"}}},
+                    model::put_node_traits{"ghost", {{"a", "b"}}, {}, {}}}));
   one = s->load_node("node-1");
   REQUIRE(one);
   CHECK(one->reg.labels == model::string_map{{"ring", "canary"}});
   CHECK(one->reg.inventory == model::string_map{{"fw", "1.2.0"}});
+  auto again = s->load_briefs();
+  auto& a1 = again[0].node_id == "node-1" ? again[0] : again[1];
+  CHECK(a1.traits.operator_labels == model::string_map{{"ring", "canary"}});
   CHECK_FALSE(s->load_node("ghost"));
   // Emptied: NULL again.
-  REQUIRE(s->apply({model::put_node_traits{"node-1", {}, {}}}));
+  REQUIRE(s->apply({model::put_node_traits{"node-1", {}, {}, {}}}));
   CHECK(raw(db.path(), "SELECT COUNT(*) FROM nodes WHERE labels IS NULL") == "2");
 }
 
@@ -66,6 +70,6 @@ TEST_CASE("traits: a v5 database gains the columns and keeps its nodes") {
   auto nodes = s->load_nodes();
   REQUIRE(nodes.size() == 1);
   CHECK(nodes[0].reg.labels.empty());
-  REQUIRE(s->apply({model::put_node_traits{"node-1", {{"site", "x"}}, {}}}));
+  REQUIRE(s->apply({model::put_node_traits{"node-1", {{"site", "x"}}, {}, {}}}));
   CHECK(s->load_node("node-1")->reg.labels == model::string_map{{"site", "x"}});
 }
