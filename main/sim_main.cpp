@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "model/targets.hpp"
+
 #include "sim/config.hpp"
 #include "sim/engine.hpp"
 #include "sim/report.hpp"
@@ -18,7 +20,44 @@ struct cli_state {
   std::string server = "coap://127.0.0.1:5683";
   std::string base = "127.2.0.0";
   std::string target = "coapfleet";
+  std::vector<std::string> labels;     ///< KEY=V1[,V2...]
+  std::vector<std::string> inventory;  ///< NAME=VERSION
 };
+
+/// --label and --inventory into the configuration; false (said) when one is
+/// not KEY=VALUE or would be refused by the server.
+bool parse_pairs(cli_state& s) {
+  for (auto& l : s.labels) {
+    auto eq = l.find('=');
+    std::vector<std::string> values;
+    std::string key = l.substr(0, eq == std::string::npos ? 0 : eq);
+    if (eq != std::string::npos)
+      for (size_t at = eq + 1; at <= l.size();) {
+        auto comma = std::min(l.find(',', at), l.size());
+        values.push_back(l.substr(at, comma - at));
+        at = comma + 1;
+      }
+    bool ok = coapfleet::model::valid_label_key(key) && !values.empty();
+    for (auto& v : values)
+      ok = ok && !v.empty() && coapfleet::model::valid_label_value(v);
+    if (!ok) {
+      std::fprintf(stderr, "coapfleet-sim: --label %s: expected KEY=VALUE[,VALUE...]\n",
+                   l.c_str());
+      return false;
+    }
+    s.cfg.labels.emplace_back(key, values);
+  }
+  for (auto& i : s.inventory) {
+    auto eq = i.find('=');
+    if (eq == std::string::npos || !coapfleet::model::valid_inventory_name(i.substr(0, eq))
+        || !coapfleet::model::valid_version(i.substr(eq + 1))) {
+      std::fprintf(stderr, "coapfleet-sim: --inventory %s: expected NAME=VERSION\n", i.c_str());
+      return false;
+    }
+    s.cfg.inventory.emplace_back(i.substr(0, eq), i.substr(eq + 1));
+  }
+  return true;
+}
 
 void add_common(CLI::App* sub, cli_state& s) {
   auto& c = s.cfg;
@@ -81,6 +120,8 @@ int run(cli_state& s, sim_mode mode) {
     std::fprintf(stderr, "coapfleet-sim: --base %s is not an IPv4 address\n", s.base.c_str());
     return 2;
   }
+  if (!parse_pairs(s))
+    return 2;
   if (s.target == "libcoap") {
     c.target = target_kind::libcoap;
     c.do_register = false;
@@ -145,6 +186,26 @@ int main(int argc, char** argv) {
   f->add_option("--fail-rate", fleet.cfg.fail_rate,
                 "probability 0..1 that a job fails on a node (reported failed, result 8)")
     ->capture_default_str();
+  f->add_option("--fail-first", fleet.cfg.fail_first,
+                "share 0..1 of the nodes whose first attempt of a job fails, spread evenly over "
+                "node ids (exactly that share of every wave); a retry succeeds")
+    ->capture_default_str();
+  f->add_option("--timeout-rate", fleet.cfg.timeout_rate,
+                "probability 0..1 that a job never ends on a node (it reports installing, "
+                "then nothing: the server's node timeout ends it)")
+    ->capture_default_str();
+  f->add_option("--label", fleet.labels,
+                "a label of every node, KEY=VALUE, or KEY=V1,V2,... (node i gets V[i % n]); "
+                "repeatable")
+    ->take_all();
+  f->add_option("--inventory", fleet.inventory,
+                "what every node runs at the start, NAME=VERSION (repeatable); a successful "
+                "job adds its name and version, and its success report carries the inventory")
+    ->take_all();
+  f->add_option("--late", fleet.cfg.late_nodes,
+                "the last N nodes register only --late-after seconds after the start (late "
+                "joiners)");
+  f->add_option("--late-after", fleet.cfg.late_after, "seconds after the start that --late nodes register");
   f->add_option("--unhealthy-rate", fleet.cfg.unhealthy_rate,
                 "probability 0..1 that a health report is unhealthy (a service not running)")
     ->capture_default_str();

@@ -100,8 +100,15 @@ std::string iso_time(int64_t unix_seconds) {
 }
 
 std::string registration_body(const std::string& node_id, const std::string& ip, uint16_t port,
-                              const std::vector<std::string>& services, uint32_t index) {
+                              const std::vector<std::string>& services, uint32_t index,
+                              const model::string_map& labels,
+                              const model::string_map* inventory) {
   model::node_registration r;
+  r.labels = labels;
+  if (inventory) {
+    r.inventory = *inventory;
+    r.inventory_given = true;
+  }
   r.node_id = node_id;
   r.hostname = node_id;
   r.ip_address = ip;
@@ -122,8 +129,14 @@ std::string registration_body(const std::string& node_id, const std::string& ip,
 
 std::string report_body(const std::string& job_id, const std::string& node_id,
                         model::node_update_state state, int progress, int result,
-                        const std::string& error_message) {
+                        const std::string& error_message, const model::string_map* inventory,
+                        uint32_t attempt) {
   model::update_report r;
+  r.attempt = attempt;
+  if (inventory) {
+    r.inventory = *inventory;
+    r.inventory_given = true;
+  }
   r.job_id = job_id;
   r.node_id = node_id;
   r.state = state;

@@ -49,11 +49,14 @@ std::string iso_time(int64_t unix_seconds);
 
 /// The POST /nodes body of a simulated node.
 std::string registration_body(const std::string& node_id, const std::string& ip, uint16_t port,
-                              const std::vector<std::string>& services, uint32_t index);
+                              const std::vector<std::string>& services, uint32_t index,
+                              const model::string_map& labels = {},
+                              const model::string_map* inventory = nullptr);
 
 /// A POST /updates {"action":"report"} body.
 std::string report_body(const std::string& job_id, const std::string& node_id,
                         model::node_update_state state, int progress, int result,
-                        const std::string& error_message);
+                        const std::string& error_message,
+                        const model::string_map* inventory = nullptr, uint32_t attempt = 0);
 
 }  // namespace coapfleet::sim

@@ -141,8 +141,15 @@ std::string validate(const config& c) {
     return "--ack-random-factor must be in 1..4";
   if (c.max_retransmit > 10)
     return "--max-retransmit must be at most 10";
-  if (c.fail_rate < 0 || c.fail_rate > 1 || c.unhealthy_rate < 0 || c.unhealthy_rate > 1)
-    return "--fail-rate and --unhealthy-rate must be in 0..1";
+  if (c.fail_rate < 0 || c.fail_rate > 1 || c.unhealthy_rate < 0 || c.unhealthy_rate > 1
+      || c.timeout_rate < 0 || c.timeout_rate > 1 || c.fail_rate + c.timeout_rate > 1
+      || c.fail_first < 0 || c.fail_first > 1)
+    return "--fail-rate, --timeout-rate and --unhealthy-rate must be in 0..1 (fail and "
+           "timeout rates at most 1 together)";
+  if (c.late_nodes > c.nodes)
+    return "--late must not exceed --nodes";
+  if (c.late_nodes > 0 && !(c.late_after > 0))
+    return "--late needs --late-after SECONDS > 0";
   if (c.mode == sim_mode::load && c.duration <= 0)
     return "load needs --duration > 0";
   if (c.inflight == 0 || c.inflight > 64)

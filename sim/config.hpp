@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace coapfleet::sim {
@@ -46,6 +47,22 @@ struct config {
   double interval = 10;             ///< seconds between two health reports of a node
   double install_seconds = 2;       ///< simulated install time of one job (jittered ±25 %)
   double fail_rate = 0;             ///< probability that a job fails on a node
+  /// Probability that a job never ends on a node: it reports installing and
+  /// then nothing (the server's node timeout ends it).
+  double timeout_rate = 0;
+  /// Deterministic failures: the first attempt of a job fails on this share
+  /// of the nodes, spread evenly over node ids (exactly that share of any
+  /// run of consecutive nodes, to within one); a retry succeeds.
+  double fail_first = 0;
+  /// --label KEY=V1[,V2...]: node i registers KEY with value V[i % n].
+  std::vector<std::pair<std::string, std::vector<std::string>>> labels;
+  /// --inventory NAME=VERSION: what every node runs at the start; a
+  /// successful job adds its name and version (the notification's hints).
+  std::vector<std::pair<std::string, std::string>> inventory;
+  /// --late N --late-after S: the last N nodes register only S seconds after
+  /// the start (late joiners of a running campaign).
+  uint32_t late_nodes = 0;
+  double late_after = 0;
   double unhealthy_rate = 0.02;     ///< probability that a health report is unhealthy
   unsigned register_window = 256;   ///< registrations in flight at most (whole fleet)
   std::vector<std::string> services = {"systemd", "network", "ssh", "docker"};

@@ -323,7 +323,8 @@ void engine::handle_request(uint32_t j, const coap::message& m, const sockaddr_i
     }
   }
   uint8_t code = coap::code::not_found;
-  std::string job_id;
+  std::string job_id, job_name, job_version;
+  uint32_t job_attempt = 1;
   if (m.path_is("updates/available")) {
     if (m.code != coap::code::post) {
       code = coap::code::method_not_allowed;
@@ -331,7 +332,12 @@ void engine::handle_request(uint32_t j, const coap::message& m, const sockaddr_i
       auto d = model::decode_update_notification(m.payload_text());
       if (d.ok()) {
         code = coap::code::changed;
-        job_id = d.value.job_id;
+        if (!d.value.cancel) {  // a cancel is taken (the node runs on; nothing is queued twice)
+          job_id = d.value.job_id;
+          job_name = d.value.name;
+          job_version = d.value.version;
+          job_attempt = d.value.attempt;
+        }
         ++r_.notifications;
       } else {
         code = coap::code::bad_request;
@@ -355,7 +361,7 @@ void engine::handle_request(uint32_t j, const coap::message& m, const sockaddr_i
   send_to(n, reply, w.size(), src);
   // The answer leaves before the first step report.
   if (!job_id.empty())
-    accept_job(n, job_id, now);
+    accept_job(n, job_id, job_attempt, job_name, job_version, now);
 }
 
 }  // namespace coapfleet::sim

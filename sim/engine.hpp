@@ -63,7 +63,7 @@ struct run_result {
   uint64_t health_sent = 0, health_answered = 0, health_skipped = 0;
   uint64_t notifications = 0, notification_duplicates = 0, notification_rejected = 0;
   uint64_t reports_sent = 0, reports_answered = 0;
-  uint64_t jobs_succeeded = 0, jobs_failed = 0, jobs_abandoned = 0;
+  uint64_t jobs_succeeded = 0, jobs_failed = 0, jobs_abandoned = 0, jobs_hung = 0;
   latency_histogram report_latency;
 
   // datagrams
@@ -124,7 +124,10 @@ private:
 
   struct job {
     std::string id;
+    std::string name, version;  ///< the notification's hints (what it installs)
+    uint32_t attempt = 1;       ///< the node's attempt of the job (a retry is another run)
     bool fail = false;
+    bool hang = false;      ///< never ends (--timeout-rate): no final report
     uint8_t step = 0;       ///< 0 downloading, 1 installing, 2 final
     uint8_t tries = 0;      ///< attempts of the current step's report
     int64_t started = 0;
@@ -159,7 +162,9 @@ private:
     health_walk walk;
     seen_request seen[4];
     std::vector<job> jobs;        ///< front is the running one
-    std::vector<std::string> done;  ///< last finished job ids
+    std::vector<std::string> done;  ///< last finished runs (model::run_key)
+    /// What successful jobs installed (beside --inventory): name → version.
+    std::vector<std::pair<std::string, std::string>> installed;
   };
 
   // setup
@@ -201,7 +206,11 @@ private:
   void schedule_health(uint32_t n, int64_t now);
   void health_tick(uint32_t n, int64_t now);
   void send_health(uint32_t n, int64_t now);
-  void accept_job(uint32_t n, const std::string& job_id, int64_t now);
+  void accept_job(uint32_t n, const std::string& job_id, uint32_t attempt,
+                  const std::string& name, const std::string& version, int64_t now);
+  /// Node n's labels (--label) and what it runs (--inventory and its jobs).
+  model::string_map labels_of(uint32_t n) const;
+  model::string_map inventory_of(uint32_t n) const;
   void start_next_job(uint32_t n, int64_t now);
   void job_timer(uint32_t n, int64_t now);
   void send_report(uint32_t n, int64_t now);

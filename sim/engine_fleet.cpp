@@ -47,7 +47,15 @@ void engine::pump_registrations(int64_t now) {
 
 void engine::send_registration(uint32_t n, int64_t now) {
   auto& nd = nodes_[n];
-  auto body = registration_body(nd.id, format_ipv4(socks_[nd.sock].ip), cfg_.node_port, cfg_.services, n);
+  std::string body;
+  if (cfg_.mode == sim_mode::fleet) {
+    auto inventory = inventory_of(n);
+    body = registration_body(nd.id, format_ipv4(socks_[nd.sock].ip), cfg_.node_port,
+                             cfg_.services, n, labels_of(n), &inventory);
+  } else {
+    body = registration_body(nd.id, format_ipv4(socks_[nd.sock].ip), cfg_.node_port,
+                             cfg_.services, n);
+  }
   nd.state = registering;
   ++reg_inflight_;
   nd.reg_ex = start_exchange(n, ex_kind::reg, coap::code::post, "nodes", body.data(),
@@ -153,23 +161,56 @@ void engine::send_health(uint32_t n, int64_t now) {
 
 // -- jobs (fleet) ------------------------------------------------------------------------
 
-void engine::accept_job(uint32_t n, const std::string& job_id, int64_t now) {
+model::string_map engine::labels_of(uint32_t n) const {
+  model::string_map out;
+  for (auto& [key, values] : cfg_.labels)
+    if (!values.empty())
+      out.emplace_back(key, values[n % values.size()]);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+model::string_map engine::inventory_of(uint32_t n) const {
+  model::string_map out(cfg_.inventory.begin(), cfg_.inventory.end());
+  for (auto& e : nodes_[n].installed) {
+    auto i = std::find_if(out.begin(), out.end(), [&](auto& x) { return x.first == e.first; });
+    if (i != out.end())
+      i->second = e.second;
+    else
+      out.push_back(e);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void engine::accept_job(uint32_t n, const std::string& job_id, uint32_t attempt,
+                        const std::string& name, const std::string& version, int64_t now) {
   auto& nd = nodes_[n];
   if (cfg_.mode != sim_mode::fleet)
     return;
+  auto key = model::run_key(job_id, attempt);
   for (auto& j : nd.jobs)
-    if (j.id == job_id) {
+    if (model::run_key(j.id, j.attempt) == key) {
       ++r_.notification_duplicates;
       return;
     }
   for (auto& d : nd.done)
-    if (d == job_id) {
+    if (d == key) {
       ++r_.notification_duplicates;
       return;
     }
   job j;
   j.id = job_id;
-  j.fail = rng_.chance(cfg_.fail_rate);
+  j.name = name;
+  j.version = version;
+  auto roll = rng_.uniform(0.0, 1.0);
+  j.attempt = attempt;
+  j.fail = roll < cfg_.fail_rate;
+  if (attempt == 1 && cfg_.fail_first > 0)  // evenly spread over node ids
+    j.fail = j.fail
+             || static_cast<uint64_t>((n + 1) * cfg_.fail_first)
+                  > static_cast<uint64_t>(n * cfg_.fail_first);
+  j.hang = !j.fail && roll < cfg_.fail_rate + cfg_.timeout_rate;
   nd.jobs.push_back(std::move(j));
   if (nd.jobs.size() == 1)
     start_next_job(n, now);
@@ -207,14 +248,34 @@ void engine::send_report(uint32_t n, int64_t now) {
   using st = model::node_update_state;
   std::string body;
   if (j.step == 0)
-    body = report_body(j.id, nd.id, st::downloading, 0, -1, {});
+    body = report_body(j.id, nd.id, st::downloading, 0, -1, {}, nullptr, j.attempt);
   else if (j.step == 1)
-    body = report_body(j.id, nd.id, st::installing, 50, -1, {});
+    body = report_body(j.id, nd.id, st::installing, 50, -1, {}, nullptr, j.attempt);
   else if (j.fail)
     body = report_body(j.id, nd.id, st::failed, -1, 8,
-                       "simulated failure: install command exited with code 1");
-  else
-    body = report_body(j.id, nd.id, st::succeeded, 100, 1, {});
+                       "simulated failure: install command exited with code 1", nullptr,
+                       j.attempt);
+  else if (j.hang) {  // it never ends: no final report (the server times it out)
+    ++r_.jobs_hung;
+    nd.done.push_back(model::run_key(j.id, j.attempt));
+    if (nd.done.size() > 8)
+      nd.done.erase(nd.done.begin());
+    nd.jobs.erase(nd.jobs.begin());
+    start_next_job(n, now);
+    return;
+  } else {
+    // What it installed joins its inventory, which the success carries.
+    if (!j.name.empty()) {
+      auto& inst = nd.installed;
+      auto i = std::find_if(inst.begin(), inst.end(), [&](auto& x) { return x.first == j.name; });
+      if (i != inst.end())
+        i->second = j.version;
+      else
+        inst.emplace_back(j.name, j.version);
+    }
+    auto inventory = inventory_of(n);
+    body = report_body(j.id, nd.id, st::succeeded, 100, 1, {}, &inventory, j.attempt);
+  }
   nd.report_ex = start_exchange(n, ex_kind::report, coap::code::post, "updates", body.data(),
                                 body.size(), now);
   ++r_.reports_sent;
@@ -264,7 +325,7 @@ void engine::finish_job(uint32_t n, bool abandoned) {
     ++r_.jobs_failed;
   else
     ++r_.jobs_succeeded;
-  nd.done.push_back(j.id);
+  nd.done.push_back(model::run_key(j.id, j.attempt));
   if (nd.done.size() > 8)
     nd.done.erase(nd.done.begin());
   nd.jobs.erase(nd.jobs.begin());

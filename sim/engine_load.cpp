@@ -145,8 +145,13 @@ void engine::run_fleet() {
   last_line_at_ = now;
   next_line_ = now + to_ns(std::max(0.2, cfg_.report_every));
   fleet_running_ = true;
-  for (uint32_t i = 0; i < cfg_.nodes; ++i)
+  uint32_t on_time = cfg_.nodes - cfg_.late_nodes;
+  for (uint32_t i = 0; i < on_time; ++i)
     queue_registration(i);
+  for (uint32_t i = on_time; i < cfg_.nodes; ++i) {  // late joiners
+    nodes_[i].reg_at = now + to_ns(cfg_.late_after);
+    timers_.push(nodes_[i].reg_at, i, 0, t_register);
+  }
   int64_t end = cfg_.duration > 0 ? now + to_ns(cfg_.duration) : INT64_MAX;
   loop_until(end, nullptr);
   now = mono_ns();

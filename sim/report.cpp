@@ -121,11 +121,11 @@ std::string summary_text(const config& c, const run_result& r) {
         static_cast<ull>(r.retransmissions), static_cast<ull>(r.lost), static_cast<ull>(r.rst),
         static_cast<ull>(r.unanswered_at_end));
     add("  jobs             %llu notifications (%llu repeated, %llu refused), %llu reports; "
-        "%llu succeeded, %llu failed, %llu abandoned\n",
+        "%llu succeeded, %llu failed, %llu never ended, %llu abandoned\n",
         static_cast<ull>(r.notifications), static_cast<ull>(r.notification_duplicates),
         static_cast<ull>(r.notification_rejected), static_cast<ull>(r.reports_sent),
         static_cast<ull>(r.jobs_succeeded), static_cast<ull>(r.jobs_failed),
-        static_cast<ull>(r.jobs_abandoned));
+        static_cast<ull>(r.jobs_hung), static_cast<ull>(r.jobs_abandoned));
   }
   add("  datagrams        %llu out, %llu in (%llu send errors, %llu undecodable, "
       "%llu unexpected)\n",
@@ -188,6 +188,7 @@ std::string summary_json(const config& c, const run_result& r) {
       .field("reports_answered", num(r.reports_answered))
       .field("jobs_succeeded", num(r.jobs_succeeded))
       .field("jobs_failed", num(r.jobs_failed))
+      .field("jobs_hung", num(r.jobs_hung))
       .field("jobs_abandoned", num(r.jobs_abandoned));
   }
   o.field("rst", num(r.rst))

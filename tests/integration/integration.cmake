@@ -109,6 +109,16 @@ set_tests_properties(integration_sim PROPERTIES
   LABELS integration
   RESOURCE_LOCK sim_127_2)
 
+# A campaign over 10,000 simulated nodes (waves, error threshold, retry and
+# resume, late joiners on 127.3.x.y, kill -9 of the server mid-wave).
+add_test(NAME integration_sim_campaign
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sim_campaign.py)
+set_tests_properties(integration_sim_campaign PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 900
+  LABELS integration
+  RESOURCE_LOCK sim_127_2)
+
 # Observe (RFC 7641) end to end with a raw observer: job status with three
 # real agents on 127.1.0.N:5683 (hence the agents' locks), 100 observers of a
 # node's health, deletion, discovery, the agent's own /health.
