@@ -894,10 +894,11 @@ using installer_actor = caf::typed_actor<
   caf::replies_to<atom::status>::with<std::string, uint32_t>,
   /// Block answers of the transport during a download.
   caf::reacts_to<atom::response, uint64_t, client_response>,
-  /// A handler run finished (from its worker): ok, result code, message.
+  /// A handler run finished (from its worker): ok, result code, message, and
+  /// whether a failed health check rolled the install back.
   /// Heard only from the current run's worker: a late result of a run the
   /// watchdog abandoned is ignored.
-  caf::reacts_to<atom::report, bool, int32_t, std::string>,
+  caf::reacts_to<atom::report, bool, int32_t, std::string, bool>,
   /// From the current run's worker: the process group of the child it
   /// started (0 once reaped), which the watchdog kills.
   caf::reacts_to<atom::install, int32_t>,

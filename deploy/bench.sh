@@ -292,6 +292,15 @@ dtls_rss=$(rss_kib "$spid")
 dtls_big_sessions=$(json_get "$work/dtls-big.json" sessions)
 kill "$spid"; wait "$spid" 2>/dev/null || true
 
+# -- 8. A campaign over simulated nodes (tests/integration/test_sim_campaign.py):
+# waves 1/10/50/100 %, 5 % failing their first attempt, paused at a 3 % error
+# threshold, retry + resume until done, late joiners, kill -9 mid-wave --
+campaign_nodes=$([ $quick = 1 ] && echo 1000 || echo 10000)
+COAPFLEET_SERVER_BIN="$build/coapfleet-server" COAPFLEET_SIM="$build/coapfleet-sim" \
+  COAPFLEET_CAMPAIGN_NODES=$campaign_nodes COAPFLEET_CAMPAIGN_FIGURES="$work/campaign.json" \
+  python3 "$root/tests/integration/test_sim_campaign.py" >"$work/campaign.log" 2>&1 \
+  || { tail -40 "$work/campaign.log" >&2; echo '{}' >"$work/campaign.json"; }
+
 # -- fleet size: 100,000 and 1,000,000 registered nodes (quick: 25,000) --
 # BENCH_SCALE: the fleet sizes (default "100000 1000000"; quick 25000; "" skips them).
 if [ $quick = 1 ]; then scale_sizes="${BENCH_SCALE-25000}"; scale_args=(--quick); else
@@ -337,6 +346,18 @@ printf '| %-58s | %-28s | %-22s |\n' "7. PUT /health over DTLS (PSK), $dtls_node
 printf '| %-58s | %-28s | %-22s |\n' "   plain CoAP from $dtls_nodes nodes, same server, right after" "$(median "${d_plain[@]}") answers/s" ""
 printf '| %-58s | %-28s | %-22s |\n' "   DTLS p99; handshakes + registrations per second" "$(median "${d_p99[@]}") ms; $(median "${d_hs[@]}")/s" ""
 printf '| %-58s | %-28s | %-22s |\n' "   server RSS with $dtls_big_sessions DTLS sessions" "$dtls_rss KiB" ""
+python3 - "$work/campaign.json" <<'PY'
+import json, sys
+row = lambda a, b, c: print("| %-58s | %-28s | %-22s |" % (a, b, c))
+d = json.load(open(sys.argv[1]))
+if d:
+    row("8. campaign, %s nodes: done beyond the %.0f s installs (%d rounds)"
+        % ("{:,}".format(d["nodes"]), d["install_seconds"], d["rounds"]),
+        "%.1f s" % d["beyond_install_s"], "")
+    row("   server peak RSS while it runs", "%.0f MiB" % (d["peak_rss_kib"] / 1024.0), "")
+else:
+    row("8. campaign", "failed (see above)", "")
+PY
 python3 - "$work/scale.json" <<'PY'
 import json, sys
 row = lambda a, b, c: print("| %-58s | %-28s | %-22s |" % (a, b, c))

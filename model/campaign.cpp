@@ -25,7 +25,8 @@ bool unfinished_attempt(const node_job_state& n) {
 }
 
 bool bad(node_update_state s) {
-  return s == node_update_state::failed || s == node_update_state::timed_out;
+  return s == node_update_state::failed || s == node_update_state::timed_out
+         || s == node_update_state::rolled_back;
 }
 
 int32_t last_wave(const job_spec& spec) {

@@ -37,6 +37,10 @@ std::string signed_job_text(const job_spec& s) {
   field(out, "mode", s.mode);
   field(out, "script", s.script);
   field(out, "timeout_seconds", std::to_string(s.timeout_seconds));
+  // Only when there is one: the text of a job without it (and its
+  // signature) is what it always was.
+  if (!s.health_check.empty())
+    field(out, "health_check", s.health_check);
   return out;
 }
 

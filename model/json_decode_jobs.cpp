@@ -45,6 +45,7 @@ void read_spec(reader& r, job_spec& s, bool core, bool server_fields) {
   if (server_fields)  // set by the server, never taken from an operator's request
     r.optional_int("artifact_size", s.artifact_size, 0, INT32_MAX);
   r.optional_string("script", s.script);
+  r.optional_string("health_check", s.health_check);
   r.optional_string("description", s.description);
   r.optional_int("timeout_seconds", s.timeout_seconds, core ? 1 : 0, 86400);
   r.optional_int("node_timeout_seconds", s.node_timeout_seconds, core ? 1 : 0, 30 * 86400);
@@ -107,7 +108,7 @@ decoded<updates_request> decode_updates_request(std::string_view body) {
     r.required_string("status", status);
     if (r.ok() && !from_string(status, rep.state))
       r.fail("field status must be one of pending, notified, downloading, downloaded, "
-             "installing, succeeded, failed, timed_out, cancelled, skipped",
+             "installing, succeeded, failed, timed_out, cancelled, skipped, rolled_back",
              "status");
     r.optional_int("progress", rep.progress, 0, 100);
     r.optional_int("result", rep.result, 0, 10);

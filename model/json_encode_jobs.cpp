@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include <iterator>
+
 #include "model/json.hpp"
 #include "model/json_write.hpp"
 #include "model/campaign.hpp"
@@ -20,7 +22,7 @@ namespace {
 void counts(writer& w, const job_counts& c) {
   w.StartObject();
   member(w, "total", c.total);
-  for (int i = 0; i < 10; ++i)
+  for (size_t i = 0; i < std::size(c.by_state); ++i)
     member(w, to_string(static_cast<node_update_state>(i)), c.by_state[i]);
   w.EndObject();
 }
@@ -41,6 +43,7 @@ void spec_members(writer& w, const job_spec& s) {
   if (s.artifact_size > 0)
     member(w, "artifact_size", s.artifact_size);
   optional_member(w, "script", s.script);
+  optional_member(w, "health_check", s.health_check);
   optional_member(w, "description", s.description);
   auto nonzero = [&](const char* name, int32_t v) {
     if (v != 0)

@@ -206,6 +206,9 @@ problem validate_job_spec(const job_spec& s) {
                 "artifact_sha256");
   if (auto p = validate_campaign(s); !p.empty())
     return p;
+  if (!s.health_check.empty() && (all_space(s.health_check) || s.health_check.size() > 65536))
+    return fail("field health_check must be a shell command (at most 65536 characters)",
+                "health_check");
   if (!s.signature.empty() && !lower_hex(s.signature, 128))
     return fail("field signature must be 128 lower-case hex digits (an Ed25519 signature)",
                 "signature");

@@ -38,7 +38,8 @@ std::string check_transition(node_update_state from, node_update_state to) {
     return std::string{"node is already "} + to_string(from) + " and cannot become "
            + to_string(to);
   // From here on `from` is non-terminal, hence in the forward chain.
-  if (to == node_update_state::failed || to == node_update_state::cancelled)
+  if (to == node_update_state::failed || to == node_update_state::cancelled
+      || to == node_update_state::rolled_back)
     return {};
   if (chain_index(to) > chain_index(from))
     return {};

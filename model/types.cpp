@@ -9,7 +9,7 @@ namespace {
 
 constexpr const char* node_update_state_names[] = {
   "pending", "notified", "downloading", "downloaded", "installing",
-  "succeeded", "failed", "timed_out", "cancelled", "skipped",
+  "succeeded", "failed", "timed_out", "cancelled", "skipped", "rolled_back",
 };
 
 constexpr const char* job_status_names[] = {
@@ -49,6 +49,7 @@ bool is_terminal(node_update_state s) {
     case node_update_state::timed_out:
     case node_update_state::cancelled:
     case node_update_state::skipped:
+    case node_update_state::rolled_back:
       return true;
     default:
       return false;

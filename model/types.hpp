@@ -100,9 +100,11 @@ struct node_record {
 // -- update jobs ---------------------------------------------------------------
 
 /// Per node, per job. Order matters: the first six are a forward chain.
+/// rolled_back: the install's health check failed and the agent restored
+/// what was there before (a file job).
 enum class node_update_state : uint8_t {
   pending, notified, downloading, downloaded, installing, succeeded,
-  failed, timed_out, cancelled, skipped,
+  failed, timed_out, cancelled, skipped, rolled_back,
 };
 const char* to_string(node_update_state s);
 bool from_string(const std::string& s, node_update_state& out);
@@ -141,6 +143,10 @@ struct job_spec {
   std::string artifact_sha256;            ///< file: set by the server from its store
   int32_t artifact_size = 0;              ///< file: bytes, set by the server
   std::string script;                     ///< script
+  /// Optional shell command run on the node after a successful install; a
+  /// failure fails the install, and a file job then restores the previous
+  /// file (the node reports rolled_back).
+  std::string health_check;
   std::string description;                ///< optional free text
   int32_t timeout_seconds = 0;            ///< per-node install timeout, 0 = default
   /// How long the server waits for a node's final report from the start of
@@ -211,7 +217,7 @@ struct campaign_state {
 /// Counts of nodes per state, derived from the node states of a job.
 struct job_counts {
   uint32_t total = 0;
-  uint32_t by_state[10] = {};
+  uint32_t by_state[11] = {};
   uint32_t finished() const;  ///< nodes in a terminal state
   uint32_t of(node_update_state s) const { return by_state[static_cast<int>(s)]; }
 };
@@ -316,7 +322,8 @@ template <class F> auto inspect(F& f, node_record& x) {
 }
 template <class F> auto inspect(F& f, job_spec& x) {
   return f(x.name, x.version, x.package_type, x.target_nodes, x.target_labels, x.packages, x.artifact,
-           x.target_path, x.mode, x.artifact_sha256, x.artifact_size, x.script, x.description,
+           x.target_path, x.mode, x.artifact_sha256, x.artifact_size, x.script, x.health_check,
+           x.description,
            x.timeout_seconds, x.node_timeout_seconds, x.waves, x.success_threshold,
            x.error_threshold, x.soak_seconds, x.max_parallel, x.retries, x.retry_backoff_seconds,
            x.window, x.dynamic, x.signature);

@@ -5,7 +5,7 @@ add_executable(agent_tests unit/agent_main.cpp
   unit/agent_gateway_test.cpp
   unit/agent_handlers_test.cpp
   unit/agent_install_root_test.cpp
-  unit/agent_installer_test.cpp unit/agent_inventory_test.cpp
+  unit/agent_installer_test.cpp unit/agent_inventory_test.cpp unit/agent_health_check_test.cpp
   unit/agent_signed_jobs_test.cpp
   unit/agent_metrics_test.cpp
   unit/agent_reporter_test.cpp

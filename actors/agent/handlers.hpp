@@ -47,6 +47,11 @@ struct install_outcome {
   bool ok = false;
   int32_t result = 0;         ///< LwM2M update result code (model::update_result)
   std::string error_message;  ///< why it failed: command, exit code, last output lines
+  /// A file job with a health check: where the file went, and where the one
+  /// it replaced waits until the check passed (had_previous: there was one).
+  std::string installed_path, previous_path;
+  bool had_previous = false;
+  bool rolled_back = false;   ///< the health check failed: what was there is back
 };
 
 /// How long a handler may run: the job's timeout_seconds, else the configured one.

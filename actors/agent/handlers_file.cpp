@@ -240,10 +240,22 @@ install_outcome install_file(const model::job_spec& spec, const std::string& dow
     return fail(update_result::integrity_check_failed,
                 "downloaded file changed while installing: expected " + expected.substr(0, 12)
                     + ", got " + copied.substr(0, 12));
+  // With a health check, the file it replaces is kept (a hard link beside
+  // it) until the check passed: a failed check restores it.
+  install_outcome ok;
+  if (!spec.health_check.empty()) {
+    const std::string prev = name + ".coapfleet-prev";
+    ::unlinkat(dir_fd.fd, prev.c_str(), 0);
+    if (::linkat(dir_fd.fd, name.c_str(), dir_fd.fd, prev.c_str(), 0) == 0)
+      ok.had_previous = true;
+    else if (errno != ENOENT)
+      return fail_errno(errno, "cannot keep the previous " + dest + " for a rollback");
+    ok.installed_path = dest;
+    ok.previous_path = dest + ".coapfleet-prev";
+  }
   // fchmod, fsync, rename (over whatever has the name, a link included:
   // it is replaced, not followed), fsync of the directory.
   if (!out.commit()) return fail_said(out.error_number(), out.error());
-  install_outcome ok;
   ok.ok = true;
   ok.result = static_cast<int32_t>(update_result::success);
   return ok;

@@ -46,7 +46,7 @@ void close_download(self_ptr self) {
 }
 
 /// Ends the current job (reported), forgets its download, starts the next.
-void finish(self_ptr self, bool ok, int32_t result, std::string error) {
+void finish(self_ptr self, bool ok, int32_t result, std::string error, bool rolled_back) {
   auto& st = self->state;
   auto job = current(self);
   if (ok) {
@@ -77,6 +77,9 @@ void finish(self_ptr self, bool ok, int32_t result, std::string error) {
     r.inventory = st.inventory;
     r.inventory_given = true;
     self->send(st.reporter, atom::report::value, std::move(r));
+  } else if (rolled_back) {
+    CF_WARN("installer", "job ", job.job_id, " rolled back: ", error);
+    report(self, model::node_update_state::rolled_back, -1, result, std::move(error));
   } else if (result == static_cast<int32_t>(model::update_result::cancelled)) {
     CF_INFO("installer", "job ", job.job_id, " cancelled: ", error);
     report(self, model::node_update_state::cancelled, -1, result, std::move(error));
@@ -299,7 +302,7 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
           on_block(self, r);
       },
       [self](atom::job, uint64_t id) { on_fetch_deadline(self, id); },
-      [self](atom::report, bool ok, int32_t result, std::string& error) {
+      [self](atom::report, bool ok, int32_t result, std::string& error, bool rolled_back) {
         if (!from_current_worker(self)) {
           CF_WARN("installer", "ignoring the late result of an abandoned handler run: ",
                   ok ? "succeeded" : error);
@@ -319,7 +322,7 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
           result = static_cast<int32_t>(model::update_result::cancelled);
           error = "cancelled by the server; the install was stopped (" + error + ")";
         }
-        finish(self, ok, result, std::move(error));
+        finish(self, ok, result, std::move(error), rolled_back && !cancelled);
       },
       [self](atom::install, int32_t pgid) {
         if (from_current_worker(self)) {

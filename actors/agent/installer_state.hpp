@@ -76,7 +76,8 @@ void report(self_ptr self, model::node_update_state s, int32_t progress = -1,
             int32_t result = -1, std::string error = {});
 /// Ends the current job (reported), forgets its download, starts the next.
 /// A failure with result 10 (cancelled) is reported as cancelled.
-void finish(self_ptr self, bool ok, int32_t result, std::string error);
+void finish(self_ptr self, bool ok, int32_t result, std::string error,
+            bool rolled_back = false);
 /// The server cancels run (job_id, attempt); see installer_actor.
 std::string cancel_run(self_ptr self, const std::string& job_id, uint32_t attempt, bool force);
 /// Closes the download file, if open, and forgets the download.

@@ -15,6 +15,7 @@ namespace {
 
 bool retryable(model::node_update_state s) {
   return s == model::node_update_state::failed || s == model::node_update_state::timed_out
+         || s == model::node_update_state::rolled_back
          || s == model::node_update_state::skipped;
 }
 
@@ -193,7 +194,9 @@ void plan_report(self_ptr, job_round& r, model::update_report rep,
     n->result = rep.result;
   else if (rep.state == model::node_update_state::succeeded)
     n->result = static_cast<int32_t>(model::update_result::success);
-  else if (rep.state == model::node_update_state::failed && n->result <= 1)
+  else if ((rep.state == model::node_update_state::failed
+            || rep.state == model::node_update_state::rolled_back)
+           && n->result <= 1)
     n->result = static_cast<int32_t>(model::update_result::update_failed);
   else if (rep.state == model::node_update_state::cancelled)
     n->result = static_cast<int32_t>(model::update_result::cancelled);

@@ -32,6 +32,9 @@ void add_spec_options(CLI::App* sub, job_spec& s) {
                : std::string("--mode must be octal, e.g. 0644");
     });
   sub->add_option("--script", s.script, "script: the shell command to run on each node");
+  sub->add_option("--health-check", s.health_check,
+                  "A shell command each node runs after a successful install; if it fails, "
+                  "the install fails, and a file job restores the previous file (rolled_back)");
   sub->add_option("--nodes", s.nodes, "Target nodes: all, or ids separated by commas")
     ->capture_default_str();
   sub->add_option("--label", s.labels,

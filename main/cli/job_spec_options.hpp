@@ -19,6 +19,7 @@ struct job_spec {
   std::string name, version, type;
   std::vector<std::string> packages;
   std::string artifact, target, mode, script;
+  std::string health_check;  ///< --health-check
   std::string nodes = "all";
   /// --label KEY=VALUE: target_labels (with --nodes all, the matching nodes
   /// only; with ids, those besides them).
@@ -47,6 +48,7 @@ struct job_spec {
     m.target_path = target;
     m.mode = mode;
     m.script = script;
+    m.health_check = health_check;
     m.timeout_seconds = static_cast<int32_t>(timeout_seconds);
     return m;
   }
@@ -90,6 +92,8 @@ struct job_spec {
       b.member("mode", mode);
     if (!script.empty())
       b.member("script", script);
+    if (!health_check.empty())
+      b.member("health_check", health_check);
     if (timeout_seconds > 0)
       b.member("timeout_seconds", timeout_seconds);
     if (node_timeout_seconds > 0)

@@ -27,19 +27,19 @@ extern "C" void on_interrupt(int) {
 /// The per-state counts in the order a job moves through them.
 const char* const count_names[] = {"total",      "pending",   "notified",  "downloading",
                                    "downloaded", "installing", "succeeded", "failed",
-                                   "timed_out",  "cancelled",  "skipped"};
+                                   "timed_out",  "cancelled",  "skipped",   "rolled_back"};
 
 bool final_status(const std::string& s) {
   return s == "completed" || s == "failed" || s == "partially_failed" || s == "cancelled";
 }
 
 bool node_failed(const std::string& s) {
-  return s == "failed" || s == "timed_out";
+  return s == "failed" || s == "timed_out" || s == "rolled_back";
 }
 
 bool node_final(const std::string& s) {
   return s == "succeeded" || s == "failed" || s == "timed_out" || s == "cancelled"
-         || s == "skipped";
+         || s == "skipped" || s == "rolled_back";
 }
 
 /// A node that has not finished and sent nothing for this long is marked stale.

@@ -49,7 +49,7 @@ colour colour_of(const std::string& state) {
   if (state == "stale" || state == "degraded" || state == "partially_failed"
       || state == "timed_out" || state == "skipped" || state == "cancelled")
     return colour::yellow;
-  if (state == "offline" || state == "unhealthy" || state == "failed"
+  if (state == "offline" || state == "unhealthy" || state == "failed" || state == "rolled_back"
       || state.rfind("unhealthy", 0) == 0)
     return colour::red;
   if (state == "downloading" || state == "installing" || state == "in_progress"

@@ -139,7 +139,7 @@ int job_status(context& ctx, const std::string& job) {
   std::string counts;
   auto c = d["counts"];
   for (auto* name : {"pending", "notified", "downloading", "downloaded", "installing",
-                     "succeeded", "failed", "timed_out", "cancelled", "skipped"})
+                     "succeeded", "failed", "timed_out", "cancelled", "skipped", "rolled_back"})
     if (auto n = c[name].as_int(); n > 0)
       counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + name;
   auto error = d["error_message"].as_string();

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 AGENT_PORT = 5683
-FINAL_NODE_STATES = ("succeeded", "failed", "timed_out", "cancelled", "skipped")
+FINAL_NODE_STATES = ("succeeded", "failed", "timed_out", "cancelled", "skipped", "rolled_back")
 FINAL_JOB_STATES = ("completed", "failed", "partially_failed", "cancelled")
 
 

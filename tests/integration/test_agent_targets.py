@@ -119,6 +119,36 @@ class TargetsTest(ah.AgentTestCase):
         self.assertIn("names fw at version 1.0, not 9.9", entry["error_message"])
         self.assertEqual(st["status"], "failed")
 
+    def test_4_a_failed_health_check_rolls_a_file_back(self):
+        # The paris node has /opt/app.conf "v1"; v2's health check fails on
+        # it: the node is rolled_back, v1 is back, the inventory keeps v1.
+        os.makedirs(os.path.join(self.paris.root, "opt"), exist_ok=True)
+        with open(os.path.join(self.paris.root, "opt", "app.conf"), "w") as f:
+            f.write("v1\n")
+        src = os.path.join(self.tmp, "app-v2.conf")
+        with open(src, "w") as f:
+            f.write("v2 broken\n")
+        self.upload(src, "app-v2.conf")
+        job = self.create_job({
+            "name": "app-conf", "version": "2", "package_type": "file",
+            "artifact": "app-v2.conf", "target_path": "/opt/app.conf",
+            "target_labels": {"site": "paris"},
+            "health_check": "! grep -q broken %s/opt/app.conf" % self.paris.root})
+        self.install(job)
+        body = self.wait_job_final(job, timeout=60)
+        self.assertEqual(body["node_statuses"], {self.paris.node_id: "rolled_back"})
+        self.assertEqual(body["status"], "failed")
+        self.assertEqual(body["counts"]["rolled_back"], 1)
+        entry = body["nodes"][0]
+        self.assertIn("health check failed", entry["error_message"])
+        with open(os.path.join(self.paris.root, "opt", "app.conf")) as f:
+            self.assertEqual(f.read(), "v1\n")
+        self.assertNotIn("app-conf", self.node(self.paris.node_id)["inventory"])
+        # A rolled-back node is retried like a failed one.
+        r = self.server.coap("post", "updates", {"action": "retry", "job_id": job})
+        self.assertEqual(r.code, "2.04", r)
+        self.assertEqual(r.json().get("retried"), "1", r)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

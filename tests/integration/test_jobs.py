@@ -108,7 +108,9 @@ class JobsTest(JobHelpers, h.ServerTestCase):
             self.assertEqual(len(got), 1, got)
             self.assertEqual(got[0]["job_id"], job)
             self.assertEqual(got[0]["node_id"], node)
-            self.assertEqual(sorted(got[0]), ["job_id", "node_id"])  # never the spec
+            # The ids and the hints of what it installs (name, version):
+            # never the spec.
+            self.assertEqual(sorted(got[0]), ["job_id", "name", "node_id", "version"])
             r = self.server.coap("get", "updates/%s/spec?node_id=%s" % (job, node))
             self.assertEqual(r.code, "2.05", r)
             self.assertEqual(r.json()["package_type"], "pip")

@@ -32,7 +32,9 @@ SIM_BIN = os.environ.get("COAPFLEET_SIM") or os.path.join(h.REPO, "build", "coap
 
 NODES = int(os.environ.get("COAPFLEET_CAMPAIGN_NODES", "10000"))
 LATE = NODES // 20
-INSTALL_SECONDS = 1.0
+# Long enough that a wave runs for seconds (the test kills the server while
+# one does).
+INSTALL_SECONDS = 3.0
 
 
 def rss_peak_kib(pid):
@@ -163,8 +165,7 @@ class SimCampaignTest(h.ServerTestCase):
                 continue
             waves = c["waves"]
             current = c["wave"]
-            if (not killed and current == 2 and waves[2]["state"] == "running"
-                    and 0 < waves[2]["succeeded"] < waves[2]["nodes"] // 2):
+            if not killed and current == 2 and waves[2]["state"] == "running":
                 # kill -9 mid-wave: the restarted server resumes the same wave.
                 peak_before = rss_peak_kib(self.server.pid)
                 self.server.kill9()
@@ -190,10 +191,32 @@ class SimCampaignTest(h.ServerTestCase):
             r = h.raw_request(self.server.port, "get", "nodes", query=("node_id=" + node,))
             self.assertEqual(r.json()["nodes"][0]["inventory"], {"fw": "2.0"}, node)
         peak = max(peak_before, rss_peak_kib(self.server.pid))
+        # The waves and the retries each wait for installs: the time beyond
+        # them is the campaign's own (planning, notifying, the operator's
+        # round trips, the restart).
+        installs = (4 + rounds) * INSTALL_SECONDS
+        figures = os.environ.get("COAPFLEET_CAMPAIGN_FIGURES")
+        if figures:
+            with open(figures, "w") as f:
+                json.dump({"nodes": NODES, "rounds": rounds, "elapsed_s": elapsed,
+                           "install_seconds": installs, "beyond_install_s": elapsed - installs,
+                           "peak_rss_kib": peak}, f)
+        # The waves and the retries each wait for installs: the time beyond
+        # them is the campaign's own (planning, notifying, the operator's
+        # round trips, the restart).
+        installs = (4 + rounds) * INSTALL_SECONDS
+        figures = os.environ.get("COAPFLEET_CAMPAIGN_FIGURES")
+        if figures:
+            with open(figures, "w") as f:
+                json.dump({"nodes": NODES, "rounds": rounds, "elapsed_s": elapsed,
+                           "install_seconds": installs, "beyond_install_s": elapsed - installs,
+                           "peak_rss_kib": peak}, f)
         print("\ncampaign of %d nodes (waves 1/10/50/100 %%, 5 %% failing their first attempt, "
               "%d retry+resume rounds, kill -9 mid-wave): %.1f s from install to every node "
-              "succeeded, %.1f s beyond the %.1f s simulated install; server peak RSS %.0f MiB" % (NODES, rounds, elapsed, elapsed - INSTALL_SECONDS,
-                                       INSTALL_SECONDS, peak / 1024.0), flush=True)
+              "succeeded, %.1f s beyond the %.1f s of installs on its path (4 waves and %d "
+              "retries of %.0f s); server peak RSS %.0f MiB"
+              % (NODES, rounds, elapsed, elapsed - installs, installs, rounds, INSTALL_SECONDS,
+                 peak / 1024.0), flush=True)
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ mock_installer(installer_actor::stateful_pointer<mock_installer_state> self,
       return {script->current_job, script->queued};
     },
     [](atom::response, uint64_t, client_response&) {},
-    [](atom::report, bool, int32_t, std::string&) {},
+    [](atom::report, bool, int32_t, std::string&, bool) {},
     [](atom::install, int32_t) {},
     [](atom::deadline, uint64_t) {},
     [](atom::job, uint64_t) {},

@@ -91,7 +91,7 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a notification is journaled bef
   CHECK(journal().jobs.size() == 1);
 
   // Once it finished, a late repeat is still not run again.
-  worker_says(0, atom::report::value, true, int32_t{1}, std::string());
+  worker_says(0, atom::report::value, true, int32_t{1}, std::string(), false);
   CHECK(states_of("job-1") == ran_ok);
   CHECK(journal().jobs.empty());
   CHECK(journal().done == std::deque<std::string>{"job-1"});
@@ -127,12 +127,12 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a second job waits for the firs
   CHECK(j.jobs[1].phase == model::job_phase::queued);
   CHECK(reports_of("job-2").empty());
 
-  worker_says(0, atom::report::value, true, int32_t{1}, std::string());
+  worker_says(0, atom::report::value, true, int32_t{1}, std::string(), false);
   CHECK(states_of("job-1") == ran_ok);
   REQUIRE(runs.size() == 2);
   CHECK(runs[1].job_id == "job-2");
   CHECK(status() == std::pair<std::string, uint32_t>{"job-2", 0});
-  worker_says(1, atom::report::value, false, int32_t{8}, std::string("script exited with code 1"));
+  worker_says(1, atom::report::value, false, int32_t{8}, std::string("script exited with code 1"), false);
   CHECK(states_of("job-2") == ran_failed);
   CHECK(status() == std::pair<std::string, uint32_t>{"", 0});
   CHECK(journal().done == std::deque<std::string>{"job-1", "job-2"});
@@ -169,7 +169,10 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a handler that throws is a fail
   use_worker([](const agent::handler_run& run) -> agent::install_outcome {
     if (run.note.job_id == "job-1")
       throw std::runtime_error("boom");
-    return {true, 1, {}};
+    agent::install_outcome ok;
+    ok.ok = true;
+    ok.result = 1;
+    return ok;
   });
   start();
   CHECK(notify(script_job("job-1", "true")));
@@ -223,16 +226,16 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: the watchdog fails a run that n
   CHECK(started_late.alive());
   worker_says(0, atom::install::value, static_cast<int32_t>(started_late.pid));
   CHECK(started_late.killed());
-  worker_says(0, atom::report::value, true, int32_t{1}, std::string());
+  worker_says(0, atom::report::value, true, int32_t{1}, std::string(), false);
   CHECK(states_of("job-1") == ran_failed);
   CHECK(status() == std::pair<std::string, uint32_t>{"job-2", 0});
   // Nor is anyone else's result taken for the current run.
-  caf::anon_send(installer, atom::report::value, true, int32_t{1}, std::string());
+  caf::anon_send(installer, atom::report::value, true, int32_t{1}, std::string(), false);
   sched->run();
   CHECK(status() == std::pair<std::string, uint32_t>{"job-2", 0});
 
   // job-2 reports in time; its watchdog then changes nothing.
-  worker_says(1, atom::report::value, true, int32_t{1}, std::string());
+  worker_says(1, atom::report::value, true, int32_t{1}, std::string(), false);
   CHECK(states_of("job-2") == ran_ok);
   advance(10s);
   CHECK(states_of("job-2") == ran_ok);
@@ -276,7 +279,7 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: after a restart a script that w
   CHECK(status() == std::pair<std::string, uint32_t>{"job-2", 1});
 
   // A pip install is safe to repeat: after another restart it runs again.
-  worker_says(1, atom::report::value, true, int32_t{1}, std::string());
+  worker_says(1, atom::report::value, true, int32_t{1}, std::string(), false);
   REQUIRE(runs.size() == 3);
   CHECK(runs[2].job_id == "job-3");
   stop(installer);
@@ -498,7 +501,7 @@ installer_actor::behavior_type listening_installer(installer_actor::pointer,
     [](atom::cancel, uint64_t) {},
     [](atom::status) -> caf::result<std::string, uint32_t> { return {std::string(), 0u}; },
     [](atom::response, uint64_t, client_response&) {},
-    [log](atom::report, bool ok, int32_t result, std::string& msg) {
+    [log](atom::report, bool ok, int32_t result, std::string& msg, bool) {
       log->said.push_back("report " + std::to_string(ok) + " " + std::to_string(result) + " "
                           + msg);
     },

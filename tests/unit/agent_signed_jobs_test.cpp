@@ -177,6 +177,6 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: without a verify key signatures
   CHECK(notify(script_job("job-1", "true")));
   CHECK(notify(signed_with(script_job("job-2", "true"), sign_key_b)));
   REQUIRE(runs.size() == 1);  // job-2 waits behind job-1
-  worker_says(0, atom::report::value, true, int32_t{1}, std::string());
+  worker_says(0, atom::report::value, true, int32_t{1}, std::string(), false);
   CHECK(runs.size() == 2);
 }

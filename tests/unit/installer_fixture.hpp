@@ -18,8 +18,8 @@ using model::node_update_state;
 /// A worker that says what the test tells it to, from its own address.
 inline caf::behavior puppet_worker(caf::event_based_actor* self, installer_actor installer) {
   return {
-    [self, installer](atom::report, bool ok, int32_t result, std::string& msg) {
-      self->send(installer, atom::report::value, ok, result, msg);
+    [self, installer](atom::report, bool ok, int32_t result, std::string& msg, bool) {
+      self->send(installer, atom::report::value, ok, result, msg, false);
     },
     [self, installer](atom::install, int32_t pgid) {
       self->send(installer, atom::install::value, pgid);

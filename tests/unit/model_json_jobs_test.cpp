@@ -119,7 +119,7 @@ TEST_CASE("decode_updates_request: report") {
   check_problem(decode_updates_request(base + "}").err, "missing field: status", "status");
   check_problem(decode_updates_request(base + R"(,"status":"in_progress"})").err,
                 "field status must be one of pending, notified, downloading, downloaded, "
-                "installing, succeeded, failed, timed_out, cancelled, skipped",
+                "installing, succeeded, failed, timed_out, cancelled, skipped, rolled_back",
                 "status");
   check_fails_on(decode_updates_request(base + R"(,"status":3})"), "status");
   check_fails_on(decode_updates_request(base + R"(,"status":"installing","progress":101})"),

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include "model/json.hpp"
+#include "model/job_signature.hpp"
+#include "model/rules.hpp"
 #include "model/targets.hpp"
 #include "model_json_helpers.hpp"
 
@@ -183,4 +185,43 @@ TEST_CASE("notifications hint the job's name and version; an install reads neith
   CHECK(d.value.name == "fw");
   CHECK(d.value.version == "1.2.0");
   CHECK(d.value.spec.name.empty());
+}
+
+TEST_CASE("rolled_back: final, reached from a running state, counted as a failure") {
+  CHECK(is_terminal(node_update_state::rolled_back));
+  CHECK(check_transition(node_update_state::installing, node_update_state::rolled_back).empty());
+  CHECK_FALSE(
+    check_transition(node_update_state::rolled_back, node_update_state::succeeded).empty());
+  node_update_state s;
+  REQUIRE(from_string("rolled_back", s));
+  CHECK(s == node_update_state::rolled_back);
+  std::vector<node_job_state> nodes(2);
+  nodes[0].state = node_update_state::succeeded;
+  nodes[1].state = node_update_state::rolled_back;
+  auto c = count_states(nodes);
+  CHECK(c.of(node_update_state::rolled_back) == 1);
+  CHECK(c.finished() == 2);
+  CHECK(derive_job_status(job_status::in_progress, c) == job_status::partially_failed);
+  auto r = decode_updates_request(R"({"action":"report","job_id":"j","node_id":"n",)"
+                                  R"("status":"rolled_back","error_message":"health check failed"})");
+  REQUIRE(r.ok());
+  CHECK(r.value.report.state == node_update_state::rolled_back);
+}
+
+TEST_CASE("health_check: part of the spec, its JSON and (only when set) its signed text") {
+  job_spec s;
+  s.name = "fw";
+  s.version = "2";
+  s.package_type = "script";
+  s.script = "true";
+  s.target_nodes = {"all"};
+  auto without = signed_job_text(s);
+  CHECK(without.find("health_check") == std::string::npos);
+  s.health_check = "systemctl is-active fw";
+  CHECK(signed_job_text(s) != without);
+  auto back = decode_job_spec(encode_job_spec(s));
+  REQUIRE(back.ok());
+  CHECK(back.value.health_check == s.health_check);
+  s.health_check = "   ";
+  CHECK(validate_job_spec(s).field == "health_check");
 }
