@@ -269,20 +269,8 @@ int main(int argc, char** argv) {
     opt.transport.server_port = server_port;
   }
   model::string_map labels;
-  for (auto& l : opt.labels) {
-    auto eq = l.find('=');
-    auto key = l.substr(0, eq);
-    auto value = eq == std::string::npos ? std::string() : l.substr(eq + 1);
-    if (eq == std::string::npos || !model::valid_label_key(key) || value.empty()
-        || !model::valid_label_value(value)) {
-      std::fprintf(stderr, "--label %s: expected KEY=VALUE, KEY %s, VALUE %s\n", l.c_str(),
-                   model::label_key_rule, model::label_value_rule);
-      return 2;
-    }
-    labels.emplace_back(std::move(key), std::move(value));
-  }
-  if (!model::normalize(labels) || labels.size() > model::max_labels) {
-    std::fprintf(stderr, "--label: each key once, at most %zu labels\n", model::max_labels);
+  if (!model::parse_labels(opt.labels, labels, err)) {
+    std::fprintf(stderr, "--label %s\n", err.c_str());
     return 2;
   }
   std::shared_ptr<const common::ed25519_key> verify_key;

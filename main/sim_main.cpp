@@ -1,5 +1,6 @@
 // coapfleet-sim: simulates N coapfleet agents in one process, each on its own
 // loopback address, for scale tests (fleet) and server benchmarks (load).
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -55,6 +56,19 @@ bool parse_pairs(cli_state& s) {
       return false;
     }
     s.cfg.inventory.emplace_back(i.substr(0, eq), i.substr(eq + 1));
+  }
+  auto repeated = [](auto names) {
+    std::sort(names.begin(), names.end());
+    return std::adjacent_find(names.begin(), names.end()) != names.end();
+  };
+  std::vector<std::string> keys, items;
+  for (auto& l : s.cfg.labels)
+    keys.push_back(l.first);
+  for (auto& i : s.cfg.inventory)
+    items.push_back(i.first);
+  if (repeated(keys) || repeated(items)) {
+    std::fprintf(stderr, "coapfleet-sim: each --label key and --inventory name once\n");
+    return false;
   }
   return true;
 }

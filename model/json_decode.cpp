@@ -125,7 +125,7 @@ void read_registration(reader& r, node_registration& n, const std::string& sourc
   r.optional_strings("drivers", n.drivers);
   r.optional_attributes("system_info", n.system_info);
   r.optional_string("status", n.reported_status);
-  r.optional_string_map("labels", n.labels, valid_label_key, label_key_rule, valid_label_value,
+  r.optional_string_map("labels", n.labels, valid_label_key, label_key_rule, valid_label_text,
                         label_value_rule, max_labels);
   n.inventory_given = r.optional_string_map("inventory", n.inventory, valid_inventory_name,
                                             inventory_name_rule, valid_version, version_rule,

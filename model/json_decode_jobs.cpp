@@ -34,7 +34,7 @@ void read_spec(reader& r, job_spec& s, bool core, bool server_fields) {
   r.optional_strings("target_nodes", s.target_nodes);
   r.optional_string_map("target_labels", s.target_labels, valid_target_key,
                         "a label key, system_info.arch, system_info.os or inventory.<name>",
-                        valid_label_value, label_value_rule, max_labels);
+                        valid_label_text, label_value_rule, max_labels);
   r.optional_strings("packages", s.packages);
   r.optional_string("artifact", s.artifact);
   r.optional_string("target_path", s.target_path);

@@ -34,6 +34,7 @@ bool valid_label_key(std::string_view k) {
 }
 
 bool valid_label_value(std::string_view v) { return v.size() <= 128 && printable(v); }
+bool valid_label_text(std::string_view v) { return !v.empty() && valid_label_value(v); }
 
 bool valid_inventory_name(std::string_view k) {
   return !k.empty() && k.size() <= 128 && printable(k);
@@ -48,6 +49,26 @@ bool valid_target_key(std::string_view k) {
   if (k.substr(0, inv.size()) == inv)
     return valid_inventory_name(k.substr(inv.size()));
   return valid_label_key(k);
+}
+
+bool parse_labels(const std::vector<std::string>& args, string_map& out, std::string& error) {
+  out.clear();
+  for (auto& l : args) {
+    auto eq = l.find('=');
+    auto key = l.substr(0, eq);
+    auto value = eq == std::string::npos ? std::string() : l.substr(eq + 1);
+    if (eq == std::string::npos || !valid_label_key(key) || value.empty()
+        || !valid_label_value(value)) {
+      error = l + ": expected KEY=VALUE, KEY " + label_key_rule + ", VALUE " + label_value_rule;
+      return false;
+    }
+    out.emplace_back(std::move(key), std::move(value));
+  }
+  if (!normalize(out) || out.size() > max_labels) {
+    error = "each key once, at most " + std::to_string(max_labels) + " labels";
+    return false;
+  }
+  return true;
 }
 
 bool normalize(string_map& m) {

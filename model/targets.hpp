@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "model/types.hpp"
 
@@ -19,7 +20,10 @@ struct node_traits {
   string_map inventory;
   std::string arch;  ///< system_info.arch (empty when not told)
   std::string os;    ///< system_info.os
-  bool empty() const { return labels.empty() && inventory.empty() && arch.empty() && os.empty(); }
+  bool empty() const {
+    return labels.empty() && operator_labels.empty() && inventory.empty() && arch.empty()
+           && os.empty();
+  }
   friend bool operator==(const node_traits& a, const node_traits& b) {
     return a.labels == b.labels && a.operator_labels == b.operator_labels
            && a.inventory == b.inventory && a.arch == b.arch && a.os == b.os;
@@ -33,14 +37,19 @@ constexpr size_t max_labels = 32;
 constexpr size_t max_inventory = 256;
 constexpr const char* label_key_rule =
   "1..63 characters of A-Z a-z 0-9 . _ - /, not starting with system_info. or inventory.";
-constexpr const char* label_value_rule = "0..128 printable characters";
+constexpr const char* label_value_rule = "1..128 printable characters";
 constexpr const char* inventory_name_rule = "1..128 printable characters";
 constexpr const char* version_rule = "1..64 printable characters";
 
 bool valid_label_key(std::string_view k);
 bool valid_label_value(std::string_view v);  ///< printable ASCII or UTF-8, no control
+bool valid_label_text(std::string_view v);   ///< the same, not empty (a label a node has)
 bool valid_inventory_name(std::string_view k);
 bool valid_version(std::string_view v);
+
+/// KEY=VALUE command-line labels (an agent's --label) as a label map;
+/// false with `error` naming the one at fault (or a repeated key, or too many).
+bool parse_labels(const std::vector<std::string>& args, string_map& out, std::string& error);
 
 /// Sorts by name; false when a name repeats.
 bool normalize(string_map& m);

@@ -100,6 +100,13 @@ void finish(self_ptr self, bool ok, int32_t result, std::string error, bool roll
 
 namespace {
 
+/// How long a run may take: the handler's timeout, twice with a health
+/// check (it runs within the same timeout after the install).
+std::chrono::seconds run_limit(const model::job_spec& spec, const handler_config& cfg) {
+  auto t = handler_timeout(spec, cfg);
+  return spec.health_check.empty() ? t : 2 * t;
+}
+
 /// Forgets the current handler run: its worker is not heard any more.
 void end_run(self_ptr self) {
   auto& st = self->state;
@@ -143,7 +150,7 @@ void run_install(self_ptr self) {
   handler_run run{front.note, st.cfg.handlers,
                   st.cfg.state_dir + "/downloads/" + front.note.job_id + ".part"};
   auto type = run.note.spec.package_type;
-  auto limit = handler_timeout(run.note.spec, run.cfg) + st.cfg.watchdog_grace;
+  auto limit = run_limit(run.note.spec, run.cfg) + st.cfg.watchdog_grace;
   CF_INFO("installer", "job ", run.note.job_id, ": installing (", type, ")");
   auto launch = st.cfg.launch ? st.cfg.launch : worker_launcher{launch_detached_worker};
   caf::actor worker;
@@ -183,7 +190,7 @@ void on_watchdog(self_ptr self, uint64_t id) {
   if (id != st.run.id || !st.run.worker)
     return;  // that run ended in time
   auto& spec = current(self).spec;
-  auto limit = handler_timeout(spec, st.cfg.handlers) + st.cfg.watchdog_grace;
+  auto limit = run_limit(spec, st.cfg.handlers) + st.cfg.watchdog_grace;
   auto msg = "the " + spec.package_type + " handler did not finish within "
              + std::to_string(limit.count()) + " s (timed out); abandoned";
   if (st.run.pgid > 0) {

@@ -175,6 +175,7 @@ void plan_report(self_ptr, job_round& r, model::update_report rep,
   // sends one with its success) succeeded only when it names the version.
   std::string not_running;
   if (rep.state == model::node_update_state::succeeded && rep.inventory_given
+      && !model::is_terminal(n->state)
       && !model::runs_version(rep.inventory, rec.spec, not_running)) {
     rep.state = model::node_update_state::failed;
     rep.result = static_cast<int32_t>(model::update_result::update_failed);

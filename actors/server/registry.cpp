@@ -227,6 +227,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         auto registered_at = i != st.nodes.end() ? i->second.registered_at : now;
         // Labels and inventory take effect at once (what comes next is laid
         // over them, in the order the store gets them).
+        bool was_new = i == st.nodes.end();
         auto traits = registered_traits(reg, i != st.nodes.end() ? &i->second : nullptr);
         if (i != st.nodes.end() && !(traits_of(i->second) == traits)) {
           set_traits(st, i->second, traits);
@@ -238,7 +239,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         auto rp = self->make_response_promise<registered>();
         self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
           .then(
-            [self, rp, reg, registered_at, now, from, traits](atom::ok) mutable {
+            [self, rp, reg, registered_at, now, from, traits, was_new](atom::ok) mutable {
               auto& st = self->state;
               auto i = st.nodes.find(reg.node_id);
               registered result{reg.node_id, i == st.nodes.end()};
@@ -258,6 +259,8 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                          reg.ip_address, ":", reg.port);
                 i->second.ip_address = reg.ip_address;
                 i->second.port = reg.port;
+                if (was_new)  // registered twice at once: the later one's traits hold
+                  set_traits(st, i->second, traits);
                 if (is_down(st, i)) {  // it went down during the commit
                   rp.deliver(node_down(reg.node_id));
                   return;

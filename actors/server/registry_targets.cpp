@@ -22,9 +22,7 @@ std::string pool_key(const model::node_traits& t) {
   k += '\n';
   k += model::encode_string_map(t.inventory);
   k += '\n';
-  k += t.arch;
-  k += '\n';
-  k += t.os;
+  k += model::encode_strings({t.arch, t.os});  // JSON: no two keys alike
   return k;
 }
 
@@ -171,9 +169,15 @@ caf::result<model::string_map> relabel(self_ptr self, const std::string& id,
     return make_api_error(api_errc::not_found, "node not registered", "node_id", "node_id", id);
   auto& e = i->second;
   auto t = traits_of(e);
+  auto before = t.labels.size();
   t.labels = model::merge_labels(t.labels, change);
   t.operator_labels = model::merge_labels(t.operator_labels, change, true);
-  if (t.labels.size() > model::max_labels || t.operator_labels.size() > 2 * model::max_labels)
+  // Removals the operator made are kept (a registration must not bring the
+  // label back), the oldest first to go when there are too many.
+  for (auto i = t.operator_labels.begin();
+       t.operator_labels.size() > 2 * model::max_labels && i != t.operator_labels.end();)
+    i = i->second.empty() ? t.operator_labels.erase(i) : std::next(i);
+  if (t.labels.size() > model::max_labels && t.labels.size() > before)
     return make_api_error(api_errc::bad_request,
                           "node " + id + " would have " + std::to_string(t.labels.size())
                             + " labels, at most " + std::to_string(model::max_labels)

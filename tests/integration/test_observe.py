@@ -136,12 +136,23 @@ class Observer:
     def ok_notes(self):
         return [m for m in self.notes if m.code_text.startswith("2.")]
 
+    def body_of(self, m):
+        """A notification's representation: its payload, or, when it is the
+        first block of a larger one (RFC 7959 2.6), the whole of it as a
+        GET reads it now."""
+        block = m.option(h.OPT_BLOCK2)
+        if block is not None and h.decode_uint(block) & 0x8:
+            host, port = self.sock.getpeername()
+            r = h.raw_request(port, "get", self.path, query=tuple(self.query))
+            return json.loads(r.payload.decode("utf-8"))
+        return json.loads(m.payload.decode("utf-8"))
+
     def bodies(self):
-        return [json.loads(m.payload.decode("utf-8")) for m in self.ok_notes()]
+        return [self.body_of(m) for m in self.ok_notes()]
 
     def last_body(self):
         ok = self.ok_notes()
-        return json.loads(ok[-1].payload.decode("utf-8")) if ok else None
+        return self.body_of(ok[-1]) if ok else None
 
     def observe_numbers(self):
         return [h.decode_uint(m.option(OPT_OBSERVE)) for m in self.ok_notes()

@@ -71,6 +71,12 @@ TEST_CASE_FIXTURE(fixture, "success counts only when the reported inventory name
   CHECK(st.nodes[1].result == static_cast<int32_t>(model::update_result::update_failed));
   CHECK(st.nodes[2].state == model::node_update_state::succeeded);
   CHECK(st.status == model::job_status::partially_failed);
+  // A finished node stays what it is: a repeated success naming another
+  // version changes nothing.
+  auto late = ok;
+  late.inventory = {{"fw", "0.9"}};
+  ask<atom::ok>(jobs, atom::report::value, late, op);
+  CHECK(status(job.job_id).nodes[0].state == model::node_update_state::succeeded);
 }
 
 TEST_CASE_FIXTURE(fixture, "a dynamic campaign for labels takes a node an operator labels") {

@@ -301,6 +301,14 @@ TEST_CASE_FIXTURE(fixture, "labels: registrations merge, operators change, targe
                                                   std::string{"ghost"}, model::string_map{}),
                      api_errc::not_found));
 
+  // A removal is an operator's label too: the node's own "site" stays away
+  // when it registers again with it.
+  enroll_with(*this, "n-3", {{"site", "paris"}}, "arm64");
+  ask<model::string_map>(registry, atom::label::value, std::string{"n-3"},
+                         model::string_map{{"site", ""}});
+  enroll_with(*this, "n-3", {{"site", "paris"}}, "arm64");
+  CHECK(node("n-3").reg.labels.empty());
+
   // Durable, and read back at start-up.
   start(restart());
   CHECK(ids_of(ask<std::vector<job_target>>(registry, atom::resolve::value, spec))
