@@ -21,6 +21,7 @@ void add_artifact_delete_command(CLI::App& artifact, context& ctx);
 int delete_node(context& ctx, const std::string& id);
 int label_node(context& ctx, const std::string& id, const std::vector<std::string>& changes);
 int node_history(context& ctx, const std::string& id, long long limit);
+int job_history(context& ctx, const std::string& job, long long limit);
 /// system status|restart|shutdown, test, discover (system_commands.cpp)
 void add_system_commands(CLI::App& app, context& ctx);
 /// key add|list|revoke|rotate (key_commands.cpp)

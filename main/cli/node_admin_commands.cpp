@@ -30,15 +30,18 @@ int delete_path(context& ctx, const std::string& path, const std::string& done) 
 
 }  // namespace
 
-/// GET /nodes/<id>/history, newest first, `limit` entries (page by page).
-int node_history(context& ctx, const std::string& id, long long limit) {
+namespace {
+
+/// GET `path` (a node's or a job's history), newest first, `limit` entries
+/// (page by page); the other side of each entry (`other`: job_id or node_id).
+int print_history(context& ctx, const std::string& path, const char* other,
+                  const std::string& what, long long limit) {
   auto term = terminal::detect();
-  table t({"AT", "JOB", "ATTEMPT", "STATE", "RESULT", "ERROR"});
+  table t({"AT", other[0] == 'j' ? "JOB" : "NODE", "ATTEMPT", "STATE", "RESULT", "ERROR"});
   std::string before;
   long long shown = 0;
   while (shown < limit) {
-    auto a = ctx.call(client::method::get, "nodes/" + id + "/history",
-                      before.empty() ? "" : "before=" + before);
+    auto a = ctx.call(client::method::get, path, before.empty() ? "" : "before=" + before);
     if (!a.ok())
       return a.exit;
     if (ctx.options.json) {
@@ -49,7 +52,7 @@ int node_history(context& ctx, const std::string& id, long long limit) {
           break;
         auto state = e["status"].as_string();
         auto error = e["error_message"].as_string();
-        t.add({e["at"].as_string(), e["job_id"].as_string(),
+        t.add({e["at"].as_string(), e[other].as_string(),
                std::to_string(e["attempt"].as_int()), state,
                result_text(e["result"].as_int()), error.empty() ? "-" : error},
               {colour::none, colour::none, colour::none, colour_of(state), colour::none,
@@ -64,10 +67,20 @@ int node_history(context& ctx, const std::string& id, long long limit) {
   if (ctx.options.json)
     return exit_ok;
   if (t.empty())
-    std::printf("no history for node %s\n", id.c_str());
+    std::printf("no history for %s\n", what.c_str());
   else
     t.print(term);
   return exit_ok;
+}
+
+}  // namespace
+
+int node_history(context& ctx, const std::string& id, long long limit) {
+  return print_history(ctx, "nodes/" + id + "/history", "job_id", "node " + id, limit);
+}
+
+int job_history(context& ctx, const std::string& job, long long limit) {
+  return print_history(ctx, "updates/" + job + "/history", "node_id", "job " + job, limit);
 }
 
 int label_node(context& ctx, const std::string& id, const std::vector<std::string>& changes) {

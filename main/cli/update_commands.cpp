@@ -245,7 +245,7 @@ int run_job(context& ctx, const job_spec& s) {
 
 /// A subcommand taking one job id.
 CLI::App* add_job_command(CLI::App& update, context& ctx, const char* name, const char* help,
-                          int (*fn)(context&, const std::string&)) {
+                          std::function<int(context&, const std::string&)> fn) {
   auto* sub = update.add_subcommand(name, help);
   auto job = std::make_shared<std::string>();
   sub->add_option("job", *job, "The job id (as update create printed it)")->required();
@@ -305,6 +305,14 @@ void add_update_commands(CLI::App& app, context& ctx) {
                     "giving up")
     ->capture_default_str()
     ->check(CLI::NonNegativeNumber);
+
+  auto history_limit = std::make_shared<long long>(50);
+  auto* history = add_job_command(
+    *update, ctx, "history", "Every state change of every node of a job, newest first",
+    [history_limit](context& c, const std::string& j) { return job_history(c, j, *history_limit); });
+  history->add_option("--limit", *history_limit, "entries to show")
+    ->capture_default_str()
+    ->check(CLI::Range(1LL, 100000LL));
 
   auto* list = update->add_subcommand("list", "All jobs with their status");
   list->callback([&ctx] { ctx.action = [&ctx] { return list_jobs(ctx); }; });

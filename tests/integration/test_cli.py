@@ -440,6 +440,10 @@ class CliTest(h.ServerTestCase):
         self.assertTrue(any("notified" in l for l in rows), r.stdout)
         r = self.ok("--json", "node", "history", "cli-node", "--limit", "1")
         self.assertEqual(json.loads(r.stdout.splitlines()[0])["node_id"], "cli-node")
+        r = self.ok("update", "history", job)
+        rows = [l for l in r.stdout.splitlines() if "cli-node" in l]
+        self.assertTrue(any("failed" in l and "pip exited 1" in l for l in rows), r.stdout)
+        self.assertIn("NODE", r.stdout.splitlines()[0])
         r = self.server.coap("post", "nodes", {"node_id": "gone-node", "ip_address": "127.0.0.1"})
         self.assertEqual(r.code, "2.01", r)
         r = self.ok("node", "delete", "gone-node")

@@ -201,16 +201,6 @@ class SimCampaignTest(h.ServerTestCase):
                 json.dump({"nodes": NODES, "rounds": rounds, "elapsed_s": elapsed,
                            "install_seconds": installs, "beyond_install_s": elapsed - installs,
                            "peak_rss_kib": peak}, f)
-        # The waves and the retries each wait for installs: the time beyond
-        # them is the campaign's own (planning, notifying, the operator's
-        # round trips, the restart).
-        installs = (4 + rounds) * INSTALL_SECONDS
-        figures = os.environ.get("COAPFLEET_CAMPAIGN_FIGURES")
-        if figures:
-            with open(figures, "w") as f:
-                json.dump({"nodes": NODES, "rounds": rounds, "elapsed_s": elapsed,
-                           "install_seconds": installs, "beyond_install_s": elapsed - installs,
-                           "peak_rss_kib": peak}, f)
         print("\ncampaign of %d nodes (waves 1/10/50/100 %%, 5 %% failing their first attempt, "
               "%d retry+resume rounds, kill -9 mid-wave): %.1f s from install to every node "
               "succeeded, %.1f s beyond the %.1f s of installs on its path (4 waves and %d "
