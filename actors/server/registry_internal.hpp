@@ -2,6 +2,7 @@
 // registry_liveness.cpp: liveness deadlines, counts, announcements).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -126,6 +127,10 @@ struct registry_state {
   model::millis armed_for = 0;  ///< the bucket the pending timer is for (0: none)
   /// The distinct traits of the fleet, by their encoding (registry_targets.cpp).
   std::unordered_map<std::string, std::shared_ptr<const model::node_traits>> trait_pool;
+  /// The pool's slots used last: a fleet's few distinct traits are found
+  /// by comparison, without encoding a key (a start-up reads a million).
+  std::array<const std::shared_ptr<const model::node_traits>*, 4> recent_traits{};
+  size_t recent_next = 0;
 
   registry_state() = default;
   registry_state(const registry_state&) = delete;

@@ -72,15 +72,31 @@ const model::node_traits& traits_of(const node_entry& e) {
 void set_traits(registry_state& st, node_entry& e, model::node_traits t) {
   auto old = std::move(e.traits);
   if (!t.empty()) {
-    auto key = pool_key(t);
-    auto& slot = st.trait_pool[key];
-    if (!slot)
-      slot = std::make_shared<const model::node_traits>(std::move(t));
-    e.traits = slot;
+    const std::shared_ptr<const model::node_traits>* found = nullptr;
+    for (auto* slot : st.recent_traits)
+      if (slot != nullptr && **slot == t) {
+        found = slot;
+        break;
+      }
+    if (found == nullptr) {
+      auto& slot = st.trait_pool[pool_key(t)];
+      if (!slot)
+        slot = std::make_shared<const model::node_traits>(std::move(t));
+      found = &slot;  // stable: an unordered_map moves no element
+      st.recent_traits[st.recent_next++ % st.recent_traits.size()] = found;
+    }
+    e.traits = *found;
   }
   // The last node with the old traits lets them go (the pool holds one).
-  if (old && old != e.traits && old.use_count() == 2)
-    st.trait_pool.erase(pool_key(*old));
+  if (old && old != e.traits && old.use_count() == 2) {
+    auto at = st.trait_pool.find(pool_key(*old));
+    if (at != st.trait_pool.end()) {
+      for (auto& slot : st.recent_traits)
+        if (slot == &at->second)
+          slot = nullptr;
+      st.trait_pool.erase(at);
+    }
+  }
 }
 
 model::node_traits registered_traits(model::node_registration& reg, const node_entry* had) {
