@@ -225,6 +225,9 @@ caf::result<atom::ok> take_inventory(self_ptr self, const std::string& id,
   set_traits(st, i->second, std::move(t));
   note_change(st, id);
   announce(self, resource_kind::nodes, urgency::control);
+  // A dynamic campaign for inventory.<name> may now match it.
+  if (i->second.summary.status == model::node_status::online)
+    joined(self, id, i->second);
   return write_traits(self, id, atom::ok::value);
 }
 

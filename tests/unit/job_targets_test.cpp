@@ -103,3 +103,21 @@ TEST_CASE_FIXTURE(fixture, "a dynamic campaign for labels takes a node an operat
   CHECK(std::get<3>(wire->notes[0]).name == "fw");
   CHECK(std::get<3>(wire->notes[0]).version == "1.2.0");
 }
+
+TEST_CASE_FIXTURE(fixture, "a dynamic campaign for an inventory version takes a node that gets it") {
+  enroll("node-a", "127.1.0.1");
+  ask<atom::ok>(registry, atom::inventory::value, std::string{"node-a"},
+                model::string_map{{"base", "1.0"}});
+  enroll("node-b", "127.1.0.2");
+  auto spec = labelled_job({{"inventory.base", "1.0"}});
+  spec.dynamic = true;
+  auto job = create(spec);
+  ask<model::job_record>(jobs, atom::install::value, job.job_id, op);
+  REQUIRE(status(job.job_id).nodes.size() == 1);
+  ask<atom::ok>(registry, atom::inventory::value, std::string{"node-b"},
+                model::string_map{{"base", "1.0"}});
+  sched->run();
+  auto st = status(job.job_id);
+  REQUIRE(st.nodes.size() == 2);
+  CHECK(st.nodes[1].node_id == "node-b");
+}
