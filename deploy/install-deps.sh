@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libcaf-dev libcoap3-dev libcoap3-bin rapidjson-dev doctest-dev libsqlite3-dev libcli11-dev libssl-dev
+  # The shared store of a cluster (--store postgresql://...): libpq to build,
+  # the server for the tests, deploy/pg.sh and deploy/cluster.sh.
+  libpq-dev postgresql
   python3 sqlite3 procps
   # coapfleet-server's allocator (see CMakeLists.txt).
   libjemalloc-dev

@@ -1,13 +1,12 @@
-// The SQLite store: migrations, prepared statements, group commit, loads.
-// Only the persistence actor uses it, from one thread. The SQL text is in
-// store_sql.cpp.
+// The store: migrations, prepared statements, group commit, loads, on
+// SQLite or PostgreSQL (store/db.hpp). Only the persistence actor uses it,
+// from one thread. The SQL text is in store_sql.cpp.
 #include "store/store.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
 #include <strings.h>
 
 #include <cstdlib>
@@ -20,6 +19,8 @@
 namespace coapfleet::server {
 
 bool store::statements::migrate() {
+  if (pg())
+    return migrate_postgresql();
   std::string v;
   if (!query_text("PRAGMA user_version", v))
     return false;
@@ -52,26 +53,61 @@ bool store::statements::migrate() {
   if (ok && version < 6)
     ok = exec(sql::schema_v6, "cannot migrate the schema to v6 (labels, inventory)");
   // Later versions: if (ok && version < 7) ok = exec(sql::schema_v7, ...);
-  if (ok && !sqlite3_get_autocommit(self.db_))
+  return finish_migration(ok);
+}
+
+bool store::statements::finish_migration(bool ok) {
+  if (ok && self.db_->in_transaction())
     ok = exec("COMMIT", "cannot commit migration");
-  if (!ok && !sqlite3_get_autocommit(self.db_))
-    sqlite3_exec(self.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (!ok && self.db_->in_transaction()) {
+    std::string keep = self.error_;
+    self.db_->exec("ROLLBACK");
+    self.error_ = keep;
+  }
   return ok;
 }
 
+// PostgreSQL: members that start together take turns (an advisory lock
+// held by the migrating transaction); the version is a row of meta.
+bool store::statements::migrate_postgresql() {
+  bool ok = exec("BEGIN", "cannot begin migration")
+            && exec("SELECT pg_advisory_xact_lock(5683001)", "cannot lock for migration")
+            && exec("CREATE TABLE IF NOT EXISTS meta (name TEXT COLLATE \"C\" PRIMARY KEY,"
+                    " value BIGINT NOT NULL)",
+                    "cannot create the meta table");
+  std::string v;
+  ok = ok && query_text("SELECT value FROM meta WHERE name = 'schema_version'", v);
+  int version = std::atoi(v.c_str());
+  if (ok && version > schema_version) {
+    self.error_ = self.path_ + ": database schema version " + std::to_string(version)
+                  + " is newer than this server (" + std::to_string(schema_version) + ")";
+    ok = false;
+  }
+  if (ok && v.empty()) {
+    ok = exec(sql::pg::schema_current, "cannot create the schema")
+         && exec(("INSERT INTO meta(name, value) VALUES('schema_version', "
+                  + std::to_string(schema_version) + ")")
+                   .c_str(),
+                 "cannot record the schema version");
+    version = schema_version;
+  }
+  // Later versions: if (ok && version < 7) ok = exec(sql::pg::schema_v7, ...);
+  return finish_migration(ok);
+}
+
 bool store::statements::prepare_all() {
-  return prepare(begin, "BEGIN IMMEDIATE") && prepare(commit, "COMMIT")
+  return prepare(begin, pg() ? "BEGIN" : "BEGIN IMMEDIATE") && prepare(commit, "COMMIT")
          && prepare(rollback, "ROLLBACK") && prepare(ping, "SELECT 1")
-         && prepare(checkpoint, "PRAGMA wal_checkpoint(TRUNCATE)")
+         && (pg() || prepare(checkpoint, "PRAGMA wal_checkpoint(TRUNCATE)"))
          && prepare(upsert_node, sql::upsert_node)
          && prepare(upsert_health, sql::upsert_health)
          && prepare(touch_node, sql::touch_node)
-         && prepare(insert_job, sql::insert_job)
+         && prepare(insert_job, pg() ? sql::pg::insert_job : sql::insert_job)
          && prepare(update_job, sql::update_job)
          && prepare(upsert_state, sql::upsert_state)
          && prepare(select_nodes, sql::select_nodes)
          && prepare(select_node, sql::select_node)
-         && prepare(select_briefs, sql::select_briefs)
+         && prepare(select_briefs, pg() ? sql::pg::select_briefs : sql::select_briefs)
          && prepare(select_jobs, sql::select_jobs)
          && prepare(select_states, sql::select_states)
          && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1")
@@ -113,7 +149,7 @@ bool store::statements::write(const put_health& op) {
   bind(upsert_health, 3, op.at);
   if (!run(upsert_health, "cannot store health"))
     return false;
-  if (sqlite3_changes(self.db_) == 0)
+  if (self.db_->changes() == 0)
     return true;  // unknown node, or older than the stored report: skipped
   bind(touch_node, 1, op.health.node_id);
   bind(touch_node, 2, op.at);
@@ -181,62 +217,75 @@ bool store::statements::write_state(const std::string& job_id,
 
 // -- store -------------------------------------------------------------------
 
-std::unique_ptr<store> store::open(const std::string& path, std::string& error) {
-  std::unique_ptr<store> self{new store};
-  self->path_ = path;
-  self->st_ = std::make_unique<statements>(*self);
-  auto& st = *self->st_;
-  auto bail = [&]() -> std::unique_ptr<store> {
-    error = self->error_;
-    return nullptr;
-  };
-  // The database holds the fleet's pre-shared keys: only its owner may read
-  // it (SQLite gives its -wal and -shm files the database file's mode).
-  if (path != ":memory:") {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-      struct stat st_mode {};
-      if (::fstat(fd, &st_mode) == 0 && (st_mode.st_mode & 077) != 0)
-        ::fchmod(fd, st_mode.st_mode & 0700);
-      ::close(fd);
-    }
-    for (const char* suffix : {"-wal", "-shm"})
-      ::chmod((path + suffix).c_str(), 0600);  // when they exist from before
+namespace {
+
+/// The database holds the fleet's pre-shared keys: only its owner may read
+/// it (SQLite gives its -wal and -shm files the database file's mode).
+void restrict_mode(const std::string& path) {
+  if (path == ":memory:")
+    return;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    struct stat st_mode {};
+    if (::fstat(fd, &st_mode) == 0 && (st_mode.st_mode & 077) != 0)
+      ::fchmod(fd, st_mode.st_mode & 0700);
+    ::close(fd);
   }
-  if (sqlite3_open_v2(path.c_str(), &self->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                      nullptr)
-      != SQLITE_OK) {
-    st.fail("cannot open database");
-    return bail();
-  }
-  sqlite3_busy_timeout(self->db_, 5000);
+  for (const char* suffix : {"-wal", "-shm"})
+    ::chmod((path + suffix).c_str(), 0600);  // when they exist from before
+}
+
+}  // namespace
+
+bool store::statements::setup_sqlite() {
   std::string mode;
-  if (!st.query_text("PRAGMA journal_mode = WAL", mode))
-    return bail();
+  if (!query_text("PRAGMA journal_mode = WAL", mode))
+    return false;
   if (strcasecmp(mode.c_str(), "wal") != 0) {
-    self->error_ = path + ": cannot switch to WAL journal mode (still '" + mode + "')";
-    return bail();
+    self.error_ = self.path_ + ": cannot switch to WAL journal mode (still '" + mode + "')";
+    return false;
   }
   // FULL: in WAL mode every commit syncs the WAL, so an acknowledged write
   // survives kill -9 and a power loss.
   std::string sync;
-  if (!st.exec("PRAGMA synchronous = FULL", "cannot set synchronous = FULL")
-      || !st.query_text("PRAGMA synchronous", sync))
-    return bail();
+  if (!exec("PRAGMA synchronous = FULL", "cannot set synchronous = FULL")
+      || !query_text("PRAGMA synchronous", sync))
+    return false;
   if (sync != "2") {  // 2 = FULL
-    self->error_ = path + ": cannot set synchronous = FULL (still " + sync + ")";
-    return bail();
+    self.error_ = self.path_ + ": cannot set synchronous = FULL (still " + sync + ")";
+    return false;
   }
-  if (!st.exec("PRAGMA foreign_keys = ON", "cannot enable foreign keys") || !st.migrate()
-      || !st.prepare_all())
-    return bail();
+  return exec("PRAGMA foreign_keys = ON", "cannot enable foreign keys");
+}
+
+std::unique_ptr<store> store::open(const std::string& location, std::string& error) {
+  std::unique_ptr<store> self{new store};
+  bool pg = db::is_postgresql(location);
+  self->path_ = db::redacted(location);
+  if (!pg)
+    restrict_mode(location);
+  // PostgreSQL commits durably by default (synchronous_commit = on): an
+  // acknowledged write survives the loss of a member and of the server's
+  // process; the database's own replication protects it beyond that.
+  self->db_ = pg ? db::open_postgresql(location, false, error)
+                 : db::open_sqlite(location, false, error);
+  if (!self->db_)
+    return nullptr;
+  self->st_ = std::make_unique<statements>(*self);
+  auto& st = *self->st_;
+  if ((!pg && !st.setup_sqlite()) || !st.migrate() || !st.prepare_all()) {
+    error = self->error_;
+    return nullptr;
+  }
   return self;
 }
 
 store::~store() {
   st_.reset();  // finalize every statement before closing
-  if (db_)
-    sqlite3_close_v2(db_);
+}
+
+bool store::postgresql() const {
+  return db_->kind() == db::engine::postgresql;
 }
 
 bool store::apply(const std::vector<write_op>& ops) {
@@ -264,27 +313,27 @@ std::vector<model::job_record> store::load_jobs() {
   std::vector<model::job_record> out;
   std::unordered_map<std::string, size_t> index;
   auto s = st_->select_jobs;
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  db::step_result rc;
+  while ((rc = s->step()) == db::step_result::row) {
     model::job_record j;
     j.job_id = column_text(s, 0);
     st_->take(model::decode_job_spec(column_text(s, 1)), j.spec, "spec", j.job_id);
     if (!model::from_string(column_text(s, 2), j.status))
       error_ = path_ + ": bad status of job " + j.job_id;
-    j.created_at = sqlite3_column_int64(s, 3);
-    j.updated_at = sqlite3_column_int64(s, 4);
+    j.created_at = s->integer(3);
+    j.updated_at = s->integer(4);
     j.error_message = column_text(s, 5);
-    if (sqlite3_column_type(s, 6) != SQLITE_NULL)  // jobs of older servers have none
+    if (!s->is_null(6))  // jobs of older servers have none
       st_->take(model::decode_campaign_state(column_text(s, 6)), j.campaign, "campaign",
                 j.job_id);
     index.emplace(j.job_id, out.size());
     out.push_back(std::move(j));
   }
-  if (rc != SQLITE_DONE)
+  if (rc != db::step_result::done)
     st_->fail("cannot load jobs");
-  sqlite3_reset(s);
+  s->reset();
   s = st_->select_states;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  while ((rc = s->step()) == db::step_result::row) {
     auto i = index.find(column_text(s, 0));
     if (i == index.end())
       continue;
@@ -292,33 +341,33 @@ std::vector<model::job_record> store::load_jobs() {
     n.node_id = column_text(s, 1);
     if (!model::from_string(column_text(s, 2), n.state))
       error_ = path_ + ": bad status of node " + n.node_id + " in job " + i->first;
-    n.progress = sqlite3_column_int(s, 3);
-    n.result = sqlite3_column_int(s, 4);
+    n.progress = static_cast<int>(s->integer(3));
+    n.result = static_cast<int>(s->integer(4));
     n.error_message = column_text(s, 5);
-    n.updated_at = sqlite3_column_int64(s, 6);
-    n.attempt = static_cast<uint32_t>(std::max<int64_t>(1, sqlite3_column_int64(s, 7)));
-    n.started_at = sqlite3_column_int64(s, 8);
-    n.wave = sqlite3_column_int(s, 9);
-    n.retry_at = sqlite3_column_int64(s, 10);
+    n.updated_at = s->integer(6);
+    n.attempt = static_cast<uint32_t>(std::max<int64_t>(1, s->integer(7)));
+    n.started_at = s->integer(8);
+    n.wave = static_cast<int>(s->integer(9));
+    n.retry_at = s->integer(10);
     out[i->second].nodes.push_back(std::move(n));
   }
-  if (rc != SQLITE_DONE)
+  if (rc != db::step_result::done)
     st_->fail("cannot load job node states");
-  sqlite3_reset(s);
+  s->reset();
   return out;
 }
 
 void store::set_busy_timeout(int ms) {
-  sqlite3_busy_timeout(db_, ms);
+  db_->set_timeout(ms);
 }
 
 bool store::ping() {
   auto s = st_->ping;
-  bool ok = s && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1;
+  bool ok = s && s->step() == db::step_result::row && static_cast<int>(s->integer(0)) == 1;
   if (!ok)
     st_->fail("ping failed");
   if (s)
-    sqlite3_reset(s);
+    s->reset();
   return ok;
 }
 
@@ -326,24 +375,12 @@ void store::checkpoint() {
   auto s = st_->checkpoint;
   if (!s)
     return;
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  db::step_result rc;
+  while ((rc = s->step()) == db::step_result::row) {
   }
-  if (rc != SQLITE_DONE)
+  if (rc != db::step_result::done)
     st_->fail("checkpoint failed");
-  sqlite3_reset(s);
-}
-
-write_lock::write_lock(const std::string& path) {
-  ok_ = sqlite3_open(path.c_str(), &db_) == SQLITE_OK
-        && sqlite3_exec(db_, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK;
-}
-
-write_lock::~write_lock() {
-  if (db_) {
-    sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
-    sqlite3_close(db_);
-  }
+  s->reset();
 }
 
 }  // namespace coapfleet::server

@@ -1,6 +1,7 @@
-// The SQLite store: schema, migrations and prepared statements. Only the
-// persistence actor uses it (one thread); it is a plain class so that it can
-// be unit-tested on a real file without an actor system.
+// The store: schema, migrations and prepared statements, on SQLite or
+// PostgreSQL. Only the persistence actor uses it (one thread); it is a plain
+// class so that it can be unit-tested on a real database without an actor
+// system.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,10 @@ struct sqlite3;
 
 namespace coapfleet::server {
 
+namespace db {
+class connection;
+}
+
 // The write operations are model values (model/persistence.hpp).
 using model::drop_job;
 using model::put_health;
@@ -30,10 +35,11 @@ using model::write_op;
 
 class store {
 public:
-  /// Opens (creating if needed) the database at `path`, sets WAL mode and
-  /// synchronous=FULL, and migrates the schema to the current version.
-  /// Returns null and sets `error` on failure.
-  static std::unique_ptr<store> open(const std::string& path, std::string& error);
+  /// Opens the store at `location` and migrates the schema to the current
+  /// version: a SQLite file (created if needed; WAL mode, synchronous=FULL)
+  /// or a PostgreSQL database (a postgresql:// URI; libpq). Returns null
+  /// and sets `error` on failure.
+  static std::unique_ptr<store> open(const std::string& location, std::string& error);
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;
@@ -120,12 +126,15 @@ public:
   void checkpoint();
 
   const std::string& last_error() const { return error_; }
+  /// The file, or the PostgreSQL URI without its password.
   const std::string& path() const { return path_; }
+  /// Whether the store is PostgreSQL (shared by a cluster's members).
+  bool postgresql() const;
 
 private:
   store() = default;
   struct statements;
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<db::connection> db_;
   std::unique_ptr<statements> st_;
   std::string error_;
   std::string path_;

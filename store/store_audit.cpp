@@ -2,8 +2,6 @@
 // (model::put_audit); a transaction that wrote any also drops the oldest
 // rows beyond the keep limit, so a flood of refused requests cannot grow
 // the table without bound. Pages are read newest first below a cursor.
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <limits>
 
@@ -29,10 +27,14 @@ bool store::statements::write(const model::put_audit& op) {
   bind_opt(audit_insert, 8, r.target);
   bind(audit_insert, 9, r.outcome);
   bind_opt(audit_insert, 10, r.detail);
-  if (!run(audit_insert, "cannot store audit record"))
-    return false;
+  // The statement returns the seq the record was given.
+  auto rc = audit_insert->step();
+  int64_t seq = rc == db::step_result::row ? audit_insert->integer(0) : 0;
+  audit_insert->reset();
+  if (rc != db::step_result::row)
+    return fail("cannot store audit record");
   auto stored = r;
-  stored.seq = static_cast<uint64_t>(sqlite3_last_insert_rowid(self.db_));
+  stored.seq = static_cast<uint64_t>(seq);
   self.audited_.push_back(std::move(stored));
   return true;
 }
@@ -52,19 +54,19 @@ std::vector<model::audit_record> store::take_audited() {
 
 namespace {
 
-model::audit_record read_record(sqlite3_stmt* s) {
+model::audit_record read_record(stmt s) {
   model::audit_record r;
-  r.seq = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
-  r.at = sqlite3_column_int64(s, 1);
+  r.seq = static_cast<uint64_t>(s->integer(0));
+  r.at = s->integer(1);
   r.identity = column_text(s, 2);
   auto role = column_text(s, 3);
   if (role == "trusted")
     r.r = model::role::trusted;
   else if (!model::from_string(role, r.r))
     r.r = model::role::anonymous;
-  r.secure = sqlite3_column_int(s, 4) != 0;
+  r.secure = static_cast<int>(s->integer(4)) != 0;
   r.address = column_text(s, 5);
-  r.port = static_cast<uint16_t>(sqlite3_column_int(s, 6));
+  r.port = static_cast<uint16_t>(static_cast<int>(s->integer(6)));
   r.action = column_text(s, 7);
   r.target = column_text(s, 8);
   r.outcome = column_text(s, 9);
@@ -82,12 +84,11 @@ bool store::audit_page(const model::audit_query& q, model::audit_page& out) {
                            : static_cast<int64_t>(std::min<uint64_t>(
                                q.before, std::numeric_limits<int64_t>::max())));
   bind(s, 2, int64_t{limit} + 1);  // one more: is there an older page?
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+  db::step_result rc;
+  while ((rc = s->step()) == db::step_result::row)
     out.records.push_back(read_record(s));
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (rc != SQLITE_DONE) {
+  s->reset();
+  if (rc != db::step_result::done) {
     out = {};
     return st_->fail("cannot read the audit log");
   }
@@ -100,10 +101,10 @@ bool store::audit_page(const model::audit_query& q, model::audit_page& out) {
 
 bool store::audit_count(uint64_t& out) {
   auto s = st_->audit_count;
-  bool ok = sqlite3_step(s) == SQLITE_ROW;
+  bool ok = s->step() == db::step_result::row;
   if (ok)
-    out = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
-  sqlite3_reset(s);
+    out = static_cast<uint64_t>(s->integer(0));
+  s->reset();
   return ok || st_->fail("cannot count the audit log");
 }
 

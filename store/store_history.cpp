@@ -23,23 +23,22 @@ bool store::history_page(const model::history_query& q, model::history_page& out
                            : static_cast<int64_t>(std::min<uint64_t>(
                                q.before, std::numeric_limits<int64_t>::max())));
   bind(s, 3, int64_t{limit} + 1);  // one more: is there an older page?
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  db::step_result rc;
+  while ((rc = s->step()) == db::step_result::row) {
     model::history_entry e;
-    e.seq = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+    e.seq = static_cast<uint64_t>(s->integer(0));
     e.node_id = column_text(s, 1);
     e.job_id = column_text(s, 2);
-    e.attempt = static_cast<uint32_t>(std::max<int64_t>(1, sqlite3_column_int64(s, 3)));
+    e.attempt = static_cast<uint32_t>(std::max<int64_t>(1, s->integer(3)));
     if (!model::from_string(column_text(s, 4), e.state))
       e.state = model::node_update_state::pending;
-    e.result = sqlite3_column_int(s, 5);
+    e.result = static_cast<int>(s->integer(5));
     e.error_message = column_text(s, 6);
-    e.at = sqlite3_column_int64(s, 7);
+    e.at = s->integer(7);
     out.entries.push_back(std::move(e));
   }
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (rc != SQLITE_DONE) {
+  s->reset();
+  if (rc != db::step_result::done) {
     out = {};
     return st_->fail("cannot read the history");
   }
@@ -54,7 +53,7 @@ bool store::trim_history(model::millis before, uint64_t& dropped) {
   auto s = st_->history_trim;
   bind(s, 1, before);
   bool ok = st_->run(s, "cannot trim the history");
-  dropped = ok ? static_cast<uint64_t>(sqlite3_changes(db_)) : 0;
+  dropped = ok ? static_cast<uint64_t>(db_->changes()) : 0;
   return ok;
 }
 

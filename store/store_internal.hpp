@@ -3,11 +3,12 @@
 // store_keys.cpp (keys) share.
 #pragma once
 
-#include <sqlite3.h>
-
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "model/json.hpp"
+#include "store/db.hpp"
 #include "store/store.hpp"
 
 namespace coapfleet::server {
@@ -33,119 +34,93 @@ extern const char *const key_valid_count, *const key_purge_expired, *const key_i
     *const key_version, *const key_select_valid, *const key_list_valid;
 extern const char *const audit_insert, *const audit_prune, *const audit_page,
     *const audit_count;
+namespace pg {  // PostgreSQL's own text where it differs
+extern const char *const schema_current, *const insert_job, *const select_briefs;
+}  // namespace pg
 }  // namespace sql
 
-inline std::string column_text(sqlite3_stmt* s, int i) {
-  auto p = sqlite3_column_text(s, i);
-  return p ? std::string{reinterpret_cast<const char*>(p),
-                         static_cast<size_t>(sqlite3_column_bytes(s, i))}
-           : std::string{};
-}
+using stmt = db::statement*;
 
-inline void bind(sqlite3_stmt* s, int i, const std::string& v) {
-  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-}
+inline std::string column_text(stmt s, int i) { return s->text(i); }
+
+inline void bind(stmt s, int i, const std::string& v) { s->bind_text(i, v); }
 /// Binds NULL for an empty (absent) optional string.
-inline void bind_opt(sqlite3_stmt* s, int i, const std::string& v) {
+inline void bind_opt(stmt s, int i, const std::string& v) {
   if (v.empty())
-    sqlite3_bind_null(s, i);
+    s->bind_null(i);
   else
     bind(s, i, v);
 }
-inline void bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+inline void bind(stmt s, int i, int64_t v) { s->bind_int(i, v); }
 /// Binds a JSON object of strings, or NULL when empty.
-inline void bind_map(sqlite3_stmt* s, int i, const model::string_map& m) {
+inline void bind_map(stmt s, int i, const model::string_map& m) {
   if (m.empty())
-    sqlite3_bind_null(s, i);
+    s->bind_null(i);
   else
     bind(s, i, model::encode_string_map(m));
 }
 
 /// A row of sql::select_nodes (or a statement with its columns) as a node
 /// record, status left online. Returns "" or what could not be decoded.
-std::string decode_node_row(sqlite3_stmt* s, model::node_record& n);
+std::string decode_node_row(stmt s, model::node_record& n);
 
 /// The prepared statements, plus the helpers that need the store's private
 /// state (a nested class has access to it).
 struct store::statements {
   store& self;
-  sqlite3_stmt *begin = nullptr, *commit = nullptr, *rollback = nullptr, *ping = nullptr,
-               *checkpoint = nullptr, *upsert_node = nullptr, *upsert_health = nullptr,
-               *touch_node = nullptr, *insert_job = nullptr, *update_job = nullptr,
-               *upsert_state = nullptr, *select_nodes = nullptr, *select_jobs = nullptr,
-               *select_states = nullptr, *delete_job = nullptr, *select_node = nullptr,
-               *select_briefs = nullptr, *delete_node = nullptr, *update_traits = nullptr;
+  stmt begin = nullptr, commit = nullptr, rollback = nullptr, ping = nullptr,
+       checkpoint = nullptr, upsert_node = nullptr, upsert_health = nullptr,
+       touch_node = nullptr, insert_job = nullptr, update_job = nullptr,
+       upsert_state = nullptr, select_nodes = nullptr, select_jobs = nullptr,
+       select_states = nullptr, delete_job = nullptr, select_node = nullptr,
+       select_briefs = nullptr, delete_node = nullptr, update_traits = nullptr;
   // keys (store_keys.cpp)
-  sqlite3_stmt *begin_read = nullptr, *key_valid_count = nullptr, *key_purge_expired = nullptr,
-               *key_insert = nullptr, *key_delete = nullptr, *key_current_role = nullptr,
-               *key_expire = nullptr, *key_bump_version = nullptr, *key_version = nullptr,
-               *key_select_valid = nullptr, *key_list_valid = nullptr;
+  stmt begin_read = nullptr, key_valid_count = nullptr, key_purge_expired = nullptr,
+       key_insert = nullptr, key_delete = nullptr, key_current_role = nullptr,
+       key_expire = nullptr, key_bump_version = nullptr, key_version = nullptr,
+       key_select_valid = nullptr, key_list_valid = nullptr;
   // audit (store_audit.cpp)
-  sqlite3_stmt *audit_insert = nullptr, *audit_prune = nullptr, *audit_page = nullptr,
-               *audit_count = nullptr;
+  stmt audit_insert = nullptr, audit_prune = nullptr, audit_page = nullptr,
+       audit_count = nullptr;
   // history (store_history.cpp)
-  sqlite3_stmt *history_by_node = nullptr, *history_by_job = nullptr, *history_trim = nullptr;
+  stmt history_by_node = nullptr, history_by_job = nullptr, history_trim = nullptr;
+
+  std::vector<std::unique_ptr<db::statement>> owned;
 
   explicit statements(store& s) : self(s) {}
-  ~statements() {
-    for (sqlite3_stmt* s : {begin, commit, rollback, ping, checkpoint, upsert_node,
-                            upsert_health, touch_node, insert_job, update_job, upsert_state,
-                            select_nodes, select_jobs, select_states, delete_job, select_node,
-                            select_briefs, delete_node, update_traits, begin_read,
-                            key_valid_count, key_purge_expired, key_insert, key_delete,
-                            key_current_role, key_expire, key_bump_version, key_version,
-                            key_select_valid, key_list_valid, audit_insert, audit_prune,
-                            audit_page, audit_count, history_by_node, history_by_job,
-                            history_trim})
-      sqlite3_finalize(s);  // a no-op on null
-  }
+  bool pg() const { return self.db_->kind() == db::engine::postgresql; }
 
   bool fail(const std::string& what, const char* msg = nullptr) {
-    self.error_ = self.path_ + ": " + what + ": "
-                  + (msg ? msg : self.db_ ? sqlite3_errmsg(self.db_) : "out of memory");
+    self.error_ = self.path_ + ": " + what + ": " + (msg ? msg : self.db_->error());
     return false;
   }
 
   bool exec(const char* sql, const std::string& what) {
-    char* msg = nullptr;
-    bool ok = sqlite3_exec(self.db_, sql, nullptr, nullptr, &msg) == SQLITE_OK;
-    if (!ok)
-      fail(what, msg);
-    sqlite3_free(msg);
-    return ok;
+    return self.db_->exec(sql) || fail(what);
   }
 
   /// Runs an ad-hoc one-row statement and returns its first column.
   bool query_text(const char* sql, std::string& out) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(self.db_, sql, -1, &s, nullptr) != SQLITE_OK)
-      return fail(std::string{"cannot prepare '"} + sql + "'");
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-      out = column_text(s, 0);
-    bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
-    if (!ok)
-      fail(std::string{"cannot run '"} + sql + "'");
-    sqlite3_finalize(s);
-    return ok;
+    return self.db_->query_text(sql, out) || fail(std::string{"cannot run '"} + sql + "'");
   }
 
   /// Steps a write statement to completion, then resets and unbinds it.
-  bool run(sqlite3_stmt* s, const char* what) {
-    int rc = sqlite3_step(s);
-    bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+  bool run(stmt s, const char* what) {
+    auto rc = s->step();
+    bool ok = rc != db::step_result::error;
     if (!ok)
       fail(what);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    s->reset();
     return ok;
   }
 
-  bool prepare(sqlite3_stmt*& s, const char* text) {
-    if (sqlite3_prepare_v3(self.db_, text, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr)
-        == SQLITE_OK)
-      return true;
-    return fail(std::string{"cannot prepare '"} + text + "'");
+  bool prepare(stmt& s, const char* text) {
+    auto p = self.db_->prepare(text);
+    if (!p)
+      return fail(std::string{"cannot prepare '"} + text + "'");
+    s = p.get();
+    owned.push_back(std::move(p));
+    return true;
   }
 
   /// Keeps a decoded JSON column; a bad one is left default and noted in
@@ -160,7 +135,10 @@ struct store::statements {
     return true;
   }
 
+  bool setup_sqlite();
   bool migrate();
+  bool migrate_postgresql();
+  bool finish_migration(bool ok);
   bool prepare_all();
   // keys (store_keys.cpp)
   bool prepare_keys();
@@ -182,7 +160,7 @@ struct store::statements {
       return false;
     if (work() && run(commit, "cannot commit transaction"))
       return true;
-    if (!sqlite3_get_autocommit(self.db_)) {  // some errors roll back on their own
+    if (self.db_->in_transaction()) {  // some errors roll back on their own
       std::string keep = self.error_;
       run(rollback, "cannot roll back");
       self.error_ = keep;

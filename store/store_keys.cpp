@@ -2,8 +2,6 @@
 // Each change is a transaction of its own that bumps the version; reads of
 // the valid keys take the version in the same (read) transaction, so a
 // table and its version always belong together.
-#include <sqlite3.h>
-
 #include "store/store.hpp"
 #include "store/store_internal.hpp"
 
@@ -13,12 +11,11 @@ namespace {
 
 /// Steps a one-row query and returns its first column as an integer
 /// (resetting it); false on an error or no row.
-bool one_integer(sqlite3_stmt* s, int64_t& out) {
-  bool ok = sqlite3_step(s) == SQLITE_ROW;
+bool one_integer(stmt s, int64_t& out) {
+  bool ok = s->step() == db::step_result::row;
   if (ok)
-    out = sqlite3_column_int64(s, 0);
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
+    out = s->integer(0);
+  s->reset();
   return ok;
 }
 
@@ -84,7 +81,7 @@ store::key_outcome store::revoke_keys(const std::string& id, uint32_t& removed) 
     bind(st.key_delete, 1, id);
     if (!st.run(st.key_delete, "cannot delete keys"))
       return false;
-    removed = static_cast<uint32_t>(sqlite3_changes(db_));
+    removed = static_cast<uint32_t>(db_->changes());
     if (removed == 0) {
       outcome = key_outcome::unknown;
       return false;  // nothing changed: no new version
@@ -102,15 +99,14 @@ store::key_outcome store::rotate_key(model::key_entry& fresh, model::millis old_
   bool ok = st.transaction([&] {
     bind(st.key_current_role, 1, fresh.id);
     bind(st.key_current_role, 2, fresh.created_at);
-    int rc = sqlite3_step(st.key_current_role);
-    std::string role_text = rc == SQLITE_ROW ? column_text(st.key_current_role, 0) : "";
-    sqlite3_reset(st.key_current_role);
-    sqlite3_clear_bindings(st.key_current_role);
-    if (rc == SQLITE_DONE) {
+    db::step_result rc = st.key_current_role->step();
+    std::string role_text = rc == db::step_result::row ? column_text(st.key_current_role, 0) : "";
+    st.key_current_role->reset();
+    if (rc == db::step_result::done) {
       outcome = key_outcome::unknown;
       return false;
     }
-    if (rc != SQLITE_ROW)
+    if (rc != db::step_result::row)
       return st.fail("cannot read the keys of " + fresh.id);
     if (!read_role(role_text, fresh.r))
       return st.fail("bad role '" + role_text + "' of a key of " + fresh.id);
@@ -130,19 +126,18 @@ bool store::list_keys(model::millis now, std::vector<model::key_info>& out) {
   auto s = st_->key_list_valid;
   out.clear();
   bind(s, 1, now);
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  db::step_result rc;
+  while ((rc = s->step()) == db::step_result::row) {
     model::key_info k;
     k.id = column_text(s, 0);
     if (!read_role(column_text(s, 1), k.r))
       continue;  // the schema's CHECK keeps others out
-    k.created_at = sqlite3_column_int64(s, 2);
-    k.expires_at = sqlite3_column_int64(s, 3);
+    k.created_at = s->integer(2);
+    k.expires_at = s->integer(3);
     out.push_back(std::move(k));
   }
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (rc != SQLITE_DONE)
+  s->reset();
+  if (rc != db::step_result::done)
     return st_->fail("cannot list keys");
   return true;
 }
@@ -157,23 +152,22 @@ bool store::load_keys(model::millis now, model::key_table& out) {
   auto s = st.key_select_valid;
   if (ok) {
     bind(s, 1, now);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    db::step_result rc;
+    while ((rc = s->step()) == db::step_result::row) {
       model::key_entry k;
       k.id = column_text(s, 0);
       if (!read_role(column_text(s, 1), k.r))
         continue;
       k.secret = column_text(s, 2);
-      k.created_at = sqlite3_column_int64(s, 3);
-      k.expires_at = sqlite3_column_int64(s, 4);
+      k.created_at = s->integer(3);
+      k.expires_at = s->integer(4);
       out.keys.push_back(std::move(k));
     }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    ok = rc == SQLITE_DONE || st.fail("cannot load keys");
+    s->reset();
+    ok = rc == db::step_result::done || st.fail("cannot load keys");
   }
   // Ends the read transaction (COMMIT of a read changes nothing).
-  if (!sqlite3_get_autocommit(db_) && !st.run(st.commit, "cannot end the read transaction"))
+  if (db_->in_transaction() && !st.run(st.commit, "cannot end the read transaction"))
     ok = false;
   out.version = static_cast<uint64_t>(version);
   if (!ok)

@@ -1,6 +1,6 @@
 #include "store/store_reader.hpp"
 
-#include <sqlite3.h>
+#include <limits>
 
 #include "model/json.hpp"
 #include "model/rules.hpp"
@@ -10,24 +10,21 @@ namespace coapfleet::server {
 
 namespace {
 
-sqlite3* open_read_only(const std::string& path, std::string& error) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr)
-      != SQLITE_OK) {
-    error = path + ": cannot open for reading: " + (db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_close(db);
-    return nullptr;
-  }
-  sqlite3_busy_timeout(db, 5000);
+std::unique_ptr<db::connection> open_read_only(const std::string& location,
+                                               std::string& error) {
+  if (db::is_postgresql(location))
+    return db::open_postgresql(location, true, error);
+  auto c = db::open_sqlite(location, true, error);
   // Reads run through the table once: a small page cache does (at most 64
   // snapshots are open at once).
-  sqlite3_exec(db, "PRAGMA cache_size = -512", nullptr, nullptr, nullptr);
-  return db;
+  if (c)
+    c->exec("PRAGMA cache_size = -512");
+  return c;
 }
 
 /// The node of the current row as a listing object, with its status as of
 /// `now`; false when the query's status or health filter leaves it out.
-bool encode_row(sqlite3_stmt* s, const model::nodes_query& q, model::millis now,
+bool encode_row(db::statement* s, const model::nodes_query& q, model::millis now,
                 liveness_limits l, std::string& out) {
   model::node_record n;
   decode_node_row(s, n);  // a column it cannot decode is left out, as at start-up
@@ -43,28 +40,28 @@ bool encode_row(sqlite3_stmt* s, const model::nodes_query& q, model::millis now,
 
 }  // namespace
 
-std::unique_ptr<store_reader> store_reader::open(const std::string& path, std::string& error) {
-  if (path == ":memory:") {
+std::unique_ptr<store_reader> store_reader::open(const std::string& location,
+                                                 std::string& error) {
+  if (location == ":memory:") {
     error = "an in-memory database has no second reader";
     return nullptr;
   }
   std::unique_ptr<store_reader> r{new store_reader};
-  r->path_ = path;
-  r->db_ = open_read_only(path, error);
+  r->location_ = location;
+  r->path_ = db::redacted(location);
+  r->db_ = open_read_only(location, error);
   if (!r->db_)
     return nullptr;
-  if (sqlite3_prepare_v3(r->db_, sql::select_nodes_after, -1, SQLITE_PREPARE_PERSISTENT,
-                         &r->after_, nullptr)
-      != SQLITE_OK) {
-    error = path + ": " + sqlite3_errmsg(r->db_);
+  r->after_ = r->db_->prepare(sql::select_nodes_after);
+  if (!r->after_) {
+    error = r->path_ + ": " + r->db_->error();
     return nullptr;
   }
   return r;
 }
 
 store_reader::~store_reader() {
-  sqlite3_finalize(after_);
-  sqlite3_close(db_);
+  after_.reset();
 }
 
 bool store_reader::page(const model::nodes_query& q, model::millis now, liveness_limits l,
@@ -78,24 +75,31 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
     }
     from = q.node_id;
   }
-  sqlite3_reset(after_);
-  // One read transaction for the whole page: it is of one moment.
-  // (Not bind(): with a std::string argument, ADL makes that std::bind.)
-  sqlite3_bind_text(after_, 1, from.data(), static_cast<int>(from.size()), SQLITE_TRANSIENT);
+  auto* s = after_.get();
+  s->reset();
+  // One statement for the whole page: it is of one moment. It reads no
+  // more rows than the page can use: the cursor's own row, `limit` nodes
+  // and one more (is there a next page?), or a filtered page's scan.
+  bool filtered = !q.status.empty() || !q.health.empty();
+  int64_t rows = !q.node_id.empty() ? 2
+                 : q.limit == 0     ? std::numeric_limits<int64_t>::max()
+                 : filtered         ? int64_t{page_scan_} + 2
+                                    : int64_t{q.limit} + 2;
+  s->bind_text(1, from);
+  s->bind_int(2, rows);
   body = "{\"nodes\":[";
   uint32_t taken = 0;
   bool more = false;
   std::string last;
-  int rc;
+  db::step_result rc;
   // A filtered page reads at most page_scan_ rows: a filter few nodes
   // match would otherwise read (and decode) the whole table in one call. Its
   // page may then hold fewer than `limit` nodes; `next` goes on from there.
-  bool filtered = !q.status.empty() || !q.health.empty();
   uint32_t scanned = 0;
-  while ((rc = sqlite3_step(after_)) == SQLITE_ROW) {
-    if (!q.node_id.empty() && column_text(after_, 0) != q.node_id)
+  while ((rc = s->step()) == db::step_result::row) {
+    if (!q.node_id.empty() && column_text(s, 0) != q.node_id)
       break;
-    if (!q.after.empty() && column_text(after_, 0) == q.after)
+    if (!q.after.empty() && column_text(s, 0) == q.after)
       continue;
     if (filtered && q.limit != 0 && ++scanned > page_scan_) {
       more = true;
@@ -104,7 +108,7 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
     if (q.limit != 0 && taken == q.limit) {
       // Is there one more match? Only then is there a next page.
       std::string probe;
-      if (encode_row(after_, q, now, l, probe)) {
+      if (encode_row(s, q, now, l, probe)) {
         more = true;
         break;
       }
@@ -113,19 +117,19 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
     size_t at = body.size();
     if (taken > 0)
       body += ',';
-    if (!encode_row(after_, q, now, l, body)) {
+    if (!encode_row(s, q, now, l, body)) {
       body.resize(at);
       if (filtered && q.limit != 0)
-        last = column_text(after_, 0);  // the cursor moves past what was read
+        last = column_text(s, 0);  // the cursor moves past what was read
       continue;
     }
-    last = column_text(after_, 0);
+    last = column_text(s, 0);
     ++taken;
   }
-  bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+  bool ok = rc == db::step_result::row || rc == db::step_result::done;
   if (!ok)
-    error_ = path_ + ": cannot read nodes: " + sqlite3_errmsg(db_);
-  sqlite3_reset(after_);
+    error_ = path_ + ": cannot read nodes: " + db_->error();
+  s->reset();
   body += "]";
   if (q.limit != 0)
     body += more ? ",\"next\":\"" + last + "\"" : std::string(",\"next\":null");
@@ -136,27 +140,31 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
 bool store_reader::nodes(const std::vector<std::string>& ids, model::millis now,
                          liveness_limits l, std::string& body) {
   // One read transaction: the nodes as of one moment.
-  bool ok = sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK;
+  bool pg = db_->kind() == db::engine::postgresql;
+  bool ok = db_->exec(pg ? "BEGIN ISOLATION LEVEL REPEATABLE READ" : "BEGIN");
+  auto* s = after_.get();
   body += "[";
   bool first = true;
   for (size_t i = 0; ok && i < ids.size(); ++i) {
     auto& id = ids[i];
-    sqlite3_reset(after_);
-    sqlite3_bind_text(after_, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
-    int rc = sqlite3_step(after_);
-    if (rc == SQLITE_ROW && column_text(after_, 0) == id) {
+    s->reset();
+    s->bind_text(1, id);
+    s->bind_int(2, 1);
+    auto rc = s->step();
+    if (rc == db::step_result::row && s->text(0) == id) {
       if (!first)
         body += ',';
       first = false;
-      encode_row(after_, {}, now, l, body);
-    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      encode_row(s, {}, now, l, body);
+    } else if (rc == db::step_result::error) {
       ok = false;
     }
   }
   if (!ok)
-    error_ = path_ + ": cannot read nodes: " + sqlite3_errmsg(db_);
-  sqlite3_reset(after_);
-  sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+    error_ = path_ + ": cannot read nodes: " + db_->error();
+  s->reset();
+  if (db_->in_transaction())
+    db_->exec("COMMIT");
   body += "]";
   return ok;
 }
@@ -165,7 +173,7 @@ std::unique_ptr<store_reader::snapshot> store_reader::begin(const model::nodes_q
                                                              model::millis now,
                                                              liveness_limits l) {
   std::unique_ptr<snapshot> s{new snapshot};
-  s->db_ = open_read_only(path_, error_);
+  s->db_ = open_read_only(location_, error_);
   if (!s->db_)
     return nullptr;
   s->filter_ = filter;
@@ -173,18 +181,18 @@ std::unique_ptr<store_reader::snapshot> store_reader::begin(const model::nodes_q
   s->now_ = now;
   s->limits_ = l;
   // BEGIN, then the first step: the read transaction (the snapshot) starts
-  // there and lasts until the statement and the transaction end.
-  if (sqlite3_exec(s->db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK
-      || sqlite3_prepare_v2(s->db_, sql::select_nodes_after, -1, &s->rows_, nullptr)
-           != SQLITE_OK) {
-    error_ = path_ + ": cannot begin a snapshot: " + sqlite3_errmsg(s->db_);
+  // there and lasts until the statement and the transaction end (one
+  // statement reads one moment on PostgreSQL as well).
+  if (!s->db_->exec("BEGIN") || !(s->rows_ = s->db_->prepare(sql::select_nodes_after))) {
+    error_ = path_ + ": cannot begin a snapshot: " + s->db_->error();
     return nullptr;
   }
-  sqlite3_bind_text(s->rows_, 1, "", 0, SQLITE_STATIC);
+  s->rows_->bind_text(1, "");
+  s->rows_->bind_int(2, std::numeric_limits<int64_t>::max());
   std::string first;
   bool done = false;
   if (!s->next(0, first, done)) {  // takes the snapshot now, not at the first chunk
-    error_ = path_ + ": cannot read nodes: " + sqlite3_errmsg(s->db_);
+    error_ = path_ + ": cannot read nodes: " + s->db_->error();
     return nullptr;
   }
   s->pending_ = std::move(first);
@@ -192,10 +200,9 @@ std::unique_ptr<store_reader::snapshot> store_reader::begin(const model::nodes_q
 }
 
 store_reader::snapshot::~snapshot() {
-  sqlite3_finalize(rows_);
-  if (db_)
-    sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
-  sqlite3_close(db_);
+  rows_.reset();
+  if (db_ && db_->in_transaction())
+    db_->exec("COMMIT");
 }
 
 bool store_reader::snapshot::next(size_t bytes, std::string& out, bool& done) {
@@ -212,18 +219,18 @@ bool store_reader::snapshot::next(size_t bytes, std::string& out, bool& done) {
   while (!done_ && (out.size() - start < bytes || out.size() == start)) {
     if (bytes != 0 && ++rows > row_budget_)
       break;  // the rest in the next call
-    int rc = sqlite3_step(rows_);
-    if (rc == SQLITE_DONE) {
+    auto rc = rows_->step();
+    if (rc == db::step_result::done) {
       out += "]}";
       done_ = true;
       break;
     }
-    if (rc != SQLITE_ROW)
+    if (rc != db::step_result::row)
       return false;
     size_t at = out.size();
     if (!first_)
       out += ',';
-    if (encode_row(rows_, filter_, now_, limits_, out))
+    if (encode_row(rows_.get(), filter_, now_, limits_, out))
       first_ = false;
     else
       out.resize(at);

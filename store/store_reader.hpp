@@ -1,5 +1,6 @@
 // Reads of the fleet's listing straight from the database, on connections of
-// their own (WAL: readers never wait for the writer, nor it for them), so that
+// their own (SQLite's WAL and PostgreSQL's MVCC: readers never wait for the
+// writer, nor it for them), so that
 // GET /nodes never needs the fleet in memory: a page of the listing in node id
 // order from a cursor, or the whole listing block by block from one snapshot
 // (a read transaction held while it is read). The persistence actor stays the
@@ -14,10 +15,12 @@
 #include "model/queries.hpp"
 #include "model/types.hpp"
 
-struct sqlite3;
-struct sqlite3_stmt;
-
 namespace coapfleet::server {
+
+namespace db {
+class connection;
+class statement;
+}  // namespace db
 
 /// How old a last_seen makes a node stale or offline (model::liveness).
 struct liveness_limits {
@@ -27,8 +30,9 @@ struct liveness_limits {
 
 class store_reader {
 public:
-  /// Opens `path` read-only. Null with `error` set when it cannot.
-  static std::unique_ptr<store_reader> open(const std::string& path, std::string& error);
+  /// Opens the store at `location` (a SQLite file or a postgresql:// URI)
+  /// read-only. Null with `error` set when it cannot.
+  static std::unique_ptr<store_reader> open(const std::string& location, std::string& error);
   ~store_reader();
   store_reader(const store_reader&) = delete;
   store_reader& operator=(const store_reader&) = delete;
@@ -67,8 +71,8 @@ public:
   private:
     friend class store_reader;
     snapshot() = default;
-    sqlite3* db_ = nullptr;
-    sqlite3_stmt* rows_ = nullptr;
+    std::unique_ptr<db::connection> db_;
+    std::unique_ptr<db::statement> rows_;
     model::nodes_query filter_;  ///< its status and health
     uint32_t row_budget_ = 0;    ///< rows one next() reads at most
     model::millis now_ = 0;
@@ -86,10 +90,11 @@ public:
 private:
   store_reader() = default;
   uint32_t page_scan_ = default_page_scan;
-  std::string path_;
+  std::string location_;  ///< as given (a URI with its password)
+  std::string path_;      ///< as shown
   std::string error_;
-  sqlite3* db_ = nullptr;
-  sqlite3_stmt* after_ = nullptr;
+  std::unique_ptr<db::connection> db_;
+  std::unique_ptr<db::statement> after_;
 };
 
 }  // namespace coapfleet::server
