@@ -158,7 +158,7 @@ TEST_CASE("audit: the keep limit drops the oldest rows in the same transaction")
   CHECK(s->take_audited().at(0).seq == 21);
 }
 
-TEST_CASE("audit: a failed transaction stores no record and reports none") {
+TEST_CASE("audit: a failed transaction stores no record and reports none" * doctest::test_suite("sqlite")) {
   temp_db db;
   auto s = open_ok(db.path());
   s->set_busy_timeout(50);
@@ -168,7 +168,7 @@ TEST_CASE("audit: a failed transaction stores no record and reports none") {
   CHECK(s->take_audited().empty());
 }
 
-TEST_CASE("audit: a v2 database is migrated to v3 and keeps its keys and nodes") {
+TEST_CASE("audit: a v2 database is migrated to v3 and keeps its keys and nodes" * doctest::test_suite("sqlite")) {
   temp_db db;
   {
     auto s = open_ok(db.path());
@@ -198,7 +198,7 @@ TEST_CASE("audit: a v2 database is migrated to v3 and keeps its keys and nodes")
   CHECK((st.st_mode & 0777) == 0600);
 }
 
-TEST_CASE("audit: a v1 database is migrated through v2 to v3") {
+TEST_CASE("audit: a v1 database is migrated through v2 to v3" * doctest::test_suite("sqlite")) {
   temp_db db;
   { auto s = open_ok(db.path()); }
   undo_v5(db.path());

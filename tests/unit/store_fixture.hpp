@@ -1,11 +1,17 @@
-// Helpers of the store tests that work on real files: a temporary directory
-// per test, opening a store that must open, and SQL on a second connection
-// (as another process would see the file).
+// Helpers of the store tests on real databases. Every test runs on SQLite
+// (a file in a temporary directory); when COAPFLEET_TEST_PG names a
+// PostgreSQL database (ctest's store_tests_postgresql starts one with
+// deploy/pg.sh), the tests not in the "sqlite" suite run there too, each in
+// a schema of its own. Raw SQL runs on a second connection, as another
+// process would see the database.
 #pragma once
 
 #include <doctest/doctest.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -15,20 +21,78 @@
 
 namespace coapfleet::server::testing {
 
+/// The PostgreSQL database the tests run on, or "" for SQLite.
+inline std::string test_postgresql() {
+  const char* uri = std::getenv("COAPFLEET_TEST_PG");
+  return uri ? uri : "";
+}
+
+inline bool is_pg(const std::string& location) {
+  return location.rfind("postgresql://", 0) == 0;
+}
+
+/// Runs SQL on a separate connection; the first column of the first row.
+inline std::string raw(const std::string& location, const std::string& sql) {
+  std::string out;
+  if (is_pg(location)) {
+    PGconn* c = PQconnectdb(location.c_str());
+    REQUIRE(PQstatus(c) == CONNECTION_OK);
+    PGresult* r = PQexec(c, sql.c_str());
+    auto st = PQresultStatus(r);
+    INFO(sql << ": " << PQresultErrorMessage(r));
+    CHECK((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK));
+    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+      out = PQgetvalue(r, 0, 0);
+    PQclear(r);
+    PQfinish(c);
+    return out;
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(location.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+    out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return out;
+}
+
+/// A fresh database: a SQLite file in a temporary directory, or a schema of
+/// its own in the PostgreSQL database (dropped at the end).
 struct temp_db {
   std::string dir;
+  std::string pg_base, schema;
   temp_db() {
     std::string tmpl = (std::filesystem::temp_directory_path() / "store_test.XXXXXX").string();
     REQUIRE(mkdtemp(tmpl.data()) != nullptr);
     dir = tmpl;
+    pg_base = test_postgresql();
+    if (!pg_base.empty()) {
+      static std::atomic<int> n{0};
+      schema = "t" + std::to_string(::getpid()) + "_" + std::to_string(++n);
+      raw(pg_base, "DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+      raw(pg_base, "CREATE SCHEMA " + schema);
+    }
   }
   ~temp_db() {
+    if (!schema.empty())
+      raw(pg_base, "DROP SCHEMA IF EXISTS " + schema + " CASCADE");
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }
   temp_db(const temp_db&) = delete;
   temp_db& operator=(const temp_db&) = delete;
-  std::string path() const { return dir + "/fleet.db"; }
+  bool pg() const { return !schema.empty(); }
+  /// The location to open: a file, or a URI whose search_path is the schema.
+  std::string path() const {
+    if (schema.empty())
+      return dir + "/fleet.db";
+    return pg_base + (pg_base.find('?') == std::string::npos ? "?" : "&")
+           + "options=-csearch_path%3D" + schema;
+  }
+  /// A SQLite file in the directory, whatever the engine (tests of SQLite).
+  std::string file() const { return dir + "/fleet.db"; }
 };
 
 inline std::unique_ptr<store> open_ok(const std::string& path) {
@@ -37,20 +101,6 @@ inline std::unique_ptr<store> open_ok(const std::string& path) {
   INFO(err);
   REQUIRE(s != nullptr);
   return s;
-}
-
-/// Runs SQL on a separate connection; the first column of the first row.
-inline std::string raw(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-  std::string out;
-  sqlite3_stmt* s = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-    out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return out;
 }
 
 /// Takes a database back to what a server of schema v4 left behind.

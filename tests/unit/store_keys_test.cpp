@@ -50,7 +50,7 @@ std::vector<model::key_info> listed_at(store& s, model::millis now) {
 
 }  // namespace
 
-TEST_CASE("keys: a new database is at schema v3 with an empty key table at version 0") {
+TEST_CASE("keys: a new database is at schema v3 with an empty key table at version 0" * doctest::test_suite("sqlite")) {
   temp_db db;
   auto s = open_ok(db.path());
   CHECK(store::schema_version == 6);
@@ -65,7 +65,7 @@ TEST_CASE("keys: a new database is at schema v3 with an empty key table at versi
   CHECK(listed_at(*s, t0).empty());
 }
 
-TEST_CASE("keys: a v1 database is migrated to v3 and keeps its nodes") {
+TEST_CASE("keys: a v1 database is migrated to v3 and keeps its nodes" * doctest::test_suite("sqlite")) {
   temp_db db;
   {
     auto s = open_ok(db.path());
@@ -256,7 +256,7 @@ TEST_CASE("keys: another connection sees every change through the version") {
   CHECK(table_at(*server, t0).keys.empty());
 }
 
-TEST_CASE("keys: a change that cannot get the write lock fails and changes nothing") {
+TEST_CASE("keys: a change that cannot get the write lock fails and changes nothing" * doctest::test_suite("sqlite")) {
   temp_db db;
   auto s = open_ok(db.path());
   s->set_busy_timeout(50);

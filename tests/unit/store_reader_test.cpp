@@ -258,7 +258,7 @@ TEST_CASE("reader: the nodes of a change list, by id, in one read") {
   CHECK(nodes == "[]");
 }
 
-TEST_CASE("reader: an in-memory database or a missing file is a clear error") {
+TEST_CASE("reader: an in-memory database or a missing file is a clear error" * doctest::test_suite("sqlite")) {
   std::string err;
   CHECK(store_reader::open(":memory:", err) == nullptr);
   CHECK(err.find("in-memory") != std::string::npos);

@@ -1,9 +1,9 @@
-// The SQLite store on real files in a temporary directory.
+// The store on real databases: SQLite files in a temporary directory, and
+// PostgreSQL (store_fixture.hpp).
 #include "store/store.hpp"
 
 #include <doctest/doctest.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,48 +14,13 @@
 #include <filesystem>
 #include <string>
 
+#include "store_fixture.hpp"
+
 using namespace coapfleet;
 using namespace coapfleet::server;
+using namespace coapfleet::server::testing;
 
 namespace {
-
-/// A fresh directory from mkdtemp, removed with its content at the end.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "store_test.XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string db() const { return path + "/fleet.db"; }
-};
-
-std::unique_ptr<store> open_ok(const std::string& path) {
-  std::string err;
-  auto s = store::open(path, err);
-  INFO(err);
-  REQUIRE(s != nullptr);
-  CHECK(err.empty());
-  return s;
-}
-
-/// Runs a one-row, one-column query on a separate connection.
-std::string raw_query(const std::string& path, const char* sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-  std::string out;
-  sqlite3_stmt* s = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK);
-  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-    out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return out;
-}
 
 model::node_registration reg(const std::string& id, const std::string& host = "host") {
   model::node_registration r;
@@ -140,68 +105,68 @@ void check_same(const model::job_record& a, const model::job_record& b) {
 
 }  // namespace
 
-TEST_CASE("open creates the schema at user_version 5 in WAL mode") {
-  temp_dir dir;
+TEST_CASE("open creates the schema at user_version 5 in WAL mode" * doctest::test_suite("sqlite")) {
+  temp_db dir;
   {
-    auto s = open_ok(dir.db());
-    CHECK(s->path() == dir.db());
+    auto s = open_ok(dir.path());
+    CHECK(s->path() == dir.path());
     CHECK(s->ping());
     CHECK(s->load_nodes().empty());
     CHECK(s->load_jobs().empty());
   }
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "6");
-  CHECK(raw_query(dir.db(), "PRAGMA journal_mode") == "wal");
-  CHECK(raw_query(dir.db(), "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
+  CHECK(raw(dir.path(), "PRAGMA user_version") == "6");
+  CHECK(raw(dir.path(), "PRAGMA journal_mode") == "wal");
+  CHECK(raw(dir.path(), "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                             " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
         == "audit,health,job_history,job_nodes,jobs,keys,meta,nodes");
   // Opening again neither migrates nor fails.
-  auto again = open_ok(dir.db());
-  CHECK(raw_query(dir.db(), "PRAGMA user_version") == "6");
+  auto again = open_ok(dir.path());
+  CHECK(raw(dir.path(), "PRAGMA user_version") == "6");
 }
 
-TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only") {
-  temp_dir dir;
+TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only" * doctest::test_suite("sqlite")) {
+  temp_db dir;
   auto mode_of = [](const std::string& p) {
     struct stat st {};
     REQUIRE(::stat(p.c_str(), &st) == 0);
     return st.st_mode & 0777;
   };
   {
-    auto s = open_ok(dir.db());
-    CHECK(mode_of(dir.db()) == 0600);
-    CHECK(mode_of(dir.db() + "-wal") == 0600);
+    auto s = open_ok(dir.path());
+    CHECK(mode_of(dir.path()) == 0600);
+    CHECK(mode_of(dir.path() + "-wal") == 0600);
   }
   // One made before, with the umask's 0644, is closed down when opened.
-  ::chmod(dir.db().c_str(), 0644);
-  auto s = open_ok(dir.db());
-  CHECK(mode_of(dir.db()) == 0600);
+  ::chmod(dir.path().c_str(), 0644);
+  auto s = open_ok(dir.path());
+  CHECK(mode_of(dir.path()) == 0600);
 }
 
-TEST_CASE("a database from a newer server is refused") {
-  temp_dir dir;
-  open_ok(dir.db());
-  raw_query(dir.db(), "PRAGMA user_version = 9");
+TEST_CASE("a database from a newer server is refused" * doctest::test_suite("sqlite")) {
+  temp_db dir;
+  open_ok(dir.path());
+  raw(dir.path(), "PRAGMA user_version = 9");
   std::string err;
-  auto s = store::open(dir.db(), err);
+  auto s = store::open(dir.path(), err);
   CHECK(s == nullptr);
   CHECK(err.find("database schema version 9 is newer than this server (6)")
         != std::string::npos);
-  CHECK(err.find(dir.db()) != std::string::npos);
+  CHECK(err.find(dir.path()) != std::string::npos);
 }
 
-TEST_CASE("open reports an unusable path") {
-  temp_dir dir;
+TEST_CASE("open reports an unusable path" * doctest::test_suite("sqlite")) {
+  temp_db dir;
   std::string err;
-  auto s = store::open(dir.path + "/missing/dir/fleet.db", err);
+  auto s = store::open(dir.dir + "/missing/dir/fleet.db", err);
   CHECK(s == nullptr);
-  CHECK(err.find(dir.path + "/missing/dir/fleet.db") != std::string::npos);
+  CHECK(err.find(dir.dir + "/missing/dir/fleet.db") != std::string::npos);
   CHECK(err.find("unable to open") != std::string::npos);
 }
 
 TEST_CASE("nodes: upsert keeps registered_at, updates the rest; reopen keeps them") {
-  temp_dir dir;
+  temp_db dir;
   {
-    auto s = open_ok(dir.db());
+    auto s = open_ok(dir.path());
     REQUIRE(s->apply({put_node{reg("n1", "alpha"), 1000, 1000, {}}, put_node{reg("n2"), 1100, 1100, {}}}));
     auto r = reg("n1", "beta");
     r.ip_address = "127.1.0.9";
@@ -212,7 +177,7 @@ TEST_CASE("nodes: upsert keeps registered_at, updates the rest; reopen keeps the
     r.reported_ip_address = "127.9.9.9";
     REQUIRE(s->apply({put_node{r, 5000, 5000, {}}}));
   }
-  auto s = open_ok(dir.db());
+  auto s = open_ok(dir.path());
   auto nodes = s->load_nodes();
   REQUIRE(nodes.size() == 2);
   const auto& a = nodes[0];
@@ -239,8 +204,8 @@ TEST_CASE("nodes: upsert keeps registered_at, updates the rest; reopen keeps the
 }
 
 TEST_CASE("health joins its node, updates last_seen, and skips unknown nodes") {
-  temp_dir dir;
-  auto s = open_ok(dir.db());
+  temp_db dir;
+  auto s = open_ok(dir.path());
   REQUIRE(s->apply({put_node{reg("n1"), 1000, 1000, {}}, put_node{reg("n2"), 1000, 1000, {}}}));
   model::health_report h;
   h.node_id = "n1";
@@ -276,7 +241,7 @@ TEST_CASE("health joins its node, updates last_seen, and skips unknown nodes") {
   CHECK(n.health.error_messages == h.error_messages);
   CHECK_FALSE(nodes[1].has_health);
   CHECK(nodes[1].last_seen == 1000);
-  CHECK(raw_query(dir.db(), "SELECT count(*) FROM health") == "1");
+  CHECK(raw(dir.path(), "SELECT count(*) FROM health") == "1");
   // An older report coming late (from a node actor closed with reports
   // still queued) changes nothing: not the report, not last_seen.
   REQUIRE(s->apply({put_health{first, 2800}}));
@@ -298,8 +263,8 @@ TEST_CASE("health joins its node, updates last_seen, and skips unknown nodes") {
 }
 
 TEST_CASE("one node by id, and every node's brief without decoding its lists") {
-  temp_dir dir;
-  auto s = open_ok(dir.db());
+  temp_db dir;
+  auto s = open_ok(dir.path());
   REQUIRE(s->apply({put_node{reg("n1"), 1000, 1000, {}}, put_node{reg("n2"), 1100, 1100, {}},
                     put_node{reg("n3"), 1200, 1200, {}}, put_node{reg("n4"), 1300, 1300, {}}}));
   model::health_report sick;
@@ -311,7 +276,7 @@ TEST_CASE("one node by id, and every node's brief without decoding its lists") {
   fine.cpu_percent = 3;
   REQUIRE(s->apply({put_health{sick, 2000}, put_health{fine, 2500}}));
   // A report that is not JSON (written by hand) counts as healthy; the load goes on.
-  CHECK(raw_query(dir.db(), "INSERT INTO health VALUES('n3', '{oops', 1500) RETURNING 1") == "1");
+  CHECK(raw(dir.path(), "INSERT INTO health VALUES('n3', '{oops', 1500) RETURNING 1") == "1");
   auto one = s->load_node("n1");
   REQUIRE(one);
   CHECK(one->reg.hostname == "host");
@@ -338,11 +303,11 @@ TEST_CASE("one node by id, and every node's brief without decoding its lists") {
   CHECK(briefs[3].healthy);
 }
 
-TEST_CASE("repeated names that older versions stored still load") {
+TEST_CASE("repeated names that older versions stored still load" * doctest::test_suite("sqlite")) {
   // Requests with repeated member names are refused now; a database may
   // still hold health and attributes that were accepted with them.
-  temp_dir dir;
-  auto s = open_ok(dir.db());
+  temp_db dir;
+  auto s = open_ok(dir.path());
   auto r = reg("n1");
   r.system_info = {{"os", model::scalar::of(std::string{"a"})},
                    {"os", model::scalar::of(std::string{"b"})}};
@@ -351,7 +316,7 @@ TEST_CASE("repeated names that older versions stored still load") {
   h.services_status = {{"web", true}, {"web", false}};
   REQUIRE(s->apply({put_node{r, 1000, 1000, {}}, put_health{h, 2000}}));
   s.reset();
-  auto again = open_ok(dir.db());
+  auto again = open_ok(dir.path());
   auto nodes = again->load_nodes();
   CHECK(again->last_error().empty());
   REQUIRE(nodes.size() == 1);
@@ -361,7 +326,7 @@ TEST_CASE("repeated names that older versions stored still load") {
 }
 
 TEST_CASE("jobs and node states round-trip exactly, in creation order") {
-  temp_dir dir;
+  temp_db dir;
   auto j1 = job("job-b", 1000);
   j1.spec.package_type = "pip";
   j1.spec.target_nodes = {"all"};
@@ -371,7 +336,7 @@ TEST_CASE("jobs and node states round-trip exactly, in creation order") {
   j2.nodes = {state("n1", model::node_update_state::pending, -1, 0, "", 2000),
               state("n2", model::node_update_state::pending, -1, 0, "", 2000)};
   {
-    auto s = open_ok(dir.db());
+    auto s = open_ok(dir.path());
     REQUIRE(s->apply({put_job{j1}, put_job{j2}}));
     REQUIRE(s->apply({
         put_job_status{"job-a", model::job_status::in_progress, 2500, "",
@@ -395,7 +360,7 @@ TEST_CASE("jobs and node states round-trip exactly, in creation order") {
   j2.nodes = {state("n0", model::node_update_state::skipped, -1, 0, "offline", 2100),
               state("n1", model::node_update_state::downloading, 55, 0, "", 2700),
               state("n2", model::node_update_state::failed, 40, 8, "checksum mismatch", 2600)};
-  auto s = open_ok(dir.db());
+  auto s = open_ok(dir.path());
   auto jobs = s->load_jobs();
   REQUIRE(jobs.size() == 2);
   check_same(jobs[0], j1);  // job-b was created first
@@ -406,15 +371,15 @@ TEST_CASE("jobs and node states round-trip exactly, in creation order") {
   CHECK(jobs[1].campaign.soak_until == 9000);
   CHECK_FALSE(jobs[0].campaign.paused);
   CHECK(s->last_error().empty());
-  CHECK(raw_query(dir.db(), "SELECT status FROM jobs WHERE job_id = 'job-b'") == "cancelled");
-  CHECK(raw_query(dir.db(), "SELECT status FROM job_nodes WHERE node_id = 'n2'") == "failed");
-  CHECK(raw_query(dir.db(), "SELECT name || '/' || version || '/' || package_type FROM jobs"
+  CHECK(raw(dir.path(), "SELECT status FROM jobs WHERE job_id = 'job-b'") == "cancelled");
+  CHECK(raw(dir.path(), "SELECT status FROM job_nodes WHERE node_id = 'n2'") == "failed");
+  CHECK(raw(dir.path(), "SELECT name || '/' || version || '/' || package_type FROM jobs"
                             " WHERE job_id = 'job-a'")
         == "config job-a/1.2.3/file");
 }
 
 TEST_CASE("attempts round-trip; the history holds every change of state or attempt") {
-  temp_dir dir;
+  temp_db dir;
   auto j = job("job-h", 1000);
   j.nodes = {state("n1", model::node_update_state::pending, -1, 0, "", 1000)};
   j.nodes[0].started_at = 1000;
@@ -426,7 +391,7 @@ TEST_CASE("attempts round-trip; the history holds every change of state or attem
     return n;
   };
   {
-    auto s = open_ok(dir.db());
+    auto s = open_ok(dir.path());
     REQUIRE(s->apply({put_job{j}}));
     REQUIRE(s->apply({put_node_state{"job-h", step(model::node_update_state::downloading, 10, 2000)},
                       put_node_state{"job-h", step(model::node_update_state::downloading, 60, 2100)},
@@ -434,20 +399,22 @@ TEST_CASE("attempts round-trip; the history holds every change of state or attem
     // A retry: the same state again would not be history, a new attempt is.
     REQUIRE(s->apply({put_node_state{"job-h", step(model::node_update_state::pending, -1, 5000, 2)}}));
   }
-  auto s = open_ok(dir.db());
+  auto s = open_ok(dir.path());
   auto jobs = s->load_jobs();
   REQUIRE(jobs.size() == 1);
   REQUIRE(jobs[0].nodes.size() == 1);
   CHECK(jobs[0].nodes[0].attempt == 2);
   CHECK(jobs[0].nodes[0].started_at == 5000);
-  CHECK(raw_query(dir.db(), "SELECT group_concat(status || '@' || at || '#' || attempt, ',')"
-                            " FROM (SELECT * FROM job_history WHERE node_id = 'n1' ORDER BY seq)")
+  std::string agg = dir.pg() ? "string_agg(status || '@' || at || '#' || attempt, ',')"
+                             : "group_concat(status || '@' || at || '#' || attempt, ',')";
+  CHECK(raw(dir.path(), "SELECT " + agg
+                            + " FROM (SELECT * FROM job_history WHERE node_id = 'n1' ORDER BY seq) h")
         == "pending@1000#1,downloading@2000#1,failed@3000#1,pending@5000#2");
 }
 
 TEST_CASE("history: pages by node and job, newest first; trimmed by age") {
-  temp_dir dir;
-  auto s = open_ok(dir.db());
+  temp_db dir;
+  auto s = open_ok(dir.path());
   auto j = job("job-t", 1000);
   j.nodes = {state("a", model::node_update_state::pending, -1, 0, "", 1000),
              state("b", model::node_update_state::pending, -1, 0, "", 1000)};
@@ -475,8 +442,8 @@ TEST_CASE("history: pages by node and job, newest first; trimmed by age") {
 }
 
 TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
-  temp_dir dir;
-  auto s = open_ok(dir.db());
+  temp_db dir;
+  auto s = open_ok(dir.path());
   std::vector<write_op> batch;
   for (int i = 0; i < 200; ++i)
     batch.emplace_back(put_node{reg("n" + std::to_string(i)), 1000, 1000, {}});
@@ -495,8 +462,10 @@ TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
       put_node{reg("never"), 5000, 5000, {}},
   });
   CHECK_FALSE(ok);
-  CHECK(s->last_error().find("UNIQUE constraint failed") != std::string::npos);
-  CHECK(s->last_error().find(dir.db()) != std::string::npos);
+  CHECK(s->last_error().find(dir.pg() ? "duplicate key value violates unique constraint"
+                                       : "UNIQUE constraint failed")
+        != std::string::npos);
+  CHECK(s->last_error().find(dir.path()) != std::string::npos);
   auto nodes = s->load_nodes();
   CHECK(nodes.size() == 200);
   for (const auto& n : nodes) {
@@ -514,22 +483,22 @@ TEST_CASE("a batch commits atomically, a failing one rolls back entirely") {
   CHECK(s->apply({}));
 }
 
-TEST_CASE("checkpoint truncates the WAL") {
-  temp_dir dir;
-  auto s = open_ok(dir.db());
+TEST_CASE("checkpoint truncates the WAL" * doctest::test_suite("sqlite")) {
+  temp_db dir;
+  auto s = open_ok(dir.path());
   REQUIRE(s->apply({put_node{reg("n1"), 1, 1, {}}}));
   struct stat st {};
-  REQUIRE(stat((dir.db() + "-wal").c_str(), &st) == 0);
+  REQUIRE(stat((dir.path() + "-wal").c_str(), &st) == 0);
   CHECK(st.st_size > 0);
   s->checkpoint();
   CHECK(s->last_error().empty());
-  REQUIRE(stat((dir.db() + "-wal").c_str(), &st) == 0);
+  REQUIRE(stat((dir.path() + "-wal").c_str(), &st) == 0);
   CHECK(st.st_size == 0);
   CHECK(s->load_nodes().size() == 1);
 }
 
 TEST_CASE("an applied batch survives kill -9 of the writer") {
-  temp_dir dir;
+  temp_db dir;
   int fds[2];
   REQUIRE(pipe(fds) == 0);
   pid_t pid = fork();
@@ -537,7 +506,7 @@ TEST_CASE("an applied batch survives kill -9 of the writer") {
   if (pid == 0) {  // child: no doctest here, only _exit
     close(fds[0]);
     std::string err;
-    auto s = store::open(dir.db(), err);
+    auto s = store::open(dir.path(), err);
     auto j = job("j1");
     j.nodes = {state("n1", model::node_update_state::pending, -1, 0, "", 1000)};
     char ack = s && s->apply({put_node{reg("n1"), 1000, 1000, {}}, put_job{j}}) ? 'k' : 'x';
@@ -555,7 +524,7 @@ TEST_CASE("an applied batch survives kill -9 of the writer") {
   REQUIRE(waitpid(pid, &status, 0) == pid);
   CHECK(WIFSIGNALED(status));
   REQUIRE(ack == 'k');
-  auto s = open_ok(dir.db());
+  auto s = open_ok(dir.path());
   auto nodes = s->load_nodes();
   REQUIRE(nodes.size() == 1);
   CHECK(nodes[0].reg.node_id == "n1");
@@ -566,8 +535,8 @@ TEST_CASE("an applied batch survives kill -9 of the writer") {
 }
 
 TEST_CASE("10,000 node writes in one transaction") {
-  temp_dir dir;
-  auto s = open_ok(dir.db());
+  temp_db dir;
+  auto s = open_ok(dir.path());
   std::vector<write_op> batch;
   for (int i = 0; i < 10000; ++i) {
     auto r = reg("node-" + std::to_string(i));

@@ -54,7 +54,7 @@ TEST_CASE("traits: labels and inventory are stored with the node and on their ow
   CHECK(raw(db.path(), "SELECT COUNT(*) FROM nodes WHERE labels IS NULL") == "2");
 }
 
-TEST_CASE("traits: a v5 database gains the columns and keeps its nodes") {
+TEST_CASE("traits: a v5 database gains the columns and keeps its nodes" * doctest::test_suite("sqlite")) {
   temp_db db;
   {
     auto s = open_ok(db.path());
