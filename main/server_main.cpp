@@ -27,6 +27,7 @@
 #include "actors/server/reader.hpp"
 #include "transport/server_transport.hpp"
 #include "server_keys.hpp"
+#include "store/store.hpp"
 
 using namespace coapfleet;
 
@@ -76,10 +77,12 @@ int serve(options& opt, bool& restart) {
   std::string error;
   auto db = server::store::open(opt.db, error);
   if (!db) {
-    CF_ERROR("main", "cannot open database ", opt.db, ": ", error);
+    CF_ERROR("main", "cannot open the store: ", error);
     return 1;
   }
   db->set_audit_keep(opt.audit_keep);
+  std::string store_name =
+    db->path() + (db->postgresql() ? " (PostgreSQL)" : " (SQLite, WAL)");
   opt.transport.audit_tail = std::min<uint64_t>(model::audit_max_limit, opt.audit_keep);
   opt.transport.audit_keep = opt.audit_keep;
   opt.transport.started_at = now_millis();
@@ -98,7 +101,7 @@ int serve(options& opt, bool& restart) {
   // GET /nodes reads the database on connections of its own.
   auto read_db = server::store_reader::open(opt.db, error);
   if (!read_db) {
-    CF_ERROR("main", "cannot open ", opt.db, " for reading: ", error);
+    CF_ERROR("main", "cannot open the store for reading: ", error);
     return 1;
   }
   server::reader_config rdcfg;
@@ -166,7 +169,7 @@ int serve(options& opt, bool& restart) {
             : opt.transport.plain_role == model::role::reader ? "reads only"
                                                               : "nothing");
   }
-  CF_INFO("main", "data: ", opt.db, " (SQLite, WAL) with ", node_count, " nodes and ", job_count,
+  CF_INFO("main", "data: ", store_name, " with ", node_count, " nodes and ", job_count,
           " jobs; artifacts in ", opt.artifacts);
   CF_INFO("main", "liveness: stale after ", opt.stale_after, " s, offline after ",
           opt.offline_after, " s; a node's actor is closed after ", opt.idle_after,
@@ -204,7 +207,10 @@ int main(int argc, char** argv) {
   app.add_option("--bind", opt.transport.bind, "IPv4/IPv6 address to listen on")
     ->capture_default_str();
   app.add_option("--port", opt.transport.port, "UDP port to listen on")->capture_default_str();
-  app.add_option("--db", opt.db, "SQLite database file")->capture_default_str();
+  app.add_option("--store,--db", opt.db,
+                 "the store: a SQLite database file, or postgresql://USER@HOST:PORT/DB"
+                 " (PostgreSQL, shared by the members of a cluster)")
+    ->capture_default_str();
   app.add_option("--artifacts", opt.artifacts,
                  "directory of uploaded artifacts (default: artifacts/ beside the database)");
   app.add_option("--max-artifact", opt.transport.max_artifact,
@@ -375,7 +381,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--offline-after must be greater than --stale-after\n");
     return 2;
   }
-  if (opt.artifacts.empty()) {
+  if (opt.artifacts.empty() && server::store::names_postgresql(opt.db)) {
+    opt.artifacts = "artifacts";
+  } else if (opt.artifacts.empty()) {
     auto slash = opt.db.rfind('/');
     opt.artifacts = (slash == std::string::npos ? std::string(".") : opt.db.substr(0, slash))
                     + "/artifacts";

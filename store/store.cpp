@@ -284,6 +284,10 @@ store::~store() {
   st_.reset();  // finalize every statement before closing
 }
 
+bool store::names_postgresql(const std::string& location) {
+  return db::is_postgresql(location);
+}
+
 bool store::postgresql() const {
   return db_->kind() == db::engine::postgresql;
 }

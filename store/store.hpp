@@ -40,6 +40,8 @@ public:
   /// or a PostgreSQL database (a postgresql:// URI; libpq). Returns null
   /// and sets `error` on failure.
   static std::unique_ptr<store> open(const std::string& location, std::string& error);
+  /// Whether `location` is a PostgreSQL URI (postgresql:// or postgres://).
+  static bool names_postgresql(const std::string& location);
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;

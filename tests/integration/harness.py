@@ -598,6 +598,35 @@ def error_names(body_json, name):
     return body_json.get("field") == name or name in json.dumps(body_json)
 
 
+# -- the store ---------------------------------------------------------------------------
+
+# When COAPFLEET_TEST_PG names a PostgreSQL database (tests/with_pg.sh), the
+# servers' stores are there, each in a schema of its own, instead of SQLite
+# files.
+TEST_PG = os.environ.get("COAPFLEET_TEST_PG", "")
+_pg_schemas = 0
+
+
+def psql(uri, sql):
+    """Runs SQL with psql; its output, unaligned and without headers."""
+    p = subprocess.run(["psql", uri, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("psql %r failed: %s" % (sql, p.stderr))
+    return p.stdout.strip()
+
+
+def fresh_store(workdir, name):
+    """A new, empty store: a SQLite file in workdir, or a PostgreSQL schema."""
+    global _pg_schemas
+    if not TEST_PG:
+        return os.path.join(workdir, name + ".db")
+    _pg_schemas += 1
+    schema = "it%d_%d" % (os.getpid(), _pg_schemas)
+    psql(TEST_PG, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s" % (schema, schema))
+    return TEST_PG + ("&" if "?" in TEST_PG else "?") + "options=-csearch_path%3D" + schema
+
+
 # -- the server process -----------------------------------------------------------------
 
 class Server:
@@ -609,7 +638,7 @@ class Server:
         self.dtls_port = free_port()
         while self.dtls_port == self.port:  # two picks may meet
             self.dtls_port = free_port()
-        self.db = db or os.path.join(workdir, name + ".db")
+        self.db = db or fresh_store(workdir, name)
         self.log_path = os.path.join(workdir, name + ".log")
         self.proc = None
 

@@ -162,3 +162,33 @@ foreach(test IN LISTS COAPFLEET_REGISTERED_TESTS)
     endif()
   endif()
 endforeach()
+
+# The same control-plane tests with the store in PostgreSQL (a throwaway
+# server per test, tests/with_pg.sh; each server in a schema of its own):
+# the wire contract, jobs and campaigns, durability across kill -9, real
+# agents, keys and the CLI do not depend on the engine.
+set(COAPFLEET_POSTGRESQL_INTEGRATION_TESTS
+  seed_examples:loopback_5683
+  jobs:loopback_5683
+  campaigns:loopback_5683
+  durability:loopback_5683
+  agent_workflow:agents_5683,loopback_5683
+  keys:none
+  cli:none)
+foreach(entry IN LISTS COAPFLEET_POSTGRESQL_INTEGRATION_TESTS)
+  string(FIND "${entry}" ":" colon)
+  string(SUBSTRING "${entry}" 0 ${colon} name)
+  math(EXPR rest "${colon} + 1")
+  string(SUBSTRING "${entry}" ${rest} -1 locks)
+  string(REPLACE "," ";" locks "${locks}")
+  add_test(NAME integration_postgresql_${name}
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/with_pg.sh ${Python3_EXECUTABLE}
+            ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
+  set_tests_properties(integration_postgresql_${name} PROPERTIES
+    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
+    TIMEOUT 600
+    LABELS "integration;postgresql")
+  if(NOT locks STREQUAL "none")
+    set_tests_properties(integration_postgresql_${name} PROPERTIES RESOURCE_LOCK "${locks}")
+  endif()
+endforeach()
