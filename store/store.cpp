@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "model/json.hpp"
+#include "store/members.hpp"
 #include "store/store_internal.hpp"
 
 namespace coapfleet::server {
@@ -52,7 +53,9 @@ bool store::statements::migrate() {
     ok = exec(sql::schema_v5, "cannot migrate the schema to v5 (attempts, history)");
   if (ok && version < 6)
     ok = exec(sql::schema_v6, "cannot migrate the schema to v6 (labels, inventory)");
-  // Later versions: if (ok && version < 7) ok = exec(sql::schema_v7, ...);
+  if (ok && version < 7)
+    ok = exec(sql::schema_v7, "cannot migrate the schema to v7 (cluster members)");
+  // Later versions: if (ok && version < 8) ok = exec(sql::schema_v8, ...);
   return finish_migration(ok);
 }
 
@@ -91,7 +94,7 @@ bool store::statements::migrate_postgresql() {
                  "cannot record the schema version");
     version = schema_version;
   }
-  // Later versions: if (ok && version < 7) ok = exec(sql::pg::schema_v7, ...);
+  // Later versions: if (ok && version < 8) ok = exec(sql::pg::schema_v8, ...);
   return finish_migration(ok);
 }
 
@@ -284,6 +287,36 @@ store::~store() {
   st_.reset();  // finalize every statement before closing
 }
 
+bool store::set_fence(const std::string& member_id, uint64_t epoch) {
+  fence_member_ = member_id;
+  fence_epoch_ = epoch;
+  if (member_id.empty()) {
+    st_->fence = nullptr;
+    return true;
+  }
+  if (st_->fence)
+    return true;
+  auto text = "SELECT 1 FROM members WHERE member_id = ?1 AND epoch = ?2 AND heartbeat_at > "
+              + store_now_sql(postgresql()) + " - lease_ms";
+  return st_->prepare(st_->fence, text.c_str());
+}
+
+bool store::check_fence() {
+  auto s = st_->fence;
+  s->bind_text(1, fence_member_);
+  s->bind_int(2, static_cast<int64_t>(fence_epoch_));
+  auto rc = s->step();
+  s->reset();
+  if (rc == db::step_result::error)
+    return st_->fail("cannot check the member's lease");
+  if (rc == db::step_result::row)
+    return true;
+  fenced_ = true;
+  error_ = path_ + ": fenced: the lease of member " + fence_member_ + " (epoch "
+           + std::to_string(fence_epoch_) + ") is no longer valid; nothing was written";
+  return false;
+}
+
 bool store::names_postgresql(const std::string& location) {
   return db::is_postgresql(location);
 }
@@ -297,7 +330,10 @@ bool store::apply(const std::vector<write_op>& ops) {
     return true;
   auto& st = *st_;
   audited_.clear();
+  fenced_ = false;
   bool ok = st.transaction([&] {
+    if (st.fence && !check_fence())
+      return false;
     try {
       for (const auto& op : ops)
         if (!std::visit([&st](const auto& o) { return st.write(o); }, op))

@@ -47,12 +47,23 @@ public:
   store& operator=(const store&) = delete;
 
   /// Current schema version (PRAGMA user_version after migration):
-  /// 1 nodes, health, jobs; 2 keys and the key version; 3 the audit log.
-  static constexpr int schema_version = 6;
+  /// 1 nodes, health, jobs; 2 keys and the key version; 3 the audit log;
+  /// 4 reported addresses; 5 attempts, history; 6 labels, inventory; 7 members.
+  static constexpr int schema_version = 7;
 
   /// Applies all writes in one transaction (group commit): all or nothing.
   /// Returns false and sets last_error() on failure (then nothing changed).
+  /// With a fence set, the transaction first checks the member's lease in
+  /// the same transaction and fails (fenced() then says so) when it lapsed or
+  /// another join replaced its epoch: a member cut off from the cluster
+  /// writes nothing.
   bool apply(const std::vector<write_op>& ops);
+
+  /// Fences every later apply() with this member's lease (a cluster member
+  /// sets it after each join; an empty id removes the fence).
+  bool set_fence(const std::string& member_id, uint64_t epoch);
+  /// Whether the last failed apply() failed on the fence.
+  bool fenced() const { return fenced_; }
 
   /// Every node with its latest health (has_health set when there is one).
   /// `status` is left online; the caller computes liveness.
@@ -135,6 +146,7 @@ public:
 
 private:
   store() = default;
+  bool check_fence();
   struct statements;
   std::unique_ptr<db::connection> db_;
   std::unique_ptr<statements> st_;
@@ -142,6 +154,9 @@ private:
   std::string path_;
   uint64_t audit_keep_ = model::audit_default_keep;
   std::vector<model::audit_record> audited_;
+  std::string fence_member_;
+  uint64_t fence_epoch_ = 0;
+  bool fenced_ = false;
 };
 
 /// Another connection that holds the database's write lock while it lives,

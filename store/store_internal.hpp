@@ -21,6 +21,7 @@ extern const char* const schema_v3;
 extern const char* const schema_v4;
 extern const char* const schema_v5;
 extern const char* const schema_v6;
+extern const char* const schema_v7;
 extern const char* const update_traits;
 extern const char* const history_by_node;
 extern const char* const history_by_job;
@@ -82,6 +83,8 @@ struct store::statements {
   // audit (store_audit.cpp)
   stmt audit_insert = nullptr, audit_prune = nullptr, audit_page = nullptr,
        audit_count = nullptr;
+  // the member's lease (store::set_fence)
+  stmt fence = nullptr;
   // history (store_history.cpp)
   stmt history_by_node = nullptr, history_by_job = nullptr, history_trim = nullptr;
 

@@ -145,6 +145,23 @@ ALTER TABLE nodes ADD COLUMN operator_labels TEXT;
 PRAGMA user_version = 6;
 )sql";
 
+// v7: the members of a cluster (each with its lease: live while its
+// heartbeat is younger than lease_ms, by the store's clock) and the epoch
+// counter that gives every join a new fencing token.
+extern const char* const schema_v7 = R"sql(
+CREATE TABLE members (
+  member_id        TEXT PRIMARY KEY,
+  cluster_endpoint TEXT NOT NULL,
+  coap_endpoint    TEXT NOT NULL,
+  epoch            INTEGER NOT NULL,
+  lease_ms         INTEGER NOT NULL,
+  started_at       INTEGER NOT NULL,
+  heartbeat_at     INTEGER NOT NULL
+);
+INSERT INTO meta(name, value) VALUES('member_epoch', 0);
+PRAGMA user_version = 7;
+)sql";
+
 extern const char* const update_traits =
     "UPDATE nodes SET labels = ?2, inventory = ?3, operator_labels = ?4 WHERE node_id = ?1";
 
@@ -422,6 +439,16 @@ BEGIN
 END $$;
 CREATE TRIGGER job_nodes_history AFTER INSERT OR UPDATE ON job_nodes
 FOR EACH ROW EXECUTE FUNCTION coapfleet_job_history();
+CREATE TABLE members (
+  member_id        TEXT COLLATE "C" PRIMARY KEY,
+  cluster_endpoint TEXT NOT NULL,
+  coap_endpoint    TEXT NOT NULL,
+  epoch            BIGINT NOT NULL,
+  lease_ms         BIGINT NOT NULL,
+  started_at       BIGINT NOT NULL,
+  heartbeat_at     BIGINT NOT NULL
+);
+INSERT INTO meta(name, value) VALUES('member_epoch', 0);
 CREATE FUNCTION coapfleet_jsonb(t TEXT) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
   RETURN t::jsonb;

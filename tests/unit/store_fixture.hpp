@@ -103,15 +103,23 @@ inline std::unique_ptr<store> open_ok(const std::string& path) {
   return s;
 }
 
-/// Takes a database back to what a server of schema v4 left behind.
+/// What a server of schema v6 left behind (no members).
+inline void undo_v7(const std::string& path) {
+  raw(path, "DROP TABLE members");
+  raw(path, "DELETE FROM meta WHERE name = 'member_epoch'");
+  raw(path, "PRAGMA user_version = 6");
+}
+
 /// What a server of schema v5 left behind (no labels, no inventory).
 inline void undo_v6(const std::string& path) {
+  undo_v7(path);
   raw(path, "ALTER TABLE nodes DROP COLUMN labels");
   raw(path, "ALTER TABLE nodes DROP COLUMN inventory");
   raw(path, "ALTER TABLE nodes DROP COLUMN operator_labels");
   raw(path, "PRAGMA user_version = 5");
 }
 
+/// What a server of schema v4 left behind.
 inline void undo_v5(const std::string& path) {
   undo_v6(path);
   raw(path, "DROP TRIGGER job_nodes_history_insert");

@@ -1,0 +1,130 @@
+// The cluster's members table (leases by the store's clock) and the fence
+// it puts on every write, on SQLite and PostgreSQL.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "store/members.hpp"
+#include "store/store.hpp"
+#include "store_fixture.hpp"
+
+using namespace coapfleet;
+using namespace coapfleet::server;
+using namespace coapfleet::server::testing;
+
+namespace {
+
+std::unique_ptr<member_table> members_ok(const std::string& path) {
+  std::string err;
+  auto t = member_table::open(path, err);
+  INFO(err);
+  REQUIRE(t != nullptr);
+  return t;
+}
+
+member_row row(const std::string& id, int64_t lease_ms) {
+  member_row m;
+  m.member_id = id;
+  m.cluster_endpoint = "127.0.1.1:5700";
+  m.coap_endpoint = "127.0.1.1:5683";
+  m.lease_ms = lease_ms;
+  return m;
+}
+
+put_node node(const std::string& id) {
+  model::node_registration r;
+  r.node_id = id;
+  r.ip_address = "127.1.0.1";
+  r.port = 5683;
+  return put_node{r, 1, 1, {}};
+}
+
+const member_row* find(const std::vector<member_row>& all, const std::string& id) {
+  for (auto& m : all)
+    if (m.member_id == id)
+      return &m;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("members: every join has a new epoch; a live lease renews") {
+  temp_db db;
+  auto s = open_ok(db.path());
+  auto t = members_ok(db.path());
+  auto a = row("a", 60000), b = row("b", 60000);
+  REQUIRE(t->join(a));
+  REQUIRE(t->join(b));
+  CHECK(a.epoch >= 1);
+  CHECK(b.epoch > a.epoch);
+  CHECK(a.started_at > 0);
+  CHECK(t->renew("a", a.epoch) == member_table::renewal::renewed);
+  // An epoch that is not the row's is fenced.
+  CHECK(t->renew("a", a.epoch + 100) == member_table::renewal::fenced);
+  CHECK(t->renew("nobody", 1) == member_table::renewal::fenced);
+  std::vector<member_row> all;
+  REQUIRE(t->list(all));
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].member_id == "a");
+  CHECK(all[0].live);
+  CHECK(all[0].cluster_endpoint == "127.0.1.1:5700");
+  CHECK(all[0].coap_endpoint == "127.0.1.1:5683");
+  CHECK(all[0].heartbeat_age_ms < 60000);
+  CHECK(all[1].epoch == b.epoch);
+  // Joining again replaces the epoch.
+  auto again = row("a", 60000);
+  REQUIRE(t->join(again));
+  CHECK(again.epoch > b.epoch);
+  CHECK(t->renew("a", a.epoch) == member_table::renewal::fenced);
+  CHECK(t->renew("a", again.epoch) == member_table::renewal::renewed);
+}
+
+TEST_CASE("members: a lapsed lease is not live and cannot be renewed; leave ends it at once") {
+  temp_db db;
+  auto s = open_ok(db.path());
+  auto t = members_ok(db.path());
+  auto a = row("a", 150), b = row("b", 60000);
+  REQUIRE(t->join(a));
+  REQUIRE(t->join(b));
+  // Well past the lease (by the store's clock, which the sleep also moves).
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  std::vector<member_row> all;
+  REQUIRE(t->list(all));
+  REQUIRE(find(all, "a") != nullptr);
+  CHECK_FALSE(find(all, "a")->live);
+  CHECK(find(all, "a")->heartbeat_age_ms >= 150);
+  CHECK(find(all, "b")->live);
+  CHECK(t->renew("a", a.epoch) == member_table::renewal::fenced);
+  REQUIRE(t->leave("b", b.epoch));
+  REQUIRE(t->list(all));
+  CHECK_FALSE(find(all, "b")->live);
+  CHECK(t->renew("b", b.epoch) == member_table::renewal::fenced);
+}
+
+TEST_CASE("members: a fenced store writes nothing until its member joins again") {
+  temp_db db;
+  auto s = open_ok(db.path());
+  auto t = members_ok(db.path());
+  auto a = row("a", 60000);
+  REQUIRE(t->join(a));
+  REQUIRE(s->set_fence("a", a.epoch));
+  REQUIRE(s->apply({node("n1")}));
+  CHECK_FALSE(s->fenced());
+  // Another process joined as "a" (a restarted member): the old epoch is stale.
+  auto b = row("a", 60000);
+  REQUIRE(t->join(b));
+  CHECK_FALSE(s->apply({node("n2"), node("n3")}));
+  CHECK(s->fenced());
+  CHECK(s->last_error().find("fenced") != std::string::npos);
+  CHECK(s->load_nodes().size() == 1);
+  // With the new epoch it writes again; without a fence, always.
+  REQUIRE(s->set_fence("a", b.epoch));
+  REQUIRE(s->apply({node("n2")}));
+  REQUIRE(t->leave("a", b.epoch));
+  CHECK_FALSE(s->apply({node("n3")}));
+  CHECK(s->fenced());
+  REQUIRE(s->set_fence("", 0));
+  REQUIRE(s->apply({node("n3")}));
+  CHECK(s->load_nodes().size() == 3);
+}
