@@ -9,6 +9,7 @@
 //   owners ──(changed: resource, urgency)──► transport (keeps representations fresh)
 //   everything that persists ──► persistence (the only user of the store)
 //   gateway ──► keys ──(keys: the valid key table)──► transport
+//   gateway ──► cluster (actors/cluster_interface.hpp) ◄──middleman──► other members
 //
 // It includes only CAF, the standard library, model/ and common/ (checked by
 // cmake/check_layering.cmake).
@@ -458,6 +459,9 @@ using close = caf::atom_constant<caf::atom("close")>;
 using retry = caf::atom_constant<caf::atom("retry")>;
 using stop = caf::atom_constant<caf::atom("stop")>;
 using history = caf::atom_constant<caf::atom("history")>;
+using fence = caf::atom_constant<caf::atom("fence")>;      ///< a member's lease (cluster)
+using cluster = caf::atom_constant<caf::atom("cluster")>;  ///< GET /cluster
+using join = caf::atom_constant<caf::atom("join")>;        ///< a member introduces itself
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -485,6 +489,9 @@ using persistence_actor = caf::typed_actor<
   /// Commits everything pending (health too) and answers: what was sent to
   /// it before is in the database for the reader (/nodes/changes).
   caf::replies_to<atom::sync>::with<atom::ok>,
+  /// A cluster member's lease after each join (store::set_fence): every
+  /// later commit checks it, and fails with unavailable once it lapsed.
+  caf::replies_to<atom::fence, std::string, uint64_t>::with<atom::ok>,
   /// Internal: run the group commit now / the health flush timer fired.
   caf::reacts_to<atom::commit>, caf::reacts_to<atom::tick>,
   // Keys (for the keys actor). Each change is a transaction of its own,
@@ -818,6 +825,8 @@ using gateway_actor = caf::typed_actor<
   caf::reacts_to<atom::job, uint64_t, std::string, std::string, peer>,
   /// POST /system: status (answered with the database's state now), restart, shutdown.
   caf::reacts_to<atom::action, uint64_t, model::system_action, peer>,
+  /// GET /cluster: the members as this member sees them (access::read_fleet).
+  caf::reacts_to<atom::cluster, uint64_t, peer>,
   caf::reacts_to<atom::upload, uint64_t, artifact_upload, peer>,  ///< PUT /artifacts/<name>
   /// DELETE /artifacts/<name> (access::manage_artifacts): 4.09 while an
   /// unfinished job names it.

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   add_artifact_commands(app, ctx);
   add_artifact_delete_command(*app.get_subcommand("artifact"), ctx);
   add_system_commands(app, ctx);
+  add_cluster_commands(app, ctx);
   add_key_commands(app, ctx);
   add_audit_commands(app, ctx);
 

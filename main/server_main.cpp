@@ -26,6 +26,7 @@
 #include "actors/server/gateway.hpp"
 #include "actors/server/reader.hpp"
 #include "transport/server_transport.hpp"
+#include "server_cluster.hpp"
 #include "server_keys.hpp"
 #include "store/store.hpp"
 
@@ -55,6 +56,7 @@ struct options {
   /// Audit records kept (the oldest go first).
   uint64_t audit_keep = model::audit_default_keep;
   unsigned history_days = 90;
+  server::cluster_options cluster;
   /// Threads running the actors (the transport and the database have their
   /// own): the cores but one, at least 2, at most 4.
   unsigned workers = std::clamp(std::thread::hardware_concurrency(), 3u, 5u) - 1;
@@ -70,7 +72,9 @@ std::string own_executable() {
 int serve(options& opt, bool& restart) {
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::coapfleet>();
+  cfg.add_message_types<caf::id_block::coapfleet_cluster>();
   cfg.set("logger.console", caf::atom("none"));
+  server::configure_cluster(cfg, opt.cluster);
   configure_scheduler(cfg, opt.workers);
   caf::actor_system sys{cfg};
 
@@ -81,6 +85,21 @@ int serve(options& opt, bool& restart) {
     return 1;
   }
   db->set_audit_keep(opt.audit_keep);
+  // A member joins (a new epoch) before anything is written: every commit
+  // is fenced by its lease from the first on.
+  server::member_row me;
+  std::unique_ptr<server::member_table> members;
+  if (opt.cluster.clustered()) {
+    members = server::join_cluster(opt.cluster, opt.db,
+                                   opt.transport.bind + ":" + std::to_string(opt.transport.port),
+                                   *db, me, error);
+    if (!members) {
+      CF_ERROR("main", "cannot join the cluster: ", error);
+      return 1;
+    }
+    CF_INFO("main", "cluster: joined as ", me.member_id, " with epoch ", me.epoch, " (lease ",
+            me.lease_ms, " ms)");
+  }
   std::string store_name =
     db->path() + (db->postgresql() ? " (PostgreSQL)" : " (SQLite, WAL)");
   opt.transport.audit_tail = std::min<uint64_t>(model::audit_max_limit, opt.audit_keep);
@@ -148,11 +167,18 @@ int serve(options& opt, bool& restart) {
   auto system = server::spawn_system(sys, scfg, persistence, registry, jobs);
   // Hands the valid keys to the transport now and whenever they change.
   auto keys = server::spawn_keys(sys, server::keys_config{}, persistence, net.handle());
+  auto cluster = server::start_cluster(sys, opt.cluster, me, std::move(members), persistence,
+                                       error);
+  if (!cluster) {
+    CF_ERROR("main", error);
+    return 1;
+  }
   server::gateway_config gcfg;
   gcfg.jobs_per_minute = opt.jobs_per_minute;
   auto gateway = server::spawn_gateway(
     sys, gcfg,
-    server::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts, keys});
+    server::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts, keys,
+                          cluster});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-server ", COAPFLEET_VERSION, " listening on ",
@@ -188,6 +214,7 @@ int serve(options& opt, bool& restart) {
                });
   }
   for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(keys),
+                 caf::actor_cast<caf::actor>(cluster),
                  caf::actor_cast<caf::actor>(system),
                  caf::actor_cast<caf::actor>(artifacts),
                  caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
@@ -211,6 +238,7 @@ int main(int argc, char** argv) {
                  "the store: a SQLite database file, or postgresql://USER@HOST:PORT/DB"
                  " (PostgreSQL, shared by the members of a cluster)")
     ->capture_default_str();
+  server::add_cluster_options(app, opt.cluster);
   app.add_option("--artifacts", opt.artifacts,
                  "directory of uploaded artifacts (default: artifacts/ beside the database)");
   app.add_option("--max-artifact", opt.transport.max_artifact,
@@ -352,6 +380,10 @@ int main(int argc, char** argv) {
   }
   if (keys.app->parsed())
     return server::run_keys_command(keys, opt.db);
+  if (auto bad = server::check_cluster_options(opt.cluster, opt.db); !bad.empty()) {
+    std::fprintf(stderr, "%s\n", bad.c_str());
+    return 2;
+  }
   if (opt.transport.dtls_port != 0 && opt.transport.dtls_port == opt.transport.port) {
     // Both sockets would bind (libcoap sets SO_REUSEADDR) and share the
     // datagrams: plain requests would go unanswered half the time.

@@ -87,6 +87,9 @@ void hnd_put_artifact(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
 // -- /audit (server_audit.cpp) --------------------------------------------------------
 void hnd_get_audit(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                    const coap_string_t* q, coap_pdu_t* resp);
+// -- /cluster (server_cluster.cpp) ------------------------------------------------------
+void hnd_get_cluster(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
+                     const coap_string_t* q, coap_pdu_t* resp);
 // -- /updates/<job>/spec (server_job_spec.cpp) ---------------------------------------
 /// The job id of a request to /updates/<job>/spec ("" when the path is not
 /// of that shape).

@@ -468,6 +468,8 @@ bool server_transport::impl::register_resources() {
     {"keys", "GET, POST", "\"coapfleet.keys\"", nullptr, "50", gated<hnd_get_keys>, gated<hnd_post_keys>,
      nullptr},
     {"audit", "GET", "\"coapfleet.audit\"", nullptr, "50", gated<hnd_get_audit>, nullptr, nullptr},
+    {"cluster", "GET", "\"coapfleet.cluster\"", nullptr, "50", gated<hnd_get_cluster>, nullptr,
+     nullptr},
   };
   for (auto& spec : specs) {
     auto* r = coap_resource_init(coap_make_str_const(spec.path), 0);

@@ -1,5 +1,6 @@
 #include "actors/server/gateway.hpp"
 #include "actors/server/gateway_internal.hpp"
+#include "actors/server/cluster.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -355,6 +356,22 @@ gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_
       [=](atom::keys, uint64_t id, model::key_request& req, peer& from) {
         track(self, id);
         manage_keys(self, id, req, from);
+      },
+      [=](atom::cluster, uint64_t id, peer& from) {
+        track(self, id);
+        if (!permitted(self, id, from, model::access::read_fleet, "cluster.status"))
+          return;
+        if (!self->state.peers.cluster) {
+          answer(self, id, error_reply(make_api_error(api_errc::unavailable,
+                                                      "no membership actor")));
+          return;
+        }
+        self->request(self->state.peers.cluster, caf::infinite, atom::get::value)
+          .then(
+            [=](cluster_status& c) {
+              answer(self, id, json_reply(205, encode_cluster_status(c)));
+            },
+            failure(self, id));
       },
       [=](atom::audit, uint64_t id, model::audit_query& q, peer& from) {
         track(self, id);

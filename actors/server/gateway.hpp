@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "actors/cluster_interface.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/replies.hpp"
 
@@ -32,6 +33,7 @@ struct gateway_peers {
   persistence_actor persistence;
   artifact_store_actor artifacts;
   keys_actor keys;  ///< GET/POST /keys (5.03 without one)
+  cluster_actor cluster;  ///< GET /cluster (5.03 without one)
 };
 
 gateway_actor spawn_gateway(caf::actor_system& sys, gateway_config cfg, gateway_peers peers);

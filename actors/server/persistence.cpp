@@ -69,15 +69,22 @@ void commit_now(self_ptr self) {
       rp.deliver(atom::ok::value);
   } else {
     CF_ERROR("persistence", "commit failed: ", st.db->last_error(), " ops=", ops.size());
-    auto err = make_api_error(api_errc::internal,
-                              "database write failed: " + st.db->last_error());
+    // A member whose lease lapsed is out of the cluster until it joins
+    // again: the sender should try another member.
+    auto err = st.db->fenced()
+                 ? make_api_error(api_errc::unavailable,
+                                  "this member is not in the cluster now (its lease lapsed);"
+                                  " another member can take the request")
+                 : make_api_error(api_errc::internal,
+                                  "database write failed: " + st.db->last_error());
     for (auto& rp : waiting)
       rp.deliver(err);
     // The writers of durable operations were told; the latest health of each
     // node is nobody's to retry: keep it (unless a newer one came in) for the
     // next commit, which the health timer brings.
+    // A fenced member's nodes are another member's now: their health is not its own to keep.
     size_t kept = 0;
-    for (size_t i = durable; i < ops.size(); ++i) {
+    for (size_t i = st.db->fenced() ? ops.size() : durable; i < ops.size(); ++i) {
       if (auto* h = std::get_if<put_health>(&ops[i])) {
         auto id = h->health.node_id;
         if (st.dirty_health.emplace(std::move(id), std::move(*h)).second)
@@ -276,6 +283,14 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
       },
       [self](atom::commit) { commit_now(self); },
       [self](atom::ping) -> bool { return self->state.db->ping(); },
+      [self](atom::fence, const std::string& member, uint64_t epoch) -> caf::result<atom::ok> {
+        commit_now(self);  // what came before belongs to the previous lease
+        if (!self->state.db->set_fence(member, epoch))
+          return make_api_error(api_errc::internal,
+                                "cannot fence the store: " + self->state.db->last_error());
+        CF_INFO("persistence", "writes fenced by member ", member, " epoch ", epoch);
+        return atom::ok::value;
+      },
       [self](atom::tick) {
         self->state.health_timer = false;
         commit_now(self);

@@ -24,6 +24,8 @@ int node_history(context& ctx, const std::string& id, long long limit);
 int job_history(context& ctx, const std::string& job, long long limit);
 /// system status|restart|shutdown, test, discover (system_commands.cpp)
 void add_system_commands(CLI::App& app, context& ctx);
+/// cluster status (cluster_commands.cpp).
+void add_cluster_commands(CLI::App& app, context& ctx);
 /// key add|list|revoke|rotate (key_commands.cpp)
 void add_key_commands(CLI::App& app, context& ctx);
 /// audit (audit_commands.cpp)

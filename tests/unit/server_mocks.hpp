@@ -292,6 +292,7 @@ inline persistence_actor::behavior_type mock_persistence(persistence_actor::poin
     },
     [](atom::flush) { return atom::ok::value; },
     [](atom::sync) { return atom::ok::value; },
+    [](atom::fence, std::string&, uint64_t) { return atom::ok::value; },
     [](atom::commit) {},
     [](atom::tick) {},
     // Keys: the keys actor's tests use the real persistence actor.

@@ -1,0 +1,153 @@
+#include "server_cluster.hpp"
+
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+
+#include "actors/server/cluster.hpp"
+#include "common/log.hpp"
+
+namespace coapfleet::server {
+
+namespace {
+
+bool valid_member_id(const std::string& id) {
+  if (id.empty() || id.size() > 64)
+    return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return false;
+  return true;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t from = 0;
+  while (from <= text.size()) {
+    auto comma = text.find(',', from);
+    auto item = text.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+    if (!item.empty())
+      out.push_back(item);
+    if (comma == std::string::npos)
+      break;
+    from = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_cluster_options(CLI::App& app, cluster_options& opt) {
+  app.add_option("--member-id", opt.member_id,
+                 "this server's name in a cluster (needs --store postgresql://... and"
+                 " --cluster-listen)");
+  app.add_option("--cluster-listen", opt.listen,
+                 "HOST:PORT where the other members reach this one (TCP)");
+  app.add_option("--cluster-seed", opt.seeds,
+                 "HOST:PORT[,HOST:PORT...] of members to link to at start");
+  app.add_option("--cluster-cert", opt.cert,
+                 "this member's certificate (PEM) for TLS between members");
+  app.add_option("--cluster-key", opt.key, "its private key (PEM)");
+  app.add_option("--cluster-ca", opt.ca, "the cluster's CA certificate (PEM)");
+  app.add_option("--lease-ms", opt.lease_ms,
+                 "a member's lease: it stops acting when it could not renew it for this long,"
+                 " and the others take over")
+    ->capture_default_str();
+}
+
+std::string check_cluster_options(const cluster_options& opt, const std::string& store_location) {
+  bool any_cluster = !opt.listen.empty() || !opt.seeds.empty() || !opt.cert.empty()
+                     || !opt.key.empty() || !opt.ca.empty();
+  if (!opt.clustered())
+    return any_cluster ? "--cluster-listen, --cluster-seed and --cluster-cert/key/ca need --member-id"
+                       : "";
+  if (!valid_member_id(opt.member_id))
+    return "--member-id: 1..64 letters, digits, '-', '_' or '.'";
+  if (!store::names_postgresql(store_location))
+    return "a cluster's members share one PostgreSQL store: --store postgresql://USER@HOST:PORT/DB";
+  std::string host;
+  uint16_t port = 0;
+  if (!split_endpoint(opt.listen, host, port))
+    return "--cluster-listen: HOST:PORT is needed with --member-id";
+  for (auto& seed : split_list(opt.seeds))
+    if (!split_endpoint(seed, host, port))
+      return "--cluster-seed: '" + seed + "' is not HOST:PORT";
+  bool c = !opt.cert.empty(), k = !opt.key.empty(), a = !opt.ca.empty();
+  if ((c || k || a) && !(c && k && a))
+    return "--cluster-cert, --cluster-key and --cluster-ca go together";
+  if (opt.lease_ms < 500 || opt.lease_ms > 600000)
+    return "--lease-ms: 500..600000";
+  return "";
+}
+
+void configure_cluster(caf::actor_system_config& cfg, const cluster_options& opt) {
+  if (!opt.clustered())
+    return;
+  cfg.load<caf::io::middleman>();
+  // Only coapfleet members of the same kind link (CAF refuses other applications).
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{"coapfleet-member-1"});
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
+  if (opt.tls()) {
+    cfg.load<caf::openssl::manager>();
+    cfg.openssl_certificate = opt.cert;
+    cfg.openssl_key = opt.key;
+    cfg.openssl_cafile = opt.ca;
+  }
+}
+
+std::unique_ptr<member_table> join_cluster(const cluster_options& opt,
+                                           const std::string& store_location,
+                                           const std::string& coap_endpoint, store& db,
+                                           member_row& me, std::string& error) {
+  auto table = member_table::open(store_location, error);
+  if (!table)
+    return nullptr;
+  me = {};
+  me.member_id = opt.member_id;
+  me.cluster_endpoint = opt.listen;
+  me.coap_endpoint = coap_endpoint;
+  me.lease_ms = opt.lease_ms;
+  if (!table->join(me)) {
+    error = table->last_error();
+    return nullptr;
+  }
+  if (!db.set_fence(me.member_id, me.epoch)) {
+    error = db.last_error();
+    return nullptr;
+  }
+  return table;
+}
+
+cluster_actor start_cluster(caf::actor_system& sys, const cluster_options& opt, member_row me,
+                            std::unique_ptr<member_table> table, persistence_actor persistence,
+                            std::string& error) {
+  cluster_config cfg;
+  cfg.me = std::move(me);
+  cfg.persistence = std::move(persistence);
+  cfg.tls = opt.tls();
+  if (!opt.clustered())
+    return spawn_cluster(sys, std::move(cfg), nullptr);
+  cfg.seeds = split_list(opt.seeds);
+  cfg.middleman = opt.tls() ? sys.openssl_manager().actor_handle() : sys.middleman().actor_handle();
+  auto handle = spawn_cluster(sys, std::move(cfg), std::move(table));
+  std::string host;
+  uint16_t port = 0;
+  split_endpoint(opt.listen, host, port);
+  auto published = opt.tls() ? caf::openssl::publish(handle, port, host.c_str(), true)
+                             : sys.middleman().publish(handle, port, host.c_str(), true);
+  if (!published) {
+    error = "cannot listen on " + opt.listen + " for the other members: "
+            + sys.render(published.error());
+    caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+    return {};
+  }
+  CF_INFO("main", "cluster: member ", opt.member_id, " listening on ", opt.listen,
+          opt.tls() ? " (TLS, certificates from " + opt.ca + ")" : std::string(" (plain TCP)"),
+          opt.seeds.empty() ? std::string() : "; seeds " + opt.seeds);
+  if (!opt.tls())
+    CF_WARN("main", "cluster links are plain TCP, neither encrypted nor authenticated:"
+                    " only for loopback and trusted networks (--cluster-cert/key/ca for TLS)");
+  return handle;
+}
+
+}  // namespace coapfleet::server
