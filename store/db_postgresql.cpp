@@ -63,9 +63,11 @@ public:
 
   bool connect() {
     close();
-    // The URI's own connect_timeout, if any, overrides this default.
+    // As long as a call may wait (libpq's least is 2 s); the URI's own
+    // connect_timeout, if any, overrides this.
+    auto seconds = std::to_string(std::max<int64_t>(2, (timeout_.count() + 999) / 1000));
     const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-    const char* values[] = {"10", "coapfleet", uri_.c_str(), nullptr};
+    const char* values[] = {seconds.c_str(), "coapfleet", uri_.c_str(), nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
       error_ = "cannot connect to " + redacted(uri_) + ": "

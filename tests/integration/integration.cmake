@@ -192,3 +192,14 @@ foreach(entry IN LISTS COAPFLEET_POSTGRESQL_INTEGRATION_TESTS)
     set_tests_properties(integration_postgresql_${name} PROPERTIES RESOURCE_LOCK "${locks}")
   endif()
 endforeach()
+
+# Clustered main servers: three members on free ports of 127.0.0.1 sharing a
+# throwaway PostgreSQL; kill -9 of a member, a member cut off from the store
+# by a proxy that holds its traffic. Free ports only: no lock.
+add_test(NAME integration_cluster
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/with_pg.sh ${Python3_EXECUTABLE}
+          ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.py)
+set_tests_properties(integration_cluster PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 600
+  LABELS "integration;postgresql;cluster")
