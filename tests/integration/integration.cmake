@@ -142,6 +142,47 @@ set_tests_properties(integration_pages PROPERTIES
   TIMEOUT 600
   LABELS integration)
 
+# The same control-plane tests with the store in PostgreSQL (a throwaway
+# server per test, tests/with_pg.sh; each server in a schema of its own):
+# the wire contract, jobs and campaigns, durability across kill -9, real
+# agents, keys and the CLI do not depend on the engine.
+set(COAPFLEET_POSTGRESQL_INTEGRATION_TESTS
+  seed_examples:loopback_5683
+  jobs:loopback_5683
+  campaigns:loopback_5683
+  durability:loopback_5683
+  agent_workflow:agents_5683,loopback_5683
+  keys:none
+  cli:none)
+foreach(entry IN LISTS COAPFLEET_POSTGRESQL_INTEGRATION_TESTS)
+  string(FIND "${entry}" ":" colon)
+  string(SUBSTRING "${entry}" 0 ${colon} name)
+  math(EXPR rest "${colon} + 1")
+  string(SUBSTRING "${entry}" ${rest} -1 locks)
+  string(REPLACE "," ";" locks "${locks}")
+  add_test(NAME postgresql_integration_${name}
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/with_pg.sh ${Python3_EXECUTABLE}
+            ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
+  set_tests_properties(postgresql_integration_${name} PROPERTIES
+    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
+    TIMEOUT 600
+    LABELS "integration;postgresql")
+  if(NOT locks STREQUAL "none")
+    set_tests_properties(postgresql_integration_${name} PROPERTIES RESOURCE_LOCK "${locks}")
+  endif()
+endforeach()
+
+# Clustered main servers: three members on free ports of 127.0.0.1 sharing a
+# throwaway PostgreSQL; kill -9 of a member, a member cut off from the store
+# by a proxy that holds its traffic. Free ports only: no lock.
+add_test(NAME integration_cluster
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/with_pg.sh ${Python3_EXECUTABLE}
+          ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.py)
+set_tests_properties(integration_cluster PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 600
+  LABELS "integration;postgresql;cluster")
+
 # A test script without a test above would never run.
 file(GLOB COAPFLEET_INTEGRATION_SCRIPTS CONFIGURE_DEPENDS
   RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}/integration ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_*.py)
@@ -163,43 +204,3 @@ foreach(test IN LISTS COAPFLEET_REGISTERED_TESTS)
   endif()
 endforeach()
 
-# The same control-plane tests with the store in PostgreSQL (a throwaway
-# server per test, tests/with_pg.sh; each server in a schema of its own):
-# the wire contract, jobs and campaigns, durability across kill -9, real
-# agents, keys and the CLI do not depend on the engine.
-set(COAPFLEET_POSTGRESQL_INTEGRATION_TESTS
-  seed_examples:loopback_5683
-  jobs:loopback_5683
-  campaigns:loopback_5683
-  durability:loopback_5683
-  agent_workflow:agents_5683,loopback_5683
-  keys:none
-  cli:none)
-foreach(entry IN LISTS COAPFLEET_POSTGRESQL_INTEGRATION_TESTS)
-  string(FIND "${entry}" ":" colon)
-  string(SUBSTRING "${entry}" 0 ${colon} name)
-  math(EXPR rest "${colon} + 1")
-  string(SUBSTRING "${entry}" ${rest} -1 locks)
-  string(REPLACE "," ";" locks "${locks}")
-  add_test(NAME integration_postgresql_${name}
-    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/with_pg.sh ${Python3_EXECUTABLE}
-            ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_${name}.py)
-  set_tests_properties(integration_postgresql_${name} PROPERTIES
-    ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
-    TIMEOUT 600
-    LABELS "integration;postgresql")
-  if(NOT locks STREQUAL "none")
-    set_tests_properties(integration_postgresql_${name} PROPERTIES RESOURCE_LOCK "${locks}")
-  endif()
-endforeach()
-
-# Clustered main servers: three members on free ports of 127.0.0.1 sharing a
-# throwaway PostgreSQL; kill -9 of a member, a member cut off from the store
-# by a proxy that holds its traffic. Free ports only: no lock.
-add_test(NAME integration_cluster
-  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/with_pg.sh ${Python3_EXECUTABLE}
-          ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.py)
-set_tests_properties(integration_cluster PROPERTIES
-  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;PYTHONDONTWRITEBYTECODE=1"
-  TIMEOUT 600
-  LABELS "integration;postgresql;cluster")
