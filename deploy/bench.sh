@@ -301,6 +301,16 @@ COAPFLEET_SERVER_BIN="$build/coapfleet-server" COAPFLEET_SIM="$build/coapfleet-s
   python3 "$root/tests/integration/test_sim_campaign.py" >"$work/campaign.log" 2>&1 \
   || { tail -40 "$work/campaign.log" >&2; echo '{}' >"$work/campaign.json"; }
 
+# -- 9. Clustered servers (deploy/bench_cluster.py): PUT /health stored per
+# second through SQLite on one server, PostgreSQL through one member and
+# through three members at once (same run); GET /nodes of N nodes from a
+# member they did not register through; kill -9 of a member until a
+# survivor sees its lease lapsed --
+if [ $quick = 1 ]; then cl_args=(--nodes 300 --read-nodes 1000 --seconds 3); else
+  cl_args=(--nodes "$nodes_mid" --read-nodes "$nodes_big" --seconds "$load_s"); fi
+python3 "$root/deploy/bench_cluster.py" --build "$build" --client "$client" "${cl_args[@]}" \
+  >"$work/cluster.json" 2>"$work/cluster.err" || { cat "$work/cluster.err" >&2; echo '{}' >"$work/cluster.json"; }
+
 # -- fleet size: 100,000 and 1,000,000 registered nodes (quick: 25,000) --
 # BENCH_SCALE: the fleet sizes (default "100000 1000000"; quick 25000; "" skips them).
 if [ $quick = 1 ]; then scale_sizes="${BENCH_SCALE-25000}"; scale_args=(--quick); else
@@ -357,6 +367,21 @@ if d:
     row("   server peak RSS while it runs", "%.0f MiB" % (d["peak_rss_kib"] / 1024.0), "")
 else:
     row("8. campaign", "failed (see above)", "")
+PY
+python3 - "$work/cluster.json" <<'PY'
+import json, sys
+row = lambda a, b, c: print("| %-58s | %-28s | %-22s |" % (a, b, c))
+d = json.load(open(sys.argv[1]))
+if d:
+    row("9. PUT /health stored: SQLite 1 / PostgreSQL 1 / 3 members",
+        "%.0f / %.0f / %.0f answers/s" % (d["sqlite_1"], d["pg_1"], d["pg_3"]), "")
+    row("   GET /nodes of %s from a member they did not come through" % "{:,}".format(d["read_nodes"]),
+        "%.2f s" % d["read_s"], "")
+    lapse = d.get("lease_lapse_s")
+    row("   kill -9 of a member until a survivor sees its lease lapsed",
+        "%.1f s" % lapse if lapse is not None else "not within 30 s", "< 10 s")
+else:
+    row("9. cluster", "failed (see above)", "")
 PY
 python3 - "$work/scale.json" <<'PY'
 import json, sys

@@ -37,7 +37,13 @@ start)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   chmod 755 "$dir"
-  if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir"; fi
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres "$dir"
+    runuser -u postgres -- test -w "$dir" || {
+      echo "pg.sh: the postgres user cannot reach $dir: every directory above it must be searchable (o+x)" >&2
+      exit 1
+    }
+  fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
