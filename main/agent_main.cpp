@@ -34,7 +34,8 @@ using namespace coapfleet;
 namespace {
 
 struct options {
-  std::string server = "coap://127.0.0.1:5683";
+  std::string server = "coap://127.0.0.1:5683";  ///< the first --server
+  std::vector<std::string> servers{"coap://127.0.0.1:5683"};
   transport::agent_transport_config transport;
   bool reuse_port = false;  ///< --reuse-port (common/listen_port.hpp)
   std::string node_id;
@@ -137,9 +138,10 @@ int main(int argc, char** argv) {
   options opt;
   CLI::App app{"coapfleet-agent: reports this node's health to a coapfleet server and installs "
                "its updates"};
-  app.add_option("--server", opt.server,
+  app.add_option("--server", opt.servers,
                  "main server, coap://HOST:PORT or coaps://HOST:PORT (DTLS, with --key-file or "
-                 "--cert/--key/--ca)")
+                 "--cert/--key/--ca); again for each other member of a cluster: the agent fails "
+                 "over to the next when its server stops answering, and takes commands from all")
     ->capture_default_str();
   app.add_option("--key-file", opt.key_file,
                  "this node's key (from `coapfleet-server keys add NODE_ID --role node`), a file "
@@ -211,9 +213,29 @@ int main(int argc, char** argv) {
   std::string host, written_host, err;
   uint16_t server_port = 5683;
   bool secure = false;
+  if (opt.servers.empty())
+    opt.servers.push_back(opt.server);
+  opt.server = opt.servers.front();
   if (!parse_server(opt.server, host, server_port, secure, written_host, err)) {
     std::fprintf(stderr, "%s\n", err.c_str());
     return 2;
+  }
+  // The other members of the server's cluster (--server given again).
+  std::vector<std::pair<std::string, uint16_t>> other_servers;
+  for (size_t i = 1; i < opt.servers.size(); ++i) {
+    std::string h, written;
+    uint16_t p = 5683;
+    bool s = false;
+    if (!parse_server(opt.servers[i], h, p, s, written, err)) {
+      std::fprintf(stderr, "%s\n", err.c_str());
+      return 2;
+    }
+    if (s || secure) {
+      std::fprintf(stderr, "several --server are coap:// only so far (DTLS sessions go to one "
+                           "server)\n");
+      return 2;
+    }
+    other_servers.emplace_back(h, p);
   }
   const bool x509 = !opt.certificate.empty();
   if (x509 && !opt.key_file.empty()) {
@@ -309,6 +331,7 @@ int main(int argc, char** argv) {
   agent::reporter_config rcfg;
   rcfg.server_host = host;
   rcfg.server_port = server_port;
+  rcfg.other_servers = other_servers;
   rcfg.outbox_path = opt.state_dir + "/outbox.json";
   auto& reg = rcfg.registration;
   reg.node_id = opt.node_id;
@@ -344,6 +367,7 @@ int main(int argc, char** argv) {
   icfg.node_id = opt.node_id;
   icfg.server_host = host;
   icfg.server_port = server_port;
+  icfg.other_servers = other_servers;
   icfg.state_dir = opt.state_dir;
   icfg.handlers.pip = opt.pip;
   icfg.handlers.pip_args = opt.pip_args;
@@ -361,11 +385,15 @@ int main(int argc, char** argv) {
   // Commands are obeyed from the server only: over DTLS a session with this
   // node's key (the only one the agent's endpoint admits), in plain mode
   // the server's address and port.
+  std::vector<agent::trusted_server> also_from;
+  for (auto& [h, p] : other_servers)
+    also_from.push_back(agent::trusted_server{h, p, std::string()});
   auto gateway = agent::spawn_agent_gateway(
     sys, agent::agent_gateway_peers{
            net.handle(), metrics, reporter, installer, opt.server,
            agent::trusted_server{host, server_port,
-                                 x509 ? opt.server_name : secure ? opt.node_id : std::string()}});
+                                 x509 ? opt.server_name : secure ? opt.node_id : std::string()},
+           also_from});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-agent ", COAPFLEET_VERSION, " node ", opt.node_id, " listening on ",
@@ -382,7 +410,13 @@ int main(int argc, char** argv) {
                     "holder of this node's key");
   else
     CF_INFO("main", "commands (POST /updates/available) are taken only from ", host, " port ",
-            server_port);
+            server_port,
+            other_servers.empty() ? std::string()
+                                  : " and the " + std::to_string(other_servers.size())
+                                      + " other --server");
+  if (!other_servers.empty())
+    CF_INFO("main", "fails over to the next --server in turn when ", opt.server,
+            " stops answering");
   CF_INFO("main", "a notification names a job; its spec is fetched from ", opt.server,
           verify_key ? ", and it runs only if signed for --verify-key " + opt.verify_key
                      : std::string(" (jobs need no signature: no --verify-key)"));

@@ -59,6 +59,21 @@ coap_reply not_my_server(gw_ptr self, const peer& from, const std::string& what)
 
 }  // namespace
 
+namespace {
+
+/// From the agent's server, or from another member of its cluster.
+bool from_a_server(gw_ptr self, const peer& from) {
+  auto& p = self->state.peers;
+  if (from_my_server(from, p.commands_from))
+    return true;
+  for (auto& other : p.also_from)
+    if (from_my_server(from, other))
+      return true;
+  return false;
+}
+
+}  // namespace
+
 bool from_my_server(const peer& from, const trusted_server& server) {
   if (from.secure || !server.identity.empty())
     return from.secure && !server.identity.empty() && from.identity == server.identity;
@@ -104,7 +119,7 @@ agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_pe
       },
       [=](atom::notify, uint64_t id, model::update_notification& note, peer& from) {
         auto job = note.job_id;
-        if (!from_my_server(from, self->state.peers.commands_from))
+        if (!from_a_server(self, from))
           return answer(id, not_my_server(self, from, "a notification of job " + job));
         CF_DEBUG("agent-gateway", note.cancel ? "cancel" : "notification", " of job ", job,
                  " from ", endpoint_text(from.address, from.port),
@@ -133,7 +148,7 @@ agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_pe
       [=](atom::notify, uint64_t id, coap_reply& refusal, peer& from) {
         // Only the server hears what was wrong with its request; anyone
         // else learns nothing about how the body was read.
-        if (!from_my_server(from, self->state.peers.commands_from))
+        if (!from_a_server(self, from))
           return answer(id, not_my_server(self, from, "a notification"));
         answer(id, std::move(refusal));
       },

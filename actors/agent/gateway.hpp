@@ -5,6 +5,8 @@
 // the agent's own server only (from_my_server).
 #pragma once
 
+#include <vector>
+
 #include <string>
 
 #include "actors/interfaces.hpp"
@@ -38,6 +40,9 @@ struct agent_gateway_peers {
   installer_actor installer;
   std::string server;  ///< "coap://host:port", for GET /system
   trusted_server commands_from;  ///< whose notifications are obeyed
+  /// The other members of the server's cluster (--server given again):
+  /// their notifications are obeyed too.
+  std::vector<trusted_server> also_from;
 };
 
 agent_gateway_actor spawn_agent_gateway(caf::actor_system& sys, agent_gateway_peers peers);

@@ -12,6 +12,9 @@
 
 #include "actors/agent/handlers.hpp"
 #include "actors/agent/install_worker.hpp"
+#include <utility>
+#include <vector>
+
 #include "actors/interfaces.hpp"
 #include "common/job_signing.hpp"
 
@@ -21,6 +24,9 @@ struct installer_config {
   std::string node_id;
   std::string server_host = "127.0.0.1";
   uint16_t server_port = 5683;
+  /// The other members of the server's cluster, in turn: a fetch or a
+  /// download block that gets no answer goes to the next one after that.
+  std::vector<std::pair<std::string, uint16_t>> other_servers;
   std::string state_dir = ".";  ///< journal.json and downloads/ live here
   handler_config handlers;
   int download_retries = 5;     ///< per block, after CoAP's own retransmissions

@@ -62,6 +62,8 @@ void on_block(self_ptr self, client_response& r) {
   auto& st = self->state;
   auto& note = current(self);
   if (r.code == 0 || r.code == 503) {
+    if (r.code == 0)
+      fail_over(self);
     if (++st.dl.retries > st.cfg.download_retries)
       return finish(self, false, static_cast<int32_t>(model::update_result::connection_lost),
                     "download of " + note.spec.artifact + " stopped at block "

@@ -46,6 +46,8 @@ std::string code_text(uint16_t code) {
 caf::error fetched(self_ptr self, const spec_fetch& f, client_response& r) {
   auto& st = self->state;
   auto server_said = r.payload.substr(0, 200);
+  if (r.code == 0)
+    fail_over(self);  // the server re-notifies; its next fetch goes to the next one
   if (r.code == 0 || r.code >= 500) {
     auto why = r.code == 0 ? r.error : "the server answered " + code_text(r.code) + " " + server_said;
     CF_WARN("installer", "job ", f.job_id, ": cannot fetch its spec: ", why);
@@ -81,6 +83,18 @@ caf::error fetched(self_ptr self, const spec_fetch& f, client_response& r) {
 }
 
 }  // namespace
+
+void fail_over(self_ptr self) {
+  auto& cfg = self->state.cfg;
+  if (cfg.other_servers.empty())
+    return;
+  auto from = cfg.server_host + ":" + std::to_string(cfg.server_port);
+  cfg.other_servers.emplace_back(cfg.server_host, cfg.server_port);
+  std::tie(cfg.server_host, cfg.server_port) = cfg.other_servers.front();
+  cfg.other_servers.erase(cfg.other_servers.begin());
+  CF_WARN("installer", "server ", from, " does not answer; failing over to ", cfg.server_host,
+          ":", cfg.server_port);
+}
 
 caf::result<atom::ok> accept_notification(self_ptr self, model::update_notification& note) {
   auto& st = self->state;

@@ -93,6 +93,8 @@ void run_install(self_ptr self);
 caf::result<atom::ok> accept_notification(self_ptr self, model::update_notification& note);
 /// Asks the server for the next block of spec fetch `id`.
 void request_spec_block(self_ptr self, uint64_t id);
+/// After a call the server did not answer: the next of several servers.
+void fail_over(self_ptr self);
 /// The server's answer to spec fetch `id`; false when `id` is no fetch.
 bool on_spec(self_ptr self, uint64_t id, client_response& r);
 /// Fetch `id` got no answer in time.

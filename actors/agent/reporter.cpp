@@ -25,7 +25,9 @@ struct reporter_state {
   bool have_health = false;
   model::health_report pending_health;  ///< the newest sample not yet sent
   std::deque<model::update_report> outbox;
-  std::unordered_map<uint64_t, call> calls;
+  /// Calls in flight: what, and to which server (failover counts the
+  /// current one's failures only).
+  std::unordered_map<uint64_t, std::pair<call, std::string>> calls;
   uint64_t next_id = 1;
   bool retry_scheduled = false;
   std::chrono::milliseconds backoff{0};
@@ -34,6 +36,10 @@ struct reporter_state {
 };
 
 using self_ptr = reporter_actor::stateful_pointer<reporter_state>;
+
+std::string current_server(const reporter_state& st) {
+  return st.cfg.server_host + ":" + std::to_string(st.cfg.server_port);
+}
 
 void send_call(self_ptr self, call kind, request_method method, const char* path, std::string body) {
   auto& st = self->state;
@@ -44,7 +50,7 @@ void send_call(self_ptr self, call kind, request_method method, const char* path
   req.path = path;
   req.payload = std::move(body);
   auto id = st.next_id++;
-  st.calls[id] = kind;
+  st.calls[id] = {kind, current_server(st)};
   self->send(st.transport, atom::request::value, id, std::move(req));
 }
 
@@ -65,6 +71,19 @@ void schedule_retry(self_ptr self) {
 
 void server_unreachable(self_ptr self, const std::string& why) {
   auto& st = self->state;
+  if (!st.cfg.other_servers.empty()) {
+    // Fail over: the next server in turn, registered with before anything else.
+    auto from = current_server(st);
+    st.cfg.other_servers.emplace_back(st.cfg.server_host, st.cfg.server_port);
+    std::tie(st.cfg.server_host, st.cfg.server_port) = st.cfg.other_servers.front();
+    st.cfg.other_servers.erase(st.cfg.other_servers.begin());
+    CF_WARN("reporter", "server ", from, " unreachable: ", why, "; failing over to ",
+            current_server(st));
+    st.registered = false;
+    st.server_lost = false;
+    st.backoff = std::chrono::milliseconds{0};
+    return;
+  }
   if (!st.server_lost)
     CF_WARN("reporter", "server ", st.cfg.server_host, ":", st.cfg.server_port,
             " unreachable: ", why, "; retrying with backoff");
@@ -227,8 +246,20 @@ reporter_actor spawn_reporter(caf::actor_system& sys, reporter_config cfg,
         auto i = st.calls.find(id);
         if (i == st.calls.end())
           return;
-        auto kind = i->second;
+        auto [kind, to] = i->second;
         st.calls.erase(i);
+        if (r.code == 0 && to != current_server(st)) {
+          // An answer lost by a server already left behind: the call goes
+          // again to the current one.
+          if (kind == call::enroll)
+            st.enrolling = false;
+          else if (kind == call::health)
+            st.health_inflight = false;
+          else
+            st.report_inflight = false;
+          schedule_retry(self);
+          return;
+        }
         switch (kind) {
           case call::enroll: on_enrolled(self, r); break;
           case call::health: on_health(self, r); break;

@@ -13,7 +13,9 @@ middleman on free TCP ports and keep their leases in the store:
     is fenced: it says so, the others see its lease lapse, a write sent to it
     is not acknowledged and not stored; once the store is back it joins again
     with a new epoch and writes again;
-(d) bad cluster options are refused with a clear message; a server on its
+(d) a real agent given two members (--server twice) fails over to the
+    second when the first is killed, registers there and reports on;
+(e) bad cluster options are refused with a clear message; a server on its
     own answers GET /cluster with "clustered": false.
 """
 import os
@@ -300,6 +302,43 @@ class ClusterTest(h.ServerTestCase):
         self.wait_for("a registration through m2 acknowledged again",
                       lambda: self.register(m2, "after-cut").code == "2.01", timeout=20)
         self.assertIn("after-cut", self.node_ids(m1))
+
+    def test_agent_fails_over_to_the_next_member(self):
+        agent_bin = os.environ.get("COAPFLEET_AGENT")
+        self.assertTrue(agent_bin, "COAPFLEET_AGENT names the agent to run")
+        m1, m2 = self.member("m1"), self.member("m2")
+        self.wait_for("two live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        log_path = os.path.join(self.tmp, "agent.log")
+        log = open(log_path, "wb")
+        agent = subprocess.Popen(
+            [agent_bin, "--server", m1.url(), "--server", m2.url(), "--node-id", "fo-1",
+             "--bind", h.HOST, "--port", str(h.free_port()),
+             "--state-dir", os.path.join(self.tmp, "agent-state"),
+             "--root", os.path.join(self.tmp, "agent-root"), "--interval", "0.5",
+             "--request-timeout", "2", "--log-level", "debug"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        self.addCleanup(lambda: (agent.kill(), agent.wait()))
+        def agent_log():
+            with open(log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        self.wait_for("the agent registered with m1",
+                      lambda: "registered as fo-1 with 127.0.0.1:%d" % m1.port in agent_log())
+        self.assertIn("fails over to the next --server", agent_log())
+        m1.kill9()
+        type(self).servers.remove(m1)  # killed on purpose: not a crash to report
+        self.wait_for("the agent failed over to m2 and registered there", lambda: (
+            "failing over to 127.0.0.1:%d" % m2.port in agent_log()
+            and "registered as fo-1 with 127.0.0.1:%d" % m2.port in agent_log()), timeout=40)
+        # Its reports reach m2 now: its health there is fresh and changes.
+        def health_at_m2():
+            r = m2.coap("get", "nodes/fo-1/health")
+            return r.json().get("timestamp") if r.code == "2.05" else None
+        first = self.wait_for("fo-1's health on m2", health_at_m2, timeout=20)
+        self.wait_for("a newer report on m2", lambda: health_at_m2() not in (None, first),
+                      timeout=20)
+        self.assertEqual(agent.poll(), None, agent_log()[-2000:])
 
     def test_bad_options_and_a_server_on_its_own(self):
         def refused(args, words):

@@ -111,7 +111,7 @@ struct gateway_fixture : coordinated_system {
     installer = own(sys->spawn(mock_installer, installer_does));
     gateway = own(agent::spawn_agent_gateway(
       *sys, agent::agent_gateway_peers{transport, metrics, reporter, installer,
-                                       "coap://127.1.0.250:5700", server}));
+                                       "coap://127.1.0.250:5700", server, {}}));
     sched->run();
   }
 

@@ -307,3 +307,70 @@ TEST_CASE_FIXTURE(reporter_fixture, "reporter: a step the server refuses does no
   answer(last(), answered(204));
   CHECK(outbox().empty());
 }
+
+TEST_CASE_FIXTURE(reporter_fixture,
+                  "reporter: fails over to the next server in turn and registers there first") {
+  rcfg.other_servers = {{"127.1.0.251", 5701}, {"127.1.0.252", 5702}};
+  start_registered();
+  sample(10);
+  REQUIRE(wire->requests.size() == 2);
+  auto health = last();
+  CHECK(health.req.host == "127.1.0.250");
+  sample(11);  // taken while the first is on its way
+  answer(health, no_answer());
+  CHECK_FALSE(registered());
+  // The next server, registered with before anything else.
+  sched->advance_time(2s);
+  sched->run();
+  auto again = last();
+  CHECK(again.req.path == "nodes");
+  CHECK(again.req.host == "127.1.0.251");
+  CHECK(again.req.port == 5701);
+  answer(again, answered(201));
+  CHECK(registered());
+  sample(12);
+  CHECK(last().req.host == "127.1.0.251");
+  CHECK(last().req.path == "health");
+  answer(last(), answered(204));
+  // That one stops answering too: the third; after it, the first again.
+  sample(13);
+  answer(last(), no_answer());
+  sched->advance_time(2s);
+  sched->run();
+  CHECK(last().req.host == "127.1.0.252");
+  answer(last(), no_answer());
+  sched->advance_time(2s);
+  sched->run();
+  CHECK(last().req.host == "127.1.0.250");
+  CHECK(last().req.path == "nodes");
+}
+
+TEST_CASE_FIXTURE(reporter_fixture,
+                  "reporter: a lost answer from a server already left behind moves nothing") {
+  rcfg.other_servers = {{"127.1.0.251", 5701}};
+  start_registered();
+  sample(10);
+  auto health = last();
+  step("job-1", model::node_update_state::downloading);
+  auto report = last();
+  REQUIRE(report.req.path == "updates");
+  answer(health, no_answer());  // fails over to .251
+  answer(report, no_answer());  // was sent to .250: no second failover
+  sched->advance_time(2s);
+  sched->run();
+  CHECK(last().req.host == "127.1.0.251");
+  CHECK(last().req.path == "nodes");
+  answer(last(), answered(201));
+  // The report goes again, to the new server.
+  bool resent = std::any_of(wire->requests.begin(), wire->requests.end(), [](auto& r) {
+    return r.req.path == "updates" && r.req.host == "127.1.0.251";
+  });
+  if (!resent) {
+    sched->advance_time(2s);
+    sched->run();
+    resent = std::any_of(wire->requests.begin(), wire->requests.end(), [](auto& r) {
+      return r.req.path == "updates" && r.req.host == "127.1.0.251";
+    });
+  }
+  CHECK(resent);
+}
