@@ -18,7 +18,8 @@ namespace {
 
 struct cli_state {
   config cfg;
-  std::string server = "coap://127.0.0.1:5683";
+  std::string server = "coap://127.0.0.1:5683";  ///< the first --server
+  std::vector<std::string> servers{"coap://127.0.0.1:5683"};
   std::string base = "127.2.0.0";
   std::string target = "coapfleet";
   std::vector<std::string> labels;     ///< KEY=V1[,V2...]
@@ -75,9 +76,11 @@ bool parse_pairs(cli_state& s) {
 
 void add_common(CLI::App* sub, cli_state& s) {
   auto& c = s.cfg;
-  sub->add_option("--server", s.server,
+  sub->add_option("--server", s.servers,
                   "server to talk to, coap://HOST[:PORT]; HOST must be in 127.0.0.0/8 "
-                  "(or localhost): the simulator only generates traffic on loopback")
+                  "(or localhost): the simulator only generates traffic on loopback. Again for "
+                  "each other member of a cluster: a node whose request goes unanswered fails "
+                  "over to the next and registers there")
     ->capture_default_str();
   sub->add_option("-n,--nodes", c.nodes, "number of simulated nodes, each with its own "
                                           "UDP socket (one open file each; see --nodes-per-socket)")
@@ -126,8 +129,25 @@ int run(cli_state& s, sim_mode mode) {
   auto& c = s.cfg;
   c.mode = mode;
   std::string err;
+  if (s.servers.empty())
+    s.servers.push_back(s.server);
+  s.server = s.servers.front();
   if (!parse_server_uri(s.server, c.server_ip, c.server_port, err)) {
     std::fprintf(stderr, "coapfleet-sim: %s\n", err.c_str());
+    return 2;
+  }
+  c.other_servers.clear();
+  for (size_t i = 1; i < s.servers.size(); ++i) {
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    if (!parse_server_uri(s.servers[i], ip, port, err)) {
+      std::fprintf(stderr, "coapfleet-sim: %s\n", err.c_str());
+      return 2;
+    }
+    c.other_servers.emplace_back(ip, port);
+  }
+  if (c.other_servers.size() > 254) {
+    std::fprintf(stderr, "coapfleet-sim: at most 255 --server\n");
     return 2;
   }
   if (!parse_ipv4(s.base, c.base_ip)) {

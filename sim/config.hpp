@@ -19,6 +19,10 @@ struct config {
   // -- where (IPv4, host byte order)
   uint32_t server_ip = 0x7F000001;  ///< 127.0.0.1
   uint16_t server_port = 5683;
+  /// The other members of the server's cluster (--server given again): a
+  /// node whose request goes unanswered fails over to the next in turn and
+  /// registers there.
+  std::vector<std::pair<uint32_t, uint16_t>> other_servers;
   uint32_t base_ip = 0x7F020000;    ///< 127.2.0.0: node i is base + (i/250)*256 + i%250 + 1
   uint16_t node_port = 5683;        ///< 0: an ephemeral port per node (no notifications)
   std::string id_prefix = "sim-";

@@ -182,7 +182,7 @@ void engine::send_to(uint32_t n, const uint8_t* data, size_t len, const sockaddr
 }
 
 void engine::send_to_server(uint32_t n, const uint8_t* data, size_t len) {
-  send_to(n, data, len, server_);
+  send_to(n, data, len, servers_.size() > 1 ? servers_[nodes_[n].server] : server_);
 }
 
 void engine::handle(uint32_t j, const uint8_t* data, size_t len, const sockaddr_in& src,
@@ -198,8 +198,10 @@ void engine::handle(uint32_t j, const uint8_t* data, size_t len, const sockaddr_
     }
     return;
   }
-  bool from_server = src.sin_addr.s_addr == server_.sin_addr.s_addr
-                     && src.sin_port == server_.sin_port;
+  bool from_server = false;
+  for (auto& sv : servers_)
+    from_server = from_server
+                  || (src.sin_addr.s_addr == sv.sin_addr.s_addr && src.sin_port == sv.sin_port);
   switch (m.type) {
     case coap::msg_type::ack: {
       uint32_t slot = from_server ? find_on_socket(j, m.mid) : none;

@@ -51,6 +51,7 @@ struct run_result {
   code_counts codes;                  ///< answers by code (load: load requests; fleet: all)
   latency_histogram latency;          ///< first transmission → answer
   uint64_t lost = 0;                  ///< no answer after all retransmissions (or separate timeout)
+  uint64_t failovers = 0;             ///< a node moved to the next --server after a lost request
   uint64_t unanswered_at_end = 0;     ///< still in flight when the run ended
   uint64_t rst = 0;                   ///< answered with RST
   uint64_t retransmissions = 0;       ///< all kinds
@@ -147,6 +148,7 @@ private:
 
   struct node {
     uint32_t sock = 0;            ///< index in socks_
+    uint8_t server = 0;           ///< index in servers_ (the --server it talks to)
     uint8_t state = unregistered;
     uint8_t inflight = 0;         ///< load requests in flight
     uint8_t reg_tries = 0;
@@ -194,6 +196,8 @@ private:
   void complete(uint32_t slot, const coap::message& m, int64_t now);
   void exchange_timer(uint32_t slot, int64_t now);
   void give_up(uint32_t slot, int64_t now);
+  /// After a lost request: node n moves to the next server and registers there.
+  void fail_over(uint32_t n);
   uint32_t find_by_mid(uint32_t n, uint16_t mid) const;
   /// The live exchange with message id `mid` of any node on socket `sock`.
   uint32_t find_on_socket(uint32_t sock, uint16_t mid) const;
@@ -238,6 +242,7 @@ private:
   config cfg_;
   FILE* out_;
   sockaddr_in server_{};
+  std::vector<sockaddr_in> servers_;  ///< server_ and the other --server, in turn
   int epoll_fd_ = -1, signal_fd_ = -1, stop_fd_ = -1;
   bool stopping_ = false, hard_stop_ = false;
   bool load_running_ = false;   ///< load window open

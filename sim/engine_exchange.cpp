@@ -180,10 +180,24 @@ void engine::exchange_timer(uint32_t slot, int64_t now) {
   send_to_server(e.node, e.dgram.data(), e.dgram.size());
 }
 
+void engine::fail_over(uint32_t n) {
+  auto& nd = nodes_[n];
+  nd.server = static_cast<uint8_t>((nd.server + 1) % servers_.size());
+  ++r_.failovers;
+  if (nd.state == registered) {  // the next server learns it first
+    nd.state = unregistered;
+    --r_.registered;
+    ++r_.reregistrations;
+    queue_registration(n);
+  }
+}
+
 void engine::give_up(uint32_t slot, int64_t now) {
   uint32_t n = ex_[slot].node;
   auto kind = ex_[slot].kind;
   finish_exchange(slot);
+  if (servers_.size() > 1)
+    fail_over(n);
   switch (kind) {
     case ex_kind::reg:
       registration_done(n, false, now);

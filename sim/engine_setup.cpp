@@ -52,6 +52,9 @@ std::string engine::open(bool signals, bool probe) {
   if (auto e = raise_fd_limit(); !e.empty())
     return e;
   server_ = make_addr(cfg_.server_ip, cfg_.server_port);
+  servers_ = {server_};
+  for (auto& [ip, port] : cfg_.other_servers)
+    servers_.push_back(make_addr(ip, port));
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0)
     return std::string("epoll_create1: ") + std::strerror(errno);

@@ -168,6 +168,7 @@ std::string summary_json(const config& c, const run_result& r) {
       .field("codes", r.codes.json())
       .field("losses", num(r.lost + r.unanswered_at_end))
       .field("lost", num(r.lost))
+      .field("failovers", num(r.failovers))
       .field("unanswered_at_end", num(r.unanswered_at_end))
       .field("backoffs", num(r.backoffs))
       .field("rate_misses", num(r.rate_misses));
@@ -180,6 +181,7 @@ std::string summary_json(const config& c, const run_result& r) {
       .field("health_latency_ms", latency_json(r.latency))
       .field("codes", r.codes.json())
       .field("lost", num(r.lost))
+      .field("failovers", num(r.failovers))
       .field("unanswered_at_end", num(r.unanswered_at_end))
       .field("notifications", num(r.notifications))
       .field("notification_duplicates", num(r.notification_duplicates))

@@ -179,7 +179,7 @@ add_test(NAME integration_cluster
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/with_pg.sh ${Python3_EXECUTABLE}
           ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.py)
 set_tests_properties(integration_cluster PROPERTIES
-  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;PYTHONDONTWRITEBYTECODE=1"
   TIMEOUT 600
   LABELS "integration;postgresql;cluster")
 

@@ -15,9 +15,12 @@ middleman on free TCP ports and keep their leases in the store:
     with a new epoch and writes again;
 (d) a real agent given two members (--server twice) fails over to the
     second when the first is killed, registers there and reports on;
-(e) bad cluster options are refused with a clear message; a server on its
+(e) 200 simulated nodes given two members fail over to the second when
+    the first is killed, and every one registers there;
+(f) bad cluster options are refused with a clear message; a server on its
     own answers GET /cluster with "clustered": false.
 """
+import json
 import os
 import select
 import socket
@@ -339,6 +342,36 @@ class ClusterTest(h.ServerTestCase):
         self.wait_for("a newer report on m2", lambda: health_at_m2() not in (None, first),
                       timeout=20)
         self.assertEqual(agent.poll(), None, agent_log()[-2000:])
+
+    def test_simulated_nodes_fail_over_to_the_next_member(self):
+        sim = os.environ.get("COAPFLEET_SIM")
+        self.assertTrue(sim, "COAPFLEET_SIM names the simulator to run")
+        m1, m2 = self.member("m1"), self.member("m2")
+        self.wait_for("two live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        nodes = 200
+        p = subprocess.Popen(
+            [sim, "fleet", "--server", m1.url(), "--server", m2.url(), "--nodes", str(nodes),
+             "--interval", "1", "--duration", "25", "--base", "127.14.0.0",
+             "--id-prefix", "fo-", "--ack-timeout", "0.5", "--max-retransmit", "2", "--json",
+             "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        self.wait_for("every simulated node registered through m1",
+                      lambda: len([n for n in self.node_ids(m1) if n.startswith("fo-")]) == nodes,
+                      timeout=20)
+        m1.kill9()
+        type(self).servers.remove(m1)  # killed on purpose: not a crash to report
+        out, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 0, err[-2000:])
+        r = json.loads(out)
+        self.assertGreaterEqual(r["failovers"], nodes, r)
+        self.assertEqual(r["registered"], nodes, r)
+        # m2 has them all, with fresh health.
+        fresh = 0
+        for i in (1, 50, 100, 150, 200):
+            h2 = m2.coap("get", "nodes/fo-%05d/health" % i)
+            fresh += h2.code == "2.05"
+        self.assertEqual(fresh, 5)
 
     def test_bad_options_and_a_server_on_its_own(self):
         def refused(args, words):
