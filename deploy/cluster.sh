@@ -19,20 +19,14 @@ dir="${CLUSTER_DIR:-$PWD/cluster-data}"
 bin="${BUILD_DIR:-$root/build}"
 members=(1 2 3)
 
-member_args() {
-  local n=$1 uri
-  uri=$(cat "$dir/pg/uri")
-  echo --store "$uri" --bind "127.0.1.$n" --port 5683 --dtls-port 0 \
-    --member-id "m$n" --cluster-listen "127.0.1.$n:5700" \
-    --cluster-seed "127.0.1.1:5700,127.0.1.2:5700,127.0.1.3:5700" \
-    --artifacts "$dir/artifacts" --log-level "${LOG_LEVEL:-info}"
-}
-
 start_member() {
   local n=$1; shift
+  local args=(--store "$(cat "$dir/pg/uri")" --bind "127.0.1.$n" --port 5683 --dtls-port 0
+              --member-id "m$n" --cluster-listen "127.0.1.$n:5700"
+              --cluster-seed "127.0.1.1:5700,127.0.1.2:5700,127.0.1.3:5700"
+              --artifacts "$dir/artifacts" --log-level "${LOG_LEVEL:-info}")
   mkdir -p "$dir/m$n"
-  # shellcheck disable=SC2046
-  (cd "$dir/m$n" && exec setsid "$bin/coapfleet-server" $(member_args "$n") "$@" \
+  (cd "$dir/m$n" && exec setsid "$bin/coapfleet-server" "${args[@]}" "$@" \
      >>"$dir/m$n/server.log" 2>&1 </dev/null) &
   echo $! >"$dir/m$n/pid"
 }

@@ -18,7 +18,7 @@ cmd=${1:-}
 dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|uri DIR [PORT] [--no-fsync]" >&2; exit 2; }
 
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 [ -x "$bin/initdb" ] || { echo "pg.sh: PostgreSQL is not installed (deploy/install-deps.sh)" >&2; exit 1; }
 
 as_pg() {
@@ -49,7 +49,7 @@ start)
       || { cat "$dir/initdb.log" >&2; exit 1; }
   fi
   as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c fsync=$fsync -c max_connections=400 -c shared_buffers=128MB" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=$fsync -c max_connections=400 -c shared_buffers=128MB" \
     start >/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
   as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt \
     -c "SELECT 1 FROM pg_database WHERE datname = 'coapfleet'" | grep -q 1 \

@@ -74,8 +74,8 @@ std::string check_cluster_options(const cluster_options& opt, const std::string&
   bool c = !opt.cert.empty(), k = !opt.key.empty(), a = !opt.ca.empty();
   if ((c || k || a) && !(c && k && a))
     return "--cluster-cert, --cluster-key and --cluster-ca go together";
-  if (opt.lease_ms < 500 || opt.lease_ms > 600000)
-    return "--lease-ms: 500..600000";
+  if (opt.lease_ms < 1500 || opt.lease_ms > 600000)
+    return "--lease-ms: 1500..600000 (renewed every third of it)";
   return "";
 }
 
@@ -102,6 +102,8 @@ std::unique_ptr<member_table> join_cluster(const cluster_options& opt,
   auto table = member_table::open(store_location, error);
   if (!table)
     return nullptr;
+  // A renewal that waits longer than a third of the lease is as good as lost.
+  table->set_timeout(static_cast<int>(std::max<int64_t>(opt.lease_ms / 3, 200)));
   me = {};
   me.member_id = opt.member_id;
   me.cluster_endpoint = opt.listen;
@@ -111,7 +113,7 @@ std::unique_ptr<member_table> join_cluster(const cluster_options& opt,
     error = table->last_error();
     return nullptr;
   }
-  if (!db.set_fence(me.member_id, me.epoch)) {
+  if (!db.set_fence(me.member_id, me.epoch, me.lease_ms)) {
     error = db.last_error();
     return nullptr;
   }
@@ -128,6 +130,7 @@ cluster_actor start_cluster(caf::actor_system& sys, const cluster_options& opt, 
   if (!opt.clustered())
     return spawn_cluster(sys, std::move(cfg), nullptr);
   cfg.seeds = split_list(opt.seeds);
+  cfg.heartbeat = std::chrono::milliseconds(std::min<int64_t>(1000, opt.lease_ms / 3));
   cfg.middleman = opt.tls() ? sys.openssl_manager().actor_handle() : sys.middleman().actor_handle();
   auto handle = spawn_cluster(sys, std::move(cfg), std::move(table));
   std::string host;

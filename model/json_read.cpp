@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace coapfleet::model::json_read {
@@ -85,6 +86,30 @@ bool has_non_finite(const Value& root) {
     else if (v->IsArray())
       for (auto& e : v->GetArray())
         todo.push_back(&e);
+  }
+  return false;
+}
+
+bool has_nul(const Value& root) {
+  auto nul = [](const Value& s) {
+    return std::memchr(s.GetString(), 0, s.GetStringLength()) != nullptr;
+  };
+  std::vector<const Value*> todo{&root};
+  while (!todo.empty()) {
+    const Value* v = todo.back();
+    todo.pop_back();
+    if (v->IsString() && nul(*v))
+      return true;
+    if (v->IsObject()) {
+      for (auto& m : v->GetObject()) {
+        if (nul(m.name))
+          return true;
+        todo.push_back(&m.value);
+      }
+    } else if (v->IsArray()) {
+      for (auto& e : v->GetArray())
+        todo.push_back(&e);
+    }
   }
   return false;
 }

@@ -102,6 +102,8 @@ inline std::string refused_before_parsing(std::string_view text, size_t limit = 
 /// mantissa with an exponent below its limit (6711593562935671157e303) as
 /// infinity, which no encoder can write back as JSON.
 bool has_non_finite(const Value& root);
+/// Whether a string or member name in it holds a NUL character.
+bool has_nul(const Value& root);
 
 /// The first member name repeated within one object of `root`, at any depth:
 /// {"duplicate key: services_status.web", "web"}; empty when there is none.
@@ -129,6 +131,12 @@ inline bool parse(std::string_view body, Document& doc, problem& err,
   }
   if (has_non_finite(doc)) {
     err = {"invalid JSON: a number beyond the range of a double", {}};
+    return false;
+  }
+  // No store keeps it alike (PostgreSQL cannot keep it at all), and no
+  // name, id or message needs it.
+  if (has_nul(doc)) {
+    err = {"text may not contain the NUL character (\\u0000)", {}};
     return false;
   }
   if (from == json_source::peer) {

@@ -54,11 +54,19 @@ public:
   /// The engine's message about the last failure.
   virtual std::string error() const = 0;
   /// Whether the connection is usable; PostgreSQL reconnects here when it
-  /// was lost (prepared statements prepare again on their next run).
+  /// was lost (prepared statements prepare again on their next run), and
+  /// only here: a statement on a lost connection fails, so a transaction
+  /// never goes on in a new session. Call it before a transaction.
   virtual bool healthy() = 0;
   /// How long a call waits: SQLite for another connection's lock,
   /// PostgreSQL for the server's answer.
   virtual void set_timeout(int ms) = 0;
+  /// A session setting (PostgreSQL's SET ...) applied now and again on
+  /// every new connection; SQLite has none (true).
+  virtual bool add_session_setting(const std::string& sql) = 0;
+  /// Drops the connection at once, whatever a statement has not read
+  /// (PostgreSQL: no draining of an abandoned listing).
+  virtual void abandon() = 0;
 };
 
 /// Whether `location` names a PostgreSQL database (postgresql:// or

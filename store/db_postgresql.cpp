@@ -76,10 +76,13 @@ public:
       return false;
     }
     PQsetNoticeProcessor(conn_, quiet, nullptr);
+    broken_ = false;
     ++generation_;
     std::string setup = "SET client_min_messages = warning; SET client_encoding = 'UTF8'";
     if (read_only_)
       setup += "; SET default_transaction_read_only = on";
+    for (auto& extra : session_settings_)
+      setup += "; " + extra;
     if (!exec(setup.c_str())) {
       close();
       return false;
@@ -90,15 +93,21 @@ public:
   engine kind() const override { return engine::postgresql; }
   std::unique_ptr<statement> prepare(const char* sql) override;
   bool exec(const char* sql) override {
-    if (!healthy())
+    if (broken()) {
+      error_ = "the connection to the store was lost";
       return false;
+    }
     if (!PQsendQuery(conn_, sql))
       return lost("cannot send");
     bool ok = true;
+    bool commit = std::strcmp(sql, "COMMIT") == 0;
     while (PGresult* r = next_result()) {
       auto st = PQresultStatus(r);
       if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && ok) {
         error_ = trimmed(PQresultErrorMessage(r));
+        ok = false;
+      } else if (commit && ok && std::strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+        error_ = "the transaction was rolled back";
         ok = false;
       }
       PQclear(r);
@@ -107,8 +116,10 @@ public:
   }
   bool query_text(const char* sql, std::string& out) override {
     out.clear();
-    if (!healthy())
+    if (broken()) {
+      error_ = "the connection to the store was lost";
       return false;
+    }
     if (!PQsendQuery(conn_, sql))
       return lost("cannot send");
     bool ok = true, first = true;
@@ -185,6 +196,11 @@ public:
   }
 
   void set_timeout(int ms) override { timeout_ = std::chrono::milliseconds{std::max(ms, 1)}; }
+  bool add_session_setting(const std::string& sql) override {
+    session_settings_.push_back(sql);
+    return broken() || exec(sql.c_str());
+  }
+  void abandon() override { close(); }
   bool broken() const { return broken_ || !conn_; }
 
 private:
@@ -192,7 +208,6 @@ private:
     if (conn_)
       PQfinish(conn_);
     conn_ = nullptr;
-    broken_ = false;
   }
 
   std::string uri_;
@@ -204,6 +219,7 @@ private:
   int64_t changes_ = 0;
   std::string error_;
   std::chrono::milliseconds timeout_{10000};
+  std::vector<std::string> session_settings_;  ///< SET ... again on every connection
 };
 
 class pg_statement final : public statement {
@@ -254,6 +270,14 @@ public:
       row_ = r;
       return step_result::row;
     }
+    if (st == PGRES_COMMAND_OK && text_ == "COMMIT"
+        && std::strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+      // COMMIT of a failed transaction: PostgreSQL rolled it back.
+      c_.set_error("the transaction was rolled back");
+      PQclear(r);
+      finish();
+      return fail();
+    }
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
       const char* n = PQcmdTuples(r);
       c_.set_changes(n && *n ? std::atoll(n) : 0);
@@ -295,23 +319,36 @@ private:
     return step_result::error;
   }
 
+  /// Runs the statement on the connection as it is: a lost connection is
+  /// never replaced here (a transaction must not go on, statement by
+  /// statement, on a new session); connection::healthy() does that, before
+  /// a transaction.
   bool start() {
-    if (!c_.healthy())
+    if (c_.broken()) {
+      c_.set_error("the connection to the store was lost");
       return false;
+    }
+    for (size_t k = 0; k < values_.size(); ++k)
+      if (!null_[k] && values_[k].find('\0') != std::string::npos) {
+        c_.set_error("text with a NUL byte cannot be stored");
+        return false;
+      }
     PGconn* conn = c_.raw();
     if (prepared_for_ != c_.generation()) {
       name_ = c_.next_name();
       if (!PQsendPrepare(conn, name_.c_str(), text_.c_str(), count_, types_.data()))
         return c_.lost("cannot send");
-      bool ok = true;
+      bool prepared = false, failed = false;
       while (PGresult* r = c_.next_result()) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && ok) {
+        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+          prepared = true;
+        } else if (!failed) {
           c_.set_error("cannot prepare '" + text_ + "': " + trimmed(PQresultErrorMessage(r)));
-          ok = false;
+          failed = true;
         }
         PQclear(r);
       }
-      if (!ok || !c_.healthy())
+      if (!prepared || failed || c_.broken())
         return false;
       prepared_for_ = c_.generation();
     }
@@ -369,11 +406,13 @@ std::string redacted(std::string_view location) {
     return s;
   auto scheme = s.find("://") + 3;
   auto at = s.find('@', scheme);
-  if (at == std::string::npos)
-    return s;
   auto colon = s.find(':', scheme);
-  if (colon != std::string::npos && colon < at)
+  if (at != std::string::npos && colon != std::string::npos && colon < at)
     s.replace(colon + 1, at - colon - 1, "***");
+  for (size_t p = s.find("password="); p != std::string::npos; p = s.find("password=", p + 1)) {
+    auto end = s.find('&', p);
+    s.replace(p + 9, (end == std::string::npos ? s.size() : end) - p - 9, "***");
+  }
   return s;
 }
 

@@ -71,6 +71,8 @@ public:
   }
   bool healthy() override { return true; }
   void set_timeout(int ms) override { sqlite3_busy_timeout(db_, ms); }
+  bool add_session_setting(const std::string&) override { return true; }
+  void abandon() override {}
   sqlite3* native() const { return db_; }
 
 private:

@@ -117,6 +117,10 @@ bool member_table::join(member_row& me) {
 }
 
 member_table::renewal member_table::renew(const std::string& member_id, uint64_t epoch) {
+  if (!db_->healthy()) {
+    fail("cannot reach the store");
+    return renewal::failed;
+  }
   renew_->bind_text(1, member_id);
   renew_->bind_int(2, static_cast<int64_t>(epoch));
   auto rc = renew_->step();
@@ -130,6 +134,8 @@ member_table::renewal member_table::renew(const std::string& member_id, uint64_t
 
 bool member_table::list(std::vector<member_row>& out) {
   out.clear();
+  if (!db_->healthy())
+    return fail("cannot reach the store");
   db::step_result rc;
   while ((rc = list_->step()) == db::step_result::row) {
     member_row m;
@@ -153,6 +159,8 @@ bool member_table::list(std::vector<member_row>& out) {
 }
 
 bool member_table::leave(const std::string& member_id, uint64_t epoch) {
+  if (!db_->healthy())
+    return fail("cannot reach the store");
   leave_->bind_text(1, member_id);
   leave_->bind_int(2, static_cast<int64_t>(epoch));
   auto rc = leave_->step();

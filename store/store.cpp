@@ -287,17 +287,26 @@ store::~store() {
   st_.reset();  // finalize every statement before closing
 }
 
-bool store::set_fence(const std::string& member_id, uint64_t epoch) {
+bool store::set_fence(const std::string& member_id, uint64_t epoch, int64_t lease_ms) {
   fence_member_ = member_id;
   fence_epoch_ = epoch;
   if (member_id.empty()) {
     st_->fence = nullptr;
     return true;
   }
+  if (lease_ms > 0 && fence_lease_ms_ == 0) {
+    fence_lease_ms_ = lease_ms;
+    // A store that does not answer fails a commit well within the lease.
+    db_->set_timeout(static_cast<int>(std::max<int64_t>(lease_ms / 2, 200)));
+    auto idle = std::to_string(std::max<int64_t>(lease_ms / 4, 100));
+    if (!db_->add_session_setting("SET idle_in_transaction_session_timeout = " + idle))
+      return st_->fail("cannot bound idle transactions");
+  }
   if (st_->fence)
     return true;
+  // At least half the lease left (members renew every third of it).
   auto text = "SELECT 1 FROM members WHERE member_id = ?1 AND epoch = ?2 AND heartbeat_at > "
-              + store_now_sql(postgresql()) + " - lease_ms";
+              + store_now_sql(postgresql()) + " - lease_ms / 2";
   return st_->prepare(st_->fence, text.c_str());
 }
 
@@ -332,8 +341,6 @@ bool store::apply(const std::vector<write_op>& ops) {
   audited_.clear();
   fenced_ = false;
   bool ok = st.transaction([&] {
-    if (st.fence && !check_fence())
-      return false;
     try {
       for (const auto& op : ops)
         if (!std::visit([&st](const auto& o) { return st.write(o); }, op))
@@ -342,7 +349,8 @@ bool store::apply(const std::vector<write_op>& ops) {
       error_ = path_ + ": " + e.what();
       return false;
     }
-    return audited_.empty() || st.prune_audit();
+    // The lease, checked last: right before COMMIT.
+    return (audited_.empty() || st.prune_audit()) && (!st.fence || check_fence());
   });
   if (!ok)
     audited_.clear();  // rolled back: none of them was stored
@@ -350,6 +358,7 @@ bool store::apply(const std::vector<write_op>& ops) {
 }
 
 std::vector<model::job_record> store::load_jobs() {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   std::vector<model::job_record> out;
   std::unordered_map<std::string, size_t> index;
   auto s = st_->select_jobs;
@@ -402,6 +411,7 @@ void store::set_busy_timeout(int ms) {
 }
 
 bool store::ping() {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   auto s = st_->ping;
   bool ok = s && s->step() == db::step_result::row && static_cast<int>(s->integer(0)) == 1;
   if (!ok)

@@ -60,8 +60,13 @@ public:
   bool apply(const std::vector<write_op>& ops);
 
   /// Fences every later apply() with this member's lease (a cluster member
-  /// sets it after each join; an empty id removes the fence).
-  bool set_fence(const std::string& member_id, uint64_t epoch);
+  /// sets it after each join; an empty id removes the fence). The check is
+  /// the transaction's last statement before COMMIT and asks for at least
+  /// half the lease left; on PostgreSQL a transaction idle for a quarter of
+  /// the lease is ended by the server (idle_in_transaction_session_timeout),
+  /// so a COMMIT held up on the way cannot land after the lease lapsed.
+  /// `lease_ms` is given with the first fence (0: keep the one given).
+  bool set_fence(const std::string& member_id, uint64_t epoch, int64_t lease_ms = 0);
   /// Whether the last failed apply() failed on the fence.
   bool fenced() const { return fenced_; }
 
@@ -156,6 +161,7 @@ private:
   std::vector<model::audit_record> audited_;
   std::string fence_member_;
   uint64_t fence_epoch_ = 0;
+  int64_t fence_lease_ms_ = 0;
   bool fenced_ = false;
 };
 

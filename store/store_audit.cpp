@@ -77,6 +77,7 @@ model::audit_record read_record(stmt s) {
 }  // namespace
 
 bool store::audit_page(const model::audit_query& q, model::audit_page& out) {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   out = {};
   auto s = st_->audit_page;
   auto limit = std::max<uint32_t>(q.limit, 1);
@@ -100,6 +101,7 @@ bool store::audit_page(const model::audit_query& q, model::audit_page& out) {
 }
 
 bool store::audit_count(uint64_t& out) {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   auto s = st_->audit_count;
   bool ok = s->step() == db::step_result::row;
   if (ok)

@@ -15,6 +15,7 @@ bool store::statements::prepare_history() {
 }
 
 bool store::history_page(const model::history_query& q, model::history_page& out) {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   out = {};
   auto s = q.by_job ? st_->history_by_job : st_->history_by_node;
   auto limit = std::max<uint32_t>(q.limit, 1);
@@ -50,6 +51,7 @@ bool store::history_page(const model::history_query& q, model::history_page& out
 }
 
 bool store::trim_history(model::millis before, uint64_t& dropped) {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   auto s = st_->history_trim;
   bind(s, 1, before);
   bool ok = st_->run(s, "cannot trim the history");

@@ -159,6 +159,8 @@ struct store::statements {
   /// returns false or the commit fails.
   template <class F>
   bool transaction(F&& work) {
+    if (!self.db_->healthy())  // reconnects a lost connection, before the transaction only
+      return fail("cannot reach the store");
     if (!run(begin, "cannot begin transaction"))
       return false;
     if (work() && run(commit, "cannot commit transaction"))

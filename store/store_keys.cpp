@@ -26,7 +26,10 @@ bool read_role(const std::string& text, model::role& out) {
 }  // namespace
 
 bool store::statements::prepare_keys() {
-  return prepare(begin_read, "BEGIN") && prepare(key_valid_count, sql::key_valid_count)
+  // A read of the keys and their version from one snapshot (PostgreSQL's
+  // BEGIN alone reads each statement's own).
+  return prepare(begin_read, pg() ? "BEGIN ISOLATION LEVEL REPEATABLE READ" : "BEGIN")
+         && prepare(key_valid_count, sql::key_valid_count)
          && prepare(key_purge_expired, sql::key_purge_expired)
          && prepare(key_insert, sql::key_insert) && prepare(key_delete, sql::key_delete)
          && prepare(key_current_role, sql::key_current_role)
@@ -123,6 +126,7 @@ store::key_outcome store::rotate_key(model::key_entry& fresh, model::millis old_
 }
 
 bool store::list_keys(model::millis now, std::vector<model::key_info>& out) {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   auto s = st_->key_list_valid;
   out.clear();
   bind(s, 1, now);
@@ -143,6 +147,7 @@ bool store::list_keys(model::millis now, std::vector<model::key_info>& out) {
 }
 
 bool store::load_keys(model::millis now, model::key_table& out) {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   auto& st = *st_;
   out = {};
   if (!st.run(st.begin_read, "cannot begin a read transaction"))
@@ -176,6 +181,7 @@ bool store::load_keys(model::millis now, model::key_table& out) {
 }
 
 bool store::key_version(uint64_t& out) {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   int64_t v = 0;
   if (!one_integer(st_->key_version, v))
     return st_->fail("cannot read the key version");

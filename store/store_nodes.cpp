@@ -45,6 +45,7 @@ std::string decode_node_row(stmt s, model::node_record& n) {
 }
 
 std::vector<model::node_record> store::load_nodes() {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   std::vector<model::node_record> out;
   auto s = st_->select_nodes;
   db::step_result rc;
@@ -62,6 +63,7 @@ std::vector<model::node_record> store::load_nodes() {
 }
 
 std::optional<model::node_record> store::load_node(const std::string& id) {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   auto s = st_->select_node;
   s->bind_text(1, id);
   std::optional<model::node_record> out;
@@ -79,6 +81,7 @@ std::optional<model::node_record> store::load_node(const std::string& id) {
 }
 
 std::vector<model::node_brief> store::load_briefs() {
+  db_->healthy();  // a lost connection is replaced between calls, never within one
   std::vector<model::node_brief> out;
   auto s = st_->select_briefs;
   db::step_result rc;

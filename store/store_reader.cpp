@@ -66,6 +66,7 @@ store_reader::~store_reader() {
 
 bool store_reader::page(const model::nodes_query& q, model::millis now, liveness_limits l,
                         std::string& body) {
+  db_->healthy();
   // From the cursor on (the cursor itself is left out), or at the one node asked for.
   std::string from = q.after;
   if (!q.node_id.empty()) {
@@ -139,6 +140,7 @@ bool store_reader::page(const model::nodes_query& q, model::millis now, liveness
 
 bool store_reader::nodes(const std::vector<std::string>& ids, model::millis now,
                          liveness_limits l, std::string& body) {
+  db_->healthy();
   // One read transaction: the nodes as of one moment.
   bool pg = db_->kind() == db::engine::postgresql;
   bool ok = db_->exec(pg ? "BEGIN ISOLATION LEVEL REPEATABLE READ" : "BEGIN");
@@ -200,6 +202,9 @@ std::unique_ptr<store_reader::snapshot> store_reader::begin(const model::nodes_q
 }
 
 store_reader::snapshot::~snapshot() {
+  // Its own connection: dropped at once, without reading what was left.
+  if (db_ && !done_)
+    db_->abandon();
   rows_.reset();
   if (db_ && db_->in_transaction())
     db_->exec("COMMIT");

@@ -12,7 +12,8 @@ namespace {
 struct link {
   member_row row;           ///< as last read from the store
   cluster_actor handle;     ///< while linked
-  bool connecting = false;  ///< a connect is under way
+  bool connecting = false;  ///< a connect is under way (until the middleman answers)
+  std::chrono::steady_clock::time_point next_try;  ///< no new connect before
 };
 
 struct cluster_state {
@@ -20,6 +21,7 @@ struct cluster_state {
   cluster_config cfg;
   std::unique_ptr<member_table> table;
   bool fenced = false;
+  bool rejoining = false;  ///< joined again; the persistence actor has not taken the fence yet
   std::chrono::steady_clock::time_point last_renewal;
   std::map<std::string, link> members;  ///< the others, by id
 };
@@ -62,10 +64,14 @@ void connect(self_ptr self, const std::string& endpoint, const std::string& id) 
     CF_WARN("cluster", "cannot link to '", endpoint, "': not HOST:PORT");
     return;
   }
-  if (!id.empty())
-    st.members[id].connecting = true;
-  self
-    ->request(st.cfg.middleman, std::chrono::seconds(5), caf::connect_atom::value, host, port)
+  if (!id.empty()) {
+    auto& l = st.members[id];
+    l.connecting = true;
+    // A member that cannot be reached is tried again every 5 s at most: the
+    // middleman's connect blocks its own thread until TCP gives up.
+    l.next_try = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  }
+  self->request(st.cfg.middleman, caf::infinite, caf::connect_atom::value, host, port)
     .then(
       [=](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>& ifs) {
         auto& st = self->state;
@@ -154,23 +160,28 @@ void heartbeat(self_ptr self) {
     }
   }
   if (st.fenced) {
+    if (st.rejoining)
+      return;  // one join at a time: the persistence actor takes its fence first
     auto again = me;
     if (!st.table->join(again)) {
       CF_DEBUG("cluster", "cannot join again yet: ", st.table->last_error());
       return;
     }
     me = again;
+    st.rejoining = true;
     // The persistence actor takes the new epoch before anything is written under it.
     self->request(st.cfg.persistence, caf::infinite, atom::fence::value, me.member_id, me.epoch)
       .then(
         [=](atom::ok) {
           auto& st = self->state;
+          st.rejoining = false;
           st.fenced = false;
           st.last_renewal = std::chrono::steady_clock::now();
           CF_INFO("cluster", "joined again as ", st.cfg.me.member_id, " with epoch ",
                   st.cfg.me.epoch);
         },
         [=](caf::error& err) {
+          self->state.rejoining = false;  // joins again at the next heartbeat
           CF_ERROR("cluster", "cannot fence the store: ", self->system().render(err));
         });
     return;
@@ -189,7 +200,7 @@ void heartbeat(self_ptr self) {
     if (r.live != was_live)
       CF_INFO("cluster", "member ", r.member_id, r.live ? " is live" : " is no longer live",
               " (epoch ", r.epoch, ", heartbeat ", r.heartbeat_age_ms, " ms ago)");
-    if (r.live && !l.handle && !l.connecting)
+    if (r.live && !l.handle && !l.connecting && std::chrono::steady_clock::now() >= l.next_try)
       connect(self, r.cluster_endpoint, r.member_id);
   }
 }
@@ -233,6 +244,14 @@ cluster_actor spawn_cluster(caf::actor_system& sys, cluster_config cfg,
             l.handle = nullptr;
           }
         }
+      });
+      // A clean stop ends the lease at once: the others take over without
+      // waiting for it to lapse.
+      self->set_exit_handler([self](caf::exit_msg& msg) {
+        auto& st = self->state;
+        if (!st.fenced && st.table->leave(st.cfg.me.member_id, st.cfg.me.epoch))
+          CF_INFO("cluster", "left the cluster (lease of epoch ", st.cfg.me.epoch, " ended)");
+        self->quit(msg.reason);
       });
       for (auto& seed : st.cfg.seeds)
         if (seed != st.cfg.me.cluster_endpoint)

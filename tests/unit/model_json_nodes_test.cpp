@@ -438,3 +438,21 @@ TEST_CASE("encode_fleet_health") {
   h.server.cpu_percent = 3.25;
   CHECK(parse_json(encode_fleet_health(h))["server"]["cpu_percent"].GetDouble() == 3.25);
 }
+
+TEST_CASE("a NUL character anywhere in a body is refused, whatever the field") {
+  for (std::string body : {
+         std::string(R"({"node_id":"n1","hostname":"a\u0000b","ip_address":"127.0.0.1"})"),
+         std::string(R"({"node_id":"n1","ip_address":"127.0.0.1","services":["x\u0000"]})"),
+         std::string(R"({"node_id":"n1","ip_address":"127.0.0.1","system_info":{"k\u0000":1}})"),
+       }) {
+    CAPTURE(body);
+    auto r = decode_node_registration(body, "127.0.0.1");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err.error.find("NUL") != std::string::npos);
+  }
+  auto h = decode_health_report(R"({"node_id":"n1","error_messages":["disk\u0000full"]})");
+  REQUIRE_FALSE(h.ok());
+  CHECK(h.err.error.find("NUL") != std::string::npos);
+  // Other escapes are fine.
+  CHECK(decode_node_registration(R"({"node_id":"n1","hostname":"a\u0001b","ip_address":"127.0.0.1"})", "127.0.0.1").ok());
+}
