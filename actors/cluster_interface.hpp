@@ -31,10 +31,11 @@ struct member_view {
   bool live = false;             ///< its lease holds
   bool linked = false;           ///< a middleman link is up (itself: true)
   bool self = false;
+  caf::actor jobs;  ///< its job supervisor (requests for the jobs it runs go there)
 };
 template <class F> auto inspect(F& f, member_view& x) {
   return f(x.member_id, x.cluster_endpoint, x.coap_endpoint, x.epoch, x.lease_ms, x.started_at,
-           x.heartbeat_age_ms, x.live, x.linked, x.self);
+           x.heartbeat_age_ms, x.live, x.linked, x.self, x.jobs);
 }
 
 /// GET /cluster: this member and the others.
@@ -72,6 +73,9 @@ using cluster_actor = caf::typed_actor<
   /// The cluster as this member sees it.
   caf::replies_to<atom::get>::with<cluster_status>,
   /// Internal: renew the lease, read the members, link to new ones.
-  caf::reacts_to<atom::tick>>;
+  caf::reacts_to<atom::tick>,
+  /// The member's job supervisor: told the live members every heartbeat
+  /// (cluster_view), and introduced to the other members.
+  caf::reacts_to<atom::observe, caf::actor>>;
 
 }  // namespace coapfleet

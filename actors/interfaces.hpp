@@ -258,6 +258,43 @@ using model::put_node_state;
 using model::write_batch;
 using model::write_op;
 
+// -- the cluster, within a member and between members (job_cluster.cpp) ---------------
+/// A live member and its job supervisor (null until it is linked).
+struct member_jobs {
+  std::string member_id;
+  caf::actor jobs;
+};
+template <class F> auto inspect(F& f, member_jobs& x) { return f(x.member_id, x.jobs); }
+
+/// What the membership actor tells the job supervisor every heartbeat.
+struct cluster_view {
+  std::string me;                 ///< this member ("": not clustered)
+  bool active = false;            ///< its lease holds (false: fenced)
+  std::vector<std::string> live;  ///< the live members (by the store), sorted, `me` included
+  std::vector<member_jobs> peers; ///< the other live members with a link
+};
+template <class F> auto inspect(F& f, cluster_view& x) {
+  return f(x.me, x.active, x.live, x.peers);
+}
+
+/// The jobs a member claimed (store::claim_jobs), loaded, and how many of
+/// its share another live member still holds.
+struct job_claim {
+  std::vector<model::job_record> claimed;
+  uint32_t waiting = 0;
+};
+template <class F> auto inspect(F& f, job_claim& x) { return f(x.claimed, x.waiting); }
+
+/// A job as GET /updates lists it, with what orders the listing.
+struct job_part {
+  std::string job_id;
+  model::millis created_at = 0;
+  std::string summary;  ///< JSON
+};
+template <class F> auto inspect(F& f, job_part& x) {
+  return f(x.job_id, x.created_at, x.summary);
+}
+
 /// Counts for `POST /system {"action":"status"}`.
 struct fleet_counts {
   uint32_t nodes = 0;
@@ -397,6 +434,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::urgency))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::after_reply))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::request_method))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::member_jobs))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::member_jobs>))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::cluster_view))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::job_claim))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::job_part))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::job_part>))
 CAF_END_TYPE_ID_BLOCK(coapfleet)
 
 // -- atoms (at most 10 characters) --------------------------------------------------
@@ -462,6 +505,7 @@ using history = caf::atom_constant<caf::atom("history")>;
 using fence = caf::atom_constant<caf::atom("fence")>;      ///< a member's lease (cluster)
 using cluster = caf::atom_constant<caf::atom("cluster")>;  ///< GET /cluster
 using join = caf::atom_constant<caf::atom("join")>;        ///< a member introduces itself
+using claim = caf::atom_constant<caf::atom("claim")>;      ///< a member takes its jobs
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -492,6 +536,11 @@ using persistence_actor = caf::typed_actor<
   /// A cluster member's lease after each join (store::set_fence): every
   /// later commit checks it, and fails with unavailable once it lapsed.
   caf::replies_to<atom::fence, std::string, uint64_t>::with<atom::ok>,
+  /// A member's claim of its jobs (store::claim_jobs: me, live members,
+  /// jobs it runs), after committing what is pending: the jobs it took,
+  /// loaded. Fenced like every commit.
+  caf::replies_to<atom::claim, std::string, std::vector<std::string>,
+                  std::vector<std::string>>::with<job_claim>,
   /// Internal: run the group commit now / the health flush timer fired.
   caf::reacts_to<atom::commit>, caf::reacts_to<atom::tick>,
   // Keys (for the keys actor). Each change is a transaction of its own,
@@ -687,7 +736,16 @@ using job_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::changes>::with<std::string>,
   /// The jobs not yet finished (created or in progress) naming an artifact.
   caf::replies_to<atom::uses, std::string>::with<std::vector<model::job_record>>,
-  caf::replies_to<atom::count>::with<uint32_t>>;
+  caf::replies_to<atom::count>::with<uint32_t>,
+  /// From the membership actor, every heartbeat: the live members. The
+  /// supervisor runs the jobs rendezvous hashing gives this member (taking
+  /// them over through the store, actors/server/job_cluster.cpp), hands
+  /// the others' requests to their members, and stops every job when
+  /// fenced.
+  caf::reacts_to<atom::cluster, cluster_view>,
+  /// The jobs this member runs, as GET /updates lists them (another
+  /// member's fleet-wide listing).
+  caf::replies_to<atom::listing, atom::cluster>::with<std::vector<job_part>>>;
 
 // -- system ---------------------------------------------------------------------------
 

@@ -151,6 +151,7 @@ int serve(options& opt, bool& restart) {
     std::chrono::milliseconds(static_cast<int64_t>(opt.idle_after * 1000));
   rcfg.max_nodes = opt.max_nodes;
   rcfg.health_list_max = opt.health_list;
+  rcfg.clustered = opt.cluster.clustered();
   auto registry = server::spawn_registry(sys, rcfg, std::move(loaded.nodes), persistence,
                                          net.handle());
   net.set_registry(registry);
@@ -159,6 +160,10 @@ int serve(options& opt, bool& restart) {
   jcfg.job.skip_offline = !opt.notify_offline;
   auto artifacts = server::spawn_artifact_store(
     sys, server::artifact_store_config{opt.artifacts}, net.handle());
+  // A member of a cluster runs only its share of the jobs, claimed once the
+  // membership actor has told it who is live (actors/server/job_cluster.cpp).
+  if (opt.cluster.clustered())
+    loaded.jobs.clear();
   auto jobs = server::spawn_job_supervisor(sys, jcfg, std::move(loaded.jobs), registry,
                                            persistence, net.handle(), artifacts);
   server::system_config scfg;
@@ -173,6 +178,7 @@ int serve(options& opt, bool& restart) {
     CF_ERROR("main", error);
     return 1;
   }
+  caf::anon_send(cluster, atom::observe::value, caf::actor_cast<caf::actor>(jobs));
   server::gateway_config gcfg;
   gcfg.jobs_per_minute = opt.jobs_per_minute;
   auto gateway = server::spawn_gateway(

@@ -63,8 +63,15 @@ struct drop_node {
 struct put_audit {
   audit_record rec;
 };
+/// The cluster member whose scheduler runs a job (its holder): the member
+/// that creates a job holds it; others take it over through
+/// store::claim_jobs.
+struct put_job_holder {
+  std::string job_id;
+  std::string member_id;
+};
 using write_op = std::variant<put_node, put_health, put_job, put_job_status, put_node_state,
-                              drop_job, put_audit, drop_node, put_node_traits>;
+                              drop_job, put_audit, drop_node, put_node_traits, put_job_holder>;
 
 /// A group of writes that must be durable together before the caller answers.
 struct write_batch {

@@ -55,7 +55,8 @@ bool store::statements::migrate() {
     ok = exec(sql::schema_v6, "cannot migrate the schema to v6 (labels, inventory)");
   if (ok && version < 7)
     ok = exec(sql::schema_v7, "cannot migrate the schema to v7 (cluster members)");
-  // Later versions: if (ok && version < 8) ok = exec(sql::schema_v8, ...);
+  if (ok && version < 8)
+    ok = exec(sql::schema_v8, "cannot migrate the schema to v8 (job holders)");
   return finish_migration(ok);
 }
 
@@ -88,13 +89,14 @@ bool store::statements::migrate_postgresql() {
   }
   if (ok && v.empty()) {
     ok = exec(sql::pg::schema_current, "cannot create the schema")
-         && exec(("INSERT INTO meta(name, value) VALUES('schema_version', "
-                  + std::to_string(schema_version) + ")")
-                   .c_str(),
+         && exec("INSERT INTO meta(name, value) VALUES('schema_version', 7)",
                  "cannot record the schema version");
-    version = schema_version;
+    version = 7;  // schema_current is v7's; later versions migrate from it
   }
-  // Later versions: if (ok && version < 8) ok = exec(sql::pg::schema_v8, ...);
+  if (ok && version < 8)
+    ok = exec(sql::pg::schema_v8, "cannot migrate the schema to v8 (job holders)")
+         && exec("UPDATE meta SET value = 8 WHERE name = 'schema_version'",
+                 "cannot record the schema version");
   return finish_migration(ok);
 }
 
@@ -116,7 +118,7 @@ bool store::statements::prepare_all() {
          && prepare(delete_job, "DELETE FROM jobs WHERE job_id = ?1")
          && prepare(delete_node, "DELETE FROM nodes WHERE node_id = ?1")
          && prepare(update_traits, sql::update_traits) && prepare_keys()
-         && prepare_audit() && prepare_history();
+         && prepare_audit() && prepare_history() && prepare_holders();
 }
 
 bool store::statements::write(const put_node& op) {

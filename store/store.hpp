@@ -48,8 +48,9 @@ public:
 
   /// Current schema version (PRAGMA user_version after migration):
   /// 1 nodes, health, jobs; 2 keys and the key version; 3 the audit log;
-  /// 4 reported addresses; 5 attempts, history; 6 labels, inventory; 7 members.
-  static constexpr int schema_version = 7;
+  /// 4 reported addresses; 5 attempts, history; 6 labels, inventory; 7 members;
+  /// 8 job holders.
+  static constexpr int schema_version = 8;
 
   /// Applies all writes in one transaction (group commit): all or nothing.
   /// Returns false and sets last_error() on failure (then nothing changed).
@@ -81,6 +82,20 @@ public:
   std::vector<model::node_brief> load_briefs();
   /// Every job with its node states (sorted by node_id), oldest first.
   std::vector<model::job_record> load_jobs();
+
+  /// A cluster member's share of the jobs (store_holders.cpp), in one fenced
+  /// transaction. Each job belongs to the live member that rendezvous
+  /// hashing of its id picks (model::owner_of over `live`). A job of `me`
+  /// that no live member holds (none, or one whose lease lapsed) becomes
+  /// `me`'s and is listed in `claimed`, as is one `me` holds but is not in
+  /// `held` (after a restart or a fence); one a live member still holds
+  /// counts in `waiting` (that member lets go once it sees the same live
+  /// members). A job `me` holds that is no longer its, and is not in
+  /// `held` (its scheduler has stopped), is let go. False on a failure
+  /// (fenced() says whether it was the lease).
+  bool claim_jobs(const std::string& me, const std::vector<std::string>& live,
+                  const std::vector<std::string>& held, std::vector<std::string>& claimed,
+                  uint32_t& waiting);
 
   // -- keys (store_keys.cpp) --------------------------------------------------------
   // Every change is one transaction of its own that also bumps the key

@@ -22,6 +22,8 @@ extern const char* const schema_v4;
 extern const char* const schema_v5;
 extern const char* const schema_v6;
 extern const char* const schema_v7;
+extern const char* const schema_v8;
+extern const char *const select_holders, *const upsert_holder, *const delete_holder;
 extern const char* const update_traits;
 extern const char* const history_by_node;
 extern const char* const history_by_job;
@@ -36,7 +38,8 @@ extern const char *const key_valid_count, *const key_purge_expired, *const key_i
 extern const char *const audit_insert, *const audit_prune, *const audit_page,
     *const audit_count;
 namespace pg {  // PostgreSQL's own text where it differs
-extern const char *const schema_current, *const insert_job, *const select_briefs;
+extern const char *const schema_current, *const schema_v8, *const insert_job,
+    *const select_briefs;
 }  // namespace pg
 }  // namespace sql
 
@@ -87,6 +90,8 @@ struct store::statements {
   stmt fence = nullptr;
   // history (store_history.cpp)
   stmt history_by_node = nullptr, history_by_job = nullptr, history_trim = nullptr;
+  // job holders (store_holders.cpp)
+  stmt select_holders = nullptr, upsert_holder = nullptr, delete_holder = nullptr;
 
   std::vector<std::unique_ptr<db::statement>> owned;
 
@@ -182,6 +187,8 @@ struct store::statements {
   bool write(const model::drop_node& op);
   bool write(const model::put_node_traits& op);
   bool write(const model::put_audit& op);
+  bool write(const model::put_job_holder& op);
+  bool prepare_holders();
   bool write_state(const std::string& job_id, const model::node_job_state& st);
 };
 

@@ -162,6 +162,25 @@ INSERT INTO meta(name, value) VALUES('member_epoch', 0);
 PRAGMA user_version = 7;
 )sql";
 
+// v8: which member's scheduler runs each job (none: no member holds it).
+extern const char* const schema_v8 = R"sql(
+CREATE TABLE job_holders (
+  job_id    TEXT PRIMARY KEY REFERENCES jobs(job_id) ON DELETE CASCADE,
+  member_id TEXT NOT NULL
+);
+PRAGMA user_version = 8;
+)sql";
+
+// Job holders (store_holders.cpp); the same text on both engines.
+extern const char* const select_holders =
+    "SELECT j.job_id, h.member_id FROM jobs j LEFT JOIN job_holders h ON h.job_id = j.job_id";
+extern const char* const upsert_holder =
+    "INSERT INTO job_holders(job_id, member_id) SELECT ?1, ?2"
+    " WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ?1)"
+    " ON CONFLICT(job_id) DO UPDATE SET member_id = excluded.member_id";
+extern const char* const delete_holder =
+    "DELETE FROM job_holders WHERE job_id = ?1 AND member_id = ?2";
+
 extern const char* const update_traits =
     "UPDATE nodes SET labels = ?2, inventory = ?3, operator_labels = ?4 WHERE node_id = ?1";
 

@@ -124,6 +124,14 @@ EXCEPTION WHEN others THEN
 END $$;
 )sql";
 
+// v8: which member's scheduler runs each job.
+extern const char* const schema_v8 = R"sql(
+CREATE TABLE job_holders (
+  job_id    TEXT COLLATE "C" PRIMARY KEY REFERENCES jobs(job_id) ON DELETE CASCADE,
+  member_id TEXT COLLATE "C" NOT NULL
+);
+)sql";
+
 // Concurrent members take numbers from the identity, not from MAX(seq).
 extern const char* const insert_job =
     "INSERT INTO jobs(job_id, name, version, package_type, spec, status,"

@@ -12,6 +12,7 @@ namespace {
 struct link {
   member_row row;           ///< as last read from the store
   cluster_actor handle;     ///< while linked
+  caf::actor jobs;          ///< its job supervisor, as it introduced itself
   bool connecting = false;  ///< a connect is under way (until the middleman answers)
   std::chrono::steady_clock::time_point next_try;  ///< no new connect before
 };
@@ -24,6 +25,7 @@ struct cluster_state {
   bool rejoining = false;  ///< joined again; the persistence actor has not taken the fence yet
   std::chrono::steady_clock::time_point last_renewal;
   std::map<std::string, link> members;  ///< the others, by id
+  caf::actor jobs;  ///< this member's job supervisor (told the live members)
 };
 
 using self_ptr = cluster_actor::stateful_pointer<cluster_state>;
@@ -47,6 +49,7 @@ member_view self_view(self_ptr self) {
   v.live = !st.fenced;
   v.linked = true;
   v.self = true;
+  v.jobs = st.jobs;
   v.heartbeat_age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - st.last_renewal)
                          .count();
@@ -103,6 +106,8 @@ void adopt(self_ptr self, const member_view& v, cluster_actor handle) {
   if (v.member_id.empty() || v.member_id == self->state.cfg.me.member_id)
     return;
   auto& l = self->state.members[v.member_id];
+  if (v.jobs)
+    l.jobs = v.jobs;
   if (l.handle == handle)
     return;
   l.handle = handle;
@@ -130,6 +135,28 @@ void introduce(self_ptr self, cluster_actor to) {
       [=](caf::error& err) {
         CF_DEBUG("cluster", "a member did not answer our join: ", self->system().render(err));
       });
+}
+
+/// Tells the job supervisor which members are live (and how to reach their
+/// supervisors), or that this member is fenced.
+void tell_jobs(self_ptr self) {
+  auto& st = self->state;
+  if (!st.jobs)
+    return;
+  cluster_view v;
+  v.me = st.cfg.me.member_id;
+  v.active = !st.fenced && !st.rejoining;
+  if (v.active)
+    v.live.push_back(v.me);
+  for (auto& [id, l] : st.members) {
+    if (!l.row.live)
+      continue;
+    v.live.push_back(id);
+    if (l.handle && l.jobs)
+      v.peers.push_back({id, l.jobs});
+  }
+  std::sort(v.live.begin(), v.live.end());
+  self->send(caf::actor_cast<job_supervisor_actor>(st.jobs), atom::cluster::value, std::move(v));
 }
 
 /// Renews the lease (or joins again once it lapsed), reads the members,
@@ -203,6 +230,12 @@ void heartbeat(self_ptr self) {
     if (r.live && !l.handle && !l.connecting && std::chrono::steady_clock::now() >= l.next_try)
       connect(self, r.cluster_endpoint, r.member_id);
   }
+}
+
+/// One heartbeat: the lease, the members, then the job supervisor's view.
+void beat(self_ptr self) {
+  heartbeat(self);
+  tell_jobs(self);
 }
 
 }  // namespace
@@ -296,8 +329,17 @@ cluster_actor spawn_cluster(caf::actor_system& sys, cluster_config cfg,
                   });
         return c;
       },
+      [self](atom::observe, caf::actor& jobs) {
+        auto& st = self->state;
+        st.jobs = std::move(jobs);
+        // The others learn where this member's jobs are run.
+        for (auto& [id, l] : st.members)
+          if (l.handle)
+            introduce(self, l.handle);
+        tell_jobs(self);
+      },
       [self](atom::tick) {
-        heartbeat(self);
+        beat(self);
         self->delayed_send(self, self->state.cfg.heartbeat, atom::tick::value);
       },
     };

@@ -1,4 +1,5 @@
 #include "actors/server/job_supervisor.hpp"
+#include "actors/server/job_supervisor_internal.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -13,7 +14,7 @@
 
 namespace coapfleet::server {
 
-namespace {
+namespace jobs_detail {
 
 // Supervision of one job actor (the supervisor monitors it, not linked):
 //
@@ -30,48 +31,6 @@ namespace {
 // what is durable. The supervisor holds no copy of a job's record that
 // could lag behind it.
 
-/// A job's actor, or why there is none right now.
-struct job_entry {
-  job_actor actor;                      ///< invalid while restarting or down
-  bool down = false;                    ///< restarted too often: stays down
-  std::vector<model::millis> restarts;  ///< times of recent restarts
-  /// Work for the job held while it restarts: called with the new actor, or
-  /// with the error its requests get.
-  std::vector<std::function<void(const caf::expected<job_actor>&)>> waiting;
-};
-
-struct job_supervisor_state {
-  static inline const char* name = "job-supervisor";
-  job_supervisor_config cfg;
-  std::unordered_map<std::string, job_entry> jobs;
-  std::unordered_map<caf::actor_id, std::string> job_of;  ///< live job actor → job id
-  std::vector<std::string> order;  ///< creation order, for listings
-  std::unordered_map<std::string, bool> creating;
-  /// File jobs: job id -> the artifact it names.
-  std::unordered_map<std::string, std::string> artifact_of;
-  registry_actor registry;
-  persistence_actor persistence;
-  transport_actor transport;
-  artifact_store_actor artifacts;
-  std::mt19937_64 rng{std::random_device{}()};
-  /// /updates/changes: the jobs changed (or deleted) since its last copy, at
-  /// most cfg.max_changes (then `changes_reset`: read GET /updates again).
-  std::set<std::string> changed;
-  uint64_t changes_seq = 0;
-  bool changes_reset = false;
-
-  job_supervisor_state() = default;
-  job_supervisor_state(const job_supervisor_state&) = delete;
-  job_supervisor_state& operator=(const job_supervisor_state&) = delete;
-  /// Job actors end with the supervisor, however it ends.
-  ~job_supervisor_state() {
-    for (auto& kv : jobs)
-      if (kv.second.actor)
-        caf::anon_send_exit(kv.second.actor, caf::exit_reason::user_shutdown);
-  }
-};
-
-using self_ptr = job_supervisor_actor::stateful_pointer<job_supervisor_state>;
 
 /// Job ids look like the seed's: three groups of six hex digits.
 std::string new_job_id(job_supervisor_state& st) {
@@ -85,7 +44,7 @@ std::string new_job_id(job_supervisor_state& st) {
       id += hex[bits & 0xf];
       bits >>= 4;
     }
-    if (!st.jobs.count(id) && !st.creating.count(id))
+    if (!st.jobs.count(id) && !st.creating.count(id) && owns(st, id))
       return id;
   }
 }
@@ -117,9 +76,14 @@ job_actor add_job(self_ptr self, model::job_record rec) {
   auto id = rec.job_id;
   if (rec.spec.package_type == "file")
     st.artifact_of[id] = rec.spec.artifact;
+  auto created_at = rec.created_at;
   auto j = start_job(self, std::move(rec));
-  st.jobs[id].actor = j;
-  st.order.push_back(id);
+  auto& e = st.jobs[id];
+  e.actor = j;
+  e.created_at = created_at;
+  e.claim_until = 0;
+  if (std::find(st.order.begin(), st.order.end(), id) == st.order.end())
+    st.order.push_back(id);
   return j;
 }
 
@@ -209,6 +173,8 @@ void job_went_down(self_ptr self, const caf::down_msg& msg) {
     return;  // not a child any more
   auto id = std::move(k->second);
   st.job_of.erase(k);
+  if (st.releasing.count(id))
+    return released(self, id);  // another member runs it now
   auto& e = st.jobs[id];
   e.actor = nullptr;
   CF_WARN("job-supervisor", "job actor of ", id, " went down: ", caf::to_string(msg.reason));
@@ -271,6 +237,12 @@ void job_went_down(self_ptr self, const caf::down_msg& msg) {
 void create_job(self_ptr self, model::job_spec spec, const peer& from,
                 caf::typed_response_promise<model::job_record> rp) {
   auto& st = self->state;
+  if (!st.me.empty()
+      && (!st.active || std::find(st.live.begin(), st.live.end(), st.me) == st.live.end()))
+  {
+    rp.deliver(not_active());
+    return;
+  }
   model::job_record rec;
   rec.job_id = new_job_id(st);
   rec.spec = std::move(spec);
@@ -279,6 +251,8 @@ void create_job(self_ptr self, model::job_spec spec, const peer& from,
   st.creating.emplace(rec.job_id, true);
   write_batch batch;
   batch.ops.emplace_back(put_job{rec});
+  if (!st.me.empty())  // this member's scheduler runs it
+    batch.ops.emplace_back(model::put_job_holder{rec.job_id, st.me});
   self->request(st.persistence, caf::infinite, atom::write::value, std::move(batch))
     .then(
       [self, rp, rec, from](atom::ok) mutable {
@@ -287,6 +261,7 @@ void create_job(self_ptr self, model::job_spec spec, const peer& from,
                 rec.spec.version, " (", rec.spec.package_type, ") by ", from.address);
         add_job(self, rec);
         note_change(self, rec.job_id);
+        relay_change(self, rec.job_id);
         self->send(self->state.transport, atom::changed::value,
                    resource{resource_kind::updates, {}}, urgency::control);
         rp.deliver(std::move(rec));
@@ -406,7 +381,9 @@ caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std:
   return c->rp;
 }
 
-}  // namespace
+}  // namespace jobs_detail
+
+using namespace jobs_detail;
 
 job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor_config cfg,
                                           std::vector<model::job_record> jobs,
@@ -473,42 +450,63 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
       },
       [self](atom::install, const std::string& id,
              const peer& from) -> caf::result<model::job_record> {
+        if (auto r = elsewhere<model::job_record>(self, id, atom::install::value, id, from))
+          return std::move(*r);
         return forward<model::job_record>(self, id, atom::install::value, from);
       },
       [self](atom::status, const std::string& id) -> caf::result<model::job_record> {
+        if (auto r = elsewhere<model::job_record>(self, id, atom::status::value, id))
+          return std::move(*r);
         return forward<model::job_record>(self, id, atom::get::value);
       },
-      [self](atom::report, model::update_report& r, const peer&) -> caf::result<atom::ok> {
+      [self](atom::report, model::update_report& r, const peer& from) -> caf::result<atom::ok> {
         auto id = r.job_id;
+        if (auto x = elsewhere<atom::ok>(self, id, atom::report::value, r, from))
+          return std::move(*x);
         return forward<atom::ok>(self, id, atom::report::value, std::move(r));
       },
       [self](atom::cancel, const std::string& id, bool force,
              const peer& from) -> caf::result<model::job_record> {
+        if (auto r = elsewhere<model::job_record>(self, id, atom::cancel::value, id, force, from))
+          return std::move(*r);
         return forward<model::job_record>(self, id, atom::cancel::value, force, from);
       },
       [self](atom::retry, const std::string& id,
              const peer& from) -> caf::result<model::job_record> {
+        if (auto r = elsewhere<model::job_record>(self, id, atom::retry::value, id, from))
+          return std::move(*r);
         return forward<model::job_record>(self, id, atom::retry::value, from);
       },
       [self](atom::forget, const std::string& node) {
+        if (!from_member(self))
+          for (auto& [member, peer] : self->state.peers)
+            self->send(peer, atom::forget::value, node);
         for (auto& [id, e] : self->state.jobs)
           if (e.actor)
             self->send(e.actor, atom::forget::value, node);
       },
       [self](atom::enroll, const job_target& t) {
         // Each job decides (a finished one drops it at once): registrations
-        // and returns to online are rare next to reports.
+        // and returns to online are rare next to reports. Every member's
+        // jobs hear of it.
+        if (!from_member(self))
+          for (auto& [member, peer] : self->state.peers)
+            self->send(peer, atom::enroll::value, t);
         for (auto& [id, e] : self->state.jobs)
           if (e.actor)
             self->send(e.actor, atom::enroll::value, t);
       },
       [self](atom::action, const std::string& id, std::string& action,
              const peer& from) -> caf::result<model::job_record> {
+        if (auto r = elsewhere<model::job_record>(self, id, atom::action::value, id, action, from))
+          return std::move(*r);
         return forward<model::job_record>(self, id, atom::action::value, std::move(action), from);
       },
       [self](atom::remove, const std::string& id, const peer& from) -> caf::result<atom::ok> {
         // The job decides (in order with its other changes) and drops itself
         // from the store; once that is durable the directory forgets it.
+        if (auto r = elsewhere<atom::ok>(self, id, atom::remove::value, id, from))
+          return std::move(*r);
         auto i = self->state.jobs.find(id);
         if (i == self->state.jobs.end())
           return unknown_job(id);
@@ -534,9 +532,18 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
         return collect_records(self, self->state.order, false);
       },
       [self](atom::listing) -> caf::result<std::string> {
+        if (!self->state.me.empty())
+          return fleet_listing(self);
         return collect_summaries(self, self->state.order, "{\"updates\":[", false);
       },
-      [self](atom::changed, const std::string& id) { note_change(self, id); },
+      [self](atom::changed, const std::string& id) {
+        if (from_member(self))
+          return remote_change(self, id);
+        note_change(self, id);
+        relay_change(self, id);
+      },
+      [self](atom::cluster, cluster_view& v) { take_view(self, std::move(v)); },
+      [self](atom::listing, atom::cluster) { return local_parts(self); },
       [self](atom::changes) -> caf::result<std::string> {
         // One copy: the jobs changed since the previous one, chained by number.
         auto& st = self->state;

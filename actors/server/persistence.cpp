@@ -141,6 +141,29 @@ caf::result<model::job_record> load_job(self_ptr self, const std::string& id) {
   return make_api_error(api_errc::not_found, "job not found", "job_id", "job_id", id);
 }
 
+/// A member's claim of its jobs (store::claim_jobs), the claimed ones loaded.
+caf::result<job_claim> claim_jobs(self_ptr self, const std::string& me,
+                                  const std::vector<std::string>& live,
+                                  const std::vector<std::string>& held) {
+  commit_now(self);
+  auto& db = *self->state.db;
+  std::vector<std::string> ids;
+  job_claim out;
+  if (!db.claim_jobs(me, live, held, ids, out.waiting))
+    return make_api_error(db.fenced() ? api_errc::unavailable : api_errc::internal,
+                          "cannot claim jobs: " + db.last_error());
+  if (ids.empty())
+    return out;
+  std::sort(ids.begin(), ids.end());
+  for (auto& j : db.load_jobs())
+    if (std::binary_search(ids.begin(), ids.end(), j.job_id))
+      out.claimed.push_back(std::move(j));
+  if (out.claimed.size() != ids.size())
+    return make_api_error(api_errc::internal,
+                          "cannot load the claimed jobs: " + db.last_error());
+  return out;
+}
+
 caf::result<atom::ok> add_key(self_ptr self, const model::key_entry& k) {
   auto& db = *self->state.db;
   auto outcome = db.add_key(k);
@@ -291,6 +314,8 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
         CF_INFO("persistence", "writes fenced by member ", member, " epoch ", epoch);
         return atom::ok::value;
       },
+      [self](atom::claim, const std::string& me, const std::vector<std::string>& live,
+             const std::vector<std::string>& held) { return claim_jobs(self, me, live, held); },
       [self](atom::tick) {
         self->state.health_timer = false;
         commit_now(self);

@@ -187,6 +187,45 @@ void forget_node(self_ptr self, const std::string& id) {
   announce(self, resource_kind::health, urgency::control);
 }
 
+/// Cluster: the nodes as the shared store has them (registered, re-registered
+/// or reporting through other members) are merged into the directory, then
+/// `then` runs. Not clustered: `then` runs at once.
+template <class T, class F>
+caf::result<T> refreshed(self_ptr self, F then) {
+  if (!self->state.cfg.clustered)
+    return then();
+  auto rp = self->make_response_promise<T>();
+  self->request(self->state.persistence, caf::infinite, atom::load::value)
+    .then(
+      [self, rp, then](loaded_state& loaded) mutable {
+        auto& st = self->state;
+        for (auto& b : loaded.nodes) {
+          auto i = st.nodes.find(b.node_id);
+          if (i == st.nodes.end()) {
+            add_node(self, b);
+            continue;
+          }
+          auto& e = i->second;
+          e.ip_address = b.ip_address;
+          e.port = b.port;
+          if (!e.actor && b.last_seen > e.summary.last_seen) {
+            auto s = e.summary;
+            s.last_seen = b.last_seen;
+            take_summary(self, std::move(s), true);
+          }
+          if (!(traits_of(e) == b.traits))
+            set_traits(st, e, b.traits);
+        }
+        caf::result<T> r = then();  // resolve_*: a value or an error, never delegated
+        if (r.flag == caf::rt_value)
+          rp.deliver(r.value.template get_as<T>(0));
+        else
+          rp.deliver(std::move(r.err));
+      },
+      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
 }  // namespace
 
 
@@ -434,14 +473,20 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       },
       [self](atom::resolve,
              const std::vector<std::string>& ids) -> caf::result<std::vector<job_target>> {
-        return resolve_ids(self, ids, false);
+        return refreshed<std::vector<job_target>>(self, [self, ids] {
+          return resolve_ids(self, ids, false);
+        });
       },
       [self](atom::resolve, const std::vector<std::string>& ids,
              bool known_only) -> caf::result<std::vector<job_target>> {
-        return resolve_ids(self, ids, known_only);
+        return refreshed<std::vector<job_target>>(self, [self, ids, known_only] {
+          return resolve_ids(self, ids, known_only);
+        });
       },
       [self](atom::resolve, const model::job_spec& spec) -> caf::result<std::vector<job_target>> {
-        return resolve_spec(self, spec);
+        return refreshed<std::vector<job_target>>(self, [self, spec] {
+          return resolve_spec(self, spec);
+        });
       },
       [self](atom::label, const std::string& id,
              const model::string_map& change) -> caf::result<model::string_map> {

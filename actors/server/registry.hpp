@@ -28,6 +28,10 @@ struct registry_config {
   /// them all): its rendering, which every registration's 2.01 waits for,
   /// must not grow with the fleet. 0: every one.
   size_t health_list_max = 100;
+  /// A member of a cluster: nodes register through every member, so the
+  /// nodes a job targets are read from the shared store first (their
+  /// addresses, traits and last contact as the other members wrote them).
+  bool clustered = false;
 };
 
 /// Spawns the registry with the nodes' briefs loaded from the store (no node

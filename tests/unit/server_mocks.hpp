@@ -213,6 +213,8 @@ inline job_supervisor_actor::behavior_type mock_jobs(job_supervisor_actor::point
       return respond(self, *s, s->next, std::move(out));
     },
     [=](atom::count) -> caf::result<uint32_t> { return respond(self, *s, s->next, s->count); },
+    [](atom::cluster, cluster_view&) {},
+    [](atom::listing, atom::cluster) { return std::vector<job_part>{}; },
   };
 }
 
@@ -293,6 +295,9 @@ inline persistence_actor::behavior_type mock_persistence(persistence_actor::poin
     [](atom::flush) { return atom::ok::value; },
     [](atom::sync) { return atom::ok::value; },
     [](atom::fence, std::string&, uint64_t) { return atom::ok::value; },
+    [](atom::claim, std::string&, std::vector<std::string>&, std::vector<std::string>&) {
+      return job_claim{};
+    },
     [](atom::commit) {},
     [](atom::tick) {},
     // Keys: the keys actor's tests use the real persistence actor.

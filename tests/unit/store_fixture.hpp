@@ -103,8 +103,15 @@ inline std::unique_ptr<store> open_ok(const std::string& path) {
   return s;
 }
 
+/// What a server of schema v7 left behind (no job holders).
+inline void undo_v8(const std::string& path) {
+  raw(path, "DROP TABLE job_holders");
+  raw(path, "PRAGMA user_version = 7");
+}
+
 /// What a server of schema v6 left behind (no members).
 inline void undo_v7(const std::string& path) {
+  undo_v8(path);
   raw(path, "DROP TABLE members");
   raw(path, "DELETE FROM meta WHERE name = 'member_epoch'");
   raw(path, "PRAGMA user_version = 6");

@@ -5,6 +5,9 @@
 #include <chrono>
 #include <thread>
 
+#include <algorithm>
+
+#include "model/ownership.hpp"
 #include "store/members.hpp"
 #include "store/store.hpp"
 #include "store_fixture.hpp"
@@ -127,4 +130,115 @@ TEST_CASE("members: a fenced store writes nothing until its member joins again")
   REQUIRE(s->set_fence("", 0));
   REQUIRE(s->apply({node("n3")}));
   CHECK(s->load_nodes().size() == 3);
+}
+
+namespace {
+
+put_job a_job(const std::string& id) {
+  model::job_record j;
+  j.job_id = id;
+  j.spec.name = "fw";
+  j.spec.version = "2.0";
+  j.spec.package_type = "script";
+  j.spec.script = "true";
+  j.spec.target_nodes = {"all"};
+  j.created_at = j.updated_at = 1000;
+  return put_job{j};
+}
+
+std::vector<std::string> owned_by(const std::vector<std::string>& jobs, const std::string& m,
+                                  const std::vector<std::string>& live) {
+  std::vector<std::string> out;
+  for (auto& j : jobs)
+    if (model::owner_of(j, live) == m)
+      out.push_back(j);
+  return out;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("job holders: each member claims its share; a joiner waits until the holder lets go") {
+  temp_db db;
+  auto s = open_ok(db.path());
+  std::vector<std::string> jobs;
+  std::vector<write_op> ops;
+  for (int i = 0; i < 30; ++i) {
+    jobs.push_back("job-" + std::to_string(i));
+    ops.push_back(a_job(jobs.back()));
+  }
+  // One job is created by "a" and held by it from the start.
+  ops.push_back(model::put_job_holder{"job-0", "a"});
+  REQUIRE(s->apply(ops));
+  std::vector<std::string> ab{"a", "b"}, abc{"a", "b", "c"}, ac{"a", "c"};
+  std::vector<std::string> claimed;
+  uint32_t waiting = 99;
+  // "a" and "b" are live: each takes exactly its share ("a" its job-0 too).
+  REQUIRE(s->claim_jobs("a", ab, {}, claimed, waiting));
+  CHECK(sorted(claimed) == sorted(owned_by(jobs, "a", ab)));
+  CHECK(waiting == 0);
+  auto a_has = claimed;
+  REQUIRE(s->claim_jobs("b", ab, {}, claimed, waiting));
+  CHECK(sorted(claimed) == sorted(owned_by(jobs, "b", ab)));
+  auto b_has = claimed;
+  // Asked again with what it runs: nothing new.
+  REQUIRE(s->claim_jobs("a", ab, a_has, claimed, waiting));
+  CHECK(claimed.empty());
+  CHECK(waiting == 0);
+  // "c" joins: its share is still held by live members; it waits.
+  auto c_share = owned_by(jobs, "c", abc);
+  REQUIRE_FALSE(c_share.empty());
+  REQUIRE(s->claim_jobs("c", abc, {}, claimed, waiting));
+  CHECK(claimed.empty());
+  CHECK(waiting == c_share.size());
+  // "a" and "b" stop those jobs, then claim: the store lets go of them.
+  auto keep = [&](const std::vector<std::string>& had, const std::string& m) {
+    std::vector<std::string> out;
+    for (auto& j : had)
+      if (model::owner_of(j, abc) == m)
+        out.push_back(j);
+    return out;
+  };
+  REQUIRE(s->claim_jobs("a", abc, keep(a_has, "a"), claimed, waiting));
+  CHECK(claimed.empty());
+  REQUIRE(s->claim_jobs("b", abc, keep(b_has, "b"), claimed, waiting));
+  CHECK(claimed.empty());
+  REQUIRE(s->claim_jobs("c", abc, {}, claimed, waiting));
+  CHECK(sorted(claimed) == sorted(c_share));
+  CHECK(waiting == 0);
+  // "b" dies (not live any more): "a" and "c" take its jobs over at once.
+  std::vector<std::string> taken;
+  REQUIRE(s->claim_jobs("a", ac, keep(a_has, "a"), claimed, waiting));
+  taken.insert(taken.end(), claimed.begin(), claimed.end());
+  REQUIRE(s->claim_jobs("c", ac, c_share, claimed, waiting));
+  taken.insert(taken.end(), claimed.begin(), claimed.end());
+  CHECK(sorted(taken) == sorted(keep(b_has, "b")));
+  CHECK(waiting == 0);
+  // Every job has exactly one holder, a live one.
+  CHECK(raw(db.path(), "SELECT COUNT(*) FROM job_holders WHERE member_id IN ('a', 'c')")
+        == std::to_string(jobs.size()));
+  // A deleted job's holder goes with it.
+  REQUIRE(s->apply({model::drop_job{"job-0"}}));
+  CHECK(raw(db.path(), "SELECT COUNT(*) FROM job_holders") == std::to_string(jobs.size() - 1));
+}
+
+TEST_CASE("job holders: a fenced member claims nothing") {
+  temp_db db;
+  auto s = open_ok(db.path());
+  auto t = members_ok(db.path());
+  REQUIRE(s->apply({a_job("j1"), a_job("j2")}));
+  auto a = row("a", 60000);
+  REQUIRE(t->join(a));
+  REQUIRE(s->set_fence("a", a.epoch));
+  auto again = row("a", 60000);
+  REQUIRE(t->join(again));  // "a" restarted elsewhere: the old epoch is stale
+  std::vector<std::string> claimed;
+  uint32_t waiting = 0;
+  CHECK_FALSE(s->claim_jobs("a", {"a"}, {}, claimed, waiting));
+  CHECK(s->fenced());
+  CHECK(raw(db.path(), "SELECT COUNT(*) FROM job_holders") == "0");
 }

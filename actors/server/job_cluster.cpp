@@ -1,0 +1,312 @@
+// The job supervisor in a cluster: each job is run by one live member, the
+// one rendezvous hashing of its id picks over the live members
+// (model::owner_of), and the store records which member runs it (its
+// holder, store::claim_jobs). Every heartbeat the membership actor tells
+// the supervisor which members are live:
+//
+//   a job of another member now ──► its actor stops; once it has ended (its
+//       writes are ahead in the persistence actor's mailbox) the claim lets
+//       go of it in the store
+//   a job of this member ──► claimed when no live member holds it (none, or
+//       one whose lease lapsed: its writes are fenced), loaded from the
+//       store and resumed where it stood (waves, soak timers, retries)
+//   fenced (the lease lapsed) ──► every job's actor stops; the others take
+//       them over
+//
+// A request for a job another member runs is delegated to that member's
+// supervisor (once: a request from a member is never handed on); one for a
+// job of this member not yet claimed waits for the claim. Job changes are
+// relayed to the other members so that their observers hear of them.
+#include <algorithm>
+
+#include "actors/server/job_supervisor_internal.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "model/rules.hpp"
+
+namespace coapfleet::server::jobs_detail {
+
+namespace {
+
+constexpr model::millis claim_wait_ms = 10'000;
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (auto& x : v)
+    out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+/// Requests waiting for a claim that did not bring their job: answered
+/// when nothing of ours is still held elsewhere (`settled`: the job is not
+/// ours, or not stored) or when they waited too long.
+void expire_pending(self_ptr self, bool settled, const caf::error& why = {}) {
+  auto& st = self->state;
+  auto now = now_millis();
+  for (auto i = st.jobs.begin(); i != st.jobs.end();) {
+    auto& e = i->second;
+    if (e.claim_until == 0 || !(settled || now >= e.claim_until || why)) {
+      ++i;
+      continue;
+    }
+    auto id = i->first;
+    auto entry = std::move(e);
+    i = st.jobs.erase(i);
+    release_waiting(entry, why ? why
+                    : settled ? unknown_job(id)
+                              : make_api_error(api_errc::unavailable,
+                                               "job " + id
+                                                 + " is being handed over between members; retry",
+                                               "job_id", "job_id", id));
+  }
+}
+
+/// Asks the store for this member's jobs (one claim at a time).
+void claim(self_ptr self) {
+  auto& st = self->state;
+  if (!st.active || !st.releasing.empty())
+    return;
+  if (st.claiming) {
+    st.claim_again = true;
+    return;
+  }
+  st.claiming = true;
+  std::vector<std::string> held;
+  for (auto& [id, e] : st.jobs)
+    if (e.claim_until == 0)
+      held.push_back(id);
+  self->request(st.persistence, caf::infinite, atom::claim::value, st.me, st.live, held)
+    .then(
+      [self](job_claim& c) {
+        auto& st = self->state;
+        st.claiming = false;
+        st.waiting_claims = c.waiting;
+        for (auto& rec : c.claimed) {
+          auto i = st.jobs.find(rec.job_id);
+          if (!st.active || (i != st.jobs.end() && i->second.claim_until == 0)
+              || !owns(st, rec.job_id))
+            continue;  // runs here already, or the members changed meanwhile
+          auto id = rec.job_id;
+          bool running = model::job_unsettled(rec);
+          auto status = rec.status;
+          auto j = add_job(self, std::move(rec));
+          CF_INFO("job-supervisor", "job ", id, " is run by this member now (",
+                  to_string(status), running ? ", resumed)" : ")");
+          if (running)
+            self->send(j, atom::resume::value);
+          note_change(self, id);
+          self->send(st.transport, atom::changed::value,
+                     resource{resource_kind::updates, {}}, urgency::control);
+          release_waiting(st.jobs[id], j);
+        }
+        expire_pending(self, c.waiting == 0);
+        if (st.claim_again) {
+          st.claim_again = false;
+          claim(self);
+        }
+      },
+      [self](caf::error& err) {
+        auto& st = self->state;
+        st.claiming = false;
+        st.claim_again = false;
+        CF_WARN("job-supervisor", "cannot claim jobs: ", self->system().render(err));
+        expire_pending(self, false);
+      });
+}
+
+/// Stops the actor of a job this member no longer runs.
+void let_go(self_ptr self, const std::string& id, job_entry& e, const char* why) {
+  auto& st = self->state;
+  st.releasing.insert(id);
+  CF_INFO("job-supervisor", "job ", id, ": ", why);
+  self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+}
+
+/// This member's jobs as GET /updates lists them, to `done`.
+template <class F>
+void collect_parts(self_ptr self, F done) {
+  struct collector {
+    std::vector<job_part> parts;
+    size_t pending = 1;
+    F done;
+    explicit collector(F f) : done(std::move(f)) {}
+    void one() {
+      if (--pending == 0)
+        done(std::move(parts));
+    }
+  };
+  auto c = std::make_shared<collector>(std::move(done));
+  for (auto& id : self->state.order) {
+    auto i = self->state.jobs.find(id);
+    if (i == self->state.jobs.end() || !i->second.actor)
+      continue;
+    ++c->pending;
+    auto created_at = i->second.created_at;
+    self->request(i->second.actor, std::chrono::seconds(10), atom::listing::value)
+      .then(
+        [c, id, created_at](std::string& s) {
+          c->parts.push_back({id, created_at, std::move(s)});
+          c->one();
+        },
+        [c](caf::error&) { c->one(); });
+  }
+  c->one();
+}
+
+}  // namespace
+
+bool from_member(self_ptr self) {
+  auto& s = self->current_sender();
+  return s && s->node() != self->node();
+}
+
+caf::error not_active() {
+  return make_api_error(api_errc::unavailable,
+                        "this member's lease in the store lapsed: it runs no job until it has "
+                        "joined again (the other members run its jobs)");
+}
+
+bool owns(const job_supervisor_state& st, const std::string& id) {
+  return st.me.empty() || model::owner_of(id, st.live) == st.me;
+}
+
+void await_claim(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto& e = st.jobs[id];  // no actor, not down: its requests wait
+  if (e.claim_until == 0)
+    e.claim_until = now_millis() + claim_wait_ms;
+  claim(self);
+}
+
+void released(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  st.releasing.erase(id);
+  auto i = st.jobs.find(id);
+  if (i != st.jobs.end()) {
+    auto e = std::move(i->second);
+    st.jobs.erase(i);
+    auto owner = model::owner_of(id, st.live);
+    release_waiting(e, make_api_error(api_errc::unavailable,
+                                      "job " + id + " moved to member " + owner + "; retry",
+                                      "job_id", "member_id", owner));
+  }
+  st.order.erase(std::remove(st.order.begin(), st.order.end(), id), st.order.end());
+  st.artifact_of.erase(id);
+  if (st.releasing.empty())
+    claim(self);  // the store lets go of them
+}
+
+void take_view(self_ptr self, cluster_view v) {
+  auto& st = self->state;
+  st.me = v.me;
+  ++st.views;
+  bool was_active = st.active;
+  st.active = v.active;
+  bool changed = st.live != v.live || st.views == 1;
+  st.live = std::move(v.live);
+  st.peers.clear();
+  for (auto& p : v.peers)
+    if (p.jobs)
+      st.peers[p.member_id] = caf::actor_cast<job_supervisor_actor>(p.jobs);
+  if (!st.active) {
+    size_t n = 0;
+    for (auto& [id, e] : st.jobs)
+      if (e.actor && !st.releasing.count(id)) {
+        let_go(self, id, e, "stopped: this member is fenced");
+        ++n;
+      }
+    if (was_active)
+      CF_WARN("job-supervisor", "fenced: ", n, " jobs stopped (the other members take them over)");
+    expire_pending(self, false, not_active());
+    return;
+  }
+  if (changed)
+    CF_INFO("job-supervisor", "live members: ", joined(st.live));
+  for (auto& [id, e] : st.jobs)
+    if (e.actor && !st.releasing.count(id) && !owns(st, id))
+      let_go(self, id, e, "another member runs it now");
+  bool pending = std::any_of(st.jobs.begin(), st.jobs.end(),
+                             [](auto& kv) { return kv.second.claim_until != 0; });
+  if (changed || pending || st.waiting_claims > 0 || st.views % 10 == 0)
+    claim(self);
+  expire_pending(self, false);
+}
+
+void relay_change(self_ptr self, const std::string& id) {
+  for (auto& [member, peer] : self->state.peers)
+    self->send(peer, atom::changed::value, id);
+}
+
+void remote_change(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.jobs.find(id);
+  if (i != st.jobs.end() && i->second.actor)
+    return;  // runs here (a late relay from its previous member)
+  note_change(self, id);
+  // The transport serves /updates/<id>/status here too (rendered through the
+  // member that runs it), and its observers hear of the change.
+  self->send(st.transport, atom::route::value, id, job_actor{});
+  self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
+             urgency::telemetry);
+}
+
+caf::result<std::vector<job_part>> local_parts(self_ptr self) {
+  auto rp = self->make_response_promise<std::vector<job_part>>();
+  collect_parts(self, [rp](std::vector<job_part> parts) mutable { rp.deliver(std::move(parts)); });
+  return rp;
+}
+
+caf::result<std::string> fleet_listing(self_ptr self) {
+  struct gather {
+    caf::typed_response_promise<std::string> rp;
+    std::vector<job_part> parts;
+    size_t pending = 1;
+    void add(std::vector<job_part>&& more) {
+      for (auto& p : more)
+        parts.push_back(std::move(p));
+    }
+    void one() {
+      if (--pending > 0)
+        return;
+      std::sort(parts.begin(), parts.end(), [](const job_part& a, const job_part& b) {
+        return a.created_at != b.created_at ? a.created_at < b.created_at : a.job_id < b.job_id;
+      });
+      std::string out = "{\"updates\":[";
+      const std::string* last = nullptr;
+      for (auto& p : parts) {
+        if (last && *last == p.job_id)
+          continue;  // listed by two members while it moves
+        if (last)
+          out += ',';
+        out += p.summary;
+        last = &p.job_id;
+      }
+      rp.deliver(out + "]}");
+    }
+  };
+  auto g = std::make_shared<gather>();
+  g->rp = self->make_response_promise<std::string>();
+  for (auto& [member, peer] : self->state.peers) {
+    ++g->pending;
+    self->request(peer, std::chrono::seconds(5), atom::listing::value, atom::cluster::value)
+      .then(
+        [g](std::vector<job_part>& parts) {
+          g->add(std::move(parts));
+          g->one();
+        },
+        [self, g, member = member](caf::error& err) {
+          CF_WARN("job-supervisor", "GET /updates without the jobs of member ", member, ": ",
+                  self->system().render(err));
+          g->one();
+        });
+  }
+  ++g->pending;
+  collect_parts(self, [g](std::vector<job_part> parts) {
+    g->add(std::move(parts));
+    g->one();
+  });
+  g->one();
+  return g->rp;
+}
+
+}  // namespace coapfleet::server::jobs_detail

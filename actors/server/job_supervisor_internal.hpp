@@ -1,0 +1,135 @@
+// Internal to the job supervisor (job_supervisor.cpp: the directory,
+// supervision, requests; job_cluster.cpp: its share of a cluster's jobs).
+#pragma once
+
+#include <functional>
+#include <random>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <optional>
+
+#include "actors/server/job_supervisor.hpp"
+#include "model/ownership.hpp"
+
+namespace coapfleet::server::jobs_detail {
+
+/// A job's actor, or why there is none right now.
+struct job_entry {
+  job_actor actor;                      ///< invalid while restarting or down
+  bool down = false;                    ///< restarted too often: stays down
+  std::vector<model::millis> restarts;  ///< times of recent restarts
+  /// Work for the job held while it restarts: called with the new actor, or
+  /// with the error its requests get.
+  std::vector<std::function<void(const caf::expected<job_actor>&)>> waiting;
+  model::millis created_at = 0;  ///< orders the fleet-wide listing
+  /// Cluster: a job of this member not yet claimed (its requests wait in
+  /// `waiting` until the claim, or this deadline).
+  model::millis claim_until = 0;
+};
+
+struct job_supervisor_state {
+  static inline const char* name = "job-supervisor";
+  job_supervisor_config cfg;
+  std::unordered_map<std::string, job_entry> jobs;
+  std::unordered_map<caf::actor_id, std::string> job_of;  ///< live job actor → job id
+  std::vector<std::string> order;  ///< creation order, for listings
+  std::unordered_map<std::string, bool> creating;
+  /// File jobs: job id -> the artifact it names.
+  std::unordered_map<std::string, std::string> artifact_of;
+  registry_actor registry;
+  persistence_actor persistence;
+  transport_actor transport;
+  artifact_store_actor artifacts;
+  std::mt19937_64 rng{std::random_device{}()};
+  /// /updates/changes: the jobs changed (or deleted) since its last copy, at
+  /// most cfg.max_changes (then `changes_reset`: read GET /updates again).
+  std::set<std::string> changed;
+  uint64_t changes_seq = 0;
+  bool changes_reset = false;
+  // The cluster (job_cluster.cpp); `me` is empty when not clustered.
+  std::string me;
+  bool active = true;                  ///< the member's lease holds
+  std::vector<std::string> live;       ///< live members, sorted
+  std::unordered_map<std::string, job_supervisor_actor> peers;  ///< their supervisors
+  std::set<std::string> releasing;     ///< jobs whose actors stop here (another member's now)
+  bool claiming = false;               ///< a claim is under way
+  bool claim_again = false;            ///< ask again once it is answered
+  uint32_t waiting_claims = 0;         ///< jobs of ours another live member still held
+  uint64_t views = 0;
+
+  job_supervisor_state() = default;
+  job_supervisor_state(const job_supervisor_state&) = delete;
+  job_supervisor_state& operator=(const job_supervisor_state&) = delete;
+  /// Job actors end with the supervisor, however it ends.
+  ~job_supervisor_state() {
+    for (auto& kv : jobs)
+      if (kv.second.actor)
+        caf::anon_send_exit(kv.second.actor, caf::exit_reason::user_shutdown);
+  }
+};
+
+using self_ptr = job_supervisor_actor::stateful_pointer<job_supervisor_state>;
+
+/// Spawns the actor of a job, monitors it and routes the transport to it.
+job_actor start_job(self_ptr self, model::job_record rec);
+/// Adds a job to the directory with its actor started.
+job_actor add_job(self_ptr self, model::job_record rec);
+/// Hands the requests held for a job to its actor (or their error).
+void release_waiting(job_entry& e, const caf::expected<job_actor>& to);
+/// A job changed (or went): /updates/changes lists it in its next copy.
+void note_change(self_ptr self, const std::string& id);
+caf::error unknown_job(const std::string& id);
+/// `head`, each job's summary in the order of `ids`, then "]}".
+caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std::string>& ids,
+                                           std::string head, bool mark_gone);
+
+// job_cluster.cpp
+
+/// Whether the current message came from another member (never handed on again).
+bool from_member(self_ptr self);
+/// The membership actor's view: claims, hand-overs, a fence.
+void take_view(self_ptr self, cluster_view v);
+/// A job this member owns but does not run yet: its requests wait for a claim.
+void await_claim(self_ptr self, const std::string& id);
+/// A job's actor ended because another member runs it now (or a fence).
+void released(self_ptr self, const std::string& id);
+/// A new job's id: one this member owns (clustered).
+bool owns(const job_supervisor_state& st, const std::string& id);
+/// Tells the other members' supervisors that job `id` changed.
+void relay_change(self_ptr self, const std::string& id);
+/// A job another member runs changed: observers here hear of it.
+void remote_change(self_ptr self, const std::string& id);
+/// GET /updates from every member.
+caf::result<std::string> fleet_listing(self_ptr self);
+/// This member's part of it.
+caf::result<std::vector<job_part>> local_parts(self_ptr self);
+caf::error not_active();
+
+/// Where a request for job `id` goes when this member does not run it: to
+/// the member that owns it (delegated), or nowhere (nullopt: here, where it
+/// waits for the claim or is answered not found).
+template <class T, class... Ts>
+std::optional<caf::result<T>> elsewhere(self_ptr self, const std::string& id, Ts&&... xs) {
+  auto& st = self->state;
+  if (st.me.empty() || st.jobs.count(id))
+    return std::nullopt;
+  if (!st.active)
+    return caf::result<T>{not_active()};
+  auto owner = model::owner_of(id, st.live);
+  if (owner == st.me || owner.empty() || from_member(self)) {
+    await_claim(self, id);
+    return std::nullopt;
+  }
+  auto p = st.peers.find(owner);
+  if (p == st.peers.end())
+    return caf::result<T>{make_api_error(api_errc::unavailable,
+                                         "job " + id + " is run by member " + owner
+                                           + ", which this member has no link to yet",
+                                         "job_id", "member_id", owner)};
+  return caf::result<T>{self->delegate(p->second, std::forward<Ts>(xs)...)};
+}
+
+}  // namespace coapfleet::server::jobs_detail
