@@ -57,6 +57,7 @@ member_view self_view(self_ptr self) {
 }
 
 void introduce(self_ptr self, cluster_actor to);
+void tell_jobs(self_ptr self);
 
 /// Links to a member's middleman endpoint (once at a time per endpoint).
 void connect(self_ptr self, const std::string& endpoint, const std::string& id) {
@@ -106,8 +107,10 @@ void adopt(self_ptr self, const member_view& v, cluster_actor handle) {
   if (v.member_id.empty() || v.member_id == self->state.cfg.me.member_id)
     return;
   auto& l = self->state.members[v.member_id];
-  if (v.jobs)
+  if (v.jobs && l.jobs != v.jobs) {
     l.jobs = v.jobs;
+    tell_jobs(self);  // requests for its jobs can go there now
+  }
   if (l.handle == handle)
     return;
   l.handle = handle;
@@ -275,8 +278,10 @@ cluster_actor spawn_cluster(caf::actor_system& sys, cluster_config cfg,
             CF_WARN("cluster", "lost the link to member ", id, ": ",
                     self->system().render(m.reason));
             l.handle = nullptr;
+            l.jobs = nullptr;
           }
         }
+        tell_jobs(self);
       });
       // A clean stop ends the lease at once: the others take over without
       // waiting for it to lapse.

@@ -181,7 +181,19 @@ add_test(NAME integration_cluster
 set_tests_properties(integration_cluster PROPERTIES
   ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;PYTHONDONTWRITEBYTECODE=1"
   TIMEOUT 600
-  LABELS "integration;postgresql;cluster")
+  LABELS "integration;postgresql;cluster"
+  RESOURCE_LOCK sim_127_14)
+
+# A campaign over 1,000 simulated nodes survives kill -9 of the member that
+# runs it (its nodes fail over, a survivor takes the campaign over).
+add_test(NAME integration_cluster_campaign
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/with_pg.sh ${Python3_EXECUTABLE}
+          ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster_campaign.py)
+set_tests_properties(integration_cluster_campaign PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_CLI=$<TARGET_FILE:coapfleet>;COAPFLEET_SIM=$<TARGET_FILE:coapfleet-sim>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 900
+  LABELS "integration;postgresql;cluster"
+  RESOURCE_LOCK sim_127_14)
 
 # A test script without a test above would never run.
 file(GLOB COAPFLEET_INTEGRATION_SCRIPTS CONFIGURE_DEPENDS

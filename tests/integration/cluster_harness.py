@@ -1,0 +1,203 @@
+"""Helpers of the cluster tests (test_cluster.py, test_cluster_campaign.py):
+members on free ports sharing a throwaway PostgreSQL, and a TCP proxy that
+can hold a member's database traffic."""
+import os
+import select
+import socket
+import threading
+import time
+import urllib.parse
+
+import harness as h
+
+LEASE_MS = 3000
+
+
+def free_tcp_port():
+    s = socket.socket()
+    s.bind((h.HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class HoldingProxy:
+    """A TCP proxy to PostgreSQL that can hold all traffic (a cut network:
+    connections stay open, nothing gets through) and let it go again."""
+
+    def __init__(self, target_port):
+        self.target = (h.HOST, target_port)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((h.HOST, 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.held = threading.Event()
+        self.stopped = False
+        self.pairs = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.pairs.append((c, u))
+
+    def _pump(self):
+        while not self.stopped:
+            if self.held.is_set():
+                time.sleep(0.05)
+                continue
+            with self.lock:
+                socks = [s for p in self.pairs for s in p]
+            if not socks:
+                time.sleep(0.02)
+                continue
+            try:
+                ready, _, _ = select.select(socks, [], [], 0.05)
+            except (OSError, ValueError):
+                self._drop_closed()
+                continue
+            for s in ready:
+                if self.held.is_set():
+                    break
+                peer = self._peer_of(s)
+                if peer is None:
+                    continue
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    self._close_pair(s)
+                    continue
+                try:
+                    peer.sendall(data)
+                except OSError:
+                    self._close_pair(s)
+
+    def _peer_of(self, s):
+        with self.lock:
+            for a, b in self.pairs:
+                if s is a:
+                    return b
+                if s is b:
+                    return a
+        return None
+
+    def _close_pair(self, s):
+        with self.lock:
+            for p in list(self.pairs):
+                if s in p:
+                    self.pairs.remove(p)
+                    for x in p:
+                        try:
+                            x.close()
+                        except OSError:
+                            pass
+
+    def _drop_closed(self):
+        with self.lock:
+            self.pairs = [p for p in self.pairs if p[0].fileno() >= 0 and p[1].fileno() >= 0]
+
+    def hold(self):
+        self.held.set()
+
+    def release(self):
+        self.held.clear()
+
+    def close(self):
+        self.stopped = True
+        self.listener.close()
+        with self.lock:
+            for p in self.pairs:
+                for x in p:
+                    x.close()
+            self.pairs = []
+
+
+def with_port(uri, port):
+    u = urllib.parse.urlsplit(uri)
+    host = u.hostname
+    netloc = (u.username + "@" if u.username else "") + "%s:%d" % (host, port)
+    return urllib.parse.urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment))
+
+
+class ClusterCase(h.ServerTestCase):
+    """Three members m1-m3 on free ports sharing one store (a schema of
+    their own in COAPFLEET_TEST_PG), and the helpers to read them."""
+    start_server = False
+    fresh_per_test = True
+
+    @classmethod
+    def start_processes(cls):
+        if not h.TEST_PG:
+            raise AssertionError("test_cluster.py runs under tests/with_pg.sh (COAPFLEET_TEST_PG)")
+        cls.store = h.fresh_store(cls.tmp, "cluster")
+        cls.links = {n: free_tcp_port() for n in ("m1", "m2", "m3")}
+        cls.proxy = None
+
+    @classmethod
+    def stop_processes(cls):
+        super().stop_processes()
+        if cls.proxy:
+            cls.proxy.close()
+            cls.proxy = None
+
+    def member(self, name, store=None, start=True):
+        seeds = ",".join("%s:%d" % (h.HOST, p) for p in self.links.values())
+        extra = ["--member-id", name, "--cluster-listen", "%s:%d" % (h.HOST, self.links[name]),
+                 "--cluster-seed", seeds, "--lease-ms", str(LEASE_MS),
+                 "--artifacts", os.path.join(self.tmp, name + "-artifacts")]
+        return self.new_server(extra, name=name, db=store or self.store, start=start)
+
+    def cluster(self, server, wait=10):
+        r = server.coap("get", "cluster", wait=wait)
+        self.assertEqual(r.code, "2.05", r)
+        return r.json()
+
+    def members_of(self, server):
+        try:
+            c = self.cluster(server)
+        except AssertionError:
+            return None
+        return {m["member_id"]: m for m in c["members"]}
+
+    def wait_for(self, what, predicate, timeout=20):
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(0.2)
+        self.fail("%s not within %d s (last: %r)" % (what, timeout, last))
+
+    def all_live_and_linked(self, servers, names):
+        for s in servers:
+            ms = self.members_of(s)
+            if ms is None or sorted(ms) != sorted(names):
+                return False
+            if not all(ms[n]["live"] and ms[n]["linked"] for n in names):
+                return False
+        return True
+
+    def register(self, server, node_id, wait=10):
+        return server.coap("post", "nodes", {
+            "node_id": node_id, "hostname": node_id, "ip_address": "127.0.0.1", "port": 5699,
+            "services": [], "drivers": [], "system_info": {}}, wait=wait)
+
+    def node_ids(self, server):
+        r = server.coap("get", "nodes")
+        self.assertEqual(r.code, "2.05", r)
+        return {n["node_id"] for n in r.json()["nodes"]}
