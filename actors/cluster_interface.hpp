@@ -32,10 +32,12 @@ struct member_view {
   bool linked = false;           ///< a middleman link is up (itself: true)
   bool self = false;
   caf::actor jobs;  ///< its job supervisor (requests for the jobs it runs go there)
+  uint32_t nodes = 0;     ///< nodes it serves (their agents talk to it)
+  uint32_t jobs_run = 0;  ///< jobs it runs
 };
 template <class F> auto inspect(F& f, member_view& x) {
   return f(x.member_id, x.cluster_endpoint, x.coap_endpoint, x.epoch, x.lease_ms, x.started_at,
-           x.heartbeat_age_ms, x.live, x.linked, x.self, x.jobs);
+           x.heartbeat_age_ms, x.live, x.linked, x.self, x.jobs, x.nodes, x.jobs_run);
 }
 
 /// GET /cluster: this member and the others.
@@ -74,8 +76,9 @@ using cluster_actor = caf::typed_actor<
   caf::replies_to<atom::get>::with<cluster_status>,
   /// Internal: renew the lease, read the members, link to new ones.
   caf::reacts_to<atom::tick>,
-  /// The member's job supervisor: told the live members every heartbeat
-  /// (cluster_view), and introduced to the other members.
-  caf::reacts_to<atom::observe, caf::actor>>;
+  /// The member's job supervisor and registry: the supervisor is told the
+  /// live members every heartbeat (cluster_view) and introduced to the
+  /// other members; both are asked how much they serve (GET /cluster).
+  caf::reacts_to<atom::observe, caf::actor, caf::actor>>;
 
 }  // namespace coapfleet

@@ -282,8 +282,9 @@ template <class F> auto inspect(F& f, cluster_view& x) {
 struct job_claim {
   std::vector<model::job_record> claimed;
   uint32_t waiting = 0;
+  std::vector<std::string> known;  ///< every stored job's id, sorted
 };
-template <class F> auto inspect(F& f, job_claim& x) { return f(x.claimed, x.waiting); }
+template <class F> auto inspect(F& f, job_claim& x) { return f(x.claimed, x.waiting, x.known); }
 
 /// A job as GET /updates lists it, with what orders the listing.
 struct job_part {
@@ -506,6 +507,7 @@ using fence = caf::atom_constant<caf::atom("fence")>;      ///< a member's lease
 using cluster = caf::atom_constant<caf::atom("cluster")>;  ///< GET /cluster
 using join = caf::atom_constant<caf::atom("join")>;        ///< a member introduces itself
 using claim = caf::atom_constant<caf::atom("claim")>;      ///< a member takes its jobs
+using refresh = caf::atom_constant<caf::atom("refresh")>;  ///< re-read the shared store
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -520,6 +522,9 @@ using persistence_actor = caf::typed_actor<
   /// pending (a supervisor restarts a dead child from it); not_found if absent.
   caf::replies_to<atom::load, atom::node, std::string>::with<model::node_record>,
   caf::replies_to<atom::load, atom::job, std::string>::with<model::job_record>,
+  /// Every node's brief (no jobs), after committing what is pending: a
+  /// cluster member's registry reads what the other members wrote.
+  caf::replies_to<atom::load, atom::node>::with<loaded_state>,
   /// Durable writes: answers once they are committed (fsync'd), with an
   /// error when the transaction failed (then none of them happened).
   caf::replies_to<atom::write, write_batch>::with<atom::ok>,
@@ -662,7 +667,11 @@ using registry_actor = caf::typed_actor<
   /// replaces the known one, durable before the answer.
   caf::replies_to<atom::inventory, std::string, model::string_map>::with<atom::ok>,
   /// Number of registered nodes.
-  caf::replies_to<atom::count>::with<uint32_t>>;
+  caf::replies_to<atom::count>::with<uint32_t>,
+  /// Number of nodes served here (active: their agents talk to this server).
+  caf::replies_to<atom::count, atom::node>::with<uint32_t>,
+  /// Internal (cluster): read the nodes other members serve from the store.
+  caf::reacts_to<atom::refresh>>;
 
 // -- update jobs ----------------------------------------------------------------------
 

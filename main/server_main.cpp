@@ -178,7 +178,8 @@ int serve(options& opt, bool& restart) {
     CF_ERROR("main", error);
     return 1;
   }
-  caf::anon_send(cluster, atom::observe::value, caf::actor_cast<caf::actor>(jobs));
+  caf::anon_send(cluster, atom::observe::value, caf::actor_cast<caf::actor>(jobs),
+                 caf::actor_cast<caf::actor>(registry));
   server::gateway_config gcfg;
   gcfg.jobs_per_minute = opt.jobs_per_minute;
   auto gateway = server::spawn_gateway(

@@ -28,12 +28,12 @@ constexpr const char* upsert_member =
 
 // Only while the lease holds: a lapsed one is not revived.
 constexpr const char* renew_member =
-  "UPDATE members SET heartbeat_at = now_ms"
+  "UPDATE members SET heartbeat_at = now_ms, nodes = ?3, jobs = ?4"
   " WHERE member_id = ?1 AND epoch = ?2 AND heartbeat_at > now_ms - lease_ms";
 
 constexpr const char* list_members =
   "SELECT member_id, cluster_endpoint, coap_endpoint, epoch, lease_ms, started_at,"
-  " heartbeat_at, now_ms - heartbeat_at FROM members ORDER BY member_id";
+  " heartbeat_at, now_ms - heartbeat_at, nodes, jobs FROM members ORDER BY member_id";
 
 constexpr const char* leave_member =
   "UPDATE members SET heartbeat_at = 0 WHERE member_id = ?1 AND epoch = ?2";
@@ -116,13 +116,16 @@ bool member_table::join(member_row& me) {
   return true;
 }
 
-member_table::renewal member_table::renew(const std::string& member_id, uint64_t epoch) {
+member_table::renewal member_table::renew(const std::string& member_id, uint64_t epoch,
+                                          uint32_t nodes, uint32_t jobs) {
   if (!db_->healthy()) {
     fail("cannot reach the store");
     return renewal::failed;
   }
   renew_->bind_text(1, member_id);
   renew_->bind_int(2, static_cast<int64_t>(epoch));
+  renew_->bind_int(3, nodes);
+  renew_->bind_int(4, jobs);
   auto rc = renew_->step();
   renew_->reset();
   if (rc == db::step_result::error) {
@@ -147,6 +150,8 @@ bool member_table::list(std::vector<member_row>& out) {
     m.started_at = list_->integer(5);
     m.heartbeat_at = list_->integer(6);
     m.heartbeat_age_ms = list_->integer(7);
+    m.nodes = static_cast<uint32_t>(list_->integer(8));
+    m.jobs = static_cast<uint32_t>(list_->integer(9));
     m.live = m.heartbeat_at > 0 && m.heartbeat_age_ms < m.lease_ms;
     out.push_back(std::move(m));
   }

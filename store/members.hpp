@@ -31,6 +31,8 @@ struct member_row {
   model::millis heartbeat_at = 0;
   int64_t heartbeat_age_ms = 0;  ///< as the store saw it when listed
   bool live = false;             ///< heartbeat_age_ms < lease_ms
+  uint32_t nodes = 0;            ///< nodes it serves (their agents talk to it), at its heartbeat
+  uint32_t jobs = 0;             ///< jobs it runs, at its heartbeat
 };
 
 class member_table {
@@ -51,7 +53,8 @@ public:
     fenced,  ///< the lease lapsed or another join took the row: join again
     failed,  ///< the store did not answer (last_error())
   };
-  renewal renew(const std::string& member_id, uint64_t epoch);
+  renewal renew(const std::string& member_id, uint64_t epoch, uint32_t nodes = 0,
+                uint32_t jobs = 0);
 
   /// Every member, live or not, by id.
   bool list(std::vector<member_row>& out);

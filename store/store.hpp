@@ -95,7 +95,7 @@ public:
   /// (fenced() says whether it was the lease).
   bool claim_jobs(const std::string& me, const std::vector<std::string>& live,
                   const std::vector<std::string>& held, std::vector<std::string>& claimed,
-                  uint32_t& waiting);
+                  uint32_t& waiting, std::vector<std::string>* known = nullptr);
 
   // -- keys (store_keys.cpp) --------------------------------------------------------
   // Every change is one transaction of its own that also bumps the key

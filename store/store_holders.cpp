@@ -21,7 +21,7 @@ bool store::statements::write(const model::put_job_holder& op) {
 
 bool store::claim_jobs(const std::string& me, const std::vector<std::string>& live,
                        const std::vector<std::string>& held, std::vector<std::string>& claimed,
-                       uint32_t& waiting) {
+                       uint32_t& waiting, std::vector<std::string>* known) {
   auto& st = *st_;
   claimed.clear();
   waiting = 0;
@@ -38,6 +38,12 @@ bool store::claim_jobs(const std::string& me, const std::vector<std::string>& li
     s->reset();
     if (rc != db::step_result::done)
       return st.fail("cannot read the job holders");
+    if (known) {
+      known->clear();
+      for (auto& row : rows)
+        known->push_back(row.first);
+      std::sort(known->begin(), known->end());
+    }
     for (auto& [job, holder] : rows) {
       bool mine = model::owner_of(job, live) == me;
       bool here = contains(held, job);

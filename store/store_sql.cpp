@@ -162,12 +162,15 @@ INSERT INTO meta(name, value) VALUES('member_epoch', 0);
 PRAGMA user_version = 7;
 )sql";
 
-// v8: which member's scheduler runs each job (none: no member holds it).
+// v8: which member's scheduler runs each job (none: no member holds it);
+// how many nodes each member serves and jobs it runs (with its heartbeat).
 extern const char* const schema_v8 = R"sql(
 CREATE TABLE job_holders (
   job_id    TEXT PRIMARY KEY REFERENCES jobs(job_id) ON DELETE CASCADE,
   member_id TEXT NOT NULL
 );
+ALTER TABLE members ADD COLUMN nodes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN jobs INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 8;
 )sql";
 

@@ -130,6 +130,8 @@ CREATE TABLE job_holders (
   job_id    TEXT COLLATE "C" PRIMARY KEY REFERENCES jobs(job_id) ON DELETE CASCADE,
   member_id TEXT COLLATE "C" NOT NULL
 );
+ALTER TABLE members ADD COLUMN nodes BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN jobs BIGINT NOT NULL DEFAULT 0;
 )sql";
 
 // Concurrent members take numbers from the identity, not from MAX(seq).

@@ -26,6 +26,8 @@ struct cluster_state {
   std::chrono::steady_clock::time_point last_renewal;
   std::map<std::string, link> members;  ///< the others, by id
   caf::actor jobs;  ///< this member's job supervisor (told the live members)
+  caf::actor registry;
+  uint32_t nodes = 0, jobs_run = 0;  ///< as last asked (written with the heartbeat)
 };
 
 using self_ptr = cluster_actor::stateful_pointer<cluster_state>;
@@ -40,6 +42,8 @@ member_view view_of(const member_row& r) {
   v.started_at = r.started_at;
   v.heartbeat_age_ms = r.heartbeat_age_ms;
   v.live = r.live;
+  v.nodes = r.nodes;
+  v.jobs_run = r.jobs;
   return v;
 }
 
@@ -50,6 +54,8 @@ member_view self_view(self_ptr self) {
   v.linked = true;
   v.self = true;
   v.jobs = st.jobs;
+  v.nodes = st.nodes;
+  v.jobs_run = st.jobs_run;
   v.heartbeat_age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - st.last_renewal)
                          .count();
@@ -168,7 +174,7 @@ void heartbeat(self_ptr self) {
   auto& st = self->state;
   auto& me = st.cfg.me;
   if (!st.fenced) {
-    switch (st.table->renew(me.member_id, me.epoch)) {
+    switch (st.table->renew(me.member_id, me.epoch, st.nodes, st.jobs_run)) {
       case member_table::renewal::renewed:
         st.last_renewal = std::chrono::steady_clock::now();
         break;
@@ -229,7 +235,10 @@ void heartbeat(self_ptr self) {
     l.row = r;
     if (r.live != was_live)
       CF_INFO("cluster", "member ", r.member_id, r.live ? " is live" : " is no longer live",
-              " (epoch ", r.epoch, ", heartbeat ", r.heartbeat_age_ms, " ms ago)");
+              " (epoch ", r.epoch,
+              r.heartbeat_at == 0 ? ", it left"
+                                  : ", heartbeat " + std::to_string(r.heartbeat_age_ms) + " ms ago",
+              ")");
     if (r.live && !l.handle && !l.connecting && std::chrono::steady_clock::now() >= l.next_try)
       connect(self, r.cluster_endpoint, r.member_id);
   }
@@ -239,6 +248,16 @@ void heartbeat(self_ptr self) {
 void beat(self_ptr self) {
   heartbeat(self);
   tell_jobs(self);
+  // How much this member serves, for the next heartbeat's row.
+  auto& st = self->state;
+  if (st.registry)
+    self->request(caf::actor_cast<registry_actor>(st.registry), std::chrono::seconds(1),
+                  atom::count::value, atom::node::value)
+      .then([self](uint32_t n) { self->state.nodes = n; }, [](caf::error&) {});
+  if (st.jobs)
+    self->request(caf::actor_cast<job_supervisor_actor>(st.jobs), std::chrono::seconds(1),
+                  atom::count::value)
+      .then([self](uint32_t n) { self->state.jobs_run = n; }, [](caf::error&) {});
 }
 
 }  // namespace
@@ -334,9 +353,10 @@ cluster_actor spawn_cluster(caf::actor_system& sys, cluster_config cfg,
                   });
         return c;
       },
-      [self](atom::observe, caf::actor& jobs) {
+      [self](atom::observe, caf::actor& jobs, caf::actor& registry) {
         auto& st = self->state;
         st.jobs = std::move(jobs);
+        st.registry = std::move(registry);
         // The others learn where this member's jobs are run.
         for (auto& [id, l] : st.members)
           if (l.handle)
@@ -375,6 +395,8 @@ std::string encode_cluster_status(const cluster_status& c) {
       .member("self", m.self)
       .member("heartbeat_age_ms", static_cast<long long>(m.heartbeat_age_ms))
       .member("lease_ms", static_cast<long long>(m.lease_ms))
+      .member("nodes", static_cast<long long>(m.nodes))
+      .member("jobs", static_cast<long long>(m.jobs_run))
       .end_object();
   }
   return b.end_array().end_object().text();

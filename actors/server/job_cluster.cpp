@@ -37,27 +37,38 @@ std::string joined(const std::vector<std::string>& v) {
   return out;
 }
 
-/// Requests waiting for a claim that did not bring their job: answered
-/// when nothing of ours is still held elsewhere (`settled`: the job is not
-/// ours, or not stored) or when they waited too long.
-void expire_pending(self_ptr self, bool settled, const caf::error& why = {}) {
+/// Requests waiting for a claim that did not bring their job. With the
+/// stored job ids (`known`, after a claim): a job not stored is answered
+/// not found, one another member owns (the members saw the cluster change
+/// at different times) 5.03 at once, so the client asks again and is sent
+/// there. Otherwise, or without `known`, they wait until their deadline
+/// (then 5.03: retry). `why`: every one is answered that.
+void expire_pending(self_ptr self, const std::vector<std::string>* known,
+                    const caf::error& why = {}) {
   auto& st = self->state;
   auto now = now_millis();
   for (auto i = st.jobs.begin(); i != st.jobs.end();) {
     auto& e = i->second;
-    if (e.claim_until == 0 || !(settled || now >= e.claim_until || why)) {
+    if (e.claim_until == 0) {
       ++i;
       continue;
     }
     auto id = i->first;
+    bool stored = !known || std::binary_search(known->begin(), known->end(), id);
+    bool elsewhere = known && stored && !owns(st, id);
+    if (!why && stored && !elsewhere && now < e.claim_until) {
+      ++i;
+      continue;
+    }
     auto entry = std::move(e);
     i = st.jobs.erase(i);
-    release_waiting(entry, why ? why
-                    : settled ? unknown_job(id)
-                              : make_api_error(api_errc::unavailable,
-                                               "job " + id
-                                                 + " is being handed over between members; retry",
-                                               "job_id", "job_id", id));
+    release_waiting(entry, why       ? why
+                           : !stored ? unknown_job(id)
+                                     : make_api_error(api_errc::unavailable,
+                                                      "job " + id
+                                                        + " is being handed over between "
+                                                          "members; retry",
+                                                      "job_id", "job_id", id));
   }
 }
 
@@ -99,7 +110,7 @@ void claim(self_ptr self) {
                      resource{resource_kind::updates, {}}, urgency::control);
           release_waiting(st.jobs[id], j);
         }
-        expire_pending(self, c.waiting == 0);
+        expire_pending(self, &c.known);
         if (st.claim_again) {
           st.claim_again = false;
           claim(self);
@@ -110,7 +121,7 @@ void claim(self_ptr self) {
         st.claiming = false;
         st.claim_again = false;
         CF_WARN("job-supervisor", "cannot claim jobs: ", self->system().render(err));
-        expire_pending(self, false);
+        expire_pending(self, nullptr);
       });
 }
 
@@ -208,6 +219,19 @@ void take_view(self_ptr self, cluster_view v) {
   for (auto& p : v.peers)
     if (p.jobs)
       st.peers[p.member_id] = caf::actor_cast<job_supervisor_actor>(p.jobs);
+  // Requests handed to a member that went away are answered now (retry).
+  for (auto i = st.remote_calls.begin(); i != st.remote_calls.end();) {
+    if (st.peers.count(i->second.member)) {
+      ++i;
+      continue;
+    }
+    auto call = std::move(i->second);
+    i = st.remote_calls.erase(i);
+    call.fail(make_api_error(api_errc::unavailable,
+                             "member " + call.member
+                               + " went away while it had the request; retry",
+                             "", "member_id", call.member));
+  }
   if (!st.active) {
     size_t n = 0;
     for (auto& [id, e] : st.jobs)
@@ -217,7 +241,7 @@ void take_view(self_ptr self, cluster_view v) {
       }
     if (was_active)
       CF_WARN("job-supervisor", "fenced: ", n, " jobs stopped (the other members take them over)");
-    expire_pending(self, false, not_active());
+    expire_pending(self, nullptr, not_active());
     return;
   }
   if (changed)
@@ -229,7 +253,7 @@ void take_view(self_ptr self, cluster_view v) {
                              [](auto& kv) { return kv.second.claim_until != 0; });
   if (changed || pending || st.waiting_claims > 0 || st.views % 10 == 0)
     claim(self);
-  expire_pending(self, false);
+  expire_pending(self, nullptr);
 }
 
 void relay_change(self_ptr self, const std::string& id) {

@@ -149,7 +149,7 @@ caf::result<job_claim> claim_jobs(self_ptr self, const std::string& me,
   auto& db = *self->state.db;
   std::vector<std::string> ids;
   job_claim out;
-  if (!db.claim_jobs(me, live, held, ids, out.waiting))
+  if (!db.claim_jobs(me, live, held, ids, out.waiting, &out.known))
     return make_api_error(db.fenced() ? api_errc::unavailable : api_errc::internal,
                           "cannot claim jobs: " + db.last_error());
   if (ids.empty())
@@ -282,6 +282,12 @@ persistence_actor spawn_persistence(caf::actor_system& sys, std::unique_ptr<stor
         return load_node(self, id);
       },
       [self](atom::load, atom::job, const std::string& id) { return load_job(self, id); },
+      [self](atom::load, atom::node) -> loaded_state {
+        commit_now(self);
+        loaded_state out;
+        out.nodes = self->state.db->load_briefs();
+        return out;
+      },
       [self](atom::write, write_batch& batch) -> caf::result<atom::ok> {
         auto& st = self->state;
         for (auto& op : batch.ops)

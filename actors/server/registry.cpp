@@ -73,7 +73,9 @@ void deactivate(registry_state& st, node_entry& e) {
   --st.active;
 }
 
-void add_node(self_ptr self, const model::node_brief& b) {
+}  // namespace
+
+void registry_detail::add_node(self_ptr self, const model::node_brief& b) {
   auto& st = self->state;
   auto i = st.nodes.emplace(b.node_id, node_entry{}).first;
   auto& e = i->second;
@@ -88,6 +90,8 @@ void add_node(self_ptr self, const model::node_brief& b) {
   set_summary(st, e, std::move(s));
   schedule(self, i->first, e);
 }
+
+namespace {
 
 /// An active node actor went down: started again at once, unless it did so
 /// too often (then the node stays down and the transport routes its
@@ -161,9 +165,11 @@ void reenroll(self_ptr self, node_map::iterator i, model::node_registration reg,
 
 namespace {
 
+}  // namespace
+
 /// A deleted node (durable): its actor is closed, its entry and counts go,
 /// readers and observers hear of it.
-void forget_node(self_ptr self, const std::string& id) {
+void registry_detail::forget_node(self_ptr self, const std::string& id) {
   auto& st = self->state;
   auto i = st.nodes.find(id);
   if (i == st.nodes.end())
@@ -187,47 +193,6 @@ void forget_node(self_ptr self, const std::string& id) {
   announce(self, resource_kind::health, urgency::control);
 }
 
-/// Cluster: the nodes as the shared store has them (registered, re-registered
-/// or reporting through other members) are merged into the directory, then
-/// `then` runs. Not clustered: `then` runs at once.
-template <class T, class F>
-caf::result<T> refreshed(self_ptr self, F then) {
-  if (!self->state.cfg.clustered)
-    return then();
-  auto rp = self->make_response_promise<T>();
-  self->request(self->state.persistence, caf::infinite, atom::load::value)
-    .then(
-      [self, rp, then](loaded_state& loaded) mutable {
-        auto& st = self->state;
-        for (auto& b : loaded.nodes) {
-          auto i = st.nodes.find(b.node_id);
-          if (i == st.nodes.end()) {
-            add_node(self, b);
-            continue;
-          }
-          auto& e = i->second;
-          e.ip_address = b.ip_address;
-          e.port = b.port;
-          if (!e.actor && b.last_seen > e.summary.last_seen) {
-            auto s = e.summary;
-            s.last_seen = b.last_seen;
-            take_summary(self, std::move(s), true);
-          }
-          if (!(traits_of(e) == b.traits))
-            set_traits(st, e, b.traits);
-        }
-        caf::result<T> r = then();  // resolve_*: a value or an error, never delegated
-        if (r.flag == caf::rt_value)
-          rp.deliver(r.value.template get_as<T>(0));
-        else
-          rp.deliver(std::move(r.err));
-      },
-      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-  return rp;
-}
-
-}  // namespace
-
 
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
                               std::vector<model::node_brief> nodes,
@@ -249,6 +214,8 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
     nodes->clear();
     nodes->shrink_to_fit();
     CF_INFO("registry", "started with ", st.nodes.size(), " nodes");
+    if (st.cfg.clustered)
+      self->delayed_send(self, st.cfg.refresh_every, atom::refresh::value);
     return {
       [self](atom::enroll, model::node_registration& reg,
              const peer& from) -> caf::result<registered> {
@@ -473,18 +440,18 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       },
       [self](atom::resolve,
              const std::vector<std::string>& ids) -> caf::result<std::vector<job_target>> {
-        return refreshed<std::vector<job_target>>(self, [self, ids] {
+        return with_store_nodes<std::vector<job_target>>(self, [self, ids] {
           return resolve_ids(self, ids, false);
         });
       },
       [self](atom::resolve, const std::vector<std::string>& ids,
              bool known_only) -> caf::result<std::vector<job_target>> {
-        return refreshed<std::vector<job_target>>(self, [self, ids, known_only] {
+        return with_store_nodes<std::vector<job_target>>(self, [self, ids, known_only] {
           return resolve_ids(self, ids, known_only);
         });
       },
       [self](atom::resolve, const model::job_spec& spec) -> caf::result<std::vector<job_target>> {
-        return refreshed<std::vector<job_target>>(self, [self, spec] {
+        return with_store_nodes<std::vector<job_target>>(self, [self, spec] {
           return resolve_spec(self, spec);
         });
       },
@@ -498,6 +465,10 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       },
       [self](atom::count) -> uint32_t {
         return static_cast<uint32_t>(self->state.nodes.size());
+      },
+      [self](atom::refresh) { refresh_from_store(self); },
+      [self](atom::count, atom::node) -> uint32_t {
+        return static_cast<uint32_t>(self->state.active);
       },
     };
   };

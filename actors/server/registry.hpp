@@ -32,6 +32,9 @@ struct registry_config {
   /// nodes a job targets are read from the shared store first (their
   /// addresses, traits and last contact as the other members wrote them).
   bool clustered = false;
+  /// Cluster: how often the nodes other members serve are read from the store
+  /// (GET /health on any member counts every node, at most this late).
+  std::chrono::milliseconds refresh_every{std::chrono::seconds(5)};
 };
 
 /// Spawns the registry with the nodes' briefs loaded from the store (no node

@@ -153,6 +153,10 @@ bool set_summary(registry_state& st, node_entry& e, node_summary&& s);
 /// Puts node `id` in the bucket of its next liveness change or actor close
 /// (none once offline and quiet).
 void schedule(self_ptr self, const std::string& id, node_entry& e);
+/// Adds a node from its brief (quiet: no actor), with its liveness scheduled.
+void add_node(self_ptr self, const model::node_brief& b);
+/// A deleted node (durable): its actor is closed, its entry and counts go.
+void forget_node(self_ptr self, const std::string& id);
 /// Starts closing a quiet node's actor (registry.cpp).
 void begin_close(self_ptr self, const std::string& id, node_entry& e);
 /// The liveness deadlines that are due: statuses, counts, announcements.
@@ -162,6 +166,23 @@ void announce(self_ptr self, resource_kind kind, urgency u);
 void joined(self_ptr self, const std::string& id, const node_entry& e);
 /// A node's new summary (telemetry: a report, not an acknowledged change).
 void take_summary(self_ptr self, node_summary&& s, bool telemetry);
+
+// registry_cluster.cpp: a cluster member's view of the nodes other members serve.
+
+/// Cluster: merges the store's nodes (their registrations, last contact and
+/// health as the other members wrote them) into the directory, except the
+/// nodes this member serves (their actors know better); nodes deleted
+/// through another member go. Every cfg.refresh_every, and before job
+/// targets are resolved.
+void refresh_from_store(self_ptr self);
+/// Cluster: runs `then` (a resolve) once the directory has the store's
+/// nodes; not clustered: at once.
+caf::result<std::vector<job_target>> with_store_nodes_impl(
+  self_ptr self, std::function<caf::result<std::vector<job_target>>()> then);
+template <class T, class F>
+caf::result<T> with_store_nodes(self_ptr self, F then) {
+  return with_store_nodes_impl(self, std::move(then));
+}
 
 // registry_targets.cpp: traits, labels, inventory, resolving job targets.
 

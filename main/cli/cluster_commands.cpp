@@ -33,14 +33,15 @@ int cluster_status(context& ctx) {
               c["epoch"].to_json().c_str(),
               term.paint(state == "active" ? colour::green : colour::red, state).c_str(),
               c["tls"].as_bool() ? "TLS" : "plain TCP");
-  table t({"MEMBER", "COAP", "CLUSTER", "EPOCH", "LEASE", "LINK", "HEARTBEAT"});
+  table t({"MEMBER", "COAP", "CLUSTER", "EPOCH", "LEASE", "LINK", "HEARTBEAT", "NODES", "JOBS"});
   for (auto m : c["members"].elements()) {
     bool live = m["live"].as_bool();
     std::string link = m["self"].as_bool() ? "self" : m["linked"].as_bool() ? "up" : "down";
     t.add({m["member_id"].as_string(), m["coap"].as_string(), m["cluster"].as_string(),
            m["epoch"].to_json(), term.paint(live ? colour::green : colour::red,
                                             live ? "live" : "lapsed"),
-           link, m["heartbeat_age_ms"].to_json() + " ms ago"});
+           link, live ? m["heartbeat_age_ms"].to_json() + " ms ago" : "-",
+           m["nodes"].to_json(), m["jobs"].to_json()});
   }
   t.print(term);
   return exit_ok;

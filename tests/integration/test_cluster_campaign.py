@@ -14,6 +14,7 @@ waves is created through m1, which then runs it, and triggered through m3
 - a survivor takes the campaign over once m1's lease has lapsed and it
   completes with every node succeeded; its status and GET /updates are read
   through any survivor;
+- GET /health on every member counts all 1,000 nodes, before and after;
 - reads from the survivors list all 1,000 nodes;
 - m1 restarts and takes the campaign back (rendezvous hashing gives it m1
   again); its status still reads the same through every member.
@@ -60,9 +61,21 @@ class ClusterCampaignTest(ch.ClusterCase):
         return p
 
     def listing(self, server):
-        r = server.coap("get", "nodes", wait=30)
+        # A member reads a bounded number of whole listings at once: 5.03
+        # with Max-Age while others are under way.
+        end = time.monotonic() + 60
+        while True:
+            r = server.coap("get", "nodes", wait=30)
+            if r.code != "5.03" or time.monotonic() > end:
+                break
+            time.sleep(1)
         self.assertEqual(r.code, "2.05", r)
         return {n["node_id"]: n for n in r.json()["nodes"]}
+
+    def fleet_health(self, server):
+        r = server.coap("get", "health", wait=30)
+        self.assertEqual(r.code, "2.05", r)
+        return r.json()
 
     def status(self, server, job):
         r = server.coap("post", "updates", {"action": "status", "job_id": job}, wait=30)
@@ -79,6 +92,11 @@ class ClusterCampaignTest(ch.ClusterCase):
             self.start_fleet(k, [ms[n] for n in order], sizes[k])
         self.wait_for("%d nodes registered" % NODES,
                       lambda: len(self.listing(ms["m2"])) == NODES, timeout=90)
+        # GET /health on every member counts the whole fleet (each member
+        # serves a third of it; the rest is read from the shared store).
+        for n in names:
+            self.wait_for("GET /health on %s counting %d nodes" % (n, NODES),
+                          lambda: self.fleet_health(ms[n])["total_nodes"] == NODES, timeout=30)
 
         r = ms["m1"].coap("post", "updates", {
             "name": "fw", "version": "2.0", "package_type": "script", "script": "true",
@@ -114,15 +132,30 @@ class ClusterCampaignTest(ch.ClusterCase):
         self.assertLessEqual(rehomed_after, 10.0)
 
         # A survivor takes the campaign over; it completes.
-        final = self.wait_for("every node succeeded", lambda: (
-            lambda s: s if s and s["counts"]["succeeded"] == NODES else None)(
-                self.status(ms["m3"], job)), timeout=240)
+        last = {}
+
+        def all_succeeded():
+            s = self.status(ms["m3"], job)
+            if s:
+                last["status"] = s
+            return s if s and s["counts"]["succeeded"] == NODES else None
+        try:
+            final = self.wait_for("every node succeeded", all_succeeded, timeout=240)
+        except AssertionError:
+            s = last.get("status") or {}
+            bad = [n for n in s.get("nodes", []) if n.get("status") != "succeeded"][:5]
+            self.fail("the campaign did not complete: %s %s; e.g. %s" % (
+                s.get("status"), s.get("counts"), json.dumps(bad)))
         self.assertEqual(final["status"], "completed", final["counts"])
         self.assertEqual(len(final["nodes"]), NODES)
         taken = [n for n in ("m2", "m3") if "job %s is run by this member now" % job
                  in ms[n].log_text()]
         self.assertEqual(len(taken), 1, "exactly one survivor took the campaign over")
         self.assertEqual(len(self.listing(ms["m3"])), NODES)
+        for n in ("m2", "m3"):
+            self.wait_for("GET /health on %s: %d nodes, all online" % (n, NODES), lambda: (
+                lambda f: f["total_nodes"] == NODES and f["online_nodes"] == NODES)(
+                    self.fleet_health(ms[n])), timeout=30)
         for n in ("m2", "m3"):
             r = ms[n].coap("get", "updates", wait=30)
             self.assertEqual(r.code, "2.05", r)

@@ -104,6 +104,8 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
       return respond(self, *s, s->next, atom::ok::value);
     },
     [=](atom::count) -> caf::result<uint32_t> { return respond(self, *s, s->next, s->count); },
+    [](atom::refresh) {},
+    [](atom::count, atom::node) { return uint32_t{0}; },
   };
 }
 
@@ -295,6 +297,7 @@ inline persistence_actor::behavior_type mock_persistence(persistence_actor::poin
     [](atom::flush) { return atom::ok::value; },
     [](atom::sync) { return atom::ok::value; },
     [](atom::fence, std::string&, uint64_t) { return atom::ok::value; },
+    [](atom::load, atom::node) { return loaded_state{}; },
     [](atom::claim, std::string&, std::vector<std::string>&, std::vector<std::string>&) {
       return job_claim{};
     },

@@ -178,7 +178,9 @@ TEST_CASE("job holders: each member claims its share; a joiner waits until the h
   std::vector<std::string> claimed;
   uint32_t waiting = 99;
   // "a" and "b" are live: each takes exactly its share ("a" its job-0 too).
-  REQUIRE(s->claim_jobs("a", ab, {}, claimed, waiting));
+  std::vector<std::string> known;
+  REQUIRE(s->claim_jobs("a", ab, {}, claimed, waiting, &known));
+  CHECK(known == sorted(jobs));
   CHECK(sorted(claimed) == sorted(owned_by(jobs, "a", ab)));
   CHECK(waiting == 0);
   auto a_has = claimed;
