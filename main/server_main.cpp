@@ -162,8 +162,10 @@ int serve(options& opt, bool& restart) {
     sys, server::artifact_store_config{opt.artifacts}, net.handle());
   // A member of a cluster runs only its share of the jobs, claimed once the
   // membership actor has told it who is live (actors/server/job_cluster.cpp).
-  if (opt.cluster.clustered())
+  if (opt.cluster.clustered()) {
     loaded.jobs.clear();
+    jcfg.member_id = me.member_id;
+  }
   auto jobs = server::spawn_job_supervisor(sys, jcfg, std::move(loaded.jobs), registry,
                                            persistence, net.handle(), artifacts);
   server::system_config scfg;

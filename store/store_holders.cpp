@@ -3,14 +3,21 @@
 #include <algorithm>
 
 #include "model/ownership.hpp"
+#include "store/members.hpp"
 #include "store/store.hpp"
 #include "store/store_internal.hpp"
 
 namespace coapfleet::server {
 
 bool store::statements::prepare_holders() {
-  return prepare(select_holders, sql::select_holders) && prepare(upsert_holder, sql::upsert_holder)
-         && prepare(delete_holder, sql::delete_holder);
+  std::string select = sql::select_holders;
+  auto now = store_now_sql(pg());
+  for (size_t at; (at = select.find("now_ms")) != std::string::npos;)
+    select.replace(at, 6, now);
+  return prepare(select_holders, select.c_str()) && prepare(upsert_holder, sql::upsert_holder)
+         && prepare(delete_holder, sql::delete_holder)
+         && prepare(take_holder_none, sql::take_holder_none)
+         && prepare(take_holder_from, sql::take_holder_from);
 }
 
 bool store::statements::write(const model::put_job_holder& op) {
@@ -30,21 +37,26 @@ bool store::claim_jobs(const std::string& me, const std::vector<std::string>& li
     return std::find(v.begin(), v.end(), x) != v.end();
   };
   return st.transaction([&] {
-    std::vector<std::pair<std::string, std::string>> rows;  // job, holder ("" none)
+    struct row {
+      std::string job, holder;  ///< holder "": none
+      bool holder_live = false;  ///< its lease holds, read in this transaction
+    };
+    std::vector<row> rows;
     auto s = st.select_holders;
     db::step_result rc;
     while ((rc = s->step()) == db::step_result::row)
-      rows.emplace_back(column_text(s, 0), s->is_null(1) ? std::string{} : column_text(s, 1));
+      rows.push_back({column_text(s, 0), s->is_null(1) ? std::string{} : column_text(s, 1),
+                      s->integer(2) != 0});
     s->reset();
     if (rc != db::step_result::done)
       return st.fail("cannot read the job holders");
     if (known) {
       known->clear();
-      for (auto& row : rows)
-        known->push_back(row.first);
+      for (auto& r : rows)
+        known->push_back(r.job);
       std::sort(known->begin(), known->end());
     }
-    for (auto& [job, holder] : rows) {
+    for (auto& [job, holder, holder_live] : rows) {
       bool mine = model::owner_of(job, live) == me;
       bool here = contains(held, job);
       if (!mine) {
@@ -61,13 +73,22 @@ bool store::claim_jobs(const std::string& me, const std::vector<std::string>& li
           claimed.push_back(job);
         continue;
       }
-      if (!holder.empty() && contains(live, holder)) {
+      if (!holder.empty() && (holder_live || contains(live, holder))) {
         ++waiting;  // its holder lets go first
         continue;
       }
-      if (!st.write(model::put_job_holder{job, me}))
+      // From exactly what was read: a member that took it meanwhile keeps it.
+      auto take = holder.empty() ? st.take_holder_none : st.take_holder_from;
+      bind(take, 1, job);
+      bind(take, 2, me);
+      if (!holder.empty())
+        bind(take, 3, holder);
+      if (!st.run(take, "cannot claim a job"))
         return false;
-      claimed.push_back(job);
+      if (db_->changes() == 1)
+        claimed.push_back(job);
+      else
+        ++waiting;
     }
     return !st.fence || check_fence();
   });

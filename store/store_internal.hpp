@@ -23,7 +23,8 @@ extern const char* const schema_v5;
 extern const char* const schema_v6;
 extern const char* const schema_v7;
 extern const char* const schema_v8;
-extern const char *const select_holders, *const upsert_holder, *const delete_holder;
+extern const char *const select_holders, *const upsert_holder, *const delete_holder,
+    *const take_holder_none, *const take_holder_from;
 extern const char* const update_traits;
 extern const char* const history_by_node;
 extern const char* const history_by_job;
@@ -91,7 +92,8 @@ struct store::statements {
   // history (store_history.cpp)
   stmt history_by_node = nullptr, history_by_job = nullptr, history_trim = nullptr;
   // job holders (store_holders.cpp)
-  stmt select_holders = nullptr, upsert_holder = nullptr, delete_holder = nullptr;
+  stmt select_holders = nullptr, upsert_holder = nullptr, delete_holder = nullptr,
+       take_holder_none = nullptr, take_holder_from = nullptr;
 
   std::vector<std::unique_ptr<db::statement>> owned;
 

@@ -175,8 +175,19 @@ PRAGMA user_version = 8;
 )sql";
 
 // Job holders (store_holders.cpp); the same text on both engines.
+// Each job, its holder and whether the holder's lease holds now (by the
+// store's clock: now_ms is replaced by the engine's expression).
 extern const char* const select_holders =
-    "SELECT j.job_id, h.member_id FROM jobs j LEFT JOIN job_holders h ON h.job_id = j.job_id";
+    "SELECT j.job_id, h.member_id, EXISTS (SELECT 1 FROM members m"
+    " WHERE m.member_id = h.member_id AND m.heartbeat_at > now_ms - m.lease_ms)"
+    " FROM jobs j LEFT JOIN job_holders h ON h.job_id = j.job_id";
+// A claim is a compare-and-set: from no holder, or from the holder read.
+extern const char* const take_holder_none =
+    "INSERT INTO job_holders(job_id, member_id) SELECT ?1, ?2"
+    " WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ?1)"
+    " ON CONFLICT(job_id) DO NOTHING";
+extern const char* const take_holder_from =
+    "UPDATE job_holders SET member_id = ?2 WHERE job_id = ?1 AND member_id = ?3";
 extern const char* const upsert_holder =
     "INSERT INTO job_holders(job_id, member_id) SELECT ?1, ?2"
     " WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ?1)"

@@ -150,7 +150,7 @@ void introduce(self_ptr self, cluster_actor to) {
 /// supervisors), or that this member is fenced.
 void tell_jobs(self_ptr self) {
   auto& st = self->state;
-  if (!st.jobs)
+  if (!st.jobs || st.cfg.me.member_id.empty() || !st.table)
     return;
   cluster_view v;
   v.me = st.cfg.me.member_id;

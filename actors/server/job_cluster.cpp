@@ -266,7 +266,7 @@ void remote_change(self_ptr self, const std::string& id) {
   auto i = st.jobs.find(id);
   if (i != st.jobs.end() && i->second.actor)
     return;  // runs here (a late relay from its previous member)
-  note_change(self, id);
+  // Not noted for /updates/changes: that lists the jobs this member runs.
   // The transport serves /updates/<id>/status here too (rendered through the
   // member that runs it), and its observers hear of the change.
   self->send(st.transport, atom::route::value, id, job_actor{});

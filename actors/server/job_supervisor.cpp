@@ -82,8 +82,7 @@ job_actor add_job(self_ptr self, model::job_record rec) {
   e.actor = j;
   e.created_at = created_at;
   e.claim_until = 0;
-  if (std::find(st.order.begin(), st.order.end(), id) == st.order.end())
-    st.order.push_back(id);
+  st.order.push_back(id);  // new, or claimed (a job let go left the order)
   return j;
 }
 
@@ -160,6 +159,8 @@ void forget_job(self_ptr self, const std::string& id) {
   st.artifact_of.erase(id);
   st.order.erase(std::remove(st.order.begin(), st.order.end(), id), st.order.end());
   self->send(st.transport, atom::forget::value, id);
+  if (st.releasing.count(id))  // deleted while it was being let go
+    released(self, id);
   note_change(self, id);
   self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
              urgency::control);
@@ -199,6 +200,11 @@ void job_went_down(self_ptr self, const caf::down_msg& msg) {
         auto i = st.jobs.find(id);
         if (i == st.jobs.end() || i->second.actor)
           return;
+        if (!st.active || !owns(st, id)) {  // another member's now (or fenced)
+          st.releasing.insert(id);
+          released(self, id);
+          return;
+        }
         auto running = model::job_unsettled(rec);
         auto status = rec.status;
         auto j = start_job(self, std::move(rec));
@@ -401,6 +407,9 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
     st.registry = std::move(registry);
     st.persistence = std::move(persistence);
     st.transport = std::move(transport);
+    // A member of a cluster acts on jobs once it has seen the live members.
+    st.me = st.cfg.member_id;
+    st.active = st.me.empty();
     self->set_down_handler([self](caf::down_msg& msg) { job_went_down(self, msg); });
     // Nodes that register or come back online may join running jobs.
     self->send(st.registry, atom::observe::value, caf::actor_cast<caf::actor>(self));

@@ -16,6 +16,9 @@ namespace coapfleet::server {
 
 struct job_supervisor_config {
   job_config job;
+  /// This server's member id in a cluster ("": not clustered): it runs no
+  /// job until the membership actor has told it the live members.
+  std::string member_id;
   /// A job actor that dies is restarted at most this often within
   /// `restart_window`; after that it stays down (its requests answer 5.00).
   uint32_t max_restarts = 3;

@@ -145,8 +145,12 @@ class CampaignTest(JobHelpers, h.ServerTestCase):
         r = self.server.coap("delete", "nodes/c1")
         self.assertEqual(r.code, "2.02", r)
         self.assertEqual(r.json()["node_id"], "c1")
-        st = self.status(job)
-        entry = next(n for n in st["nodes"] if n["node_id"] == "c1")
+        # The job hears of the deletion after the answer (it skips the node
+        # in its own time).
+        def c1_entry():
+            e = next(n for n in self.status(job)["nodes"] if n["node_id"] == "c1")
+            return e if e["status"] != "notified" else None
+        entry = h.deadline_poll(c1_entry, 10, 0.1, what="c1 skipped in the job")
         self.assertEqual((entry["status"], entry["error_message"]), ("skipped", "node was deleted"))
         ids = [n["node_id"] for n in self.server.coap("get", "nodes").json()["nodes"]]
         self.assertNotIn("c1", ids)
