@@ -182,8 +182,9 @@ void server_transport::impl::refreshed(representation& rep, int64_t asked_at) {
     rep.observe_asked = false;  // an error (an unknown node) establishes no observation
   if (rep.again)
     schedule_refresh(rep, rep.behind());
-  else if (!rep.warm && !observed_rep(rep))
-    reps.erase(path);  // a copy nobody keeps (a node's health, read once)
+  else if ((!rep.warm || rep.reply.code == 404) && !observed_rep(rep))
+    reps.erase(path);  // a copy nobody keeps (a node's health, read once; a job
+                       // that does not exist: an id asked for is not kept)
   release_held();
 }
 

@@ -228,14 +228,11 @@ void hnd_post_updates(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* r
   if (!u.ok())
     return reply_now(r, s, req, q, resp, problem_reply(400, u.err));
   if (u.value.action == model::updates_action::status) {
-    // A read, possibly large: the job's status representation, at once.
-    resource job{resource_kind::job_status, u.value.job_id};
-    if (t.find(job, false) == nullptr)
-      return reply_now(r, s, req, q, resp,
-                       json_reply(404, model::encode_error("job not found",
-                                                           {{"field", "job_id"},
-                                                            {"job_id", u.value.job_id}})));
-    return serve(r, s, req, q, resp, job);
+    // A read, possibly large: the job's status representation. The job
+    // supervisor says whether the job exists (a job this transport has no
+    // route to yet: just loaded, claimed, or run by another member); the
+    // representation of one that does not goes with its 4.04.
+    return serve(r, s, req, q, resp, resource{resource_kind::job_status, u.value.job_id});
   }
   answer_async(r, s, req, q, resp, [&u](impl& t, uint64_t id, peer from) {
     auto& v = u.value;
@@ -356,25 +353,19 @@ void hnd_post_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 /// job is known.
 void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                 const coap_string_t* q, coap_pdu_t* resp, const std::vector<std::string>& parts) {
-  auto& t = *server_of(s);
   bool node = parts[0] == "nodes";
   resource key = node ? resource{resource_kind::node_health, parts[1]}
                       : resource{resource_kind::job_status, parts[1]};
   auto path = "/" + parts[0] + "/" + parts[1] + "/" + parts[2];
-  if (!is_deferred(s, req)) {
-    if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET)
-      return reply_now(r, s, req, q, resp,
-                       json_reply(405, model::encode_error(std::string("method ")
-                                                             + method_name(req)
-                                                             + " not allowed on " + path,
-                                                           {{"allowed", "GET"}})));
-    // A node that is not active has no route: the registry answers for
-    // it (4.04 when it is not registered).
-    if (!node && t.find(key, false) == nullptr)
-      return reply_now(r, s, req, q, resp,
-                       json_reply(404, model::encode_error(
-                                         "job not found", {{"path", path}, {"job_id", parts[1]}})));
-  }
+  // A node that is not active, a job this transport has no route to: the
+  // registry or the job supervisor answers for it (4.04 when it does not
+  // exist).
+  if (!is_deferred(s, req) && coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET)
+    return reply_now(r, s, req, q, resp,
+                     json_reply(405, model::encode_error(std::string("method ")
+                                                           + method_name(req)
+                                                           + " not allowed on " + path,
+                                                         {{"allowed", "GET"}})));
   serve(r, s, req, q, resp, key);
 }
 

@@ -60,6 +60,38 @@ class ClusterTest(ch.ClusterCase):
         self.assertEqual(self.register(ms[0], "via-m1").code, "2.01")
         self.assertIn("via-m1", self.node_ids(ms[2]))
 
+    def test_job_status_through_a_member_that_joined_later(self):
+        # m3 starts after the job was created and nothing about it changes
+        # since: its transport has never heard of the job, yet the job is
+        # the cluster's, and its status reads through m3 like through m1.
+        m1, m2 = self.member("m1"), self.member("m2")
+        self.wait_for("two live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        self.assertEqual(self.register(m1, "st-1").code, "2.01")
+        r = m1.coap("post", "updates", {"name": "fw", "version": "2.0", "package_type": "script",
+                                        "script": "true", "target_nodes": ["st-1"]})
+        self.assertEqual(r.code, "2.01", r)
+        job = r.json()["job_id"]
+        m3 = self.member("m3")
+        self.wait_for("three live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2, m3], ["m1", "m2", "m3"]))
+        for s in (m3, m2, m1):
+            r = s.coap("post", "updates", {"action": "status", "job_id": job})
+            self.assertEqual(r.code, "2.05", (s.port, r))
+            self.assertEqual(r.json()["job_id"], job)
+            r = s.coap("get", "updates/%s/status" % job)
+            self.assertEqual(r.code, "2.05", (s.port, r))
+            self.assertEqual(r.json()["status"], "created")
+        # A job that does not exist is still not found, through any member,
+        # and asking for it leaves nothing behind.
+        for s in (m3, m1):
+            for _ in range(2):
+                r = s.coap("post", "updates", {"action": "status", "job_id": "000000-000000-000000"})
+                self.assertEqual(r.code, "4.04", (s.port, r))
+                self.assertIn("job not found", r.body)
+                r = s.coap("get", "updates/000000-000000-000000/status")
+                self.assertEqual(r.code, "4.04", (s.port, r))
+
     def test_killed_member_lapses_and_joins_again(self):
         ms = [self.member(n) for n in ("m1", "m2", "m3")]
         self.wait_for("three live, linked members",

@@ -154,10 +154,10 @@ class SimCampaignTest(h.ServerTestCase):
             counts = st["counts"]
             unfinished = sum(counts[k] for k in ("pending", "notified", "downloading",
                                                   "downloaded", "installing"))
-            # Paused, or every wave ran and some nodes failed below the
-            # threshold (the last ones need not reach it): the operator
-            # retries them and resumes.
-            if c["paused"] or (unfinished == 0 and counts["failed"] > 0
+            # Paused, or every wave ran and some nodes failed (or timed
+            # out) below the threshold (the last ones need not reach it):
+            # the operator retries them and resumes.
+            if c["paused"] or (unfinished == 0 and counts["failed"] + counts["timed_out"] > 0
                                and all(w["state"] != "waiting" for w in c["waves"])):
                 rounds += 1
                 self.assertLess(rounds, 30, json.dumps(c))
