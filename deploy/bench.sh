@@ -380,6 +380,7 @@ if d:
     lapse = d.get("lease_lapse_s")
     row("   kill -9 of a member until a survivor sees its lease lapsed",
         "%.1f s" % lapse if lapse is not None else "not within 30 s", "< 10 s")
+    row("   members whose stop had actors left after 15 s", str(d.get("stuck_stops", 0)), "0")
 else:
     row("9. cluster", "failed (see above)", "")
 PY

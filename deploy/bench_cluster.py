@@ -49,6 +49,7 @@ class Bench:
         self.uri = subprocess.run([os.path.join(ROOT, "deploy", "pg.sh"), "start", self.pg],
                                   check=True, capture_output=True, text=True).stdout.strip()
         self.schemas = 0
+        self.stuck_stops = 0
 
     def close(self):
         for p in self.procs:
@@ -118,9 +119,16 @@ class Bench:
         return round(total, 1)
 
     def stop(self, pairs):
-        for p, _ in pairs:
+        for p, port in pairs:
             p.send_signal(signal.SIGTERM)
             p.wait(30)
+            # A stop the server had to bound (actors that did not end) is a
+            # defect to look into, not a figure: said on stderr.
+            with open(os.path.join(self.work, "server-%d.log" % port), "rb") as f:
+                for line in f:
+                    if b"actors still running" in line:
+                        sys.stderr.write("member on port %d: %s" % (port, line.decode()))
+                        self.stuck_stops += 1
 
 
 def main():
@@ -178,6 +186,7 @@ def main():
             time.sleep(0.1)
         out["lease_lapse_s"] = lapse
         b.stop(three[:2])
+        out["stuck_stops"] = b.stuck_stops
     finally:
         b.close()
     print(json.dumps(out))

@@ -6,6 +6,8 @@
 #include <malloc.h>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <thread>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@
 #include "transport/server_transport.hpp"
 #include "server_cluster.hpp"
 #include "server_keys.hpp"
+#include "common/shutdown_watch.hpp"
 #include "store/store.hpp"
 
 using namespace coapfleet;
@@ -69,7 +72,8 @@ std::string own_executable() {
   return n > 0 ? std::string(path, static_cast<size_t>(n)) : std::string();
 }
 
-int serve(options& opt, bool& restart) {
+int serve(options& opt, bool& restart, shutdown_watch& watch,
+          const std::function<void(const std::string&)>& give_up) {
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::coapfleet>();
   cfg.add_message_types<caf::id_block::coapfleet_cluster>();
@@ -222,15 +226,22 @@ int serve(options& opt, bool& restart) {
                  CF_ERROR("main", "final flush failed: ", caf::to_string(err));
                });
   }
-  for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(keys),
-                 caf::actor_cast<caf::actor>(cluster),
-                 caf::actor_cast<caf::actor>(system),
-                 caf::actor_cast<caf::actor>(artifacts),
-                 caf::actor_cast<caf::actor>(jobs), caf::actor_cast<caf::actor>(registry),
-                 caf::actor_cast<caf::actor>(reader),
-                 caf::actor_cast<caf::actor>(persistence)})
-    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   restart = reason == transport::stop_reason::restart;
+  std::pair<const char*, caf::actor> named[] = {
+    {"gateway", caf::actor_cast<caf::actor>(gateway)},
+    {"keys", caf::actor_cast<caf::actor>(keys)},
+    {"cluster", caf::actor_cast<caf::actor>(cluster)},
+    {"system", caf::actor_cast<caf::actor>(system)},
+    {"artifact-store", caf::actor_cast<caf::actor>(artifacts)},
+    {"job-supervisor", caf::actor_cast<caf::actor>(jobs)},
+    {"registry", caf::actor_cast<caf::actor>(registry)},
+    {"reader", caf::actor_cast<caf::actor>(reader)},
+    {"persistence", caf::actor_cast<caf::actor>(persistence)}};
+  for (auto& [name, h] : named) {
+    watch.track(name, h);
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
+  watch.start(give_up);
   CF_INFO("main", restart ? "restarting" : "stopped", " cleanly");
   return 0;
 }
@@ -454,8 +465,7 @@ int main(int argc, char** argv) {
   // would work as well, but the process would then be named "exe" in ps.
   const std::string self = own_executable();
   bool restart = false;
-  int rc = serve(opt, restart);
-  if (rc == 0 && restart) {
+  auto run_again = [&] {
     // Every socket closed with serve()'s transport: the new program binds
     // the same ports as its own (without --reuse-port).
     std::fflush(nullptr);
@@ -464,6 +474,19 @@ int main(int argc, char** argv) {
       ::execv(self.c_str(), argv);  // argv[0] as given
     ::execv("/proc/self/exe", argv);  // moved or deleted since the start
     std::perror("coapfleet-server: restart failed");
+  };
+  // Once stopping, the actors have this long to end.
+  shutdown_watch watch{std::chrono::seconds(15)};
+  int rc = serve(opt, restart, watch, [&](const std::string&) {
+    if (restart) {
+      run_again();
+      std::_Exit(1);
+    }
+    std::_Exit(0);
+  });
+  watch.done();
+  if (rc == 0 && restart) {
+    run_again();
     return 1;
   }
   return rc;

@@ -20,7 +20,8 @@ add_executable(actor_tests
   unit/budget_test.cpp
   unit/block1_test.cpp
   unit/certificate_files_test.cpp
-  unit/listen_port_test.cpp)
+  unit/listen_port_test.cpp
+  unit/shutdown_watch_test.cpp)
 target_link_libraries(actor_tests PRIVATE coapfleet_server coapfleet_store coapfleet_transport
   doctest::doctest OpenSSL::Crypto)
 add_test(NAME actor_tests COMMAND actor_tests)
