@@ -25,7 +25,7 @@ bool parse_level(std::string_view text, level& out) {
   return false;
 }
 
-void write(level l, std::string_view who, std::string_view message) {
+std::string format_line(level l, std::string_view who, std::string_view message) {
   using namespace std::chrono;
   auto now = system_clock::now();
   auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count();
@@ -46,6 +46,11 @@ void write(level l, std::string_view who, std::string_view message) {
   line += ": ";
   line += message;
   line += '\n';
+  return line;
+}
+
+void write(level l, std::string_view who, std::string_view message) {
+  auto line = format_line(l, who, message);
   // One fwrite per line: stdio locks the stream, so lines never interleave.
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

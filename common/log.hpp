@@ -16,6 +16,8 @@ level current_level();
 bool parse_level(std::string_view text, level& out);
 inline bool enabled(level l) { return static_cast<int>(l) >= static_cast<int>(current_level()); }
 void write(level l, std::string_view who, std::string_view message);
+/// The line write() writes (with its newline), for a writer of its own.
+std::string format_line(level l, std::string_view who, std::string_view message);
 
 template <class... Ts>
 std::string concat(const Ts&... xs) {

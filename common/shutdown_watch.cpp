@@ -1,7 +1,8 @@
 #include "common/shutdown_watch.hpp"
 
-#include <cstdio>
 #include <utility>
+
+#include <unistd.h>
 
 #include "common/log.hpp"
 
@@ -29,20 +30,26 @@ void shutdown_watch::start(std::function<void(const std::string&)> then) {
   if (thread_.joinable())
     return;
   thread_ = std::thread([s = s_, grace = grace_, then = std::move(then)] {
-    std::unique_lock<std::mutex> g{s->m};
-    if (s->cv.wait_for(g, grace, [&] { return s->over; }))
-      return;
     std::string waiting;
-    for (auto& [name, ended] : s->ended)
-      if (!ended)
-        waiting += (waiting.empty() ? "" : ", ") + name;
-    CF_ERROR("main", "actors still running ",
-             std::chrono::duration_cast<std::chrono::seconds>(grace).count(),
-             " s after the stop (",
-             waiting.empty() ? "none of the named ones: node, job or middleman actors" : waiting,
-             "): going on without them (everything acknowledged is committed)");
-    g.unlock();
-    std::fflush(nullptr);
+    {
+      std::unique_lock<std::mutex> g{s->m};
+      if (s->cv.wait_for(g, grace, [&] { return s->over; }))
+        return;
+      for (auto& [name, ended] : s->ended)
+        if (!ended)
+          waiting += (waiting.empty() ? "" : ", ") + name;
+    }
+    // Written past stdio: an actor that hangs may hold stderr's lock (a
+    // write to a full pipe), which must not hold the stop up too.
+    auto line = log::format_line(
+      log::level::error, "main",
+      log::concat("actors still running ",
+                  std::chrono::duration_cast<std::chrono::seconds>(grace).count(),
+                  " s after the stop (",
+                  waiting.empty() ? "none of the named ones: node, job or middleman actors"
+                                  : waiting,
+                  "): going on without them (everything acknowledged is committed)"));
+    [[maybe_unused]] auto n = ::write(2, line.data(), line.size());
     then(waiting);
   });
 }

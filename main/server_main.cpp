@@ -465,10 +465,11 @@ int main(int argc, char** argv) {
   // would work as well, but the process would then be named "exe" in ps.
   const std::string self = own_executable();
   bool restart = false;
-  auto run_again = [&] {
+  auto run_again = [&](bool flush) {
     // Every socket closed with serve()'s transport: the new program binds
     // the same ports as its own (without --reuse-port).
-    std::fflush(nullptr);
+    if (flush)
+      std::fflush(nullptr);
     pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
     if (!self.empty())
       ::execv(self.c_str(), argv);  // argv[0] as given
@@ -479,14 +480,14 @@ int main(int argc, char** argv) {
   shutdown_watch watch{std::chrono::seconds(15)};
   int rc = serve(opt, restart, watch, [&](const std::string&) {
     if (restart) {
-      run_again();
+      run_again(false);  // stdio may be held by an actor that hangs
       std::_Exit(1);
     }
     std::_Exit(0);
   });
   watch.done();
   if (rc == 0 && restart) {
-    run_again();
+    run_again(true);
     return 1;
   }
   return rc;

@@ -29,7 +29,8 @@ constexpr uint8_t created = make_code(2, 1), deleted = make_code(2, 2), valid = 
                   changed = make_code(2, 4), content = make_code(2, 5);
 constexpr uint8_t bad_request = make_code(4, 0), forbidden = make_code(4, 3),
                   not_found = make_code(4, 4), method_not_allowed = make_code(4, 5),
-                  request_too_large = make_code(4, 13), unsupported_format = make_code(4, 15);
+                  request_too_large = make_code(4, 13), unsupported_format = make_code(4, 15),
+                  too_many_requests = make_code(4, 29);
 constexpr uint8_t internal_error = make_code(5, 0), service_unavailable = make_code(5, 3);
 }  // namespace code
 

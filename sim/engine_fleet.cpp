@@ -305,19 +305,20 @@ void engine::report_answered(uint32_t n, uint8_t code, uint32_t max_age, bool lo
     }
     return;
   }
-  // Like the agent's outbox: a report the server did not take (no answer,
-  // 5.xx: down, restarting, busy) is sent again until it is taken, later
-  // each time (1, 2, 4, 8, then every 10 s, or the server's Max-Age).
-  if (lost || code >> 5 == 5) {
+  // Like the agent's outbox: a report the server did not take (no answer;
+  // 5.xx or 4.29: down, restarting, busy) is sent again until it is taken,
+  // later each time (1, 2, 4, 8, then every 10 s; or the server's Max-Age,
+  // 1 to 5 s).
+  if (lost || code >> 5 == 5 || code == coap::code::too_many_requests) {
     if (j.tries < 255)
       ++j.tries;
     double wait = lost ? std::min(10.0, std::ldexp(1.0, std::min<int>(j.tries, 5) - 1))
-                       : std::min<double>(max_age, 5.0);
-    nd.job_at = now + to_ns(std::max(0.1, wait) * rng_.uniform(0.5, 1.0));
+                       : std::clamp<double>(max_age, 1.0, 5.0);
+    nd.job_at = now + to_ns(wait * rng_.uniform(0.5, 1.0));
     timers_.push(nd.job_at, n, 0, t_job);
     return;
   }
-  finish_job(n, true);  // refused (4.xx): it can never be taken
+  finish_job(n, true);  // refused (another 4.xx): it can never be taken
   start_next_job(n, now);
 }
 

@@ -15,10 +15,19 @@ namespace {
 
 /// The kinds kept fresh whether anyone reads them: the fleet-wide ones but
 /// the node listing and its changes (read from the database; a copy only
-/// for their readers), and not a node's health.
+/// for their readers), and not a node's health. A job's status is kept
+/// fresh when the job runs here (its route says so); one run by another
+/// member, or asked for before its route came, only while it is observed.
 bool always_fresh(resource_kind k) {
   return k != resource_kind::node_health && k != resource_kind::nodes
-         && k != resource_kind::node_changes && k != resource_kind::job_changes;
+         && k != resource_kind::node_changes && k != resource_kind::job_changes
+         && k != resource_kind::job_status;
+}
+
+/// The kinds whose copy exists only for its readers and observers: a change
+/// refreshes one that exists and creates none.
+bool on_demand(resource_kind k) {
+  return k == resource_kind::node_health || k == resource_kind::job_status;
 }
 
 uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
@@ -72,7 +81,8 @@ void server_transport::impl::unobserved(const std::string& path) {
     return;
   auto& rep = i->second;
   rep.observe_asked = false;
-  if (!rep.warm && rep.waiters.empty() && !rep.refreshing && rep.due < 0)
+  bool gone = rep.has && rep.reply.code == 404;  // a job deleted meanwhile
+  if ((!rep.warm || gone) && rep.waiters.empty() && !rep.refreshing && rep.due < 0)
     reps.erase(i);  // a node's health nobody watches any more
 }
 
@@ -81,8 +91,9 @@ void server_transport::impl::changed(const resource& r, urgency u) {
     changed(resource{resource_kind::node_changes, {}}, u);  // its changes, too
   if (r.kind == resource_kind::updates)
     changed(resource{resource_kind::job_changes, {}}, u);
-  // A node's health is kept only while someone observes it.
-  auto* rep = find(r, r.kind != resource_kind::node_health);
+  // A node's health (a job's status run elsewhere) is kept only while
+  // someone observes it.
+  auto* rep = find(r, !on_demand(r.kind));
   if (rep == nullptr)
     return;
   rep->valid = false;
@@ -299,19 +310,26 @@ void serve(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const c
   if (!t.allowed(s, req, one_node ? model::access::read_node : model::access::read_fleet,
                  one_node ? key.id : std::string{}, refusal))
     return reply_now(r, s, req, q, resp, refusal);
-  auto* rep = t.find(key, true);
-  if (has_observe(req))
+  // Only a GET registers an observation of this resource (a POST that reads
+  // a job's status observes nothing here).
+  bool observe = has_observe(req) && coap_pdu_get_code(req) == COAP_REQUEST_CODE_GET;
+  auto* rep = t.find(key, false);
+  if (rep != nullptr && observe)
     rep->observe_asked = true;
   // A copy nobody keeps fresh (a node's health that is not observed) is only
   // good while nothing changed; the fleet-wide ones are always the latest.
-  if (rep->has && (rep->warm || rep->valid || t.observed_rep(*rep)))
+  if (rep != nullptr && rep->has && (rep->warm || rep->valid || t.observed_rep(*rep)))
     return reply_now(r, s, req, q, resp, answer ? answer(*rep) : t.current(*rep));
   if (t.notifying())
     return;  // nothing to notify yet: the next copy will be
   if (t.stopping())
     return reply_now(r, s, req, q, resp, stopping_reply());
+  // Created only for a request that waits for it: one answered otherwise
+  // (busy, a retransmission answered before) leaves nothing behind.
   answer_async(r, s, req, q, resp, [&](impl& t, uint64_t id, peer) {
     auto* rep = t.find(key, true);
+    if (observe)
+      rep->observe_asked = true;
     rep->waiters.push_back({id, std::move(answer)});
     if (!rep->refreshing)
       t.schedule_refresh(*rep, true);

@@ -259,10 +259,10 @@ bool server_transport::open(std::string& error) {
       dp->artifacts_to_add.push_back(blob.info.name);
     },
     [dp](atom::route, std::string& job_id, job_actor&) {
-      // A control change: the answer that created the job leaves once its
-      // status can be read.
+      // A job that runs here: its status is kept fresh. A control change:
+      // the answer that created the job leaves once its status can be read.
       resource r{resource_kind::job_status, job_id};
-      dp->find(r, true);
+      dp->find(r, true)->warm = true;
       dp->changed(r, urgency::control);
     },
     [dp](atom::forget, std::string& job_id) {

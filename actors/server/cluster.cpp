@@ -113,22 +113,25 @@ void adopt(self_ptr self, const member_view& v, cluster_actor handle) {
   if (v.member_id.empty() || v.member_id == self->state.cfg.me.member_id)
     return;
   auto& l = self->state.members[v.member_id];
-  if (v.jobs && l.jobs != v.jobs) {
+  bool new_jobs = v.jobs && l.jobs != v.jobs;
+  if (new_jobs)
     l.jobs = v.jobs;
-    tell_jobs(self);  // requests for its jobs can go there now
+  if (l.handle != handle) {
+    l.handle = handle;
+    if (l.row.member_id.empty()) {
+      l.row.member_id = v.member_id;
+      l.row.cluster_endpoint = v.cluster_endpoint;
+      l.row.coap_endpoint = v.coap_endpoint;
+      l.row.epoch = v.epoch;
+      l.row.lease_ms = v.lease_ms;
+      l.row.live = v.live;
+    }
+    self->monitor(handle);
   }
-  if (l.handle == handle)
-    return;
-  l.handle = handle;
-  if (l.row.member_id.empty()) {
-    l.row.member_id = v.member_id;
-    l.row.cluster_endpoint = v.cluster_endpoint;
-    l.row.coap_endpoint = v.coap_endpoint;
-    l.row.epoch = v.epoch;
-    l.row.lease_ms = v.lease_ms;
-    l.row.live = v.live;
-  }
-  self->monitor(handle);
+  // Requests for its jobs can go there now (the supervisor hears of a
+  // member's supervisor only once the link to it is recorded).
+  if (new_jobs)
+    tell_jobs(self);
 }
 
 /// Tells a member who this one is; its answer lists the members it knows.

@@ -267,9 +267,12 @@ void remote_change(self_ptr self, const std::string& id) {
   if (i != st.jobs.end() && i->second.actor)
     return;  // runs here (a late relay from its previous member)
   // Not noted for /updates/changes: that lists the jobs this member runs.
-  // The transport serves /updates/<id>/status here too (rendered through the
-  // member that runs it), and its observers hear of the change.
-  self->send(st.transport, atom::route::value, id, job_actor{});
+  // The transport serves /updates/<id>/status here too, rendered through the
+  // member that runs it: its observers here hear of the change (a job
+  // deleted there: 4.04, which ends their observation). Nobody observing:
+  // nothing is kept.
+  self->send(st.transport, atom::changed::value, resource{resource_kind::job_status, id},
+             urgency::telemetry);
   self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
              urgency::telemetry);
 }

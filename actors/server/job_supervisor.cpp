@@ -49,6 +49,18 @@ std::string new_job_id(job_supervisor_state& st) {
   }
 }
 
+bool job_id_shaped(const std::string& id) {
+  if (id.size() != 20)
+    return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    char c = id[i];
+    bool ok = (i == 6 || i == 13) ? c == '-' : (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
 caf::error unknown_job(const std::string& id) {
   return make_api_error(api_errc::not_found, "job not found", "job_id", "job_id", id);
 }
@@ -162,6 +174,7 @@ void forget_job(self_ptr self, const std::string& id) {
   if (st.releasing.count(id))  // deleted while it was being let go
     released(self, id);
   note_change(self, id);
+  relay_change(self, id);  // observers on the other members get 4.04
   self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
              urgency::control);
 }

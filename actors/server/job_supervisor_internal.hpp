@@ -90,6 +90,9 @@ void release_waiting(job_entry& e, const caf::expected<job_actor>& to);
 /// A job changed (or went): /updates/changes lists it in its next copy.
 void note_change(self_ptr self, const std::string& id);
 caf::error unknown_job(const std::string& id);
+/// Whether `id` has the shape of the ids new jobs get (three groups of six
+/// lower-case hex digits).
+bool job_id_shaped(const std::string& id);
 /// `head`, each job's summary in the order of `ids`, then "]}".
 caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std::string>& ids,
                                            std::string head, bool mark_gone);
@@ -124,6 +127,9 @@ std::optional<caf::result<T>> elsewhere(self_ptr self, const std::string& id, Ts
   auto& st = self->state;
   if (st.me.empty() || st.jobs.count(id))
     return std::nullopt;
+  // Not an id this system makes: no claim, no member asked for it.
+  if (!job_id_shaped(id))
+    return caf::result<T>{unknown_job(id)};
   if (!st.active)
     return caf::result<T>{not_active()};
   auto owner = model::owner_of(id, st.live);

@@ -30,6 +30,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import cluster_harness as ch  # noqa: E402
+import test_observe as ob  # noqa: E402
 from cluster_harness import LEASE_MS, HoldingProxy, with_port  # noqa: E402
 
 
@@ -90,13 +91,57 @@ class ClusterTest(ch.ClusterCase):
             self.assertEqual(r.json()["status"], "created")
         # A job that does not exist is still not found, through any member,
         # and asking for it leaves nothing behind.
+        # (Ids of another shape are refused without asking the store.)
         for s in (m3, m1):
-            for _ in range(2):
-                r = s.coap("post", "updates", {"action": "status", "job_id": "000000-000000-000000"})
+            for bogus in ("000000-000000-000000", "000000-000000-000000", "no-such-job"):
+                r = s.coap("post", "updates", {"action": "status", "job_id": bogus})
                 self.assertEqual(r.code, "4.04", (s.port, r))
                 self.assertIn("job not found", r.body)
-                r = s.coap("get", "updates/000000-000000-000000/status")
+                r = s.coap("get", "updates/%s/status" % bogus)
                 self.assertEqual(r.code, "4.04", (s.port, r))
+
+    def test_job_status_observed_through_another_member(self):
+        # Jobs created through m1 run on m1; observers on m2 hear of their
+        # changes (relayed), and of a deletion (4.04, which ends the
+        # observation).
+        m1, m2 = self.member("m1"), self.member("m2")
+        self.wait_for("two live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        self.assertEqual(self.register(m1, "ob-1").code, "2.01")
+        jobs = []
+        for _ in range(2):
+            r = m1.coap("post", "updates", {"name": "fw", "version": "2.0",
+                                            "package_type": "script", "script": "true",
+                                            "target_nodes": ["ob-1"]})
+            self.assertEqual(r.code, "2.01", r)
+            jobs.append(r.json()["job_id"])
+        runs, goes = jobs
+
+        def observed(job):
+            # 5.03 (and no observation) while m2 has yet to hear where m1's
+            # jobs are run: registered again, as a client does after Max-Age.
+            def attempt():
+                o = ob.observe(h.HOST, m2.port, "updates/%s/status" % job, timeout=20)
+                if o.notes and o.notes[0].code_text == "5.03":
+                    o.close()
+                    return None
+                self.addCleanup(o.close)
+                return o
+            return self.wait_for("an observation of %s on m2" % job, attempt)
+        o1, o2 = observed(runs), observed(goes)
+        self.assertEqual((o1.last_body() or {}).get("status"), "created", o1.describe())
+        self.assertEqual((o2.last_body() or {}).get("status"), "created", o2.describe())
+        r = m1.coap("post", "updates", {"action": "install", "job_id": runs})
+        self.assertEqual(r.code, "2.04", r)
+        # (It fails soon after: nothing answers at ob-1's address.)
+        ob.wait_until([o1, o2], lambda: (o1.last_body() or {}).get("status") != "created",
+                      20, "the observer on m2 to hear the job started on m1")
+        r = m1.coap("delete", "updates/%s" % goes)
+        self.assertEqual(r.code, "2.02", r)
+        ob.wait_until([o1, o2], lambda: o2.notes[-1].code_text == "4.04", 20,
+                      "the observer on m2 to hear the job was deleted on m1")
+        r = m2.coap("get", "updates/%s/status" % goes)
+        self.assertEqual(r.code, "4.04", r)
 
     def test_killed_member_lapses_and_joins_again(self):
         ms = [self.member(n) for n in ("m1", "m2", "m3")]

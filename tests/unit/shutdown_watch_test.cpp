@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include <atomic>
 #include <future>
 
 #include "common/shutdown_watch.hpp"
@@ -39,17 +40,18 @@ TEST_CASE("a stop that does not end within its grace names the actors that did n
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
     watch.start([&](const std::string& waiting) { named.set_value(waiting); });
-    REQUIRE(names.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    bool ready = names.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+    caf::anon_send_exit(a, caf::exit_reason::kill);  // a kill is not trapped
+    REQUIRE(ready);
     CHECK(names.get() == "stubborn");
   }
-  caf::anon_send_exit(a, caf::exit_reason::kill);  // a kill is not trapped
 }
 
 TEST_CASE("a stop that ends within its grace is left alone") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   auto b = sys.spawn(obedient);
-  bool gave_up = false;
+  std::atomic<bool> gave_up{false};
   shutdown_watch watch{std::chrono::seconds(30)};
   watch.track("obedient", b);
   caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
