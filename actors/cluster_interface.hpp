@@ -32,12 +32,14 @@ struct member_view {
   bool linked = false;           ///< a middleman link is up (itself: true)
   bool self = false;
   caf::actor jobs;  ///< its job supervisor (requests for the jobs it runs go there)
-  uint32_t nodes = 0;     ///< nodes it serves (their agents talk to it)
+  caf::actor registry;  ///< its registry (requests for the nodes it owns go there)
+  uint32_t nodes = 0;     ///< nodes it serves (their actors are active there)
   uint32_t jobs_run = 0;  ///< jobs it runs
 };
 template <class F> auto inspect(F& f, member_view& x) {
   return f(x.member_id, x.cluster_endpoint, x.coap_endpoint, x.epoch, x.lease_ms, x.started_at,
-           x.heartbeat_age_ms, x.live, x.linked, x.self, x.jobs, x.nodes, x.jobs_run);
+           x.heartbeat_age_ms, x.live, x.linked, x.self, x.jobs, x.registry, x.nodes,
+           x.jobs_run);
 }
 
 /// GET /cluster: this member and the others.

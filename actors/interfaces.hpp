@@ -259,19 +259,23 @@ using model::write_batch;
 using model::write_op;
 
 // -- the cluster, within a member and between members (job_cluster.cpp) ---------------
-/// A live member and its job supervisor (null until it is linked).
-struct member_jobs {
+/// A live member with a link: its job supervisor and its registry.
+struct member_peer {
   std::string member_id;
   caf::actor jobs;
+  caf::actor nodes;  ///< its registry (null from a member that did not say)
 };
-template <class F> auto inspect(F& f, member_jobs& x) { return f(x.member_id, x.jobs); }
+template <class F> auto inspect(F& f, member_peer& x) {
+  return f(x.member_id, x.jobs, x.nodes);
+}
 
-/// What the membership actor tells the job supervisor every heartbeat.
+/// What the membership actor tells the job supervisor and the registry
+/// every heartbeat.
 struct cluster_view {
   std::string me;                 ///< this member ("": not clustered)
   bool active = false;            ///< its lease holds (false: fenced)
   std::vector<std::string> live;  ///< the live members (by the store), sorted, `me` included
-  std::vector<member_jobs> peers; ///< the other live members with a link
+  std::vector<member_peer> peers; ///< the other live members with a link
 };
 template <class F> auto inspect(F& f, cluster_view& x) {
   return f(x.me, x.active, x.live, x.peers);
@@ -435,8 +439,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(coapfleet, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::urgency))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::after_reply))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::request_method))
-  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::member_jobs))
-  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::member_jobs>))
+  CAF_ADD_TYPE_ID(coapfleet, (coapfleet::member_peer))
+  CAF_ADD_TYPE_ID(coapfleet, (std::vector<coapfleet::member_peer>))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::cluster_view))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::job_claim))
   CAF_ADD_TYPE_ID(coapfleet, (coapfleet::job_part))
@@ -668,10 +672,22 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::inventory, std::string, model::string_map>::with<atom::ok>,
   /// Number of registered nodes.
   caf::replies_to<atom::count>::with<uint32_t>,
-  /// Number of nodes served here (active: their agents talk to this server).
+  /// Number of nodes served here (their actors are active here).
   caf::replies_to<atom::count, atom::node>::with<uint32_t>,
   /// Internal (cluster): read the nodes other members serve from the store.
-  caf::reacts_to<atom::refresh>>;
+  caf::reacts_to<atom::refresh>,
+  /// Cluster: the live members and their registries (every heartbeat).
+  /// Each node is owned by one live member (model::owner_of): its actor
+  /// runs there; registrations, reports without a route, reads, label
+  /// and inventory changes and deletions of a node another member owns
+  /// are handed to that member's registry (once: a request from another
+  /// member is served where it arrives). Actors of nodes this member no
+  /// longer owns are closed; a fenced member owns none.
+  caf::reacts_to<atom::cluster, cluster_view>,
+  /// From another member's registry: a report of a node this member owns
+  /// (its sender had no route for it); answered 2.04, or 4.04 for a node
+  /// not registered.
+  caf::replies_to<atom::health, model::health_report, model::millis>::with<coap_reply>>;
 
 // -- update jobs ----------------------------------------------------------------------
 

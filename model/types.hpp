@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
@@ -305,16 +306,38 @@ struct agent_system_info {
 
 // -- inspect (for the actor system's message registry; pure templates) ---------
 
-template <class F> auto inspect(F& f, scalar& x) { return f(x.kind, x.flag, x.number, x.text); }
+/// A double as its IEEE-754 bits for an inspector. The actor system's
+/// serializer (CAF 0.17) packs a double arithmetically: NaN (an absent
+/// number) arrives as -1.0 on the other member, and an infinity never ends
+/// the packing. The bits cross unchanged.
+struct double_bits {
+  double* x;
+};
+template <class F> auto inspect(F& f, double_bits& b) {
+  uint64_t bits;
+  std::memcpy(&bits, b.x, sizeof bits);
+  struct write_back {  // after the inspector has read (or written) the bits
+    double* x;
+    uint64_t* bits;
+    ~write_back() { std::memcpy(x, bits, sizeof *bits); }
+  } back{b.x, &bits};
+  return f(bits);
+}
+
+template <class F> auto inspect(F& f, scalar& x) {
+  double_bits number{&x.number};
+  return f(x.kind, x.flag, number, x.text);
+}
 template <class F> auto inspect(F& f, node_registration& x) {
   return f(x.node_id, x.hostname, x.ip_address, x.port, x.services, x.drivers,
            x.system_info, x.reported_status, x.reported_ip_address, x.labels, x.inventory,
            x.inventory_given);
 }
 template <class F> auto inspect(F& f, health_report& x) {
-  return f(x.node_id, x.timestamp, x.overall_healthy, x.cpu_percent, x.memory_percent,
-           x.disk_percent, x.temperature, x.uptime_seconds, x.services_status,
-           x.error_messages);
+  double_bits cpu{&x.cpu_percent}, memory{&x.memory_percent}, disk{&x.disk_percent},
+    temperature{&x.temperature}, uptime{&x.uptime_seconds};
+  return f(x.node_id, x.timestamp, x.overall_healthy, cpu, memory, disk, temperature, uptime,
+           x.services_status, x.error_messages);
 }
 template <class F> auto inspect(F& f, node_record& x) {
   return f(x.reg, x.status, x.registered_at, x.last_seen, x.has_health, x.health,

@@ -4,6 +4,7 @@
 add_executable(actor_tests
   unit/actors_main.cpp
   unit/registry_test.cpp
+  unit/registry_cluster_test.cpp
   unit/node_test.cpp
   unit/persistence_test.cpp
   unit/job_test.cpp unit/job_targets_test.cpp

@@ -13,6 +13,7 @@ struct link {
   member_row row;           ///< as last read from the store
   cluster_actor handle;     ///< while linked
   caf::actor jobs;          ///< its job supervisor, as it introduced itself
+  caf::actor registry;      ///< its registry, as it introduced itself
   bool connecting = false;  ///< a connect is under way (until the middleman answers)
   std::chrono::steady_clock::time_point next_try;  ///< no new connect before
 };
@@ -54,6 +55,7 @@ member_view self_view(self_ptr self) {
   v.linked = true;
   v.self = true;
   v.jobs = st.jobs;
+  v.registry = st.registry;
   v.nodes = st.nodes;
   v.jobs_run = st.jobs_run;
   v.heartbeat_age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -63,7 +65,7 @@ member_view self_view(self_ptr self) {
 }
 
 void introduce(self_ptr self, cluster_actor to);
-void tell_jobs(self_ptr self);
+void tell_view(self_ptr self);
 
 /// Links to a member's middleman endpoint (once at a time per endpoint).
 void connect(self_ptr self, const std::string& endpoint, const std::string& id) {
@@ -116,6 +118,9 @@ void adopt(self_ptr self, const member_view& v, cluster_actor handle) {
   bool new_jobs = v.jobs && l.jobs != v.jobs;
   if (new_jobs)
     l.jobs = v.jobs;
+  bool new_registry = v.registry && l.registry != v.registry;
+  if (new_registry)
+    l.registry = v.registry;
   if (l.handle != handle) {
     l.handle = handle;
     if (l.row.member_id.empty()) {
@@ -128,10 +133,11 @@ void adopt(self_ptr self, const member_view& v, cluster_actor handle) {
     }
     self->monitor(handle);
   }
-  // Requests for its jobs can go there now (the supervisor hears of a
-  // member's supervisor only once the link to it is recorded).
-  if (new_jobs)
-    tell_jobs(self);
+  // Requests for its jobs and nodes can go there now (the supervisor and
+  // the registry hear of a member's actors only once the link to it is
+  // recorded).
+  if (new_jobs || new_registry)
+    tell_view(self);
 }
 
 /// Tells a member who this one is; its answer lists the members it knows.
@@ -149,11 +155,11 @@ void introduce(self_ptr self, cluster_actor to) {
       });
 }
 
-/// Tells the job supervisor which members are live (and how to reach their
-/// supervisors), or that this member is fenced.
-void tell_jobs(self_ptr self) {
+/// Tells the job supervisor and the registry which members are live (and
+/// how to reach their actors), or that this member is fenced.
+void tell_view(self_ptr self) {
   auto& st = self->state;
-  if (!st.jobs || st.cfg.me.member_id.empty() || !st.table)
+  if (st.cfg.me.member_id.empty() || !st.table)
     return;
   cluster_view v;
   v.me = st.cfg.me.member_id;
@@ -164,11 +170,15 @@ void tell_jobs(self_ptr self) {
     if (!l.row.live)
       continue;
     v.live.push_back(id);
-    if (l.handle && l.jobs)
-      v.peers.push_back({id, l.jobs});
+    if (l.handle && (l.jobs || l.registry))
+      v.peers.push_back({id, l.jobs, l.registry});
   }
   std::sort(v.live.begin(), v.live.end());
-  self->send(caf::actor_cast<job_supervisor_actor>(st.jobs), atom::cluster::value, std::move(v));
+  if (st.registry)
+    self->send(caf::actor_cast<registry_actor>(st.registry), atom::cluster::value, v);
+  if (st.jobs)
+    self->send(caf::actor_cast<job_supervisor_actor>(st.jobs), atom::cluster::value,
+               std::move(v));
 }
 
 /// Renews the lease (or joins again once it lapsed), reads the members,
@@ -247,10 +257,11 @@ void heartbeat(self_ptr self) {
   }
 }
 
-/// One heartbeat: the lease, the members, then the job supervisor's view.
+/// One heartbeat: the lease, the members, then the job supervisor's and
+/// the registry's view.
 void beat(self_ptr self) {
   heartbeat(self);
-  tell_jobs(self);
+  tell_view(self);
   // How much this member serves, for the next heartbeat's row.
   auto& st = self->state;
   if (st.registry)
@@ -301,9 +312,10 @@ cluster_actor spawn_cluster(caf::actor_system& sys, cluster_config cfg,
                     self->system().render(m.reason));
             l.handle = nullptr;
             l.jobs = nullptr;
+            l.registry = nullptr;
           }
         }
-        tell_jobs(self);
+        tell_view(self);
       });
       // A clean stop ends the lease at once: the others take over without
       // waiting for it to lapse.
@@ -360,11 +372,11 @@ cluster_actor spawn_cluster(caf::actor_system& sys, cluster_config cfg,
         auto& st = self->state;
         st.jobs = std::move(jobs);
         st.registry = std::move(registry);
-        // The others learn where this member's jobs are run.
+        // The others learn where this member's jobs and nodes are served.
         for (auto& [id, l] : st.members)
           if (l.handle)
             introduce(self, l.handle);
-        tell_jobs(self);
+        tell_view(self);
       },
       [self](atom::tick) {
         beat(self);

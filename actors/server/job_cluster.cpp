@@ -220,18 +220,7 @@ void take_view(self_ptr self, cluster_view v) {
     if (p.jobs)
       st.peers[p.member_id] = caf::actor_cast<job_supervisor_actor>(p.jobs);
   // Requests handed to a member that went away are answered now (retry).
-  for (auto i = st.remote_calls.begin(); i != st.remote_calls.end();) {
-    if (st.peers.count(i->second.member)) {
-      ++i;
-      continue;
-    }
-    auto call = std::move(i->second);
-    i = st.remote_calls.erase(i);
-    call.fail(make_api_error(api_errc::unavailable,
-                             "member " + call.member
-                               + " went away while it had the request; retry",
-                             "", "member_id", call.member));
-  }
+  st.remote_calls.fail_gone([&st](const std::string& m) { return st.peers.count(m) > 0; });
   if (!st.active) {
     size_t n = 0;
     for (auto& [id, e] : st.jobs)

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "actors/server/job_supervisor.hpp"
+#include "actors/server/member_calls.hpp"
 #include "model/ownership.hpp"
 
 namespace coapfleet::server::jobs_detail {
@@ -59,14 +60,8 @@ struct job_supervisor_state {
   bool claim_again = false;            ///< ask again once it is answered
   uint32_t waiting_claims = 0;         ///< jobs of ours another live member still held
   uint64_t views = 0;
-  /// Requests handed to another member's supervisor, not yet answered: failed
-  /// at once (5.03, retry) when that member's link goes, not left to time out.
-  struct remote_call {
-    std::string member;
-    std::function<void(caf::error)> fail;
-  };
-  std::unordered_map<uint64_t, remote_call> remote_calls;
-  uint64_t next_call = 0;
+  /// Requests handed to another member's supervisor, not yet answered.
+  member_calls remote_calls;
 
   job_supervisor_state() = default;
   job_supervisor_state(const job_supervisor_state&) = delete;
@@ -144,17 +139,15 @@ std::optional<caf::result<T>> elsewhere(self_ptr self, const std::string& id, Ts
                                            + ", which this member has no link to yet",
                                          "job_id", "member_id", owner)};
   auto rp = self->template make_response_promise<T>();
-  auto call = ++st.next_call;
-  st.remote_calls.emplace(call, job_supervisor_state::remote_call{
-                                  owner, [rp](caf::error err) mutable { rp.deliver(std::move(err)); }});
+  auto call = st.remote_calls.add(owner, [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
   self->request(p->second, std::chrono::seconds(30), std::forward<Ts>(xs)...)
     .then(
       [self, call, rp](T& x) mutable {
-        if (self->state.remote_calls.erase(call))
+        if (self->state.remote_calls.finish(call))
           rp.deliver(std::move(x));
       },
       [self, call, rp](caf::error& err) mutable {
-        if (self->state.remote_calls.erase(call))
+        if (self->state.remote_calls.finish(call))
           rp.deliver(std::move(err));
       });
   return caf::result<T>{rp};

@@ -64,6 +64,20 @@ node_actor activate(self_ptr self, node_map::iterator i) {
   return e.actor;
 }
 
+/// A report of a node served here (its transport, or another member's
+/// registry, had no route for it): its actor gets it. 2.04; 4.04 for a node
+/// not registered.
+coap_reply take_report(self_ptr self, model::health_report&& report, model::millis at) {
+  auto& st = self->state;
+  auto i = st.nodes.find(report.node_id);
+  if (i == st.nodes.end())
+    return json_reply(404, model::encode_error("node not registered", {{"node_id", report.node_id}}));
+  if (is_down(st, i))
+    return error_reply(node_down(i->first));
+  self->send(activate(self, i), atom::health::value, std::move(report), at);
+  return text_reply(204, "Health status updated");
+}
+
 /// Forgets an actor that ended or is being closed (its down message, if
 /// any comes, then finds nothing).
 void deactivate(registry_state& st, node_entry& e) {
@@ -219,6 +233,8 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
     return {
       [self](atom::enroll, model::node_registration& reg,
              const peer& from) -> caf::result<registered> {
+        if (auto owner = owner_elsewhere(self, reg.node_id); !owner.empty())
+          return enroll_elsewhere(self, owner, std::move(reg), from);
         auto& st = self->state;
         auto now = st.cfg.liveness.now();
         auto i = st.nodes.find(reg.node_id);
@@ -285,6 +301,8 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       },
       [self](atom::observe, caf::actor& joiners) { self->state.joiners = std::move(joiners); },
       [self](atom::remove, const std::string& id) -> caf::result<atom::ok> {
+        if (auto owner = owner_elsewhere(self, id); !owner.empty())
+          return remove_elsewhere(self, owner, id);
         auto& st = self->state;
         if (st.nodes.find(id) == st.nodes.end())
           return make_api_error(api_errc::not_found, "node not registered", "node_id",
@@ -302,6 +320,8 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         return rp;
       },
       [self](atom::get, const std::string& id) -> caf::result<model::node_record> {
+        if (auto owner = owner_elsewhere(self, id); !owner.empty())
+          return owner_answers<model::node_record>(self, owner, atom::get::value, id);
         auto& st = self->state;
         auto i = st.nodes.find(id);
         if (i == st.nodes.end())
@@ -326,23 +346,15 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         return rp;
       },
       [self](atom::health, uint64_t req, model::health_report& report, model::millis at) {
-        auto& st = self->state;
-        auto i = st.nodes.find(report.node_id);
-        if (i == st.nodes.end()) {
-          self->send(st.transport, atom::health::value, req,
-                     json_reply(404, model::encode_error("node not registered",
-                                                         {{"node_id", report.node_id}})));
-          return;
-        }
-        if (is_down(st, i)) {
-          self->send(st.transport, atom::health::value, req, error_reply(node_down(i->first)));
-          return;
-        }
-        auto actor = activate(self, i);
-        self->send(actor, atom::health::value, std::move(report), at);
-        self->send(st.transport, atom::health::value, req,
-                   text_reply(204, "Health status updated"));
+        if (auto owner = owner_elsewhere(self, report.node_id); !owner.empty())
+          return report_elsewhere(self, owner, req, std::move(report), at);
+        self->send(self->state.transport, atom::health::value, req,
+                   take_report(self, std::move(report), at));
       },
+      [self](atom::health, model::health_report& report, model::millis at) -> coap_reply {
+        return take_report(self, std::move(report), at);
+      },
+      [self](atom::cluster, cluster_view& v) { take_view(self, std::move(v)); },
       [self](atom::unroute, const std::string& id) {
         // The transport routes nothing more to the actor: every report it
         // routed there is ahead of this close in the actor's mailbox.
@@ -457,10 +469,15 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
       },
       [self](atom::label, const std::string& id,
              const model::string_map& change) -> caf::result<model::string_map> {
+        if (auto owner = owner_elsewhere(self, id); !owner.empty())
+          return owner_answers<model::string_map>(self, owner, atom::label::value, id, change);
         return relabel(self, id, change);
       },
       [self](atom::inventory, const std::string& id,
              model::string_map& inventory) -> caf::result<atom::ok> {
+        if (auto owner = owner_elsewhere(self, id); !owner.empty())
+          return owner_answers<atom::ok>(self, owner, atom::inventory::value, id,
+                                         std::move(inventory));
         return take_inventory(self, id, std::move(inventory));
       },
       [self](atom::count) -> uint32_t {

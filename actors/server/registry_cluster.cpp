@@ -1,15 +1,27 @@
-// The registry of a cluster member. Agents talk to any member (the one
-// they were given first, then the next when it stops answering), so each
-// member serves the nodes that talk to it: their actors, reports and
-// observers are there. What the other members' nodes did reaches this
-// member through the shared store: every refresh_every, and before job
-// targets are resolved, the registry reads every node's brief and takes,
-// for each node it does not serve, its registration (address, traits),
-// its last contact and its latest health. GET /health and the job targets
-// then cover the whole fleet on every member, at most refresh_every late
-// for nodes served elsewhere.
+// The registry of a cluster member. Each node is owned by one live member,
+// the one rendezvous hashing of its id picks over the live members
+// (model::owner_of, the same answer on every member): its actor runs
+// there. Agents talk to any member (the one they were given first, then
+// the next when it stops answering); a member hands what it gets for a
+// node it does not own to the owner's registry (registrations, reports it
+// has no route for, reads, label and inventory changes, deletions), once:
+// a request from another member is served where it arrives, so members
+// that see the cluster differently for a moment do not pass it around.
+// When the live members change, the actors of nodes another member owns
+// now are closed (their next reports go there); a fenced member is not
+// among the live members, so it owns none.
+//
+// What the other members' nodes did reaches this member through the
+// shared store: every refresh_every, and before job targets are resolved,
+// the registry reads every node's brief and takes, for each node it does
+// not serve, its registration (address, traits), its last contact and its
+// latest health. GET /health and the job targets then cover the whole
+// fleet on every member, at most refresh_every late for nodes served
+// elsewhere.
+#include <algorithm>
 #include <unordered_set>
 
+#include "actors/replies.hpp"
 #include "actors/server/registry_internal.hpp"
 #include "common/log.hpp"
 #include "model/rules.hpp"
@@ -76,7 +88,137 @@ void merge(self_ptr self, std::vector<model::node_brief>& briefs, model::millis 
   }
 }
 
+std::string joined_ids(const std::vector<std::string>& v) {
+  std::string out;
+  for (auto& x : v)
+    out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
 }  // namespace
+
+std::string owner_elsewhere(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  if (st.me.empty())
+    return {};
+  auto& sender = self->current_sender();
+  if (sender && sender->node() != self->node())
+    return {};  // handed here by another member: served here
+  auto owner = model::owner_of(id, st.live);
+  return owner == st.me ? std::string{} : owner;  // none live: served here
+}
+
+caf::error owner_unavailable(const std::string& owner, const caf::error& why) {
+  return make_api_error(api_errc::unavailable,
+                        why ? "member " + owner + ", which owns the node, did not answer; retry"
+                            : "the node is owned by member " + owner
+                                + ", which this member has no link to yet; retry",
+                        "node_id", "member_id", owner);
+}
+
+void take_view(self_ptr self, cluster_view v) {
+  auto& st = self->state;
+  bool changed = st.me != v.me || st.live != v.live;
+  st.me = std::move(v.me);
+  st.live = std::move(v.live);
+  st.peers.clear();
+  for (auto& p : v.peers)
+    if (p.nodes)
+      st.peers[p.member_id] = caf::actor_cast<registry_actor>(p.nodes);
+  // Requests handed to a member that went away are answered now (retry).
+  st.remote_calls.fail_gone([&st](const std::string& m) { return st.peers.count(m) > 0; });
+  if (!changed)
+    return;
+  // Nodes owned elsewhere now: their actors close (the transport's routes
+  // go first, so what it routed is ahead of the close); reports the
+  // transport then has no route for are handed to their owner.
+  std::vector<std::string> moved;
+  for (auto& [actor, id] : st.node_of) {
+    auto owner = model::owner_of(*id, st.live);
+    if (!owner.empty() && owner != st.me)
+      moved.push_back(*id);
+  }
+  for (auto& id : moved) {
+    auto i = st.nodes.find(id);
+    if (i != st.nodes.end() && i->second.actor && !i->second.closing)
+      begin_close(self, id, i->second);
+  }
+  CF_INFO("registry", "live members: ", st.live.empty() ? "none known" : joined_ids(st.live),
+          std::find(st.live.begin(), st.live.end(), st.me) == st.live.end()
+            ? " (not this member: it owns no node)"
+            : "",
+          "; ", moved.size(), " active nodes moved to other members");
+}
+
+caf::result<registered> enroll_elsewhere(self_ptr self, const std::string& owner,
+                                         model::node_registration reg, const peer& from) {
+  auto rp = self->make_response_promise<registered>();
+  auto kept = reg;
+  ask_owner<registered>(
+    self, owner,
+    [self, rp, reg = std::move(kept)](caf::expected<registered> r) mutable {
+      if (!r) {
+        rp.deliver(std::move(r.error()));
+        return;
+      }
+      // This member's directory has the node at once too (GET /health
+      // here counts it), not at the next read of the store. The owner
+      // told the job supervisors (theirs hear of it from there).
+      auto& st = self->state;
+      auto now = st.cfg.liveness.now();
+      auto i = st.nodes.find(reg.node_id);
+      auto traits = registered_traits(reg, i != st.nodes.end() ? &i->second : nullptr);
+      if (i == st.nodes.end()) {
+        model::node_brief b;
+        b.node_id = reg.node_id;
+        b.ip_address = reg.ip_address;
+        b.port = reg.port;
+        b.registered_at = now;
+        b.last_seen = now;
+        b.traits = std::move(traits);
+        add_node(self, b);
+        note_change(st, reg.node_id);
+      } else if (!i->second.actor) {
+        i->second.ip_address = reg.ip_address;
+        i->second.port = reg.port;
+        set_traits(st, i->second, std::move(traits));
+      }
+      announce(self, resource_kind::nodes, urgency::control);
+      announce(self, resource_kind::health, urgency::control);
+      rp.deliver(std::move(*r));
+    },
+    atom::enroll::value, std::move(reg), from);
+  return rp;
+}
+
+caf::result<atom::ok> remove_elsewhere(self_ptr self, const std::string& owner,
+                                       const std::string& id) {
+  auto rp = self->make_response_promise<atom::ok>();
+  ask_owner<atom::ok>(
+    self, owner,
+    [self, rp, id](caf::expected<atom::ok> r) mutable {
+      if (!r) {
+        rp.deliver(std::move(r.error()));
+        return;
+      }
+      forget_node(self, id);  // durable at the owner: gone here too
+      rp.deliver(atom::ok::value);
+    },
+    atom::remove::value, id);
+  return rp;
+}
+
+void report_elsewhere(self_ptr self, const std::string& owner, uint64_t req,
+                      model::health_report report, model::millis at) {
+  CF_DEBUG("registry", "report of node ", report.node_id, " handed to member ", owner);
+  ask_owner<coap_reply>(
+    self, owner,
+    [self, req](caf::expected<coap_reply> r) {
+      self->send(self->state.transport, atom::health::value, req,
+                 r ? std::move(*r) : error_reply(r.error()));
+    },
+    atom::health::value, std::move(report), at);
+}
 
 void refresh_from_store(self_ptr self) {
   auto asked_at = self->state.cfg.liveness.now();

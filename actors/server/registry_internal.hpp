@@ -12,7 +12,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "actors/server/member_calls.hpp"
 #include "actors/server/registry.hpp"
+#include "model/ownership.hpp"
 
 namespace coapfleet::server::registry_detail {
 
@@ -131,6 +133,13 @@ struct registry_state {
   /// by comparison, without encoding a key (a start-up reads a million).
   std::array<const std::shared_ptr<const model::node_traits>*, 4> recent_traits{};
   size_t recent_next = 0;
+  /// Cluster (registry_cluster.cpp): the node's owner is the live member
+  /// rendezvous hashing picks (model::owner_of over `live`). Until the
+  /// first view (and without a cluster) every node is served here.
+  std::string me;                 ///< this member ("": every node is served here)
+  std::vector<std::string> live;  ///< sorted; `me` is left out while fenced
+  std::map<std::string, registry_actor> peers;  ///< the other live members' registries
+  member_calls remote_calls;      ///< requests handed to them, not yet answered
 
   registry_state() = default;
   registry_state(const registry_state&) = delete;
@@ -168,6 +177,71 @@ void joined(self_ptr self, const std::string& id, const node_entry& e);
 void take_summary(self_ptr self, node_summary&& s, bool telemetry);
 
 // registry_cluster.cpp: a cluster member's view of the nodes other members serve.
+
+/// The member that owns node `id` when it is not this one ("": served
+/// here: not clustered, owned here, or asked by another member, whose
+/// requests are never handed on).
+std::string owner_elsewhere(self_ptr self, const std::string& id);
+/// Hands a request to the registry of member `owner`; `done` gets its
+/// answer, or an error (5.03, retry: no link to the member, it went away
+/// or did not answer in time).
+template <class T>
+using owner_done = std::function<void(caf::expected<T>)>;
+/// The error for a member that cannot be asked (no link) or did not answer.
+caf::error owner_unavailable(const std::string& owner, const caf::error& why = {});
+template <class T, class... Ts>
+void ask_owner(self_ptr self, const std::string& owner, owner_done<T> done, Ts&&... xs) {
+  auto& st = self->state;
+  auto p = st.peers.find(owner);
+  if (p == st.peers.end())
+    return done(caf::expected<T>{owner_unavailable(owner)});
+  auto shared = std::make_shared<owner_done<T>>(std::move(done));
+  auto call = st.remote_calls.add(owner, [shared](caf::error err) {
+    (*shared)(caf::expected<T>{std::move(err)});
+  });
+  self->request(p->second, std::chrono::seconds(10), std::forward<Ts>(xs)...)
+    .then(
+      [self, call, shared](T& x) {
+        if (self->state.remote_calls.finish(call))
+          (*shared)(caf::expected<T>{std::move(x)});
+      },
+      [self, call, shared, owner](caf::error& err) {
+        if (self->state.remote_calls.finish(call))
+          (*shared)(caf::expected<T>{err.category() == api_category
+                                       ? std::move(err)
+                                       : owner_unavailable(owner, err)});
+      });
+}
+/// The same as the answer to a request of this registry.
+template <class T, class... Ts>
+caf::result<T> owner_answers(self_ptr self, const std::string& owner, Ts&&... xs) {
+  auto rp = self->make_response_promise<T>();
+  ask_owner<T>(
+    self, owner,
+    [rp](caf::expected<T> r) mutable {
+      if (r)
+        rp.deliver(std::move(*r));
+      else
+        rp.deliver(std::move(r.error()));
+    },
+    std::forward<Ts>(xs)...);
+  return rp;
+}
+/// A new view of the cluster: owners are computed anew; the actors of
+/// nodes another member owns now are closed (their reports go there).
+void take_view(self_ptr self, cluster_view v);
+/// A registration of a node `owner` owns, handed there; once it is
+/// durable, this member's directory has it too.
+caf::result<registered> enroll_elsewhere(self_ptr self, const std::string& owner,
+                                         model::node_registration reg, const peer& from);
+/// A deletion of a node `owner` owns, handed there; once it is durable the
+/// node goes here too.
+caf::result<atom::ok> remove_elsewhere(self_ptr self, const std::string& owner,
+                                       const std::string& id);
+/// A report (request `req` of the transport) of a node `owner` owns: its
+/// answer goes to the transport.
+void report_elsewhere(self_ptr self, const std::string& owner, uint64_t req,
+                      model::health_report report, model::millis at);
 
 /// Cluster: merges the store's nodes (their registrations, last contact and
 /// health as the other members wrote them) into the directory, except the

@@ -689,8 +689,10 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout=15):
-        """SIGTERM, then wait; SIGKILL on timeout. Returns the exit code."""
+    def stop(self, timeout=40):
+        """SIGTERM, then wait; SIGKILL on timeout (longer than the server's
+        own bound on its stop, whose log line names what did not end).
+        Returns the exit code."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -848,6 +850,11 @@ class ServerTestCase(unittest.TestCase):
                 # Stopping with SIGTERM must end cleanly; a crash is worth seeing.
                 cls.failed = True
                 sys.stderr.write("server %s ended with %r\n%s\n" % (s.log_path, rc, s.log_tail()))
+            elif rc == 0 and "actors still running" in s.log_text():
+                # The stop's watch ended it: the log names what did not end.
+                cls.failed = True
+                sys.stderr.write("server %s needed the stop's watch\n%s\n"
+                                 % (s.log_path, s.log_tail()))
 
     @classmethod
     def _cleanup(cls):

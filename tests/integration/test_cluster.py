@@ -10,15 +10,18 @@ middleman on free TCP ports and keep their leases in the store:
 (b) kill -9 of a member: the others lose the link at once and see its lease
     lapse within the lease; restarted, it joins again with a new epoch;
 (c) a member cut off from the store (its database traffic held by a proxy)
-    is fenced: it says so, the others see its lease lapse, a write sent to it
-    is not acknowledged and not stored; once the store is back it joins again
-    with a new epoch and writes again;
+    is fenced: it says so, the others see its lease lapse, it owns no node
+    (a registration sent to it is handed to the member that owns the node
+    now), a job sent to it is refused and not stored; once the store is
+    back it joins again with a new epoch and writes again;
 (d) a real agent given two members (--server twice) fails over to the
     second when the first is killed, registers there and reports on;
 (e) 200 simulated nodes given two members fail over to the second when
     the first is killed, and every one registers there;
 (f) bad cluster options are refused with a clear message; a server on its
-    own answers GET /cluster with "clustered": false.
+    own answers GET /cluster with "clustered": false;
+(g) each node is owned by one live member: reports and reads through any
+    member reach its actor there, and only that member hosts one.
 """
 import json
 import os
@@ -143,6 +146,45 @@ class ClusterTest(ch.ClusterCase):
         r = m2.coap("get", "updates/%s/status" % goes)
         self.assertEqual(r.code, "4.04", r)
 
+    def test_a_node_is_served_by_the_member_that_owns_it(self):
+        # Each node is owned by one live member (rendezvous hashing of its
+        # id): reports and reads through any member reach its actor there,
+        # so a read through one member shows a report made through another
+        # at once, and only one member hosts an actor of the node.
+        ms = [self.member(n) for n in ("m1", "m2", "m3")]
+        self.wait_for("three live, linked members",
+                      lambda: self.all_live_and_linked(ms, ["m1", "m2", "m3"]))
+        self.assertEqual(self.register(ms[0], "own-1").code, "2.01")
+        def report(s, cpu):
+            r = s.coap("put", "health", {"node_id": "own-1", "overall_healthy": True,
+                                         "cpu_percent": cpu, "memory_percent": 10.0,
+                                         "services_status": {}, "error_messages": []})
+            self.assertEqual(r.code, "2.04", (s.port, r))
+        def cpu_at(s):
+            r = s.coap("get", "nodes/own-1/health")
+            self.assertEqual(r.code, "2.05", (s.port, r))
+            body = r.json()
+            # An absent number stays absent through the owner (null, not -1).
+            self.assertIsNone(body["disk_percent"], body)
+            return body["cpu_percent"]
+        report(ms[1], 11.0)
+        self.assertEqual(cpu_at(ms[2]), 11.0)
+        report(ms[2], 22.0)
+        self.assertEqual(cpu_at(ms[1]), 22.0)
+        self.assertEqual(cpu_at(ms[0]), 22.0)
+        # GET /health through the member it was registered with counts it.
+        self.assertEqual(ms[0].coap("get", "health").json()["total_nodes"], 1)
+        # One member hosts its actor (GET /cluster: nodes served per member,
+        # as each member's heartbeat wrote it). Watched for three heartbeats
+        # after the count first shows.
+        def hosts():
+            return {n: m["nodes"] for n, m in (self.members_of(ms[0]) or {}).items()}
+        self.wait_for("the node's actor counted", lambda: sum(hosts().values()) >= 1)
+        end = time.monotonic() + 3 * LEASE_MS / 3000.0
+        while time.monotonic() < end:
+            self.assertEqual(sum(hosts().values()), 1, hosts())
+            time.sleep(0.2)
+
     def test_killed_member_lapses_and_joins_again(self):
         ms = [self.member(n) for n in ("m1", "m2", "m3")]
         self.wait_for("three live, linked members",
@@ -184,9 +226,16 @@ class ClusterTest(ch.ClusterCase):
         self.wait_for("m2's lease lapsed on m1",
                       lambda: not self.members_of(m1)["m2"]["live"], timeout=15)
         self.assertIn("stops acting", m2.log_text())
-        # A write sent to the cut-off member is not acknowledged, and not stored.
+        # The cut-off member owns no node: a registration sent to it is
+        # handed to m1, which owns every node now (acknowledged once m1 has
+        # stored it). What it would write itself is refused and not stored.
         r = self.register(m2, "during-cut", wait=30)
-        self.assertNotIn(r.code, ("2.01", "2.04"), r)
+        self.assertEqual(r.code, "2.01", r)
+        r = m2.coap("post", "updates", {"name": "cut", "version": "1", "package_type": "script",
+                                        "script": "true", "target_nodes": ["before-cut"]},
+                    wait=30)
+        self.assertEqual(r.code, "5.03", r)
+        self.assertIn("lease", r.body)
         self.proxy.release()
         self.wait_for("m2 active again with a new epoch", lambda: (
             lambda c: c["state"] == "active" and c["epoch"] > epoch)(self.cluster(m2, wait=15)),
@@ -194,7 +243,8 @@ class ClusterTest(ch.ClusterCase):
         self.assertIn("joined again", m2.log_text())
         ids = self.node_ids(m1)
         self.assertIn("before-cut", ids)
-        self.assertNotIn("during-cut", ids)
+        self.assertIn("during-cut", ids)
+        self.assertEqual(m1.coap("get", "updates").json()["updates"], [])
         # Back in the cluster, it writes again.
         self.wait_for("a registration through m2 acknowledged again",
                       lambda: self.register(m2, "after-cut").code == "2.01", timeout=20)

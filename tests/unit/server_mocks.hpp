@@ -106,6 +106,8 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
     [=](atom::count) -> caf::result<uint32_t> { return respond(self, *s, s->next, s->count); },
     [](atom::refresh) {},
     [](atom::count, atom::node) { return uint32_t{0}; },
+    [](atom::cluster, cluster_view&) {},
+    [](atom::health, model::health_report&, model::millis) { return coap_reply{}; },
   };
 }
 

@@ -1,0 +1,143 @@
+// The registries of two cluster members: each node is owned by one live
+// member (rendezvous hashing of its id); what the other member gets for
+// it is handed to the owner's registry, and ownership follows the live
+// members.
+#include "actor_fixture.hpp"
+#include "model/ownership.hpp"
+
+using namespace coapfleet;
+using namespace coapfleet::actor_test;
+
+namespace {
+
+/// Member "b": a second registry on the same store, with a transport of
+/// its own (the fixture's registry is member "a").
+struct two_members : fixture {
+  std::shared_ptr<wire_log> wire_b = std::make_shared<wire_log>();
+  transport_actor transport_b;
+  registry_actor b;
+  std::string owned_by_a, owned_by_b;
+
+  two_members() {
+    transport_b = sys->spawn(mock_transport, wire_b);
+    server::registry_config rc;
+    rc.liveness = liveness;
+    b = server::spawn_registry(*sys, rc, {}, persistence, transport_b);
+    wire_b->registry = b;
+    for (int n = 0; owned_by_a.empty() || owned_by_b.empty(); ++n) {
+      auto id = "node-" + std::to_string(n);
+      (model::owner_of(id, {"a", "b"}) == "a" ? owned_by_a : owned_by_b) = id;
+    }
+    view("a", {"a", "b"});
+    view("b", {"a", "b"});
+  }
+
+  ~two_members() {
+    caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(transport_b, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  /// What the membership actor of `me` tells its registry: the live members
+  /// (`me` left out: fenced), and the other member's registry while it is live.
+  void view(const std::string& me, std::vector<std::string> live) {
+    cluster_view v;
+    v.me = me;
+    v.active = std::find(live.begin(), live.end(), me) != live.end();
+    auto other = me == "a" ? std::string{"b"} : std::string{"a"};
+    if (std::find(live.begin(), live.end(), other) != live.end())
+      v.peers.push_back({other, nullptr,
+                         caf::actor_cast<caf::actor>(me == "a" ? b : registry)});
+    v.live = std::move(live);
+    caf::anon_send(me == "a" ? registry : b, atom::cluster::value, std::move(v));
+    sched->run();
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(two_members, "a node's reports and reads through another member reach its owner's actor") {
+  auto r = enroll(owned_by_b);  // through a
+  CHECK(r.created);
+  CHECK(report(owned_by_b, 42) == 204);  // a has no route: handed to b
+  CHECK(wire->routes_of(owned_by_b) == 0);
+  CHECK(wire_b->routes_of(owned_by_b) == 1);
+  auto rec = node(owned_by_b);  // read through a, answered by b's actor
+  CHECK(rec.has_health);
+  CHECK(rec.health.cpu_percent == 42);
+  CHECK(wire->routes_of(owned_by_b) == 0);
+  // a counts it at once (not at the next read of the store).
+  CHECK(ask<model::fleet_health>(registry, atom::health::value).total_nodes == 1);
+  // A node a owns is served where it is asked.
+  enroll(owned_by_a);
+  CHECK(report(owned_by_a, 7) == 204);
+  CHECK(wire->routes_of(owned_by_a) == 1);
+  CHECK(wire_b->routes_of(owned_by_a) == 0);
+  // Not registered: the owner says so.
+  CHECK(report(owned_by_b + "-ghost", 1) == 404);
+}
+
+TEST_CASE_FIXTURE(two_members, "when the owner leaves, its nodes move to the member left, which reads them from the store") {
+  enroll(owned_by_b);
+  CHECK(report(owned_by_b, 42) == 204);
+  REQUIRE(wire_b->active.count(owned_by_b) == 1);
+  // b is fenced (its lease lapsed): a alone is live.
+  view("b", {"a"});
+  view("a", {"a"});
+  // b's actor of the node closes (its route first).
+  CHECK(wire_b->active.count(owned_by_b) == 0);
+  CHECK(std::count(wire_b->unrouted.begin(), wire_b->unrouted.end(), owned_by_b) == 1);
+  // a serves it now, from what b's actor stored.
+  auto rec = node(owned_by_b);
+  CHECK(rec.health.cpu_percent == 42);
+  CHECK(wire->routes_of(owned_by_b) == 1);
+  CHECK(report(owned_by_b, 43) == 204);
+  // A request b gets while fenced goes to a: a deletion through b.
+  caf::anon_send(b, atom::remove::value, owned_by_b);
+  sched->run();
+  auto err = ask_error<model::node_record>(registry, atom::get::value, owned_by_b);
+  CHECK(is_api_error(err, api_errc::not_found));
+  CHECK(wire->active.count(owned_by_b) == 0);
+}
+
+TEST_CASE_FIXTURE(two_members, "a request for a node of a member without a link is 5.03, retry") {
+  cluster_view v;
+  v.me = "a";
+  v.active = true;
+  v.live = {"a", "b"};  // b is live by the store, but not linked
+  caf::anon_send(registry, atom::cluster::value, std::move(v));
+  sched->run();
+  auto err = ask_error<model::node_record>(registry, atom::get::value, owned_by_b);
+  CHECK(is_api_error(err, api_errc::unavailable));
+  CHECK(error_context(err)[3] == "b");
+  CHECK(report(owned_by_b, 1) == 503);
+}
+
+TEST_CASE_FIXTURE(fixture, "a health report crosses members with its absent numbers absent") {
+  // What a registry hands to another member's goes through the actor
+  // system's serializer: an absent number (NaN) must not arrive as -1.0,
+  // and no number may hold it up.
+  model::health_report h;
+  h.node_id = "n";
+  h.cpu_percent = 12.5;
+  h.memory_percent = 0.1;
+  h.temperature = -std::numeric_limits<double>::infinity();
+  h.uptime_seconds = std::numeric_limits<double>::infinity();
+  model::node_record rec;
+  rec.has_health = true;
+  rec.health = h;
+  rec.reg.system_info.emplace_back("load", model::scalar::of(model::absent));
+  std::vector<char> buf;
+  caf::binary_serializer sink{*sys, buf};
+  REQUIRE_FALSE(sink(rec));
+  model::node_record back;
+  caf::binary_deserializer source{*sys, buf};
+  REQUIRE_FALSE(source(back));
+  CHECK(back.health.cpu_percent == 12.5);
+  CHECK(back.health.memory_percent == 0.1);
+  CHECK(std::isnan(back.health.disk_percent));
+  CHECK(back.health.temperature == -std::numeric_limits<double>::infinity());
+  CHECK(back.health.uptime_seconds == std::numeric_limits<double>::infinity());
+  REQUIRE(back.reg.system_info.size() == 1);
+  CHECK(std::isnan(back.reg.system_info[0].second.number));
+}
