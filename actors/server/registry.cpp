@@ -47,7 +47,10 @@ node_actor activate(self_ptr self, node_map::iterator i) {
   auto& st = self->state;
   auto& e = i->second;
   if (e.actor) {
-    if (e.closing) {  // talking again: the transport's unroute is undone
+    // Talking again: the transport's unroute is undone. Not for a node
+    // another member owns now: what reaches it meanwhile (a request handed
+    // here) goes to the closing actor, whose close comes after.
+    if (e.closing && !owned_elsewhere(st, i->first)) {
       e.closing = false;
       self->send(st.transport, atom::route::value, i->first, e.actor);
       schedule(self, i->first, e);
@@ -119,6 +122,12 @@ void node_went_down(self_ptr self, const caf::down_msg& msg) {
   auto i = st.nodes.find(id);
   deactivate(st, i->second);
   CF_WARN("registry", "node actor of ", id, " went down: ", caf::to_string(msg.reason));
+  if (owned_elsewhere(st, id)) {
+    // Another member owns it now: not started again here (its next report
+    // goes to the owner); the transport's route goes.
+    self->send(st.transport, atom::unroute::value, id);
+    return;
+  }
   auto& r = st.restarts[id];
   auto now = st.cfg.liveness.now();
   auto since = now - static_cast<model::millis>(st.cfg.restart_window.count());

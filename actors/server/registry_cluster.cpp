@@ -116,38 +116,62 @@ caf::error owner_unavailable(const std::string& owner, const caf::error& why) {
                         "node_id", "member_id", owner);
 }
 
+bool owned_elsewhere(const registry_state& st, const std::string& id) {
+  if (st.me.empty())
+    return false;
+  auto owner = model::owner_of(id, st.live);
+  return !owner.empty() && owner != st.me;
+}
+
 void take_view(self_ptr self, cluster_view v) {
   auto& st = self->state;
-  bool changed = st.me != v.me || st.live != v.live;
-  st.me = std::move(v.me);
-  st.live = std::move(v.live);
   st.peers.clear();
   for (auto& p : v.peers)
     if (p.nodes)
       st.peers[p.member_id] = caf::actor_cast<registry_actor>(p.nodes);
+  // Nodes are owned among the live members this one can hand requests to:
+  // a member whose link is down (killed: at once, not when its lease
+  // lapses) or not yet up owns none here, so no node waits for it.
+  std::vector<std::string> live;
+  for (auto& m : v.live)
+    if (m == v.me || st.peers.count(m))
+      live.push_back(m);
+  bool changed = st.me != v.me || st.live != live;
+  st.me = std::move(v.me);
+  st.live = std::move(live);
   // Requests handed to a member that went away are answered now (retry).
   st.remote_calls.fail_gone([&st](const std::string& m) { return st.peers.count(m) > 0; });
-  if (!changed)
-    return;
-  // Nodes owned elsewhere now: their actors close (the transport's routes
-  // go first, so what it routed is ahead of the close); reports the
-  // transport then has no route for are handed to their owner.
+  // Actors of nodes owned elsewhere close (the transport's routes go
+  // first, so what it routed is ahead of the close); reports the transport
+  // then has no route for are handed to their owner. Every view, not only
+  // a changed one: an actor started here since for a request another
+  // member handed on (members that saw the cluster differently for a
+  // moment) closes too. O(active actors).
   std::vector<std::string> moved;
-  for (auto& [actor, id] : st.node_of) {
-    auto owner = model::owner_of(*id, st.live);
-    if (!owner.empty() && owner != st.me)
+  for (auto& [actor, id] : st.node_of)
+    if (owned_elsewhere(st, *id))
       moved.push_back(*id);
-  }
+  size_t closing = 0;
   for (auto& id : moved) {
     auto i = st.nodes.find(id);
-    if (i != st.nodes.end() && i->second.actor && !i->second.closing)
+    if (i != st.nodes.end() && i->second.actor && !i->second.closing) {
       begin_close(self, id, i->second);
+      ++closing;
+    }
   }
-  CF_INFO("registry", "live members: ", st.live.empty() ? "none known" : joined_ids(st.live),
+  if (!changed) {
+    if (closing > 0)
+      CF_DEBUG("registry", closing, " actors of nodes other members own closed");
+    return;
+  }
+  CF_INFO("registry", "nodes owned among: ", st.live.empty() ? "none known" : joined_ids(st.live),
           std::find(st.live.begin(), st.live.end(), st.me) == st.live.end()
             ? " (not this member: it owns no node)"
             : "",
-          "; ", moved.size(), " active nodes moved to other members");
+          "; ", closing, " active nodes moved to other members");
+  // The nodes this member owns now: what the others last wrote of them
+  // (registrations, labels) is read at once, not at the next refresh.
+  refresh_now(self);
 }
 
 caf::result<registered> enroll_elsewhere(self_ptr self, const std::string& owner,
@@ -182,6 +206,9 @@ caf::result<registered> enroll_elsewhere(self_ptr self, const std::string& owner
         i->second.ip_address = reg.ip_address;
         i->second.port = reg.port;
         set_traits(st, i->second, std::move(traits));
+        auto sum = i->second.summary;  // heard of now: online here too
+        sum.last_seen = std::max(sum.last_seen, now);
+        take_summary(self, std::move(sum), false);
       }
       announce(self, resource_kind::nodes, urgency::control);
       announce(self, resource_kind::health, urgency::control);
@@ -220,22 +247,34 @@ void report_elsewhere(self_ptr self, const std::string& owner, uint64_t req,
     atom::health::value, std::move(report), at);
 }
 
-void refresh_from_store(self_ptr self) {
+namespace {
+
+/// Reads every node's brief and merges it; then `then`.
+void read_store(self_ptr self, std::function<void()> then) {
   auto asked_at = self->state.cfg.liveness.now();
-  auto again = [self] {
-    self->delayed_send(self, self->state.cfg.refresh_every, atom::refresh::value);
-  };
   self->request(self->state.persistence, caf::infinite, atom::load::value, atom::node::value)
     .then(
-      [self, asked_at, again](loaded_state& loaded) {
+      [self, asked_at, then](loaded_state& loaded) {
         merge(self, loaded.nodes, asked_at);
-        again();
+        then();
       },
-      [self, again](caf::error& err) {
+      [self, then](caf::error& err) {
         CF_WARN("registry", "cannot read the other members' nodes: ",
                 self->system().render(err));
-        again();
+        then();
       });
+}
+
+}  // namespace
+
+void refresh_from_store(self_ptr self) {
+  read_store(self, [self] {
+    self->delayed_send(self, self->state.cfg.refresh_every, atom::refresh::value);
+  });
+}
+
+void refresh_now(self_ptr self) {
+  read_store(self, [] {});
 }
 
 caf::result<std::vector<job_target>> with_store_nodes_impl(

@@ -137,7 +137,9 @@ struct registry_state {
   /// rendezvous hashing picks (model::owner_of over `live`). Until the
   /// first view (and without a cluster) every node is served here.
   std::string me;                 ///< this member ("": every node is served here)
-  std::vector<std::string> live;  ///< sorted; `me` is left out while fenced
+  /// The members nodes are owned among: the live ones with a link, sorted;
+  /// `me` is left out while fenced.
+  std::vector<std::string> live;
   std::map<std::string, registry_actor> peers;  ///< the other live members' registries
   member_calls remote_calls;      ///< requests handed to them, not yet answered
 
@@ -227,9 +229,15 @@ caf::result<T> owner_answers(self_ptr self, const std::string& owner, Ts&&... xs
     std::forward<Ts>(xs)...);
   return rp;
 }
-/// A new view of the cluster: owners are computed anew; the actors of
-/// nodes another member owns now are closed (their reports go there).
+/// A new view of the cluster (every heartbeat): owners are computed anew
+/// among the live members with a link; the actors of nodes another member
+/// owns are closed (their reports go there); after a change the store is
+/// read at once.
 void take_view(self_ptr self, cluster_view v);
+/// Whether another member owns node `id` (this member's view).
+bool owned_elsewhere(const registry_state& st, const std::string& id);
+/// Reads the store's nodes now (besides the refresh every refresh_every).
+void refresh_now(self_ptr self);
 /// A registration of a node `owner` owns, handed there; once it is
 /// durable, this member's directory has it too.
 caf::result<registered> enroll_elsewhere(self_ptr self, const std::string& owner,
