@@ -156,10 +156,23 @@ class ClusterCampaignTest(ch.ClusterCase):
             self.wait_for("GET /health on %s: %d nodes, all online" % (n, NODES), lambda: (
                 lambda f: f["total_nodes"] == NODES and f["online_nodes"] == NODES)(
                     self.fleet_health(ms[n])), timeout=30)
+        # GET /updates lists the campaign through either survivor (the
+        # listing follows the job's move like any telemetry change: asked
+        # until it shows, within a deadline).
         for n in ("m2", "m3"):
-            r = ms[n].coap("get", "updates", wait=30)
-            self.assertEqual(r.code, "2.05", r)
-            self.assertEqual([u["job_id"] for u in r.json()["updates"]], [job])
+            seen = []
+            def listed(n=n, seen=seen):
+                r = ms[n].coap("get", "updates", wait=30)
+                self.assertEqual(r.code, "2.05", r)
+                seen.append([u["job_id"] for u in r.json()["updates"]])
+                return seen[-1] == [job]
+            try:
+                self.wait_for("GET /updates on %s lists the campaign" % n, listed, timeout=15)
+            except AssertionError:
+                self.fail("GET /updates on %s lists %r, not [%s]" % (n, seen[-1:], job))
+            if len(seen) > 1:
+                sys.stderr.write("GET /updates on %s listed the campaign at read %d (before: %r)\n"
+                                 % (n, len(seen), seen[0]))
 
         # m1 comes back and takes its campaign back.
         ms["m1"].start()
