@@ -92,6 +92,19 @@ void deactivate(registry_state& st, node_entry& e) {
 
 }  // namespace
 
+void registry_detail::add_registered(self_ptr self, const model::node_registration& reg,
+                                     model::millis registered_at, model::millis now,
+                                     model::node_traits traits) {
+  model::node_brief b;
+  b.node_id = reg.node_id;
+  b.ip_address = reg.ip_address;
+  b.port = reg.port;
+  b.registered_at = registered_at;
+  b.last_seen = now;
+  b.traits = std::move(traits);
+  add_node(self, b);
+}
+
 void registry_detail::add_node(self_ptr self, const model::node_brief& b) {
   auto& st = self->state;
   auto i = st.nodes.emplace(b.node_id, node_entry{}).first;
@@ -277,14 +290,7 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
               if (i == st.nodes.end()) {
                 CF_INFO("registry", "node ", reg.node_id, " registered at ", reg.ip_address,
                         ":", reg.port, " (from ", from.address, ":", from.port, ")");
-                model::node_brief b;
-                b.node_id = reg.node_id;
-                b.ip_address = reg.ip_address;
-                b.port = reg.port;
-                b.registered_at = registered_at;
-                b.last_seen = now;
-                b.traits = std::move(traits);
-                add_node(self, b);
+                add_registered(self, reg, registered_at, now, std::move(traits));
               } else {
                 CF_DEBUG("registry", "node ", reg.node_id, " re-registered at ",
                          reg.ip_address, ":", reg.port);

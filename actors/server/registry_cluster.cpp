@@ -193,14 +193,7 @@ caf::result<registered> enroll_elsewhere(self_ptr self, const std::string& owner
       auto i = st.nodes.find(reg.node_id);
       auto traits = registered_traits(reg, i != st.nodes.end() ? &i->second : nullptr);
       if (i == st.nodes.end()) {
-        model::node_brief b;
-        b.node_id = reg.node_id;
-        b.ip_address = reg.ip_address;
-        b.port = reg.port;
-        b.registered_at = now;
-        b.last_seen = now;
-        b.traits = std::move(traits);
-        add_node(self, b);
+        add_registered(self, reg, now, now, std::move(traits));
         note_change(st, reg.node_id);
       } else if (!i->second.actor) {
         i->second.ip_address = reg.ip_address;

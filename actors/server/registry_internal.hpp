@@ -166,6 +166,9 @@ bool set_summary(registry_state& st, node_entry& e, node_summary&& s);
 void schedule(self_ptr self, const std::string& id, node_entry& e);
 /// Adds a node from its brief (quiet: no actor), with its liveness scheduled.
 void add_node(self_ptr self, const model::node_brief& b);
+/// Adds a node just registered (durable), heard of at `now`.
+void add_registered(self_ptr self, const model::node_registration& reg,
+                    model::millis registered_at, model::millis now, model::node_traits traits);
 /// A deleted node (durable): its actor is closed, its entry and counts go.
 void forget_node(self_ptr self, const std::string& id);
 /// Starts closing a quiet node's actor (registry.cpp).
