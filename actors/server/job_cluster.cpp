@@ -30,13 +30,6 @@ namespace {
 
 constexpr model::millis claim_wait_ms = 10'000;
 
-std::string joined(const std::vector<std::string>& v) {
-  std::string out;
-  for (auto& x : v)
-    out += (out.empty() ? "" : ",") + x;
-  return out;
-}
-
 /// Requests waiting for a claim that did not bring their job. With the
 /// stored job ids (`known`, after a claim): a job not stored is answered
 /// not found, one another member owns (the members saw the cluster change
@@ -166,11 +159,6 @@ void collect_parts(self_ptr self, F done) {
 
 }  // namespace
 
-bool from_member(self_ptr self) {
-  auto& s = self->current_sender();
-  return s && s->node() != self->node();
-}
-
 caf::error not_active() {
   return make_api_error(api_errc::unavailable,
                         "this member's lease in the store lapsed: it runs no job until it has "
@@ -234,7 +222,7 @@ void take_view(self_ptr self, cluster_view v) {
     return;
   }
   if (changed)
-    CF_INFO("job-supervisor", "live members: ", joined(st.live));
+    CF_INFO("job-supervisor", "live members: ", member_list(st.live));
   for (auto& [id, e] : st.jobs)
     if (e.actor && !st.releasing.count(id) && !owns(st, id))
       let_go(self, id, e, "another member runs it now");

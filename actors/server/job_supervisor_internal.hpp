@@ -94,8 +94,6 @@ caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std:
 
 // job_cluster.cpp
 
-/// Whether the current message came from another member (never handed on again).
-bool from_member(self_ptr self);
 /// The membership actor's view: claims, hand-overs, a fence.
 void take_view(self_ptr self, cluster_view v);
 /// A job this member owns but does not run yet: its requests wait for a claim.

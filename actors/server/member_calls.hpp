@@ -1,7 +1,8 @@
-// Requests one actor of a cluster member handed to an actor of another
-// member and that are not yet answered (the job supervisor's and the
-// registry's). When that member's link goes they are answered at once
-// (5.03: retry), not left to run into their timeout.
+// What the job supervisor and the registry of a cluster member share about
+// the other members: the requests they handed to another member's actor
+// and that are not yet answered (when that member's link goes they are
+// answered at once, 5.03: retry, not left to run into their timeout);
+// whether a message came from another member; a list of members for logs.
 #pragma once
 
 #include <cstdint>
@@ -11,10 +12,27 @@
 #include <utility>
 
 #include <caf/error.hpp>
+#include <caf/local_actor.hpp>
+#include <vector>
 
 #include "actors/replies.hpp"
 
 namespace coapfleet::server {
+
+/// Whether the message `self` handles came from another member (a request
+/// handed on once is served where it arrives, never handed on again).
+inline bool from_member(caf::local_actor* self) {
+  auto& s = self->current_sender();
+  return s && s->node() != self->node();
+}
+
+/// Member ids as a log shows them: "m1,m2,m3".
+inline std::string member_list(const std::vector<std::string>& ids) {
+  std::string out;
+  for (auto& x : ids)
+    out += (out.empty() ? "" : ",") + x;
+  return out;
+}
 
 class member_calls {
 public:

@@ -88,21 +88,13 @@ void merge(self_ptr self, std::vector<model::node_brief>& briefs, model::millis 
   }
 }
 
-std::string joined_ids(const std::vector<std::string>& v) {
-  std::string out;
-  for (auto& x : v)
-    out += (out.empty() ? "" : ",") + x;
-  return out;
-}
-
 }  // namespace
 
 std::string owner_elsewhere(self_ptr self, const std::string& id) {
   auto& st = self->state;
   if (st.me.empty())
     return {};
-  auto& sender = self->current_sender();
-  if (sender && sender->node() != self->node())
+  if (from_member(self))
     return {};  // handed here by another member: served here
   auto owner = model::owner_of(id, st.live);
   return owner == st.me ? std::string{} : owner;  // none live: served here
@@ -164,7 +156,7 @@ void take_view(self_ptr self, cluster_view v) {
       CF_DEBUG("registry", closing, " actors of nodes other members own closed");
     return;
   }
-  CF_INFO("registry", "nodes owned among: ", st.live.empty() ? "none known" : joined_ids(st.live),
+  CF_INFO("registry", "nodes owned among: ", st.live.empty() ? "none known" : member_list(st.live),
           std::find(st.live.begin(), st.live.end(), st.me) == st.live.end()
             ? " (not this member: it owns no node)"
             : "",
