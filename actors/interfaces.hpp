@@ -512,6 +512,7 @@ using cluster = caf::atom_constant<caf::atom("cluster")>;  ///< GET /cluster
 using join = caf::atom_constant<caf::atom("join")>;        ///< a member introduces itself
 using claim = caf::atom_constant<caf::atom("claim")>;      ///< a member takes its jobs
 using refresh = caf::atom_constant<caf::atom("refresh")>;  ///< re-read the shared store
+using watch = caf::atom_constant<caf::atom("watch")>;      ///< relay a node's changes (cluster)
 }  // namespace coapfleet::atom
 
 namespace coapfleet {
@@ -687,7 +688,20 @@ using registry_actor = caf::typed_actor<
   /// From another member's registry: a report of a node this member owns
   /// (its sender had no route for it); answered 2.04, or 4.04 for a node
   /// not registered.
-  caf::replies_to<atom::health, model::health_report, model::millis>::with<coap_reply>>;
+  caf::replies_to<atom::health, model::health_report, model::millis>::with<coap_reply>,
+  /// From the transport: /nodes/<id>/health has observers here (true: the
+  /// first came; false: the last left). Every change of the node (a
+  /// report, a registration, labels, inventory, liveness, a deletion) is
+  /// then announced to the transport as (changed, node_health id), also
+  /// one its owner took on another member (it relays them, see watch).
+  caf::reacts_to<atom::observe, std::string, bool>,
+  /// From another member's registry: it has observers of the node's health
+  /// (true) or no longer (false); the owner relays the node's changes to it
+  /// as (changed, id) while it owns the node. A member re-sends its watches
+  /// to the new owners when ownership moves.
+  caf::reacts_to<atom::watch, std::string, bool>,
+  /// From the owner's registry: a node watched here changed.
+  caf::reacts_to<atom::changed, std::string>>;
 
 // -- update jobs ----------------------------------------------------------------------
 

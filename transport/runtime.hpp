@@ -184,6 +184,8 @@ public:
   /// observable ("nodes/n1/health": no leading slash).
   virtual bool observable_path(const std::string& path) const;
   bool is_observable(const coap_resource_t* r) const { return get_handlers_.count(r) != 0; }
+  /// `path` has its first observer (an observation was established).
+  virtual void first_observed(const std::string& path);
   /// The last observer of `path` has gone.
   virtual void unobserved(const std::string& path);
   /// True when `path` has observers.

@@ -91,6 +91,8 @@ void runtime::make_observable_paths(coap_resource_t* r, coap_method_handler_t ge
 
 bool runtime::observable_path(const std::string&) const { return false; }
 
+void runtime::first_observed(const std::string&) {}
+
 void runtime::unobserved(const std::string&) {}
 
 std::string runtime::observable_path_of(const coap_resource_t* r, const coap_pdu_t* req) const {
@@ -145,8 +147,11 @@ uint64_t runtime::observe_(coap_resource_t* r, const std::string& path, coap_ses
     o.source = p.address;
     o.endpoint = p.address + '|' + std::to_string(p.port);
     observation_by_token_[key] = id;
-    observers_of_[path].push_back(id);
+    auto& observers = observers_of_[path];
+    observers.push_back(id);
     ++observations_per_source_[p.address];
+    if (observers.size() == 1)
+      first_observed(path);
   } else {
     id = known->second;
   }

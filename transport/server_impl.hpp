@@ -102,6 +102,7 @@ struct server_transport::impl : runtime {
   bool observed_rep(const representation& rep) const {
     return rep.observe_asked || observed(path_of(rep.key));
   }
+  void first_observed(const std::string& path) override;
   void unobserved(const std::string& path) override;
   std::unordered_set<std::string> behind;  ///< paths whose copy misses a control change
   uint64_t control_seq = 0;

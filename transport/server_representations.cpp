@@ -75,7 +75,29 @@ void server_transport::impl::forget(const resource& r) {
   release_held();
 }
 
+namespace {
+
+/// The node of "nodes/<id>/health" ("" for any other path).
+std::string observed_node(const std::string& path) {
+  static const std::string head = "nodes/", tail = "/health";
+  if (path.size() <= head.size() + tail.size() || path.compare(0, head.size(), head) != 0
+      || path.compare(path.size() - tail.size(), tail.size(), tail) != 0)
+    return {};
+  return path.substr(head.size(), path.size() - head.size() - tail.size());
+}
+
+}  // namespace
+
+void server_transport::impl::first_observed(const std::string& path) {
+  // The registry announces every change of the node from now on, also one
+  // that did not pass through this transport (another member took it).
+  if (auto node = observed_node(path); !node.empty())
+    caf::anon_send(registry, atom::observe::value, std::move(node), true);
+}
+
 void server_transport::impl::unobserved(const std::string& path) {
+  if (auto node = observed_node(path); !node.empty())
+    caf::anon_send(registry, atom::observe::value, std::move(node), false);
   auto i = reps.find(path);
   if (i == reps.end())
     return;

@@ -370,6 +370,9 @@ registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg,
         return take_report(self, std::move(report), at);
       },
       [self](atom::cluster, cluster_view& v) { take_view(self, std::move(v)); },
+      [self](atom::observe, const std::string& id, bool on) { observe_here(self, id, on); },
+      [self](atom::watch, const std::string& id, bool on) { watch_from(self, id, on); },
+      [self](atom::changed, const std::string& id) { changed_elsewhere(self, id); },
       [self](atom::unroute, const std::string& id) {
         // The transport routes nothing more to the actor: every report it
         // routed there is ahead of this close in the actor's mailbox.

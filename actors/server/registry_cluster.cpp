@@ -151,6 +151,7 @@ void take_view(self_ptr self, cluster_view v) {
       ++closing;
     }
   }
+  retarget_watches(self);
   if (!changed) {
     if (closing > 0)
       CF_DEBUG("registry", closing, " actors of nodes other members own closed");

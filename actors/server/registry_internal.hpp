@@ -84,6 +84,15 @@ struct fleet_tally {
   }
 };
 
+/// Observers of a node's health (registry_watch.cpp): on this member's
+/// transport, and on other members' (whose registries this member relays
+/// the node's changes to while it owns the node).
+struct node_watch {
+  bool here = false;      ///< /nodes/<id>/health has observers on this member
+  registry_actor asked;   ///< the owner's registry asked to relay to this one (null: none)
+  std::vector<registry_actor> members;  ///< other members' registries observing it
+};
+
 struct registry_state {
   static inline const char* name = "registry";
   registry_config cfg;
@@ -142,6 +151,9 @@ struct registry_state {
   std::vector<std::string> live;
   std::map<std::string, registry_actor> peers;  ///< the other live members' registries
   member_calls remote_calls;      ///< requests handed to them, not yet answered
+  /// Nodes whose health is observed here or on another member (few: an
+  /// entry per observed node, bounded by the transports' observation limits).
+  std::unordered_map<std::string, node_watch> watches;
 
   registry_state() = default;
   registry_state(const registry_state&) = delete;
@@ -180,6 +192,22 @@ void announce(self_ptr self, resource_kind kind, urgency u);
 void joined(self_ptr self, const std::string& id, const node_entry& e);
 /// A node's new summary (telemetry: a report, not an acknowledged change).
 void take_summary(self_ptr self, node_summary&& s, bool telemetry);
+
+// registry_watch.cpp: observers of a node's health, on any member.
+
+/// Node `id` changed (note_change): its observers here and the members
+/// that observe it hear of it. Nothing when no node is observed.
+void relay_change(registry_state& st, const std::string& id);
+/// The transport's observers of node `id`'s health came (true) or left.
+void observe_here(self_ptr self, const std::string& id, bool on);
+/// Another member's registry observes node `id` (true) or no longer.
+void watch_from(self_ptr self, const std::string& id, bool on);
+/// The owner's registry relays a change of node `id`.
+void changed_elsewhere(self_ptr self, const std::string& id);
+/// At every view: watches of members gone are dropped, and relays are
+/// asked of the nodes' current owners (observers here get a fresh copy
+/// when a node's owner changed).
+void retarget_watches(self_ptr self);
 
 // registry_cluster.cpp: a cluster member's view of the nodes other members serve.
 

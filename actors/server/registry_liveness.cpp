@@ -56,6 +56,8 @@ void take_nodes_change(self_ptr self) {
 }  // namespace
 
 void note_change(registry_state& st, const std::string& id) {
+  if (!st.watches.empty())
+    relay_change(st, id);
   if (st.changes_reset)
     return;
   // One lookup while there is room; at the limit, a new id means more

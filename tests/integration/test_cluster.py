@@ -185,6 +185,42 @@ class ClusterTest(ch.ClusterCase):
             self.assertEqual(sum(hosts().values()), 1, hosts())
             time.sleep(0.2)
 
+    def test_node_health_observed_through_every_member(self):
+        # An observer of /nodes/<id>/health on any member hears of every
+        # report, whichever member took it: the node's owner relays its
+        # changes to the members that observe it. A deletion ends every
+        # observation with 4.04.
+        ms = [self.member(n) for n in ("m1", "m2", "m3")]
+        self.wait_for("three live, linked members",
+                      lambda: self.all_live_and_linked(ms, ["m1", "m2", "m3"]))
+        self.assertEqual(self.register(ms[0], "obs-1").code, "2.01")
+        def report(s, cpu):
+            r = s.coap("put", "health", {"node_id": "obs-1", "overall_healthy": True,
+                                         "cpu_percent": cpu, "memory_percent": 10.0,
+                                         "services_status": {}, "error_messages": []})
+            self.assertEqual(r.code, "2.04", (s.port, r))
+        report(ms[0], 1.0)
+        observers = []
+        for s in ms:
+            o = ob.observe(h.HOST, s.port, "nodes/obs-1/health", timeout=20)
+            self.addCleanup(o.close)
+            self.assertEqual(o.notes[0].code_text, "2.05", o.describe())
+            observers.append(o)
+        def cpu(o):
+            return (o.last_body() or {}).get("cpu_percent")
+        # Each member takes a report in turn: every observer hears of each,
+        # also the ones on the two members the report did not pass through.
+        for n, s in enumerate(ms):
+            value = 50.0 + n
+            report(s, value)
+            ob.wait_until(observers, lambda: all(cpu(o) == value for o in observers), 20,
+                          "every member's observer to hear of cpu %s reported through port %s"
+                          % (value, s.port))
+        r = ms[1].coap("delete", "nodes/obs-1")
+        self.assertEqual(r.code, "2.02", r)
+        ob.wait_until(observers, lambda: all(o.notes[-1].code_text == "4.04" for o in observers),
+                      20, "every member's observer to hear the node was deleted")
+
     def test_killed_member_lapses_and_joins_again(self):
         ms = [self.member(n) for n in ("m1", "m2", "m3")]
         self.wait_for("three live, linked members",

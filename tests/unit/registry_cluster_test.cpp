@@ -124,6 +124,81 @@ TEST_CASE_FIXTURE(two_members, "a member live in the store without a link owns n
   CHECK(node(owned_by_b).health.cpu_percent == 2);
 }
 
+TEST_CASE_FIXTURE(two_members, "observers of a node's health on any member hear of what its owner takes") {
+  auto path = "nodes/" + owned_by_b + "/health";
+  enroll(owned_by_b);
+  CHECK(report(owned_by_b, 1) == 204);  // handed to b: its actor runs there
+  REQUIRE(wire_b->active.count(owned_by_b) == 1);
+  // a's transport has an observer of the node's health: a asks b to relay.
+  caf::anon_send(registry, atom::observe::value, owned_by_b, true);
+  sched->run();
+  auto through_b = [&](double cpu) {
+    model::health_report h;
+    h.node_id = owned_by_b;
+    h.cpu_percent = cpu;
+    h.overall_healthy = true;
+    caf::anon_send(wire_b->active.at(owned_by_b), atom::health::value, std::move(h), now());
+    sched->run();
+  };
+  wire->clear();
+  through_b(2);  // a report a's transport never saw (routed on b)
+  CHECK(wire->saw_changed(path));
+  // A label change through b, and liveness (stale, computed by b) too.
+  wire->clear();
+  ask<model::string_map>(b, atom::label::value, owned_by_b, model::string_map{{"ring", "a"}});
+  CHECK(wire->saw_changed(path));
+  wire->clear();
+  advance(11s);
+  CHECK(wire->saw_changed(path));
+  // Ownership moves to a (b fenced), then back: a's observers hear of the
+  // move at once, and b relays again once it owns the node again.
+  view("b", {"a"});
+  view("a", {"a"});
+  wire->clear();
+  view("b", {"a", "b"});
+  view("a", {"a", "b"});
+  CHECK(wire->saw_changed(path));
+  CHECK(report(owned_by_b, 3) == 204);  // through a: handed to b, which runs it again
+  REQUIRE(wire_b->active.count(owned_by_b) == 1);
+  wire->clear();
+  through_b(4);
+  CHECK(wire->saw_changed(path));
+  // The last observer on a left: nothing more is relayed.
+  caf::anon_send(registry, atom::observe::value, owned_by_b, false);
+  sched->run();
+  wire->clear();
+  through_b(5);
+  CHECK_FALSE(wire->saw_changed(path));
+  // A node nobody observes costs the owner nothing per report; a deletion
+  // through b reaches a's observers (their next copy is 4.04).
+  caf::anon_send(registry, atom::observe::value, owned_by_b, true);
+  sched->run();
+  wire->clear();
+  caf::anon_send(b, atom::remove::value, owned_by_b);
+  sched->run();
+  CHECK(wire->saw_changed(path));
+}
+
+TEST_CASE_FIXTURE(fixture, "an observer of a node's health hears of liveness and label changes") {
+  auto path = std::string{"nodes/n-1/health"};
+  enroll("n-1");
+  CHECK(report("n-1", 1) == 204);
+  caf::anon_send(registry, atom::observe::value, std::string{"n-1"}, true);
+  sched->run();
+  wire->clear();
+  advance(11s);  // stale
+  CHECK(wire->saw_changed(path));
+  wire->clear();
+  ask<model::string_map>(registry, atom::label::value, std::string{"n-1"},
+                         model::string_map{{"ring", "canary"}});
+  CHECK(wire->saw_changed(path));
+  caf::anon_send(registry, atom::observe::value, std::string{"n-1"}, false);
+  sched->run();
+  wire->clear();
+  advance(30s);  // offline: nobody observes it any more
+  CHECK_FALSE(wire->saw_changed(path));
+}
+
 TEST_CASE_FIXTURE(fixture, "a health report crosses members with its absent numbers absent") {
   // What a registry hands to another member's goes through the actor
   // system's serializer: an absent number (NaN) must not arrive as -1.0,

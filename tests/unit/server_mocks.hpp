@@ -108,6 +108,9 @@ inline registry_actor::behavior_type mock_registry(registry_actor::pointer self,
     [](atom::count, atom::node) { return uint32_t{0}; },
     [](atom::cluster, cluster_view&) {},
     [](atom::health, model::health_report&, model::millis) { return coap_reply{}; },
+    [](atom::observe, std::string&, bool) {},
+    [](atom::watch, std::string&, bool) {},
+    [](atom::changed, std::string&) {},
   };
 }
 
