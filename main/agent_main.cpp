@@ -140,8 +140,10 @@ int main(int argc, char** argv) {
                "its updates"};
   app.add_option("--server", opt.servers,
                  "main server, coap://HOST:PORT or coaps://HOST:PORT (DTLS, with --key-file or "
-                 "--cert/--key/--ca); again for each other member of a cluster: the agent fails "
-                 "over to the next when its server stops answering, and takes commands from all")
+                 "--cert/--key/--ca); again for each other member of a cluster, with the same "
+                 "scheme: the agent fails over to the next when its server stops answering, and "
+                 "takes commands from all (over DTLS: from any peer that proves the server's "
+                 "identity, the node's key or a certificate naming --server-name)")
     ->capture_default_str();
   app.add_option("--key-file", opt.key_file,
                  "this node's key (from `coapfleet-server keys add NODE_ID --role node`), a file "
@@ -230,9 +232,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", err.c_str());
       return 2;
     }
-    if (s || secure) {
-      std::fprintf(stderr, "several --server are coap:// only so far (DTLS sessions go to one "
-                           "server)\n");
+    if (s != secure) {
+      std::fprintf(stderr, "every --server must be coap://, or every one coaps:// (the members "
+                           "of one cluster, spoken to the same way)\n");
       return 2;
     }
     other_servers.emplace_back(h, p);
@@ -281,6 +283,7 @@ int main(int argc, char** argv) {
     opt.transport.server_name = opt.server_name;
     opt.transport.server_host = host;
     opt.transport.server_port = server_port;
+    opt.transport.other_servers = other_servers;
   } else if (secure) {
     opt.transport.credentials.identity = opt.node_id;
     if (!common::read_key_file(opt.key_file, opt.transport.credentials.key, err)) {
@@ -289,6 +292,7 @@ int main(int argc, char** argv) {
     }
     opt.transport.server_host = host;
     opt.transport.server_port = server_port;
+    opt.transport.other_servers = other_servers;
   }
   model::string_map labels;
   if (!model::parse_labels(opt.labels, labels, err)) {
@@ -382,18 +386,18 @@ int main(int argc, char** argv) {
   mcfg.interval = std::chrono::milliseconds(static_cast<int64_t>(opt.interval * 1000));
   mcfg.sampling = scfg;
   auto metrics = agent::spawn_metrics(sys, mcfg, reporter, net.handle());
-  // Commands are obeyed from the server only: over DTLS a session with this
-  // node's key (the only one the agent's endpoint admits), in plain mode
-  // the server's address and port.
+  // Commands are obeyed from the servers only: over DTLS a session with
+  // this node's key, or with a certificate from the CA naming the server
+  // (the only peers the agent's endpoint admits: any member of the cluster
+  // proves that), in plain mode a server's address and port.
+  const std::string server_identity = x509 ? opt.server_name : secure ? opt.node_id : std::string();
   std::vector<agent::trusted_server> also_from;
   for (auto& [h, p] : other_servers)
-    also_from.push_back(agent::trusted_server{h, p, std::string()});
+    also_from.push_back(agent::trusted_server{h, p, server_identity});
   auto gateway = agent::spawn_agent_gateway(
-    sys, agent::agent_gateway_peers{
-           net.handle(), metrics, reporter, installer, opt.server,
-           agent::trusted_server{host, server_port,
-                                 x509 ? opt.server_name : secure ? opt.node_id : std::string()},
-           also_from});
+    sys, agent::agent_gateway_peers{net.handle(), metrics, reporter, installer, opt.server,
+                                    agent::trusted_server{host, server_port, server_identity},
+                                    also_from});
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-agent ", COAPFLEET_VERSION, " node ", opt.node_id, " listening on ",

@@ -206,6 +206,8 @@ bool agent_transport::open(std::string& error) {
     // and its sessions to the server expect the same peer, the server.
     d.set_certificate(d.cfg.certificate, false);
     d.set_client_certificate(d.cfg.server_host, d.cfg.server_port, d.cfg.server_name, true);
+    for (auto& [host, port] : d.cfg.other_servers)
+      d.set_client_certificate(host, port, d.cfg.server_name, true);
     if (!d.listen_dtls_pki(d.cfg.bind, d.cfg.port, d.cfg.server_name, error))
       return false;
   } else if (d.cfg.credentials.empty()) {
@@ -213,6 +215,8 @@ bool agent_transport::open(std::string& error) {
       return false;
   } else {
     d.set_client_credentials(d.cfg.server_host, d.cfg.server_port, d.cfg.credentials);
+    for (auto& [host, port] : d.cfg.other_servers)
+      d.set_client_credentials(host, port, d.cfg.credentials);
     if (!d.listen_dtls_single(d.cfg.bind, d.cfg.port, d.cfg.credentials, error))
       return false;
   }

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "actors/interfaces.hpp"
 #include "common/certificate_files.hpp"
@@ -31,6 +33,10 @@ struct agent_transport_config {
   std::string server_name;
   std::string server_host;
   uint16_t server_port = 0;
+  /// The other members of the server's cluster (--server again, coaps://
+  /// as the first): requests to them go over DTLS the same way (the node's
+  /// key, or its certificate with each member's naming `server_name`).
+  std::vector<std::pair<std::string, uint16_t>> other_servers;
   /// How long a request to the server waits for its answer (see
   /// runtime::set_request_timeout).
   std::chrono::milliseconds request_timeout{100'000};

@@ -48,6 +48,7 @@ caf::error fetched(self_ptr self, const spec_fetch& f, client_response& r) {
   auto server_said = r.payload.substr(0, 200);
   if (r.code == 0)
     fail_over(self);  // the server re-notifies; its next fetch goes to the next one
+                      // (with several servers each was tried: see on_spec)
   if (r.code == 0 || r.code >= 500) {
     auto why = r.code == 0 ? r.error : "the server answered " + code_text(r.code) + " " + server_said;
     CF_WARN("installer", "job ", f.job_id, ": cannot fetch its spec: ", why);
@@ -157,6 +158,19 @@ bool on_spec(self_ptr self, uint64_t id, client_response& r) {
       }
     }
   }
+  if (r.code == 0 && !cur.expired && cur.failovers < self->state.cfg.other_servers.size()) {
+    // Its server does not answer (killed, say): the next member of the
+    // cluster is asked at once, the notification waits for it (the member
+    // that sent it is one of them, and it answers).
+    fail_over(self);
+    ++cur.failovers;
+    cur.body.clear();
+    cur.next_block = 0;
+    CF_INFO("installer", "job ", cur.job_id, ": fetching its spec from ",
+            self->state.cfg.server_host, ":", self->state.cfg.server_port, " instead");
+    request_spec_block(self, id);
+    return true;
+  }
   if (r.code == 205 && r.block2_num >= 0)
     r.payload = std::move(cur.body);
   auto f = std::move(i->second);
@@ -175,6 +189,7 @@ void on_fetch_deadline(self_ptr self, uint64_t id) {
   auto i = self->state.fetches.find(id);
   if (i == self->state.fetches.end())
     return;  // answered in time
+  i->second.expired = true;
   client_response none;
   none.error = "no answer within "
                + std::to_string(self->state.cfg.fetch_timeout.count()) + " ms";

@@ -44,6 +44,10 @@ struct spec_fetch {
   std::vector<caf::typed_response_promise<atom::ok>> waiting;
   std::string body;    ///< the blocks so far (fetched one block at a time)
   int32_t next_block = 0;
+  /// Servers failed over to for it (asked again at the next member while
+  /// there is one it has not tried; none once its deadline passed).
+  size_t failovers = 0;
+  bool expired = false;
 };
 
 struct installer_state {

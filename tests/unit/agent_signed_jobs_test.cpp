@@ -126,6 +126,54 @@ TEST_CASE_FIXTURE(installer_fixture, "installer: a server that does not answer t
   CHECK(journal().jobs.empty());
 }
 
+TEST_CASE_FIXTURE(installer_fixture, "installer: a fetch its server does not answer is asked of the next member at once") {
+  // The agent's server was killed; another member of its cluster sent the
+  // notification. The spec comes from the next member, within the same
+  // notification (not after the server's next try).
+  icfg.server_host = "127.1.0.250";
+  icfg.server_port = 5700;
+  icfg.other_servers = {{"127.1.0.251", 5701}, {"127.1.0.252", 5702}};
+  start();
+  wire->specs_answer = false;
+  auto rh = (*self)->request(installer, caf::infinite, atom::notify::value,
+                             serve(script_job("job-1", "true")));
+  sched->run();
+  REQUIRE(wire->spec_requests.size() == 1);
+  CHECK(wire->spec_requests[0].req.host == "127.1.0.250");
+  caf::anon_send(wire->spec_requests[0].from, atom::response::value, wire->spec_requests[0].id,
+                 no_answer());
+  sched->run();
+  REQUIRE(wire->spec_requests.size() == 2);
+  CHECK(wire->spec_requests[1].req.host == "127.1.0.251");
+  CHECK(wire->spec_requests[1].req.port == 5701);
+  caf::anon_send(wire->spec_requests[1].from, atom::response::value, wire->spec_requests[1].id,
+                 answered(205, model::encode_node_job(script_job("job-1", "true"))));
+  sched->run();
+  bool accepted = false;
+  std::move(rh).receive([&](atom::ok) { accepted = true; },
+                        [](caf::error& e) { FAIL("refused: " << caf::to_string(e)); });
+  CHECK(accepted);
+  CHECK(runs.size() == 1);
+  // Every member silent: the notification gets 5.03 after each was tried once.
+  wire->spec_requests.clear();
+  auto rh2 = (*self)->request(installer, caf::infinite, atom::notify::value,
+                              serve(script_job("job-2", "true")));
+  sched->run();
+  for (size_t k = 0; k < 3; ++k) {
+    REQUIRE(wire->spec_requests.size() == k + 1);
+    caf::anon_send(wire->spec_requests[k].from, atom::response::value, wire->spec_requests[k].id,
+                   no_answer());
+    sched->run();
+  }
+  CHECK(wire->spec_requests.size() == 3);
+  bool unavailable = false;
+  std::move(rh2).receive([](atom::ok) { FAIL("accepted"); },
+                         [&](caf::error& e) {
+                           unavailable = e.code() == static_cast<uint8_t>(api_errc::unavailable);
+                         });
+  CHECK(unavailable);
+}
+
 TEST_CASE_FIXTURE(installer_fixture, "installer: with a verify key only correctly signed jobs run") {
   icfg.verify_key = key_of(verify_key_a, false);
   start();
