@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +38,21 @@ class PagesTest(h.ServerTestCase):
         if p.returncode != 0 or "registered %d/%d" % (FLEET, FLEET) not in p.stdout + p.stderr:
             raise AssertionError("the simulator did not register %d nodes:\n%s\n%s"
                                  % (FLEET, p.stdout, p.stderr))
+        # Reports are acknowledged before they are committed (telemetry,
+        # within the health flush interval), and GET /nodes is read from the
+        # database: the tests compare listings once the last reports are in
+        # (two reads a second apart that agree).
+        def listing():
+            r = cls.server.coap("get", "nodes", wait=30)
+            return r.body if r.code == "2.05" else None
+        before = [listing()]
+        def settled():
+            time.sleep(1)
+            now = listing()
+            same = now is not None and now == before[0]
+            before[0] = now
+            return same
+        h.deadline_poll(settled, 60, what="GET /nodes to settle after the simulator's reports")
 
     def get(self, query=""):
         r = self.server.coap("get", "nodes" + ("?" + query if query else ""), wait=30)
