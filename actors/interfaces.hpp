@@ -784,7 +784,15 @@ using job_supervisor_actor = caf::typed_actor<
   caf::reacts_to<atom::cluster, cluster_view>,
   /// The jobs this member runs, as GET /updates lists them (another
   /// member's fleet-wide listing).
-  caf::replies_to<atom::listing, atom::cluster>::with<std::vector<job_part>>>;
+  caf::replies_to<atom::listing, atom::cluster>::with<std::vector<job_part>>,
+  /// From another member: the named jobs among those this member runs, as
+  /// GET /updates lists them (the others left out): that member's copy of
+  /// /updates/changes.
+  caf::replies_to<atom::listing, std::vector<std::string>>::with<std::vector<job_part>>,
+  /// From another member's supervisor: a job it runs changed (false) or was
+  /// deleted (true). Observers here hear of it, and /updates/changes here
+  /// lists it.
+  caf::reacts_to<atom::changed, std::string, bool>>;
 
 // -- system ---------------------------------------------------------------------------
 

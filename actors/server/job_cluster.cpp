@@ -99,6 +99,7 @@ void claim(self_ptr self) {
           if (running)
             self->send(j, atom::resume::value);
           note_change(self, id);
+          relay_change(self, id);  // its state as it runs here now
           self->send(st.transport, atom::changed::value,
                      resource{resource_kind::updates, {}}, urgency::control);
           release_waiting(st.jobs[id], j);
@@ -126,9 +127,9 @@ void let_go(self_ptr self, const std::string& id, job_entry& e, const char* why)
   self->send_exit(e.actor, caf::exit_reason::user_shutdown);
 }
 
-/// This member's jobs as GET /updates lists them, to `done`.
+/// This member's jobs (of `ids`) as GET /updates lists them, to `done`.
 template <class F>
-void collect_parts(self_ptr self, F done) {
+void collect_parts(self_ptr self, const std::vector<std::string>& ids, F done) {
   struct collector {
     std::vector<job_part> parts;
     size_t pending = 1;
@@ -140,7 +141,7 @@ void collect_parts(self_ptr self, F done) {
     }
   };
   auto c = std::make_shared<collector>(std::move(done));
-  for (auto& id : self->state.order) {
+  for (auto& id : ids) {
     auto i = self->state.jobs.find(id);
     if (i == self->state.jobs.end() || !i->second.actor)
       continue;
@@ -233,17 +234,23 @@ void take_view(self_ptr self, cluster_view v) {
   expire_pending(self, nullptr);
 }
 
-void relay_change(self_ptr self, const std::string& id) {
+void relay_change(self_ptr self, const std::string& id, bool deleted) {
   for (auto& [member, peer] : self->state.peers)
-    self->send(peer, atom::changed::value, id);
+    self->send(peer, atom::changed::value, id, deleted);
 }
 
-void remote_change(self_ptr self, const std::string& id) {
+void remote_change(self_ptr self, const std::string& id, bool deleted) {
   auto& st = self->state;
   auto i = st.jobs.find(id);
   if (i != st.jobs.end() && i->second.actor)
     return;  // runs here (a late relay from its previous member)
-  // Not noted for /updates/changes: that lists the jobs this member runs.
+  // The next copy of /updates/changes here lists it, as the member that
+  // runs it lists it then (or deleted).
+  note_change(self, id);
+  if (deleted && !st.changes_reset)
+    st.changed_gone.insert(id);
+  else
+    st.changed_gone.erase(id);
   // The transport serves /updates/<id>/status here too, rendered through the
   // member that runs it: its observers here hear of the change (a job
   // deleted there: 4.04, which ends their observation). Nobody observing:
@@ -256,8 +263,26 @@ void remote_change(self_ptr self, const std::string& id) {
 
 caf::result<std::vector<job_part>> local_parts(self_ptr self) {
   auto rp = self->make_response_promise<std::vector<job_part>>();
-  collect_parts(self, [rp](std::vector<job_part> parts) mutable { rp.deliver(std::move(parts)); });
+  collect_parts(self, self->state.order,
+                [rp](std::vector<job_part> parts) mutable { rp.deliver(std::move(parts)); });
   return rp;
+}
+
+caf::result<std::vector<job_part>> local_parts(self_ptr self, std::vector<std::string> ids) {
+  auto rp = self->make_response_promise<std::vector<job_part>>();
+  collect_parts(self, ids,
+                [rp](std::vector<job_part> parts) mutable { rp.deliver(std::move(parts)); });
+  return rp;
+}
+
+job_supervisor_actor member_running(const job_supervisor_state& st, const std::string& id) {
+  if (st.me.empty())
+    return {};
+  auto owner = model::owner_of(id, st.live);
+  if (owner.empty() || owner == st.me)
+    return {};
+  auto p = st.peers.find(owner);
+  return p == st.peers.end() ? job_supervisor_actor{} : p->second;
 }
 
 caf::result<std::string> fleet_listing(self_ptr self) {
@@ -305,7 +330,7 @@ caf::result<std::string> fleet_listing(self_ptr self) {
         });
   }
   ++g->pending;
-  collect_parts(self, [g](std::vector<job_part> parts) {
+  collect_parts(self, self->state.order, [g](std::vector<job_part> parts) {
     g->add(std::move(parts));
     g->one();
   });

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -151,6 +152,7 @@ void note_change(self_ptr self, const std::string& id) {
     return;
   }
   st.changed.clear();
+  st.changed_gone.clear();
   st.changes_reset = true;  // the next copy: read GET /updates again
 }
 
@@ -174,7 +176,9 @@ void forget_job(self_ptr self, const std::string& id) {
   if (st.releasing.count(id))  // deleted while it was being let go
     released(self, id);
   note_change(self, id);
-  relay_change(self, id);  // observers on the other members get 4.04
+  if (!st.changes_reset)
+    st.changed_gone.insert(id);
+  relay_change(self, id, true);  // observers on the other members get 4.04
   self->send(st.transport, atom::changed::value, resource{resource_kind::updates, {}},
              urgency::control);
 }
@@ -349,7 +353,7 @@ caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
 /// (deleted meanwhile, down for good) is left out, or with `mark_gone` listed
 /// as {"job_id":ID,"deleted":true}.
 caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std::string>& ids,
-                                           std::string head, bool mark_gone) {
+                                           std::string head, bool changes) {
   struct collector {
     caf::typed_response_promise<std::string> rp;
     std::string head;
@@ -375,11 +379,20 @@ caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std:
   c->parts.resize(ids.size());
   c->pending = ids.size() + 1;
   auto& st = self->state;
+  // Jobs other members run: asked of each member at once.
+  std::map<caf::actor_id, std::pair<job_supervisor_actor, std::vector<size_t>>> elsewhere;
   for (size_t k = 0; k < ids.size(); ++k) {
     auto e = st.jobs.find(ids[k]);
     if (e == st.jobs.end()) {
-      if (mark_gone)
+      if (changes && (st.changed_gone.count(ids[k]) || st.me.empty())) {
         c->parts[k] = model::encode_deleted_job(ids[k]);
+      } else if (changes) {
+        if (auto m = member_running(st, ids[k])) {
+          auto& group = elsewhere[m.id()];
+          group.first = m;
+          group.second.push_back(k);
+        }
+      }
       c->done_one();
       continue;
     }
@@ -395,6 +408,26 @@ caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std:
           [c](caf::error&) { c->done_one(); });
     };
     with_job(e->second, ids[k], ask);
+  }
+  for (auto& [aid, group] : elsewhere) {
+    ++c->pending;
+    std::vector<std::string> named;
+    for (auto k : group.second)
+      named.push_back(ids[k]);
+    self->request(group.first, std::chrono::seconds(10), atom::listing::value, std::move(named))
+      .then(
+        [c, ids, at = group.second](std::vector<job_part>& parts) {
+          for (auto& p : parts)
+            for (auto k : at)
+              if (ids[k] == p.job_id)
+                c->parts[k] = std::move(p.summary);
+          c->done_one();
+        },
+        [self, c](caf::error& err) {
+          CF_WARN("job-supervisor", "/updates/changes without another member's jobs: ",
+                  self->system().render(err));
+          c->done_one();
+        });
   }
   c->done_one();  // answers at once when no job was asked
   return c->rp;
@@ -560,9 +593,16 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
       },
       [self](atom::changed, const std::string& id) {
         if (from_member(self))
-          return remote_change(self, id);
+          return remote_change(self, id, false);
         note_change(self, id);
+        self->state.changed_gone.erase(id);
         relay_change(self, id);
+      },
+      [self](atom::changed, const std::string& id, bool deleted) {
+        remote_change(self, id, deleted);
+      },
+      [self](atom::listing, std::vector<std::string>& ids) {
+        return local_parts(self, std::move(ids));
       },
       [self](atom::cluster, cluster_view& v) { take_view(self, std::move(v)); },
       [self](atom::listing, atom::cluster) { return local_parts(self); },
@@ -575,9 +615,11 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
                            + ",\"reset\":" + (st.changes_reset ? "true" : "false")
                            + ",\"updates\":[";
         std::vector<std::string> ids(st.changed.begin(), st.changed.end());
+        auto out = collect_summaries(self, ids, std::move(head), true);
         st.changed.clear();
+        st.changed_gone.clear();
         st.changes_reset = false;
-        return collect_summaries(self, ids, std::move(head), true);
+        return out;
       },
       [self](atom::uses, const std::string& artifact)
         -> caf::result<std::vector<model::job_record>> {

@@ -48,6 +48,8 @@ struct job_supervisor_state {
   /// /updates/changes: the jobs changed (or deleted) since its last copy, at
   /// most cfg.max_changes (then `changes_reset`: read GET /updates again).
   std::set<std::string> changed;
+  /// Of `changed`: the deleted ones (here or, relayed, on another member).
+  std::set<std::string> changed_gone;
   uint64_t changes_seq = 0;
   bool changes_reset = false;
   // The cluster (job_cluster.cpp); `me` is empty when not clustered.
@@ -88,9 +90,14 @@ caf::error unknown_job(const std::string& id);
 /// Whether `id` has the shape of the ids new jobs get (three groups of six
 /// lower-case hex digits).
 bool job_id_shaped(const std::string& id);
-/// `head`, each job's summary in the order of `ids`, then "]}".
+/// `head`, each job's summary in the order of `ids`, then "]}". With
+/// `changes` (a copy of /updates/changes): a deleted one (changed_gone; not
+/// clustered, any not here) as {"job_id","deleted":true}, and in a cluster
+/// one another member runs as that member lists it (asked once for all of
+/// its jobs; one it does not list, on its way to another member, is left
+/// out: its claim there is relayed as a change).
 caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std::string>& ids,
-                                           std::string head, bool mark_gone);
+                                           std::string head, bool changes);
 
 // job_cluster.cpp
 
@@ -102,14 +109,20 @@ void await_claim(self_ptr self, const std::string& id);
 void released(self_ptr self, const std::string& id);
 /// A new job's id: one this member owns (clustered).
 bool owns(const job_supervisor_state& st, const std::string& id);
-/// Tells the other members' supervisors that job `id` changed.
-void relay_change(self_ptr self, const std::string& id);
-/// A job another member runs changed: observers here hear of it.
-void remote_change(self_ptr self, const std::string& id);
+/// Tells the other members' supervisors that job `id` changed (or was deleted).
+void relay_change(self_ptr self, const std::string& id, bool deleted = false);
+/// A job another member runs changed (or was deleted there): observers here
+/// hear of it, and /updates/changes here lists it.
+void remote_change(self_ptr self, const std::string& id, bool deleted);
 /// GET /updates from every member.
 caf::result<std::string> fleet_listing(self_ptr self);
 /// This member's part of it.
 caf::result<std::vector<job_part>> local_parts(self_ptr self);
+/// The named jobs among those this member runs, as GET /updates lists them.
+caf::result<std::vector<job_part>> local_parts(self_ptr self, std::vector<std::string> ids);
+/// The supervisor of the member that runs job `id` when another one does
+/// (null: runs here, or no link to its member).
+job_supervisor_actor member_running(const job_supervisor_state& st, const std::string& id);
 caf::error not_active();
 
 /// Where a request for job `id` goes when this member does not run it: to

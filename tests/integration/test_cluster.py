@@ -146,6 +146,48 @@ class ClusterTest(ch.ClusterCase):
         r = m2.coap("get", "updates/%s/status" % goes)
         self.assertEqual(r.code, "4.04", r)
 
+    def test_job_changes_through_another_member(self):
+        # /updates/changes through m2 lists the jobs m1 runs as they change
+        # (as m1 lists them), and their deletion.
+        m1, m2 = self.member("m1"), self.member("m2")
+        self.wait_for("two live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        self.assertEqual(self.register(m1, "ch-1").code, "2.01")
+        def copy():
+            r = m2.coap("get", "updates/changes")
+            self.assertEqual(r.code, "2.05", r)
+            return r.json()
+        last = copy()["to"]  # what changed before the test: taken
+        seen = {}
+        def changed(until):
+            # Copies are chained (from = the previous to); each lists what
+            # changed since the previous one.
+            nonlocal last
+            c = copy()
+            self.assertEqual(c["from"], last, c)
+            self.assertFalse(c["reset"], c)
+            last = c["to"]
+            for u in c["updates"]:
+                seen[u["job_id"]] = u
+            return until()
+        r = m1.coap("post", "updates", {"name": "fw", "version": "3.0",
+                                        "package_type": "script", "script": "true",
+                                        "target_nodes": ["ch-1"]})
+        self.assertEqual(r.code, "2.01", r)
+        job = r.json()["job_id"]
+        self.wait_for("m2's /updates/changes to list the job created through m1",
+                      lambda: changed(lambda: seen.get(job, {}).get("status") == "created"))
+        self.assertEqual(seen[job]["name"], "fw", seen[job])
+        self.assertEqual(seen[job]["version"], "3.0", seen[job])
+        r = m1.coap("post", "updates", {"action": "install", "job_id": job})
+        self.assertEqual(r.code, "2.04", r)
+        self.wait_for("m2's /updates/changes to list the job started",
+                      lambda: changed(lambda: seen[job].get("status") not in (None, "created")))
+        r = m1.coap("delete", "updates/%s" % job)
+        self.assertEqual(r.code, "2.02", r)
+        self.wait_for("m2's /updates/changes to list the job deleted",
+                      lambda: changed(lambda: seen[job].get("deleted") is True))
+
     def test_a_node_is_served_by_the_member_that_owns_it(self):
         # Each node is owned by one live member (rendezvous hashing of its
         # id): reports and reads through any member reach its actor there,
@@ -322,6 +364,66 @@ class ClusterTest(ch.ClusterCase):
         self.wait_for("a newer report on m2", lambda: health_at_m2() not in (None, first),
                       timeout=20)
         self.assertEqual(agent.poll(), None, agent_log()[-2000:])
+
+    def test_dtls_agent_fails_over_and_takes_commands_from_any_member(self):
+        # Over DTLS with the node's key (in the shared store, so every
+        # member knows it): the agent fails over like a plain one, and takes
+        # the notification of a job from the member it failed over to (any
+        # member that holds the node's key proves it is the agent's server).
+        agent_bin = os.environ.get("COAPFLEET_AGENT")
+        self.assertTrue(agent_bin, "COAPFLEET_AGENT names the agent to run")
+        p = subprocess.run([h.SERVER_BIN, "--db", self.store, "keys", "add", "dt-1",
+                            "--role", "node"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        key_path = os.path.join(self.tmp, "dt-1.key")
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(p.stdout.strip() + "\n")
+        m1, m2 = self.member("m1"), self.member("m2")
+        self.wait_for("two live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        log_path = os.path.join(self.tmp, "dtls-agent.log")
+        log = open(log_path, "wb")
+        agent = subprocess.Popen(
+            [agent_bin, "--server", "coaps://%s:%d" % (h.HOST, m1.dtls_port),
+             "--server", "coaps://%s:%d" % (h.HOST, m2.dtls_port), "--key-file", key_path,
+             "--node-id", "dt-1", "--bind", h.HOST, "--port", str(h.free_port()),
+             "--state-dir", os.path.join(self.tmp, "dtls-agent-state"),
+             "--root", os.path.join(self.tmp, "dtls-agent-root"), "--interval", "0.5",
+             "--request-timeout", "2", "--log-level", "debug"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        self.addCleanup(lambda: (agent.kill(), agent.wait()))
+        def agent_log():
+            with open(log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        self.wait_for("the agent registered with m1 over DTLS", lambda: (
+            "registered as dt-1 with 127.0.0.1:%d" % m1.dtls_port in agent_log()
+            or agent.poll() is not None))
+        self.assertIsNone(agent.poll(), agent_log()[-2000:])
+        m1.kill9()
+        type(self).servers.remove(m1)  # killed on purpose: not a crash to report
+        self.wait_for("the agent failed over to m2 and registered there", lambda: (
+            "failing over to 127.0.0.1:%d" % m2.dtls_port in agent_log()
+            and "registered as dt-1 with 127.0.0.1:%d" % m2.dtls_port in agent_log()),
+            timeout=40)
+        # A job m2 runs: its notification reaches the agent over DTLS from m2.
+        marker = os.path.join(self.tmp, "dtls-agent-ran")
+        r = m2.coap("post", "updates", {"name": "t", "version": "1", "package_type": "script",
+                                        "script": "touch %s" % marker,
+                                        "target_nodes": ["dt-1"]})
+        self.assertEqual(r.code, "2.01", r)
+        job = r.json()["job_id"]
+        r = m2.coap("post", "updates", {"action": "install", "job_id": job})
+        self.assertEqual(r.code, "2.04", r)
+        def finished():
+            r = m2.coap("get", "updates/%s/status" % job)
+            st = r.json().get("node_statuses", {}).get("dt-1") if r.code == "2.05" else None
+            return st if st in ("succeeded", "failed", "timed_out") else None
+        self.assertEqual(self.wait_for("the job on dt-1 finished", finished, timeout=60),
+                         "succeeded", agent_log()[-3000:])
+        self.assertTrue(os.path.exists(marker))
+        self.assertIsNone(agent.poll(), agent_log()[-2000:])
 
     def test_simulated_nodes_fail_over_to_the_next_member(self):
         sim = os.environ.get("COAPFLEET_SIM")

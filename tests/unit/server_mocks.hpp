@@ -222,6 +222,8 @@ inline job_supervisor_actor::behavior_type mock_jobs(job_supervisor_actor::point
     [=](atom::count) -> caf::result<uint32_t> { return respond(self, *s, s->next, s->count); },
     [](atom::cluster, cluster_view&) {},
     [](atom::listing, atom::cluster) { return std::vector<job_part>{}; },
+    [](atom::listing, std::vector<std::string>&) { return std::vector<job_part>{}; },
+    [](atom::changed, std::string&, bool) {},
   };
 }
 
