@@ -14,6 +14,9 @@ packages=(
   libjemalloc-dev
   # The X.509 tests make a CA and certificates with the openssl command line.
   openssl
+  # A server stop that needs its bound prints every thread's stack (gdb
+  # in batch mode) in the tests' logs.
+  gdb
   # The libFuzzer targets (deploy/fuzz.sh): clang++ and its libclang_rt.fuzzer
   # (libclang-rt-14-dev is only recommended by clang's packages, and
   # recommendations are not installed here).

@@ -658,8 +658,11 @@ class Server:
         log = open(self.log_path, "ab")
         log.write(("\n=== start %s\n" % " ".join(self.command())).encode())
         log.flush()
+        # A stop that needs the server's own bound prints every thread's
+        # stack into the log (where the stop waited).
+        env = dict(os.environ, COAPFLEET_STOP_STACKS="1")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.workdir,
+                                     stdin=subprocess.DEVNULL, cwd=self.workdir, env=env,
                                      start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         if wait:
