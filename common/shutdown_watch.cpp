@@ -1,5 +1,6 @@
 #include "common/shutdown_watch.hpp"
 
+#include <csignal>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -33,8 +34,16 @@ void dump_stacks() {
     ::_exit(127);
   }
   if (child > 0) {
+    // At most 10 s: the dump must not undo the bound it reports on.
     int status = 0;
-    ::waitpid(child, &status, 0);
+    for (int waited_ms = 0; ::waitpid(child, &status, WNOHANG) == 0; waited_ms += 50) {
+      if (waited_ms >= 10'000) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, &status, 0);
+        break;
+      }
+      ::usleep(50'000);
+    }
   }
 }
 
@@ -50,6 +59,7 @@ void shutdown_watch::track(const std::string& name, const caf::actor& a) {
   {
     std::lock_guard<std::mutex> g{s_->m};
     s_->ended.emplace(name, false);
+    s_->addrs.emplace(name, a.address());
   }
   auto s = s_;
   a->attach_functor([s, name] {
@@ -62,7 +72,7 @@ void shutdown_watch::start(std::function<void(const std::string&)> then) {
   if (thread_.joinable())
     return;
   thread_ = std::thread([s = s_, grace = grace_, then = std::move(then)] {
-    std::string waiting;
+    std::string waiting, referenced;
     {
       std::unique_lock<std::mutex> g{s->m};
       if (s->cv.wait_for(g, grace, [&] { return s->over; }))
@@ -70,6 +80,13 @@ void shutdown_watch::start(std::function<void(const std::string&)> then) {
       for (auto& [name, ended] : s->ended)
         if (!ended)
           waiting += (waiting.empty() ? "" : ", ") + name;
+      // Ended but not destroyed: something still holds a handle (the actor
+      // system's destructor waits for a detached actor's object to go).
+      for (auto& [name, addr] : s->addrs)
+        if (auto* ctrl = addr.get(); ctrl != nullptr && s->ended[name])
+          if (auto refs = ctrl->strong_refs.load(); refs > 0)
+            referenced += (referenced.empty() ? "" : ", ") + name + " (" + std::to_string(refs)
+                          + (refs == 1 ? " handle)" : " handles)");
     }
     // Written past stdio: an actor that hangs may hold stderr's lock (a
     // write to a full pipe), which must not hold the stop up too.
@@ -80,7 +97,8 @@ void shutdown_watch::start(std::function<void(const std::string&)> then) {
                   " s after the stop (",
                   waiting.empty() ? "none of the named ones: node, job or middleman actors"
                                   : waiting,
-                  "): going on without them (everything acknowledged is committed)"));
+                  "): going on without them (everything acknowledged is committed)",
+                  referenced.empty() ? std::string{} : "; ended but still referenced: " + referenced));
     [[maybe_unused]] auto n = ::write(2, line.data(), line.size());
     dump_stacks();
     then(waiting);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -40,6 +41,9 @@ private:
     std::mutex m;
     std::condition_variable cv;
     std::map<std::string, bool> ended;
+    /// Weak: whether an actor that ended is still referenced (its object is
+    /// not destroyed: a detached one's thread waits for that) shows at the deadline.
+    std::map<std::string, caf::actor_addr> addrs;
     bool over = false;
   };
   std::chrono::milliseconds grace_;

@@ -46,7 +46,7 @@ std::string code_text(uint16_t code) {
 caf::error fetched(self_ptr self, const spec_fetch& f, client_response& r) {
   auto& st = self->state;
   auto server_said = r.payload.substr(0, 200);
-  if (r.code == 0)
+  if (r.code == 0 && f.asked == st.cfg.server_host + ":" + std::to_string(st.cfg.server_port))
     fail_over(self);  // the server re-notifies; its next fetch goes to the next one
                       // (with several servers each was tried: see on_spec)
   if (r.code == 0 || r.code >= 500) {
@@ -116,7 +116,11 @@ caf::result<atom::ok> accept_notification(self_ptr self, model::update_notificat
       return rp;
     }
   auto id = st.next_id++;
-  st.fetches[id] = spec_fetch{note.job_id, note.attempt, note.server, {rp}, {}, 0};
+  auto& f = st.fetches[id];
+  f.job_id = note.job_id;
+  f.attempt = note.attempt;
+  f.server = note.server;
+  f.waiting.push_back(rp);
   CF_DEBUG("installer", "job ", note.job_id, ": fetching its spec from the server");
   request_spec_block(self, id);
   self->delayed_send(self, st.cfg.fetch_timeout, atom::job::value, id);
@@ -136,6 +140,7 @@ void request_spec_block(self_ptr self, uint64_t id) {
   // that starts in a separate response (how the server answers this).
   req.block2_num = f.next_block;
   req.block2_szx = block_szx;
+  f.asked = req.host + ":" + std::to_string(req.port);
   self->send(st.transport, atom::request::value, id, std::move(req));
 }
 
@@ -161,8 +166,11 @@ bool on_spec(self_ptr self, uint64_t id, client_response& r) {
   if (r.code == 0 && !cur.expired && cur.failovers < self->state.cfg.other_servers.size()) {
     // Its server does not answer (killed, say): the next member of the
     // cluster is asked at once, the notification waits for it (the member
-    // that sent it is one of them, and it answers).
-    fail_over(self);
+    // that sent it is one of them, and it answers). Another fetch may have
+    // failed over already: then the server it moved to is asked.
+    auto& cfg = self->state.cfg;
+    if (cur.asked == cfg.server_host + ":" + std::to_string(cfg.server_port))
+      fail_over(self);
     ++cur.failovers;
     cur.body.clear();
     cur.next_block = 0;

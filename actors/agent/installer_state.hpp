@@ -48,6 +48,7 @@ struct spec_fetch {
   /// there is one it has not tried; none once its deadline passed).
   size_t failovers = 0;
   bool expired = false;
+  std::string asked;  ///< HOST:PORT its last request went to
 };
 
 struct installer_state {

@@ -248,9 +248,8 @@ void remote_change(self_ptr self, const std::string& id, bool deleted) {
   // runs it lists it then (or deleted).
   note_change(self, id);
   if (deleted && !st.changes_reset)
-    st.changed_gone.insert(id);
-  else
-    st.changed_gone.erase(id);
+    st.changed_gone.insert(id);  // (a late change from its previous member
+                                 // leaves a deletion listed as one)
   // The transport serves /updates/<id>/status here too, rendered through the
   // member that runs it: its observers here hear of the change (a job
   // deleted there: 4.04, which ends their observation). Nobody observing:
@@ -275,14 +274,13 @@ caf::result<std::vector<job_part>> local_parts(self_ptr self, std::vector<std::s
   return rp;
 }
 
-job_supervisor_actor member_running(const job_supervisor_state& st, const std::string& id) {
+std::string member_running(const job_supervisor_state& st, const std::string& id) {
   if (st.me.empty())
     return {};
   auto owner = model::owner_of(id, st.live);
-  if (owner.empty() || owner == st.me)
+  if (owner.empty() || owner == st.me || !st.peers.count(owner))
     return {};
-  auto p = st.peers.find(owner);
-  return p == st.peers.end() ? job_supervisor_actor{} : p->second;
+  return owner;
 }
 
 caf::result<std::string> fleet_listing(self_ptr self) {

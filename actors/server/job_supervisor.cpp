@@ -380,18 +380,15 @@ caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std:
   c->pending = ids.size() + 1;
   auto& st = self->state;
   // Jobs other members run: asked of each member at once.
-  std::map<caf::actor_id, std::pair<job_supervisor_actor, std::vector<size_t>>> elsewhere;
+  std::map<std::string, std::vector<size_t>> elsewhere;  ///< by member
   for (size_t k = 0; k < ids.size(); ++k) {
     auto e = st.jobs.find(ids[k]);
     if (e == st.jobs.end()) {
       if (changes && (st.changed_gone.count(ids[k]) || st.me.empty())) {
         c->parts[k] = model::encode_deleted_job(ids[k]);
       } else if (changes) {
-        if (auto m = member_running(st, ids[k])) {
-          auto& group = elsewhere[m.id()];
-          group.first = m;
-          group.second.push_back(k);
-        }
+        if (auto m = member_running(st, ids[k]); !m.empty())
+          elsewhere[m].push_back(k);
       }
       c->done_one();
       continue;
@@ -409,23 +406,26 @@ caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std:
     };
     with_job(e->second, ids[k], ask);
   }
-  for (auto& [aid, group] : elsewhere) {
+  for (auto& [member, at] : elsewhere) {
     ++c->pending;
     std::vector<std::string> named;
-    for (auto k : group.second)
+    for (auto k : at)
       named.push_back(ids[k]);
-    self->request(group.first, std::chrono::seconds(10), atom::listing::value, std::move(named))
+    self->request(st.peers.at(member), std::chrono::seconds(10), atom::listing::value, named)
       .then(
-        [c, ids, at = group.second](std::vector<job_part>& parts) {
+        [c, ids, at = at](std::vector<job_part>& parts) {
           for (auto& p : parts)
             for (auto k : at)
               if (ids[k] == p.job_id)
                 c->parts[k] = std::move(p.summary);
           c->done_one();
         },
-        [self, c](caf::error& err) {
-          CF_WARN("job-supervisor", "/updates/changes without another member's jobs: ",
-                  self->system().render(err));
+        [self, c, named, member = member](caf::error& err) {
+          // Listed in the next copy instead (this one is taken).
+          CF_WARN("job-supervisor", "/updates/changes without the jobs of member ", member,
+                  " (in the next copy): ", self->system().render(err));
+          for (auto& id : named)
+            note_change(self, id);
           c->done_one();
         });
   }

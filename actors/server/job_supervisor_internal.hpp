@@ -120,9 +120,9 @@ caf::result<std::string> fleet_listing(self_ptr self);
 caf::result<std::vector<job_part>> local_parts(self_ptr self);
 /// The named jobs among those this member runs, as GET /updates lists them.
 caf::result<std::vector<job_part>> local_parts(self_ptr self, std::vector<std::string> ids);
-/// The supervisor of the member that runs job `id` when another one does
-/// (null: runs here, or no link to its member).
-job_supervisor_actor member_running(const job_supervisor_state& st, const std::string& id);
+/// The member that runs job `id` when another one does and this member has
+/// a link to its supervisor (in `peers`); "" otherwise.
+std::string member_running(const job_supervisor_state& st, const std::string& id);
 caf::error not_active();
 
 /// Where a request for job `id` goes when this member does not run it: to

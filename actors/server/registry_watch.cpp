@@ -7,8 +7,9 @@
 // another member, so the member with observers asks the node's owner to
 // relay the node's changes (watch), and the owner sends it (changed, id)
 // for each; when ownership moves, the watch is asked of the new owner and
-// the observers get a fresh copy at once. A node nobody observes costs a
-// report nothing but an empty-map check.
+// the observers get a fresh copy at once. Watches are sent again at every
+// view (an owner drops those of members it does not see). A node nobody
+// observes costs a report nothing but an empty-map check.
 #include <algorithm>
 
 #include "actors/server/registry_internal.hpp"
@@ -71,7 +72,11 @@ void observe_here(self_ptr self, const std::string& id, bool on) {
   if (on) {
     auto& w = st.watches[id];
     w.here = true;
-    ask_relay(self, id, w);
+    // A change the owner took between the first answer and the watch
+    // reaching it is not relayed: the observers get a copy read after it
+    // (asked of the owner after the watch, in order).
+    if (ask_relay(self, id, w))
+      tell_transport(st, id);
     return;
   }
   auto i = st.watches.find(id);
@@ -133,6 +138,9 @@ void retarget_watches(self_ptr self) {
     moved = ask_relay(self, i->first, w) || moved;
     if (moved && w.here)
       tell_transport(st, i->first);
+    else if (w.asked)
+      self->send(w.asked, atom::watch::value, i->first, true);  // again: the owner may
+          // have dropped it (it saw this member gone for a moment); taken once there
     if (!w.here && !w.asked && w.members.empty())
       i = st.watches.erase(i);
     else

@@ -147,11 +147,11 @@ class ClusterTest(ch.ClusterCase):
         self.assertEqual(r.code, "4.04", r)
 
     def test_job_changes_through_another_member(self):
-        # /updates/changes through m2 lists the jobs m1 runs as they change
-        # (as m1 lists them), and their deletion.
-        m1, m2 = self.member("m1"), self.member("m2")
-        self.wait_for("two live, linked members",
-                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        # /updates/changes through m2 lists the jobs m1 and m3 run as they
+        # change (as their members list them), and their deletion.
+        m1, m2, m3 = self.member("m1"), self.member("m2"), self.member("m3")
+        self.wait_for("three live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2, m3], ["m1", "m2", "m3"]))
         self.assertEqual(self.register(m1, "ch-1").code, "2.01")
         def copy():
             r = m2.coap("get", "updates/changes")
@@ -170,15 +170,22 @@ class ClusterTest(ch.ClusterCase):
             for u in c["updates"]:
                 seen[u["job_id"]] = u
             return until()
+        r = m3.coap("post", "updates", {"name": "fw3", "version": "3.3",
+                                        "package_type": "script", "script": "true",
+                                        "target_nodes": ["ch-1"]})
+        self.assertEqual(r.code, "2.01", r)
+        other = r.json()["job_id"]  # run by m3
         r = m1.coap("post", "updates", {"name": "fw", "version": "3.0",
                                         "package_type": "script", "script": "true",
                                         "target_nodes": ["ch-1"]})
         self.assertEqual(r.code, "2.01", r)
-        job = r.json()["job_id"]
-        self.wait_for("m2's /updates/changes to list the job created through m1",
-                      lambda: changed(lambda: seen.get(job, {}).get("status") == "created"))
+        job = r.json()["job_id"]  # run by m1
+        self.wait_for("m2's /updates/changes to list the jobs created through m1 and m3",
+                      lambda: changed(lambda: seen.get(job, {}).get("status") == "created"
+                                      and seen.get(other, {}).get("status") == "created"))
         self.assertEqual(seen[job]["name"], "fw", seen[job])
         self.assertEqual(seen[job]["version"], "3.0", seen[job])
+        self.assertEqual(seen[other]["version"], "3.3", seen[other])
         r = m1.coap("post", "updates", {"action": "install", "job_id": job})
         self.assertEqual(r.code, "2.04", r)
         self.wait_for("m2's /updates/changes to list the job started",
@@ -251,11 +258,12 @@ class ClusterTest(ch.ClusterCase):
         def cpu(o):
             return (o.last_body() or {}).get("cpu_percent")
         # Each member takes a report in turn: every observer hears of each,
-        # also the ones on the two members the report did not pass through.
+        # also the ones on the two members the report did not pass through
+        # (within 3 s: relayed, not read from the store every 5 s).
         for n, s in enumerate(ms):
             value = 50.0 + n
             report(s, value)
-            ob.wait_until(observers, lambda: all(cpu(o) == value for o in observers), 20,
+            ob.wait_until(observers, lambda: all(cpu(o) == value for o in observers), 3,
                           "every member's observer to hear of cpu %s reported through port %s"
                           % (value, s.port))
         r = ms[1].coap("delete", "nodes/obs-1")

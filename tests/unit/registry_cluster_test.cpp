@@ -163,6 +163,16 @@ TEST_CASE_FIXTURE(two_members, "observers of a node's health on any member hear 
   wire->clear();
   through_b(4);
   CHECK(wire->saw_changed(path));
+  // b saw a gone for a moment (a view without it) and dropped its watch;
+  // a, whose view did not change, asks again at its next view.
+  view("b", {"b"});
+  view("b", {"a", "b"});
+  wire->clear();
+  through_b(6);
+  view("a", {"a", "b"});
+  wire->clear();
+  through_b(7);
+  CHECK(wire->saw_changed(path));
   // The last observer on a left: nothing more is relayed.
   caf::anon_send(registry, atom::observe::value, owned_by_b, false);
   sched->run();
