@@ -213,11 +213,18 @@ void server_transport::impl::refreshed(representation& rep, int64_t asked_at) {
     complete(w.id, w.answer ? w.answer(rep) : current(rep));
   if (rep.reply.code / 100 != 2 && !rep.warm && !observed(path))
     rep.observe_asked = false;  // an error (an unknown node) establishes no observation
-  if (rep.again)
+  // A copy of a changes resource takes the changes it lists: one nobody
+  // would read (no observer: its reader got the copy above) is not taken,
+  // so what changed meanwhile stays for the next reader.
+  bool takes_changes = rep.key.kind == resource_kind::node_changes
+                       || rep.key.kind == resource_kind::job_changes;
+  if (rep.again && !(takes_changes && !observed_rep(rep)))
     schedule_refresh(rep, rep.behind());
-  else if ((!rep.warm || rep.reply.code == 404) && !observed_rep(rep))
+  else if ((!rep.warm || rep.reply.code == 404) && !observed_rep(rep)) {
+    behind.erase(path);
     reps.erase(path);  // a copy nobody keeps (a node's health, read once; a job
                        // that does not exist: an id asked for is not kept)
+  }
   release_held();
 }
 

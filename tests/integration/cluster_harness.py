@@ -192,6 +192,20 @@ class ClusterCase(h.ServerTestCase):
                 return False
         return True
 
+    def linked_members(self, *names):
+        """Starts the named members and waits until each sees all live and linked."""
+        ms = [self.member(n) for n in names]
+        self.wait_for("%d live, linked members" % len(ms),
+                      lambda: self.all_live_and_linked(ms, list(names)))
+        return ms
+
+    def report(self, server, node_id, cpu):
+        """A PUT /health of `node_id` through `server`, which must take it (2.04)."""
+        r = server.coap("put", "health", {"node_id": node_id, "overall_healthy": True,
+                                          "cpu_percent": cpu, "memory_percent": 10.0,
+                                          "services_status": {}, "error_messages": []})
+        self.assertEqual(r.code, "2.04", (server.port, r))
+
     def register(self, server, node_id, wait=10):
         return server.coap("post", "nodes", {
             "node_id": node_id, "hostname": node_id, "ip_address": "127.0.0.1", "port": 5699,

@@ -38,6 +38,26 @@ from cluster_harness import LEASE_MS, HoldingProxy, with_port  # noqa: E402
 
 
 class ClusterTest(ch.ClusterCase):
+    def start_agent(self, agent_bin, name, node_id, servers, extra=()):
+        """A real agent with `servers` (--server each, in order), reporting every
+        0.5 s; returns it and a function that reads its log."""
+        log_path = os.path.join(self.tmp, name + ".log")
+        args = [agent_bin]
+        for url in servers:
+            args += ["--server", url]
+        args += ["--node-id", node_id, "--bind", h.HOST, "--port", str(h.free_port()),
+                 "--state-dir", os.path.join(self.tmp, name + "-state"),
+                 "--root", os.path.join(self.tmp, name + "-root"), "--interval", "0.5",
+                 "--request-timeout", "2", "--log-level", "debug"] + list(extra)
+        with open(log_path, "wb") as log:
+            agent = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: (agent.kill(), agent.wait()))
+        def agent_log():
+            with open(log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        return agent, agent_log
+
     def test_members_link_and_show_in_status(self):
         ms = [self.member(n) for n in ("m1", "m2", "m3")]
         self.wait_for("three live, linked members on every member",
@@ -149,9 +169,7 @@ class ClusterTest(ch.ClusterCase):
     def test_job_changes_through_another_member(self):
         # /updates/changes through m2 lists the jobs m1 and m3 run as they
         # change (as their members list them), and their deletion.
-        m1, m2, m3 = self.member("m1"), self.member("m2"), self.member("m3")
-        self.wait_for("three live, linked members",
-                      lambda: self.all_live_and_linked([m1, m2, m3], ["m1", "m2", "m3"]))
+        m1, m2, m3 = self.linked_members("m1", "m2", "m3")
         self.assertEqual(self.register(m1, "ch-1").code, "2.01")
         def copy():
             r = m2.coap("get", "updates/changes")
@@ -200,15 +218,10 @@ class ClusterTest(ch.ClusterCase):
         # id): reports and reads through any member reach its actor there,
         # so a read through one member shows a report made through another
         # at once, and only one member hosts an actor of the node.
-        ms = [self.member(n) for n in ("m1", "m2", "m3")]
-        self.wait_for("three live, linked members",
-                      lambda: self.all_live_and_linked(ms, ["m1", "m2", "m3"]))
+        ms = self.linked_members("m1", "m2", "m3")
         self.assertEqual(self.register(ms[0], "own-1").code, "2.01")
         def report(s, cpu):
-            r = s.coap("put", "health", {"node_id": "own-1", "overall_healthy": True,
-                                         "cpu_percent": cpu, "memory_percent": 10.0,
-                                         "services_status": {}, "error_messages": []})
-            self.assertEqual(r.code, "2.04", (s.port, r))
+            self.report(s, "own-1", cpu)
         def cpu_at(s):
             r = s.coap("get", "nodes/own-1/health")
             self.assertEqual(r.code, "2.05", (s.port, r))
@@ -239,15 +252,10 @@ class ClusterTest(ch.ClusterCase):
         # report, whichever member took it: the node's owner relays its
         # changes to the members that observe it. A deletion ends every
         # observation with 4.04.
-        ms = [self.member(n) for n in ("m1", "m2", "m3")]
-        self.wait_for("three live, linked members",
-                      lambda: self.all_live_and_linked(ms, ["m1", "m2", "m3"]))
+        ms = self.linked_members("m1", "m2", "m3")
         self.assertEqual(self.register(ms[0], "obs-1").code, "2.01")
         def report(s, cpu):
-            r = s.coap("put", "health", {"node_id": "obs-1", "overall_healthy": True,
-                                         "cpu_percent": cpu, "memory_percent": 10.0,
-                                         "services_status": {}, "error_messages": []})
-            self.assertEqual(r.code, "2.04", (s.port, r))
+            self.report(s, "obs-1", cpu)
         report(ms[0], 1.0)
         observers = []
         for s in ms:
@@ -342,20 +350,7 @@ class ClusterTest(ch.ClusterCase):
         m1, m2 = self.member("m1"), self.member("m2")
         self.wait_for("two live, linked members",
                       lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
-        log_path = os.path.join(self.tmp, "agent.log")
-        log = open(log_path, "wb")
-        agent = subprocess.Popen(
-            [agent_bin, "--server", m1.url(), "--server", m2.url(), "--node-id", "fo-1",
-             "--bind", h.HOST, "--port", str(h.free_port()),
-             "--state-dir", os.path.join(self.tmp, "agent-state"),
-             "--root", os.path.join(self.tmp, "agent-root"), "--interval", "0.5",
-             "--request-timeout", "2", "--log-level", "debug"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        self.addCleanup(lambda: (agent.kill(), agent.wait()))
-        def agent_log():
-            with open(log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
+        agent, agent_log = self.start_agent(agent_bin, "agent", "fo-1", [m1.url(), m2.url()])
         self.wait_for("the agent registered with m1",
                       lambda: "registered as fo-1 with 127.0.0.1:%d" % m1.port in agent_log())
         self.assertIn("fails over to the next --server", agent_log())
@@ -390,21 +385,10 @@ class ClusterTest(ch.ClusterCase):
         m1, m2 = self.member("m1"), self.member("m2")
         self.wait_for("two live, linked members",
                       lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
-        log_path = os.path.join(self.tmp, "dtls-agent.log")
-        log = open(log_path, "wb")
-        agent = subprocess.Popen(
-            [agent_bin, "--server", "coaps://%s:%d" % (h.HOST, m1.dtls_port),
-             "--server", "coaps://%s:%d" % (h.HOST, m2.dtls_port), "--key-file", key_path,
-             "--node-id", "dt-1", "--bind", h.HOST, "--port", str(h.free_port()),
-             "--state-dir", os.path.join(self.tmp, "dtls-agent-state"),
-             "--root", os.path.join(self.tmp, "dtls-agent-root"), "--interval", "0.5",
-             "--request-timeout", "2", "--log-level", "debug"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        self.addCleanup(lambda: (agent.kill(), agent.wait()))
-        def agent_log():
-            with open(log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
+        agent, agent_log = self.start_agent(
+            agent_bin, "dtls-agent", "dt-1",
+            ["coaps://%s:%d" % (h.HOST, m.dtls_port) for m in (m1, m2)],
+            ["--key-file", key_path])
         self.wait_for("the agent registered with m1 over DTLS", lambda: (
             "registered as dt-1 with 127.0.0.1:%d" % m1.dtls_port in agent_log()
             or agent.poll() is not None))
