@@ -30,6 +30,10 @@ bool on_demand(resource_kind k) {
   return k == resource_kind::node_health || k == resource_kind::job_status;
 }
 
+/// The rendering time that spaces refreshes at most counts this much (a
+/// refresh follows a telemetry change within 20 times it: 5 s).
+constexpr int64_t max_spacing_render_ms = 250;
+
 uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
   for (unsigned char c : s) {
     h ^= c;
@@ -143,7 +147,12 @@ void server_transport::impl::schedule_refresh(representation& rep, bool urgent) 
   // representation (a registration burst on a large fleet renders its
   // listing every few milliseconds otherwise; the acknowledgements held for
   // it wait at most four renderings longer).
-  int64_t at = std::max(now, rep.last_refresh + 4 * rep.render_ms);
+  // A rendering's time is mostly work (a large fleet's listing), but may be
+  // waiting (a member that went away answers a fleet-wide listing only at
+  // its timeout): the spacing it sets is bounded, so that a copy rendered
+  // without a lost member's part is rendered again within seconds.
+  int64_t render_ms = std::min<int64_t>(rep.render_ms, max_spacing_render_ms);
+  int64_t at = std::max(now, rep.last_refresh + 4 * render_ms);
   if (!urgent && !rep.behind()) {
     // Telemetry: at most every interval, and never more than a twentieth
     // of the time on one representation (the fleet's listing grows with it).
@@ -151,7 +160,7 @@ void server_transport::impl::schedule_refresh(representation& rep, bool urgent) 
     int64_t interval = std::max<int64_t>(cfg.observe_interval_ms, cfg.publish_interval_ms);
     if (rep.key.kind == resource_kind::nodes && observed_rep(rep))
       interval = std::max<int64_t>(interval, 1000);
-    interval = std::max<int64_t>(interval, 20 * rep.render_ms);
+    interval = std::max<int64_t>(interval, 20 * render_ms);
     at = std::max(now, rep.last_refresh + interval);
   }
   if (rep.due >= 0 && rep.due <= at)
