@@ -254,6 +254,9 @@ void heartbeat(self_ptr self) {
               ")");
     if (r.live && !l.handle && !l.connecting && std::chrono::steady_clock::now() >= l.next_try)
       connect(self, r.cluster_endpoint, r.member_id);
+    else if (r.live && l.handle && (!l.jobs || !l.registry))
+      introduce(self, l.handle);  // it introduced itself before it knew its own actors
+                                  // (its answer names them): asked until it does
   }
 }
 
