@@ -349,9 +349,10 @@ caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
 }
 
 /// `head`, each job's summary (kept by its actor until the job changes) in
-/// the order of `ids`, then "]}". A job that is gone or does not answer
-/// (deleted meanwhile, down for good) is left out, or with `mark_gone` listed
-/// as {"job_id":ID,"deleted":true}.
+/// the order of `ids`, then "]}". A job that does not answer (down for good)
+/// is left out; one not here is too, except in a copy of /updates/changes
+/// (`changes`): deleted, it is listed as {"job_id":ID,"deleted":true}; run by
+/// another member, as that member lists it (see job_supervisor_internal.hpp).
 caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std::string>& ids,
                                            std::string head, bool changes) {
   struct collector {
