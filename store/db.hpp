@@ -26,11 +26,15 @@ class statement {
 public:
   virtual ~statement() = default;
   virtual void bind_text(int i, std::string_view v) = 0;
+  /// Bytes, any of them NUL (a BLOB column; PostgreSQL's BYTEA).
+  virtual void bind_blob(int i, std::string_view v) = 0;
   virtual void bind_int(int i, int64_t v) = 0;
   virtual void bind_null(int i) = 0;
   virtual step_result step() = 0;
   virtual bool is_null(int col) const = 0;
   virtual std::string text(int col) const = 0;
+  /// A BLOB (BYTEA) column's bytes.
+  virtual std::string blob(int col) const = 0;
   virtual int64_t integer(int col) const = 0;
   virtual void reset() = 0;
 };

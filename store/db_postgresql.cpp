@@ -23,6 +23,7 @@ namespace {
 
 constexpr Oid int8_oid = 20;
 constexpr Oid text_oid = 25;
+constexpr Oid bytea_oid = 17;
 
 /// SQLite's ?N parameters as PostgreSQL's $N; `count` is the largest N.
 std::string to_dollar(const char* sql, int& count) {
@@ -229,6 +230,7 @@ public:
     values_.resize(static_cast<size_t>(count_));
     null_.assign(static_cast<size_t>(count_), true);
     types_.assign(static_cast<size_t>(count_), 0);
+    binary_.assign(static_cast<size_t>(count_), 0);
   }
   ~pg_statement() override { finish(); }
 
@@ -237,6 +239,16 @@ public:
       values_[*k - 1].assign(v.data(), v.size());
       null_[*k - 1] = false;
       types_[*k - 1] = text_oid;
+      binary_[*k - 1] = 0;
+    }
+  }
+  // Sent in binary format: no escaping, and NUL is a byte like any other.
+  void bind_blob(int i, std::string_view v) override {
+    if (auto k = slot(i)) {
+      values_[*k - 1].assign(v.data(), v.size());
+      null_[*k - 1] = false;
+      types_[*k - 1] = bytea_oid;
+      binary_[*k - 1] = 1;
     }
   }
   void bind_int(int i, int64_t v) override {
@@ -244,6 +256,7 @@ public:
       values_[*k - 1] = std::to_string(v);
       null_[*k - 1] = false;
       types_[*k - 1] = int8_oid;
+      binary_[*k - 1] = 0;
     }
   }
   void bind_null(int i) override {
@@ -297,6 +310,19 @@ public:
       return {};
     return {PQgetvalue(row_, 0, col), static_cast<size_t>(PQgetlength(row_, 0, col))};
   }
+  // Results come in text format: BYTEA as its escaped (hex) text.
+  std::string blob(int col) const override {
+    if (is_null(col))
+      return {};
+    size_t n = 0;
+    unsigned char* raw =
+      PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(row_, 0, col)), &n);
+    if (!raw)
+      return {};
+    std::string out(reinterpret_cast<const char*>(raw), n);
+    PQfreemem(raw);
+    return out;
+  }
   int64_t integer(int col) const override {
     return is_null(col) ? 0 : std::atoll(PQgetvalue(row_, 0, col));
   }
@@ -329,7 +355,7 @@ private:
       return false;
     }
     for (size_t k = 0; k < values_.size(); ++k)
-      if (!null_[k] && values_[k].find('\0') != std::string::npos) {
+      if (!null_[k] && !binary_[k] && values_[k].find('\0') != std::string::npos) {
         c_.set_error("text with a NUL byte cannot be stored");
         return false;
       }
@@ -353,9 +379,13 @@ private:
       prepared_for_ = c_.generation();
     }
     std::vector<const char*> params(static_cast<size_t>(count_));
-    for (size_t k = 0; k < params.size(); ++k)
+    std::vector<int> lengths(static_cast<size_t>(count_));
+    for (size_t k = 0; k < params.size(); ++k) {
       params[k] = null_[k] ? nullptr : values_[k].c_str();
-    if (!PQsendQueryPrepared(conn, name_.c_str(), count_, params.data(), nullptr, nullptr, 0))
+      lengths[k] = static_cast<int>(values_[k].size());
+    }
+    if (!PQsendQueryPrepared(conn, name_.c_str(), count_, params.data(), lengths.data(),
+                             binary_.data(), 0))
       return c_.lost("cannot send");
     PQsetSingleRowMode(conn);
     c_.set_error({});
@@ -385,6 +415,7 @@ private:
   std::vector<std::string> values_;
   std::vector<bool> null_;
   std::vector<Oid> types_;
+  std::vector<int> binary_;  ///< per parameter: 1 for bytes sent as they are
   uint64_t prepared_for_ = 0;
   PGresult* row_ = nullptr;
   bool running_ = false, done_ = false;

@@ -15,6 +15,9 @@ public:
   void bind_text(int i, std::string_view v) override {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   }
+  void bind_blob(int i, std::string_view v) override {
+    sqlite3_bind_blob64(s_, i, v.data(), v.size(), SQLITE_TRANSIENT);
+  }
   void bind_int(int i, int64_t v) override { sqlite3_bind_int64(s_, i, v); }
   void bind_null(int i) override { sqlite3_bind_null(s_, i); }
   step_result step() override {
@@ -27,6 +30,12 @@ public:
   std::string text(int col) const override {
     auto p = sqlite3_column_text(s_, col);
     return p ? std::string{reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(s_, col))}
+             : std::string{};
+  }
+  std::string blob(int col) const override {
+    auto p = sqlite3_column_blob(s_, col);
+    return p ? std::string{static_cast<const char*>(p),
                            static_cast<size_t>(sqlite3_column_bytes(s_, col))}
              : std::string{};
   }

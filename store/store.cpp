@@ -57,6 +57,8 @@ bool store::statements::migrate() {
     ok = exec(sql::schema_v7, "cannot migrate the schema to v7 (cluster members)");
   if (ok && version < 8)
     ok = exec(sql::schema_v8, "cannot migrate the schema to v8 (job holders)");
+  if (ok && version < 9)
+    ok = exec(sql::schema_v9, "cannot migrate the schema to v9 (artifacts)");
   return finish_migration(ok);
 }
 
@@ -96,6 +98,10 @@ bool store::statements::migrate_postgresql() {
   if (ok && version < 8)
     ok = exec(sql::pg::schema_v8, "cannot migrate the schema to v8 (job holders)")
          && exec("UPDATE meta SET value = 8 WHERE name = 'schema_version'",
+                 "cannot record the schema version");
+  if (ok && version < 9)
+    ok = exec(sql::pg::schema_v9, "cannot migrate the schema to v9 (artifacts)")
+         && exec("UPDATE meta SET value = 9 WHERE name = 'schema_version'",
                  "cannot record the schema version");
   return finish_migration(ok);
 }

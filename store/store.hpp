@@ -50,7 +50,7 @@ public:
   /// 1 nodes, health, jobs; 2 keys and the key version; 3 the audit log;
   /// 4 reported addresses; 5 attempts, history; 6 labels, inventory; 7 members;
   /// 8 job holders.
-  static constexpr int schema_version = 8;
+  static constexpr int schema_version = 9;
 
   /// Applies all writes in one transaction (group commit): all or nothing.
   /// Returns false and sets last_error() on failure (then nothing changed).

@@ -23,6 +23,7 @@ extern const char* const schema_v5;
 extern const char* const schema_v6;
 extern const char* const schema_v7;
 extern const char* const schema_v8;
+extern const char* const schema_v9;
 extern const char *const select_holders, *const upsert_holder, *const delete_holder,
     *const take_holder_none, *const take_holder_from;
 extern const char* const update_traits;
@@ -39,7 +40,7 @@ extern const char *const key_valid_count, *const key_purge_expired, *const key_i
 extern const char *const audit_insert, *const audit_prune, *const audit_page,
     *const audit_count;
 namespace pg {  // PostgreSQL's own text where it differs
-extern const char *const schema_current, *const schema_v8, *const insert_job,
+extern const char *const schema_current, *const schema_v8, *const schema_v9, *const insert_job,
     *const select_briefs;
 }  // namespace pg
 }  // namespace sql

@@ -174,6 +174,29 @@ ALTER TABLE members ADD COLUMN jobs INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 8;
 )sql";
 
+// v9: artifacts in the store, for the members of a cluster (artifact_table):
+// each artifact's description (a deleted one's is kept, without content,
+// with deleted_at), and its content in chunks keyed by its SHA-256. A
+// single server on SQLite keeps its artifacts as files beside the
+// database and leaves these empty.
+extern const char* const schema_v9 = R"sql(
+CREATE TABLE artifacts (
+  name        TEXT PRIMARY KEY,
+  size        INTEGER NOT NULL,
+  sha256      TEXT NOT NULL,
+  uploaded_at INTEGER NOT NULL,
+  deleted_at  INTEGER
+);
+CREATE INDEX artifacts_by_content ON artifacts(sha256);
+CREATE TABLE artifact_chunks (
+  sha256 TEXT NOT NULL,
+  seq    INTEGER NOT NULL,
+  data   BLOB NOT NULL,
+  PRIMARY KEY (sha256, seq)
+);
+PRAGMA user_version = 9;
+)sql";
+
 // Job holders (store_holders.cpp); the same text on both engines.
 // Each job, its holder and whether the holder's lease holds now (by the
 // store's clock: now_ms is replaced by the engine's expression).

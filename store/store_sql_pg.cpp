@@ -134,6 +134,26 @@ ALTER TABLE members ADD COLUMN nodes BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE members ADD COLUMN jobs BIGINT NOT NULL DEFAULT 0;
 )sql";
 
+// v9: artifacts shared by the members. Their chunks are stored out of line
+// and not compressed again (images mostly are already).
+extern const char* const schema_v9 = R"sql(
+CREATE TABLE artifacts (
+  name        TEXT COLLATE "C" PRIMARY KEY,
+  size        BIGINT NOT NULL,
+  sha256      TEXT COLLATE "C" NOT NULL,
+  uploaded_at BIGINT NOT NULL,
+  deleted_at  BIGINT
+);
+CREATE INDEX artifacts_by_content ON artifacts(sha256);
+CREATE TABLE artifact_chunks (
+  sha256 TEXT COLLATE "C" NOT NULL,
+  seq    BIGINT NOT NULL,
+  data   BYTEA NOT NULL,
+  PRIMARY KEY (sha256, seq)
+);
+ALTER TABLE artifact_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+)sql";
+
 // Concurrent members take numbers from the identity, not from MAX(seq).
 extern const char* const insert_job =
     "INSERT INTO jobs(job_id, name, version, package_type, spec, status,"

@@ -186,7 +186,7 @@ TEST_CASE("audit: a v2 database is migrated to v3 and keeps its keys and nodes" 
   raw(db.path(), "PRAGMA user_version = 2");
   ::chmod(db.path().c_str(), 0644);
   auto s = open_ok(db.path());
-  CHECK(raw(db.path(), "PRAGMA user_version") == "8");
+  CHECK(raw(db.path(), "PRAGMA user_version") == "9");
   CHECK(s->load_nodes().size() == 1);
   model::key_table t;
   REQUIRE(s->load_keys(t0, t));
@@ -208,7 +208,7 @@ TEST_CASE("audit: a v1 database is migrated through v2 to v3" * doctest::test_su
   raw(db.path(), "ALTER TABLE nodes DROP COLUMN reported_ip");
   raw(db.path(), "PRAGMA user_version = 1");
   auto s = open_ok(db.path());
-  CHECK(raw(db.path(), "PRAGMA user_version") == "8");
+  CHECK(raw(db.path(), "PRAGMA user_version") == "9");
   REQUIRE(s->apply({record("job.create")}));
   CHECK(count_of(*s) == 1);
 }

@@ -103,8 +103,16 @@ inline std::unique_ptr<store> open_ok(const std::string& path) {
   return s;
 }
 
+/// What a server of schema v8 left behind (no artifacts in the store).
+inline void undo_v9(const std::string& path) {
+  raw(path, "DROP TABLE artifacts");
+  raw(path, "DROP TABLE artifact_chunks");
+  raw(path, "PRAGMA user_version = 8");
+}
+
 /// What a server of schema v7 left behind (no job holders).
 inline void undo_v8(const std::string& path) {
+  undo_v9(path);
   raw(path, "DROP TABLE job_holders");
   raw(path, "PRAGMA user_version = 7");
 }

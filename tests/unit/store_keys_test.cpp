@@ -53,11 +53,12 @@ std::vector<model::key_info> listed_at(store& s, model::millis now) {
 TEST_CASE("keys: a new database is at schema v3 with an empty key table at version 0" * doctest::test_suite("sqlite")) {
   temp_db db;
   auto s = open_ok(db.path());
-  CHECK(store::schema_version == 8);
-  CHECK(raw(db.path(), "PRAGMA user_version") == "8");
+  CHECK(store::schema_version == 9);
+  CHECK(raw(db.path(), "PRAGMA user_version") == "9");
   CHECK(raw(db.path(), "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                        " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
-        == "audit,health,job_history,job_holders,job_nodes,jobs,keys,members,meta,nodes");
+        == "artifact_chunks,artifacts,audit,health,job_history,job_holders,job_nodes,jobs,keys,"
+           "members,meta,nodes");
   CHECK(version_of(*s) == 0);
   auto t = table_at(*s, t0);
   CHECK(t.version == 0);
@@ -83,7 +84,7 @@ TEST_CASE("keys: a v1 database is migrated to v3 and keeps its nodes" * doctest:
   raw(db.path(), "PRAGMA user_version = 1");
   REQUIRE(raw(db.path(), "PRAGMA user_version") == "1");
   auto s = open_ok(db.path());
-  CHECK(raw(db.path(), "PRAGMA user_version") == "8");
+  CHECK(raw(db.path(), "PRAGMA user_version") == "9");
   REQUIRE(s->load_nodes().size() == 1);
   CHECK(version_of(*s) == 0);
   CHECK(s->add_key(key("node-1", model::role::node, "k1")) == key_outcome::done);

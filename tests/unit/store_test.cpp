@@ -114,14 +114,15 @@ TEST_CASE("open creates the schema at user_version 5 in WAL mode" * doctest::tes
     CHECK(s->load_nodes().empty());
     CHECK(s->load_jobs().empty());
   }
-  CHECK(raw(dir.path(), "PRAGMA user_version") == "8");
+  CHECK(raw(dir.path(), "PRAGMA user_version") == "9");
   CHECK(raw(dir.path(), "PRAGMA journal_mode") == "wal");
   CHECK(raw(dir.path(), "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                             " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
-        == "audit,health,job_history,job_holders,job_nodes,jobs,keys,members,meta,nodes");
+        == "artifact_chunks,artifacts,audit,health,job_history,job_holders,job_nodes,jobs,keys,"
+           "members,meta,nodes");
   // Opening again neither migrates nor fails.
   auto again = open_ok(dir.path());
-  CHECK(raw(dir.path(), "PRAGMA user_version") == "8");
+  CHECK(raw(dir.path(), "PRAGMA user_version") == "9");
 }
 
 TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only" * doctest::test_suite("sqlite")) {
@@ -145,11 +146,11 @@ TEST_CASE("the database (it holds pre-shared keys) is readable by its owner only
 TEST_CASE("a database from a newer server is refused" * doctest::test_suite("sqlite")) {
   temp_db dir;
   open_ok(dir.path());
-  raw(dir.path(), "PRAGMA user_version = 9");
+  raw(dir.path(), "PRAGMA user_version = 10");
   std::string err;
   auto s = store::open(dir.path(), err);
   CHECK(s == nullptr);
-  CHECK(err.find("database schema version 9 is newer than this server (8)")
+  CHECK(err.find("database schema version 10 is newer than this server (9)")
         != std::string::npos);
   CHECK(err.find(dir.path()) != std::string::npos);
 }

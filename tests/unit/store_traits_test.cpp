@@ -66,7 +66,7 @@ TEST_CASE("traits: a v5 database gains the columns and keeps its nodes" * doctes
   undo_v6(db.path());
   REQUIRE(raw(db.path(), "PRAGMA user_version") == "5");
   auto s = open_ok(db.path());
-  CHECK(raw(db.path(), "PRAGMA user_version") == "8");
+  CHECK(raw(db.path(), "PRAGMA user_version") == "9");
   auto nodes = s->load_nodes();
   REQUIRE(nodes.size() == 1);
   CHECK(nodes[0].reg.labels.empty());
