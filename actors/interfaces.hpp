@@ -587,7 +587,8 @@ using persistence_actor = caf::typed_actor<
 // -- artifacts -------------------------------------------------------------------------
 
 /// The artifact store: files beside the database, written atomically, with
-/// their SHA-256; the only code that touches that directory.
+/// their SHA-256; the only code that touches that directory. In a cluster
+/// the files are this member's copies of the artifacts in the shared store.
 using artifact_store_actor = caf::typed_actor<
   /// Stores an upload (replacing a previous version atomically).
   caf::replies_to<atom::upload, artifact_upload>::with<artifact_info>,
@@ -598,7 +599,9 @@ using artifact_store_actor = caf::typed_actor<
   /// Every artifact, sorted by name.
   caf::replies_to<atom::list>::with<std::vector<artifact_info>>,
   /// Deletes an artifact (its file and description); not_found if absent.
-  caf::replies_to<atom::remove, std::string>::with<atom::ok>>;
+  caf::replies_to<atom::remove, std::string>::with<atom::ok>,
+  /// Brings the copies in step with the shared store (its own timer).
+  caf::reacts_to<atom::refresh>>;
 
 // -- nodes ------------------------------------------------------------------------------
 

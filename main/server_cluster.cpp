@@ -1,5 +1,7 @@
 #include "server_cluster.hpp"
 
+#include <thread>
+
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 
@@ -151,6 +153,34 @@ cluster_actor start_cluster(caf::actor_system& sys, const cluster_options& opt, 
     CF_WARN("main", "cluster links are plain TCP, neither encrypted nor authenticated:"
                     " only for loopback and trusted networks (--cluster-cert/key/ca for TLS)");
   return handle;
+}
+
+void unpublish_cluster(caf::actor_system& sys, const cluster_options& opt,
+                       const cluster_actor& handle) {
+  if (!opt.clustered() || !handle)
+    return;
+  // TLS or not, the one network broker holds what is published.
+  if (auto done = sys.middleman().unpublish(handle, 0); !done)
+    CF_WARN("main", "cannot unpublish the membership actor: ", sys.render(done.error()));
+}
+
+bool await_cluster_end(cluster_actor handle, std::chrono::milliseconds bound) {
+  if (!handle)
+    return true;
+  auto addr = handle.address();
+  handle = nullptr;
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  // The address is weak: the control block outlives the object, whose end
+  // the count of strong references shows.
+  while (addr.get() != nullptr && addr.get()->strong_refs.load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      CF_WARN("main", "the membership actor is still referenced ", bound.count(),
+              " ms after its end");
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
 }
 
 }  // namespace coapfleet::server

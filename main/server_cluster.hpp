@@ -4,6 +4,7 @@
 // anything is written), the membership actor published for the others.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -47,5 +48,19 @@ std::unique_ptr<member_table> join_cluster(const cluster_options& opt,
 cluster_actor start_cluster(caf::actor_system& sys, const cluster_options& opt, member_row me,
                             std::unique_ptr<member_table> table, persistence_actor persistence,
                             std::string& error);
+
+/// The first step of a stop: the other members can no longer reach the
+/// membership actor (it is unpublished).
+void unpublish_cluster(caf::actor_system& sys, const cluster_options& opt,
+                       const cluster_actor& handle);
+
+/// The last step of a stop, once the membership actor was told to exit and
+/// every other handle to it is dropped: waits (at most `bound`) until its
+/// object is destroyed, while the middleman still runs. It runs on a thread
+/// of its own (detached), which the actor system's end waits for; CAF 0.17's
+/// network broker, stopped first, can keep the last reference to it for good
+/// (the "I ended" message it sends the broker stays in the stopped broker's
+/// mailbox). False if it was not destroyed in time.
+bool await_cluster_end(cluster_actor handle, std::chrono::milliseconds bound);
 
 }  // namespace coapfleet::server

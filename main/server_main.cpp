@@ -162,8 +162,13 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
   server::job_supervisor_config jcfg;
   jcfg.job.default_timeout = std::chrono::seconds(opt.job_timeout);
   jcfg.job.skip_offline = !opt.notify_offline;
-  auto artifacts = server::spawn_artifact_store(
-    sys, server::artifact_store_config{opt.artifacts}, net.handle());
+  // On PostgreSQL the artifacts are the store's, shared by the members;
+  // the directory holds this server's copies.
+  server::artifact_store_config acfg;
+  acfg.directory = opt.artifacts;
+  if (server::store::names_postgresql(opt.db))
+    acfg.shared_store = opt.db;
+  auto artifacts = server::spawn_artifact_store(sys, acfg, net.handle());
   // A member of a cluster runs only its share of the jobs, claimed once the
   // membership actor has told it who is live (actors/server/job_cluster.cpp).
   if (opt.cluster.clustered()) {
@@ -209,7 +214,8 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
                                                               : "nothing");
   }
   CF_INFO("main", "data: ", store_name, " with ", node_count, " nodes and ", job_count,
-          " jobs; artifacts in ", opt.artifacts);
+          " jobs; artifacts in ", opt.artifacts,
+          server::store::names_postgresql(opt.db) ? " (copies of the store's)" : "");
   CF_INFO("main", "liveness: stale after ", opt.stale_after, " s, offline after ",
           opt.offline_after, " s; a node's actor is closed after ", opt.idle_after,
           " s quiet; system actions ",
@@ -237,11 +243,14 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
     {"registry", caf::actor_cast<caf::actor>(registry)},
     {"reader", caf::actor_cast<caf::actor>(reader)},
     {"persistence", caf::actor_cast<caf::actor>(persistence)}};
+  server::unpublish_cluster(sys, opt.cluster, cluster);
   for (auto& [name, h] : named) {
     watch.track(name, h);
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    h = nullptr;
   }
   watch.start(give_up);
+  server::await_cluster_end(std::move(cluster), std::chrono::seconds(10));
   CF_INFO("main", restart ? "restarting" : "stopped", " cleanly");
   return 0;
 }
@@ -260,7 +269,8 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   server::add_cluster_options(app, opt.cluster);
   app.add_option("--artifacts", opt.artifacts,
-                 "directory of uploaded artifacts (default: artifacts/ beside the database)");
+                 "directory of uploaded artifacts (default: artifacts/ beside the database;"
+                 " on PostgreSQL the store keeps them, and this holds the server's copies)");
   app.add_option("--max-artifact", opt.transport.max_artifact,
                  "largest accepted artifact upload in bytes")
     ->capture_default_str();

@@ -10,7 +10,7 @@ add_executable(actor_tests
   unit/job_test.cpp unit/job_targets_test.cpp
   unit/job_commit_test.cpp
   unit/supervision_test.cpp
-  unit/artifact_store_test.cpp
+  unit/artifact_store_test.cpp unit/artifact_store_shared_test.cpp
   unit/system_test.cpp
   unit/gateway_test.cpp
   unit/gateway_keys_test.cpp

@@ -1,64 +1,18 @@
 #include "actors/server/artifact_store.hpp"
 
-#include <cerrno>
-#include <cstring>
 #include <dirent.h>
-#include <fcntl.h>
-#include <map>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "actors/server/artifact_store_internal.hpp"
 #include "common/clock.hpp"
-#include "common/durable_file.hpp"
 #include "common/log.hpp"
 #include "common/sha256.hpp"
 #include "model/json.hpp"
 
-namespace coapfleet {
+namespace coapfleet::server {
 
-namespace server {
+namespace artifacts_internal {
 
 namespace {
-
-/// A read-only mapping of an artifact file.
-class mapped_file : public shared_bytes {
-public:
-  static std::shared_ptr<const mapped_file> open(const std::string& path, std::string& error) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      error = std::strerror(errno);
-      return nullptr;
-    }
-    struct stat st {};
-    ::fstat(fd, &st);
-    auto out = std::shared_ptr<mapped_file>(new mapped_file);
-    out->size_ = static_cast<size_t>(st.st_size);
-    if (out->size_ > 0) {
-      void* p = ::mmap(nullptr, out->size_, PROT_READ, MAP_SHARED, fd, 0);
-      if (p == MAP_FAILED) {
-        error = std::strerror(errno);
-        ::close(fd);
-        return nullptr;
-      }
-      out->data_ = static_cast<const uint8_t*>(p);
-    }
-    ::close(fd);
-    return out;
-  }
-  ~mapped_file() override {
-    if (data_)
-      ::munmap(const_cast<uint8_t*>(data_), size_);
-  }
-  const uint8_t* data() const override { return data_ ? data_ : &empty_; }
-  size_t size() const override { return size_; }
-
-private:
-  mapped_file() = default;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-  static inline const uint8_t empty_ = 0;
-};
 
 std::string read_file(const std::string& path) {
   std::string out;
@@ -68,30 +22,9 @@ std::string read_file(const std::string& path) {
 
 using model::valid_artifact_name;
 
-/// The store's own directory inside the artifacts directory.
-constexpr const char* own_dir = ".store";
-
 /// Metadata of `name` as earlier versions kept it, beside the artifacts.
 constexpr std::string_view old_meta_prefix = ".meta-", old_meta_suffix = ".json";
 
-struct artifact_store_state {
-  static inline const char* name = "artifact-store";
-  artifact_store_config cfg;
-  transport_actor transport;
-  std::map<std::string, artifact_info> index;
-  std::map<std::string, std::shared_ptr<const mapped_file>> mapped;  ///< serving cache
-
-  std::string artifact_path(const std::string& a) const { return cfg.directory + "/" + a; }
-  std::string own_path() const { return cfg.directory + "/" + own_dir; }
-  std::string meta_path(const std::string& a) const { return own_path() + "/" + a + ".json"; }
-
-  /// Writes `data` to `path` atomically and durably, the temporary file in .store/.
-  bool write(const std::string& path, std::string_view data, std::string& error) const {
-    return common::write_file_atomically(path, data, error, 0644, own_path());
-  }
-};
-
-using self_ptr = artifact_store_actor::stateful_pointer<artifact_store_state>;
 
 /// Size and SHA-256 of the file at `path`, read now.
 bool measure(const std::string& path, artifact_info& a) {
@@ -251,8 +184,12 @@ bool forget_metadata(const artifact_store_state& st, const std::string& name,
   return true;
 }
 
-/// Hands the transport an artifact's contents (mapped from its file) to
-/// serve; without them (unreadable), GET /artifacts/<name> answers 4.04.
+caf::error not_found(const std::string& name) {
+  return make_api_error(api_errc::not_found, "artifact not found", "artifact", "name", name);
+}
+
+}  // namespace
+
 void publish(self_ptr self, const artifact_info& a) {
   auto& st = self->state;
   std::string err;
@@ -265,8 +202,70 @@ void publish(self_ptr self, const artifact_info& a) {
   self->send(st.transport, atom::artifact::value, artifact_blob{a, m});
 }
 
-caf::error not_found(const std::string& name) {
-  return make_api_error(api_errc::not_found, "artifact not found", "artifact", "name", name);
+bool keep_file(self_ptr self, const artifact_info& a, std::string_view body,
+               std::string& error) {
+  auto& st = self->state;
+  if (!forget_metadata(st, a.name, error) || !st.write(st.artifact_path(a.name), body, error)
+      || !st.write(st.meta_path(a.name), model::encode_artifact_meta(a), error)) {
+    st.index.erase(a.name);  // whatever the file holds now, it is not `a`
+    return false;
+  }
+  st.index[a.name] = a;
+  publish(self, a);
+  self->send(st.transport, atom::changed::value, resource{resource_kind::artifacts, {}},
+             urgency::control);
+  return true;
+}
+
+bool drop_file(self_ptr self, const std::string& name, std::string& error) {
+  auto& st = self->state;
+  if (!forget_metadata(st, name, error)
+      || (::unlink(st.artifact_path(name).c_str()) != 0 && errno != ENOENT)) {
+    if (error.empty())
+      error = "cannot remove " + st.artifact_path(name) + ": " + std::strerror(errno);
+    return false;
+  }
+  st.index.erase(name);
+  st.mapped.erase(name);  // a transfer in flight keeps its own mapping
+  self->send(st.transport, atom::remove::value, name);
+  self->send(st.transport, atom::changed::value, resource{resource_kind::artifacts, {}},
+             urgency::control);
+  return true;
+}
+
+}  // namespace artifacts_internal
+
+using namespace artifacts_internal;
+
+namespace {
+
+caf::error unavailable(self_ptr self, const std::string& what) {
+  auto* t = self->state.table.get();
+  return make_api_error(api_errc::unavailable,
+                        what + ": " + (t ? t->last_error() : std::string("no shared store")));
+}
+
+/// The description of `name` for a job or a request: the shared store's
+/// (copied here if this member's file is not that version), else this
+/// member's when the store does not answer.
+caf::expected<artifact_info> describe(self_ptr self, const std::string& name) {
+  auto& st = self->state;
+  auto local = st.index.find(name);
+  if (shared(st)) {
+    artifact_info a;
+    bool found = false;
+    auto* t = table_of(self);
+    if (answered(self, t && t->find(name, a, found))) {
+      if (!found)
+        return not_found(name);
+      if (local == st.index.end() || local->second.sha256 != a.sha256)
+        copy_from_store(self, a);
+      return a;
+    }
+  }
+  if (local == st.index.end())
+    return not_found(name);
+  return local->second;
 }
 
 }  // namespace
@@ -281,9 +280,14 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
     if (::mkdir(st.cfg.directory.c_str(), 0755) != 0 && errno != EEXIST)
       CF_ERROR("artifact-store", "cannot create ", st.cfg.directory, ": ", std::strerror(errno));
     scan(self);
+    if (shared(st)) {
+      sync_with_store(self);
+      self->delayed_send(self, st.cfg.refresh, atom::refresh::value);
+    }
     for (auto& kv : st.index)
       publish(self, kv.second);
-    CF_INFO("artifact-store", st.index.size(), " artifacts in ", st.cfg.directory);
+    CF_INFO("artifact-store", st.index.size(), " artifacts in ", st.cfg.directory,
+            shared(st) ? ", copies of the shared store's" : "");
     return {
       [self](atom::upload, artifact_upload& up) -> caf::result<artifact_info> {
         auto& st = self->state;
@@ -311,22 +315,33 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
                                 "cancel or delete them",
                                 "name", "jobs", blocking);
         }
+        // In a cluster, acknowledged means in the shared store: every
+        // member copies it from there.
+        auto* t = shared(st) ? table_of(self) : nullptr;
+        if (shared(st) && !answered(self, t && t->put(a, up.body)))
+          return unavailable(self, "the shared store did not take artifact " + a.name);
         std::string err;
-        if (!forget_metadata(st, up.name, err) || !st.write(st.artifact_path(up.name), up.body, err)
-            || !st.write(st.meta_path(up.name), model::encode_artifact_meta(a), err)) {
+        if (!keep_file(self, a, up.body, err)) {
           CF_ERROR("artifact-store", err);
-          return make_api_error(api_errc::internal, "cannot store artifact: " + err);
+          if (!shared(st))
+            return make_api_error(api_errc::internal, "cannot store artifact: " + err);
+          // Stored where it counts; this member copies it again at its
+          // next refresh.
         }
-        st.index[a.name] = a;
-        CF_INFO("artifact-store", "stored ", a.name, " size=", a.size, " sha256=", a.sha256);
-        publish(self, a);
-        self->send(st.transport, atom::changed::value, resource{resource_kind::artifacts, {}},
-                   urgency::control);
+        CF_INFO("artifact-store", "stored ", a.name, " size=", a.size, " sha256=", a.sha256,
+                shared(st) ? " in the shared store" : "");
         return a;
       },
       [self](atom::get, const std::string& name) -> caf::result<artifact_blob> {
         auto& st = self->state;
         auto i = st.index.find(name);
+        if (i == st.index.end() && shared(st)) {
+          // Uploaded through another member since the last refresh.
+          auto a = describe(self, name);
+          if (!a)
+            return a.error();
+          i = st.index.find(name);
+        }
         if (i == st.index.end())
           return not_found(name);
         auto& m = st.mapped[name];
@@ -341,36 +356,45 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
         return artifact_blob{i->second, m};
       },
       [self](atom::info, const std::string& name) -> caf::result<artifact_info> {
-        auto i = self->state.index.find(name);
-        if (i == self->state.index.end())
-          return not_found(name);
-        return i->second;
+        auto a = describe(self, name);
+        if (!a)
+          return a.error();
+        return std::move(*a);
       },
       [self](atom::remove, const std::string& name) -> caf::result<atom::ok> {
         auto& st = self->state;
-        if (st.index.find(name) == st.index.end())
+        bool here = st.index.count(name) > 0;
+        if (shared(st)) {
+          bool found = false;
+          auto* t = table_of(self);
+          if (!answered(self, t && t->remove(name, now_millis(), found)))
+            return unavailable(self, "the shared store did not delete artifact " + name);
+          if (!found && !here)
+            return not_found(name);
+        } else if (!here) {
           return not_found(name);
-        std::string err;
-        if (!forget_metadata(st, name, err)
-            || (::unlink(st.artifact_path(name).c_str()) != 0 && errno != ENOENT)) {
-          if (err.empty())
-            err = "cannot remove " + st.artifact_path(name) + ": " + std::strerror(errno);
-          CF_ERROR("artifact-store", err);
-          return make_api_error(api_errc::internal, "cannot delete artifact: " + err);
         }
-        st.index.erase(name);
-        st.mapped.erase(name);  // a transfer in flight keeps its own mapping
-        CF_INFO("artifact-store", "deleted ", name);
-        self->send(st.transport, atom::remove::value, name);
-        self->send(st.transport, atom::changed::value, resource{resource_kind::artifacts, {}},
-                   urgency::control);
+        std::string err;
+        if (here && !drop_file(self, name, err)) {
+          CF_ERROR("artifact-store", err);
+          if (!shared(st))
+            return make_api_error(api_errc::internal, "cannot delete artifact: " + err);
+        }
+        CF_INFO("artifact-store", "deleted ", name, shared(st) ? " from the shared store" : "");
         return atom::ok::value;
       },
       [self](atom::list) -> std::vector<artifact_info> {
+        // The shared store's list (this member's when it does not answer).
+        if (shared(self->state))
+          sync_with_store(self);
         std::vector<artifact_info> out;
         for (auto& kv : self->state.index)
           out.push_back(kv.second);
         return out;
+      },
+      [self](atom::refresh) {
+        sync_with_store(self);
+        self->delayed_send(self, self->state.cfg.refresh, atom::refresh::value);
       },
     };
   };
@@ -379,5 +403,4 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
   return sys.spawn(fn, std::move(cfg), std::move(transport));
 }
 
-}  // namespace server
-}  // namespace coapfleet
+}  // namespace coapfleet::server

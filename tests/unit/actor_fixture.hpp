@@ -331,11 +331,18 @@ struct fixture : coordinated_system {
     jc.job.default_timeout = 60s;
     jc.now = clock_fn();
     jc.max_changes = max_changes;
-    artifacts = server::spawn_artifact_store(
-      *sys, server::artifact_store_config{(dir / "artifacts").string(), false}, transport);
+    artifacts = server::spawn_artifact_store(*sys, artifact_config(dir / "artifacts"), transport);
     jobs = server::spawn_job_supervisor(*sys, jc, std::move(loaded.jobs), registry, persistence,
                                         transport, artifacts);
     sched->run();
+  }
+
+  /// An artifact store on this thread, over `directory`.
+  static server::artifact_store_config artifact_config(const std::filesystem::path& directory) {
+    server::artifact_store_config c;
+    c.directory = directory.string();
+    c.detached = false;
+    return c;
   }
 
   std::vector<caf::actor> actors() const {

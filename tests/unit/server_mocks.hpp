@@ -404,6 +404,7 @@ inline artifact_store_actor::behavior_type mock_artifacts(artifact_store_actor::
     [=](atom::list) -> caf::result<std::vector<artifact_info>> {
       return respond(self, *s, s->next, s->stored);
     },
+    [](atom::refresh) {},
   };
 }
 
