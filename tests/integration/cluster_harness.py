@@ -4,6 +4,7 @@ can hold a member's database traffic."""
 import os
 import select
 import socket
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -160,6 +161,26 @@ class ClusterCase(h.ServerTestCase):
                  "--cluster-seed", seeds, "--lease-ms", str(LEASE_MS),
                  "--artifacts", os.path.join(self.tmp, name + "-artifacts")]
         return self.new_server(extra, name=name, db=store or self.store, start=start)
+
+    def start_agent(self, agent_bin, name, node_id, servers, extra=()):
+        """A real agent with `servers` (--server each, in order), reporting every
+        0.5 s; returns it and a function that reads its log."""
+        log_path = os.path.join(self.tmp, name + ".log")
+        args = [agent_bin]
+        for url in servers:
+            args += ["--server", url]
+        args += ["--node-id", node_id, "--bind", h.HOST, "--port", str(h.free_port()),
+                 "--state-dir", os.path.join(self.tmp, name + "-state"),
+                 "--root", os.path.join(self.tmp, name + "-root"), "--interval", "0.5",
+                 "--request-timeout", "2", "--log-level", "debug"] + list(extra)
+        with open(log_path, "wb") as log:
+            agent = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: (agent.kill(), agent.wait()))
+        def agent_log():
+            with open(log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        return agent, agent_log
 
     def cluster(self, server, wait=10):
         r = server.coap("get", "cluster", wait=wait)

@@ -184,6 +184,16 @@ set_tests_properties(integration_cluster PROPERTIES
   LABELS "integration;postgresql;cluster"
   RESOURCE_LOCK sim_127_14)
 
+# Artifacts in the shared store: uploaded through one member, served by
+# the others, installed after the member that took the upload is killed.
+add_test(NAME integration_cluster_artifacts
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/with_pg.sh ${Python3_EXECUTABLE}
+          ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster_artifacts.py)
+set_tests_properties(integration_cluster_artifacts PROPERTIES
+  ENVIRONMENT "COAPFLEET_SERVER_BIN=$<TARGET_FILE:coapfleet-server>;COAPFLEET_AGENT=$<TARGET_FILE:coapfleet-agent>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 300
+  LABELS "integration;postgresql;cluster")
+
 # A campaign over 1,000 simulated nodes survives kill -9 of the member that
 # runs it (its nodes fail over, a survivor takes the campaign over).
 add_test(NAME integration_cluster_campaign

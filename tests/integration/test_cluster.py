@@ -38,26 +38,6 @@ from cluster_harness import LEASE_MS, HoldingProxy, with_port  # noqa: E402
 
 
 class ClusterTest(ch.ClusterCase):
-    def start_agent(self, agent_bin, name, node_id, servers, extra=()):
-        """A real agent with `servers` (--server each, in order), reporting every
-        0.5 s; returns it and a function that reads its log."""
-        log_path = os.path.join(self.tmp, name + ".log")
-        args = [agent_bin]
-        for url in servers:
-            args += ["--server", url]
-        args += ["--node-id", node_id, "--bind", h.HOST, "--port", str(h.free_port()),
-                 "--state-dir", os.path.join(self.tmp, name + "-state"),
-                 "--root", os.path.join(self.tmp, name + "-root"), "--interval", "0.5",
-                 "--request-timeout", "2", "--log-level", "debug"] + list(extra)
-        with open(log_path, "wb") as log:
-            agent = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        self.addCleanup(lambda: (agent.kill(), agent.wait()))
-        def agent_log():
-            with open(log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        return agent, agent_log
-
     def test_members_link_and_show_in_status(self):
         ms = [self.member(n) for n in ("m1", "m2", "m3")]
         self.wait_for("three live, linked members on every member",
