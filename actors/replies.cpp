@@ -1,6 +1,7 @@
 #include "actors/replies.hpp"
 
 #include <cstdlib>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -104,6 +105,31 @@ std::string path_of(const resource& r) {
     case resource_kind::job_changes: return "updates/changes";
     default: return to_string(r.kind);
   }
+}
+
+bool resource_of_path(std::string_view path, resource& out) {
+  if (!path.empty() && path.front() == '/')
+    path.remove_prefix(1);
+  // The nested ones: "nodes/<id>/health", "updates/<id>/status".
+  for (auto [head, tail, kind] : {std::tuple{std::string_view("nodes/"),
+                                             std::string_view("/health"),
+                                             resource_kind::node_health},
+                                  {"updates/", "/status", resource_kind::job_status}}) {
+    if (path.size() > head.size() + tail.size() && path.substr(0, head.size()) == head
+        && path.substr(path.size() - tail.size()) == tail) {
+      out = resource{kind, std::string(path.substr(head.size(),
+                                                   path.size() - head.size() - tail.size()))};
+      return true;
+    }
+  }
+  for (auto kind : {resource_kind::health, resource_kind::nodes, resource_kind::updates,
+                    resource_kind::node_changes, resource_kind::job_changes,
+                    resource_kind::system, resource_kind::artifacts})
+    if (path == path_of(resource{kind, {}})) {
+      out = resource{kind, {}};
+      return true;
+    }
+  return false;
 }
 
 caf::error check_access(const peer& from, model::access a, const std::string& target) {

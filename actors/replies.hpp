@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "actors/interfaces.hpp"
 
@@ -22,6 +23,11 @@ uint16_t response_code_of(api_errc code);
 /// body {"error", "field", <key>: <value>}; 5.03 with Max-Age for timeouts
 /// and unavailable actors; 5.00 for anything else.
 coap_reply error_reply(const caf::error& err);
+
+/// The resource a URI path names (path_of's inverse, a leading '/' allowed):
+/// "nodes/<id>/health" is the health of node <id>, whatever <id> holds;
+/// false for a path that names none.
+bool resource_of_path(std::string_view path, resource& out);
 
 /// The access policy applied to a request's sender (model::authorize): no
 /// error when allowed, else 4.01 (no identity: "authentication required")

@@ -17,7 +17,7 @@ add_executable(actor_tests
   unit/gateway_audit_test.cpp
   unit/keys_test.cpp
   unit/shedding_test.cpp
-  unit/cidr_test.cpp
+  unit/cidr_test.cpp unit/resource_path_test.cpp
   unit/budget_test.cpp
   unit/block1_test.cpp
   unit/certificate_files_test.cpp

@@ -30,6 +30,13 @@ bool on_demand(resource_kind k) {
   return k == resource_kind::node_health || k == resource_kind::job_status;
 }
 
+/// The kinds whose copy takes what it lists (what changed since the previous
+/// copy): a copy nobody would read is not rendered, or the changes it took
+/// would be lost to the next reader.
+bool takes_what_it_lists(resource_kind k) {
+  return k == resource_kind::node_changes || k == resource_kind::job_changes;
+}
+
 /// The rendering time that spaces refreshes at most counts this much (a
 /// refresh follows a telemetry change within 20 times it: 5 s).
 constexpr int64_t max_spacing_render_ms = 250;
@@ -83,11 +90,8 @@ namespace {
 
 /// The node of "nodes/<id>/health" ("" for any other path).
 std::string observed_node(const std::string& path) {
-  static const std::string head = "nodes/", tail = "/health";
-  if (path.size() <= head.size() + tail.size() || path.compare(0, head.size(), head) != 0
-      || path.compare(path.size() - tail.size(), tail.size(), tail) != 0)
-    return {};
-  return path.substr(head.size(), path.size() - head.size() - tail.size());
+  resource r;
+  return resource_of_path(path, r) && r.kind == resource_kind::node_health ? r.id : "";
 }
 
 }  // namespace
@@ -222,12 +226,9 @@ void server_transport::impl::refreshed(representation& rep, int64_t asked_at) {
     complete(w.id, w.answer ? w.answer(rep) : current(rep));
   if (rep.reply.code / 100 != 2 && !rep.warm && !observed(path))
     rep.observe_asked = false;  // an error (an unknown node) establishes no observation
-  // A copy of a changes resource takes the changes it lists: one nobody
-  // would read (no observer: its reader got the copy above) is not taken,
-  // so what changed meanwhile stays for the next reader.
-  bool takes_changes = rep.key.kind == resource_kind::node_changes
-                       || rep.key.kind == resource_kind::job_changes;
-  if (rep.again && !(takes_changes && !observed_rep(rep)))
+  // One nobody would read (no observer: its reader got the copy above) is
+  // not taken, so what changed meanwhile stays for the next reader.
+  if (rep.again && !(takes_what_it_lists(rep.key.kind) && !observed_rep(rep)))
     schedule_refresh(rep, rep.behind());
   else if ((!rep.warm || rep.reply.code == 404) && !observed_rep(rep)) {
     behind.erase(path);

@@ -353,10 +353,9 @@ void hnd_post_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 /// job is known.
 void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                 const coap_string_t* q, coap_pdu_t* resp, const std::vector<std::string>& parts) {
-  bool node = parts[0] == "nodes";
-  resource key = node ? resource{resource_kind::node_health, parts[1]}
-                      : resource{resource_kind::job_status, parts[1]};
   auto path = "/" + parts[0] + "/" + parts[1] + "/" + parts[2];
+  resource key;
+  resource_of_path(path, key);  // nested_path() said it names one
   // A node that is not active, a job this transport has no route to: the
   // registry or the job supervisor answers for it (4.04 when it does not
   // exist).
@@ -370,9 +369,9 @@ void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 }
 
 bool nested_path(const std::vector<std::string>& parts) {
-  return parts.size() == 3 && !parts[1].empty()
-         && ((parts[0] == "nodes" && parts[2] == "health")
-             || (parts[0] == "updates" && parts[2] == "status"));
+  resource r;
+  return parts.size() == 3 && resource_of_path(parts[0] + "/" + parts[1] + "/" + parts[2], r)
+         && r.id == parts[1];
 }
 
 void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,

@@ -210,6 +210,18 @@ void take_view(self_ptr self, cluster_view v) {
       st.peers[p.member_id] = caf::actor_cast<job_supervisor_actor>(p.jobs);
   // Requests handed to a member that went away are answered now (retry).
   st.remote_calls.fail_gone([&st](const std::string& m) { return st.peers.count(m) > 0; });
+  // A job that stays down here (its actor died too often) is given up once
+  // another member runs it: the store lets go of it, and that member claims
+  // it and tries again.
+  std::vector<std::string> down_elsewhere;
+  for (auto& [id, e] : st.jobs)
+    if (e.down && !e.actor && !st.releasing.count(id) && (!st.active || !owns(st, id)))
+      down_elsewhere.push_back(id);
+  for (auto& id : down_elsewhere) {
+    CF_WARN("job-supervisor", "job ", id, " stays down here: given up, another member runs it");
+    st.releasing.insert(id);
+    released(self, id);
+  }
   if (!st.active) {
     size_t n = 0;
     for (auto& [id, e] : st.jobs)
@@ -232,6 +244,54 @@ void take_view(self_ptr self, cluster_view v) {
   if (changed || pending || st.waiting_claims > 0 || st.views % 10 == 0)
     claim(self);
   expire_pending(self, nullptr);
+}
+
+caf::result<std::vector<model::job_record>> uses_everywhere(self_ptr self,
+                                                            const std::string& artifact,
+                                                            std::vector<std::string> here) {
+  auto& st = self->state;
+  for (auto& m : st.live)
+    if (m != st.me && st.peers.count(m) == 0)
+      return make_api_error(api_errc::unavailable,
+                            "member " + m + " is live but not linked: which of its jobs name "
+                              "artifact " + artifact + " is not known; retry",
+                            "name", "member_id", m);
+  struct gathered {
+    caf::typed_response_promise<std::vector<model::job_record>> rp;
+    std::vector<model::job_record> jobs;
+    size_t pending = 0;
+    std::string silent;  ///< a member that did not answer
+    void one() {
+      if (--pending > 0)
+        return;
+      if (silent.empty())
+        rp.deliver(std::move(jobs));
+      else
+        rp.deliver(make_api_error(api_errc::unavailable,
+                                  "member " + silent + " did not say which of its jobs name the "
+                                  "artifact; retry",
+                                  "name", "member_id", silent));
+    }
+  };
+  auto g = std::make_shared<gathered>();
+  g->rp = self->make_response_promise<std::vector<model::job_record>>();
+  g->pending = 1 + st.peers.size();
+  auto take = [g](std::vector<model::job_record> v) {
+    for (auto& j : v)
+      g->jobs.push_back(std::move(j));
+    g->one();
+  };
+  collect_records(self, here, true, take);
+  // Each member answers for its own jobs (a request from a member is not
+  // handed on).
+  for (auto& [member, peer] : st.peers)
+    self->request(peer, std::chrono::seconds(10), atom::uses::value, artifact)
+      .then([take](std::vector<model::job_record>& v) { take(std::move(v)); },
+            [g, member = member](caf::error&) {
+              g->silent = member;
+              g->one();
+            });
+  return g->rp;
 }
 
 void relay_change(self_ptr self, const std::string& id, bool deleted) {

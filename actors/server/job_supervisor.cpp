@@ -296,7 +296,7 @@ void create_job(self_ptr self, model::job_spec spec, const peer& from,
 }
 
 struct job_collector {
-  caf::typed_response_promise<std::vector<model::job_record>> rp;
+  std::function<void(std::vector<model::job_record>)> done;
   std::vector<model::job_record> out;  ///< in creation order
   std::vector<bool> have;
   size_t pending = 0;
@@ -310,22 +310,18 @@ struct job_collector {
       if (have[i] && (!unfinished_only || out[i].status == model::job_status::created
                       || out[i].status == model::job_status::in_progress))
         result.emplace_back(std::move(out[i]));
-    rp.deliver(std::move(result));
+    done(std::move(result));
   }
 };
 
-/// Asks each job for its record; answers them in the given order (those
-/// that answered), only the unfinished ones if asked so. A restarting job
-/// answers once it is back; a job that stays down is left out.
-caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
-                                                            const std::vector<std::string>& ids,
-                                                            bool unfinished_only) {
+void collect_records(self_ptr self, const std::vector<std::string>& ids, bool unfinished_only,
+                     std::function<void(std::vector<model::job_record>)> done) {
   auto c = std::make_shared<job_collector>();
-  c->rp = self->make_response_promise<std::vector<model::job_record>>();
+  c->done = std::move(done);
   c->unfinished_only = unfinished_only;
   if (ids.empty()) {
-    c->rp.deliver(std::vector<model::job_record>{});
-    return c->rp;
+    c->done({});
+    return;
   }
   c->out.resize(ids.size());
   c->have.assign(ids.size(), false);
@@ -345,7 +341,16 @@ caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
     };
     with_job(self->state.jobs[ids[k]], ids[k], ask);
   }
-  return c->rp;
+}
+
+/// collect_records, answered.
+caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
+                                                            const std::vector<std::string>& ids,
+                                                            bool unfinished_only) {
+  auto rp = self->make_response_promise<std::vector<model::job_record>>();
+  collect_records(self, ids, unfinished_only,
+                  [rp](std::vector<model::job_record> all) mutable { rp.deliver(std::move(all)); });
+  return rp;
 }
 
 /// `head`, each job's summary (kept by its actor until the job changes) in
@@ -631,7 +636,10 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
           if (a != st.artifact_of.end() && a->second == artifact)
             named.push_back(id);
         }
-        return collect_records(self, named, true);
+        // In a cluster an upload or a deletion decides for every member.
+        if (self->state.me.empty() || from_member(self))
+          return collect_records(self, named, true);
+        return uses_everywhere(self, artifact, std::move(named));
       },
       [self](atom::count) -> uint32_t { return static_cast<uint32_t>(self->state.jobs.size()); },
     };

@@ -103,6 +103,20 @@ caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std:
 
 /// The membership actor's view: claims, hand-overs, a fence.
 void take_view(self_ptr self, cluster_view v);
+
+/// Asks each job of `ids` for its record; `done` gets those that answered,
+/// in that order (only the unfinished ones if asked so). A restarting job
+/// answers once it is back; a job that stays down is left out.
+void collect_records(self_ptr self, const std::vector<std::string>& ids, bool unfinished_only,
+                     std::function<void(std::vector<model::job_record>)> done);
+
+/// The unfinished jobs naming `artifact` on every member, this one's being
+/// `here` (an upload or a deletion of the artifact, which the members
+/// share, decides on all of them); 5.03 while a live member has no link or
+/// one does not answer.
+caf::result<std::vector<model::job_record>> uses_everywhere(self_ptr self,
+                                                            const std::string& artifact,
+                                                            std::vector<std::string> here);
 /// A job this member owns but does not run yet: its requests wait for a claim.
 void await_claim(self_ptr self, const std::string& id);
 /// A job's actor ended because another member runs it now (or a fence).

@@ -10,7 +10,10 @@ member serves copies in its own --artifacts directory:
     real agent that only knows m2;
 (b) a member that was stopped while an artifact was deleted and another
     uploaded drops the one and serves the other once restarted, and its stop
-    ends cleanly (nothing left running, exit 0).
+    ends cleanly (nothing left running, exit 0);
+(c) an unfinished job run by one member keeps its artifact's content on
+    every member: other content and a deletion through another member are
+    refused (4.09) naming the job.
 """
 import hashlib
 import os
@@ -112,6 +115,41 @@ class ClusterArtifactsTest(ch.ClusterCase):
         self.wait_for("m1 no longer serving new.bin",
                       lambda: self.download(m1, "new.bin") == "4.04", timeout=10)
         self.assertEqual(self.listed(m1), {})
+
+    def test_an_artifact_a_job_on_another_member_needs_is_kept(self):
+        m1, m2 = self.member("m1"), self.member("m2")
+        self.wait_for("two live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        v1 = content(2000, 4)
+        self.upload(m1, "app.bin", v1)
+        # A job m1 runs (it created it) pins the version; not started: unfinished.
+        r = m1.coap("post", "updates", {"name": "app", "version": "1", "package_type": "file",
+                                        "artifact": "app.bin", "target_path": "/opt/app.bin",
+                                        "target_nodes": ["all"]})
+        self.assertEqual(r.code, "2.01", r)
+        job = r.json()["job_id"]
+        self.wait_for("m2 serving app.bin", lambda: self.download(m2, "app.bin") == v1,
+                      timeout=10)
+        # Through m2, which does not run the job: other content and a
+        # deletion are refused naming it, as they are through m1.
+        path = os.path.join(self.tmp, "other.upload")
+        with open(path, "wb") as f:
+            f.write(content(2000, 5))
+        for m in (m2, m1):
+            code, out, err = ah.coap_client_file(m.url("artifacts/app.bin"), "put", infile=path)
+            self.assertEqual(code, "4.09", "%s\n%s" % (out[-800:], err[-400:]))
+            r = m.coap("delete", "artifacts/app.bin")
+            self.assertEqual(r.code, "4.09", r)
+            self.assertEqual(r.json()["jobs"], job)
+        self.assertEqual(self.download(m1, "app.bin"), v1)
+        self.assertEqual(self.download(m2, "app.bin"), v1)
+        # The same content is taken; once the job is gone, the deletion is.
+        self.upload(m2, "app.bin", v1)
+        self.assertEqual(m2.coap("delete", "updates/" + job).code, "2.02")
+        r = m2.coap("delete", "artifacts/app.bin")
+        self.assertEqual(r.code, "2.02", r)
+        self.wait_for("m1 no longer serving app.bin",
+                      lambda: self.download(m1, "app.bin") == "4.04", timeout=10)
 
 
 if __name__ == "__main__":

@@ -298,6 +298,7 @@ struct fixture : coordinated_system {
   size_t max_changes = 5;  ///< of /nodes/changes (small: the reset shows)
   size_t health_list_max = 100;  ///< unhealthy nodes GET /health lists
   peer op{"127.0.0.1", 40001, {}};
+  std::string member_id;  ///< the job supervisor's, in a cluster ("": on its own)
 
   fixture() {
     liveness.now = clock_fn();
@@ -331,6 +332,7 @@ struct fixture : coordinated_system {
     jc.job.default_timeout = 60s;
     jc.now = clock_fn();
     jc.max_changes = max_changes;
+    jc.member_id = member_id;
     artifacts = server::spawn_artifact_store(*sys, artifact_config(dir / "artifacts"), transport);
     jobs = server::spawn_job_supervisor(*sys, jc, std::move(loaded.jobs), registry, persistence,
                                         transport, artifacts);

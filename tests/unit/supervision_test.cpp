@@ -5,6 +5,8 @@
 // The persistence actor commits what is pending when it is stopped.
 #include "actor_fixture.hpp"
 
+#include "model/ownership.hpp"
+
 using namespace coapfleet;
 using namespace coapfleet::actor_test;
 
@@ -169,6 +171,45 @@ TEST_CASE_FIXTURE(fixture, "a job actor that keeps dying stays down and answers 
   auto all = ask<std::vector<model::job_record>>(jobs, atom::list::value);
   REQUIRE(all.size() == 1);
   CHECK(all[0].job_id == other.job_id);
+}
+
+TEST_CASE_FIXTURE(fixture, "a job that stays down is given up once another member runs it") {
+  stop();
+  member_id = "a";
+  start({});
+  auto view = [&](std::vector<std::string> live) {
+    cluster_view v;
+    v.me = "a";
+    v.active = true;
+    v.live = std::move(live);
+    caf::anon_send(jobs, atom::cluster::value, std::move(v));
+    sched->run();
+  };
+  view({"a"});
+  enroll("node-a");
+  auto job = create(script_job());
+  for (int i = 0; i < 4; ++i) {
+    caf::anon_send_exit(wire->job(job.job_id), caf::exit_reason::kill);
+    sched->run();
+  }
+  CHECK(is_api_error(ask_error<model::job_record>(jobs, atom::status::value, job.job_id),
+                     api_errc::internal));
+  // The same members: it stays down here.
+  view({"a"});
+  CHECK(is_api_error(ask_error<model::job_record>(jobs, atom::status::value, job.job_id),
+                     api_errc::internal));
+  auto routes = wire->job_routes.size();
+  // Members join, and it hashes to one of them: given up here (the store
+  // lets go of it for that member to claim) ...
+  std::vector<std::string> live{"a"};
+  for (int k = 0; model::owner_of(job.job_id, live) == "a"; ++k)
+    live.push_back("b" + std::to_string(k));
+  view(live);
+  // ... so when it hashes here again, this member claims it from the store
+  // and runs it anew.
+  view({"a"});
+  CHECK(wire->job_routes.size() == routes + 1);
+  CHECK(ask<model::job_record>(jobs, atom::status::value, job.job_id).job_id == job.job_id);
 }
 
 TEST_CASE_FIXTURE(fixture, "persistence commits pending health when it is stopped") {
