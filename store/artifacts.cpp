@@ -162,8 +162,38 @@ bool artifact_table::known(const std::string& name, bool& ever) {
 }
 
 bool artifact_table::put(const model::artifact_info& a, std::string_view body) {
+  bool added = false;
+  return write(a, body, false, added);
+}
+
+bool artifact_table::add_if_new(const model::artifact_info& a, std::string_view body,
+                                bool& added) {
+  return write(a, body, true, added);
+}
+
+bool artifact_table::write(const model::artifact_info& a, std::string_view body, bool only_new,
+                           bool& added) {
+  added = false;
+  mismatch_ = false;
+  // Content is stored under its own SHA-256, never under what it is said to be.
+  if (static_cast<int64_t>(body.size()) != a.size || common::sha256_hex(body) != a.sha256) {
+    mismatch_ = true;
+    error_ = path_ + ": the content of artifact " + a.name + " is not the version described";
+    return false;
+  }
   if (!begin())
     return false;
+  if (only_new) {
+    bool ever = false;
+    known_->bind_text(1, a.name);
+    auto rc = known_->step();
+    ever = rc == db::step_result::row;
+    known_->reset();
+    if (rc == db::step_result::error)
+      return rollback("cannot read artifact " + a.name);
+    if (ever)  // stored (or deleted) by a member since it was looked up
+      return db_->exec("ROLLBACK") || fail("cannot end the transaction");
+  }
   model::artifact_info before;
   bool replaced = false;
   find_->bind_text(1, a.name);
@@ -200,7 +230,10 @@ bool artifact_table::put(const model::artifact_info& a, std::string_view body) {
     if (!run(*drop_unnamed_))
       return rollback("cannot store artifact " + a.name);
   }
-  return db_->exec("COMMIT") || rollback("cannot commit artifact " + a.name);
+  if (!db_->exec("COMMIT"))
+    return rollback("cannot commit artifact " + a.name);
+  added = true;
+  return true;
 }
 
 bool artifact_table::remove(const std::string& name, model::millis at, bool& found) {
@@ -229,6 +262,7 @@ bool artifact_table::remove(const std::string& name, model::millis at, bool& fou
 
 bool artifact_table::read(const model::artifact_info& a, std::string& body) {
   body.clear();
+  mismatch_ = false;
   if (!db_->healthy())
     return fail("cannot reach the store");
   if (a.size < 0)
@@ -260,6 +294,7 @@ bool artifact_table::read(const model::artifact_info& a, std::string& body) {
   if (!in_order || expected == 0 || static_cast<int64_t>(body.size()) != a.size
       || digest.hex() != a.sha256) {
     body.clear();
+    mismatch_ = true;
     error_ = path_ + ": the store's content of artifact " + a.name
              + " is not the version described (size " + std::to_string(a.size) + ", SHA-256 "
              + a.sha256 + ")";

@@ -55,9 +55,14 @@ public:
   /// Whether the store ever had `name` (now, or deleted).
   bool known(const std::string& name, bool& ever);
 
-  /// Stores `body` as `a` (the caller computed its size and SHA-256),
-  /// replacing whatever version `a.name` had, in one transaction.
+  /// Stores `body` as `a`, replacing whatever version `a.name` had, in one
+  /// transaction. Content that is not `a`'s size and SHA-256 is refused
+  /// (content_mismatch()).
   bool put(const model::artifact_info& a, std::string_view body);
+
+  /// put(), but only if the store never had `a.name` (now or deleted),
+  /// decided in the same transaction; `added` says whether it did.
+  bool add_if_new(const model::artifact_info& a, std::string_view body, bool& added);
 
   /// Deletes `name` at time `at`; `found` says whether there was one.
   bool remove(const std::string& name, model::millis at, bool& found);
@@ -66,6 +71,10 @@ public:
   /// replacement committed since `a` was read fails the check: read the
   /// description again).
   bool read(const model::artifact_info& a, std::string& body);
+
+  /// Whether the last put() or read() failed because the content was not
+  /// the version described (the store answered), not for want of an answer.
+  bool content_mismatch() const { return mismatch_; }
 
   /// How long a call waits for the store.
   void set_timeout(int ms);
@@ -76,11 +85,13 @@ private:
   bool fail(const std::string& what);
   bool begin();
   bool rollback(const std::string& what);
+  bool write(const model::artifact_info& a, std::string_view body, bool only_new, bool& added);
   std::unique_ptr<db::connection> db_;
   std::unique_ptr<db::statement> list_, find_, known_, has_content_, put_chunk_, upsert_, delete_,
     drop_unnamed_, read_;
   std::string path_, error_;
   bool pg_ = false;
+  bool mismatch_ = false;
 };
 
 }  // namespace coapfleet::server

@@ -188,11 +188,14 @@ public:
     return PQgetResult(conn_);
   }
 
-  /// Marks the connection lost (it reconnects on next use); always false.
+  /// Marks the connection lost (it reconnects on next use) and closes it at
+  /// once: the server ends a transaction it left open (and the locks it
+  /// holds) now, not at this session's next call. Always false.
   bool lost(const std::string& why) {
     error_ = redacted(uri_) + ": " + why
              + (conn_ ? ": " + trimmed(PQerrorMessage(conn_)) : std::string{});
     broken_ = true;
+    close();
     return false;
   }
 

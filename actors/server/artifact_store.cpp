@@ -205,11 +205,11 @@ void publish(self_ptr self, const artifact_info& a) {
 bool keep_file(self_ptr self, const artifact_info& a, std::string_view body,
                std::string& error) {
   auto& st = self->state;
+  // On failure the file is the version before (written atomically) and is
+  // still served as that; in a cluster the next refresh tries again.
   if (!forget_metadata(st, a.name, error) || !st.write(st.artifact_path(a.name), body, error)
-      || !st.write(st.meta_path(a.name), model::encode_artifact_meta(a), error)) {
-    st.index.erase(a.name);  // whatever the file holds now, it is not `a`
+      || !st.write(st.meta_path(a.name), model::encode_artifact_meta(a), error))
     return false;
-  }
   st.index[a.name] = a;
   publish(self, a);
   self->send(st.transport, atom::changed::value, resource{resource_kind::artifacts, {}},
@@ -239,10 +239,11 @@ using namespace artifacts_internal;
 
 namespace {
 
+/// 5.03 for a client; why (the store's own message) goes to the log only.
 caf::error unavailable(self_ptr self, const std::string& what) {
   auto* t = self->state.table.get();
-  return make_api_error(api_errc::unavailable,
-                        what + ": " + (t ? t->last_error() : std::string("no shared store")));
+  CF_WARN("artifact-store", what, ": ", t ? t->last_error() : std::string("no shared store"));
+  return make_api_error(api_errc::unavailable, what + "; retry");
 }
 
 /// The description of `name` for a job or a request: the shared store's
@@ -282,6 +283,7 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
     scan(self);
     if (shared(st)) {
       sync_with_store(self);
+      st.next_refresh_at = now_millis() + st.cfg.refresh.count();
       self->delayed_send(self, st.cfg.refresh, atom::refresh::value);
     }
     for (auto& kv : st.index)
@@ -341,6 +343,10 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
           if (!a)
             return a.error();
           i = st.index.find(name);
+          if (i == st.index.end())
+            return make_api_error(api_errc::unavailable,
+                                  "artifact " + name + " is not copied to this member yet; retry",
+                                  "artifact", "name", name);
         }
         if (i == st.index.end())
           return not_found(name);
@@ -369,8 +375,13 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
           auto* t = table_of(self);
           if (!answered(self, t && t->remove(name, now_millis(), found)))
             return unavailable(self, "the shared store did not delete artifact " + name);
-          if (!found && !here)
+          if (!found) {
+            // Deleted through another member: this member's copy goes too.
+            std::string err;
+            if (here && !drop_file(self, name, err))
+              CF_ERROR("artifact-store", err);
             return not_found(name);
+          }
         } else if (!here) {
           return not_found(name);
         }
@@ -393,8 +404,16 @@ artifact_store_actor spawn_artifact_store(caf::actor_system& sys, artifact_store
         return out;
       },
       [self](atom::refresh) {
+        auto& st = self->state;
+        if (!shared(st))
+          return;
         sync_with_store(self);
-        self->delayed_send(self, self->state.cfg.refresh, atom::refresh::value);
+        // One timer: a refresh asked for in between does not start another.
+        auto now = now_millis();
+        if (now >= st.next_refresh_at) {
+          st.next_refresh_at = now + st.cfg.refresh.count();
+          self->delayed_send(self, st.cfg.refresh, atom::refresh::value);
+        }
       },
     };
   };

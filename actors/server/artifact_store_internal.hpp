@@ -72,6 +72,19 @@ struct artifact_store_state {
   /// its last call was answered (a change is logged once).
   std::unique_ptr<artifact_table> table;
   bool store_answered = true;
+  /// When the store is asked again after it did not answer (the timer's
+  /// refreshes wait; a request always asks).
+  model::millis store_retry_at = 0;
+  /// When the refresh timer is due (a refresh asked for otherwise adds none).
+  model::millis next_refresh_at = 0;
+  /// What could not be brought in step here (a full disk, an unreadable
+  /// file): tried again after `wait`, doubled each time, logged once.
+  struct failure {
+    std::string version;  ///< the SHA-256 it was about
+    model::millis next_try = 0;
+    model::millis wait = 0;
+  };
+  std::map<std::string, failure> failed;
 
   std::string artifact_path(const std::string& a) const { return cfg.directory + "/" + a; }
   std::string own_path() const { return cfg.directory + "/" + own_dir; }

@@ -246,6 +246,21 @@ void take_view(self_ptr self, cluster_view v) {
   expire_pending(self, nullptr);
 }
 
+std::string jobs_moving(const job_supervisor_state& st) {
+  if (!st.active)
+    return st.me + " is fenced";
+  if (st.claiming)
+    return st.me + " is claiming its share";
+  if (!st.releasing.empty())
+    return st.me + " lets go of " + std::to_string(st.releasing.size());
+  if (st.waiting_claims > 0)
+    return std::to_string(st.waiting_claims) + " of " + st.me + "'s share held elsewhere";
+  for (auto& [id, e] : st.jobs)
+    if (e.claim_until != 0)
+      return st.me + " awaits job " + id;
+  return {};
+}
+
 caf::result<std::vector<model::job_record>> uses_everywhere(self_ptr self,
                                                             const std::string& artifact,
                                                             std::vector<std::string> here) {

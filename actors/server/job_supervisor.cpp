@@ -636,8 +636,17 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_supervisor
           if (a != st.artifact_of.end() && a->second == artifact)
             named.push_back(id);
         }
-        // In a cluster an upload or a deletion decides for every member.
-        if (self->state.me.empty() || from_member(self))
+        if (st.me.empty())
+          return collect_records(self, named, true);
+        // In a cluster an upload or a deletion decides for every member,
+        // which cannot say while its jobs move between members.
+        if (auto moving = jobs_moving(st); !moving.empty())
+          return make_api_error(api_errc::unavailable,
+                                "jobs are moving between members (" + moving
+                                  + "): which of them name artifact " + artifact
+                                  + " is not known; retry",
+                                "name");
+        if (from_member(self))
           return collect_records(self, named, true);
         return uses_everywhere(self, artifact, std::move(named));
       },

@@ -110,6 +110,11 @@ void take_view(self_ptr self, cluster_view v);
 void collect_records(self_ptr self, const std::vector<std::string>& ids, bool unfinished_only,
                      std::function<void(std::vector<model::job_record>)> done);
 
+/// Why this member's jobs are not settled ("" when they are): fenced, a
+/// claim under way, jobs it lets go of, or of its share that another member
+/// still holds or it waits to claim.
+std::string jobs_moving(const job_supervisor_state& st);
+
 /// The unfinished jobs naming `artifact` on every member, this one's being
 /// `here` (an upload or a deletion of the artifact, which the members
 /// share, decides on all of them); 5.03 while a live member has no link or

@@ -182,6 +182,21 @@ class ClusterCase(h.ServerTestCase):
                 return f.read().decode("utf-8", "replace")
         return agent, agent_log
 
+    def run_job(self, server, spec, node_id, timeout=60):
+        """Creates the job `spec` through `server` for `node_id`, installs it
+        there and waits until the node's part is final; returns its status."""
+        r = server.coap("post", "updates", dict(spec, target_nodes=[node_id]))
+        self.assertEqual(r.code, "2.01", r)
+        job = r.json()["job_id"]
+        r = server.coap("post", "updates", {"action": "install", "job_id": job})
+        self.assertEqual(r.code, "2.04", r)
+
+        def finished():
+            r = server.coap("get", "updates/%s/status" % job)
+            st = r.json().get("node_statuses", {}).get(node_id) if r.code == "2.05" else None
+            return st if st in ("succeeded", "failed", "timed_out") else None
+        return self.wait_for("the job on %s finished" % node_id, finished, timeout=timeout)
+
     def cluster(self, server, wait=10):
         r = server.coap("get", "cluster", wait=wait)
         self.assertEqual(r.code, "2.05", r)

@@ -381,18 +381,9 @@ class ClusterTest(ch.ClusterCase):
             timeout=40)
         # A job m2 runs: its notification reaches the agent over DTLS from m2.
         marker = os.path.join(self.tmp, "dtls-agent-ran")
-        r = m2.coap("post", "updates", {"name": "t", "version": "1", "package_type": "script",
-                                        "script": "touch %s" % marker,
-                                        "target_nodes": ["dt-1"]})
-        self.assertEqual(r.code, "2.01", r)
-        job = r.json()["job_id"]
-        r = m2.coap("post", "updates", {"action": "install", "job_id": job})
-        self.assertEqual(r.code, "2.04", r)
-        def finished():
-            r = m2.coap("get", "updates/%s/status" % job)
-            st = r.json().get("node_statuses", {}).get("dt-1") if r.code == "2.05" else None
-            return st if st in ("succeeded", "failed", "timed_out") else None
-        self.assertEqual(self.wait_for("the job on dt-1 finished", finished, timeout=60),
+        self.assertEqual(self.run_job(m2, {"name": "t", "version": "1",
+                                           "package_type": "script",
+                                           "script": "touch %s" % marker}, "dt-1"),
                          "succeeded", agent_log()[-3000:])
         self.assertTrue(os.path.exists(marker))
         self.assertIsNone(agent.poll(), agent_log()[-2000:])

@@ -140,6 +140,40 @@ TEST_CASE("artifacts in the store: a deleted name is remembered, without its con
   CHECK(body == v);
 }
 
+TEST_CASE("artifacts in the store: content is stored only as what it is; an import never replaces") {
+  temp_db db;
+  { auto s = open_ok(db.path()); }
+  auto t = table_ok(db.path());
+  // Described as another version (same size): refused, nothing stored.
+  auto v1 = bytes(4000, 1), v2 = bytes(4000, 2);
+  CHECK_FALSE(t->put(described("fw.bin", v1), v2));
+  CHECK(t->content_mismatch());
+  std::vector<model::artifact_info> all;
+  REQUIRE(t->list(all));
+  CHECK(all.empty());
+  CHECK(chunks_of(db, common::sha256_hex(v1)) == "0");
+  // An import of a name the store never had is taken ...
+  bool added = false;
+  REQUIRE(t->add_if_new(described("fw.bin", v1), v1, added));
+  CHECK(added);
+  CHECK_FALSE(t->content_mismatch());
+  // ... but never over one it has, or deleted.
+  REQUIRE(t->add_if_new(described("fw.bin", v2), v2, added));
+  CHECK_FALSE(added);
+  bool found = false;
+  REQUIRE(t->remove("fw.bin", 5, found));
+  REQUIRE(t->add_if_new(described("fw.bin", v2), v2, added));
+  CHECK_FALSE(added);
+  REQUIRE(t->list(all));
+  CHECK(all.empty());
+  CHECK(chunks_of(db, common::sha256_hex(v2)) == "0");
+  // A read that finds other content says so (the store did answer).
+  REQUIRE(t->put(described("app.bin", v1), v1));
+  std::string body;
+  CHECK_FALSE(t->read(described("app.bin", v2), body));
+  CHECK(t->content_mismatch());
+}
+
 TEST_CASE("artifacts in the store: a v8 database gets the tables" * doctest::test_suite("sqlite")) {
   temp_db db;
   { auto s = open_ok(db.path()); }
