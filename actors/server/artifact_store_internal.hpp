@@ -98,6 +98,14 @@ struct artifact_store_state {
 
 using self_ptr = artifact_store_actor::stateful_pointer<artifact_store_state>;
 
+/// Reads the directory at the start (artifact_store_files.cpp): every
+/// artifact with its metadata, the old layout's moved into .store/.
+void scan(self_ptr self);
+
+/// Removes the metadata of `name`, durably.
+bool forget_metadata(const artifact_store_state& st, const std::string& name,
+                     std::string& error);
+
 /// Hands the transport an artifact's contents (mapped from its file) to
 /// serve; without them (unreadable), GET /artifacts/<name> answers 4.04.
 void publish(self_ptr self, const artifact_info& a);
