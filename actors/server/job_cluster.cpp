@@ -261,6 +261,46 @@ std::string jobs_moving(const job_supervisor_state& st) {
   return {};
 }
 
+namespace {
+
+/// Gathers what this member (`local`, which calls back once) and every
+/// linked member (`ask(peer)` sends the request) answer; `done` gets it all,
+/// and a member that did not answer ("" if all did).
+template <class T, class Ask, class Local, class Done>
+void from_every_member(self_ptr self, Ask ask, Local local, Done done) {
+  struct gather {
+    Done done;
+    std::vector<T> all;
+    size_t pending = 1;
+    std::string silent;
+    void add(std::vector<T>&& more) {
+      for (auto& x : more)
+        all.push_back(std::move(x));
+      one();
+    }
+    void one() {
+      if (--pending == 0)
+        done(std::move(all), silent);
+    }
+  };
+  auto g = std::make_shared<gather>(gather{std::move(done), {}, 1, {}});
+  for (auto& [member, peer] : self->state.peers) {
+    ++g->pending;
+    ask(peer).then([g](std::vector<T>& v) { g->add(std::move(v)); },
+                   [self, g, member = member](caf::error& err) {
+                     CF_WARN("job-supervisor", "member ", member, " did not answer: ",
+                             self->system().render(err));
+                     g->silent = member;
+                     g->one();
+                   });
+  }
+  ++g->pending;
+  local([g](std::vector<T> v) { g->add(std::move(v)); });
+  g->one();
+}
+
+}  // namespace
+
 caf::result<std::vector<model::job_record>> uses_everywhere(self_ptr self,
                                                             const std::string& artifact,
                                                             std::vector<std::string> here) {
@@ -271,14 +311,16 @@ caf::result<std::vector<model::job_record>> uses_everywhere(self_ptr self,
                             "member " + m + " is live but not linked: which of its jobs name "
                               "artifact " + artifact + " is not known; retry",
                             "name", "member_id", m);
-  struct gathered {
-    caf::typed_response_promise<std::vector<model::job_record>> rp;
-    std::vector<model::job_record> jobs;
-    size_t pending = 0;
-    std::string silent;  ///< a member that did not answer
-    void one() {
-      if (--pending > 0)
-        return;
+  auto rp = self->make_response_promise<std::vector<model::job_record>>();
+  // Each member answers for its own jobs (a request from a member is not
+  // handed on).
+  from_every_member<model::job_record>(
+    self,
+    [self, artifact](const job_supervisor_actor& peer) {
+      return self->request(peer, std::chrono::seconds(10), atom::uses::value, artifact);
+    },
+    [self, here = std::move(here)](auto take) { collect_records(self, here, true, take); },
+    [rp](std::vector<model::job_record> jobs, const std::string& silent) mutable {
       if (silent.empty())
         rp.deliver(std::move(jobs));
       else
@@ -286,27 +328,8 @@ caf::result<std::vector<model::job_record>> uses_everywhere(self_ptr self,
                                   "member " + silent + " did not say which of its jobs name the "
                                   "artifact; retry",
                                   "name", "member_id", silent));
-    }
-  };
-  auto g = std::make_shared<gathered>();
-  g->rp = self->make_response_promise<std::vector<model::job_record>>();
-  g->pending = 1 + st.peers.size();
-  auto take = [g](std::vector<model::job_record> v) {
-    for (auto& j : v)
-      g->jobs.push_back(std::move(j));
-    g->one();
-  };
-  collect_records(self, here, true, take);
-  // Each member answers for its own jobs (a request from a member is not
-  // handed on).
-  for (auto& [member, peer] : st.peers)
-    self->request(peer, std::chrono::seconds(10), atom::uses::value, artifact)
-      .then([take](std::vector<model::job_record>& v) { take(std::move(v)); },
-            [g, member = member](caf::error&) {
-              g->silent = member;
-              g->one();
-            });
-  return g->rp;
+    });
+  return rp;
 }
 
 void relay_change(self_ptr self, const std::string& id, bool deleted) {
@@ -359,17 +382,16 @@ std::string member_running(const job_supervisor_state& st, const std::string& id
 }
 
 caf::result<std::string> fleet_listing(self_ptr self) {
-  struct gather {
-    caf::typed_response_promise<std::string> rp;
-    std::vector<job_part> parts;
-    size_t pending = 1;
-    void add(std::vector<job_part>&& more) {
-      for (auto& p : more)
-        parts.push_back(std::move(p));
-    }
-    void one() {
-      if (--pending > 0)
-        return;
+  auto rp = self->make_response_promise<std::string>();
+  from_every_member<job_part>(
+    self,
+    [self](const job_supervisor_actor& peer) {
+      return self->request(peer, std::chrono::seconds(5), atom::listing::value,
+                           atom::cluster::value);
+    },
+    [self](auto take) { collect_parts(self, self->state.order, take); },
+    // A member that did not answer: GET /updates without its jobs (logged).
+    [rp](std::vector<job_part> parts, const std::string&) mutable {
       std::sort(parts.begin(), parts.end(), [](const job_part& a, const job_part& b) {
         return a.created_at != b.created_at ? a.created_at < b.created_at : a.job_id < b.job_id;
       });
@@ -384,31 +406,8 @@ caf::result<std::string> fleet_listing(self_ptr self) {
         last = &p.job_id;
       }
       rp.deliver(out + "]}");
-    }
-  };
-  auto g = std::make_shared<gather>();
-  g->rp = self->make_response_promise<std::string>();
-  for (auto& [member, peer] : self->state.peers) {
-    ++g->pending;
-    self->request(peer, std::chrono::seconds(5), atom::listing::value, atom::cluster::value)
-      .then(
-        [g](std::vector<job_part>& parts) {
-          g->add(std::move(parts));
-          g->one();
-        },
-        [self, g, member = member](caf::error& err) {
-          CF_WARN("job-supervisor", "GET /updates without the jobs of member ", member, ": ",
-                  self->system().render(err));
-          g->one();
-        });
-  }
-  ++g->pending;
-  collect_parts(self, self->state.order, [g](std::vector<job_part> parts) {
-    g->add(std::move(parts));
-    g->one();
-  });
-  g->one();
-  return g->rp;
+    });
+  return rp;
 }
 
 }  // namespace coapfleet::server::jobs_detail
