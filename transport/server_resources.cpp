@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <cstring>
 #include <functional>
+#include <optional>
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
@@ -352,10 +353,8 @@ void hnd_post_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 /// GET only, observable. They exist while their node is registered, their
 /// job is known.
 void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
-                const coap_string_t* q, coap_pdu_t* resp, const std::vector<std::string>& parts) {
-  auto path = "/" + parts[0] + "/" + parts[1] + "/" + parts[2];
-  resource key;
-  resource_of_path(path, key);  // nested_path() said it names one
+                const coap_string_t* q, coap_pdu_t* resp, const resource& key) {
+  auto path = "/" + path_of(key);
   // A node that is not active, a job this transport has no route to: the
   // registry or the job supervisor answers for it (4.04 when it does not
   // exist).
@@ -368,17 +367,20 @@ void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
   serve(r, s, req, q, resp, key);
 }
 
-bool nested_path(const std::vector<std::string>& parts) {
+/// The node's health or job's status a path of three segments names.
+std::optional<resource> nested_resource(const std::vector<std::string>& parts) {
   resource r;
-  return parts.size() == 3 && resource_of_path(parts[0] + "/" + parts[1] + "/" + parts[2], r)
-         && r.id == parts[1];
+  if (parts.size() == 3 && resource_of_path(parts[0] + "/" + parts[1] + "/" + parts[2], r)
+      && r.id == parts[1])
+    return r;
+  return std::nullopt;
 }
 
 void hnd_unknown(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                  const coap_string_t* q, coap_pdu_t* resp) {
   auto parts = uri_path_segments(req);
-  if (nested_path(parts))
-    return hnd_nested(r, s, req, q, resp, parts);
+  if (auto key = nested_resource(parts))
+    return hnd_nested(r, s, req, q, resp, *key);
   if (!job_spec_id(req).empty())
     return hnd_get_job_spec(r, s, req, q, resp);
   if (hnd_delete_job(r, s, req, q, resp, parts) || hnd_history(r, s, req, q, resp, parts))
