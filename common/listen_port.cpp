@@ -45,6 +45,19 @@ bool udp_port_in_use(const sockaddr* addr, socklen_t length) {
   return in_use;
 }
 
+bool tcp_port_in_use(const sockaddr* addr, socklen_t length) {
+  if (port_of(addr) == 0)
+    return false;
+  int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return false;
+  int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  bool in_use = ::bind(fd, addr, length) != 0 && errno == EADDRINUSE;
+  ::close(fd);
+  return in_use;
+}
+
 std::string listening_port_refusal(const sockaddr* addr, socklen_t length,
                                    const std::string& shown) {
   if (listening_ports_shared() || !udp_port_in_use(addr, length))

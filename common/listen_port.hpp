@@ -23,6 +23,11 @@ bool listening_ports_shared();
 /// bind to report. Port 0 (any free port) is never in use.
 bool udp_port_in_use(const sockaddr* addr, socklen_t length);
 
+/// True when a socket listens on `addr`'s TCP port (on the same address or
+/// an overlapping one): a probe bind with SO_REUSEADDR, as a listener binds,
+/// fails with EADDRINUSE. Connections in TIME_WAIT do not count.
+bool tcp_port_in_use(const sockaddr* addr, socklen_t length);
+
 /// Why `shown` (address:port) cannot be listened on, or "" when it can:
 /// udp_port_in_use unless listening_ports_shared().
 std::string listening_port_refusal(const sockaddr* addr, socklen_t length,

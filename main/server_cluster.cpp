@@ -1,11 +1,13 @@
 #include "server_cluster.hpp"
 
+#include <netdb.h>
 #include <thread>
 
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 
 #include "actors/server/cluster.hpp"
+#include "common/listen_port.hpp"
 #include "common/log.hpp"
 
 namespace coapfleet::server {
@@ -79,6 +81,30 @@ std::string check_cluster_options(const cluster_options& opt, const std::string&
   if (opt.lease_ms < 1500 || opt.lease_ms > 600000)
     return "--lease-ms: 1500..600000 (renewed every third of it)";
   return "";
+}
+
+std::string cluster_listen_refusal(const cluster_options& opt) {
+  std::string host;
+  uint16_t port = 0;
+  if (!opt.clustered() || !split_endpoint(opt.listen, host, port))
+    return "";
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  // A name that does not resolve is left to the real listen to report.
+  if (::getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints,
+                    &found) != 0)
+    return "";
+  bool in_use = false;
+  for (auto* a = found; a != nullptr && !in_use; a = a->ai_next)
+    in_use = common::tcp_port_in_use(a->ai_addr, a->ai_addrlen);
+  ::freeaddrinfo(found);
+  if (!in_use)
+    return "";
+  return "cannot listen on " + opt.listen
+         + " for the other members: a socket already listens there (another member?)";
 }
 
 void configure_cluster(caf::actor_system_config& cfg, const cluster_options& opt) {

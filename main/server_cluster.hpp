@@ -36,6 +36,11 @@ std::string check_cluster_options(const cluster_options& opt, const std::string&
 /// Loads CAF's middleman (and its OpenSSL module for TLS) into the config.
 void configure_cluster(caf::actor_system_config& cfg, const cluster_options& opt);
 
+/// Why this member cannot listen on --cluster-listen (a socket already
+/// listens there), or "": checked before it joins, so that a member that
+/// could never be linked to does not take a share of the nodes.
+std::string cluster_listen_refusal(const cluster_options& opt);
+
 /// Joins the cluster in the store (a new epoch) and fences `db` with it.
 /// Null with `error` on failure.
 std::unique_ptr<member_table> join_cluster(const cluster_options& opt,

@@ -10,6 +10,8 @@
 #include <functional>
 #include <thread>
 #include <unistd.h>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -82,6 +84,27 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
   configure_scheduler(cfg, opt.workers);
   caf::actor_system sys{cfg};
 
+  // The actors running so far. They end in the reverse order of their
+  // start, on a stop and on a start that fails half-way alike: the actor
+  // system's end waits for every actor.
+  std::vector<std::pair<const char*, caf::actor>> started;
+  auto end_started = [&] {
+    for (auto it = started.rbegin(); it != started.rend(); ++it) {
+      watch.track(it->first, it->second);
+      caf::anon_send_exit(it->second, caf::exit_reason::user_shutdown);
+    }
+    started.clear();
+  };
+  auto failed = [&](const std::string& why) {
+    CF_ERROR("main", why);
+    end_started();
+    watch.start([](const std::string&) { std::_Exit(1); });
+    return 1;
+  };
+  auto add = [&](const char* name, const auto& handle) {
+    started.emplace_back(name, caf::actor_cast<caf::actor>(handle));
+  };
+
   std::string error;
   auto db = server::store::open(opt.db, error);
   if (!db) {
@@ -94,6 +117,10 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
   server::member_row me;
   std::unique_ptr<server::member_table> members;
   if (opt.cluster.clustered()) {
+    if (auto refusal = server::cluster_listen_refusal(opt.cluster); !refusal.empty()) {
+      CF_ERROR("main", refusal);
+      return 1;
+    }
     members = server::join_cluster(opt.cluster, opt.db,
                                    opt.transport.bind + ":" + std::to_string(opt.transport.port),
                                    *db, me, error);
@@ -121,17 +148,17 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
   // Told often enough for the transport to steer by, rarely enough to be cheap.
   pcfg.absorbed_every = std::clamp<uint64_t>(opt.transport.shedding.backlog_high / 4, 1, 256);
   auto persistence = server::spawn_persistence(sys, std::move(db), pcfg);
+  add("persistence", persistence);
   // GET /nodes reads the database on connections of its own.
   auto read_db = server::store_reader::open(opt.db, error);
-  if (!read_db) {
-    CF_ERROR("main", "cannot open the store for reading: ", error);
-    return 1;
-  }
+  if (!read_db)
+    return failed("cannot open the store for reading: " + error);
   server::reader_config rdcfg;
   rdcfg.liveness.stale_after = static_cast<model::millis>(opt.stale_after * 1000);
   rdcfg.liveness.offline_after = static_cast<model::millis>(opt.offline_after * 1000);
   rdcfg.transport = net.handle();
   auto reader = server::spawn_reader(sys, std::move(read_db), rdcfg);
+  add("reader", reader);
   net.set_reader(reader);
   loaded_state loaded;
   {
@@ -140,10 +167,8 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
     self->request(persistence, caf::infinite, atom::load::value)
       .receive([&](loaded_state& st) { loaded = std::move(st); ok = true; },
                [&](caf::error& err) { error = caf::to_string(err); });
-    if (!ok) {
-      CF_ERROR("main", "cannot load state: ", error);
-      return 1;
-    }
+    if (!ok)
+      return failed("cannot load state: " + error);
   }
   auto node_count = loaded.nodes.size();
   auto job_count = loaded.jobs.size();
@@ -158,6 +183,7 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
   rcfg.clustered = opt.cluster.clustered();
   auto registry = server::spawn_registry(sys, rcfg, std::move(loaded.nodes), persistence,
                                          net.handle());
+  add("registry", registry);
   net.set_registry(registry);
   server::job_supervisor_config jcfg;
   jcfg.job.default_timeout = std::chrono::seconds(opt.job_timeout);
@@ -169,6 +195,7 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
   if (server::store::names_postgresql(opt.db))
     acfg.shared_store = opt.db;
   auto artifacts = server::spawn_artifact_store(sys, acfg, net.handle());
+  add("artifact-store", artifacts);
   // A member of a cluster runs only its share of the jobs, claimed once the
   // membership actor has told it who is live (actors/server/job_cluster.cpp).
   if (opt.cluster.clustered()) {
@@ -177,18 +204,20 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
   }
   auto jobs = server::spawn_job_supervisor(sys, jcfg, std::move(loaded.jobs), registry,
                                            persistence, net.handle(), artifacts);
+  add("job-supervisor", jobs);
   server::system_config scfg;
   scfg.allow_actions = !opt.no_system_actions;
   scfg.started_at = opt.transport.started_at;
   auto system = server::spawn_system(sys, scfg, persistence, registry, jobs);
+  add("system", system);
   // Hands the valid keys to the transport now and whenever they change.
   auto keys = server::spawn_keys(sys, server::keys_config{}, persistence, net.handle());
+  add("keys", keys);
   auto cluster = server::start_cluster(sys, opt.cluster, me, std::move(members), persistence,
                                        error);
-  if (!cluster) {
-    CF_ERROR("main", error);
-    return 1;
-  }
+  if (!cluster)
+    return failed(error);
+  add("cluster", cluster);
   caf::anon_send(cluster, atom::observe::value, caf::actor_cast<caf::actor>(jobs),
                  caf::actor_cast<caf::actor>(registry));
   server::gateway_config gcfg;
@@ -197,6 +226,7 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
     sys, gcfg,
     server::gateway_peers{net.handle(), registry, jobs, system, persistence, artifacts, keys,
                           cluster});
+  add("gateway", gateway);
   net.set_gateway(gateway);
 
   CF_INFO("main", "coapfleet-server ", COAPFLEET_VERSION, " listening on ",
@@ -233,22 +263,8 @@ int serve(options& opt, bool& restart, shutdown_watch& watch,
                });
   }
   restart = reason == transport::stop_reason::restart;
-  std::pair<const char*, caf::actor> named[] = {
-    {"gateway", caf::actor_cast<caf::actor>(gateway)},
-    {"keys", caf::actor_cast<caf::actor>(keys)},
-    {"cluster", caf::actor_cast<caf::actor>(cluster)},
-    {"system", caf::actor_cast<caf::actor>(system)},
-    {"artifact-store", caf::actor_cast<caf::actor>(artifacts)},
-    {"job-supervisor", caf::actor_cast<caf::actor>(jobs)},
-    {"registry", caf::actor_cast<caf::actor>(registry)},
-    {"reader", caf::actor_cast<caf::actor>(reader)},
-    {"persistence", caf::actor_cast<caf::actor>(persistence)}};
   server::unpublish_cluster(sys, opt.cluster, cluster);
-  for (auto& [name, h] : named) {
-    watch.track(name, h);
-    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-    h = nullptr;
-  }
+  end_started();
   watch.start(give_up);
   server::await_cluster_end(std::move(cluster), std::chrono::seconds(10));
   CF_INFO("main", restart ? "restarting" : "stopped", " cleanly");

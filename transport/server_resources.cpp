@@ -354,7 +354,6 @@ void hnd_post_keys(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
 /// job is known.
 void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
                 const coap_string_t* q, coap_pdu_t* resp, const resource& key) {
-  auto path = "/" + path_of(key);
   // A node that is not active, a job this transport has no route to: the
   // registry or the job supervisor answers for it (4.04 when it does not
   // exist).
@@ -362,7 +361,8 @@ void hnd_nested(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req,
     return reply_now(r, s, req, q, resp,
                      json_reply(405, model::encode_error(std::string("method ")
                                                            + method_name(req)
-                                                           + " not allowed on " + path,
+                                                           + " not allowed on /"
+                                                           + path_of(key),
                                                          {{"allowed", "GET"}})));
   serve(r, s, req, q, resp, key);
 }

@@ -82,6 +82,19 @@ using self_ptr = job_supervisor_actor::stateful_pointer<job_supervisor_state>;
 job_actor start_job(self_ptr self, model::job_record rec);
 /// Adds a job to the directory with its actor started.
 job_actor add_job(self_ptr self, model::job_record rec);
+/// 5.00: the job's actor stays down (it died too often, or its load failed).
+caf::error job_down(const std::string& id);
+/// Runs `f` with the job's actor: now, once it is back, or with the error.
+template <class F>
+void with_job(job_entry& e, const std::string& id, F f) {
+  if (e.actor)
+    f(e.actor);
+  else if (e.down)
+    f(job_down(id));
+  else
+    e.waiting.push_back(std::move(f));
+}
+
 /// Hands the requests held for a job to its actor (or their error).
 void release_waiting(job_entry& e, const caf::expected<job_actor>& to);
 /// A job changed (or went): /updates/changes lists it in its next copy.
@@ -90,6 +103,8 @@ caf::error unknown_job(const std::string& id);
 /// Whether `id` has the shape of the ids new jobs get (three groups of six
 /// lower-case hex digits).
 bool job_id_shaped(const std::string& id);
+// job_collect.cpp
+
 /// `head`, each job's summary in the order of `ids`, then "]}". With
 /// `changes` (a copy of /updates/changes): a deleted one (changed_gone; not
 /// clustered, any not here) as {"job_id","deleted":true}, and in a cluster
@@ -104,11 +119,17 @@ caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std:
 /// The membership actor's view: claims, hand-overs, a fence.
 void take_view(self_ptr self, cluster_view v);
 
+// job_collect.cpp
+
 /// Asks each job of `ids` for its record; `done` gets those that answered,
 /// in that order (only the unfinished ones if asked so). A restarting job
 /// answers once it is back; a job that stays down is left out.
 void collect_records(self_ptr self, const std::vector<std::string>& ids, bool unfinished_only,
                      std::function<void(std::vector<model::job_record>)> done);
+/// collect_records, answered.
+caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
+                                                            const std::vector<std::string>& ids,
+                                                            bool unfinished_only);
 
 /// Why this member's jobs are not settled ("" when they are): fenced, a
 /// claim under way, jobs it lets go of, or of its share that another member

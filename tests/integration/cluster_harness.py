@@ -15,11 +15,7 @@ LEASE_MS = 3000
 
 
 def free_tcp_port():
-    s = socket.socket()
-    s.bind((h.HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return h.free_port(kind=socket.SOCK_STREAM)
 
 
 class HoldingProxy:

@@ -114,27 +114,42 @@ def _ephemeral_range():
         return 32768, 60999
 
 
-def free_port(host=HOST):
-    """A UDP port on `host` that nothing is bound to right now, outside the
-    kernel's ephemeral range. libcoap binds with SO_REUSEADDR, and Linux may
-    give a client socket (a coap-client's, with SO_REUSEADDR too) an
-    ephemeral port that such a server already holds: the client would then
-    send its request to itself and answer it 4.04."""
+# Ports this process has handed out: the kernel may offer a port again as
+# soon as the probing socket is closed, before its new holder has bound it.
+_handed_out = set()
+
+
+def free_port(host=HOST, kind=socket.SOCK_DGRAM):
+    """A port on `host` (UDP, or TCP with kind=SOCK_STREAM) that nothing is
+    bound to right now and that this process has not handed out before,
+    outside the kernel's ephemeral range. libcoap binds with SO_REUSEADDR,
+    and Linux may give a client socket (a coap-client's, with SO_REUSEADDR
+    too) an ephemeral port that such a server already holds: the client
+    would then send its request to itself and answer it 4.04. A listening
+    TCP port in that range could likewise be taken by an outgoing
+    connection first."""
     low, high = _ephemeral_range()
     ranges = [(max(1024, low - 20000), low - 1)] if low > 2048 else []
     ranges.append((high + 1, 65535)) if high < 65000 else None
     for _ in range(200):
         first, last = random.choice(ranges) if ranges else (0, 0)
         port = random.randint(first, last) if ranges else 0
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if (kind, port) in _handed_out:
+            continue
+        s = socket.socket(socket.AF_INET, kind)
         try:
             s.bind((host, port))
-            return s.getsockname()[1]
+            port = s.getsockname()[1]
         except OSError:
             continue
         finally:
             s.close()
-    raise RuntimeError("no free UDP port on %s outside the ephemeral range" % host)
+        if (kind, port) in _handed_out:
+            continue
+        _handed_out.add((kind, port))
+        return port
+    raise RuntimeError("no free %s port on %s outside the ephemeral range"
+                       % ("TCP" if kind == socket.SOCK_STREAM else "UDP", host))
 
 
 def udp_port_free(host, port):

@@ -18,13 +18,15 @@ middleman on free TCP ports and keep their leases in the store:
     second when the first is killed, registers there and reports on;
 (e) 200 simulated nodes given two members fail over to the second when
     the first is killed, and every one registers there;
-(f) bad cluster options are refused with a clear message; a server on its
-    own answers GET /cluster with "clustered": false;
+(f) bad cluster options are refused with a clear message; a member whose
+    --cluster-listen port is taken says so and exits 1 without joining; a
+    server on its own answers GET /cluster with "clustered": false;
 (g) each node is owned by one live member: reports and reads through any
     member reach its actor there, and only that member hosts one.
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -426,6 +428,24 @@ class ClusterTest(ch.ClusterCase):
             h2 = m2.coap("get", "nodes/fo-%05d/health" % i)
             fresh += h2.code == "2.05"
         self.assertEqual(fresh, 5)
+
+    def test_a_member_whose_link_port_is_taken_stops_and_never_joins(self):
+        m1 = self.member("m1")
+        taken = socket.socket()
+        taken.bind((h.HOST, self.links["m2"]))
+        taken.listen(1)
+        self.addCleanup(taken.close)
+        args = [h.SERVER_BIN, "--bind", h.HOST, "--port", str(h.free_port()), "--db", self.store,
+                "--dtls-port", "0", "--member-id", "m2",
+                "--cluster-listen", "%s:%d" % (h.HOST, self.links["m2"]),
+                "--lease-ms", str(LEASE_MS), "--artifacts", os.path.join(self.tmp, "m2-artifacts")]
+        started = time.monotonic()
+        p = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=self.tmp)
+        self.assertEqual(p.returncode, 1, (p.stdout, p.stderr))
+        self.assertIn("cannot listen on %s:%d" % (h.HOST, self.links["m2"]), p.stderr)
+        self.assertLess(time.monotonic() - started, 20, p.stderr)
+        # It never joined: m1 knows no other member.
+        self.assertEqual([m["member_id"] for m in self.cluster(m1)["members"]], ["m1"])
 
     def test_bad_options_and_a_server_on_its_own(self):
         def refused(args, words):

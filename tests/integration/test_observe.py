@@ -524,6 +524,7 @@ class ServerObserve(h.ServerTestCase, ObserveAssertions):
             r = self.server.coap("post", path, {"x": 1})
             self.assertEqual(r.code, "4.05", r)
             self.assertEqual(r.json()["allowed"], "GET", r)
+            self.assertIn("POST not allowed on /" + path, r.json()["error"], r)
         r = self.server.coap("get", "nodes/never-registered/health")
         self.assertEqual(r.code, "4.04", r)
         self.assertEqual(r.json()["node_id"], "never-registered", r)
