@@ -9,6 +9,7 @@ add_executable(agent_tests unit/agent_main.cpp
   unit/agent_signed_jobs_test.cpp
   unit/agent_metrics_test.cpp
   unit/agent_reporter_test.cpp
+  unit/agent_server_list_test.cpp
   unit/agent_sampler_test.cpp)
 target_link_libraries(agent_tests PRIVATE coapfleet_agent doctest::doctest)
 add_test(NAME agent_tests COMMAND agent_tests)

@@ -249,6 +249,7 @@ installer_actor spawn_installer(caf::actor_system& sys, installer_config cfg,
   auto fn = [](self_ptr self, installer_config cfg, reporter_actor reporter,
                agent_transport_actor transport) -> installer_actor::behavior_type {
     auto& st = self->state;
+    st.servers = server_list(cfg.server_host, cfg.server_port, cfg.other_servers);
     st.cfg = std::move(cfg);
     st.reporter = std::move(reporter);
     st.transport = std::move(transport);

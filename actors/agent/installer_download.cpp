@@ -18,8 +18,9 @@ void request_block(self_ptr self) {
   auto& note = current(self);
   client_request req;
   req.method = request_method::get;
-  req.host = st.cfg.server_host;
-  req.port = st.cfg.server_port;
+  req.host = st.servers.host();
+  req.port = st.servers.port();
+  st.dl.asked = st.servers.current();
   req.path = "artifacts/" + note.spec.artifact;
   req.block2_num = static_cast<int32_t>(st.dl.next_block);
   req.block2_szx = block_szx;
@@ -63,7 +64,7 @@ void on_block(self_ptr self, client_response& r) {
   auto& note = current(self);
   if (r.code == 0 || r.code == 503) {
     if (r.code == 0)
-      fail_over(self);
+      fail_over(self, st.dl.asked);
     if (++st.dl.retries > st.cfg.download_retries)
       return finish(self, false, static_cast<int32_t>(model::update_result::connection_lost),
                     "download of " + note.spec.artifact + " stopped at block "

@@ -46,9 +46,9 @@ std::string code_text(uint16_t code) {
 caf::error fetched(self_ptr self, const spec_fetch& f, client_response& r) {
   auto& st = self->state;
   auto server_said = r.payload.substr(0, 200);
-  if (r.code == 0 && f.asked == st.cfg.server_host + ":" + std::to_string(st.cfg.server_port))
-    fail_over(self);  // the server re-notifies; its next fetch goes to the next one
-                      // (with several servers each was tried: see on_spec)
+  if (r.code == 0)
+    fail_over(self, f.asked);  // the server re-notifies; its next fetch goes to the next one
+                               // (with several servers each was tried: see on_spec)
   if (r.code == 0 || r.code >= 500) {
     auto why = r.code == 0 ? r.error : "the server answered " + code_text(r.code) + " " + server_said;
     CF_WARN("installer", "job ", f.job_id, ": cannot fetch its spec: ", why);
@@ -85,16 +85,8 @@ caf::error fetched(self_ptr self, const spec_fetch& f, client_response& r) {
 
 }  // namespace
 
-void fail_over(self_ptr self) {
-  auto& cfg = self->state.cfg;
-  if (cfg.other_servers.empty())
-    return;
-  auto from = cfg.server_host + ":" + std::to_string(cfg.server_port);
-  cfg.other_servers.emplace_back(cfg.server_host, cfg.server_port);
-  std::tie(cfg.server_host, cfg.server_port) = cfg.other_servers.front();
-  cfg.other_servers.erase(cfg.other_servers.begin());
-  CF_WARN("installer", "server ", from, " does not answer; failing over to ", cfg.server_host,
-          ":", cfg.server_port);
+void fail_over(self_ptr self, const std::string& asked) {
+  self->state.servers.fail_over_from(asked, "installer", "does not answer");
 }
 
 caf::result<atom::ok> accept_notification(self_ptr self, model::update_notification& note) {
@@ -132,8 +124,8 @@ void request_spec_block(self_ptr self, uint64_t id) {
   auto& f = st.fetches.at(id);
   client_request req;
   req.method = request_method::get;
-  req.host = st.cfg.server_host;
-  req.port = st.cfg.server_port;
+  req.host = st.servers.host();
+  req.port = st.servers.port();
   req.path = "updates/" + f.job_id + "/spec";
   req.query = "node_id=" + st.cfg.node_id;
   // One block at a time: libcoap 4.3.1 does not follow a block-wise body
@@ -163,19 +155,18 @@ bool on_spec(self_ptr self, uint64_t id, client_response& r) {
       }
     }
   }
-  if (r.code == 0 && !cur.expired && cur.failovers < self->state.cfg.other_servers.size()) {
+  auto& servers = self->state.servers;
+  if (r.code == 0 && !cur.expired && cur.failovers < servers.others()) {
     // Its server does not answer (killed, say): the next member of the
     // cluster is asked at once, the notification waits for it (the member
     // that sent it is one of them, and it answers). Another fetch may have
     // failed over already: then the server it moved to is asked.
-    auto& cfg = self->state.cfg;
-    if (cur.asked == cfg.server_host + ":" + std::to_string(cfg.server_port))
-      fail_over(self);
+    fail_over(self, cur.asked);
     ++cur.failovers;
     cur.body.clear();
     cur.next_block = 0;
-    CF_INFO("installer", "job ", cur.job_id, ": fetching its spec from ",
-            self->state.cfg.server_host, ":", self->state.cfg.server_port, " instead");
+    CF_INFO("installer", "job ", cur.job_id, ": fetching its spec from ", servers.current(),
+            " instead");
     request_spec_block(self, id);
     return true;
   }

@@ -10,6 +10,7 @@
 
 #include "actors/agent/installer.hpp"
 #include "actors/agent/journal.hpp"
+#include "actors/agent/server_list.hpp"
 
 namespace coapfleet::agent::installer_detail {
 
@@ -23,6 +24,7 @@ struct download_state {
   uint64_t request_id = 0;
   int retries = 0;
   int last_reported_decile = -1;
+  std::string asked;  ///< HOST:PORT the last block request went to
 };
 
 /// The handler run in progress: its worker (monitored) and the process group
@@ -54,6 +56,7 @@ struct spec_fetch {
 struct installer_state {
   static inline const char* name = "installer";
   installer_config cfg;
+  server_list servers;  ///< cfg's servers, the one asked first
   reporter_actor reporter;
   agent_transport_actor transport;
   job_journal journal;        ///< as on disk: queued jobs, the current one first
@@ -98,8 +101,9 @@ void run_install(self_ptr self);
 caf::result<atom::ok> accept_notification(self_ptr self, model::update_notification& note);
 /// Asks the server for the next block of spec fetch `id`.
 void request_spec_block(self_ptr self, uint64_t id);
-/// After a call the server did not answer: the next of several servers.
-void fail_over(self_ptr self);
+/// A call to `asked` (HOST:PORT) got no answer: the next of several
+/// servers, unless another call moved on from it already.
+void fail_over(self_ptr self, const std::string& asked);
 /// The server's answer to spec fetch `id`; false when `id` is no fetch.
 bool on_spec(self_ptr self, uint64_t id, client_response& r);
 /// Fetch `id` got no answer in time.

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "actors/agent/journal.hpp"
+#include "actors/agent/server_list.hpp"
 #include "common/log.hpp"
 #include "model/json.hpp"
 
@@ -16,6 +17,7 @@ enum class call : uint8_t { enroll, health, report };
 struct reporter_state {
   static inline const char* name = "reporter";
   reporter_config cfg;
+  server_list servers;  ///< cfg's servers, the one spoken to first
   agent_transport_actor transport;
   bool registered = false;
   bool enrolling = false;
@@ -37,20 +39,16 @@ struct reporter_state {
 
 using self_ptr = reporter_actor::stateful_pointer<reporter_state>;
 
-std::string current_server(const reporter_state& st) {
-  return st.cfg.server_host + ":" + std::to_string(st.cfg.server_port);
-}
-
 void send_call(self_ptr self, call kind, request_method method, const char* path, std::string body) {
   auto& st = self->state;
   client_request req;
   req.method = method;
-  req.host = st.cfg.server_host;
-  req.port = st.cfg.server_port;
+  req.host = st.servers.host();
+  req.port = st.servers.port();
   req.path = path;
   req.payload = std::move(body);
   auto id = st.next_id++;
-  st.calls[id] = {kind, current_server(st)};
+  st.calls[id] = {kind, st.servers.current()};
   self->send(st.transport, atom::request::value, id, std::move(req));
 }
 
@@ -71,29 +69,23 @@ void schedule_retry(self_ptr self) {
 
 void server_unreachable(self_ptr self, const std::string& why) {
   auto& st = self->state;
-  if (!st.cfg.other_servers.empty()) {
-    // Fail over: the next server in turn, registered with before anything else.
-    auto from = current_server(st);
-    st.cfg.other_servers.emplace_back(st.cfg.server_host, st.cfg.server_port);
-    std::tie(st.cfg.server_host, st.cfg.server_port) = st.cfg.other_servers.front();
-    st.cfg.other_servers.erase(st.cfg.other_servers.begin());
-    CF_WARN("reporter", "server ", from, " unreachable: ", why, "; failing over to ",
-            current_server(st));
+  // Fail over: the next server in turn, registered with before anything else.
+  if (st.servers.fail_over_from(st.servers.current(), "reporter", "unreachable: " + why)) {
     st.registered = false;
     st.server_lost = false;
     st.backoff = std::chrono::milliseconds{0};
     return;
   }
   if (!st.server_lost)
-    CF_WARN("reporter", "server ", st.cfg.server_host, ":", st.cfg.server_port,
-            " unreachable: ", why, "; retrying with backoff");
+    CF_WARN("reporter", "server ", st.servers.current(), " unreachable: ", why,
+            "; retrying with backoff");
   st.server_lost = true;
 }
 
 void server_back(self_ptr self) {
   auto& st = self->state;
   if (st.server_lost)
-    CF_INFO("reporter", "server ", st.cfg.server_host, ":", st.cfg.server_port, " answers again");
+    CF_INFO("reporter", "server ", st.servers.current(), " answers again");
   st.server_lost = false;
   st.backoff = std::chrono::milliseconds{0};
 }
@@ -137,7 +129,7 @@ void on_enrolled(self_ptr self, const client_response& r) {
     server_back(self);
     if (!st.registered)
       CF_INFO("reporter", "registered as ", st.cfg.registration.node_id, " with ",
-              st.cfg.server_host, ":", st.cfg.server_port);
+              st.servers.current());
     st.registered = true;
     send_health(self);
     deliver(self);
@@ -214,6 +206,7 @@ reporter_actor spawn_reporter(caf::actor_system& sys, reporter_config cfg,
   auto fn = [](self_ptr self, reporter_config cfg,
                agent_transport_actor transport) -> reporter_actor::behavior_type {
     auto& st = self->state;
+    st.servers = server_list(cfg.server_host, cfg.server_port, cfg.other_servers);
     st.cfg = std::move(cfg);
     st.transport = std::move(transport);
     std::string err;
@@ -248,7 +241,7 @@ reporter_actor spawn_reporter(caf::actor_system& sys, reporter_config cfg,
           return;
         auto [kind, to] = i->second;
         st.calls.erase(i);
-        if (r.code == 0 && to != current_server(st)) {
+        if (r.code == 0 && to != st.servers.current()) {
           // An answer lost by a server already left behind: the call goes
           // again to the current one.
           if (kind == call::enroll)
