@@ -151,12 +151,12 @@ class ClusterCase(h.ServerTestCase):
             cls.proxy.close()
             cls.proxy = None
 
-    def member(self, name, store=None, start=True):
+    def member(self, name, store=None, start=True, extra=()):
         seeds = ",".join("%s:%d" % (h.HOST, p) for p in self.links.values())
-        extra = ["--member-id", name, "--cluster-listen", "%s:%d" % (h.HOST, self.links[name]),
-                 "--cluster-seed", seeds, "--lease-ms", str(LEASE_MS),
-                 "--artifacts", os.path.join(self.tmp, name + "-artifacts")]
-        return self.new_server(extra, name=name, db=store or self.store, start=start)
+        args = ["--member-id", name, "--cluster-listen", "%s:%d" % (h.HOST, self.links[name]),
+                "--cluster-seed", seeds, "--lease-ms", str(LEASE_MS),
+                "--artifacts", os.path.join(self.tmp, name + "-artifacts")] + list(extra)
+        return self.new_server(args, name=name, db=store or self.store, start=start)
 
     def start_agent(self, agent_bin, name, node_id, servers, extra=()):
         """A real agent with `servers` (--server each, in order), reporting every

@@ -22,7 +22,10 @@ middleman on free TCP ports and keep their leases in the store:
     --cluster-listen port is taken says so and exits 1 without joining; a
     server on its own answers GET /cluster with "clustered": false;
 (g) each node is owned by one live member: reports and reads through any
-    member reach its actor there, and only that member hosts one.
+    member reach its actor there, and only that member hosts one;
+(h) agents over DTLS, with the node's key or with certificates from the
+    cluster's CA, fail over to the next member and take a job's
+    notification from it.
 """
 import json
 import os
@@ -36,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import cluster_harness as ch  # noqa: E402
 import test_observe as ob  # noqa: E402
+import test_x509 as tx  # noqa: E402  (Pki, add_key: no tests of its own run here)
 from cluster_harness import LEASE_MS, HoldingProxy, with_port  # noqa: E402
 
 
@@ -395,6 +399,48 @@ class ClusterTest(ch.ClusterCase):
         self.assertEqual(self.run_job(m2, {"name": "t", "version": "1",
                                            "package_type": "script",
                                            "script": "touch %s" % marker}, "dt-1"),
+                         "succeeded", agent_log()[-3000:])
+        self.assertTrue(os.path.exists(marker))
+        self.assertIsNone(agent.poll(), agent_log()[-2000:])
+
+    def test_agent_with_a_certificate_fails_over_and_takes_commands_from_any_member(self):
+        # Over DTLS with certificates from the cluster's CA: every member
+        # shows the one server certificate (the cluster's server identity),
+        # the agent checks it and its name, and each member finds the
+        # node's role in the shared key table.
+        agent_bin = os.environ.get("COAPFLEET_AGENT")
+        self.assertTrue(agent_bin, "COAPFLEET_AGENT names the agent to run")
+        pki = tx.Pki(self.tmp, "cluster-ca")
+        both = "serverAuth,clientAuth"  # members and agents are clients and servers both
+        cert, key = pki.issue("server", "/CN=coapfleet-server", san="DNS:coapfleet-server",
+                              usage=both)
+        node_cert, node_key = pki.issue("pk-1", "/CN=pk-1", usage=both)
+        tx.add_key(self.store, "pk-1", "node")
+        pki_args = ["--cert", cert, "--key", key, "--ca", pki.cert]
+        m1, m2 = self.member("m1", extra=pki_args), self.member("m2", extra=pki_args)
+        self.wait_for("two live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        agent, agent_log = self.start_agent(
+            agent_bin, "pki-agent", "pk-1",
+            ["coaps://%s:%d" % (h.HOST, m.dtls_port) for m in (m1, m2)],
+            ["--cert", node_cert, "--key", node_key, "--ca", pki.cert,
+             "--server-name", "coapfleet-server"])
+        self.wait_for("the agent registered with m1 over DTLS", lambda: (
+            "registered as pk-1 with 127.0.0.1:%d" % m1.dtls_port in agent_log()
+            or agent.poll() is not None))
+        self.assertIsNone(agent.poll(), agent_log()[-2000:])
+        m1.kill9()
+        type(self).servers.remove(m1)  # killed on purpose: not a crash to report
+        self.wait_for("the agent failed over to m2 and registered there", lambda: (
+            "failing over to 127.0.0.1:%d" % m2.dtls_port in agent_log()
+            and "registered as pk-1 with 127.0.0.1:%d" % m2.dtls_port in agent_log()),
+            timeout=40)
+        # A job m2 runs: its notification reaches the agent over DTLS from
+        # m2, which proves the server's name with the cluster's certificate.
+        marker = os.path.join(self.tmp, "pki-agent-ran")
+        self.assertEqual(self.run_job(m2, {"name": "t", "version": "1",
+                                           "package_type": "script",
+                                           "script": "touch %s" % marker}, "pk-1"),
                          "succeeded", agent_log()[-3000:])
         self.assertTrue(os.path.exists(marker))
         self.assertIsNone(agent.poll(), agent_log()[-2000:])
