@@ -103,8 +103,18 @@ caf::error unknown_job(const std::string& id);
 /// Whether `id` has the shape of the ids new jobs get (three groups of six
 /// lower-case hex digits).
 bool job_id_shaped(const std::string& id);
+
 // job_collect.cpp
 
+/// Asks each job of `ids` for its record; `done` gets those that answered,
+/// in that order (only the unfinished ones if asked so). A restarting job
+/// answers once it is back; a job that stays down is left out.
+void collect_records(self_ptr self, const std::vector<std::string>& ids, bool unfinished_only,
+                     std::function<void(std::vector<model::job_record>)> done);
+/// collect_records, answered.
+caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
+                                                            const std::vector<std::string>& ids,
+                                                            bool unfinished_only);
 /// `head`, each job's summary in the order of `ids`, then "]}". With
 /// `changes` (a copy of /updates/changes): a deleted one (changed_gone; not
 /// clustered, any not here) as {"job_id","deleted":true}, and in a cluster
@@ -118,18 +128,6 @@ caf::result<std::string> collect_summaries(self_ptr self, const std::vector<std:
 
 /// The membership actor's view: claims, hand-overs, a fence.
 void take_view(self_ptr self, cluster_view v);
-
-// job_collect.cpp
-
-/// Asks each job of `ids` for its record; `done` gets those that answered,
-/// in that order (only the unfinished ones if asked so). A restarting job
-/// answers once it is back; a job that stays down is left out.
-void collect_records(self_ptr self, const std::vector<std::string>& ids, bool unfinished_only,
-                     std::function<void(std::vector<model::job_record>)> done);
-/// collect_records, answered.
-caf::result<std::vector<model::job_record>> collect_records(self_ptr self,
-                                                            const std::vector<std::string>& ids,
-                                                            bool unfinished_only);
 
 /// Why this member's jobs are not settled ("" when they are): fenced, a
 /// claim under way, jobs it lets go of, or of its share that another member

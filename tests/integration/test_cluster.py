@@ -490,7 +490,10 @@ class ClusterTest(ch.ClusterCase):
         self.assertEqual(p.returncode, 1, (p.stdout, p.stderr))
         self.assertIn("cannot listen on %s:%d" % (h.HOST, self.links["m2"]), p.stderr)
         self.assertLess(time.monotonic() - started, 20, p.stderr)
-        # It never joined: m1 knows no other member.
+        # It never joined: the store has no row of it (a join writes one,
+        # and a leave only ends its lease), and m1 knows no other member.
+        self.assertEqual(h.psql(self.store, "SELECT member_id FROM members ORDER BY member_id"),
+                         "m1")
         self.assertEqual([m["member_id"] for m in self.cluster(m1)["members"]], ["m1"])
 
     def test_bad_options_and_a_server_on_its_own(self):
