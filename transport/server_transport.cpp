@@ -82,11 +82,13 @@ int64_t server_transport::impl::do_housekeeping(bool& worked) {
     add_artifact_resource(name);
   artifacts_to_add.clear();
   for (auto& path : to_delete) {
-    auto i = reps.find(path);
-    if (i == reps.end())
+    if (reps.count(path) == 0)
       continue;
-    end_observations(path, 404);  // as RFC 7641 §3.2 ends them
-    reps.erase(i);
+    // As RFC 7641 §3.2 ends them. The last observer's end may forget the
+    // representation itself (unobserved): it is erased by its path, not
+    // by an iterator taken before.
+    end_observations(path, 404);
+    reps.erase(path);
     worked = true;
   }
   to_delete.clear();
