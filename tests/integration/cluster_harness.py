@@ -146,10 +146,12 @@ class ClusterCase(h.ServerTestCase):
 
     @classmethod
     def stop_processes(cls):
-        super().stop_processes()
-        if cls.proxy:
-            cls.proxy.close()
-            cls.proxy = None
+        try:
+            super().stop_processes()
+        finally:
+            if cls.proxy:
+                cls.proxy.close()
+                cls.proxy = None
 
     def member(self, name, store=None, start=True, extra=()):
         seeds = ",".join("%s:%d" % (h.HOST, p) for p in self.links.values())

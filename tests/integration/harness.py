@@ -862,25 +862,32 @@ class ServerTestCase(unittest.TestCase):
     def stop_processes(cls):
         for a in cls.agents:
             a.stop()
+        wrong = []
         for s in cls.servers:
             rc = s.stop()
             if rc not in (0, None):
-                # Stopping with SIGTERM must end cleanly; a crash is worth seeing.
+                # Stopping with SIGTERM must end cleanly: a crash before (a
+                # signal, -11) or a stop that hung fails the test.
                 cls.failed = True
+                wrong.append("server %s ended with %r" % (s.log_path, rc))
                 sys.stderr.write("server %s ended with %r\n%s\n" % (s.log_path, rc, s.log_tail()))
             elif rc == 0 and "actors still running" in s.log_text():
                 # The stop's watch ended it: the log names what did not end.
                 cls.failed = True
                 sys.stderr.write("server %s needed the stop's watch\n%s\n"
                                  % (s.log_path, s.log_tail()))
+        if wrong:
+            raise AssertionError("; ".join(wrong))
 
     @classmethod
     def _cleanup(cls):
-        cls.stop_processes()
-        if cls.failed or os.environ.get("COAPFLEET_IT_KEEP"):
-            sys.stderr.write("kept %s\n" % cls.class_tmp)
-        else:
-            shutil.rmtree(cls.class_tmp, ignore_errors=True)
+        try:
+            cls.stop_processes()
+        finally:
+            if cls.failed or os.environ.get("COAPFLEET_IT_KEEP"):
+                sys.stderr.write("kept %s\n" % cls.class_tmp)
+            else:
+                shutil.rmtree(cls.class_tmp, ignore_errors=True)
 
     def run(self, result=None):
         before = (len(result.failures) + len(result.errors)) if result else 0
