@@ -38,6 +38,51 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+/// Another process may hold this member's lease: the same --member-id
+/// started twice by mistake. A join would take its row (a new epoch) and
+/// fence it, and the two would take the row from each other for ever. A
+/// member that died (kill -9, a crash) renews nothing: its lease lapses
+/// within lease_ms, which the join waits for. False, with `error`, when the
+/// lease is renewed meanwhile (or the store does not answer).
+bool await_own_lease_lapsed(member_table& table, const std::string& id, std::string& error) {
+  auto find = [&](member_row& row) {
+    std::vector<member_row> rows;
+    if (!table.list(rows)) {
+      error = table.last_error();
+      return false;
+    }
+    row = {};
+    for (auto& r : rows)
+      if (r.member_id == id)
+        row = r;
+    return true;
+  };
+  member_row first;
+  if (!find(first))
+    return false;
+  if (!first.live)
+    return true;
+  CF_WARN("main", "member ", id, " holds a live lease in the store (epoch ", first.epoch,
+          ", renewed ", first.heartbeat_age_ms, " ms ago): waiting for it to lapse");
+  // Bounded: a lease not renewed lapses within lease_ms of its heartbeat.
+  auto deadline = std::chrono::steady_clock::now()
+                  + std::chrono::milliseconds(std::max<int64_t>(first.lease_ms, 0) + 2000);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    member_row now;
+    if (!find(now))
+      return false;
+    if (!now.live)
+      return true;
+    if (now.epoch != first.epoch || now.heartbeat_at != first.heartbeat_at)
+      break;
+  }
+  error = "member " + id + " runs elsewhere: its lease (epoch " + std::to_string(first.epoch)
+          + ") was renewed while this server waited to join; stop the other one, or give this "
+            "server another --member-id";
+  return false;
+}
+
 }  // namespace
 
 void add_cluster_options(CLI::App& app, cluster_options& opt) {
@@ -137,6 +182,8 @@ std::unique_ptr<member_table> join_cluster(const cluster_options& opt,
   me.cluster_endpoint = opt.listen;
   me.coap_endpoint = coap_endpoint;
   me.lease_ms = opt.lease_ms;
+  if (!await_own_lease_lapsed(*table, me.member_id, error))
+    return nullptr;
   if (!table->join(me)) {
     error = table->last_error();
     return nullptr;

@@ -84,8 +84,20 @@ int serve(server::server_options& opt, bool& restart, shutdown_watch& watch,
     return 1;
   }
   db->set_audit_keep(opt.audit_keep);
+  std::string store_name =
+    db->path() + (db->postgresql() ? " (PostgreSQL)" : " (SQLite, WAL)");
+  opt.transport.audit_tail = std::min<uint64_t>(model::audit_max_limit, opt.audit_keep);
+  opt.transport.audit_keep = opt.audit_keep;
+  opt.transport.started_at = now_millis();
+  transport::server_transport net{sys, opt.transport};
+  if (!net.open(error)) {
+    CF_ERROR("main", error);
+    return 1;
+  }
   // A member joins (a new epoch) before anything is written: every commit
-  // is fenced by its lease from the first on.
+  // is fenced by its lease from the first on. It joins once its sockets are
+  // bound (the transport serves nothing before it runs): a server that
+  // cannot listen never shows as a live member to the others.
   server::member_row me;
   std::unique_ptr<server::member_table> members;
   if (opt.cluster.clustered()) {
@@ -102,16 +114,6 @@ int serve(server::server_options& opt, bool& restart, shutdown_watch& watch,
     }
     CF_INFO("main", "cluster: joined as ", me.member_id, " with epoch ", me.epoch, " (lease ",
             me.lease_ms, " ms)");
-  }
-  std::string store_name =
-    db->path() + (db->postgresql() ? " (PostgreSQL)" : " (SQLite, WAL)");
-  opt.transport.audit_tail = std::min<uint64_t>(model::audit_max_limit, opt.audit_keep);
-  opt.transport.audit_keep = opt.audit_keep;
-  opt.transport.started_at = now_millis();
-  transport::server_transport net{sys, opt.transport};
-  if (!net.open(error)) {
-    CF_ERROR("main", error);
-    return 1;
   }
   server::persistence_config pcfg;
   pcfg.health_flush = std::chrono::milliseconds(opt.health_flush_ms);

@@ -496,6 +496,33 @@ class ClusterTest(ch.ClusterCase):
                          "m1")
         self.assertEqual([m["member_id"] for m in self.cluster(m1)["members"]], ["m1"])
 
+    def test_a_member_started_twice_leaves_the_running_one_alone(self):
+        m1 = self.member("m1")
+        self.wait_for("m1 live", lambda: (self.members_of(m1) or {}).get("m1", {}).get("live"))
+        epoch = h.psql(self.store, "SELECT epoch FROM members WHERE member_id = 'm1'")
+        # The same --member-id on other ports: it waits for m1's lease,
+        # sees it renewed, and exits without taking m1's row.
+        args = [h.SERVER_BIN, "--bind", h.HOST, "--port", str(h.free_port()), "--db", self.store,
+                "--dtls-port", "0", "--member-id", "m1",
+                "--cluster-listen", "%s:%d" % (h.HOST, ch.free_tcp_port()),
+                "--lease-ms", str(LEASE_MS), "--artifacts", os.path.join(self.tmp, "m1b-artifacts")]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=self.tmp)
+        self.assertEqual(p.returncode, 1, (p.stdout, p.stderr))
+        self.assertIn("member m1 runs elsewhere", p.stderr)
+        self.assertEqual(h.psql(self.store, "SELECT epoch FROM members WHERE member_id = 'm1'"),
+                         epoch)
+        self.assertTrue(self.members_of(m1)["m1"]["live"])
+        self.assertNotIn("lapsed: this member stops acting", m1.log_text())
+        # Once m1 is gone (kill -9: its lease lapses), the same start joins.
+        m1.kill9()
+        type(self).servers.remove(m1)  # killed on purpose: not a crash to report
+        again = self.member("m1")
+        self.wait_for("m1 live again", lambda: (self.members_of(again) or {}).get("m1", {})
+                      .get("live"))
+        self.assertGreater(int(h.psql(self.store,
+                                      "SELECT epoch FROM members WHERE member_id = 'm1'")),
+                           int(epoch))
+
     def test_bad_options_and_a_server_on_its_own(self):
         def refused(args, words):
             p = subprocess.run([h.SERVER_BIN] + args, capture_output=True, text=True, timeout=30,
