@@ -363,13 +363,42 @@ class ClusterTest(ch.ClusterCase):
                       timeout=20)
         self.assertEqual(agent.poll(), None, agent_log()[-2000:])
 
+    def secure_agent_fails_over(self, node_id, agent_args, member_args=()):
+        """Members m1 and m2 (with `member_args`), a real agent `node_id`
+        given both as coaps:// (with `agent_args`): it registers with m1 over
+        DTLS, fails over to m2 once m1 is killed, registers there, and runs
+        a job m2 runs, whose notification m2 sends it over DTLS."""
+        agent_bin = os.environ.get("COAPFLEET_AGENT")
+        self.assertTrue(agent_bin, "COAPFLEET_AGENT names the agent to run")
+        m1, m2 = self.member("m1", extra=member_args), self.member("m2", extra=member_args)
+        self.wait_for("two live, linked members",
+                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
+        agent, agent_log = self.start_agent(
+            agent_bin, node_id + "-agent", node_id,
+            ["coaps://%s:%d" % (h.HOST, m.dtls_port) for m in (m1, m2)], agent_args)
+        self.wait_for("the agent registered with m1 over DTLS", lambda: (
+            "registered as %s with 127.0.0.1:%d" % (node_id, m1.dtls_port) in agent_log()
+            or agent.poll() is not None))
+        self.assertIsNone(agent.poll(), agent_log()[-2000:])
+        m1.kill9()
+        type(self).servers.remove(m1)  # killed on purpose: not a crash to report
+        self.wait_for("the agent failed over to m2 and registered there", lambda: (
+            "failing over to 127.0.0.1:%d" % m2.dtls_port in agent_log()
+            and "registered as %s with 127.0.0.1:%d" % (node_id, m2.dtls_port) in agent_log()),
+            timeout=40)
+        marker = os.path.join(self.tmp, node_id + "-ran")
+        self.assertEqual(self.run_job(m2, {"name": "t", "version": "1",
+                                           "package_type": "script",
+                                           "script": "touch %s" % marker}, node_id),
+                         "succeeded", agent_log()[-3000:])
+        self.assertTrue(os.path.exists(marker))
+        self.assertIsNone(agent.poll(), agent_log()[-2000:])
+
     def test_dtls_agent_fails_over_and_takes_commands_from_any_member(self):
         # Over DTLS with the node's key (in the shared store, so every
         # member knows it): the agent fails over like a plain one, and takes
         # the notification of a job from the member it failed over to (any
         # member that holds the node's key proves it is the agent's server).
-        agent_bin = os.environ.get("COAPFLEET_AGENT")
-        self.assertTrue(agent_bin, "COAPFLEET_AGENT names the agent to run")
         p = subprocess.run([h.SERVER_BIN, "--db", self.store, "keys", "add", "dt-1",
                             "--role", "node"], capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -377,73 +406,23 @@ class ClusterTest(ch.ClusterCase):
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(p.stdout.strip() + "\n")
-        m1, m2 = self.member("m1"), self.member("m2")
-        self.wait_for("two live, linked members",
-                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
-        agent, agent_log = self.start_agent(
-            agent_bin, "dtls-agent", "dt-1",
-            ["coaps://%s:%d" % (h.HOST, m.dtls_port) for m in (m1, m2)],
-            ["--key-file", key_path])
-        self.wait_for("the agent registered with m1 over DTLS", lambda: (
-            "registered as dt-1 with 127.0.0.1:%d" % m1.dtls_port in agent_log()
-            or agent.poll() is not None))
-        self.assertIsNone(agent.poll(), agent_log()[-2000:])
-        m1.kill9()
-        type(self).servers.remove(m1)  # killed on purpose: not a crash to report
-        self.wait_for("the agent failed over to m2 and registered there", lambda: (
-            "failing over to 127.0.0.1:%d" % m2.dtls_port in agent_log()
-            and "registered as dt-1 with 127.0.0.1:%d" % m2.dtls_port in agent_log()),
-            timeout=40)
-        # A job m2 runs: its notification reaches the agent over DTLS from m2.
-        marker = os.path.join(self.tmp, "dtls-agent-ran")
-        self.assertEqual(self.run_job(m2, {"name": "t", "version": "1",
-                                           "package_type": "script",
-                                           "script": "touch %s" % marker}, "dt-1"),
-                         "succeeded", agent_log()[-3000:])
-        self.assertTrue(os.path.exists(marker))
-        self.assertIsNone(agent.poll(), agent_log()[-2000:])
+        self.secure_agent_fails_over("dt-1", ["--key-file", key_path])
 
     def test_agent_with_a_certificate_fails_over_and_takes_commands_from_any_member(self):
         # Over DTLS with certificates from the cluster's CA: every member
         # shows the one server certificate (the cluster's server identity),
-        # the agent checks it and its name, and each member finds the
-        # node's role in the shared key table.
-        agent_bin = os.environ.get("COAPFLEET_AGENT")
-        self.assertTrue(agent_bin, "COAPFLEET_AGENT names the agent to run")
+        # the agent checks it and its name (a notification from m2 proves
+        # it), and each member finds the node's role in the shared key table.
         pki = tx.Pki(self.tmp, "cluster-ca")
         both = "serverAuth,clientAuth"  # members and agents are clients and servers both
         cert, key = pki.issue("server", "/CN=coapfleet-server", san="DNS:coapfleet-server",
                               usage=both)
         node_cert, node_key = pki.issue("pk-1", "/CN=pk-1", usage=both)
         tx.add_key(self.store, "pk-1", "node")
-        pki_args = ["--cert", cert, "--key", key, "--ca", pki.cert]
-        m1, m2 = self.member("m1", extra=pki_args), self.member("m2", extra=pki_args)
-        self.wait_for("two live, linked members",
-                      lambda: self.all_live_and_linked([m1, m2], ["m1", "m2"]))
-        agent, agent_log = self.start_agent(
-            agent_bin, "pki-agent", "pk-1",
-            ["coaps://%s:%d" % (h.HOST, m.dtls_port) for m in (m1, m2)],
-            ["--cert", node_cert, "--key", node_key, "--ca", pki.cert,
-             "--server-name", "coapfleet-server"])
-        self.wait_for("the agent registered with m1 over DTLS", lambda: (
-            "registered as pk-1 with 127.0.0.1:%d" % m1.dtls_port in agent_log()
-            or agent.poll() is not None))
-        self.assertIsNone(agent.poll(), agent_log()[-2000:])
-        m1.kill9()
-        type(self).servers.remove(m1)  # killed on purpose: not a crash to report
-        self.wait_for("the agent failed over to m2 and registered there", lambda: (
-            "failing over to 127.0.0.1:%d" % m2.dtls_port in agent_log()
-            and "registered as pk-1 with 127.0.0.1:%d" % m2.dtls_port in agent_log()),
-            timeout=40)
-        # A job m2 runs: its notification reaches the agent over DTLS from
-        # m2, which proves the server's name with the cluster's certificate.
-        marker = os.path.join(self.tmp, "pki-agent-ran")
-        self.assertEqual(self.run_job(m2, {"name": "t", "version": "1",
-                                           "package_type": "script",
-                                           "script": "touch %s" % marker}, "pk-1"),
-                         "succeeded", agent_log()[-3000:])
-        self.assertTrue(os.path.exists(marker))
-        self.assertIsNone(agent.poll(), agent_log()[-2000:])
+        self.secure_agent_fails_over(
+            "pk-1", ["--cert", node_cert, "--key", node_key, "--ca", pki.cert,
+                     "--server-name", "coapfleet-server"],
+            member_args=["--cert", cert, "--key", key, "--ca", pki.cert])
 
     def test_simulated_nodes_fail_over_to_the_next_member(self):
         sim = os.environ.get("COAPFLEET_SIM")
